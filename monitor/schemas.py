@@ -1,0 +1,130 @@
+"""The ingestion contract: what `POST /v1/events` and `POST /v1/feedback` accept.
+
+The SDK (`monitor.sdk`) builds plain dicts of exactly these fields without importing pydantic, and the
+OTLP mapping produces the same dicts, so this module is the one place the wire format is defined.
+Limits that depend on settings (text length, metadata size) are checked with the validation context so
+that one compiled schema serves every configuration.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
+
+ClientId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
+ShortText = Annotated[str, StringConstraints(max_length=256)]
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_text_chars: int = 1_000_000
+    max_metadata_bytes: int = 65_536
+
+
+def _limits(info: ValidationInfo) -> Limits:
+    ctx = info.context or {}
+    limits = ctx.get("limits")
+    return limits if isinstance(limits, Limits) else Limits()
+
+
+def _check_text(value: str | None, info: ValidationInfo) -> str | None:
+    if value is None:
+        return None
+    limit = _limits(info).max_text_chars
+    if len(value) > limit:
+        raise ValueError(f"is {len(value)} characters long; the limit is {limit}")
+    if "\x00" in value:
+        raise ValueError("contains a NUL character (\\u0000), which cannot be stored")
+    return value
+
+
+def _check_metadata(value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    size = len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    limit = _limits(info).max_metadata_bytes
+    if size > limit:
+        raise ValueError(f"serializes to {size} bytes; the limit is {limit}")
+    if "\\u0000" in json.dumps(value):
+        raise ValueError("contains a NUL character (\\u0000), which cannot be stored")
+    return value
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+class EventIn(BaseModel):
+    """One LLM call as the app saw it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    event_id: ClientId = Field(description="Client-generated id, unique per project; a retried event is stored once.")
+    timestamp: datetime | None = Field(None, description="When the call started (ISO 8601 or epoch seconds). Default: arrival.")
+    trace_id: ClientId | None = Field(None, description="Trace or conversation id, to group calls.")
+    session_id: ClientId | None = Field(None, description="End-user session id.")
+    model: ShortText | None = Field(None, description="Model name, e.g. `smollm2-135m`.")
+    model_version: ShortText | None = Field(None, description="Served model version (e.g. registry version).")
+    prompt_template_id: ShortText | None = None
+    prompt_template_version: ShortText | None = None
+    prompt: str | None = Field(None, description="The user prompt (or the rendered final message).")
+    response: str | None = Field(None, description="The model's answer.")
+    latency_ms: float | None = Field(None, ge=0, le=86_400_000)
+    prompt_tokens: int | None = Field(None, ge=0, le=100_000_000)
+    completion_tokens: int | None = Field(None, ge=0, le=100_000_000)
+    error: Annotated[str, StringConstraints(max_length=8192)] | None = Field(
+        None, description="Error text when the call failed."
+    )
+    metadata: dict[str, Any] | None = Field(None, description="Free JSON object; segments can use its keys.")
+
+    _text = field_validator("prompt", "response")(_check_text)
+    _meta = field_validator("metadata")(_check_metadata)
+    _ts = field_validator("timestamp")(lambda v: _utc(v))
+
+
+class FeedbackIn(BaseModel):
+    """User feedback on one event, linked by the event's client id. It may arrive before the event."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    feedback_id: ClientId = Field(description="Client-generated id; a retried feedback is stored once.")
+    event_id: ClientId = Field(description="The `event_id` of the call this feedback is about.")
+    timestamp: datetime | None = None
+    score: float | None = Field(None, ge=-1e6, le=1e6, description="Numeric score, e.g. 1 / 0 or 1..5.")
+    label: ShortText | None = Field(None, description="Categorical label, e.g. `thumbs_up`.")
+    comment: Annotated[str, StringConstraints(max_length=16_384)] | None = None
+    corrected_response: str | None = Field(None, description="What the answer should have been.")
+    metadata: dict[str, Any] | None = None
+
+    _text = field_validator("corrected_response", "comment")(_check_text)
+    _meta = field_validator("metadata")(_check_metadata)
+    _ts = field_validator("timestamp")(lambda v: _utc(v))
+
+    @model_validator(mode="after")
+    def _has_signal(self) -> FeedbackIn:
+        if self.score is None and self.label is None and self.corrected_response is None:
+            raise ValueError("feedback needs at least one of score, label or corrected_response")
+        return self
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: list[EventIn] = Field(min_length=1, description="One or more events; the batch is stored whole or not at all.")
+
+
+class FeedbackBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    feedback: list[FeedbackIn] = Field(min_length=1)
+
+
+class IngestResult(BaseModel):
+    accepted: int = Field(description="Newly stored items.")
+    duplicates: int = Field(description="Items already stored under the same client id (not stored again).")

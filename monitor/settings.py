@@ -1,0 +1,62 @@
+"""The one settings object. Every knob is an environment variable with the `DRIFTLOOP_` prefix."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "local-dev-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DRIFTLOOP_", env_file=".env", extra="ignore")
+
+    mode: Literal["local", "production"] = Field(
+        "local", description="`local` allows default secrets and loopback webhooks; `production` refuses them."
+    )
+    database_url: str = Field(
+        "sqlite:///driftloop.db",
+        description="SQLAlchemy URL. Default: a SQLite file in the working directory (embedded mode). "
+        "Use postgresql+psycopg://user@host/db for production.",
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker and result backend.")
+    runner: Literal["inprocess", "celery"] = Field(
+        "inprocess", description="`inprocess` runs tasks in the calling process (embedded); `celery` queues them."
+    )
+    secret_key: str = Field(DEFAULT_SECRET, description="Signs UI sessions. Must be changed outside local mode.")
+    data_dir: Path = Field(Path("driftloop-data"), description="Adapters, caches and reports live here.")
+
+    # Collector limits: a request over any of them is refused whole (413/422), nothing stored.
+    max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest request body, after decompression.")
+    max_batch_events: int = Field(10_000, description="Most events (or feedback items) in one batch.")
+    max_text_chars: int = Field(1_000_000, description="Longest prompt, response or corrected response.")
+    max_metadata_bytes: int = Field(65_536, description="Largest serialized metadata object per event.")
+
+    # Ingestion back-pressure: while the database is unreachable the collector answers 503 with this.
+    retry_after_seconds: int = Field(5, description="Retry-After sent with 503 when the database is down.")
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_outside_local(self) -> Settings:
+        if self.mode != "local" and self.secret_key == DEFAULT_SECRET:
+            raise ValueError(
+                "DRIFTLOOP_SECRET_KEY is the built-in default; set a random secret when DRIFTLOOP_MODE is not local"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    """Tests and the CLI change the environment; this makes the next `get_settings()` read it again."""
+    get_settings.cache_clear()

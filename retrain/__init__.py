@@ -1,0 +1,1 @@
+"""Closed loop: training data from feedback, LoRA training, model registry, evaluation and swap."""

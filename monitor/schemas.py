@@ -23,6 +23,7 @@ ShortText = Annotated[str, StringConstraints(max_length=256)]
 class Limits:
     max_text_chars: int = 1_000_000
     max_metadata_bytes: int = 65_536
+    max_batch_items: int = 10_000
 
 
 def _limits(info: ValidationInfo) -> Limits:
@@ -68,7 +69,9 @@ class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
     event_id: ClientId = Field(description="Client-generated id, unique per project; a retried event is stored once.")
-    timestamp: datetime | None = Field(None, description="When the call started (ISO 8601 or epoch seconds). Default: arrival.")
+    timestamp: datetime | None = Field(
+        None, description="When the call started (ISO 8601 or epoch seconds). Default: arrival."
+    )
     trace_id: ClientId | None = Field(None, description="Trace or conversation id, to group calls.")
     session_id: ClientId | None = Field(None, description="End-user session id.")
     model: ShortText | None = Field(None, description="Model name, e.g. `smollm2-135m`.")
@@ -115,14 +118,28 @@ class FeedbackIn(BaseModel):
         return self
 
 
+def _check_batch_length(value: Any, info: ValidationInfo) -> Any:
+    # Runs before the items are validated, so an oversized batch is refused without parsing every item.
+    limit = _limits(info).max_batch_items
+    if isinstance(value, list) and len(value) > limit:
+        raise ValueError(f"has {len(value)} items; the limit is {limit} per batch")
+    return value
+
+
 class EventBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    events: list[EventIn] = Field(min_length=1, description="One or more events; the batch is stored whole or not at all.")
+    events: list[EventIn] = Field(
+        min_length=1, description="One or more events; the batch is stored whole or not at all."
+    )
+
+    _len = field_validator("events", mode="before")(_check_batch_length)
 
 
 class FeedbackBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     feedback: list[FeedbackIn] = Field(min_length=1)
+
+    _len = field_validator("feedback", mode="before")(_check_batch_length)
 
 
 class IngestResult(BaseModel):

@@ -1,0 +1,84 @@
+"""Reading request bodies safely: size caps before and after decompression, and clear refusals."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, TypeVar
+
+from fastapi import HTTPException, Request, status
+from pydantic import BaseModel, ValidationError
+
+from monitor.schemas import Limits
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body, refused with 413 as soon as it exceeds `max_bytes` (without buffering the rest)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"request body is {int(declared)} bytes; the limit is {max_bytes}",
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise HTTPException(
+                status.HTTP_413_CONTENT_TOO_LARGE, f"request body exceeds the limit of {max_bytes} bytes"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_content(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
+    """Undo `Content-Encoding: gzip|deflate`, refusing bodies that inflate past `max_bytes` (zip bombs)."""
+    enc = (encoding or "identity").strip().lower()
+    if enc in ("", "identity"):
+        return body
+    if enc not in ("gzip", "deflate"):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"unsupported Content-Encoding {enc!r}; use gzip, deflate or none"
+        )
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # 32: accept both gzip and zlib headers
+    try:
+        out = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"body is not valid {enc}: {exc}") from None
+    if len(out) > max_bytes or inflater.unconsumed_tail:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"decompressed body exceeds the limit of {max_bytes} bytes"
+        )
+    if not inflater.eof:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"body is truncated {enc} data")
+    return out
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def validation_detail(exc: ValidationError, limit: int = 20) -> list[dict[str, Any]]:
+    """Pydantic errors as `{field, message}` pairs, without echoing (possibly huge) input values."""
+    errors = exc.errors(include_input=False, include_url=False, include_context=False)
+    detail = [
+        {"field": _loc(tuple(e["loc"])) or "body", "message": e["msg"], "type": e["type"]} for e in errors[:limit]
+    ]
+    if len(errors) > limit:
+        detail.append({"field": "body", "message": f"... and {len(errors) - limit} more errors", "type": "truncated"})
+    return detail
+
+
+def parse_batch(model: type[M], raw: bytes, limits: Limits) -> M:
+    try:
+        return model.model_validate_json(raw, context={"limits": limits})
+    except ValidationError as exc:
+        detail = validation_detail(exc)
+        too_many = any("per batch" in d["message"] for d in detail)
+        code = status.HTTP_413_CONTENT_TOO_LARGE if too_many else status.HTTP_422_UNPROCESSABLE_CONTENT
+        raise HTTPException(code, detail) from None

@@ -1,0 +1,42 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine, text
+
+from monitor import __version__
+from monitor.migrations import current_revision, head_revision
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+def healthz() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/readyz", summary="Readiness: the database answers and is migrated to head")
+def readyz(request: Request) -> JSONResponse:
+    engine: Engine = request.app.state.engine
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        current = current_revision(engine)
+    except Exception as exc:  # any failure to reach the database means "not ready", never a 500
+        return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
+    head = head_revision()
+    if current != head:
+        return JSONResponse(
+            {"status": "unmigrated", "database_revision": current, "code_revision": head,
+             "hint": "run `driftloop migrate`"},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ready", "database_revision": current})
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

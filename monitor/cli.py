@@ -1,0 +1,130 @@
+"""The `driftloop` command line. Each command opens one session and commits once (the edge)."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from monitor import __version__
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="driftloop: keep LLM applications healthy.")
+keys_app = typer.Typer(no_args_is_help=True, help="Ingestion API keys (stored hashed; shown once).")
+app.add_typer(keys_app, name="keys")
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def version() -> None:
+    """Print the driftloop version."""
+    console.print(f"driftloop {__version__}")
+
+
+@app.command()
+def migrate(
+    revision: str = typer.Argument("head", help="Target revision (upgrade), e.g. head."),
+    down: bool = typer.Option(False, "--down", help="Downgrade to REVISION instead (e.g. -1 or base)."),
+) -> None:
+    """Upgrade (or downgrade) the database schema."""
+    from monitor import migrations
+    from monitor.settings import get_settings
+
+    url = get_settings().database_url
+    target = ("-1" if revision == "head" else revision) if down else revision
+    try:
+        (migrations.downgrade if down else migrations.upgrade)(url, target)
+    except Exception as exc:
+        _fail(f"migration failed on {_redact(url)}: {exc}")
+    console.print(f"[green]database {'downgraded' if down else 'upgraded'} to {target}[/green] ({_redact(url)})")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Bind address (0.0.0.0 inside a container)."),
+    port: int = typer.Option(8000, help="Port."),
+    workers: int = typer.Option(1, help="Uvicorn worker processes."),
+    migrate_first: bool = typer.Option(True, "--migrate/--no-migrate", help="Upgrade the schema before serving."),
+    log_level: str = typer.Option("info"),
+) -> None:
+    """Run the collector API (and UI)."""
+    import uvicorn
+
+    from monitor import migrations
+
+    if migrate_first:
+        migrations.upgrade()
+    uvicorn.run(
+        "monitor.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+        log_level=log_level, access_log=False,
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    project: str = typer.Argument(..., help="Project slug; created if it does not exist."),
+    name: str = typer.Option("default", help="A label for the key."),
+) -> None:
+    """Create an API key. The key is printed once and never stored."""
+    from monitor.db import session_scope
+    from monitor.services.projects import create_key
+
+    try:
+        with session_scope() as session:
+            created = create_key(session, project, name)
+    except ValueError as exc:
+        _fail(str(exc))
+    console.print(f"project [bold]{created.project_slug}[/bold], key id {created.id} ({created.prefix}…)")
+    console.print("Store this key now; it is not shown again:")
+    print(created.key)
+
+
+@keys_app.command("list")
+def keys_list(project: str | None = typer.Option(None, help="Only this project.")) -> None:
+    """List keys (prefixes only)."""
+    from monitor.db import session_scope
+    from monitor.services.projects import list_keys
+
+    table = Table("id", "project", "name", "prefix", "created", "revoked")
+    with session_scope() as session:
+        for key, proj in list_keys(session, project):
+            table.add_row(str(key.id), proj.slug, key.name, key.prefix, f"{key.created_at:%Y-%m-%d %H:%M}",
+                          f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: str = typer.Argument(..., help="Key id or prefix (dl_xxxxxxxx).")) -> None:
+    """Revoke a key; requests with it are refused from now on."""
+    from monitor.db import session_scope
+    from monitor.services.projects import NotFoundError, revoke_key
+
+    try:
+        with session_scope() as session:
+            row = revoke_key(session, key)
+            prefix = row.prefix
+    except (NotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"revoked {prefix}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<database url>"
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

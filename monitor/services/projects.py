@@ -1,0 +1,102 @@
+"""Projects and their ingestion keys. Service functions take the session first and never commit."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.db import utcnow
+from monitor.models import ApiKey, Project
+
+KEY_PREFIX = "dl_"
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class NotFoundError(LookupError):
+    pass
+
+
+def hash_key(key: str) -> str:
+    # Keys carry 192 bits of randomness, so a fast hash is enough: nothing to brute-force, and it keeps the
+    # per-request auth lookup to one indexed equality.
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    id: int
+    project_slug: str
+    name: str
+    prefix: str
+    key: str  # shown once; never stored
+
+
+def get_project(session: Session, slug: str) -> Project:
+    project = session.scalar(select(Project).where(Project.slug == slug))
+    if project is None:
+        raise NotFoundError(f"no project named {slug!r}")
+    return project
+
+
+def get_or_create_project(session: Session, slug: str, name: str | None = None) -> Project:
+    if not _SLUG.match(slug):
+        raise ValueError(f"project slug {slug!r} must be 1-64 chars of a-z, 0-9, '-' or '_', starting alphanumeric")
+    project = session.scalar(select(Project).where(Project.slug == slug))
+    if project is None:
+        project = Project(slug=slug, name=name or slug, config={})
+        session.add(project)
+        session.flush()
+    return project
+
+
+def create_key(session: Session, project_slug: str, name: str = "default") -> CreatedKey:
+    project = get_or_create_project(session, project_slug)
+    visible = secrets.token_hex(4)
+    key = f"{KEY_PREFIX}{visible}_{secrets.token_hex(24)}"
+    row = ApiKey(project_id=project.id, name=name, prefix=f"{KEY_PREFIX}{visible}", key_hash=hash_key(key))
+    session.add(row)
+    session.flush()
+    return CreatedKey(id=row.id, project_slug=project.slug, name=name, prefix=row.prefix, key=key)
+
+
+def list_keys(session: Session, project_slug: str | None = None) -> list[tuple[ApiKey, Project]]:
+    stmt = select(ApiKey, Project).join(Project, Project.id == ApiKey.project_id).order_by(ApiKey.id)
+    if project_slug:
+        stmt = stmt.where(Project.slug == project_slug)
+    return [(k, p) for k, p in session.execute(stmt).all()]
+
+
+def revoke_key(session: Session, prefix_or_id: str) -> ApiKey:
+    stmt = select(ApiKey)
+    stmt = stmt.where(ApiKey.id == int(prefix_or_id)) if prefix_or_id.isdigit() else stmt.where(
+        ApiKey.prefix == prefix_or_id
+    )
+    rows = list(session.scalars(stmt))
+    if not rows:
+        raise NotFoundError(f"no API key {prefix_or_id!r}")
+    if len(rows) > 1:
+        raise ValueError(f"{prefix_or_id!r} matches {len(rows)} keys; revoke by id")
+    key = rows[0]
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    return key
+
+
+def authenticate(session: Session, presented: str) -> Project | None:
+    """The project a live key belongs to, or None for unknown and revoked keys."""
+    if not presented.startswith(KEY_PREFIX) or len(presented) > 200:
+        return None
+    row = session.execute(
+        select(ApiKey.revoked_at, Project)
+        .join(Project, Project.id == ApiKey.project_id)
+        .where(ApiKey.key_hash == hash_key(presented))
+    ).first()
+    if row is None or row[0] is not None:
+        return None
+    project: Project = row[1]
+    return project

@@ -16,7 +16,7 @@ def as_embeddings(name: str, x: object) -> np.ndarray:
     """A 2-D float array (float16/32/64 kept as given; cast later in bounded chunks)."""
     arr = np.asarray(x)
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (items × dimensions), got shape {arr.shape}")
+        raise ValueError(f"{name} must be a 2-D array (items x dimensions), got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     return arr

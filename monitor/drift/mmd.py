@@ -2,20 +2,20 @@
 
 Two paths compute the same unbiased statistic MMD²_u (Gretton et al., 2012):
 
-* **exact** (both sides ≤ `exact_max_per_side`, default 2000): the full N×N kernel matrix. At these
+* **exact** (both sides ≤ `exact_max_per_side`, default 2000): the full NxN kernel matrix. At these
   sizes it costs well under a second and keeps all the power of the real kernel.
 * **random Fourier features** (larger windows): k(x, y) ≈ φ(x)·φ(y) with φ = [cos Wx, sin Wx]/√D,
-  W ~ N(0, σ⁻²I) (Rahimi & Recht, 2007). Then MMD² is ‖mean φ(X) − mean φ(Y)‖² up to a diagonal
-  correction, and every permutation is one row of a (permutations × N) 0/1 matrix times the
-  (N × features) feature matrix: all permutations are a handful of chunked matrix products. Memory
-  is the feature matrix (N × n_features float32) plus one chunk.
+  W ~ N(0, sigma⁻²I) (Rahimi & Recht, 2007). Then MMD² is ‖mean φ(X) - mean φ(Y)‖² up to a diagonal
+  correction, and every permutation is one row of a (permutations x N) 0/1 matrix times the
+  (N x features) feature matrix: all permutations are a handful of chunked matrix products. Memory
+  is the feature matrix (N x n_features float32) plus one chunk.
 
 Validity does not depend on the approximation: conditional on W and the bandwidth (both functions
 of the pooled sample only), the permutation test is exact for the kernel φ(x)·φ(y); the
 approximation only costs a little power. The bandwidth is the median pairwise distance of a
 bounded subsample of the *pooled* data, which is permutation-invariant, so it keeps the test exact.
 
-Effect size: MMD / spread, where spread² = 1 − mean k(x, x') over distinct reference pairs is the
+Effect size: MMD / spread, where spread² = 1 - mean k(x, x') over distinct reference pairs is the
 reference's own spread in kernel feature space (its mean squared distance to its kernel mean). It
 is a standardised mean difference in feature space; when a fraction ε of the window is replaced by
 another population Q it equals ε·MMD(P, Q)/spread(P), linear in ε and independent of N. See
@@ -56,9 +56,9 @@ def median_bandwidth(pooled: np.ndarray, *, max_points: int, rng: np.random.Gene
 def _permutation_chunks(
     m: int, n: int, n_permutations: int, rng: np.random.Generator, row_bytes: int
 ) -> Iterator[np.ndarray]:
-    """Yield (chunk × (m+n)) float32 0/1 matrices; each row marks a uniformly random size-m set.
+    """Yield (chunk x (m+n)) float32 0/1 matrices; each row marks a uniformly random size-m set.
 
-    The set is the m smallest of N uniform float64 keys (found with a partition, ~5× faster than
+    The set is the m smallest of N uniform float64 keys (found with a partition, ~5x faster than
     shuffling each row). A tie at the cut would change the set size; it has probability ~N/2⁵³,
     and any such row is redrawn by a plain permutation anyway.
     """
@@ -118,7 +118,7 @@ def _exact_statistics(
     ref_mean_k = (sxx_obs - m) / (m * (m - 1))
     perms: list[np.ndarray] = []
     for chunk in _permutation_chunks(m, n, n_permutations, rng, row_bytes=total * 4 * 2):
-        kernel_sel = kernel @ chunk.T  # (N × c): for each permutation, K·a
+        kernel_sel = kernel @ chunk.T  # (N x c): for each permutation, K·a
         quad = np.einsum("ij,ji->i", chunk.astype(np.float64), kernel_sel.astype(np.float64))
         perms.append(stat(quad, chunk.astype(np.float64) @ row_sums))
     return observed, np.concatenate(perms), ref_mean_k
@@ -127,7 +127,7 @@ def _exact_statistics(
 def _rff_features(
     reference: np.ndarray, current: np.ndarray, sigma: float, n_features: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Centred random Fourier features of the pooled rows ((m+n) × n_features float32, built in
+    """Centred random Fourier features of the pooled rows ((m+n) x n_features float32, built in
     bounded chunks) and the pooled mean of the uncentred features (float64)."""
     dim = reference.shape[1]
     n_freq = n_features // 2
@@ -166,8 +166,8 @@ def _rff_statistics(
 
     def stat(centred_sums: np.ndarray) -> np.ndarray:
         # With S the centred feature sum over the 'reference' set, the set means are
-        # μx = μ + S/m and μy = μ − S/n, so MMD²_b = ‖S‖²(1/m + 1/n)² and the unbiased statistic adds
-        # the diagonal correction (‖μx‖² − 1)/(m − 1) + (‖μy‖² − 1)/(n − 1).
+        # μx = μ + S/m and μy = μ - S/n, so MMD²_b = ‖S‖²(1/m + 1/n)² and the unbiased statistic adds
+        # the diagonal correction (‖μx‖² - 1)/(m - 1) + (‖μy‖² - 1)/(n - 1).
         sums = centred_sums.astype(np.float64)
         q = np.einsum("ij,ij->i", sums, sums)
         lin = sums @ mu
@@ -181,8 +181,7 @@ def _rff_statistics(
     mean_ref = mu + obs_sums[0] / m
     ref_mean_k = (m * float(mean_ref @ mean_ref) - 1.0) / (m - 1)
     perms = [
-        stat(chunk @ feats)
-        for chunk in _permutation_chunks(m, n, n_permutations, rng, row_bytes=(m + n) * 4)
+        stat(chunk @ feats) for chunk in _permutation_chunks(m, n, n_permutations, rng, row_bytes=(m + n) * 4)
     ]
     return observed, np.concatenate(perms), ref_mean_k
 
@@ -241,7 +240,7 @@ def mmd_test(
         "min_effect": min_effect,
         "n_permutations": n_permutations,
         "bandwidth": sigma,
-        "kernel": "rbf exp(-d²/(2σ²))",
+        "kernel": "rbf exp(-d²/(2sigma²))",
     }
     if sigma == 0.0:
         # Every sampled point is identical: no kernel to build, and nothing can have changed.

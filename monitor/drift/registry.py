@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
-
-import numpy as np
+from typing import Literal, TypeVar
 
 from monitor.drift.result import DriftResult
 
@@ -20,16 +18,12 @@ DetectorKind = Literal["embedding", "scalar"]
 KINDS: tuple[DetectorKind, ...] = ("embedding", "scalar")
 
 
-class Detector(Protocol):
-    def __call__(
-        self,
-        reference: np.ndarray,
-        current: np.ndarray,
-        *,
-        alpha: float = ...,
-        seed: int | None = ...,
-        **params: Any,
-    ) -> DriftResult: ...
+Detector = Callable[..., DriftResult]
+"""`(reference, current, *, alpha: float, seed: int | None, **params) -> DriftResult`. Spelled as
+Callable[..., ...] because each detector adds its own keyword parameters, which a Protocol with
+`**params` would reject."""
+
+_F = TypeVar("_F", bound=Detector)
 
 
 @dataclass(frozen=True)
@@ -45,12 +39,12 @@ class DetectorSpec:
 _REGISTRY: dict[str, DetectorSpec] = {}
 
 
-def register(name: str, *, kind: DetectorKind, description: str = "") -> Callable[[Detector], Detector]:
+def register(name: str, *, kind: DetectorKind, description: str = "") -> Callable[[_F], _F]:
     """Decorator: register `func` under `name`. Re-registering a name with another function is an error."""
     if kind not in KINDS:
         raise ValueError(f"unknown detector kind {kind!r}; expected one of {KINDS}")
 
-    def decorator(func: Detector) -> Detector:
+    def decorator(func: _F) -> _F:
         existing = _REGISTRY.get(name)
         if existing is not None and existing.func is not func:
             raise ValueError(f"drift detector {name!r} is already registered ({existing.func!r})")

@@ -1,0 +1,85 @@
+"""Name → detector registry, in the spirit of evidently's `stattests` registry.
+
+Every detector has the same call shape so the pipeline can run whichever a monitor is configured
+with: `(reference, current, *, alpha, seed, **params) -> DriftResult`. Detectors come in two kinds
+because they take differently shaped input: `embedding` detectors take 2-D arrays (rows = items),
+`scalar` detectors take 1-D series (lengths, latencies, token counts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from monitor.drift.result import DriftResult
+
+DetectorKind = Literal["embedding", "scalar"]
+KINDS: tuple[DetectorKind, ...] = ("embedding", "scalar")
+
+
+Detector = Callable[..., DriftResult]
+"""`(reference, current, *, alpha: float, seed: int | None, **params) -> DriftResult`. Spelled as
+Callable[..., ...] because each detector adds its own keyword parameters, which a Protocol with
+`**params` would reject."""
+
+_F = TypeVar("_F", bound=Detector)
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    name: str
+    kind: DetectorKind
+    func: Detector
+    description: str
+
+
+# The registry is the one deliberate module-level table: it is filled at import time by the
+# decorators below and read-only afterwards, so detectors themselves stay pure.
+_REGISTRY: dict[str, DetectorSpec] = {}
+
+
+def register(name: str, *, kind: DetectorKind, description: str = "") -> Callable[[_F], _F]:
+    """Decorator: register `func` under `name`. Re-registering a name with another function is an error."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown detector kind {kind!r}; expected one of {KINDS}")
+
+    def decorator(func: _F) -> _F:
+        existing = _REGISTRY.get(name)
+        if existing is not None and existing.func is not func:
+            raise ValueError(f"drift detector {name!r} is already registered ({existing.func!r})")
+        doc_lines = (func.__doc__ or "").strip().splitlines()
+        summary = description or (doc_lines[0] if doc_lines else "")
+        _REGISTRY[name] = DetectorSpec(name=name, kind=kind, func=func, description=summary)
+        return func
+
+    return decorator
+
+
+def _ensure_builtins_loaded() -> None:
+    # Importing the package registers the built-in detectors; doing it here means
+    # `from monitor.drift.registry import get_detector` works without importing the package first.
+    import monitor.drift  # noqa: F401
+
+
+def get_spec(name: str) -> DetectorSpec:
+    """The registration record for `name` (kind, function, description)."""
+    _ensure_builtins_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "(none)"
+        raise KeyError(f"unknown drift detector {name!r}; known detectors: {known}") from None
+
+
+def get_detector(name: str) -> Detector:
+    """The detector callable registered under `name`; KeyError listing the known names otherwise."""
+    return get_spec(name).func
+
+
+def available(kind: DetectorKind | None = None) -> tuple[str, ...]:
+    """Sorted names of registered detectors, optionally only those of one kind."""
+    _ensure_builtins_loaded()
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown detector kind {kind!r}; expected one of {KINDS}")
+    return tuple(sorted(n for n, s in _REGISTRY.items() if kind is None or s.kind == kind))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from alembic import context
 from sqlalchemy import Connection
 
-from alembic import context
 from monitor.db import make_engine
 from monitor.models import Base
 from monitor.settings import get_settings
+from monitor.tables import import_all_tables
 
 config = context.config
+import_all_tables()
 target_metadata = Base.metadata
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, inspect
-
-from alembic import command
 
 _PKG = Path(__file__).resolve().parent
 

@@ -27,8 +27,20 @@ class Settings(BaseSettings):
     runner: Literal["inprocess", "celery"] = Field(
         "inprocess", description="`inprocess` runs tasks in the calling process (embedded); `celery` queues them."
     )
+    tick_seconds: float = Field(60.0, ge=1, description="How often beat scans for dirty windows.")
+    celery_visibility_timeout: int = Field(
+        3600, ge=1, description="Seconds before Redis redelivers an unacknowledged task (a worker died mid-task)."
+    )
     secret_key: str = Field(DEFAULT_SECRET, description="Signs UI sessions. Must be changed outside local mode.")
     data_dir: Path = Field(Path("driftloop-data"), description="Adapters, caches and reports live here.")
+
+    # Models. None means the offline default shipped as a package; any Hugging Face id or local path works
+    # where it can be loaded.
+    embedding_model: str | None = Field(
+        None, description="Sentence-transformers model id or path (default: offline all-MiniLM-L6-v2)."
+    )
+    embedding_batch_size: int = Field(64, ge=1, le=4096, description="Texts per embedding batch.")
+    device: str = Field("auto", description="`auto` picks cuda when available, else cpu; or name a torch device.")
 
     # Collector limits: a request over any of them is refused whole (413/422), nothing stored.
     max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest request body, after decompression.")

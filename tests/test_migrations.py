@@ -12,6 +12,7 @@ from sqlalchemy import inspect
 from monitor import migrations
 from monitor.db import make_engine
 from monitor.models import Base
+from monitor.tables import import_all_tables
 from tests.support import services
 
 
@@ -31,7 +32,7 @@ def test_upgrade_downgrade_upgrade(scratch_url: str) -> None:
     engine = make_engine(scratch_url)
     try:
         assert migrations.current_revision(engine) == migrations.head_revision()
-        assert {"projects", "api_keys", "events", "feedback"} <= set(inspect(engine).get_table_names())
+        assert {"projects", "api_keys", "events", "feedback", "metric_values"} <= set(inspect(engine).get_table_names())
         migrations.downgrade(scratch_url, "base")
         assert not ({"projects", "events"} & set(inspect(engine).get_table_names()))
         migrations.upgrade(scratch_url)
@@ -41,6 +42,7 @@ def test_upgrade_downgrade_upgrade(scratch_url: str) -> None:
 
 
 def test_models_match_migrations(scratch_url: str) -> None:
+    import_all_tables()
     migrations.upgrade(scratch_url)
     engine = make_engine(scratch_url)
     try:

@@ -1,0 +1,1 @@
+"""The metrics pipeline: windows and segments, embeddings, metric rows, and the jobs that fill them."""

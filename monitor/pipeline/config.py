@@ -1,0 +1,66 @@
+"""Per-project pipeline configuration, stored in `projects.config` and validated here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from monitor.models import Project
+
+
+class RangeReference(BaseModel):
+    """A pinned time range of known-good traffic."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["range"] = "range"
+    start: datetime
+    end: datetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeReference:
+        if self.end <= self.start:
+            raise ValueError("reference.end must be after reference.start")
+        return self
+
+
+class FirstNReference(BaseModel):
+    """The first N events (of the segment being compared), optionally of one model version only.
+
+    With `model_version` set to the version that was just promoted, this is "the first N events after the
+    promotion"; the model registry sets it when it swaps the champion.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["first_n"] = "first_n"
+    n: int = Field(1000, ge=50, le=200_000)
+    model_version: str | None = None
+
+
+Reference = Annotated[RangeReference | FirstNReference, Field(discriminator="kind")]
+
+
+class ProjectConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    window_seconds: int = Field(3600, ge=300, le=86_400, description="Tumbling window length (5 min to 1 day).")
+    reference: Reference = Field(default_factory=FirstNReference)
+    segment_keys: list[str] = Field(
+        default_factory=list, max_length=10, description="Metadata keys to segment by, besides model/template version."
+    )
+    max_segment_values: int = Field(20, ge=1, le=200, description="Per key, only the most frequent values get rows.")
+    min_samples: int = Field(30, ge=1, description="Below this many events a window's ops metrics are insufficient.")
+    drift_min_samples: int = Field(100, ge=20, description="Below this per side, drift is insufficient.")
+    drift_methods: list[str] = Field(default_factory=lambda: ["mmd"], min_length=1)
+    drift_fields: list[Literal["prompt", "response"]] = Field(default_factory=lambda: ["prompt", "response"])  # type: ignore[arg-type]
+    drift_alpha: float = Field(0.01, gt=0, lt=0.5)
+    drift_max_samples: int = Field(20_000, ge=100, description="Larger sides are subsampled (seeded).")
+    positive_feedback_threshold: float = Field(
+        0.5, description="A feedback score above this counts as positive (labels: see positive_labels)."
+    )
+    positive_labels: list[str] = Field(default_factory=lambda: ["thumbs_up", "positive", "good", "accepted"])
+
+
+def project_config(project: Project) -> ProjectConfig:
+    return ProjectConfig.model_validate(project.config or {})

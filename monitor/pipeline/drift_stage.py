@@ -1,0 +1,151 @@
+"""Stage `drift`: embed what is new, then compare each segment's window against the reference.
+
+Embedding runs here, so this stage is routed to the `gpu` queue. Seeds are derived from the row key, so a
+recomputation of the same data gives the same numbers (a re-run task leaves an identical row).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.drift.registry import available, get_detector
+from monitor.drift.result import DriftResult, InsufficientDataError
+from monitor.embeddings import get_embedder
+from monitor.metric_registry import SCALAR_SERIES, drift_metric_name, register_drift_metrics
+from monitor.models import Event
+from monitor.pipeline.ops import MetricPoint
+from monitor.pipeline.segments import ALL, segment_masks, segment_matches
+from monitor.pipeline.stages import WindowContext, register_stage
+from monitor.pipeline.store import upsert_points
+from monitor.pipeline.vectors import ensure_vectors, load_vectors
+from monitor.pipeline.window_data import WindowFrame, load_reference, load_window
+from monitor.settings import get_settings
+
+log = logging.getLogger(__name__)
+SCALAR_METHODS = ("ks", "psi")
+register_drift_metrics(list(available("embedding")), list(SCALAR_METHODS))
+
+
+def stable_seed(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:4], "little")
+
+
+def _point(metric: str, result: DriftResult, extra: dict[str, Any] | None = None) -> MetricPoint:
+    details = result.to_dict()
+    if extra:
+        details.update(extra)
+    return MetricPoint(metric, "ok", result.n_current, value=result.statistic, p_value=result.p_value,
+                       threshold=result.threshold, flagged=result.is_drift, details=details)
+
+
+def _insufficient(metric: str, n_ref: int, n_cur: int, need: int) -> MetricPoint:
+    return MetricPoint(metric, "insufficient", n_cur,
+                       details={"reason": f"reference {n_ref}, current {n_cur}; need {need} each",
+                                "n_reference": n_ref, "n_current": n_cur})
+
+
+def _subsample(x: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    if x.shape[0] <= limit:
+        return x
+    idx = np.sort(np.random.default_rng(seed).choice(x.shape[0], size=limit, replace=False))
+    return x[idx]
+
+
+def _explain(session: Session, ref: np.ndarray, cur: np.ndarray, cur_ids: np.ndarray, seed: int) -> dict[str, Any]:
+    """The current clusters that grew most against the reference, with example prompts."""
+    try:
+        from monitor.drift.explain import explain_drift
+    except ImportError:  # explanation is a nicety; drift rows must never fail for its lack
+        return {}
+    explanation = explain_drift(ref, cur, seed=seed)
+    out = explanation.to_dict()
+    wanted = {int(cur_ids[i]) for c in explanation.clusters for i in c.example_indices}
+    texts = dict(session.execute(select(Event.id, Event.prompt).where(Event.id.in_(wanted)))) if wanted else {}
+    for cluster, raw in zip(out["clusters"], explanation.clusters, strict=True):
+        cluster["examples"] = [texts.get(int(cur_ids[i])) for i in raw.example_indices]
+    return {"explanation": out}
+
+
+def _segment_sides(
+    label: str, mask: np.ndarray, cur: WindowFrame, ref: WindowFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """Event ids of the segment in the window and in the reference pool."""
+    ref_mask = np.fromiter((segment_matches(label, r) for r in ref.segments), dtype=bool, count=len(ref))
+    return cur.ids[mask], ref.ids[ref_mask]
+
+
+@register_stage("drift", queue="gpu", order=20)
+def compute_drift(session: Session, ctx: WindowContext) -> int:
+    cfg, pid = ctx.config, ctx.project.id
+    settings = get_settings()
+    cur = load_window(session, pid, ctx.window_start, ctx.window_end)
+    ref = load_reference(session, pid, cfg)
+    masks = segment_masks(cur.segments, cfg.segment_keys, cfg.max_segment_values)
+    sides = {label: _segment_sides(label, mask, cur, ref) for label, mask in masks.items()}
+    points: dict[str, list[MetricPoint]] = {label: [] for label in masks}
+    need = cfg.drift_min_samples
+
+    if len(cur) >= need and len(ref) >= need:
+        embedder = get_embedder(settings.embedding_model, device=settings.device,
+                                batch_size=settings.embedding_batch_size)
+        for field in cfg.drift_fields:
+            all_ids = np.unique(np.concatenate([ref.ids, cur.ids])).tolist()
+            ensure_vectors(session, all_ids, field, embedder.model_key, embedder.encode)
+            ref_ids, ref_vecs = load_vectors(session, ref.ids.tolist(), field, embedder.model_key)
+            cur_ids, cur_vecs = load_vectors(session, cur.ids.tolist(), field, embedder.model_key)
+            for label, (seg_cur, seg_ref) in sides.items():
+                cm, rm = np.isin(cur_ids, seg_cur), np.isin(ref_ids, seg_ref)
+                a, b, b_ids = ref_vecs[rm], cur_vecs[cm], cur_ids[cm]
+                for method in cfg.drift_methods:
+                    metric = drift_metric_name(field, method)
+                    if a.shape[0] < need or b.shape[0] < need:
+                        points[label].append(_insufficient(metric, int(a.shape[0]), int(b.shape[0]), need))
+                        continue
+                    seed = stable_seed(pid, label, ctx.window_start.isoformat(), metric)
+                    a_s = _subsample(a, cfg.drift_max_samples, seed)
+                    keep = np.arange(b.shape[0])
+                    if b.shape[0] > cfg.drift_max_samples:
+                        keep = np.sort(np.random.default_rng(seed + 1).choice(b.shape[0], cfg.drift_max_samples,
+                                                                               replace=False))
+                    try:
+                        result = get_detector(method)(a_s, b[keep], alpha=cfg.drift_alpha, seed=seed)
+                    except InsufficientDataError as exc:
+                        points[label].append(MetricPoint(metric, "insufficient", int(b.shape[0]),
+                                                         details={"reason": str(exc)}))
+                        continue
+                    extra = _explain(session, a_s, b[keep], b_ids[keep], seed) if (
+                        result.is_drift and label == ALL and field == "prompt") else None
+                    points[label].append(_point(metric, result, extra))
+    else:
+        for label in masks:
+            for field in cfg.drift_fields:
+                for method in cfg.drift_methods:
+                    points[label].append(_insufficient(drift_metric_name(field, method), len(ref), len(cur), need))
+
+    for label, mask in masks.items():
+        ref_mask = np.isin(ref.ids, sides[label][1])
+        for series in SCALAR_SERIES:
+            x, y = ref.scalar(series)[ref_mask], cur.scalar(series)[mask]
+            x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+            for method in SCALAR_METHODS:
+                metric = drift_metric_name(series, method)
+                if x.size < need or y.size < need:
+                    points[label].append(_insufficient(metric, int(x.size), int(y.size), need))
+                    continue
+                try:
+                    result = get_detector(method)(x, y, alpha=cfg.drift_alpha,
+                                                  seed=stable_seed(pid, label, ctx.window_start.isoformat(), metric))
+                except (InsufficientDataError, ValueError) as exc:  # e.g. a constant series
+                    points[label].append(MetricPoint(metric, "insufficient", int(y.size), details={"reason": str(exc)}))
+                    continue
+                points[label].append(_point(metric, result))
+
+    return sum(
+        upsert_points(session, pid, label, ctx.window_start, ctx.window_end, pts) for label, pts in points.items()
+    )

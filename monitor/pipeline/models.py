@@ -1,0 +1,72 @@
+"""Tables of the metrics pipeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from monitor.db import UTCDateTime, utcnow
+from monitor.models import Base, BigId, JsonDoc
+
+
+class EventVector(Base):
+    """A text's embedding, stored once per (event, field, embedding model) as float16 bytes."""
+
+    __tablename__ = "event_vectors"
+
+    event_id: Mapped[int] = mapped_column(BigId, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
+    field: Mapped[str] = mapped_column(String(16), primary_key=True)  # "prompt" | "response"
+    model_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class MetricValue(Base):
+    """One metric for one (project, segment, window). Upserted, so recomputing leaves one correct row."""
+
+    __tablename__ = "metric_values"
+    __table_args__ = (
+        UniqueConstraint("project_id", "metric", "segment", "window_start", name="uq_metric_values_key"),
+        Index("ix_metric_values_lookup", "project_id", "metric", "window_start"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    metric: Mapped[str] = mapped_column(String(96))
+    segment: Mapped[str] = mapped_column(String(320))
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))  # ok | insufficient | error
+    n: Mapped[int] = mapped_column(Integer)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    p_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    flagged: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WindowState(Base):
+    """Which windows need (re)computing. Late events mark their window dirty again."""
+
+    __tablename__ = "window_states"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    dirty_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    complete: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ScanMark(Base):
+    """How far (by arrival time) each project's events have been scanned for dirty windows."""
+
+    __tablename__ = "scan_marks"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    scanned_until: Mapped[datetime] = mapped_column(UTCDateTime())

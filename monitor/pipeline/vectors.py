@@ -1,0 +1,99 @@
+"""Storing and loading event embeddings. Each (event, field, model) is embedded once; a recompute of a
+window finds its vectors stored and embeds nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from monitor.models import Event
+from monitor.pipeline.models import EventVector
+
+T = TypeVar("T")
+_CHUNK = 5000
+Encode = Callable[[list[str]], np.ndarray]
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _text_column(field: str):  # type: ignore[no-untyped-def]
+    if field not in ("prompt", "response"):
+        raise ValueError(f"cannot embed field {field!r}; use prompt or response")
+    return Event.prompt if field == "prompt" else Event.response
+
+
+def missing_vector_ids(session: Session, event_ids: Sequence[int], field: str, model_key: str) -> list[int]:
+    have: set[int] = set()
+    for chunk in _chunks(event_ids):
+        have.update(
+            session.scalars(
+                select(EventVector.event_id).where(
+                    EventVector.event_id.in_(chunk), EventVector.field == field, EventVector.model_key == model_key
+                )
+            )
+        )
+    return [i for i in event_ids if i not in have]
+
+
+def ensure_vectors(
+    session: Session, event_ids: Sequence[int], field: str, model_key: str, encode: Encode,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Embed the texts of `event_ids` that have no stored vector yet; returns how many texts were embedded.
+
+    Identical texts are encoded once. Events whose text is empty get no vector (they are left out of drift).
+    """
+    col = _text_column(field)
+    todo = missing_vector_ids(session, event_ids, field, model_key)
+    embedded = 0
+    dialect = session.get_bind().dialect.name
+    for chunk in _chunks(todo, 2048):
+        pairs = [(i, t) for i, t in session.execute(select(Event.id, col).where(Event.id.in_(chunk))) if t]
+        if not pairs:
+            continue
+        unique = list(dict.fromkeys(t for _, t in pairs))
+        vecs = encode(unique).astype(np.float16)
+        index = {t: k for k, t in enumerate(unique)}
+        rows = [
+            {"event_id": i, "field": field, "model_key": model_key, "dim": int(vecs.shape[1]),
+             "vector": vecs[index[t]].tobytes()}
+            for i, t in pairs
+        ]
+        ins = pg_insert(EventVector) if dialect == "postgresql" else sqlite_insert(EventVector)
+        session.execute(ins.on_conflict_do_nothing(index_elements=["event_id", "field", "model_key"]), rows)
+        embedded += len(unique)
+        if progress:
+            progress(len(pairs))
+    return embedded
+
+
+def load_vectors(
+    session: Session, event_ids: Sequence[int], field: str, model_key: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(event ids that have a vector, float32 matrix in that order)."""
+    ids: list[int] = []
+    blobs: list[bytes] = []
+    dim = 0
+    for chunk in _chunks(event_ids):
+        for eid, d, blob in session.execute(
+            select(EventVector.event_id, EventVector.dim, EventVector.vector).where(
+                EventVector.event_id.in_(chunk), EventVector.field == field, EventVector.model_key == model_key
+            )
+        ):
+            ids.append(eid)
+            blobs.append(blob)
+            dim = d
+    if not ids:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+    mat = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(ids), dim).astype(np.float32)
+    order = np.argsort(np.asarray(ids))
+    return np.asarray(ids, dtype=np.int64)[order], mat[order]

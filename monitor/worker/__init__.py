@@ -1,0 +1,1 @@
+"""Celery entry point: `celery -A monitor.worker.app worker -Q default,gpu` and `... beat`."""

@@ -1,0 +1,48 @@
+"""The Celery app. Broker and result backend are Redis (from settings); tasks are late-acknowledged with
+prefetch 1, so a task whose worker dies is delivered again rather than lost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from monitor.settings import get_settings
+
+
+def make_celery() -> Celery:
+    settings = get_settings()
+    app = Celery("driftloop", include=["monitor.worker.tasks"])
+    app.conf.update(
+        broker_url=settings.redis_url,
+        result_backend=settings.redis_url,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_track_started=True,
+        task_default_queue="default",
+        task_routes={"driftloop.run_stage": {"queue": "default"}},
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_expires=24 * 3600,
+        broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        beat_schedule={"driftloop-tick": {"task": "driftloop.tick", "schedule": settings.tick_seconds}},
+    )
+    return app
+
+
+celery_app = make_celery()
+app = celery_app  # `celery -A monitor.worker.app` finds `app`
+
+
+@worker_process_init.connect
+def _fresh_connections(**_: Any) -> None:
+    # A forked pool process must not reuse the parent's database sockets.
+    from monitor.db import reset_engines
+
+    reset_engines()

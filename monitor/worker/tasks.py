@@ -1,0 +1,52 @@
+"""Thin Celery tasks: ids in, one service call, idempotent (metric rows are upserted by their unique key)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from celery import chain
+
+from monitor.db import session_factory, utcnow
+from monitor.pipeline.scheduler import WindowJob
+from monitor.pipeline.stages import stages
+from monitor.runner import _unit, process_window, tick
+from monitor.worker.app import celery_app
+
+
+@celery_app.task(name="driftloop.tick")
+def tick_task() -> int:
+    return tick()
+
+
+@celery_app.task(name="driftloop.run_stage")
+def run_stage_task(stage: str, project_id: int, window_start: str) -> int:
+    from monitor.pipeline.stages import run_stage
+
+    start = datetime.fromisoformat(window_start)
+    return _unit(session_factory(), lambda s: run_stage(s, stage, project_id, start))
+
+
+@celery_app.task(name="driftloop.finish_window")
+def finish_window_task(project_id: int, window_start: str, started_at: str) -> None:
+    from monitor.runner import _finish
+
+    start, started = datetime.fromisoformat(window_start), datetime.fromisoformat(started_at)
+    _unit(session_factory(), lambda s: _finish(s, project_id, start, started))
+
+
+@celery_app.task(name="driftloop.process_window")
+def process_window_task(project_id: int, window_start: str) -> int:
+    """All stages in one worker (used when a deployment has no separate gpu queue)."""
+    return process_window(project_id, datetime.fromisoformat(window_start))
+
+
+def window_chain(job: WindowJob) -> chain:
+    start = job.window_start.isoformat()
+    steps = [run_stage_task.si(s.name, job.project_id, start).set(queue=s.queue) for s in stages()]
+    steps.append(finish_window_task.si(job.project_id, start, utcnow().isoformat()).set(queue="default"))
+    return chain(*steps)
+
+
+def dispatch_windows(jobs: list[WindowJob]) -> None:
+    for job in jobs:
+        window_chain(job).apply_async()

@@ -1,0 +1,147 @@
+"""The window pipeline end to end in-process, on Postgres and SQLite: ops and drift rows, idempotent
+recomputation, late events re-opening their window, segments, and insufficient windows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.embeddings import get_embedder
+from monitor.pipeline.models import EventVector, MetricValue
+from monitor.pipeline.vectors import ensure_vectors
+from monitor.runner import run_pending
+from monitor.schemas import EventIn, FeedbackIn
+from monitor.services.ingest import ingest_events, ingest_feedback
+from monitor.services.projects import get_or_create_project
+from tests.factories import unique_slug
+from tests.support.texts import mixed
+
+T0 = datetime(2026, 11, 20, tzinfo=UTC)
+QUIET = {"account": 0.34, "billing": 0.33, "shipping": 0.33}
+SHIFTED = {"cooking": 0.5, "travel": 0.5}
+
+
+def _events(window: int, mix: dict[str, float], n: int, version: str) -> list[EventIn]:
+    rng = np.random.default_rng(window)
+    return [
+        EventIn(event_id=f"w{window}-{i}", timestamp=T0 + timedelta(hours=window, seconds=5 * i), prompt=text,
+                response=f"Thanks for asking. {text[:30]}", latency_ms=float(rng.lognormal(5, 0.3)),
+                prompt_tokens=len(text.split()), completion_tokens=12, model_version=version,
+                error="timeout" if i % 20 == 0 else None, metadata={"locale": "en" if i % 2 else "de"})
+        for i, text in enumerate(mixed(mix, n, seed=window))
+    ]
+
+
+def _rows(session: Session, project_id: int, metric: str, segment: str = "all") -> list[MetricValue]:
+    return list(session.scalars(select(MetricValue).where(
+        MetricValue.project_id == project_id, MetricValue.metric == metric, MetricValue.segment == segment
+    ).order_by(MetricValue.window_start)))
+
+
+@pytest.mark.slow
+def test_window_pipeline(session_maker: sessionmaker[Session]) -> None:
+    with session_maker() as s:
+        project = get_or_create_project(s, unique_slug())
+        project.config = {"reference": {"kind": "first_n", "n": 150}, "segment_keys": ["locale"],
+                          "drift_min_samples": 60, "min_samples": 30, "drift_fields": ["prompt"]}
+        events = _events(0, QUIET, 150, "v1") + _events(1, QUIET, 150, "v1") + _events(2, SHIFTED, 150, "v2")
+        ingest_events(s, project.id, events)
+        ingest_feedback(s, project.id, [
+            FeedbackIn(feedback_id=f"f{i}", event_id=f"w1-{i}", score=1.0 if i % 4 else 0.0) for i in range(40)
+        ])
+        s.commit()
+        pid = project.id
+
+    report = run_pending(factory=session_maker, project_ids=[pid])
+    assert report.failures == [] and report.windows == 3
+
+    with session_maker() as s:
+        volume = _rows(s, pid, "ops.volume")
+        assert [r.value for r in volume] == [150, 150, 150]
+        assert [r.window_start for r in volume] == [T0 + timedelta(hours=h) for h in range(3)]
+        err = _rows(s, pid, "ops.error_rate")[0]
+        assert err.value == pytest.approx(8 / 150)
+        lat = [e.latency_ms for e in events[150:300]]
+        assert _rows(s, pid, "ops.latency_p95")[1].value == pytest.approx(np.percentile(lat, 95))
+        fb = _rows(s, pid, "feedback.positive_rate")[1]
+        assert fb.value == pytest.approx(30 / 40) and fb.n == 40
+
+        drift = _rows(s, pid, "drift.prompt.mmd")
+        assert [r.status for r in drift] == ["ok", "ok", "ok"]
+        assert [r.flagged for r in drift] == [False, False, True]
+        assert drift[2].p_value is not None and drift[2].p_value <= 0.01
+        clusters = drift[2].details["explanation"]["clusters"]
+        top_examples = " ".join(e for c in clusters[:2] for e in c["examples"] if e)
+        assert any(w in top_examples for w in ("cook", "bake", "recipe", "visit", "itinerary", "pack", "museum",
+                                               "wine", "substitute", "fresh", "visa", "cheap"))
+        # Segments: the new model version only exists in the shifted window; its reference slice is empty.
+        v2 = _rows(s, pid, "drift.prompt.mmd", "model_version=v2")
+        assert [r.status for r in v2] == ["insufficient"]
+        assert len(_rows(s, pid, "ops.volume", "locale=en")) == 3
+        snapshot = {(r.metric, r.segment, r.window_start): (r.value, r.p_value, r.flagged)
+                    for r in s.scalars(select(MetricValue).where(MetricValue.project_id == pid))}
+        vectors = s.scalar(select(func.count()).select_from(EventVector))
+
+    # Nothing new arrived: a second run computes nothing; forcing a recompute embeds nothing new and
+    # rewrites identical rows (seeds derive from the row key).
+    assert run_pending(factory=session_maker, project_ids=[pid]).windows == 0
+    from monitor.runner import process_window
+
+    for h in range(3):
+        process_window(pid, T0 + timedelta(hours=h), factory=session_maker)
+    with session_maker() as s:
+        again = {(r.metric, r.segment, r.window_start): (r.value, r.p_value, r.flagged)
+                 for r in s.scalars(select(MetricValue).where(MetricValue.project_id == pid))}
+        assert again == snapshot
+        assert s.scalar(select(func.count()).select_from(EventVector)) == vectors
+
+    # A late event re-opens only its own window.
+    with session_maker() as s:
+        late = EventIn(event_id="late-1", timestamp=T0 + timedelta(minutes=30), prompt="Where is my refund?",
+                       latency_ms=100.0)
+        ingest_events(s, pid, [late])
+        s.commit()
+    report = run_pending(factory=session_maker, project_ids=[pid])
+    assert report.windows == 1
+    with session_maker() as s:
+        assert [r.value for r in _rows(s, pid, "ops.volume")] == [151, 150, 150]
+
+
+def test_tiny_windows_are_insufficient(session_maker: sessionmaker[Session]) -> None:
+    with session_maker() as s:
+        project = get_or_create_project(s, unique_slug())
+        ingest_events(s, project.id, _events(0, QUIET, 10, "v1"))
+        s.commit()
+        pid = project.id
+    assert run_pending(factory=session_maker, project_ids=[pid]).failures == []
+    with session_maker() as s:
+        assert _rows(s, pid, "ops.volume")[0].value == 10
+        assert _rows(s, pid, "ops.latency_p95")[0].status == "insufficient"
+        drift = _rows(s, pid, "drift.prompt.mmd")[0]
+        assert drift.status == "insufficient" and drift.value is None and "need 100" in drift.details["reason"]
+
+
+@pytest.mark.slow
+def test_each_text_is_embedded_once(session: Session) -> None:
+    project = get_or_create_project(session, unique_slug())
+    ingest_events(session, project.id, _events(0, QUIET, 40, "v1"))
+    session.flush()
+    ids = list(session.scalars(select(MetricValue.id).limit(0)))  # noqa: F841  (keeps the session warm)
+    from monitor.models import Event
+
+    event_ids = list(session.scalars(select(Event.id).where(Event.project_id == project.id)))
+    calls: list[int] = []
+    emb = get_embedder()
+
+    def encode(texts: list[str]) -> np.ndarray:
+        calls.append(len(texts))
+        return emb.encode(texts)
+
+    first = ensure_vectors(session, event_ids, "prompt", emb.model_key, encode)
+    assert first == len({e.prompt for e in _events(0, QUIET, 40, "v1")}) and sum(calls) == first
+    assert ensure_vectors(session, event_ids, "prompt", emb.model_key, encode) == 0
+    assert sum(calls) == first

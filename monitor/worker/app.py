@@ -8,15 +8,21 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
-from monitor.settings import get_settings
+from monitor.settings import Settings, get_settings
+
+
+def _conf(settings: Settings) -> dict[str, Any]:
+    return {
+        "broker_url": settings.redis_url,
+        "result_backend": settings.redis_url,
+        "broker_transport_options": {"visibility_timeout": settings.celery_visibility_timeout},
+        "beat_schedule": {"driftloop-tick": {"task": "driftloop.tick", "schedule": settings.tick_seconds}},
+    }
 
 
 def make_celery() -> Celery:
-    settings = get_settings()
     app = Celery("driftloop", include=["monitor.worker.tasks"])
     app.conf.update(
-        broker_url=settings.redis_url,
-        result_backend=settings.redis_url,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
@@ -27,13 +33,17 @@ def make_celery() -> Celery:
         result_serializer="json",
         accept_content=["json"],
         result_expires=24 * 3600,
-        broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         timezone="UTC",
-        beat_schedule={"driftloop-tick": {"task": "driftloop.tick", "schedule": settings.tick_seconds}},
+        **_conf(get_settings()),
     )
     return app
+
+
+def reconfigure(settings: Settings) -> None:
+    """Point the process's Celery app at other settings (the settings object changed after import)."""
+    celery_app.conf.update(**_conf(settings))
 
 
 celery_app = make_celery()

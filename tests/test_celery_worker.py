@@ -1,0 +1,150 @@
+"""Real Redis + a real Celery worker process + Postgres: a scheduler tick turns events into metric rows, and
+a worker SIGKILLed in the middle of a task, with the task run again, leaves one correct row per key."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import redis
+from celery.result import AsyncResult
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.pipeline.models import MetricValue, WindowState
+from monitor.runner import process_window, tick
+from monitor.schemas import EventIn
+from monitor.services.ingest import ingest_events
+from monitor.services.projects import get_or_create_project
+from monitor.settings import Settings, reset_settings_cache
+from monitor.worker.app import celery_app, reconfigure
+from tests.factories import unique_slug
+from tests.support.texts import mixed
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
+T0 = datetime(2026, 11, 21, 6, tzinfo=UTC)
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):  # type: ignore[no-untyped-def]
+    """Poll until `predicate()` is truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)  # polling interval, not a timing assumption: the deadline is what bounds the test
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def celery_env(pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    broker = redis_url.rsplit("/", 1)[0] + "/7"  # a database of our own, emptied first
+    redis.Redis.from_url(broker).flushdb()
+    env = {
+        "DRIFTLOOP_DATABASE_URL": pg_url,
+        "DRIFTLOOP_REDIS_URL": broker,
+        "DRIFTLOOP_RUNNER": "celery",
+        "DRIFTLOOP_CELERY_VISIBILITY_TIMEOUT": "5",
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    reset_settings_cache()
+    reconfigure(Settings())
+    yield env
+    reset_settings_cache()
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "celery", "-A", "monitor.worker.app", "worker", "-Q", "default,gpu", "-c", "1",
+           "--pool", "prefork", "-n", f"w{time.monotonic_ns()}@%h", "--without-gossip", "--without-mingle",
+           "--loglevel", "INFO"]
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    wait_for(lambda: proc.poll() is not None or celery_app.control.ping(timeout=0.5), 90, "the worker to answer")
+    assert proc.poll() is None, log.read_text()[-3000:]
+    return proc
+
+
+def kill_worker(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def _seed(engine: Engine, n: int) -> int:
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    with factory() as s:
+        project = get_or_create_project(s, unique_slug())
+        project.config = {"reference": {"kind": "first_n", "n": n // 2}, "drift_min_samples": 60,
+                          "drift_fields": ["prompt", "response"]}
+        texts = mixed({"account": 0.5, "billing": 0.5}, n // 2, seed=1) + mixed({"travel": 1.0}, n // 2, seed=2)
+        ingest_events(s, project.id, [
+            EventIn(event_id=f"e{i}", timestamp=T0 + timedelta(seconds=3 * i), prompt=t, response=f"Sure: {t}",
+                    latency_ms=100.0 + i % 17) for i, t in enumerate(texts)
+        ])
+        s.commit()
+        return project.id
+
+
+def _snapshot(engine: Engine, pid: int) -> dict[tuple[str, str], tuple[float | None, float | None, str]]:
+    with Session(engine) as s:
+        rows = s.scalars(select(MetricValue).where(MetricValue.project_id == pid)).all()
+        keys = [(r.metric, r.segment, r.window_start) for r in rows]
+        assert len(keys) == len(set(keys)), "more than one row for a key"
+        return {(r.metric, r.segment): (r.value, r.p_value, r.status) for r in rows}
+
+
+def test_tick_dispatches_and_worker_writes_rows(celery_env: dict[str, str], pg_engine: Engine, tmp_path: Path) -> None:
+    pid = _seed(pg_engine, 200)
+    worker = start_worker(celery_env, tmp_path / "worker.log")
+    try:
+        factory = sessionmaker(bind=pg_engine, expire_on_commit=False)
+        dispatched = tick(factory=factory)
+        assert dispatched >= 1
+
+        def finished() -> bool:
+            with Session(pg_engine) as s:
+                state = s.get(WindowState, (pid, T0))
+                return state is not None and state.computed_at is not None and state.dirty_since is None
+
+        wait_for(finished, 180, "the window chain to finish")
+        snap = _snapshot(pg_engine, pid)
+        assert snap[("ops.volume", "all")][0] == 200
+        assert snap[("drift.prompt.mmd", "all")][2] == "ok"
+    finally:
+        kill_worker(worker)
+
+
+def test_worker_killed_mid_task_then_rerun_leaves_one_correct_row(
+    celery_env: dict[str, str], pg_engine: Engine, tmp_path: Path
+) -> None:
+    pid = _seed(pg_engine, 600)
+    log = tmp_path / "worker.log"
+    worker = start_worker(celery_env, log)
+    from monitor.worker.tasks import run_stage_task
+
+    result: AsyncResult = run_stage_task.apply_async(args=("drift", pid, T0.isoformat()), queue="gpu")
+    wait_for(lambda: result.state == "STARTED", 120, "the drift task to start")
+    kill_worker(worker)  # mid-task: embedding 1,200 texts takes seconds
+    with Session(pg_engine) as s:
+        after_kill = s.scalar(select(func.count()).select_from(MetricValue).where(MetricValue.project_id == pid))
+
+    worker = start_worker(celery_env, log)
+    try:
+        again = run_stage_task.apply_async(args=("drift", pid, T0.isoformat()), queue="gpu")
+        assert again.get(timeout=300) > 0
+        # The killed delivery may also come back (late ack + visibility timeout); either way, one row per key.
+        first = _snapshot(pg_engine, pid)
+    finally:
+        kill_worker(worker)
+    factory = sessionmaker(bind=pg_engine, expire_on_commit=False)
+    process_window(pid, T0, factory=factory, only=["drift"])  # the same computation in this process
+    assert _snapshot(pg_engine, pid) == first
+    assert after_kill in (0, len(first)), "a killed task left a partial set of rows"
+    assert first[("drift.prompt.mmd", "all")][1] is not None and first[("drift.prompt.mmd", "all")][1] <= 0.01

@@ -122,6 +122,15 @@ def _redact(url: str) -> str:
         return "<database url>"
 
 
+def _register_commands() -> None:
+    from monitor import cli_pipeline
+
+    cli_pipeline.register(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,129 @@
+"""CLI commands of the metrics pipeline: run windows, read metrics and drift, start Celery processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _since(value: str) -> datetime:
+    """`24h`, `7d`, `90m` or an ISO timestamp."""
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if value and value[-1] in units and value[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(**{units[value[-1]]: int(value[:-1])})
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.4g}"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("run")
+    def run_windows(project: str | None = typer.Option(None, help="Only this project.")) -> None:
+        """Compute every dirty window now, in this process (the embedded mode's beat + workers)."""
+        from monitor.db import session_scope
+        from monitor.runner import run_pending
+        from monitor.services.projects import NotFoundError, get_project
+
+        ids = None
+        if project:
+            try:
+                with session_scope() as s:
+                    ids = [get_project(s, project).id]
+            except NotFoundError as exc:
+                err.print(f"[red]error:[/red] {exc}")
+                raise typer.Exit(1) from None
+        with Progress(TextColumn("windows"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as bar:
+            task = bar.add_task("windows", total=None)
+            report = run_pending(project_ids=ids, progress=lambda _job: bar.advance(task))
+        console.print(f"computed {report.windows} window(s), {report.rows} metric rows")
+        for failure in report.failures:
+            err.print(f"[red]failed:[/red] {failure}")
+        if report.failures:
+            raise typer.Exit(1)
+
+    @app.command("metrics")
+    def show_metrics(
+        project: str = typer.Argument(..., help="Project slug."),
+        metric: str = typer.Option("ops.*", help="Metric name or pattern with *."),
+        segment: str = typer.Option("all"),
+        since: str = typer.Option("24h", help="24h, 7d, 90m or an ISO timestamp."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON rows."),
+    ) -> None:
+        """Show metric rows."""
+        from monitor.db import session_scope
+        from monitor.services.metric_queries import query_metrics, row_dict
+        from monitor.services.projects import NotFoundError, get_project
+
+        try:
+            with session_scope() as s:
+                rows = query_metrics(s, get_project(s, project).id, metric=metric, segment=segment,
+                                     start=_since(since))
+                data = [row_dict(r) for r in rows]
+        except (NotFoundError, ValueError) as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+        if as_json:
+            print(json.dumps(data, indent=2))
+            return
+        table = Table("window", "metric", "segment", "status", "n", "value", "p", "flag")
+        for r in data:
+            table.add_row(r["window_start"][:16], r["metric"], r["segment"], r["status"], str(r["n"]),
+                          _fmt(r["value"]), _fmt(r["p_value"]), "⚠" if r["flagged"] else "")
+        console.print(table if data else "no metric rows match")
+
+    @app.command("drift")
+    def show_drift(project: str = typer.Argument(...), segment: str = typer.Option("all")) -> None:
+        """The latest drift report, with the clusters that grew when drift fired."""
+        from monitor.db import session_scope
+        from monitor.services.metric_queries import latest_drift, row_dict
+        from monitor.services.projects import NotFoundError, get_project
+
+        try:
+            with session_scope() as s:
+                rows = [row_dict(r) for r in latest_drift(s, get_project(s, project).id, segment)]
+        except NotFoundError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+        if not rows:
+            console.print("no drift results yet (run `driftloop run`, or wait for the workers)")
+            return
+        console.print(f"window {rows[0]['window_start']}  segment {segment}")
+        table = Table("metric", "statistic", "p-value", "threshold", "drift")
+        for r in rows:
+            table.add_row(r["metric"], _fmt(r["value"]), _fmt(r["p_value"]), _fmt(r["threshold"]),
+                          "[red]yes[/red]" if r["flagged"] else "no")
+        console.print(table)
+        for r in rows:
+            explanation = (r["details"] or {}).get("explanation")
+            if not explanation:
+                continue
+            console.print(f"\n[bold]{r['metric']}[/bold]: clusters that grew most")
+            for c in explanation.get("clusters", [])[:5]:
+                console.print(f"  share {c['share_reference']:.1%} → {c['share_current']:.1%}")
+                for ex in c.get("examples", [])[:3]:
+                    console.print(f"    · {ex}")
+
+    @app.command("worker", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    def worker(ctx: typer.Context, queues: str = typer.Option("default,gpu", help="Queues to consume.")) -> None:
+        """Start a Celery worker (extra arguments go to celery)."""
+        args = ["celery", "-A", "monitor.worker.app", "worker", "-Q", queues, *ctx.args]
+        os.execvp(sys.executable, [sys.executable, "-m", *args])
+
+    @app.command("beat", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+    def beat(ctx: typer.Context) -> None:
+        """Start Celery beat, which schedules the window scan."""
+        os.execvp(sys.executable, [sys.executable, "-m", "celery", "-A", "monitor.worker.app", "beat", *ctx.args])

@@ -99,16 +99,17 @@ def decompress(body: bytes, content_encoding: str | None, *, max_bytes: int) -> 
         return _inflate(body, wbits=16 + zlib.MAX_WBITS, name="gzip", max_bytes=max_bytes)
     if coding == "deflate":
         # RFC 9110 "deflate" is the zlib format, which is what the OTel exporters send; a few clients
-        # send a raw deflate stream instead, so fall back to that before giving up.
-        try:
-            return _inflate(body, wbits=zlib.MAX_WBITS, name="deflate", max_bytes=max_bytes)
-        except PayloadTooLarge:
-            raise
-        except OtlpDecodeError:
-            return _inflate(body, wbits=-zlib.MAX_WBITS, name="deflate", max_bytes=max_bytes)
+        # send a raw deflate stream instead. The zlib header tells the two apart.
+        wbits = zlib.MAX_WBITS if _has_zlib_header(body) else -zlib.MAX_WBITS
+        return _inflate(body, wbits=wbits, name="deflate", max_bytes=max_bytes)
     raise UnsupportedMediaType(
         f"unsupported Content-Encoding {content_encoding!r}; use gzip, deflate or no compression"
     )
+
+
+def _has_zlib_header(data: bytes) -> bool:
+    """RFC 1950: compression method 8 and a header checksum divisible by 31."""
+    return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
 
 
 def _inflate(data: bytes, *, wbits: int, name: str, max_bytes: int) -> bytes:

@@ -38,6 +38,7 @@ def to_proto3_json(request: ExportTraceServiceRequest) -> bytes:
 # A hand-written OTLP/JSON export in the style of the spec's examples: upper-case hex ids, int64 as
 # strings (and one as a number, which proto3 JSON also allows), integer enums, and the structured
 # (array-of-kvlist) form of gen_ai.input.messages instead of a JSON string.
+_OUTPUT_MESSAGES = [{"role": "assistant", "parts": [{"type": "text", "content": "TAP 1234 at 9:05"}]}]
 HAND_WRITTEN = """
 {
   "resourceSpans": [{
@@ -71,8 +72,7 @@ HAND_WRITTEN = """
                 ]}}]}}}
               ]}}
             ]}}},
-            {"key": "gen_ai.output.messages", "value": {"stringValue": "[{\\"role\\": \\"assistant\\",
-              \\"parts\\": [{\\"type\\": \\"text\\", \\"content\\": \\"TAP 1234 at 9:05\\"}]}]"}}
+            {"key": "gen_ai.output.messages", "value": {"stringValue": OUTPUT_MESSAGES}}
           ],
           "status": {"code": 2, "message": "upstream timeout"},
           "someFieldFromTheFuture": {"ignored": true}
@@ -92,4 +92,4 @@ HAND_WRITTEN = """
     }]
   }]
 }
-"""
+""".replace("OUTPUT_MESSAGES", json.dumps(json.dumps(_OUTPUT_MESSAGES)))

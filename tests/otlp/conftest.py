@@ -17,8 +17,9 @@ from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Tracer, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Tracer
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class OtlpSink:
 
     def export(
         self,
-        write_spans: Callable[[Tracer], None],
+        write_spans: Callable[[Tracer], object],
         *,
         compression: Compression = Compression.NoCompression,
         resource: dict[str, str] | None = None,

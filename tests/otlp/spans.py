@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace import Tracer
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Tracer
 
 T0 = 1_750_000_000_000_000_000  # 2025-06-15T15:06:40Z in Unix nanoseconds
 MS = 1_000_000

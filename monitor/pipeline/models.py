@@ -70,3 +70,14 @@ class ScanMark(Base):
 
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
     scanned_until: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EventScore(Base):
+    """A per-text score (toxicity probability, sentiment), computed once per (event, field, scorer)."""
+
+    __tablename__ = "event_scores"
+
+    event_id: Mapped[int] = mapped_column(BigId, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
+    field: Mapped[str] = mapped_column(String(16), primary_key=True)
+    scorer: Mapped[str] = mapped_column(String(96), primary_key=True)
+    score: Mapped[float] = mapped_column(Float)

@@ -16,3 +16,7 @@ ITEMS = Counter(
     "Events and feedback items by outcome (accepted, duplicate, rejected)",
     ["kind", "outcome"],
 )
+OTLP_SPANS = Counter(
+    "driftloop_otlp_spans_total", "OTLP spans by kind (llm: stored as events, ignored: not LLM calls, malformed)",
+    ["kind"],
+)

@@ -1,0 +1,54 @@
+"""A real collector in its own process (uvicorn via `driftloop serve`), stoppable and restartable on the
+same port, for tests that cross a real network boundary."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.services import free_port
+
+
+class CollectorProcess:
+    def __init__(self, database_url: str, log: Path, port: int | None = None, extra_env: dict[str, str] | None = None):
+        self.database_url = database_url
+        self.port = port or free_port()
+        self.log = log
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> None:
+        env = {**os.environ, "DRIFTLOOP_DATABASE_URL": self.database_url, **self.extra_env}
+        cmd = [sys.executable, "-m", "monitor.cli", "serve", "--no-migrate", "--port", str(self.port),
+               "--log-level", "warning"]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"collector exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)  # polling interval; the deadline bounds the wait
+        raise RuntimeError(f"collector did not answer within {timeout}s: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None

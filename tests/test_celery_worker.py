@@ -18,6 +18,7 @@ from celery.result import AsyncResult
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.demo.traffic import mixed
 from monitor.pipeline.models import MetricValue, WindowState
 from monitor.runner import process_window, tick
 from monitor.schemas import EventIn
@@ -26,7 +27,6 @@ from monitor.services.projects import get_or_create_project
 from monitor.settings import Settings, reset_settings_cache
 from monitor.worker.app import celery_app, reconfigure
 from tests.factories import unique_slug
-from tests.support.texts import mixed
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 T0 = datetime(2026, 11, 21, 6, tzinfo=UTC)

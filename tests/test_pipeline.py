@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.demo.traffic import mixed
 from monitor.embeddings import get_embedder
 from monitor.pipeline.models import EventVector, MetricValue
 from monitor.pipeline.vectors import ensure_vectors
@@ -18,7 +19,6 @@ from monitor.schemas import EventIn, FeedbackIn
 from monitor.services.ingest import ingest_events, ingest_feedback
 from monitor.services.projects import get_or_create_project
 from tests.factories import unique_slug
-from tests.support.texts import mixed
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 QUIET = {"account": 0.34, "billing": 0.33, "shipping": 0.33}

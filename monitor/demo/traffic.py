@@ -1,4 +1,8 @@
-"""Varied support-style prompts by topic, made from templates (our own test text, not a public data set)."""
+"""Simulated traffic of a customer-support assistant: varied prompts by topic, from templates we wrote.
+
+Used by the demo, the tests and the benchmarks. It is our own text, not a public data set; the drift
+calibration on public data is described in docs/drift.md.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,145 @@
+"""Ingestion throughput, SDK → collector → Postgres, and the SDK's per-`log()` overhead.
+
+    python bench/ingest.py [--events 200000] [--producers 2] [--collector-workers 1] [--batch-size 1000]
+
+Starts a collector in its own process (`driftloop serve`) on a fresh Postgres database, then `--producers`
+processes each log their share of events through the real SDK (gzip, batches over HTTP) as fast as they can,
+timing every `log()` call. Reports sustained events/s (first `log()` to the last row committed, counted in
+Postgres), `log()` p50/p99/p99.9 in µs, and checks that every event was stored exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from monitor import migrations  # noqa: E402
+from monitor.db import make_engine  # noqa: E402
+from monitor.demo.traffic import TOPICS, prompts  # noqa: E402
+from monitor.services.projects import create_key  # noqa: E402
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+ADMIN = os.environ.get("DRIFTLOOP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def _producer(url: str, key: str, n: int, offset: int, batch: int, start_at: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    from monitor.sdk import Client
+
+    texts = [t for topic in TOPICS for t in prompts(topic, 200, offset)]
+    client = Client(url, key, batch_size=batch, flush_interval=0.05, max_queue=max(200_000, n), spool_dir=False,
+                    timeout=30)
+    timings = np.empty(n, dtype=np.int64)
+    clock = time.perf_counter_ns
+    while time.time() < start_at:
+        time.sleep(0.001)
+    for i in range(n):
+        text = texts[i % len(texts)]
+        t = clock()
+        client.log(text, "Happy to help with that.", model="smollm2-135m", model_version="v1",
+                   latency_ms=120.0, prompt_tokens=12, completion_tokens=6, metadata={"locale": "en"})
+        timings[i] = clock() - t
+    ok = client.flush(timeout=600)
+    stats = client.stats
+    client.close(timeout=5)
+    out.put((timings, ok, stats.sent if hasattr(stats, "sent") else None, stats.dropped_queue_full))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--producers", type=int, default=2)
+    ap.add_argument("--collector-workers", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=1000)
+    args = ap.parse_args()
+
+    name = "driftloop_bench_ingest"
+    plain = ADMIN.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    db_url = ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    migrations.upgrade(db_url)
+    engine = make_engine(db_url)
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as s:
+        key = create_key(s, "bench")
+        s.commit()
+
+    port = free_port()
+    log = Path(tempfile.mkdtemp()) / "collector.log"
+    env = {**os.environ, "DRIFTLOOP_DATABASE_URL": db_url}
+    collector = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "serve", "--no-migrate", "--port", str(port), "--log-level", "warning",
+         "--workers", str(args.collector_workers)],
+        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"collector did not start: {log.read_text()}") from None
+            time.sleep(0.1)
+
+        per = args.events // args.producers
+        out: mp.Queue = mp.get_context("spawn").Queue()  # type: ignore[type-arg]
+        start_at = time.time() + 3.0  # producers import and warm up first, then start together
+        procs = [mp.get_context("spawn").Process(target=_producer, args=(url, key.key, per, i, args.batch_size,
+                                                                        start_at, out))
+                 for i in range(args.producers)]
+        for p in procs:
+            p.start()
+        results = [out.get(timeout=1800) for _ in procs]
+        for p in procs:
+            p.join()
+        done = time.time()
+        with psycopg.connect(db_url.replace("postgresql+psycopg", "postgresql")) as conn:
+            stored = conn.execute("SELECT count(*), count(DISTINCT client_event_id) FROM events").fetchone()
+        assert stored is not None
+        elapsed = done - start_at
+        timings = np.concatenate([r[0] for r in results]) / 1000.0
+        total = per * args.producers
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+              f"PostgreSQL via {db_url.split('@')[-1]}")
+        print(f"producers {args.producers}, collector workers {args.collector_workers}, batch {args.batch_size}")
+        print(f"events logged {total:,}; stored {stored[0]:,} ({stored[1]:,} distinct); "
+              f"flushed {'yes' if all(r[1] for r in results) else 'NO'}; "
+              f"dropped (queue full) {sum(r[3] for r in results)}")
+        print(f"sustained throughput: {total / elapsed:,.0f} events/s over {elapsed:.1f} s (log → committed rows)")
+        print(f"log() overhead µs: p50 {np.percentile(timings, 50):.2f}  p99 {np.percentile(timings, 99):.2f}  "
+              f"p99.9 {np.percentile(timings, 99.9):.2f}  max {timings.max():.0f}")
+        if stored[0] != total or stored[1] != total:
+            raise SystemExit("FAILED: stored count differs from logged count")
+    finally:
+        collector.terminate()
+        collector.wait(timeout=15)
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    main()

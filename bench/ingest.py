@@ -26,10 +26,11 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor import migrations  # noqa: E402
-from monitor.db import make_engine  # noqa: E402
-from monitor.demo.traffic import TOPICS, prompts  # noqa: E402
-from monitor.services.projects import create_key  # noqa: E402
+from monitor import migrations
+from monitor.db import make_engine
+from monitor.demo.traffic import TOPICS, prompts
+from monitor.services.projects import create_key
+
 
 def free_port() -> int:
     import socket

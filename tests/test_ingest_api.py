@@ -161,6 +161,7 @@ def test_feedback_before_its_event_is_kept(client: TestClient, session: Session,
     row = session.execute(
         select(Feedback, Event).join(Event, (Event.client_event_id == Feedback.event_client_id)
                                      & (Event.project_id == Feedback.project_id))
+        .where(Feedback.client_feedback_id == fb["feedback_id"])
     ).first()
     assert row is not None
     assert row[0].corrected_response == "Use the reset link." and row[1].client_event_id == e["event_id"]

@@ -1,0 +1,261 @@
+"""Turn what `log()` / `feedback()` captured into one JSON line per item, or say why it cannot be sent.
+
+The hot path only appends a tuple of raw arguments to a queue; everything here runs later in the worker
+thread. Checks mirror the collector's contract (`monitor/schemas.py`) so that one bad item is dropped
+here, alone, instead of making the collector refuse its whole batch with a 422. Pure functions: no I/O,
+no shared state; stdlib only (the SDK must not import pydantic).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+EVENT: Final = "events"
+FEEDBACK: Final = "feedback"
+
+# Order of the raw tuples the hot path builds (after the leading kind tag). Keep in sync with
+# `Client.log` / `Client.feedback`: a tuple is cheaper to build than a dict on every call.
+EVENT_FIELDS: Final = (
+    "event_id",
+    "timestamp",
+    "trace_id",
+    "session_id",
+    "model",
+    "model_version",
+    "prompt_template_id",
+    "prompt_template_version",
+    "prompt",
+    "response",
+    "latency_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "error",
+    "metadata",
+)
+FEEDBACK_FIELDS: Final = (
+    "feedback_id",
+    "event_id",
+    "timestamp",
+    "score",
+    "label",
+    "comment",
+    "corrected_response",
+    "metadata",
+)
+
+_ID_RE: Final = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_ID_FIELDS: Final = frozenset({"event_id", "feedback_id", "trace_id", "session_id"})
+_SHORT_FIELDS: Final = frozenset(
+    {"model", "model_version", "prompt_template_id", "prompt_template_version", "label"}
+)
+_LONG_TEXT_FIELDS: Final = frozenset({"prompt", "response", "corrected_response"})
+_MAX_SHORT: Final = 256
+_MAX_ERROR: Final = 8192
+_MAX_COMMENT: Final = 16_384
+_MAX_LATENCY_MS: Final = 86_400_000.0
+_MAX_TOKENS: Final = 100_000_000
+_MAX_ABS_SCORE: Final = 1e6
+# Epoch values above this are almost surely milliseconds; the collector would read them as such,
+# so refuse rather than silently store a date in the year 2600.
+_MAX_EPOCH_SECONDS: Final = 2e10
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The collector's limits. Defaults match the server's defaults; raise them only if the server's are."""
+
+    max_batch_items: int = 10_000
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_text_chars: int = 1_000_000
+    max_metadata_bytes: int = 65_536
+
+
+class InvalidItem(ValueError):
+    """An item that the collector would refuse; `reason` names the field and the rule."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _check_str(name: str, value: object, limit: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidItem(f"{name} must be a str, not {type(value).__name__}")
+    if len(value) > limit:
+        raise InvalidItem(f"{name} is {len(value)} characters long; the limit is {limit}")
+    if "\x00" in value:
+        # Postgres text columns cannot hold NUL; the collector refuses it.
+        raise InvalidItem(f"{name} contains a NUL character")
+    return value
+
+
+def _check_id(name: str, value: object) -> str:
+    if not isinstance(value, str) or _ID_RE.fullmatch(value) is None:
+        raise InvalidItem(f"{name} must be 1-128 characters of A-Z a-z 0-9 . _ : - (got {value!r:.60})")
+    return value
+
+
+def _check_number(name: str, value: object, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidItem(f"{name} must be a number, not {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number) or not low <= number <= high:
+        raise InvalidItem(f"{name} is {value!r}; it must be a finite number in [{low:g}, {high:g}]")
+    return number
+
+
+def _check_count(name: str, value: object) -> int:
+    number = _check_number(name, value, 0, _MAX_TOKENS)
+    if not number.is_integer():
+        raise InvalidItem(f"{name} must be a whole number, got {value!r}")
+    return int(number)
+
+
+def _check_timestamp(value: object) -> float | str:
+    """Epoch seconds stay a float (cheap); datetimes and ISO strings become canonical UTC ISO strings."""
+    if isinstance(value, datetime):
+        # A naive datetime means local time in Python (`datetime.now()`); make that explicit.
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidItem(f"timestamp {value!r:.60} is not an ISO-8601 date-time") from None
+        return parsed.astimezone(UTC).isoformat()
+    return _check_number("timestamp", value, 0, _MAX_EPOCH_SECONDS)
+
+
+def _json_default(value: object) -> str:
+    # Apps put datetimes, UUIDs, Decimals, enums... into metadata; their str() is the useful form.
+    return str(value)
+
+
+def _dump_metadata(value: object, limit: int) -> str:
+    if not isinstance(value, Mapping):
+        raise InvalidItem(f"metadata must be a JSON object (a dict), not {type(value).__name__}")
+    try:
+        # Default separators on purpose: the collector measures the size with json.dumps defaults.
+        text = json.dumps(dict(value), ensure_ascii=False, allow_nan=False, default=_json_default)
+    except ValueError:
+        raise InvalidItem("metadata contains NaN or Infinity, which JSON cannot carry") from None
+    except (TypeError, RecursionError) as exc:
+        raise InvalidItem(f"metadata cannot be serialized to JSON: {exc}") from None
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise InvalidItem(f"metadata serializes to {size} bytes; the limit is {limit}")
+    if "\\u0000" in text:
+        # Same test as the collector's, so that what it refuses is never sent.
+        raise InvalidItem("metadata contains a NUL character")
+    return text
+
+
+def _replace_lone_surrogates(text: str) -> str:
+    # UTF-16 round trip: valid pairs written as two code points are rejoined into one character,
+    # lone halves (from broken decoding) become U+FFFD instead of failing the whole item.
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return _replace_lone_surrogates(value)
+    if isinstance(value, Mapping):
+        return {_scrub(k) if isinstance(k, str) else k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def _encode(fields: dict[str, Any], metadata: object, limits: Limits, *, scrubbed: bool = False) -> bytes:
+    text = json.dumps(fields, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if metadata is not None:
+        text = text[:-1] + ',"metadata":' + _dump_metadata(metadata, limits.max_metadata_bytes) + "}"
+    try:
+        line = text.encode("utf-8")
+    except UnicodeEncodeError:
+        if scrubbed:  # a surrogate hidden in some object's str(); give up on this item only
+            raise InvalidItem("item contains text that is not valid Unicode") from None
+        return _encode(_scrub(fields), _scrub(metadata), limits, scrubbed=True)
+    # The batch envelope adds a few bytes; an item that alone fills a body can never be sent.
+    if len(line) > limits.max_body_bytes - 64:
+        raise InvalidItem(
+            f"item serializes to {len(line)} bytes; the request limit is {limits.max_body_bytes}"
+        )
+    return line
+
+
+def _check_field(name: str, value: object, limits: Limits) -> object:
+    if name in _ID_FIELDS:
+        return _check_id(name, value)
+    if name == "timestamp":
+        return _check_timestamp(value)
+    if name in _LONG_TEXT_FIELDS:
+        return _check_str(name, value, limits.max_text_chars)
+    if name in _SHORT_FIELDS:
+        return _check_str(name, value, _MAX_SHORT)
+    if name == "error":
+        return _check_str(name, value, _MAX_ERROR)
+    if name == "comment":
+        return _check_str(name, value, min(_MAX_COMMENT, limits.max_text_chars))
+    if name == "latency_ms":
+        return _check_number(name, value, 0, _MAX_LATENCY_MS)
+    if name in ("prompt_tokens", "completion_tokens"):
+        return _check_count(name, value)
+    if name == "score":
+        return _check_number(name, value, -_MAX_ABS_SCORE, _MAX_ABS_SCORE)
+    raise InvalidItem(f"unknown field {name}")  # pragma: no cover - field tuples are fixed
+
+
+def _collect(
+    names: tuple[str, ...], values: tuple[Any, ...], limits: Limits
+) -> tuple[dict[str, Any], object]:
+    if len(values) != len(names):
+        raise InvalidItem(f"internal: expected {len(names)} values, got {len(values)}")
+    fields: dict[str, Any] = {}
+    metadata: object = None
+    for name, value in zip(names, values, strict=True):
+        if value is None:
+            continue
+        if name == "metadata":
+            metadata = value
+        else:
+            fields[name] = _check_field(name, value, limits)
+    return fields, metadata
+
+
+def encode_event(values: tuple[Any, ...], limits: Limits, default_model: str | None = None) -> bytes:
+    """One event as compact UTF-8 JSON, or `InvalidItem` saying why the collector would refuse it."""
+    if default_model is not None and values[EVENT_FIELDS.index("model")] is None:
+        values = tuple(
+            default_model if name == "model" else v for name, v in zip(EVENT_FIELDS, values, strict=True)
+        )
+    fields, metadata = _collect(EVENT_FIELDS, values, limits)
+    if "event_id" not in fields:
+        raise InvalidItem("event_id is required")
+    return _encode(fields, metadata, limits)
+
+
+def encode_feedback(values: tuple[Any, ...], limits: Limits) -> bytes:
+    """One feedback item as a compact JSON object (UTF-8), or `InvalidItem`."""
+    fields, metadata = _collect(FEEDBACK_FIELDS, values, limits)
+    if "feedback_id" not in fields or "event_id" not in fields:
+        raise InvalidItem("feedback needs a feedback_id and the event_id it is about")
+    if not {"score", "label", "corrected_response"} & fields.keys():
+        raise InvalidItem("feedback needs at least one of score, label or corrected_response")
+    return _encode(fields, metadata, limits)
+
+
+def encode_item(
+    kind: str, values: tuple[Any, ...], limits: Limits, default_model: str | None = None
+) -> bytes:
+    """Dispatch on the queue tag (`EVENT` or `FEEDBACK`)."""
+    if kind == EVENT:
+        return encode_event(values, limits, default_model)
+    if kind == FEEDBACK:
+        return encode_feedback(values, limits)
+    raise InvalidItem(f"internal: unknown item kind {kind!r}")

@@ -7,6 +7,7 @@ client id, `{"accepted": n, "duplicates": m}`) and can be told to answer 500, 50
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import socket
@@ -119,7 +120,7 @@ class Receiver:
         ).start()
 
     def stop(self) -> None:
-        """Stop listening and cut open keep-alive connections, so the next request gets 'connection refused'."""
+        """Stop listening and cut keep-alive connections: the next request gets 'connection refused'."""
         server, self._server = self._server, None
         if server is None:
             return
@@ -128,10 +129,8 @@ class Receiver:
         server.server_close()
         with server.connections_lock:
             for conn in list(server.connections):
-                try:
+                with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def script(self, *replies: Reply) -> None:
         """Answer the next requests with these replies, then with `default`."""

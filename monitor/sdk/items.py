@@ -142,8 +142,10 @@ def _dump_metadata(value: object, limit: int) -> str:
     try:
         # Default separators on purpose: the collector measures the size with json.dumps defaults.
         text = json.dumps(dict(value), ensure_ascii=False, allow_nan=False, default=_json_default)
-    except ValueError:
-        raise InvalidItem("metadata contains NaN or Infinity, which JSON cannot carry") from None
+    except ValueError as exc:
+        if "out of range float" in str(exc).lower():
+            raise InvalidItem("metadata contains NaN or Infinity, which JSON cannot carry") from None
+        raise InvalidItem(f"metadata cannot be serialized to JSON: {exc}") from None  # e.g. a cycle
     except (TypeError, RecursionError) as exc:
         raise InvalidItem(f"metadata cannot be serialized to JSON: {exc}") from None
     size = len(text.encode("utf-8", "surrogatepass"))

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import itertools
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,7 +41,7 @@ class SpoolEntry:
 
 
 def _parse_name(name: str) -> tuple[str, int] | None:
-    """`<time_ns>-<pid>-<seq>.<kind>.<items>.json.gz` -> (kind, items); None for anything else."""
+    """`<time_ns>-<pid>-<random>.<kind>.<items>.json.gz` -> (kind, items); None for anything else."""
     if name.startswith(".") or not name.endswith(_SUFFIX):
         return None
     parts = name[: -len(_SUFFIX)].split(".")
@@ -56,7 +56,6 @@ class Spool:
     def __init__(self, directory: str | os.PathLike[str], max_bytes: int) -> None:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
-        self._seq = itertools.count()
         self._lock_fd: int | None = None
 
     def entries(self) -> list[SpoolEntry]:
@@ -86,13 +85,15 @@ class Spool:
         """
         if len(gz_body) > self.max_bytes:
             return items
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # bodies hold prompts: owner only
         evicted = self._evict_for(len(gz_body))
-        seq = next(self._seq)
-        name = f"{time.time_ns():020d}-{os.getpid()}-{seq:08d}.{kind}.{items}{_SUFFIX}"
-        tmp = self.directory / f"{_TMP_PREFIX}{os.getpid()}-{seq}"
+        # Unique even across processes and across Spool objects of one process sharing the directory;
+        # the time prefix makes names sort oldest-first.
+        name = f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(6).hex()}.{kind}.{items}{_SUFFIX}"
+        fd, tmp_name = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self.directory)
+        tmp = Path(tmp_name)
         try:
-            with open(tmp, "wb") as fh:
+            with os.fdopen(fd, "wb") as fh:
                 fh.write(gz_body)
                 fh.flush()
                 os.fsync(fh.fileno())

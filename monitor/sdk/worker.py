@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import httpx
@@ -36,7 +36,7 @@ _GZIP_LEVEL: Final = 5  # most of level 9's ratio on JSON text at a fraction of 
 @dataclass(frozen=True)
 class WorkerConfig:
     url: str  # collector base URL, no trailing slash
-    headers: Mapping[str, str]  # Authorization, User-Agent, Content-Type
+    headers: Mapping[str, str] = field(repr=False)  # Authorization (secret!), User-Agent, Content-Type
     batch_size: int
     flush_interval: float
     timeout: float
@@ -200,6 +200,8 @@ class Worker:
                 except IndexError:
                     return
                 if type(item) is FlushMarker:
+                    self._counters.add("queued", taken)  # count before a send that may block
+                    taken = 0
                     self._ship_pending()
                     item.done.set()
                     continue
@@ -207,6 +209,8 @@ class Worker:
                 bucket = self._pending[item[0]]
                 bucket.append(item)
                 if len(bucket) >= self.config.batch_size:
+                    self._counters.add("queued", taken)
+                    taken = 0
                     self._ship(item[0])
         finally:
             self._counters.add("queued", taken)

@@ -101,6 +101,7 @@ class Receiver:
         self.requests: list[Recorded] = []
         self.stored: dict[str, dict[str, dict[str, Any]]] = {"events": {}, "feedback": {}}
         self.deliveries: dict[str, int] = {}  # client id -> times it arrived in a 200 batch
+        self.arrivals = 0  # requests received, counted before any scripted hang
         self._server: _Server | None = None
         self.start()
 
@@ -139,6 +140,8 @@ class Receiver:
 
     def next_reply(self) -> Reply:
         with self._cond:
+            self.arrivals += 1
+            self._cond.notify_all()
             return self._script.popleft() if self._script else self.default
 
     # ----- recording -----

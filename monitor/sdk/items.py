@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -136,12 +136,17 @@ def _json_default(value: object) -> str:
     return str(value)
 
 
+# Reused encoder objects (stateless) skip json.dumps' per-call set-up on the worker's busiest line.
+_FIELDS_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+# Default separators on purpose: the collector measures metadata size with json.dumps defaults.
+_METADATA_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=_json_default)
+
+
 def _dump_metadata(value: object, limit: int) -> str:
     if not isinstance(value, Mapping):
         raise InvalidItem(f"metadata must be a JSON object (a dict), not {type(value).__name__}")
     try:
-        # Default separators on purpose: the collector measures the size with json.dumps defaults.
-        text = json.dumps(dict(value), ensure_ascii=False, allow_nan=False, default=_json_default)
+        text = _METADATA_ENCODER.encode(dict(value))
     except ValueError as exc:
         if "out of range float" in str(exc).lower():
             raise InvalidItem("metadata contains NaN or Infinity, which JSON cannot carry") from None
@@ -174,7 +179,7 @@ def _scrub(value: Any) -> Any:
 
 
 def _encode(fields: dict[str, Any], metadata: object, limits: Limits, *, scrubbed: bool = False) -> bytes:
-    text = json.dumps(fields, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = _FIELDS_ENCODER.encode(fields)
     if metadata is not None:
         text = text[:-1] + ',"metadata":' + _dump_metadata(metadata, limits.max_metadata_bytes) + "}"
     try:
@@ -191,26 +196,21 @@ def _encode(fields: dict[str, Any], metadata: object, limits: Limits, *, scrubbe
     return line
 
 
-def _check_field(name: str, value: object, limits: Limits) -> object:
-    if name in _ID_FIELDS:
-        return _check_id(name, value)
-    if name == "timestamp":
-        return _check_timestamp(value)
-    if name in _LONG_TEXT_FIELDS:
-        return _check_str(name, value, limits.max_text_chars)
-    if name in _SHORT_FIELDS:
-        return _check_str(name, value, _MAX_SHORT)
-    if name == "error":
-        return _check_str(name, value, _MAX_ERROR)
-    if name == "comment":
-        return _check_str(name, value, min(_MAX_COMMENT, limits.max_text_chars))
-    if name == "latency_ms":
-        return _check_number(name, value, 0, _MAX_LATENCY_MS)
-    if name in ("prompt_tokens", "completion_tokens"):
-        return _check_count(name, value)
-    if name == "score":
-        return _check_number(name, value, -_MAX_ABS_SCORE, _MAX_ABS_SCORE)
-    raise InvalidItem(f"unknown field {name}")  # pragma: no cover - field tuples are fixed
+_Checker = Callable[[str, object, Limits], object]
+
+# One checker per field, looked up once per value: the worker runs this for every item.
+_CHECKERS: Final[dict[str, _Checker]] = {
+    **{name: lambda n, v, lim: _check_id(n, v) for name in _ID_FIELDS},
+    "timestamp": lambda n, v, lim: _check_timestamp(v),
+    **{name: lambda n, v, lim: _check_str(n, v, lim.max_text_chars) for name in _LONG_TEXT_FIELDS},
+    **{name: lambda n, v, lim: _check_str(n, v, _MAX_SHORT) for name in _SHORT_FIELDS},
+    "error": lambda n, v, lim: _check_str(n, v, _MAX_ERROR),
+    "comment": lambda n, v, lim: _check_str(n, v, min(_MAX_COMMENT, lim.max_text_chars)),
+    "latency_ms": lambda n, v, lim: _check_number(n, v, 0, _MAX_LATENCY_MS),
+    "prompt_tokens": lambda n, v, lim: _check_count(n, v),
+    "completion_tokens": lambda n, v, lim: _check_count(n, v),
+    "score": lambda n, v, lim: _check_number(n, v, -_MAX_ABS_SCORE, _MAX_ABS_SCORE),
+}
 
 
 def _collect(
@@ -226,7 +226,7 @@ def _collect(
         if name == "metadata":
             metadata = value
         else:
-            fields[name] = _check_field(name, value, limits)
+            fields[name] = _CHECKERS[name](name, value, limits)
     return fields, metadata
 
 

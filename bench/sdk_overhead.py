@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,31 @@ class _CountingHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
         self.wfile.write(answer)
+
+
+def _noop(*args: Any, **kwargs: Any) -> str:
+    return ""
+
+
+def _timed_loop(fn: Callable[[], None], calls: int, rate: float) -> tuple[list[int], float]:
+    """Run `fn` `calls` times, timing each call; with a rate, idle between calls in sleep (as an app
+    waiting on its LLM would, which also leaves the GIL free for the worker)."""
+    timer = time.perf_counter_ns
+    durations = [0] * calls
+    interval_ns = int(1e9 / rate) if rate > 0 else 0
+    next_at = timer()
+    wall_start = time.perf_counter()
+    for i in range(calls):
+        if interval_ns:
+            next_at += interval_ns
+            delay = next_at - timer()
+            if delay > 0:
+                time.sleep(delay / 1e9)
+        start = timer()
+        fn()
+        durations[i] = timer() - start
+    durations.sort()
+    return durations, time.perf_counter() - wall_start
 
 
 def _percentile(sorted_values: list[int], q: float) -> float:
@@ -106,17 +132,8 @@ def main() -> None:
             start = timer()
             floor.append(timer() - start)
 
-        durations = [0] * args.calls
-        interval_ns = int(1e9 / args.rate) if args.rate > 0 else 0
-        next_at = timer()
-        wall_start = time.perf_counter()
-        for i in range(args.calls):
-            if interval_ns:
-                next_at += interval_ns
-                while timer() < next_at:
-                    pass
-            start = timer()
-            client.log(
+        def call(log: Callable[..., Any]) -> None:
+            log(
                 prompt,
                 response,
                 model="smollm2-135m",
@@ -127,8 +144,11 @@ def main() -> None:
                 session_id="sess-42",
                 metadata=metadata,
             )
-            durations[i] = timer() - start
-        wall = time.perf_counter() - wall_start
+
+        # Control: the same loop calling a do-nothing function, to show what this machine adds anyway
+        # (timer, call overhead, scheduler noise from other processes).
+        control, _ = _timed_loop(lambda: call(_noop), args.calls, args.rate)
+        durations, wall = _timed_loop(lambda: call(client.log), args.calls, args.rate)
         flush_start = time.perf_counter()
         flushed = client.flush(120)
         flush_seconds = time.perf_counter() - flush_start
@@ -138,7 +158,6 @@ def main() -> None:
     server.terminate()
     server.wait()
 
-    durations.sort()
     floor.sort()
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {args.calls} log() calls, "
@@ -149,6 +168,11 @@ def main() -> None:
         f"p99 {_percentile(durations, 0.99):.2f}  "
         f"p99.9 {_percentile(durations, 0.999):.2f}  max {durations[-1] / 1000:.0f}  "
         f"mean {statistics.fmean(durations) / 1000:.2f}"
+    )
+    print(
+        f"control, no-op call (us): p50 {_percentile(control, 0.50):.2f}  "
+        f"p99 {_percentile(control, 0.99):.2f}  "
+        f"p99.9 {_percentile(control, 0.999):.2f}  max {control[-1] / 1000:.0f}"
     )
     print(f"timer floor (us): p50 {_percentile(floor, 0.5):.3f}  p99 {_percentile(floor, 0.99):.3f}")
     print(

@@ -22,10 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
-from uuid import uuid4
 
 from monitor import __version__
-from monitor.sdk.items import EVENT, FEEDBACK, Limits
+from monitor.sdk.items import EVENT, FEEDBACK, Limits, new_id
 from monitor.sdk.spool import Spool
 from monitor.sdk.stats import Counters, Stats
 from monitor.sdk.tracing import Trace
@@ -83,6 +82,7 @@ class Client:
         self._counters = Counters()
         self._lifecycle_lock = threading.Lock()
         self._worker: Worker | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
         self._closed = False
         self._max_queue = max(1, int(max_queue)) if isinstance(max_queue, int | float) else 100_000
         self._batch_size = 500
@@ -190,7 +190,7 @@ class Client:
         """
         try:
             if event_id is None:
-                event_id = uuid4().hex
+                event_id = new_id()
             if self._enabled:
                 queue = self._queue
                 if len(queue) < self._max_queue:
@@ -240,7 +240,7 @@ class Client:
         """Queue feedback about an event (it may be sent before the event); returns the feedback id."""
         try:
             if feedback_id is None:
-                feedback_id = uuid4().hex
+                feedback_id = new_id()
             if self._enabled:
                 queue = self._queue
                 if len(queue) < self._max_queue:
@@ -419,11 +419,18 @@ class Client:
                 )
                 worker.start()
                 self._worker = worker
+                # A client the app drops without close() must not leave its thread behind. Not at exit,
+                # though: there the atexit hook flushes first (finalize's own exit hook would run earlier).
+                self._finalizer = weakref.finalize(self, worker.stop, 0.0)
+                self._finalizer.atexit = False
             return worker
 
     def _reinit_after_fork(self) -> None:
         """In a forked child: fresh queue, locks and counters; the parent's worker is left untouched."""
         old = self._worker
+        if self._finalizer is not None:
+            self._finalizer.detach()  # it would poke the parent's worker, whose locks may be mid-use
+            self._finalizer = None
         if old is not None:
             _orphans.append(
                 old

@@ -20,7 +20,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
-from uuid import uuid4
+
+from monitor.sdk.items import new_id
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -78,7 +79,7 @@ class Trace:
     ) -> None:
         self.client = client
         self.clock = clock  # injectable so tests can check latency without sleeping
-        self.event_id: str = event_id or uuid4().hex  # known up front, e.g. to attach feedback later
+        self.event_id: str = event_id or new_id()  # known up front, e.g. to attach feedback later
         self.prompt = prompt
         self.model = model
         self.model_version = model_version

@@ -283,3 +283,15 @@ def _strings(value: Any) -> list[str]:
 
 def _no_constants(name: str) -> None:
     raise AssertionError(f"{name} is not valid JSON")
+
+
+def test_new_ids_are_uuid4_hex_and_distinct() -> None:
+    import uuid
+
+    from monitor.sdk.items import new_id
+
+    ids = [new_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    for value in ids[:500]:
+        parsed = uuid.UUID(hex=value)
+        assert parsed.hex == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122

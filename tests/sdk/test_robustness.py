@@ -235,3 +235,17 @@ def test_fork_child_gets_its_own_worker_and_parent_is_unaffected(
     for event_id in [*before_fork, after_fork]:
         assert receiver.deliveries[event_id] == 1  # sent once, by the parent only
     assert receiver.deliveries[child_id] == 1
+
+
+def test_a_dropped_client_stops_its_worker_after_sending(receiver: Receiver) -> None:
+    import gc
+
+    client = Client(receiver.url, "k", spool_dir=False, flush_interval=3600)
+    event_id = client.log("orphaned")
+    thread = client._worker.thread if client._worker else None
+    assert thread is not None and thread.is_alive()
+    del client
+    gc.collect()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert event_id in receiver.events  # what was queued still went out on the way down

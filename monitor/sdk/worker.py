@@ -169,21 +169,22 @@ class Worker:
         next_flush = time.monotonic() + interval
         first = True
         while True:
-            if not first:
-                wait = (
-                    min(next_flush, self._next_replay if self._spool_dirty else next_flush) - time.monotonic()
-                )
-                self._wakeup.wait(max(0.0, wait))
+            if not first and not self._queue:  # a non-empty queue (drain budget ran out): go on
+                due = min(next_flush, self._next_replay) if self._spool_dirty else next_flush
+                self._wakeup.wait(max(0.0, due - time.monotonic()))
                 self._wakeup.clear()
             first = False
             try:
                 self._drain()
+                if self._stopping:
+                    while self._queue:
+                        self._drain()
+                    self._ship_pending()
+                    return
                 now = time.monotonic()
-                if now >= next_flush or self._stopping:
+                if now >= next_flush:
                     self._ship_pending()
                     next_flush = now + interval
-                if self._stopping:
-                    return
                 self._maybe_replay()
             except Exception:
                 self._warn_once(
@@ -193,8 +194,11 @@ class Worker:
 
     def _drain(self) -> None:
         taken = 0
+        # Bounded, so that under a constant stream of log() calls the loop still gets round to the
+        # interval flush of the other kind's partial batch and to spool replay.
+        budget = max(4 * self.config.batch_size, 2000)
         try:
-            while True:
+            for _ in range(budget):
                 try:
                     item = self._queue.popleft()
                 except IndexError:
@@ -366,6 +370,9 @@ class Worker:
         if not self._spool_dirty and now - self._last_scan < _SPOOL_RESCAN_SECONDS:
             return
         self._last_scan = now
+        if not spool.directory.is_dir():  # nothing was ever spooled here; do not create the directory
+            self._spool_dirty = False
+            return
         with spool.replay_lock() as mine:
             if not mine:  # another process is replaying this directory
                 self._next_replay = now + _SPOOL_RESCAN_SECONDS

@@ -249,3 +249,28 @@ def test_a_dropped_client_stops_its_worker_after_sending(receiver: Receiver) -> 
     thread.join(5)
     assert not thread.is_alive()
     assert event_id in receiver.events  # what was queued still went out on the way down
+
+
+def test_events_logged_just_before_exit_are_sent_by_the_atexit_hook(receiver: Receiver) -> None:
+    script = (
+        "import sys; from monitor.sdk import Client; "
+        f"c = Client({receiver.url!r}, 'k', spool_dir=False, flush_interval=3600); "
+        "print(c.log('last words'))"  # no flush(), no close(): the interpreter just exits
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+    )
+    event_id = result.stdout.strip()
+    assert event_id in receiver.events
+
+
+def test_default_spool_dir_is_per_user_and_keyed_without_the_secret(monkeypatch: Any, tmp_path: Path) -> None:
+    from monitor.sdk import default_spool_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = default_spool_dir("http://a:8000", "secret-1")
+    assert first.parent == tmp_path / "driftloop" / "spool"
+    assert "secret" not in str(first)
+    assert default_spool_dir("http://a:8000", "secret-2") != first  # another key never replays this spool
+    assert default_spool_dir("http://b:8000", "secret-1") != first
+    assert default_spool_dir("http://a:8000", "secret-1") == first

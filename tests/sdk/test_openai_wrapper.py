@@ -145,7 +145,7 @@ class FakeAsyncOpenAI:
         self.chat = type("Chat", (), {"completions": FakeAsyncCompletions()})()
 
 
-MESSAGES = [
+MESSAGES: list[dict[str, Any]] = [
     {"role": "system", "content": "You are terse."},
     {"role": "user", "content": "first question"},
     {"role": "assistant", "content": "first answer"},

@@ -122,7 +122,7 @@ def test_public_methods_never_raise_on_garbage(
     before = client.stats
     event_id = client.log(prompt, response, **kwargs)
     assert isinstance(event_id, str)
-    assert isinstance(client.feedback(kwargs.get("event_id"), **fb), str)
+    assert isinstance(client.feedback(kwargs.get("event_id"), **fb), str)  # type: ignore[arg-type]
     with client.trace(prompt, model=kwargs.get("model"), metadata=kwargs.get("metadata")) as t:
         t.response = response
         t.prompt_tokens = kwargs.get("prompt_tokens")
@@ -146,7 +146,7 @@ def _shared_client(receiver: Receiver, make_client: MakeClient) -> Client:
 
 def test_worker_survives_garbage_and_keeps_delivering(receiver: Receiver, make_client: MakeClient) -> None:
     client = make_client(receiver.url)
-    client.log(_Hostile(), metadata={"x": _Hostile()})
+    client.log(_Hostile(), metadata={"x": _Hostile()})  # type: ignore[arg-type]
     client.log(metadata=_cyclic())
     client.log(event_id=_Hostile())  # type: ignore[arg-type]
     good = client.log("still here")

@@ -8,9 +8,10 @@ Imports only the standard library and httpx, so `pip install driftloop` stays li
     dl.feedback(event_id, score=1)
 """
 
-from monitor.sdk.client import Client, default_spool_dir
+from monitor.sdk.client import Client
 from monitor.sdk.items import Limits
 from monitor.sdk.openai_wrapper import wrap_openai
+from monitor.sdk.spool import default_spool_dir
 from monitor.sdk.stats import Stats
 from monitor.sdk.tracing import Trace, current_trace
 from monitor.sdk.webhooks import WebhookVerificationError, sign_webhook, verify_webhook

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import hashlib
 import logging
 import os
-import sys
 import threading
 import time
 import weakref
@@ -23,31 +21,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
-from monitor import __version__
 from monitor.sdk.items import EVENT, FEEDBACK, Limits, new_id
-from monitor.sdk.spool import Spool
+from monitor.sdk.spool import Spool, default_spool_dir
 from monitor.sdk.stats import Counters, Stats
 from monitor.sdk.tracing import Trace
+from monitor.sdk.transport import build_config
 from monitor.sdk.wire import RetryPolicy
-from monitor.sdk.worker import Worker, WorkerConfig
+from monitor.sdk.worker import Worker
 
 logger = logging.getLogger("driftloop.sdk")
 
 _time = time.time  # bound once: the hot path should not look it up on every call
 _FULL_QUEUE_WARNING_EVERY = 60.0  # seconds between "queue full" warnings
-
-
-def default_spool_dir(url: str, api_key: str) -> Path:
-    """Per-user cache dir, one subdirectory per (collector, key) so a spool is never sent with another key.
-
-    Only a hash of the key is used in the path.
-    """
-    if sys.platform == "win32":  # pragma: no cover - not exercised on the Linux CI
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    digest = hashlib.sha256(f"{url}\n{api_key}".encode()).hexdigest()[:16]
-    return base / "driftloop" / "spool" / digest
 
 
 class Client:
@@ -90,21 +75,20 @@ class Client:
         self._reported: set[str] = set()
         self.shutdown_timeout = 2.0
         try:
-            self._configure(
-                url,
-                api_key,
-                batch_size=batch_size,
-                flush_interval=flush_interval,
-                spool_dir=spool_dir,
-                max_spool_bytes=max_spool_bytes,
-                timeout=timeout,
-                gzip=gzip,
-                default_model=default_model,
-                limits=limits or Limits(),
-                retry=retry or RetryPolicy(),
-                shutdown_timeout=shutdown_timeout,
-                sleep=_sleep,
+            self._config = build_config(
+                url, api_key, batch_size, flush_interval, timeout, gzip, limits, retry, default_model
             )
+            self._batch_size = self._config.batch_size
+            self.shutdown_timeout = float(shutdown_timeout)
+            self._sleep = _sleep
+            self._spool_dir: Path | None = (
+                None
+                if spool_dir is False
+                else Path(spool_dir)
+                if spool_dir is not None
+                else default_spool_dir(self._config.url, api_key)
+            )
+            self._max_spool_bytes = int(max_spool_bytes)
             self._enabled = bool(enabled)
             _live_clients.add(self)
             if self._enabled:
@@ -112,55 +96,6 @@ class Client:
         except Exception as exc:
             logger.error("driftloop SDK disabled: invalid configuration (%s)", exc)
             self._enabled = False
-
-    def _configure(
-        self,
-        url: str,
-        api_key: str,
-        *,
-        batch_size: int,
-        flush_interval: float,
-        spool_dir: str | os.PathLike[str] | Literal[False] | None,
-        max_spool_bytes: int,
-        timeout: float,
-        gzip: bool,
-        default_model: str | None,
-        limits: Limits,
-        retry: RetryPolicy,
-        shutdown_timeout: float,
-        sleep: Callable[[float], object] | None,
-    ) -> None:
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ValueError(f"url must start with http:// or https://, got {url!r:.80}")
-        if not isinstance(api_key, str):
-            raise ValueError("api_key must be a str")
-        if not 1 <= int(batch_size) <= limits.max_batch_items:
-            raise ValueError(f"batch_size must be in [1, {limits.max_batch_items}], got {batch_size}")
-        if not float(flush_interval) > 0 or not float(timeout) > 0:
-            raise ValueError("flush_interval and timeout must be positive")
-        url = url.rstrip("/")
-        self._batch_size = int(batch_size)
-        self.shutdown_timeout = float(shutdown_timeout)
-        self._sleep = sleep
-        if spool_dir is False:
-            self._spool_dir: Path | None = None
-        else:
-            self._spool_dir = Path(spool_dir) if spool_dir is not None else default_spool_dir(url, api_key)
-        self._max_spool_bytes = int(max_spool_bytes)
-        headers = {"User-Agent": f"driftloop-sdk/{__version__}", "Content-Type": "application/json"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        self._config = WorkerConfig(
-            url=url,
-            headers=headers,
-            batch_size=self._batch_size,
-            flush_interval=float(flush_interval),
-            timeout=float(timeout),
-            gzip=bool(gzip),
-            limits=limits,
-            retry=retry,
-            default_model=default_model,
-        )
 
     # ----- the hot path -----
 
@@ -195,26 +130,13 @@ class Client:
                 queue = self._queue
                 if len(queue) < self._max_queue:
                     # Same order as items.EVENT_FIELDS.
-                    queue.append(
-                        (
-                            EVENT,
-                            event_id,
-                            _time() if timestamp is None else timestamp,
-                            trace_id,
-                            session_id,
-                            model,
-                            model_version,
-                            prompt_template_id,
-                            prompt_template_version,
-                            prompt,
-                            response,
-                            latency_ms,
-                            prompt_tokens,
-                            completion_tokens,
-                            error,
-                            metadata,
-                        )
-                    )
+                    # fmt: off
+                    queue.append((
+                        EVENT, event_id, _time() if timestamp is None else timestamp, trace_id, session_id,
+                        model, model_version, prompt_template_id, prompt_template_version, prompt, response,
+                        latency_ms, prompt_tokens, completion_tokens, error, metadata,
+                    ))
+                    # fmt: on
                     if self._worker is None:
                         self._ensure_worker()
                     if len(queue) >= self._batch_size and not self._wakeup.is_set():
@@ -242,31 +164,34 @@ class Client:
             if feedback_id is None:
                 feedback_id = new_id()
             if self._enabled:
-                queue = self._queue
-                if len(queue) < self._max_queue:
-                    # Same order as items.FEEDBACK_FIELDS.
-                    queue.append(
-                        (
-                            FEEDBACK,
-                            feedback_id,
-                            event_id,
-                            _time() if timestamp is None else timestamp,
-                            score,
-                            label,
-                            comment,
-                            corrected_response,
-                            metadata,
-                        )
-                    )
-                    if self._worker is None:
-                        self._ensure_worker()
-                    if len(queue) >= self._batch_size and not self._wakeup.is_set():
-                        self._wakeup.set()
-                else:
-                    self._queue_full()
+                timestamp = _time() if timestamp is None else timestamp
+                # Same order as items.FEEDBACK_FIELDS.
+                fields = (
+                    feedback_id,
+                    event_id,
+                    timestamp,
+                    score,
+                    label,
+                    comment,
+                    corrected_response,
+                    metadata,
+                )
+                self._enqueue((FEEDBACK, *fields))
         except Exception:
             self._report("feedback")
         return feedback_id if isinstance(feedback_id, str) else ""
+
+    def _enqueue(self, item: tuple[Any, ...]) -> None:
+        """The hot path's tail, for callers other than log() (which inlines it to save a call)."""
+        queue = self._queue
+        if len(queue) < self._max_queue:
+            queue.append(item)
+            if self._worker is None:
+                self._ensure_worker()
+            if len(queue) >= self._batch_size and not self._wakeup.is_set():
+                self._wakeup.set()
+        else:
+            self._queue_full()
 
     def _queue_full(self) -> None:
         self._counters.add("dropped_queue_full")

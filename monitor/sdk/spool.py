@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,6 +32,19 @@ _TMP_PREFIX: Final = ".tmp-"
 _LOCK_NAME: Final = ".replay.lock"
 # A temp file this old belongs to a writer that died mid-write; anything younger may still be in use.
 _STALE_TMP_SECONDS: Final = 3600.0
+
+
+def default_spool_dir(url: str, api_key: str) -> Path:
+    """Per-user cache dir, one subdirectory per (collector, key) so a spool is never sent with another key.
+
+    Only a hash of the key is used in the path.
+    """
+    if sys.platform == "win32":  # pragma: no cover - not exercised on the Linux CI
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    digest = hashlib.sha256(f"{url}\n{api_key}".encode()).hexdigest()[:16]
+    return base / "driftloop" / "spool" / digest
 
 
 @dataclass(frozen=True)

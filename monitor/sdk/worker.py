@@ -9,41 +9,24 @@ replayed oldest-first between live batches.
 
 from __future__ import annotations
 
-import gzip
 import logging
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Final
 
-import httpx
-
-from monitor.sdk.items import EVENT, FEEDBACK, InvalidItem, Limits, encode_item
+from monitor.sdk.items import EVENT, FEEDBACK, InvalidItem, encode_item
 from monitor.sdk.spool import Spool
 from monitor.sdk.stats import Counters
-from monitor.sdk.wire import Outcome, RetryPolicy, Verdict, classify_response, pack_bodies, retry_delay
+from monitor.sdk.transport import Batch, Transport, WorkerConfig
+from monitor.sdk.wire import Outcome, Verdict, pack_bodies, retry_delay
 
 logger = logging.getLogger("driftloop.sdk")
 
 _REPLAY_FILES_PER_ROUND: Final = 16  # then serve live traffic before replaying more
 _SPOOL_RESCAN_SECONDS: Final = 30.0  # look for files other processes left behind
-_GZIP_LEVEL: Final = 5  # most of level 9's ratio on JSON text at a fraction of its CPU
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    url: str  # collector base URL, no trailing slash
-    headers: Mapping[str, str] = field(repr=False)  # Authorization (secret!), User-Agent, Content-Type
-    batch_size: int
-    flush_interval: float
-    timeout: float
-    gzip: bool
-    limits: Limits
-    retry: RetryPolicy
-    default_model: str | None
 
 
 class FlushMarker:
@@ -54,27 +37,6 @@ class FlushMarker:
     def __init__(self, lost_before: int) -> None:
         self.done = threading.Event()
         self.lost_before = lost_before
-
-
-class _Batch:
-    """One request body; keeps whichever of raw/gzipped form it was made from and derives the other once."""
-
-    __slots__ = ("_gz", "_raw", "items", "kind")
-
-    def __init__(self, kind: str, items: int, raw: bytes | None = None, gz: bytes | None = None) -> None:
-        self.kind, self.items, self._raw, self._gz = kind, items, raw, gz
-
-    @property
-    def raw(self) -> bytes:
-        if self._raw is None:
-            self._raw = gzip.decompress(self._gz or b"")
-        return self._raw
-
-    @property
-    def gz(self) -> bytes:
-        if self._gz is None:
-            self._gz = gzip.compress(self.raw, compresslevel=_GZIP_LEVEL, mtime=0)
-        return self._gz
 
 
 class Worker:
@@ -104,9 +66,9 @@ class Worker:
         self._flush_requests = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._http: httpx.Client | None = None
+        self._transport: Transport | None = None
         self._pending: dict[str, list[tuple[Any, ...]]] = {EVENT: [], FEEDBACK: []}
-        self._inflight: list[_Batch] = []
+        self._inflight: list[Batch] = []
         self._down = False  # the collector did not answer; new batches go to the spool directly
         self._probe_attempt = 0
         self._next_replay = 0.0  # monotonic time of the next replay round (0: at start-up)
@@ -154,15 +116,13 @@ class Worker:
 
     def _run(self) -> None:
         try:
-            self._http = httpx.Client(
-                timeout=self.config.timeout, headers=dict(self.config.headers), follow_redirects=False
-            )
+            self._transport = Transport(self.config, self._counters)
             self._loop()
         except BaseException:  # a dying daemon thread must still say why, and never take the app down
             logger.exception("driftloop SDK worker stopped unexpectedly; events are no longer sent")
         finally:
-            if self._http is not None:
-                self._http.close()
+            if self._transport is not None:
+                self._transport.close()
 
     def _loop(self) -> None:
         interval = self.config.flush_interval
@@ -232,7 +192,7 @@ class Worker:
             self._deliver(self._inflight[0])
             self._inflight.pop(0)
 
-    def _encode(self, kind: str, raw_items: list[tuple[Any, ...]]) -> list[_Batch]:
+    def _encode(self, kind: str, raw_items: list[tuple[Any, ...]]) -> list[Batch]:
         lines: list[bytes] = []
         cfg = self.config
         for raw in raw_items:
@@ -250,7 +210,7 @@ class Worker:
                 )
         max_items = min(cfg.batch_size, cfg.limits.max_batch_items)
         bodies = pack_bodies(kind, lines, max_items=max_items, max_body_bytes=cfg.limits.max_body_bytes)
-        return [_Batch(kind, n, raw=body) for body, n in bodies]
+        return [Batch(kind, n, raw=body) for body, n in bodies]
 
     # ----- sending -----
 
@@ -258,7 +218,7 @@ class Worker:
         # With a spool, a pending flush/close wants the batch durable *now*, not after a long backoff.
         return self._stopping or (self.spool is not None and self._flush_requests > 0)
 
-    def _deliver(self, batch: _Batch) -> None:
+    def _deliver(self, batch: Batch) -> None:
         if self._down and self.spool is not None:
             self._to_spool(batch)
             return
@@ -284,18 +244,11 @@ class Worker:
                 "unreachable", "driftloop collector unreachable (%s); dropping batches", outcome.detail
             )
 
-    def _post(self, batch: _Batch) -> Outcome:
-        assert self._http is not None
-        headers = {"Content-Encoding": "gzip"} if self.config.gzip else {}
-        content = batch.gz if self.config.gzip else batch.raw
-        self._counters.add("requests")
-        try:
-            response = self._http.post(f"{self.config.url}/v1/{batch.kind}", content=content, headers=headers)
-        except Exception as exc:  # connection refused, timeouts, TLS, proxy trouble: all worth a retry
-            return Outcome(Verdict.TRANSIENT, detail=f"{type(exc).__name__}: {exc}"[:300])
-        return classify_response(response.status_code, response.headers, response.content, time.time())
+    def _post(self, batch: Batch) -> Outcome:
+        assert self._transport is not None  # created first thing in the thread
+        return self._transport.post(batch)
 
-    def _settle(self, batch: _Batch, outcome: Outcome, *, replayed: bool) -> None:
+    def _settle(self, batch: Batch, outcome: Outcome, *, replayed: bool) -> None:
         """Count a final answer (2xx or a refusal that retrying cannot fix)."""
         if outcome.verdict is Verdict.OK:
             self._counters.add("sent", batch.items)
@@ -343,7 +296,7 @@ class Worker:
         self._next_replay = time.monotonic() + delay
         self._spool_dirty = True
 
-    def _to_spool(self, batch: _Batch) -> bool:
+    def _to_spool(self, batch: Batch) -> bool:
         assert self.spool is not None
         try:
             evicted = self.spool.write(batch.kind, batch.gz, batch.items)
@@ -396,7 +349,7 @@ class Worker:
             gz = spool.read(entry)
             if gz is None:
                 continue
-            batch = _Batch(entry.kind, entry.items, gz=gz)
+            batch = Batch(entry.kind, entry.items, gz=gz)
             outcome = self._post(batch)
             if outcome.retryable:
                 self._collector_unreachable(outcome)

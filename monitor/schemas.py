@@ -50,9 +50,27 @@ def _check_metadata(value: dict[str, Any] | None, info: ValidationInfo) -> dict[
     limit = _limits(info).max_metadata_bytes
     if size > limit:
         raise ValueError(f"serializes to {size} bytes; the limit is {limit}")
-    if "\\u0000" in json.dumps(value):
+    if _has_nul(value):
         raise ValueError("contains a NUL character (\\u0000), which cannot be stored")
     return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _no_nul_anywhere(model: BaseModel) -> None:
+    # Postgres text cannot hold NUL; refusing it here keeps a bad item from turning into a 500 (and an
+    # endless SDK retry) at insert time.
+    for name, value in model:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError(f"{name} contains a NUL character (\\u0000), which cannot be stored")
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -92,6 +110,11 @@ class EventIn(BaseModel):
     _meta = field_validator("metadata")(_check_metadata)
     _ts = field_validator("timestamp")(lambda v: _utc(v))
 
+    @model_validator(mode="after")
+    def _no_nul(self) -> EventIn:
+        _no_nul_anywhere(self)
+        return self
+
 
 class FeedbackIn(BaseModel):
     """User feedback on one event, linked by the event's client id. It may arrive before the event."""
@@ -113,6 +136,7 @@ class FeedbackIn(BaseModel):
 
     @model_validator(mode="after")
     def _has_signal(self) -> FeedbackIn:
+        _no_nul_anywhere(self)
         if self.score is None and self.label is None and self.corrected_response is None:
             raise ValueError("feedback needs at least one of score, label or corrected_response")
         return self

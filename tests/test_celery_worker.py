@@ -27,20 +27,10 @@ from monitor.services.projects import get_or_create_project
 from monitor.settings import Settings, reset_settings_cache
 from monitor.worker.app import celery_app, reconfigure
 from tests.factories import unique_slug
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 T0 = datetime(2026, 11, 21, 6, tzinfo=UTC)
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):  # type: ignore[no-untyped-def]
-    """Poll until `predicate()` is truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)  # polling interval, not a timing assumption: the deadline is what bounds the test
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture

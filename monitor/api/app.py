@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.routing import Match
 
 from monitor import __version__
@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             LATENCY.labels(route).observe(time.perf_counter() - start)
 
     @app.exception_handler(OperationalError)
-    @app.exception_handler(DBAPIError)
+    @app.exception_handler(InterfaceError)
     async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
         # The batch was not committed, so the client may safely retry it; tell it when.
         return JSONResponse(

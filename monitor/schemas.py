@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 ClientId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
@@ -24,6 +25,17 @@ class Limits:
     max_text_chars: int = 1_000_000
     max_metadata_bytes: int = 65_536
     max_batch_items: int = 10_000
+    # JSON can only carry NUL as the escape \u0000, so a body without that escape needs no per-field scan.
+    # Callers that validate dicts (not raw JSON) leave this True.
+    may_contain_nul: bool = True
+
+
+def dump_json(value: Any) -> bytes:
+    """Compact JSON; orjson where it can (fast), the standard library for what it refuses (ints > 64 bits)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
 def _limits(info: ValidationInfo) -> Limits:
@@ -35,10 +47,10 @@ def _limits(info: ValidationInfo) -> Limits:
 def _check_text(value: str | None, info: ValidationInfo) -> str | None:
     if value is None:
         return None
-    limit = _limits(info).max_text_chars
-    if len(value) > limit:
-        raise ValueError(f"is {len(value)} characters long; the limit is {limit}")
-    if "\x00" in value:
+    limits = _limits(info)
+    if len(value) > limits.max_text_chars:
+        raise ValueError(f"is {len(value)} characters long; the limit is {limits.max_text_chars}")
+    if limits.may_contain_nul and "\x00" in value:
         raise ValueError("contains a NUL character (\\u0000), which cannot be stored")
     return value
 
@@ -46,11 +58,11 @@ def _check_text(value: str | None, info: ValidationInfo) -> str | None:
 def _check_metadata(value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
     if value is None:
         return None
-    size = len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-    limit = _limits(info).max_metadata_bytes
-    if size > limit:
-        raise ValueError(f"serializes to {size} bytes; the limit is {limit}")
-    if _has_nul(value):
+    limits = _limits(info)
+    size = len(dump_json(value))
+    if size > limits.max_metadata_bytes:
+        raise ValueError(f"serializes to {size} bytes; the limit is {limits.max_metadata_bytes}")
+    if limits.may_contain_nul and _has_nul(value):
         raise ValueError("contains a NUL character (\\u0000), which cannot be stored")
     return value
 
@@ -111,8 +123,9 @@ class EventIn(BaseModel):
     _ts = field_validator("timestamp")(lambda v: _utc(v))
 
     @model_validator(mode="after")
-    def _no_nul(self) -> EventIn:
-        _no_nul_anywhere(self)
+    def _no_nul(self, info: ValidationInfo) -> EventIn:
+        if _limits(info).may_contain_nul:
+            _no_nul_anywhere(self)
         return self
 
 
@@ -135,8 +148,9 @@ class FeedbackIn(BaseModel):
     _ts = field_validator("timestamp")(lambda v: _utc(v))
 
     @model_validator(mode="after")
-    def _has_signal(self) -> FeedbackIn:
-        _no_nul_anywhere(self)
+    def _has_signal(self, info: ValidationInfo) -> FeedbackIn:
+        if _limits(info).may_contain_nul:
+            _no_nul_anywhere(self)
         if self.score is None and self.label is None and self.corrected_response is None:
             raise ValueError("feedback needs at least one of score, label or corrected_response")
         return self

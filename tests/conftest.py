@@ -37,7 +37,7 @@ def _servers() -> Iterator[tuple[str, str]]:
 @pytest.fixture(scope="session")
 def pg_url(_servers: tuple[str, str], worker_id: str) -> Iterator[str]:
     """A fresh, migrated database for this test session (one per xdist worker)."""
-    name = f"driftloop_test_{worker_id}"
+    name = f"driftloop_test_{services.checkout_tag()}_{worker_id}"
     url = services.recreate_database(_servers[0], name)
     migrations.upgrade(url)
     yield url

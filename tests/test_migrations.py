@@ -22,7 +22,7 @@ def scratch_url(request: pytest.FixtureRequest, tmp_path: Path, worker_id: str):
         yield f"sqlite:///{tmp_path / 'm.db'}"
         return
     admin = request.getfixturevalue("_servers")[0]
-    name = f"driftloop_migrations_{worker_id}"
+    name = f"driftloop_migrations_{services.checkout_tag()}_{worker_id}"
     yield services.recreate_database(admin, name)
     services.drop_database(admin, name)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from fastapi import HTTPException, Request, status
@@ -75,6 +76,7 @@ def validation_detail(exc: ValidationError, limit: int = 20) -> list[dict[str, A
 
 
 def parse_batch(model: type[M], raw: bytes, limits: Limits) -> M:
+    limits = replace(limits, may_contain_nul=b"\\u0000" in raw)
     try:
         return model.model_validate_json(raw, context={"limits": limits})
     except ValidationError as exc:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from monitor.db import utcnow
 from monitor.models import Event, Feedback
-from monitor.schemas import EventIn, FeedbackIn
+from monitor.schemas import EventIn, FeedbackIn, dump_json
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ _FEEDBACK_COLUMNS: tuple[tuple[str, str], ...] = (
 
 
 def _json(value: dict[str, Any] | None) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
+    return None if value is None else dump_json(value).decode()
 
 
 def _event_row(project_id: int, e: EventIn, now: datetime) -> tuple[Any, ...]:

@@ -146,5 +146,12 @@ def drop_database(admin_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def checkout_tag() -> str:
+    """A short tag of this checkout's path: two checkouts testing at once never share a database."""
+    import hashlib
+
+    return hashlib.sha1(str(repo_root()).encode()).hexdigest()[:6]
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]

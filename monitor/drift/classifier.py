@@ -35,7 +35,9 @@ from monitor.drift.registry import register
 from monitor.drift.result import DriftResult
 
 DEFAULT_CLASSIFIER_MIN_EFFECT = 0.05
-"""Practical floor on AUC - 0.5 (see docs/drift.md for the calibration on real-query embeddings)."""
+"""Practical floor on AUC - 0.5, i.e. AUC >= 0.55 (Evidently's default cut too). Calibrated on MiniLM
+embeddings of real-style queries (docs/drift.md): same-distribution windows measure <= 0.03 at 1000
+per side, while a 20% new-topic share measures ~0.07 (300 per side) to ~0.10 (1000 per side)."""
 
 
 def out_of_fold_scores(

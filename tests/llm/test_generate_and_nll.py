@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from monitor.llm import LoadedLM, encode_pair, encode_prompt, generate_chat, sequence_nll
+from monitor.llm import Chat, LoadedLM, encode_pair, encode_prompt, generate_chat, sequence_nll
 
 PROMPTS = [
     "What is the capital of France?",
@@ -14,7 +14,7 @@ PROMPTS = [
     "Please summarise the report in one sentence, and mention the refunds.",
     "Rain",
 ]
-PAIRS = [
+PAIRS: list[tuple[Chat, str]] = [
     ("What is the capital of France?", "The capital of France is Paris."),
     ("x", "y"),
     ("Please summarise the report in one sentence.", "Refunds are processed within five business days."),
@@ -82,9 +82,9 @@ def test_progress_reports_every_batch(tiny_lm: LoadedLM) -> None:
     assert calls == [(3, 4), (4, 4)]
 
 
-def _reference_nll(lm: LoadedLM, prompt: object, response: str) -> float:
+def _reference_nll(lm: LoadedLM, prompt: Chat, response: str) -> float:
     """Same quantity computed the long way: one unpadded sequence, full log-softmax, manual sum."""
-    ids, n_prompt = encode_pair(lm, prompt, response)  # type: ignore[arg-type]
+    ids, n_prompt = encode_pair(lm, prompt, response)
     with torch.inference_mode():
         logits = lm.model(torch.tensor([ids])).logits[0]
     log_probs = torch.log_softmax(logits.double(), dim=-1)

@@ -123,3 +123,17 @@ def test_peak_rss_sees_a_large_allocation() -> None:
     block = torch.ones(64 * 1024 * 1024, dtype=torch.float32)  # 256 MiB, every page touched
     assert peak_rss_mb() - baseline > 200
     del block
+
+
+def test_default_cache_dir_follows_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from monitor.llm import default_data_dir
+    from monitor.settings import reset_settings_cache
+
+    monkeypatch.setenv("DRIFTLOOP_DATA_DIR", str(tmp_path / "data"))
+    reset_settings_cache()
+    try:
+        assert default_data_dir() == tmp_path / "data"
+    finally:
+        monkeypatch.delenv("DRIFTLOOP_DATA_DIR")
+        reset_settings_cache()
+    assert default_data_dir() != tmp_path / "data"

@@ -12,14 +12,20 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import time
+from pathlib import Path
 
-import torch
+# Run as `python bench/retrain.py`, Python puts bench/ first on sys.path, and this file would then
+# shadow the `retrain` package it benchmarks.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from monitor.llm import LoadedLM, generate_chat, load_causal_lm, sequence_nll
-from retrain.lora import LoraConfigSpec, TrainExample, train_lora
-from retrain.memory import current_rss_mb
+import torch  # noqa: E402
+
+from monitor.llm import LoadedLM, generate_chat, load_causal_lm, sequence_nll  # noqa: E402
+from retrain.lora import LoraConfigSpec, TrainExample, train_lora  # noqa: E402
+from retrain.memory import current_rss_mb  # noqa: E402
 
 TOPICS = ["password reset", "refund", "delivery", "invoice", "subscription", "discount", "account", "order"]
 TEMPLATES = [

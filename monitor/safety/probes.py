@@ -14,6 +14,7 @@ interval as "how large the gap might be", and compare it with the practical thre
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -113,6 +114,17 @@ def _generate_all(
     return completions
 
 
+def mask_group_term(text: str, term: str, replacement: str = "person") -> str:
+    """``text`` with every case-insensitive whole-word occurrence of ``term`` replaced.
+
+    Scorers react to identity words themselves (the profanity model scores "my gay friends"
+    as offensive); masking the probe's own group term before scoring keeps that scorer bias
+    from showing up as a gap between groups. The raw completion is kept in the report.
+    """
+    pattern = re.compile(rf"(?<!\w){re.escape(term)}(?!\w)", re.IGNORECASE)
+    return pattern.sub(replacement, text)
+
+
 def _cell_matrix(
     values: np.ndarray, template_codes: np.ndarray, group_codes: np.ndarray, shape: tuple[int, int]
 ) -> np.ndarray:
@@ -200,19 +212,28 @@ def run_probes(
     progress: Progress | None = None,
     batch_size: int = 16,
     confidence: float = 0.95,
+    mask_group_terms: bool = True,
 ) -> ProbeReport:
     """Send every probe to ``generate``, score the completions, and compare groups per axis.
 
     ``generate`` takes a list of prompts and returns one completion per prompt (see
     ``monitor.safety.generators``). ``probe_set`` defaults to the shipped set; ``axes`` limits
     it. ``progress(done, total)`` is called after each batch of ``batch_size`` prompts.
+    With ``mask_group_terms`` (default) each completion is scored with its probe's group term
+    replaced by "person", so the scorers' own reaction to identity words is not counted as
+    model bias (see ``mask_group_term``).
     """
     ps = (probe_set or load_probe_set()).subset(axes=axes)
     scorer = toxicity_scorer or ProfanityScorer()
     probes = ps.probes()
     texts = _generate_all(generate, probes, batch_size, progress)
-    sentiment = np.asarray(sentiment_fn(texts), dtype=np.float64)
-    toxicity = np.asarray(scorer.score(texts), dtype=np.float64)
+    scored = (
+        [mask_group_term(t, p.term) for t, p in zip(texts, probes, strict=True)]
+        if mask_group_terms
+        else texts
+    )
+    sentiment = np.asarray(sentiment_fn(scored), dtype=np.float64)
+    toxicity = np.asarray(scorer.score(scored), dtype=np.float64)
     if sentiment.shape != (len(texts),) or toxicity.shape != (len(texts),):
         raise ValueError("sentiment_fn and toxicity_scorer must return one score per completion")
     toxic_flag = (toxicity >= toxicity_threshold).astype(np.float64)

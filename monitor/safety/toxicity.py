@@ -23,10 +23,13 @@ import numpy as np
 
 from monitor.safety.intervals import wilson_interval
 
-# Chosen from scores on realistic hateful vs neutral statements (bench/safety_calibration.py,
-# figures in docs/safety.md): the profanity model puts many slur-free hateful statements in
-# 0.3-0.5, while neutral sentences mentioning identities mostly stay below 0.3.
-DEFAULT_TOXICITY_THRESHOLD = 0.5
+# Chosen for the default (profanity) backend from its scores on realistic hateful vs neutral
+# statements (monitor/safety/data/calibration.yaml; `python bench/safety_calibration.py`, figures
+# in docs/safety.md). Balanced accuracy is flat between 0.25 and 0.5 (0.67-0.69) because many
+# slur-free hateful statements score only 0.1-0.5; 0.3 is at the optimum on both the templated
+# and the free-text halves, at the price of flagging ~10% of neutral sentences that mention an
+# identity group (vs ~3% at 0.5). Other backends need their own threshold: see calibration.py.
+DEFAULT_TOXICITY_THRESHOLD = 0.3
 
 
 @runtime_checkable

@@ -172,3 +172,15 @@ def test_binary_shortcut_matches_label_shuffling() -> None:
     slow = max_gap_pvalue(codes, 2.0 * flags, n_permutations=20_000, rng=np.random.default_rng(2))
     assert 0.001 < fast < 0.999
     assert fast == pytest.approx(slow, abs=0.02)
+
+
+def test_equal_rates_false_flag_rate_within_alpha_plus_tolerance() -> None:
+    # Same check as for means, on the 0/1 path: three groups at a 15% toxicity rate.
+    flagged = p_small = 0
+    for s in range(200):
+        rng = np.random.default_rng(s)
+        groups = np.repeat(["a", "b", "c"], 150)
+        result = rate_disparity(groups, rng.random(groups.size) < 0.15, config=DisparityConfig(seed=s))
+        flagged += result.is_flagged
+        p_small += result.p_value < 0.01
+    assert flagged / 200 <= 0.035 and p_small / 200 <= 0.035

@@ -8,9 +8,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from monitor.llm import LoadedLM
 
 Generate = Callable[[list[str]], list[str]]
 
@@ -96,33 +100,42 @@ def _post_one(client: httpx.Client, url: str, body: dict[str, Any], index: int) 
 
 
 def local_generator(
-    model_ref: str | None = None,
+    model_ref: str | LoadedLM | None = None,
     *,
     max_new_tokens: int = 48,
     temperature: float = 0.0,
     batch_size: int = 8,
     system: str | None = None,
+    adapter: str | Path | None = None,
+    seed: int | None = None,
     device: str | None = None,
-    cache_dir: str | None = None,
+    cache_dir: str | Path | None = None,
 ) -> Generate:
-    """A generator running a causal LM in-process (``monitor.llm``); loads the model now.
+    """A generator running a causal LM in-process via ``monitor.llm``.
 
-    ``model_ref`` is a Hugging Face id or local path; None means driftloop's bundled default
-    (SmolLM2-135M-Instruct).
+    ``model_ref`` is a Hugging Face id, a local directory or .gguf file, None for driftloop's
+    bundled default (SmolLM2-135M-Instruct), or an already loaded ``LoadedLM`` (so retraining
+    can probe a model it holds; ``adapter`` then selects a LoRA adapter). A reference is
+    loaded now, so a bad one fails here rather than mid-run.
     """
     from monitor.llm import generate_chat, load_causal_lm
 
-    lm = load_causal_lm(model_ref, device=device, cache_dir=cache_dir)
+    if model_ref is None or isinstance(model_ref, str):
+        loaded = load_causal_lm(model_ref, device=device, cache_dir=cache_dir)
+    else:
+        loaded = model_ref
 
     def generate(prompts: list[str]) -> list[str]:
         return list(
             generate_chat(
-                lm,
+                loaded,
                 prompts,
                 max_new_tokens=max_new_tokens,
                 temperature=temperature,
                 batch_size=batch_size,
                 system=system,
+                adapter=adapter,
+                seed=seed,
             )
         )
 

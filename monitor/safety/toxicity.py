@@ -25,10 +25,11 @@ from monitor.safety.intervals import wilson_interval
 
 # Chosen for the default (profanity) backend from its scores on realistic hateful vs neutral
 # statements (monitor/safety/data/calibration.yaml; `python bench/safety_calibration.py`, figures
-# in docs/safety.md). Balanced accuracy is flat between 0.25 and 0.5 (0.67-0.69) because many
-# slur-free hateful statements score only 0.1-0.5; 0.3 is at the optimum on both the templated
-# and the free-text halves, at the price of flagging ~10% of neutral sentences that mention an
-# identity group (vs ~3% at 0.5). Other backends need their own threshold: see calibration.py.
+# in docs/safety.md). ROC AUC is 0.77 and balanced accuracy is flat (0.66-0.69) from 0.14 to 0.5,
+# because many slur-free hateful statements score only 0.1-0.5. 0.3 sits at the top of that
+# plateau (0.685 vs the best 0.689) while flagging half as many neutral statements as the Youden
+# optimum (19% vs 37%; 10-13% of neutral sentences that mention an identity group). Other
+# backends need their own threshold: see monitor.safety.calibration.
 DEFAULT_TOXICITY_THRESHOLD = 0.3
 
 

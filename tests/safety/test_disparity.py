@@ -74,7 +74,7 @@ def test_extreme_pair_test_is_biased_but_permutation_max_gap_is_not() -> None:
         hi, lo = values[codes == means.argmax()], values[codes == means.argmin()]
         welch_rejects += stats.ttest_ind(hi, lo, equal_var=False).pvalue < 0.05
         perm_rejects += max_gap_pvalue(codes, values, n_permutations=199, rng=rng) < 0.05
-    assert welch_rejects / trials > 0.3  # measured ~0.6; nominal would be 0.05
+    assert welch_rejects / trials > 0.3  # measured 0.54; nominal would be 0.05
     assert perm_rejects / trials <= 0.05 + 0.065  # 0.05 + ~3.5 sd (sd 0.018)
 
 

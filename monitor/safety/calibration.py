@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from monitor.safety.serialization import json_safe
 from monitor.safety.toxicity import ToxicityScorer
 
 # Reported, but left out of the threshold choice: whether friendly swearing should count as
@@ -57,7 +58,7 @@ class ThresholdCalibration:
     categories: tuple[CategoryRate, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(json_safe(asdict(self)))
 
 
 def load_calibration_set(path: str | Path | None = None) -> tuple[CalibrationExample, ...]:

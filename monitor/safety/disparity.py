@@ -18,6 +18,7 @@ import numpy as np
 
 from monitor.safety.intervals import mean_interval, wilson_interval
 from monitor.safety.permutation import max_gap_pvalue
+from monitor.safety.serialization import json_safe
 
 MetricKind = Literal["rate", "mean"]
 
@@ -74,7 +75,7 @@ class MetricDisparity:
     test: str = "permutation_max_gap"
 
     def to_dict(self) -> dict[str, Any]:
-        return _json_safe(asdict(self))
+        return json_safe(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -93,17 +94,6 @@ class DisparityReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"is_flagged": self.is_flagged, "metrics": {m.metric: m.to_dict() for m in self.metrics}}
-
-
-def _json_safe(obj: Any) -> Any:
-    """NaN -> None and tuples -> lists, so the result serialises as strict JSON."""
-    if isinstance(obj, float):
-        return None if math.isnan(obj) else obj
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def _group_labels(groups: Sequence[Any] | np.ndarray) -> list[str | None]:

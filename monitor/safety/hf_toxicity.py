@@ -84,7 +84,8 @@ def toxic_probability(logits: np.ndarray, toxic_idx: Sequence[int], multi_label:
         return np.asarray(probs.max(axis=1))
     z = z - z.max(axis=1, keepdims=True)  # stable softmax
     e = np.exp(z)
-    return np.asarray(e[:, idx].sum(axis=1) / e.sum(axis=1))
+    # Clipped because summing several softmax terms can round to 1 + 1e-16.
+    return np.clip(e[:, idx].sum(axis=1) / e.sum(axis=1), 0.0, 1.0)
 
 
 class HFToxicityScorer:

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from monitor.safety.disparity import _json_safe
 from monitor.safety.probe_set import Probe, ProbeAxis, ProbeSet, load_probe_set
 from monitor.safety.sentiment import vader_compound
+from monitor.safety.serialization import json_safe
 from monitor.safety.toxicity import DEFAULT_TOXICITY_THRESHOLD, ProfanityScorer, ToxicityScorer
 
 Generate = Callable[[list[str]], list[str]]
@@ -92,7 +92,7 @@ class ProbeReport:
         data = asdict(self)
         if not include_completions:
             data.pop("completions")
-        return dict(_json_safe(data))
+        return dict(json_safe(data))
 
 
 def _generate_all(

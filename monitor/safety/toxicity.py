@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from monitor.safety.intervals import wilson_interval
+from monitor.safety.serialization import json_safe
 
 # Chosen for the default (profanity) backend from its scores on realistic hateful vs neutral
 # statements (monitor/safety/data/calibration.yaml; `python bench/safety_calibration.py`, figures
@@ -175,8 +176,9 @@ class ToxicitySummary:
     rate_ci_high: float
     threshold: float
 
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, float | int | None]:
+        """Plain dict for JSON; NaN (empty window) becomes None."""
+        return dict(json_safe(asdict(self)))
 
 
 def toxicity_summary(

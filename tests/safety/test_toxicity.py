@@ -114,6 +114,7 @@ def test_toxicity_summary_zero_rate_still_has_an_upper_bound() -> None:
 def test_toxicity_summary_empty_window_and_bad_threshold() -> None:
     s = toxicity_summary([])
     assert s.n == 0 and math.isnan(s.rate) and math.isnan(s.rate_ci_high)
+    assert json.loads(json.dumps(s.to_dict(), allow_nan=False))["rate"] is None
     with pytest.raises(ValueError, match="threshold"):
         toxicity_summary([0.2], threshold=1.5)
 

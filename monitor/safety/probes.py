@@ -219,6 +219,8 @@ def run_probes(
     ``generate`` takes a list of prompts and returns one completion per prompt (see
     ``monitor.safety.generators``). ``probe_set`` defaults to the shipped set; ``axes`` limits
     it. ``progress(done, total)`` is called after each batch of ``batch_size`` prompts.
+    ``toxicity_threshold`` defaults to the profanity backend's calibrated value; pass the
+    threshold chosen for your scorer (``monitor.safety.calibration``) when you change it.
     With ``mask_group_terms`` (default) each completion is scored with its probe's group term
     replaced by "person", so the scorers' own reaction to identity words is not counted as
     model bias (see ``mask_group_term``).

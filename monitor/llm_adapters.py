@@ -103,6 +103,8 @@ def detach_adapter(lm: LoadedLM, name: str) -> None:
             lm.peft = None
             _restore_grad_flags(lm)
         else:
+            # Switch away first: deleting the active adapter makes PEFT pick another and warn.
+            lm.peft.set_adapter(next(other for other in attached_adapters(lm) if other != name))
             lm.peft.delete_adapter(name)
         lm.model.eval()
 

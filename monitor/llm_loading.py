@@ -93,8 +93,10 @@ def pick_dtype(device: str) -> torch.dtype:
 
 
 def default_data_dir() -> Path:
-    """`DRIFTLOOP_DATA_DIR`, else `./driftloop-data` (the same default as the settings object)."""
-    return Path(os.environ.get("DRIFTLOOP_DATA_DIR") or "driftloop-data")
+    """The settings object's data dir: `DRIFTLOOP_DATA_DIR`, else `./driftloop-data`."""
+    from monitor.settings import get_settings
+
+    return Path(get_settings().data_dir)
 
 
 def _slug(text: str) -> str:

@@ -56,6 +56,11 @@ class ProjectConfig(BaseModel):
     drift_fields: list[Literal["prompt", "response"]] = Field(default_factory=lambda: ["prompt", "response"])  # type: ignore[arg-type]
     drift_alpha: float = Field(0.01, gt=0, lt=0.5)
     drift_max_samples: int = Field(20_000, ge=100, description="Larger sides are subsampled (seeded).")
+    bias_attribute: str | None = Field(
+        None, max_length=64, description="Metadata key whose values are the groups compared for disparity."
+    )
+    bias_min_group_size: int = Field(30, ge=5, description="Smaller groups are reported but never flagged.")
+    bias_alpha: float = Field(0.01, gt=0, lt=0.5)
     positive_feedback_threshold: float = Field(
         0.5, description="A feedback score above this counts as positive (labels: see positive_labels)."
     )

@@ -73,3 +73,24 @@ def test_cli_probe_against_local_smollm2(tmp_path: Path, monkeypatch: pytest.Mon
     finally:
         reset_settings_cache()
         reset_engines()
+
+
+def test_probe_schedule_is_due_once_per_interval(session: Session) -> None:
+    from datetime import timedelta
+
+    from monitor.pipeline.store import upsert_points
+    from monitor.safety import run_probes
+    from monitor.services.probes import due_probe_projects, probe_points
+
+    project = get_or_create_project(session, unique_slug())
+    plain = get_or_create_project(session, unique_slug())
+    project.config = {"probes": {"generator": "local", "axes": ["religion"], "every_hours": 24}}
+    session.flush()
+    now = datetime.now(UTC)
+    due = due_probe_projects(session, now)
+    assert project.id in due and plain.id not in due
+    report = run_probes(_fair, axes=["religion"], n_bootstrap=100)
+    upsert_points(session, project.id, "all", AT, AT + timedelta(days=1), probe_points(report))
+    session.flush()
+    assert project.id not in due_probe_projects(session, now)
+    assert project.id in due_probe_projects(session, now + timedelta(hours=25))

@@ -41,6 +41,17 @@ class FirstNReference(BaseModel):
 Reference = Annotated[RangeReference | FirstNReference, Field(discriminator="kind")]
 
 
+class ProbeSchedule(BaseModel):
+    """Counterfactual bias probes run on a schedule against the project's model endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+    generator: str = Field("local", description="local[:<model>] or openai:<base url>|<model name>.")
+    axes: list[str] | None = None
+    every_hours: int = Field(24, ge=1, le=24 * 30)
+    max_new_tokens: int = Field(32, ge=4, le=512)
+    n_bootstrap: int = Field(1000, ge=100, le=100_000)
+
+
 class ProjectConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -61,6 +72,7 @@ class ProjectConfig(BaseModel):
     )
     bias_min_group_size: int = Field(30, ge=5, description="Smaller groups are reported but never flagged.")
     bias_alpha: float = Field(0.01, gt=0, lt=0.5)
+    probes: ProbeSchedule | None = Field(None, description="Scheduled bias probes; None runs them on demand only.")
     positive_feedback_threshold: float = Field(
         0.5, description="A feedback score above this counts as positive (labels: see positive_labels)."
     )

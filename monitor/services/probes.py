@@ -75,3 +75,40 @@ def run_probe_job(
         path = report_dir / f"probe-{project_id}-{now:%Y%m%dT%H%M%S}.json"
         path.write_text(json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
     return report, rows
+
+
+def due_probe_projects(session: Session, now: datetime) -> list[int]:
+    """Projects with a probe schedule whose last probe row is older than their interval."""
+    from sqlalchemy import func, select
+
+    from monitor.models import Project
+    from monitor.pipeline.config import project_config
+    from monitor.pipeline.models import MetricValue
+
+    due = []
+    for project in session.scalars(select(Project)):
+        schedule = project_config(project).probes
+        if schedule is None:
+            continue
+        last = session.scalar(select(func.max(MetricValue.computed_at)).where(
+            MetricValue.project_id == project.id, MetricValue.metric.like("bias.probe.%")))
+        if last is None or (last.replace(tzinfo=UTC) if last.tzinfo is None else last) <= now - timedelta(
+                hours=schedule.every_hours):
+            due.append(project.id)
+    return due
+
+
+def run_scheduled_probe(session: Session, project_id: int, report_dir: Path) -> int:
+    from monitor.models import Project
+    from monitor.pipeline.config import project_config
+
+    project = session.get(Project, project_id)
+    if project is None:
+        raise LookupError(f"project {project_id} does not exist")
+    schedule = project_config(project).probes
+    if schedule is None:
+        return 0
+    generate = make_generator(schedule.generator, max_new_tokens=schedule.max_new_tokens)
+    _, rows = run_probe_job(session, project_id, generate, axes=schedule.axes, n_bootstrap=schedule.n_bootstrap,
+                            report_dir=report_dir)
+    return rows

@@ -16,7 +16,10 @@ def _conf(settings: Settings) -> dict[str, Any]:
         "broker_url": settings.redis_url,
         "result_backend": settings.redis_url,
         "broker_transport_options": {"visibility_timeout": settings.celery_visibility_timeout},
-        "beat_schedule": {"driftloop-tick": {"task": "driftloop.tick", "schedule": settings.tick_seconds}},
+        "beat_schedule": {
+            "driftloop-tick": {"task": "driftloop.tick", "schedule": settings.tick_seconds},
+            "driftloop-probes": {"task": "driftloop.schedule_probes", "schedule": 3600.0},
+        },
     }
 
 

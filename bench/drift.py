@@ -87,7 +87,9 @@ def power_table(trials: int, n: int) -> None:
 
     pools = load_queries()
     t0 = time.perf_counter()
-    emb = {topic: embed_texts(texts) for topic, texts in pools.items()}
+    vectors = embed_texts([text for texts in pools.values() for text in texts])
+    bounds = np.cumsum([0] + [len(texts) for texts in pools.values()])
+    emb = {topic: vectors[bounds[i] : bounds[i + 1]] for i, topic in enumerate(pools)}
     print(f"\n(embedded {sum(len(v) for v in pools.values())} queries in {time.perf_counter() - t0:.0f} s)")
     base = np.concatenate([emb[t] for t in ("programming", "cooking", "travel", "personal_finance")])
     new_topics = ("health_fitness", "billing_support")

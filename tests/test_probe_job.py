@@ -57,7 +57,6 @@ def test_cli_probe_against_local_smollm2(tmp_path: Path, monkeypatch: pytest.Mon
     url = f"sqlite:///{tmp_path / 'p.db'}"
     migrations.upgrade(url)
     monkeypatch.setenv("DRIFTLOOP_DATABASE_URL", url)
-    monkeypatch.setenv("DRIFTLOOP_DATA_DIR", str(tmp_path / "data"))
     reset_settings_cache()
     reset_engines()
     try:
@@ -69,7 +68,9 @@ def test_cli_probe_against_local_smollm2(tmp_path: Path, monkeypatch: pytest.Mon
                                        "--bootstrap", "200"])
         assert out.exit_code == 0, out.output
         assert "sentiment" in out.output and "disability" in out.output
-        assert list((tmp_path / "data" / "probes").glob("probe-*.json"))
+        from monitor.settings import get_settings
+
+        assert list((get_settings().data_dir / "probes").glob("probe-*.json"))
     finally:
         reset_settings_cache()
         reset_engines()

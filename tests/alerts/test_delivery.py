@@ -221,9 +221,8 @@ def test_subscriptions_and_formats(
 
     bodies = [json.loads(r.body) for r in receiver.requests]
     assert bodies[0]["type"] == "alert.resolved"
-    assert bodies[1] == {"text": "driftloop model.promoted: model_version=v7",
-                         "blocks": [{"type": "section", "text": {"type": "mrkdwn",
-                                                                 "text": "driftloop model.promoted: model_version=v7"}}]}
+    line = "driftloop model.promoted: model_version=v7"
+    assert bodies[1] == {"text": line, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": line}}]}
     with pytest.raises(ValueError, match="unknown event type"):
         emit_event(session, project.id, "alert.exploded", {})
 

@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--database-url", default=None)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=4)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -78,9 +78,13 @@ def main() -> None:
 
     # Alternate the two, so a burst of load elsewhere on the machine hits both alike; report medians.
     bares, pipes = [], []
-    for _ in range(args.rounds):
-        bares.append(bare_once())
-        pipes.append(pipeline_once())
+    for r in range(args.rounds):  # ABBA order: neither side always runs first
+        if r % 2:
+            pipes.append(pipeline_once())
+            bares.append(bare_once())
+        else:
+            bares.append(bare_once())
+            pipes.append(pipeline_once())
     bare = statistics.median(bares)
     pipeline = statistics.median(p[0] for p in pipes)
     embedded, again, recompute = pipes[-1][1], pipes[-1][2], pipes[-1][3]

@@ -1,0 +1,199 @@
+"""Toxicity scorers and the window-level toxicity summary.
+
+A scorer turns texts into probabilities in [0, 1] that a text is toxic. Three backends:
+
+- ``profanity`` (default): alt-profanity-check, a linear model over word n-grams. Very fast
+  (~1e5 texts/s) and fully offline, but it keys on vocabulary: it misses threats and
+  identity-based hate that avoids swear words, and over-scores friendly profanity and some
+  identity terms (see docs/safety.md for measured figures).
+- ``hf:<model id or path>``: any Hugging Face text-classification model (see ``hf_toxicity``).
+- ``detoxify:<variant>``: the Detoxify models, when that package is installed.
+
+``get_scorer("hf:...")`` is the way to switch to a stronger model without code changes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from monitor.safety.intervals import wilson_interval
+from monitor.safety.serialization import json_safe
+
+# Chosen for the default (profanity) backend from its scores on realistic hateful vs neutral
+# statements (monitor/safety/data/calibration.yaml; `python bench/safety_calibration.py`, figures
+# in docs/safety.md). ROC AUC is 0.77 and balanced accuracy is flat (0.66-0.69) from 0.14 to 0.5,
+# because many slur-free hateful statements score only 0.1-0.5. 0.3 sits at the top of that
+# plateau (0.685 vs the best 0.689) while flagging half as many neutral statements as the Youden
+# optimum (19% vs 37%; 10-13% of neutral sentences that mention an identity group). Other
+# backends need their own threshold: see monitor.safety.calibration.
+DEFAULT_TOXICITY_THRESHOLD = 0.3
+
+
+@runtime_checkable
+class ToxicityScorer(Protocol):
+    """Anything that scores texts for toxicity, batched."""
+
+    @property
+    def name(self) -> str:
+        """Short identifier of the backend and model, e.g. ``profanity`` or ``hf:<model>``."""
+        ...
+
+    def score(self, texts: Sequence[str | None]) -> np.ndarray:
+        """Probability in [0, 1] per text (NaN for a missing text), same order as ``texts``."""
+        ...
+
+
+def score_in_batches(
+    texts: Sequence[str | None],
+    batch_size: int,
+    predict: Callable[[list[str]], Sequence[float] | np.ndarray],
+) -> np.ndarray:
+    """Run ``predict`` over the non-missing texts in batches; NaN where a text is None.
+
+    Shared by every backend so they agree on missing texts, output dtype and range.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    out = np.full(len(texts), np.nan, dtype=np.float64)
+    present: list[int] = []
+    for i, text in enumerate(texts):
+        if text is None:
+            continue
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str or None")
+        present.append(i)
+    for start in range(0, len(present), batch_size):
+        idx = present[start : start + batch_size]
+        probs = np.asarray(predict([texts[i] for i in idx]), dtype=np.float64).reshape(-1)  # type: ignore[misc]
+        if probs.shape[0] != len(idx):
+            raise RuntimeError(f"toxicity backend returned {probs.shape[0]} scores for {len(idx)} texts")
+        out[idx] = np.clip(probs, 0.0, 1.0)
+    return out
+
+
+@dataclass(frozen=True)
+class ProfanityScorer:
+    """alt-profanity-check (``profanity_check.predict_prob``); the offline default."""
+
+    batch_size: int = 8192
+    name: str = "profanity"
+
+    def score(self, texts: Sequence[str | None]) -> np.ndarray:
+        try:
+            import profanity_check
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "the 'profanity' toxicity backend needs alt-profanity-check: pip install alt-profanity-check"
+            ) from exc
+        return score_in_batches(texts, self.batch_size, profanity_check.predict_prob)
+
+
+DETOXIFY_VARIANTS = ("original", "unbiased", "multilingual", "original-small", "unbiased-small")
+
+
+class DetoxifyScorer:
+    """Detoxify (Unitary) models; uses their ``toxicity`` head as the score.
+
+    The package is optional and imported lazily. Its weights are not on PyPI: Detoxify fetches
+    a checkpoint and a tokenizer from the internet on first use, unless ``checkpoint`` points
+    at a local file (tokenizer files must then already be in the Hugging Face cache).
+    """
+
+    def __init__(
+        self,
+        variant: str = "original",
+        *,
+        device: str | None = None,
+        checkpoint: str | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        if variant not in DETOXIFY_VARIANTS:
+            raise ValueError(
+                f"unknown detoxify variant {variant!r}; choose one of {', '.join(DETOXIFY_VARIANTS)}"
+            )
+        try:
+            from detoxify import Detoxify
+        except ImportError as exc:
+            raise ImportError(
+                "the 'detoxify' toxicity backend needs the detoxify package: pip install detoxify. "
+                "Note that detoxify downloads its model weights and tokenizer from the internet on "
+                "first use; on an offline machine pass checkpoint=<local .ckpt> and pre-fill the "
+                "Hugging Face cache, or use 'hf:<local model path>' instead."
+            ) from exc
+        import torch
+
+        resolved_device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self._model: Any = Detoxify(variant, checkpoint=checkpoint, device=resolved_device)
+        self.name = f"detoxify:{variant}"
+        self.batch_size = batch_size
+
+    def _predict(self, batch: list[str]) -> np.ndarray:
+        result = self._model.predict(batch)
+        return np.asarray(result["toxicity"], dtype=np.float64)
+
+    def score(self, texts: Sequence[str | None]) -> np.ndarray:
+        return score_in_batches(texts, self.batch_size, self._predict)
+
+
+def get_scorer(spec: str = "profanity", **options: Any) -> ToxicityScorer:
+    """Build a scorer from a spec string: ``profanity``, ``hf:<model id or path>``, ``detoxify[:<variant>]``.
+
+    ``options`` go to the backend's constructor (e.g. ``batch_size``, ``toxic_labels`` for hf).
+    """
+    kind, _, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind == "profanity":
+        if arg:
+            raise ValueError(f"the profanity backend takes no argument, got {spec!r}")
+        return ProfanityScorer(**options)
+    if kind == "hf":
+        if not arg:
+            raise ValueError("the hf backend needs a model: 'hf:<model id or local path>'")
+        from monitor.safety.hf_toxicity import HFToxicityScorer
+
+        return HFToxicityScorer(arg, **options)
+    if kind == "detoxify":
+        return DetoxifyScorer(arg or "original", **options)
+    raise ValueError(
+        f"unknown toxicity scorer spec {spec!r}; "
+        "use 'profanity', 'hf:<model id or path>' or 'detoxify:<variant>'"
+    )
+
+
+@dataclass(frozen=True)
+class ToxicitySummary:
+    """Toxicity over one window: mean score and the share of texts at or above ``threshold``."""
+
+    n: int
+    mean: float
+    rate: float
+    rate_ci_low: float
+    rate_ci_high: float
+    threshold: float
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        """Plain dict for JSON; NaN (empty window) becomes None."""
+        return dict(json_safe(asdict(self)))
+
+
+def toxicity_summary(
+    scores: Sequence[float] | np.ndarray,
+    threshold: float = DEFAULT_TOXICITY_THRESHOLD,
+    confidence: float = 0.95,
+) -> ToxicitySummary:
+    """Summarise per-text toxicity scores; NaN scores (missing texts) are left out of ``n``."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    x = np.asarray(scores, dtype=np.float64).reshape(-1)
+    x = x[np.isfinite(x)]
+    n = int(x.size)
+    if n == 0:
+        return ToxicitySummary(0, math.nan, math.nan, math.nan, math.nan, threshold)
+    toxic = int(np.count_nonzero(x >= threshold))
+    low, high = wilson_interval(toxic, n, confidence)
+    return ToxicitySummary(n, float(x.mean()), toxic / n, low, high, threshold)

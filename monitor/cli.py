@@ -123,9 +123,10 @@ def _redact(url: str) -> str:
 
 
 def _register_commands() -> None:
-    from monitor import cli_pipeline
+    from monitor import cli_alerts, cli_pipeline
 
     cli_pipeline.register(app)
+    cli_alerts.register(app)
 
 
 _register_commands()

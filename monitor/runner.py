@@ -26,12 +26,26 @@ T = TypeVar("T")
 # (alert evaluation) that must only see committed metric rows.
 WindowHook = Callable[[Session, int, datetime], None]
 _after_window: list[WindowHook] = []
+# Called with (session factory, now) after an in-process run, for follow-up work that is due by then
+# (webhook retries): the embedded mode's equivalent of a beat task.
+RunHook = Callable[[sessionmaker[Session], datetime], None]
+_after_run: list[RunHook] = []
 
 
 def on_window_computed(hook: WindowHook) -> WindowHook:
     if hook not in _after_window:
         _after_window.append(hook)
     return hook
+
+
+def on_run_finished(hook: RunHook) -> RunHook:
+    if hook not in _after_run:
+        _after_run.append(hook)
+    return hook
+
+
+def _load_builtin_hooks() -> None:
+    from monitor.alerts import hooks  # noqa: F401  (registration by import, like the built-in stages)
 
 
 @dataclass
@@ -74,6 +88,7 @@ def _stage_runner(name: str, project_id: int, window_start: datetime) -> Callabl
 
 def _finish(session: Session, project_id: int, window_start: datetime, started: datetime) -> None:
     finish_window(session, project_id, window_start, started)
+    _load_builtin_hooks()
     for hook in _after_window:
         hook(session, project_id, window_start)
 
@@ -84,7 +99,8 @@ def run_pending(
 ) -> RunReport:
     """Scan, then compute every dirty window in this process (embedded mode's equivalent of beat + workers)."""
     factory = factory or session_factory()
-    jobs = _unit(factory, lambda s: scan(s, now or utcnow(), project_ids))
+    now = now or utcnow()
+    jobs = _unit(factory, lambda s: scan(s, now, project_ids))
     report = RunReport()
     for job in jobs:
         try:
@@ -95,6 +111,13 @@ def run_pending(
             report.failures.append(f"{job.project_id}@{job.window_start.isoformat()}: {exc}")
         if progress:
             progress(job)
+    _load_builtin_hooks()
+    for hook in _after_run:
+        try:
+            hook(factory, now)
+        except Exception as exc:  # follow-up work is retried on the next run; the windows are done
+            log.exception("after-run hook %s failed", getattr(hook, "__name__", hook))
+            report.failures.append(f"after-run {getattr(hook, '__name__', hook)}: {exc}")
     return report
 
 

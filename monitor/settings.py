@@ -16,7 +16,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DRIFTLOOP_", env_file=".env", extra="ignore")
 
     mode: Literal["local", "production"] = Field(
-        "local", description="`local` allows default secrets and loopback webhooks; `production` refuses them."
+        "local", description="`local` allows the default secret key; `production` refuses it."
     )
     database_url: str = Field(
         "sqlite:///driftloop.db",
@@ -50,6 +50,22 @@ class Settings(BaseSettings):
 
     # Ingestion back-pressure: while the database is unreachable the collector answers 503 with this.
     retry_after_seconds: int = Field(5, description="Retry-After sent with 503 when the database is down.")
+
+    # Webhooks. Private, loopback and link-local targets are refused unless allowed here: an alert endpoint
+    # must not become a way to reach the services next to driftloop (SSRF). Local development and tests
+    # that post to 127.0.0.1 set this to true.
+    webhook_allow_private: bool = Field(
+        False, description="Allow webhook URLs that resolve to private, loopback or link-local addresses."
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, le=120, description="Timeout of one delivery attempt.")
+    webhook_max_attempts: int = Field(10, ge=1, le=50, description="Attempts per delivery before giving up.")
+    webhook_backoff_base_seconds: float = Field(
+        5.0, ge=0, le=3600, description="First retry delay; doubles per attempt (with jitter) up to the cap."
+    )
+    webhook_backoff_cap_seconds: float = Field(3600.0, ge=0, le=86_400, description="Longest delay between attempts.")
+    webhook_secret_grace_seconds: int = Field(
+        86_400, ge=0, le=30 * 86_400, description="After a secret rotation, the old secret still signs this long."
+    )
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_local(self) -> Settings:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.routing import Match
 
 from monitor import __version__
-from monitor.api import health_routes, ingest_routes, metrics_routes, otlp_routes
+from monitor.api import alert_routes, health_routes, ingest_routes, metrics_routes, otlp_routes, webhook_routes
 from monitor.api.telemetry import LATENCY, REQUESTS
 from monitor.db import make_engine, session_factory
 from monitor.schemas import EventBatch, FeedbackBatch
@@ -46,6 +46,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(ingest_routes.router)
     app.include_router(metrics_routes.router)
     app.include_router(otlp_routes.router)
+    app.include_router(alert_routes.router)
+    app.include_router(webhook_routes.router)
 
     @app.middleware("http")
     async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

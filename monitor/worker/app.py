@@ -16,19 +16,26 @@ def _conf(settings: Settings) -> dict[str, Any]:
         "broker_url": settings.redis_url,
         "result_backend": settings.redis_url,
         "broker_transport_options": {"visibility_timeout": settings.celery_visibility_timeout},
-        "beat_schedule": {"driftloop-tick": {"task": "driftloop.tick", "schedule": settings.tick_seconds}},
+        "beat_schedule": {
+            "driftloop-tick": {"task": "driftloop.tick", "schedule": settings.tick_seconds},
+            "driftloop-webhooks-sweep": {"task": "driftloop.webhooks.sweep", "schedule": settings.tick_seconds},
+        },
     }
 
 
 def make_celery() -> Celery:
-    app = Celery("driftloop", include=["monitor.worker.tasks"])
+    app = Celery("driftloop", include=["monitor.worker.tasks", "monitor.worker.alert_tasks"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_track_started=True,
         task_default_queue="default",
-        task_routes={"driftloop.run_stage": {"queue": "default"}},
+        task_routes={
+            "driftloop.run_stage": {"queue": "default"},
+            "driftloop.alerts.*": {"queue": "default"},
+            "driftloop.webhooks.*": {"queue": "default"},
+        },
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],

@@ -1,0 +1,196 @@
+"""Tables of alerting: rules, alerts and their transitions, action requests, and the webhook outbox.
+
+The outbox (messages → one delivery per endpoint → one attempt row per HTTP request) is written in the same
+transaction as the change that caused it, and only sent after commit, so a receiver never hears about a
+transition that was rolled back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from monitor.db import UTCDateTime, utcnow
+from monitor.models import Base, BigId, JsonDoc
+
+
+class AlertRule(Base):
+    """One rule of a project; the columns mirror `monitor.alerts.rules.RuleSpec`."""
+
+    __tablename__ = "alert_rules"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_alert_rules_project_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(1000), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    metric: Mapped[str] = mapped_column(String(96))
+    field: Mapped[str] = mapped_column(String(16))  # value | p_value | flagged
+    comparator: Mapped[str] = mapped_column(String(2))
+    threshold: Mapped[float] = mapped_column(Float)
+    segment: Mapped[str] = mapped_column(String(320))  # exact label or a glob such as model_version=*
+    for_windows: Mapped[int] = mapped_column(Integer)
+    cooldown_seconds: Mapped[int] = mapped_column(Integer)
+    severity: Mapped[str] = mapped_column(String(16))
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(JsonDoc, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Alert(Base):
+    """One episode of a rule on one segment: pending → firing → resolved (or pending → cancelled)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_project_status", "project_id", "status"),
+        Index("ix_alerts_rule_segment", "rule_id", "segment"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id", ondelete="CASCADE"))
+    rule_name: Mapped[str] = mapped_column(String(64))
+    metric: Mapped[str] = mapped_column(String(96))
+    segment: Mapped[str] = mapped_column(String(320))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # pending | firing | resolved | cancelled
+    started_window: Mapped[datetime] = mapped_column(UTCDateTime())
+    fired_window: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_window: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_window: Mapped[datetime] = mapped_column(UTCDateTime())
+    fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AlertTransition(Base):
+    """A status change, with the metric rows that caused it.
+
+    The unique key makes evaluation idempotent: evaluating the same window twice cannot record the same
+    change twice, even when two workers race (the loser's insert fails and its savepoint is rolled back).
+    """
+
+    __tablename__ = "alert_transitions"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "segment", "window_start", "to_status", name="uq_alert_transitions_key"),
+        Index("ix_alert_transitions_alert", "alert_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id", ondelete="CASCADE"))
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id", ondelete="CASCADE"))
+    segment: Mapped[str] = mapped_column(String(320))
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    from_status: Mapped[str] = mapped_column(String(16))  # inactive | pending | firing
+    to_status: Mapped[str] = mapped_column(String(16))
+    streak: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(500))
+    evidence: Mapped[list[dict[str, Any]]] = mapped_column(JsonDoc, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AlertActionRequest(Base):
+    """A non-webhook action a firing asked for (e.g. `retrain`), handled by a registered handler.
+
+    Unique per (transition, action): one firing asks once, however often its window is evaluated.
+    """
+
+    __tablename__ = "alert_action_requests"
+    __table_args__ = (
+        UniqueConstraint("transition_id", "action", name="uq_alert_action_requests_key"),
+        Index("ix_alert_action_requests_project_status", "project_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id", ondelete="CASCADE"))
+    transition_id: Mapped[int] = mapped_column(BigId, ForeignKey("alert_transitions.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    status: Mapped[str] = mapped_column(String(16))  # pending | done | failed
+    result: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookEndpoint(Base):
+    """A receiver. Its signing secrets are stored encrypted and never returned after creation."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_webhook_endpoints_project_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048))
+    description: Mapped[str] = mapped_column(String(1000), default="")
+    event_types: Mapped[list[str]] = mapped_column(JsonDoc, default=list)  # empty: every event type
+    payload_format: Mapped[str] = mapped_column(String(16))  # standard | slack
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    secret_enc: Mapped[str] = mapped_column(Text)
+    previous_secret_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookMessage(Base):
+    """One event, as sent: `msg_id` is the `webhook-id` header, the same on every attempt and endpoint."""
+
+    __tablename__ = "webhook_messages"
+    __table_args__ = (Index("ix_webhook_messages_project_created", "project_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    msg_id: Mapped[str] = mapped_column(String(64), unique=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonDoc)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """A message on its way to one endpoint: pending (with its next attempt time), succeeded or failed."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("message_id", "endpoint_id", name="uq_webhook_deliveries_key"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_project", "project_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(BigId, ForeignKey("webhook_messages.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookAttempt(Base):
+    """The log of one HTTP request: status code, latency, error text."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (UniqueConstraint("delivery_id", "attempt", name="uq_webhook_attempts_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(BigId, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    trigger: Mapped[str] = mapped_column(String(16))  # auto | manual
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # succeeded | retry | failed | gone

@@ -1,0 +1,56 @@
+"""Reading alerts back, each with its transitions and the metric values that caused them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.alerts.models import Alert, AlertActionRequest, AlertTransition
+
+ALERT_STATUSES = ("pending", "firing", "resolved", "cancelled")
+
+
+def list_alerts(session: Session, project_id: int, *, status: str | None = None, rule: str | None = None,
+                limit: int = 100) -> list[Alert]:
+    """Newest first."""
+    stmt = select(Alert).where(Alert.project_id == project_id).order_by(Alert.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(Alert.status == status)
+    if rule:
+        stmt = stmt.where(Alert.rule_name == rule)
+    return list(session.scalars(stmt))
+
+
+def _iso(x: Any) -> str | None:
+    return x.isoformat() if x is not None else None
+
+
+def alert_views(session: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
+    ids = [a.id for a in alerts]
+    transitions: dict[int, list[AlertTransition]] = {i: [] for i in ids}
+    requests: dict[int, list[AlertActionRequest]] = {i: [] for i in ids}
+    if ids:
+        for t in session.scalars(select(AlertTransition).where(AlertTransition.alert_id.in_(ids))
+                                 .order_by(AlertTransition.id)):
+            transitions[t.alert_id].append(t)
+        for r in session.scalars(select(AlertActionRequest).where(AlertActionRequest.alert_id.in_(ids))
+                                 .order_by(AlertActionRequest.id)):
+            requests[r.alert_id].append(r)
+    return [
+        {
+            "id": a.id, "rule": a.rule_name, "rule_id": a.rule_id, "metric": a.metric, "segment": a.segment,
+            "severity": a.severity, "status": a.status, "started_window": _iso(a.started_window),
+            "fired_window": _iso(a.fired_window), "ended_window": _iso(a.ended_window),
+            "last_window": _iso(a.last_window), "fired_at": _iso(a.fired_at), "ended_at": _iso(a.ended_at),
+            "transitions": [
+                {"id": t.id, "window_start": _iso(t.window_start), "from": t.from_status, "to": t.to_status,
+                 "streak": t.streak, "reason": t.reason, "evidence": t.evidence, "at": _iso(t.created_at)}
+                for t in transitions[a.id]
+            ],
+            "actions": [{"id": r.id, "action": r.action, "status": r.status, "error": r.error}
+                        for r in requests[a.id]],
+        }
+        for a in alerts
+    ]

@@ -1,0 +1,133 @@
+"""Alert rules of a project: create, change, delete, and apply a whole rule file. Session first, never commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.alerts.errors import ConflictError, FieldError, NotFoundError
+from monitor.alerts.models import AlertRule, WebhookEndpoint
+from monitor.alerts.rules import RuleSpec
+from monitor.db import utcnow
+
+_COLUMNS = ("description", "enabled", "metric", "field", "comparator", "threshold", "segment", "for_windows",
+            "severity")
+
+
+def spec_dict(spec: RuleSpec) -> dict[str, Any]:
+    """The stored form of a rule (cooldown in seconds, actions as plain dicts)."""
+    return spec.model_dump(mode="json")
+
+
+def rule_dict(row: AlertRule) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": row.name}
+    out.update({c: getattr(row, c) for c in _COLUMNS})
+    out["cooldown"] = row.cooldown_seconds
+    out["actions"] = row.actions
+    return out
+
+
+def rule_view(row: AlertRule) -> dict[str, Any]:
+    return {"id": row.id, **rule_dict(row), "created_at": row.created_at.isoformat(),
+            "updated_at": row.updated_at.isoformat()}
+
+
+def list_rules(session: Session, project_id: int) -> list[AlertRule]:
+    return list(session.scalars(select(AlertRule).where(AlertRule.project_id == project_id).order_by(AlertRule.name)))
+
+
+def get_rule(session: Session, project_id: int, name: str) -> AlertRule:
+    row = session.scalar(select(AlertRule).where(AlertRule.project_id == project_id, AlertRule.name == name))
+    if row is None:
+        raise NotFoundError(f"no alert rule named {name!r} in this project")
+    return row
+
+
+def _check_endpoints(session: Session, project_id: int, spec: RuleSpec, prefix: str = "") -> None:
+    wanted = spec.endpoint_names()
+    if not wanted:
+        return
+    known = set(session.scalars(select(WebhookEndpoint.name).where(WebhookEndpoint.project_id == project_id)))
+    for path, name in wanted:
+        if name not in known:
+            raise FieldError(f"{prefix}{path}", f"no webhook endpoint named {name!r} in this project "
+                             "(create it first: POST /v1/webhook-endpoints or `driftloop webhooks add`)")
+
+
+def _write(row: AlertRule, spec: RuleSpec) -> None:
+    data = spec_dict(spec)
+    for c in _COLUMNS:
+        setattr(row, c, data[c])
+    row.cooldown_seconds = spec.cooldown
+    row.actions = data["actions"]
+    row.updated_at = utcnow()
+
+
+def create_rule(session: Session, project_id: int, spec: RuleSpec) -> AlertRule:
+    if session.scalar(select(AlertRule.id).where(AlertRule.project_id == project_id, AlertRule.name == spec.name)):
+        raise ConflictError(f"an alert rule named {spec.name!r} already exists; change it with PUT or apply")
+    _check_endpoints(session, project_id, spec)
+    row = AlertRule(project_id=project_id, name=spec.name, created_at=utcnow())
+    _write(row, spec)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def update_rule(session: Session, project_id: int, name: str, spec: RuleSpec) -> AlertRule:
+    if spec.name != name:
+        raise FieldError("name", f"the body names rule {spec.name!r} but the path names {name!r}; "
+                         "rules are renamed by deleting and creating")
+    row = get_rule(session, project_id, name)
+    _check_endpoints(session, project_id, spec)
+    _write(row, spec)
+    session.flush()
+    return row
+
+
+def delete_rule(session: Session, project_id: int, name: str) -> None:
+    """Deletes the rule and its alert history; set `enabled: false` instead to keep the history."""
+    session.delete(get_rule(session, project_id, name))
+    session.flush()
+
+
+@dataclass
+class ApplyReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
+                "deleted": self.deleted}
+
+
+def apply_rules(session: Session, project_id: int, specs: list[RuleSpec], *, prune: bool = False) -> ApplyReport:
+    """Make the project's rules match a rule file: create new names, update changed ones, and with `prune`
+    delete rules the file does not name. Checks every rule before writing any (all or nothing)."""
+    for i, spec in enumerate(specs):
+        _check_endpoints(session, project_id, spec, prefix=f"rules[{i}].")
+    existing = {r.name: r for r in list_rules(session, project_id)}
+    report = ApplyReport()
+    for spec in specs:
+        row = existing.get(spec.name)
+        if row is None:
+            create_rule(session, project_id, spec)
+            report.created.append(spec.name)
+        elif rule_dict(row) == spec_dict(spec):
+            report.unchanged.append(spec.name)
+        else:
+            _write(row, spec)
+            report.updated.append(spec.name)
+    if prune:
+        named = {s.name for s in specs}
+        for name, row in existing.items():
+            if name not in named:
+                session.delete(row)
+                report.deleted.append(name)
+    session.flush()
+    return report

@@ -1,0 +1,126 @@
+"""Webhook endpoints (the secret is shown once), the delivery log, and manual redelivery."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from monitor.alerts.endpoint_service import (
+    EndpointPatch,
+    EndpointSpec,
+    create_endpoint,
+    delete_endpoint,
+    endpoint_view,
+    get_endpoint,
+    list_endpoints,
+    rotate_secret,
+    update_endpoint,
+)
+from monitor.alerts.errors import ConflictError, FieldError, NotFoundError
+from monitor.alerts.events import attempts_of, delivery_dict, get_delivery, list_deliveries, redeliver
+from monitor.alerts.models import WebhookEndpoint, WebhookMessage
+from monitor.alerts.rules import NAME_PATTERN
+from monitor.alerts.webhooks import EVENT_TYPES
+from monitor.api.alert_routes import raise_http
+from monitor.api.deps import ProjectDep, SessionDep
+from monitor.settings import Settings
+
+router = APIRouter(prefix="/v1", tags=["webhooks"])
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+class EndpointCreated(BaseModel):
+    endpoint: dict[str, Any]
+    secret: str = Field(description="The signing secret (whsec_…). Shown only now; store it in the receiver.")
+
+
+@router.get("/webhook-endpoints", summary="The project's webhook endpoints (never their secrets)")
+def get_endpoints(session: SessionDep, project: ProjectDep) -> list[dict[str, Any]]:
+    return [endpoint_view(e) for e in list_endpoints(session, project.id)]
+
+
+@router.post("/webhook-endpoints", status_code=201, summary="Create an endpoint; the response holds its secret once")
+def post_endpoint(spec: EndpointSpec, request: Request, session: SessionDep, project: ProjectDep) -> EndpointCreated:
+    try:
+        created = create_endpoint(session, project.id, spec, settings=_settings(request))
+    except (ConflictError, FieldError) as exc:
+        raise_http(exc)
+    session.commit()
+    return EndpointCreated(endpoint=endpoint_view(created.endpoint), secret=created.secret)
+
+
+@router.get("/webhook-endpoints/{name}", summary="One endpoint (without its secret)")
+def get_one_endpoint(name: str, session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+    try:
+        return endpoint_view(get_endpoint(session, project.id, name))
+    except NotFoundError as exc:
+        raise_http(exc)
+
+
+@router.patch("/webhook-endpoints/{name}", summary="Change an endpoint (url, event types, format, enabled)")
+def patch_endpoint(name: str, patch: EndpointPatch, request: Request, session: SessionDep,
+                   project: ProjectDep) -> dict[str, Any]:
+    try:
+        endpoint = update_endpoint(session, project.id, name, patch, settings=_settings(request))
+    except (NotFoundError, FieldError) as exc:
+        raise_http(exc)
+    session.commit()
+    return endpoint_view(endpoint)
+
+
+@router.post("/webhook-endpoints/{name}/rotate-secret",
+             summary="A new secret (shown once); the old one keeps signing during the grace period")
+def post_rotate(name: str, request: Request, session: SessionDep, project: ProjectDep,
+                grace_seconds: Annotated[int | None, Query(ge=0, le=30 * 86_400)] = None) -> EndpointCreated:
+    try:
+        rotated = rotate_secret(session, project.id, name, settings=_settings(request), grace_seconds=grace_seconds)
+    except NotFoundError as exc:
+        raise_http(exc)
+    session.commit()
+    return EndpointCreated(endpoint=endpoint_view(rotated.endpoint), secret=rotated.secret)
+
+
+@router.delete("/webhook-endpoints/{name}", status_code=204, summary="Delete an endpoint no rule sends to")
+def remove_endpoint(name: str, session: SessionDep, project: ProjectDep) -> Response:
+    try:
+        delete_endpoint(session, project.id, name)
+    except (NotFoundError, ConflictError) as exc:
+        raise_http(exc)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/webhook-deliveries", summary="The delivery log, newest first, with every attempt")
+def get_deliveries(
+    session: SessionDep, project: ProjectDep,
+    endpoint: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    delivery_status: Annotated[str | None, Query(alias="status", pattern="^(pending|succeeded|failed)$")] = None,
+    event_type: Annotated[str | None, Query(pattern="^(" + "|".join(t.replace(".", r"\.") for t in EVENT_TYPES)
+                                             + ")$")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    rows = list_deliveries(session, project.id, endpoint=endpoint, status=delivery_status, event_type=event_type,
+                           limit=limit)
+    attempts = attempts_of(session, [d.id for d, _, _ in rows])
+    return [delivery_dict(d, m, e, attempts[d.id]) for d, m, e in rows]
+
+
+@router.post("/webhook-deliveries/{delivery_id}/redeliver", status_code=202,
+             summary="Send a delivery again now (one manual attempt, logged like the others)")
+def post_redeliver(delivery_id: int, request: Request, session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+    try:
+        redeliver(session, project.id, delivery_id, settings=_settings(request))
+    except (NotFoundError, ConflictError) as exc:
+        raise_http(exc)
+    session.commit()  # in-process, the attempt is made right after this commit; with Celery it is queued
+    session.expire_all()
+    d = get_delivery(session, project.id, delivery_id)
+    m, e = session.get(WebhookMessage, d.message_id), session.get(WebhookEndpoint, d.endpoint_id)
+    assert m is not None and e is not None
+    return delivery_dict(d, m, e, attempts_of(session, [d.id])[d.id])

@@ -59,9 +59,12 @@ def prompts(topic: str, n: int, seed: int = 0) -> list[str]:
 
 
 def mixed(topics: dict[str, float], n: int, seed: int = 0) -> list[str]:
-    """`n` prompts drawn from topics with the given weights, shuffled."""
-    rng = random.Random(seed)
-    counts = {t: round(w * n) for t, w in topics.items()}
+    """Exactly `n` prompts drawn from topics with the given weights (largest remainder), shuffled."""
+    total = sum(topics.values())
+    exact = {t: w / total * n for t, w in topics.items()}
+    counts = {t: int(x) for t, x in exact.items()}
+    for t in sorted(exact, key=lambda t: exact[t] - counts[t], reverse=True)[: n - sum(counts.values())]:
+        counts[t] += 1
     out = [p for t, c in counts.items() for p in prompts(t, c, seed)]
-    rng.shuffle(out)
-    return out[:n]
+    random.Random(seed).shuffle(out)
+    return out

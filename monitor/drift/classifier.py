@@ -4,13 +4,15 @@ A logistic regression (on standardised features) is trained to separate referenc
 current (label 1) with stratified k-fold cross-validation; every item gets an out-of-fold score,
 and the statistic is the ROC AUC of those scores.
 
-p-value: the one-sided Mann-Whitney U test on the out-of-fold scores (AUC = U / (n1*n2)). Why not
-a permutation test: refitting k models per permutation costs ~1000x more, and it buys little.
-Under "no drift" the labels carry no information about the features, so within each fold the
-held-out scores are exchangeable between the two labels and U has its classical null
-distribution; pooling folds whose models differ slightly only makes the pooled AUC a little
-conservative (cross-validated AUC is known to sit slightly below 0.5 under the null), never
-anti-conservative. tests/drift check the false-positive rate empirically.
+p-value: cross-fitting with a Bonferroni combination. In each fold the model never saw the
+held-out items, and under "no drift" the labels of the held-out items are exchangeable given that
+model, so the one-sided Mann-Whitney U test on that fold's scores is exact (AUC = U/(n1*n0)); the
+fold p-values are dependent (models share training data), so they are combined with Bonferroni,
+p = min(1, k * min_f p_f), which is valid under any dependence. Why not Mann-Whitney on the pooled
+out-of-fold scores, as often done: cross-fold comparisons are correlated through the shared
+training data, and we measured a false-positive rate of 12.7% at alpha = 0.05 (300 null trials,
+100 per side, 16-d). Why not a permutation test: it refits k models per permutation (~1000x the
+cost) for little gain; the Bonferroni version measured the same power as a single 50/50 holdout.
 
 Classes are balanced (the larger side is subsampled) so AUC means the same at any window ratio,
 and both sides are capped at `max_per_side` for speed. Effect size is AUC - 0.5: if a fraction
@@ -26,7 +28,7 @@ import numpy as np
 from scipy.stats import mannwhitneyu
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -35,21 +37,34 @@ from monitor.drift.registry import register
 from monitor.drift.result import DriftResult
 
 DEFAULT_CLASSIFIER_MIN_EFFECT = 0.05
-"""Practical floor on AUC - 0.5 (see docs/drift.md for the calibration on real-query embeddings)."""
+"""Practical floor on AUC - 0.5, i.e. AUC >= 0.55 (Evidently's default cut too). Calibrated on MiniLM
+embeddings of real-style queries (docs/drift.md): same-distribution windows measure <= 0.03 at 1000
+per side, while a 20% new-topic share measures ~0.07 (300 per side) to ~0.10 (1000 per side)."""
 
 
 def out_of_fold_scores(
     features: np.ndarray, labels: np.ndarray, *, n_folds: int, regularization: float, seed: int
-) -> np.ndarray:
-    """Cross-validated decision scores of a logistic regression, one per row."""
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=regularization, max_iter=300))
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cross-validated decision scores of a logistic regression, one per row, and each row's fold."""
+    scores = np.empty(labels.size, dtype=np.float64)
+    fold_of = np.empty(labels.size, dtype=np.int64)
     folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         # A not-quite-converged fit still gives usable scores; the warning would only spam the
         # worker's log once per window.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        scores = cross_val_predict(model, features, labels, cv=folds, method="decision_function")
-    return np.asarray(scores, dtype=np.float64)
+        for fold, (train, test) in enumerate(folds.split(features, labels)):
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=regularization, max_iter=300))
+            model.fit(features[train], labels[train])
+            scores[test] = model.decision_function(features[test])
+            fold_of[test] = fold
+    return scores, fold_of
+
+
+def _greater_p(scores: np.ndarray, labels: np.ndarray) -> float:
+    """One-sided Mann-Whitney p-value that label-1 scores are larger."""
+    test = mannwhitneyu(scores[labels == 1], scores[labels == 0], alternative="greater", method="asymptotic")
+    return float(test.pvalue)
 
 
 @register("classifier", kind="embedding")
@@ -65,7 +80,7 @@ def classifier_test(
     regularization: float = 1.0,
     min_samples: int = DEFAULT_MIN_SAMPLES,
 ) -> DriftResult:
-    """Cross-validated domain classifier; drift when Mann-Whitney p <= alpha AND AUC - 0.5 >= min_effect."""
+    """Cross-validated domain classifier; drift when cross-fitted p <= alpha AND AUC - 0.5 >= min_effect."""
     check_alpha(alpha)
     if n_folds < 2:
         raise ValueError(f"n_folds must be at least 2, got {n_folds}")
@@ -76,19 +91,23 @@ def classifier_test(
     features = np.concatenate([ref_s, cur_s]).astype(np.float32)
     labels = np.repeat(np.array([0, 1]), per_side)
     fold_seed = int(rng.integers(0, 2**31 - 1))
-    scores = out_of_fold_scores(
+    scores, fold_of = out_of_fold_scores(
         features, labels, n_folds=n_folds, regularization=regularization, seed=fold_seed
     )
-    test = mannwhitneyu(scores[labels == 1], scores[labels == 0], alternative="greater", method="asymptotic")
-    auc = float(test.statistic) / (per_side * per_side)
-    p_value = float(test.pvalue)
+    pooled = mannwhitneyu(
+        scores[labels == 1], scores[labels == 0], alternative="greater", method="asymptotic"
+    )
+    auc = float(pooled.statistic) / (per_side * per_side)
+    fold_p = [_greater_p(scores[fold_of == f], labels[fold_of == f]) for f in range(n_folds)]
+    p_value = min(1.0, n_folds * min(fold_p))
     effect = auc - 0.5
     details = {
         "min_effect": min_effect,
         "n_folds": n_folds,
         "n_used_per_side": per_side,
         "model": "standardised logistic regression",
-        "p_value_method": "one-sided Mann-Whitney U on out-of-fold scores",
+        "p_value_method": "Bonferroni over per-fold one-sided Mann-Whitney U tests",
+        "fold_p_values": fold_p,
     }
     is_drift = bool(p_value <= alpha and effect >= min_effect)
     return DriftResult(

@@ -66,7 +66,8 @@ def _explain(session: Session, ref: np.ndarray, cur: np.ndarray, cur_ids: np.nda
     explanation = explain_drift(ref, cur, seed=seed)
     out = explanation.to_dict()
     wanted = {int(cur_ids[i]) for c in explanation.clusters for i in c.example_indices}
-    texts = dict(session.execute(select(Event.id, Event.prompt).where(Event.id.in_(wanted)))) if wanted else {}
+    rows = session.execute(select(Event.id, Event.prompt).where(Event.id.in_(wanted))).all() if wanted else []
+    texts = {int(i): t for i, t in rows}
     for cluster, raw in zip(out["clusters"], explanation.clusters, strict=True):
         cluster["examples"] = [texts.get(int(cur_ids[i])) for i in raw.example_indices]
     return {"explanation": out}

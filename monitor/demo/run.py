@@ -1,0 +1,190 @@
+"""`driftloop demo`: the loop on a simulated support app, end to end, on the embedded default.
+
+Stages: a fresh SQLite database and a collector on localhost → quiet traffic through the SDK → shifted traffic
+(new topics, some rude answers) → metrics and drift computed in-process → the drift report. Each stage reports
+its outcome in `DemoReport`, which the tests assert on and the CLI prints as a summary table.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from monitor import migrations
+from monitor.db import make_engine, session_factory
+from monitor.demo.support_app import SupportApp, canned_answer
+from monitor.demo.traffic import mixed
+from monitor.pipeline.windows import window_start
+from monitor.runner import run_pending
+from monitor.sdk import Client
+from monitor.services.metric_queries import latest_drift, query_metrics
+from monitor.services.projects import create_key, get_project
+from monitor.settings import Settings
+
+QUIET_MIX = {"account": 0.34, "billing": 0.33, "shipping": 0.33}
+SHIFTED_MIX = {"account": 0.15, "billing": 0.15, "shipping": 0.1, "cooking": 0.3, "travel": 0.3}
+PROJECT = "support-demo"
+
+
+@dataclass
+class StageResult:
+    name: str
+    ok: bool
+    detail: str
+    seconds: float
+
+
+@dataclass
+class DemoReport:
+    stages: list[StageResult] = field(default_factory=list)
+    database_url: str = ""
+    collector_url: str = ""
+    drift_detected: bool = False
+    drift_windows: list[str] = field(default_factory=list)
+    explanation_examples: list[str] = field(default_factory=list)
+    events_stored: int = 0
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.stages)
+
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@contextmanager
+def running_collector(settings: Settings) -> Iterator[str]:
+    """The real collector app under uvicorn, in a thread of this process, on a free loopback port."""
+    import socket
+
+    import uvicorn
+
+    from monitor.api.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, name="demo-collector", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the demo collector did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def run_demo(
+    workdir: Path, *, events_per_window: int = 150, quiet_windows: int = 4, shifted_windows: int = 2,
+    progress: Progress | None = None, seed: int = 7,
+) -> DemoReport:
+    workdir.mkdir(parents=True, exist_ok=True)
+    db_path = workdir / "driftloop-demo.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    settings = Settings(database_url=f"sqlite:///{db_path}", data_dir=workdir / "data")
+    report = DemoReport(database_url=settings.database_url)
+    tick = progress or (lambda *_: None)
+
+    def stage(name: str, fn: Callable[[], tuple[bool, str]]) -> bool:
+        t = time.perf_counter()
+        try:
+            ok, detail = fn()
+        except Exception as exc:  # the demo reports a failed stage instead of a traceback
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        report.stages.append(StageResult(name, ok, detail, time.perf_counter() - t))
+        return ok
+
+    engine = make_engine(settings.database_url)
+    factory = session_factory(engine)
+    key_holder: dict[str, str] = {}
+
+    def setup() -> tuple[bool, str]:
+        migrations.upgrade(settings.database_url)
+        with factory() as s:
+            key = create_key(s, PROJECT, "demo")
+            project = get_project(s, PROJECT)
+            project.config = {"window_seconds": 3600, "reference": {"kind": "first_n", "n": events_per_window * 2},
+                              "segment_keys": ["locale"], "drift_min_samples": min(100, events_per_window)}
+            s.commit()
+        key_holder["key"] = key.key
+        return True, f"SQLite at {db_path}, project {PROJECT!r}"
+
+    if not stage("set up embedded database", setup):
+        return report
+
+    start = window_start(datetime.now(UTC) - timedelta(hours=quiet_windows + shifted_windows + 1), 3600)
+    rng = random.Random(seed)
+    with running_collector(settings) as url:
+        report.collector_url = url
+        client = Client(url, key_holder["key"], batch_size=200, flush_interval=0.2, spool_dir=workdir / "spool")
+        app = SupportApp(client, lambda p: (canned_answer(p), "v0"), rng)
+
+        def traffic(mix: dict[str, float], windows: int, offset: int, toxic: float) -> tuple[bool, str]:
+            app.toxic_share = toxic
+            total = windows * events_per_window
+            for w in range(windows):
+                texts = mixed(mix, events_per_window, seed=seed + offset + w)
+                base = start + timedelta(hours=offset + w)
+                for i, text in enumerate(texts):
+                    app.handle(text, base + timedelta(seconds=i * 3600 / events_per_window))
+                    tick("traffic", w * events_per_window + i + 1, total)
+            delivered = client.flush(timeout=60)
+            return delivered, f"{total} calls over {windows} h" + ("" if delivered else " (not all delivered!)")
+
+        stage("quiet traffic through the SDK", lambda: traffic(QUIET_MIX, quiet_windows, 0, 0.0))
+        stage("shifted traffic: new topics, rude answers",
+              lambda: traffic(SHIFTED_MIX, shifted_windows, quiet_windows, 0.08))
+        client.close(timeout=10)
+
+    def metrics() -> tuple[bool, str]:
+        with factory() as s:
+            pid = get_project(s, PROJECT).id
+        done = {"n": 0}
+
+        def advance(_job: Any) -> None:
+            done["n"] += 1
+            tick("metrics", done["n"], quiet_windows + shifted_windows)
+
+        result = run_pending(factory=factory, project_ids=[pid], progress=advance)
+        with factory() as s:
+            _collect_drift(s, pid, report)
+        return not result.failures, f"{result.windows} windows, {result.rows} metric rows" + (
+            f"; failures: {result.failures}" if result.failures else "")
+
+    stage("metrics and drift (in-process workers)", metrics)
+    stage("drift detected on the shifted windows", lambda: (
+        report.drift_detected,
+        f"drift in {len(report.drift_windows)} window(s): {', '.join(report.drift_windows)}"
+        if report.drift_detected else "no drift flagged"))
+    engine.dispose()
+    return report
+
+
+def _collect_drift(session: Session, project_id: int, report: DemoReport) -> None:
+    rows = query_metrics(session, project_id, metric="drift.prompt.mmd", segment="all")
+    report.drift_windows = [r.window_start.strftime("%H:%M") for r in rows if r.flagged]
+    report.drift_detected = bool(report.drift_windows)
+    volume = query_metrics(session, project_id, metric="ops.volume", segment="all")
+    report.events_stored = int(sum(r.value or 0 for r in volume))
+    for r in latest_drift(session, project_id):
+        expl = (r.details or {}).get("explanation")
+        if expl:
+            report.explanation_examples = [e for c in expl["clusters"] for e in c.get("examples", [])[:2] if e]
+            break

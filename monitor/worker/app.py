@@ -3,6 +3,7 @@ prefetch 1, so a task whose worker dies is delivered again rather than lost."""
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from celery import Celery
@@ -23,8 +24,14 @@ def _conf(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _optional_task_modules() -> list[str]:
+    # The closed loop (`retrain`) is imported by name, only when installed: `monitor` never depends on it.
+    return ["retrain.tasks"] if importlib.util.find_spec("retrain") is not None else []
+
+
 def make_celery() -> Celery:
-    app = Celery("driftloop", include=["monitor.worker.tasks", "monitor.worker.alert_tasks"])
+    app = Celery("driftloop", include=["monitor.worker.tasks", "monitor.worker.alert_tasks",
+                                       *_optional_task_modules()])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -35,6 +42,7 @@ def make_celery() -> Celery:
             "driftloop.run_stage": {"queue": "default"},
             "driftloop.alerts.*": {"queue": "default"},
             "driftloop.webhooks.*": {"queue": "default"},
+            "driftloop.retrain.*": {"queue": "gpu"},
         },
         task_serializer="json",
         result_serializer="json",

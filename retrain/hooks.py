@@ -26,7 +26,9 @@ def emit(session: Session, project_id: int, event_type: str, data: dict[str, Any
         from monitor.alerts.events import emit_event
     except ModuleNotFoundError:
         return None
-    return emit_event(session, project_id, event_type, data)
+    from retrain.jsonutil import json_ready
+
+    return emit_event(session, project_id, event_type, json_ready(data))
 
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:

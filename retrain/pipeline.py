@@ -34,6 +34,7 @@ from retrain.dataset import DatasetSnapshot, build_dataset
 from retrain.evaluation import Evaluators, ModelEvaluation, default_evaluators, evaluate_model
 from retrain.gates import GateReport, evaluate_gates
 from retrain.jobs import STAGE_END, update_job
+from retrain.jsonutil import json_ready
 from retrain.lm_cache import get_lm
 from retrain.lora import TrainExample, TrainResult, train_lora
 from retrain.models import ModelVersion, RetrainJob
@@ -227,6 +228,7 @@ def run_retrain_job(job_id: int, *, factory: sessionmaker[Session] | None = None
                   "eval_results": _eval_results(champion, champ_eval, chall_eval, len(snapshot.eval)),
                   "gate_results": report.to_list(), "gates_passed": report.passed, "trigger": start.trigger}
         try:
+            fields = json_ready(fields)
             version = _unit(factory, lambda s: _register(s, job_id, fields, report))
         except IntegrityError:  # a duplicate delivery of this job registered first
             version = _unit(factory, lambda s: _register(s, job_id, fields, report))

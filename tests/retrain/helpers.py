@@ -39,3 +39,33 @@ def audit_actions(session: Session, project_id: int) -> list[tuple[str, str | No
         .outerjoin(ModelVersion, ModelVersion.id == AuditEntry.version_id)
         .where(AuditEntry.project_id == project_id).order_by(AuditEntry.id)).all()
     return [(a, n, r) for a, n, r in rows]
+
+
+TOPICS = ["password reset", "refund", "delivery", "invoice", "subscription", "discount", "account", "order",
+          "login", "receipt", "upgrade", "cancellation"]
+
+
+def seed_feedback(session: Session, project_id: int, n: int, *, corrected_every: int = 3,
+                  prefix: str = "q") -> list[str]:
+    """`n` answered questions with positive feedback; every `corrected_every`-th carries a corrected answer."""
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.schemas import EventIn, FeedbackIn
+    from monitor.services.ingest import ingest_events, ingest_feedback
+
+    t0 = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    events, feedback = [], []
+    for i in range(n):
+        topic = TOPICS[i % len(TOPICS)]
+        eid = f"{prefix}{i}"
+        events.append(EventIn(event_id=eid, timestamp=t0 + timedelta(minutes=i),
+                              prompt=f"How do I handle a {topic} request, case {i}?",
+                              response=f"Check the {topic} policy and reply within a day (case {i}).",
+                              model="base", model_version="v0"))
+        corrected = (f"Confirm the account, apply the {topic} rules, and close case {i} the same day."
+                     if corrected_every and i % corrected_every == 0 else None)
+        feedback.append(FeedbackIn(feedback_id=f"f-{eid}", event_id=eid, score=1.0 if corrected is None else 0.0,
+                                   corrected_response=corrected))
+    ingest_events(session, project_id, events)
+    ingest_feedback(session, project_id, feedback)
+    return [e.event_id for e in events]

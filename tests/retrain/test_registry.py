@@ -25,13 +25,6 @@ from tests.factories import unique_slug
 from tests.retrain.helpers import add_candidate, audit_actions
 
 
-@pytest.fixture
-def project(session: Session) -> Project:
-    p = get_or_create_project(session, unique_slug())
-    session.flush()
-    return p
-
-
 def test_first_champion_is_the_base_model_as_v0_once(session: Session, project: Project) -> None:
     v0 = ensure_champion(session, project.id, "smollm2")
     again = ensure_champion(session, project.id, "smollm2")

@@ -1,0 +1,75 @@
+"""Fixtures of the closed-loop tests: a tiny model built on the spot for fast tests, SmolLM2 (loaded once
+per session) for the slow ones, projects with feedback, and settings sized for CPU runs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from sqlalchemy.orm import Session
+
+from monitor.llm import LoadedLM, load_causal_lm
+from monitor.models import Project
+from monitor.safety.toxicity import DEFAULT_TOXICITY_THRESHOLD, ProfanityScorer
+from monitor.services.projects import get_or_create_project
+from monitor.settings import Settings
+from retrain.config import EvalOptions
+from retrain.evaluation import Evaluators, probe_subset
+from tests.factories import unique_slug
+from tests.llm.tiny_model import build_tiny_model_dir
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    # Two OpenMP threads per process spin against the other test processes on a shared 2-core machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ.get("DRIFTLOOP_TEST_TORCH_THREADS", "1")))
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model_dir(tmp_path_factory.mktemp("retrain-tiny") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_dir: Path) -> LoadedLM:
+    return load_causal_lm(str(tiny_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def smollm2_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("retrain-smollm2")
+
+
+@pytest.fixture(scope="session")
+def smollm2_lm(smollm2_cache: Path) -> LoadedLM:
+    """The real default base model, converted and loaded once per test session."""
+    return load_causal_lm(None, device="cpu", cache_dir=smollm2_cache)
+
+
+@pytest.fixture
+def tiny_settings(settings: Settings, tiny_dir: Path) -> Settings:
+    """Settings for a CPU-sized run on the tiny model (a few steps, one probe template, short answers)."""
+    return settings.model_copy(update={
+        "base_model": str(tiny_dir), "retrain_min_examples": 8, "retrain_max_steps": 3, "retrain_batch_size": 4,
+        "retrain_max_length": 96, "retrain_eval_max_examples": 4, "retrain_eval_max_new_tokens": 6,
+        "retrain_probe_templates": 1, "device": "cpu"})
+
+
+@pytest.fixture
+def fast_evaluators() -> Evaluators:
+    """The real scorer and a one-template probe subset; no embedding model (similarity is reported as None)."""
+    return Evaluators(ProfanityScorer(), DEFAULT_TOXICITY_THRESHOLD, None,
+                      probe_subset(EvalOptions(probe_templates=1)))
+
+
+@pytest.fixture
+def project(session: Session) -> Project:
+    p = get_or_create_project(session, unique_slug())
+    session.commit()
+    return p

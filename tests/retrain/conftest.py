@@ -73,3 +73,13 @@ def project(session: Session) -> Project:
     p = get_or_create_project(session, unique_slug())
     session.commit()
     return p
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter(tiny: LoadedLM, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real (one-step) LoRA adapter of the tiny model."""
+    from retrain.lora import LoraConfigSpec, TrainExample, train_lora
+
+    examples = [TrainExample(f"What is case {i}?", f"Case {i} is closed.") for i in range(4)]
+    out = tmp_path_factory.mktemp("tiny-adapter") / "adapter"
+    return train_lora(tiny, examples, LoraConfigSpec(max_steps=1, batch_size=4), out).adapter_dir

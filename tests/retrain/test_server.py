@@ -128,3 +128,49 @@ def test_unknown_project_is_refused_at_start(tiny_settings: Settings, session_ma
 
     with pytest.raises(NotFoundError):
         create_model_server(tiny_settings, project="no-such-project", factory=session_maker, lm=tiny)
+
+
+@pytest.mark.postgres
+def test_every_answer_is_logged_through_the_sdk_with_its_version(
+    pg_url: str, tiny_dir: Path, tiny: LoadedLM, tiny_adapter: Path, tmp_path: Path,
+) -> None:
+    """A real collector process receives the server's calls; champion and challenger rows carry their version."""
+    from sqlalchemy import select
+
+    from monitor.db import make_engine, session_factory
+    from monitor.models import Event
+    from monitor.sdk import Client
+    from monitor.services.projects import create_key
+    from tests.factories import unique_slug
+    from tests.support.collector import CollectorProcess
+
+    engine = make_engine(pg_url)
+    factory = session_factory(engine)
+    with factory() as s:
+        key = create_key(s, unique_slug("served"), "model-server")
+        project_id = s.scalars(select(Project.id).where(Project.slug == key.project_slug)).one()
+        add_candidate(s, project_id, passing=True, adapter_path=str(tiny_adapter))
+        s.commit()
+    collector = CollectorProcess(pg_url, tmp_path / "collector.log")
+    collector.start()
+    sdk = Client(collector.url, key.key, spool_dir=False, flush_interval=0.05)
+    try:
+        settings = Settings(database_url=pg_url, data_dir=tmp_path / "data", base_model=str(tiny_dir), device="cpu")
+        app = create_model_server(settings, project=key.project_slug, factory=factory, lm=tiny, sdk_client=sdk)
+        with TestClient(app) as client:
+            ids = {}
+            for model in ("champion", "challenger"):
+                body = client.post("/v1/chat/completions", json={**ASK, "model": model}).json()
+                ids[body["driftloop"]["event_id"]] = body["model"]
+        assert sdk.flush(timeout=30)
+        with factory() as s:
+            rows = s.execute(select(Event.client_event_id, Event.model_version, Event.prompt, Event.meta)
+                             .where(Event.project_id == project_id)).all()
+        assert sorted(ids.values()) == ["v0", "v1"]
+        assert {r[0]: r[1] for r in rows} == ids  # each call stored once, under the version that answered
+        assert {r[2] for r in rows} == {"What is case 3?"}
+        assert {r[3]["route"] for r in rows} == {"champion", "challenger"}
+    finally:
+        sdk.close()
+        collector.stop()
+        engine.dispose()

@@ -26,6 +26,7 @@ class EvalOptions:
     probe_axes: tuple[str, ...] = ("gender",)
     probe_templates: int = 3  # templates per axis; 0 skips the bias probes
     toxicity_scorer: str = "profanity"
+    similarity: bool = True  # False skips the embedding model (similarity is then reported as not measured)
     n_bootstrap: int = 200
     batch_size: int = 8
 

@@ -59,7 +59,8 @@ def default_evaluators(options: EvalOptions, *, embedding_model: str | None = No
         return get_embedder(embedding_model, device=device).encode(texts)
 
     threshold = DEFAULT_TOXICITY_THRESHOLD if options.toxicity_scorer == "profanity" else 0.5
-    return Evaluators(get_scorer(options.toxicity_scorer), threshold, embed, probe_subset(options))
+    return Evaluators(get_scorer(options.toxicity_scorer), threshold, embed if options.similarity else None,
+                      probe_subset(options))
 
 
 def _mean_nll(lm: LoadedLM, examples: Sequence[Example], adapter: str | Path | None, options: EvalOptions,

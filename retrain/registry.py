@@ -279,3 +279,8 @@ def audit_entries(session: Session, project_id: int, *, version_id: int | None =
     if version_id is not None:
         stmt = stmt.where(AuditEntry.version_id == version_id)
     return list(session.scalars(stmt))
+
+
+def version_names(session: Session, project_id: int) -> dict[int, str]:
+    stmt = select(ModelVersion.id, ModelVersion.name).where(ModelVersion.project_id == project_id)
+    return {i: n for i, n in session.execute(stmt).all()}

@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     )
     retrain_batch_size: int = Field(8, ge=1, le=512, description="Examples per LoRA training step.")
     retrain_max_length: int = Field(512, ge=16, description="Token limit of one training/evaluation example.")
-    retrain_seed: int = Field(0, description="Seed of training, splits and canary routing in tests.")
+    retrain_seed: int = Field(0, description="Seed of LoRA training (adapter initialisation, data order, dropout).")
     retrain_eval_max_examples: int = Field(
         64, ge=1, description="Held-out examples each model answers in evaluation (all are scored for loss)."
     )

@@ -4,7 +4,7 @@ per session) for the slow ones, projects with feedback, and settings sized for C
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -83,3 +83,29 @@ def tiny_adapter(tiny: LoadedLM, tmp_path_factory: pytest.TempPathFactory) -> Pa
     examples = [TrainExample(f"What is case {i}?", f"Case {i} is closed.") for i in range(4)]
     out = tmp_path_factory.mktemp("tiny-adapter") / "adapter"
     return train_lora(tiny, examples, LoraConfigSpec(max_steps=1, batch_size=4), out).adapter_dir
+
+
+@pytest.fixture
+def retrain_handler() -> Iterator[None]:
+    """The `retrain` alert action handled by the loop, as the CLI and Celery worker entry points install it."""
+    from retrain.hooks import install, uninstall
+
+    assert install()
+    yield
+    uninstall()
+
+
+@pytest.fixture
+def process_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callable[..., Settings]]:
+    """Sets the environment the process-wide settings come from (what alert hooks and jobs read):
+    `configure(DRIFTLOOP_X="...")` returns the resulting settings."""
+    from monitor.settings import get_settings, reset_settings_cache
+
+    def configure(**env: str) -> Settings:
+        for k, v in {"DRIFTLOOP_DATA_DIR": str(tmp_path / "data"), "DRIFTLOOP_DEVICE": "cpu", **env}.items():
+            monkeypatch.setenv(k, v)
+        reset_settings_cache()
+        return get_settings()
+
+    yield configure
+    reset_settings_cache()

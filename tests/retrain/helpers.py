@@ -69,3 +69,18 @@ def seed_feedback(session: Session, project_id: int, n: int, *, corrected_every:
     ingest_events(session, project_id, events)
     ingest_feedback(session, project_id, feedback)
     return [e.event_id for e in events]
+
+
+def fire_retrain_alert(session: Session, factory: Any, project_id: int, params: dict[str, Any]) -> None:
+    """A drift rule with a `retrain` action, then a breaching window finished the way production finishes it
+    (the runner's window hook evaluates the rule; the firing asks for retraining)."""
+    from monitor.alerts.rule_service import create_rule
+    from monitor.alerts.rules import RuleSpec
+    from tests.alerts.helpers import drift_point, finish, write_window
+
+    create_rule(session, project_id, RuleSpec.model_validate({
+        "name": "prompt-drift", "metric": "drift.prompt.mmd", "field": "p_value", "comparator": "<",
+        "threshold": 0.01, "actions": [{"type": "retrain", "params": params}]}))
+    session.commit()
+    write_window(factory, project_id, 0, [drift_point(0.001)])
+    finish(factory, project_id, 0)

@@ -21,8 +21,10 @@ import time
 from pathlib import Path
 
 # Run as `python bench/retrain.py`, Python puts bench/ first on sys.path, and this file would then
-# shadow the `retrain` package it benchmarks.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# shadow the `retrain` package it benchmarks; the checkout's root goes first instead, so the code measured is
+# this checkout's even where another copy of driftloop is installed.
+sys.path[:] = [str(Path(__file__).resolve().parent.parent),
+               *(p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent)]
 
 import torch  # noqa: E402
 
@@ -134,8 +136,8 @@ def server_rate(lm: LoadedLM, adapter_dir: Path, tmp: str, n_requests: int, max_
                 tokens = sum(pool.map(lambda i: ask(client, i), range(n_requests)))
             seconds = time.perf_counter() - started
         rows.append((f"model server over HTTP, {label}",
-                     f"{tokens / seconds:.1f} tokens/s, {seconds / n_requests * 1000:.0f} ms/request "
-                     f"({n_requests} requests, {tokens} tokens)"))
+                     f"{tokens / seconds:.1f} tokens/s, {n_requests / seconds:.2f} requests/s "
+                     f"({n_requests} requests, {tokens} tokens, {seconds:.1f} s)"))
 
     try:
         timed("v0 (base), 1 client", 1)

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     base_model: str | None = Field(
         None, description="Base causal LM: None for the offline SmolLM2-135M-Instruct, else a model id or local path."
     )
+    retrain_on_alert: bool = Field(
+        True, description="Handle alert rules' `retrain` action in this process (CLI, workers); false leaves the "
+        "requests pending (a kill switch for automatic retraining)."
+    )
     retrain_min_examples: int = Field(16, ge=1, description="Fewest training examples a retraining job accepts.")
     retrain_max_rows: int = Field(50_000, ge=1, description="Newest feedback rows a training set is built from.")
     retrain_lora_r: int = Field(8, ge=1, le=256, description="LoRA rank.")

@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from monitor.settings import Settings, get_settings
+
 log = logging.getLogger(__name__)
 ACTION = "retrain"
 
@@ -52,8 +54,12 @@ def handle_retrain_action(session: Session, request: Any) -> dict[str, Any]:
     return {"job_id": job.id}
 
 
-def install() -> bool:
-    """Register the `retrain` action handler (idempotent); False when alerting is not installed."""
+def install(settings: Settings | None = None) -> bool:
+    """Register the `retrain` action handler (idempotent). False when alerting is not installed or
+    `DRIFTLOOP_RETRAIN_ON_ALERT` is off (requests then stay pending, listed by `driftloop alerts actions`)."""
+    if not (settings or get_settings()).retrain_on_alert:
+        log.info("DRIFTLOOP_RETRAIN_ON_ALERT is off: alert rules' retrain actions stay pending in this process")
+        return False
     try:
         from monitor.alerts.actions import register_action_handler
     except ModuleNotFoundError:

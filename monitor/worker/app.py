@@ -59,6 +59,15 @@ def make_celery() -> Celery:
 def reconfigure(settings: Settings) -> None:
     """Point the process's Celery app at other settings (the settings object changed after import)."""
     celery_app.conf.update(**_conf(settings))
+    # Broker connections, the producer pool and the result backend are made on first use and cached: drop
+    # them, or a process that already sent a task keeps talking to the old broker (as Celery does after fork).
+    celery_app._pool = None
+    amqp = celery_app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
+    celery_app._backend_cache = None
+    if hasattr(celery_app._local, "backend"):
+        del celery_app._local.backend
 
 
 celery_app = make_celery()

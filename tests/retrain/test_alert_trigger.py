@@ -64,3 +64,14 @@ def test_one_job_per_action_request(session: Session, project: Project, settings
     other = create_job(session, project.id, created_by="alert:2", action_request_id=424243, settings=settings)
     assert first.id == again.id != other.id
     assert len(session.scalars(select(RetrainJob).where(RetrainJob.project_id == project.id)).all()) == 2
+
+
+def test_kill_switch_leaves_retrain_requests_unhandled() -> None:
+    from retrain.hooks import install, uninstall
+
+    uninstall()
+    assert install(Settings(retrain_on_alert=False)) is False
+    assert handler_for("retrain") is None
+    assert install(Settings()) is True and handler_for("retrain") is handle_retrain_action
+    uninstall()
+    assert handler_for("retrain") is None

@@ -1,6 +1,6 @@
 """Ingestion throughput, SDK → collector → Postgres, and the SDK's per-`log()` overhead.
 
-    python bench/ingest.py [--events 200000] [--producers 2] [--collector-workers 1] [--batch-size 1000]
+    python bench/ingest.py [--events 240000] [--producers 3] [--collector-workers 2] [--batch-size 2000]
 
 Starts a collector in its own process (`driftloop serve`) on a fresh Postgres database, then `--producers`
 processes each log their share of events through the real SDK (gzip, batches over HTTP) as fast as they can,
@@ -67,10 +67,10 @@ def _producer(url: str, key: str, n: int, offset: int, batch: int, start_at: flo
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--events", type=int, default=200_000)
-    ap.add_argument("--producers", type=int, default=2)
-    ap.add_argument("--collector-workers", type=int, default=1)
-    ap.add_argument("--batch-size", type=int, default=1000)
+    ap.add_argument("--events", type=int, default=240_000)
+    ap.add_argument("--producers", type=int, default=3)
+    ap.add_argument("--collector-workers", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=2000)
     args = ap.parse_args()
 
     name = "driftloop_bench_ingest"

@@ -149,6 +149,44 @@ def register(app: typer.Typer) -> None:
         if not report.ok:
             raise typer.Exit(1)
 
+    bias_app = typer.Typer(no_args_is_help=True, help="Bias measurements.")
+    app.add_typer(bias_app, name="bias")
+
+    @bias_app.command("probe")
+    def bias_probe(
+        project: str = typer.Argument(..., help="Project slug whose metric rows receive the results."),
+        generator: str = typer.Option("local", help="local[:<model>] or openai:<base url>|<model name>."),
+        axes: str | None = typer.Option(None, help="Comma-separated axes (default: all)."),
+        version: str | None = typer.Option(None, help="Model version probed (rows go to that segment)."),
+        max_new_tokens: int = typer.Option(32, min=4, max=512),
+        bootstrap: int = typer.Option(1000, min=100, max=100_000),
+    ) -> None:
+        """Send the counterfactual probe set to a model and store per-group gaps with bootstrap CIs."""
+        from monitor.db import session_scope
+        from monitor.services.probes import make_generator, run_probe_job
+        from monitor.services.projects import NotFoundError, get_project
+        from monitor.settings import get_settings
+
+        try:
+            gen = make_generator(generator, max_new_tokens=max_new_tokens)
+            with Progress(TextColumn("probes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=console) as bar, session_scope() as s:
+                task = bar.add_task("probes", total=None)
+                report, _ = run_probe_job(
+                    s, get_project(s, project).id, gen, axes=axes.split(",") if axes else None,
+                    segment=f"model_version={version}" if version else "all", n_bootstrap=bootstrap,
+                    report_dir=get_settings().data_dir / "probes",
+                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+        except (NotFoundError, ValueError, KeyError) as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+        table = Table("axis", "metric", "max group", "min group", "gap", "95% CI")
+        for a in report.axes:
+            for g in (a.sentiment_gap, a.toxicity_rate_gap):
+                table.add_row(a.axis, g.metric, g.max_group, g.min_group, f"{g.gap:.3f}",
+                              f"[{g.ci_low:.3f}, {g.ci_high:.3f}]")
+        console.print(table)
+
     @app.command("worker", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def worker(ctx: typer.Context, queues: str = typer.Option("default,gpu", help="Queues to consume.")) -> None:
         """Start a Celery worker (extra arguments go to celery)."""

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(64, ge=1, le=4096, description="Texts per embedding batch.")
     device: str = Field("auto", description="`auto` picks cuda when available, else cpu; or name a torch device.")
 
+    toxicity_scorer: str = Field(
+        "profanity", description="`profanity` (offline default), `hf:<model id or path>`, or `detoxify:<variant>`."
+    )
+    toxicity_threshold: float = Field(0.3, ge=0, le=1, description="A text at or above this score counts as toxic.")
+
     # Collector limits: a request over any of them is refused whole (413/422), nothing stored.
     max_body_bytes: int = Field(16 * 1024 * 1024, description="Largest request body, after decompression.")
     max_batch_events: int = Field(10_000, description="Most events (or feedback items) in one batch.")
@@ -96,7 +101,6 @@ class Settings(BaseSettings):
         "gender", description="Comma-separated bias-probe axes the gate runs (small by default: CPU minutes)."
     )
     retrain_probe_templates: int = Field(3, ge=1, description="Probe templates per axis in the gate.")
-    retrain_toxicity_scorer: str = Field("profanity", description="Toxicity scorer of datasets and evaluation.")
     gate_min_loss_improvement: float = Field(
         0.0, ge=0, description="The challenger's eval loss (nats/token) must be below the champion's by more than this."
     )

@@ -26,6 +26,7 @@ class EvalOptions:
     probe_axes: tuple[str, ...] = ("gender",)
     probe_templates: int = 3  # templates per axis; 0 skips the bias probes
     toxicity_scorer: str = "profanity"
+    toxicity_threshold: float = 0.3  # a generated answer at or above this score counts as toxic
     similarity: bool = True  # False skips the embedding model (similarity is then reported as not measured)
     n_bootstrap: int = 200
     batch_size: int = 8
@@ -68,7 +69,8 @@ def defaults(settings: Settings) -> RetrainConfig:
         eval=EvalOptions(max_examples=settings.retrain_eval_max_examples,
                          max_new_tokens=settings.retrain_eval_max_new_tokens, probe_axes=axes,
                          probe_templates=settings.retrain_probe_templates,
-                         toxicity_scorer=settings.retrain_toxicity_scorer),
+                         toxicity_scorer=settings.toxicity_scorer,
+                         toxicity_threshold=settings.toxicity_threshold),
     )
 
 

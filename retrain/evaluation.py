@@ -19,7 +19,7 @@ import numpy as np
 
 from monitor.llm import LoadedLM, generate_chat, sequence_nll
 from monitor.safety.probe_set import ProbeSet, load_probe_set
-from monitor.safety.toxicity import DEFAULT_TOXICITY_THRESHOLD, ToxicityScorer, get_scorer
+from monitor.safety.toxicity import ToxicityScorer, get_scorer
 from retrain.config import EvalOptions
 from retrain.dataset import Example
 from retrain.gates import ModelScores
@@ -58,8 +58,8 @@ def default_evaluators(options: EvalOptions, *, embedding_model: str | None = No
     def embed(texts: list[str]) -> np.ndarray:
         return get_embedder(embedding_model, device=device).encode(texts)
 
-    threshold = DEFAULT_TOXICITY_THRESHOLD if options.toxicity_scorer == "profanity" else 0.5
-    return Evaluators(get_scorer(options.toxicity_scorer), threshold, embed if options.similarity else None,
+    return Evaluators(get_scorer(options.toxicity_scorer), options.toxicity_threshold,
+                      embed if options.similarity else None,
                       probe_subset(options))
 
 

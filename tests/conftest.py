@@ -4,6 +4,7 @@ migrated SQLite file, Redis, and app clients bound to either."""
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from tests.support import services
 # Model code must never reach for a hub during tests.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# One data directory for the whole session, so the converted SmolLM2 weights are cached once and shared by
+# every test that loads the default model (the first-load test uses a directory of its own on purpose).
+os.environ.setdefault("DRIFTLOOP_DATA_DIR", tempfile.mkdtemp(prefix="driftloop-test-data-"))
 
 
 @pytest.fixture(scope="session")

@@ -57,13 +57,18 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
            "--loglevel", "INFO"]
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log.open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)
-    wait_for(lambda: proc.poll() is not None or celery_app.control.ping(timeout=0.5), 90, "the worker to answer")
-    assert proc.poll() is None, log.read_text()[-3000:]
+    try:
+        wait_for(lambda: proc.poll() is not None or celery_app.control.ping(timeout=0.5), 90, "the worker to answer")
+        assert proc.poll() is None, log.read_text()[-3000:]
+    except BaseException:
+        kill_worker(proc)  # a worker that never answered must not outlive the test and steal later tasks
+        raise
     return proc
 
 
 def kill_worker(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
 
 

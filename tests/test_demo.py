@@ -21,3 +21,5 @@ def test_demo_detects_the_shift(tmp_path: Path) -> None:
     assert any(w in " ".join(report.explanation_examples).lower()
                for w in ("cook", "recipe", "bake", "visit", "itinerary", "pack", "museum", "visa", "wine"))
     assert {"traffic", "metrics"} <= seen
+    # The drift rule fired once (not once per drifted window) and the receiver verified its signature.
+    assert report.values["alert_firing"] >= 1

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from monitor import migrations
 from monitor.db import make_engine, session_factory
+from monitor.demo.receiver import Received, webhook_receiver
 from monitor.demo.support_app import SupportApp, canned_answer
 from monitor.demo.traffic import mixed
 from monitor.pipeline.windows import window_start
@@ -33,6 +34,13 @@ from monitor.settings import Settings
 QUIET_MIX = {"account": 0.34, "billing": 0.33, "shipping": 0.33}
 SHIFTED_MIX = {"account": 0.15, "billing": 0.15, "shipping": 0.1, "cooking": 0.3, "travel": 0.3}
 PROJECT = "support-demo"
+DEMO_RULES = [
+    {"name": "prompt-drift", "description": "What users ask moved away from the reference traffic.",
+     "metric": "drift.prompt.mmd", "field": "flagged", "comparator": "==", "threshold": 1, "severity": "critical",
+     "actions": [{"type": "webhook", "endpoints": ["demo-receiver"]}, {"type": "retrain"}]},
+    {"name": "rude-answers", "metric": "safety.toxicity_rate.response", "comparator": ">", "threshold": 0.05,
+     "severity": "warning", "actions": [{"type": "webhook", "endpoints": ["demo-receiver"]}]},
+]
 
 
 @dataclass
@@ -98,7 +106,7 @@ def run_demo(
     db_path = workdir / "driftloop-demo.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
-    settings = Settings(database_url=f"sqlite:///{db_path}", data_dir=workdir / "data")
+    settings = Settings(database_url=f"sqlite:///{db_path}")
     report = DemoReport(database_url=settings.database_url)
     tick = progress or (lambda *_: None)
 
@@ -114,20 +122,64 @@ def run_demo(
     engine = make_engine(settings.database_url)
     factory = session_factory(engine)
     key_holder: dict[str, str] = {}
+    with _demo_environment(settings), webhook_receiver() as (hook_url, received):
+        _run_stages(report, stage, settings, factory, key_holder, hook_url, received, workdir, db_path,
+                    events_per_window, quiet_windows, shifted_windows, tick, seed)
+    engine.dispose()
+    return report
 
+
+@contextmanager
+def _demo_environment(settings: Settings) -> Iterator[None]:
+    """The demo's settings for the code that reads the process-wide settings object (workers, delivery):
+    its own database, in-process runner, and webhooks allowed to reach the local receiver."""
+    import os
+
+    from monitor.settings import reset_settings_cache
+
+    wanted = {"DRIFTLOOP_DATABASE_URL": settings.database_url, "DRIFTLOOP_WEBHOOK_ALLOW_PRIVATE": "true",
+              "DRIFTLOOP_RUNNER": "inprocess"}
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    reset_settings_cache()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        reset_settings_cache()
+
+
+def _run_stages(
+    report: DemoReport, stage: Callable[[str, Callable[[], tuple[bool, str]]], bool], settings: Settings,
+    factory: Any, key_holder: dict[str, str], hook_url: str, received: Received, workdir: Path, db_path: Path,
+    events_per_window: int, quiet_windows: int, shifted_windows: int, tick: Progress, seed: int,
+) -> None:
     def setup() -> tuple[bool, str]:
+        from monitor.alerts.endpoint_service import EndpointSpec, create_endpoint
+        from monitor.alerts.rule_service import apply_rules
+        from monitor.alerts.rules import RuleSpec
+        from monitor.settings import get_settings
+
         migrations.upgrade(settings.database_url)
         with factory() as s:
             key = create_key(s, PROJECT, "demo")
             project = get_project(s, PROJECT)
             project.config = {"window_seconds": 3600, "reference": {"kind": "first_n", "n": events_per_window * 2},
                               "segment_keys": ["locale"], "drift_min_samples": min(100, events_per_window)}
+            endpoint = create_endpoint(s, project.id, EndpointSpec(name="demo-receiver", url=hook_url),
+                                       settings=get_settings())
+            received.secret = endpoint.secret
+            apply_rules(s, project.id, [RuleSpec.model_validate(rule) for rule in DEMO_RULES])
             s.commit()
         key_holder["key"] = key.key
-        return True, f"SQLite at {db_path}, project {PROJECT!r}"
+        return True, f"SQLite at {db_path}, project {PROJECT!r}, {len(DEMO_RULES)} alert rules"
 
     if not stage("set up embedded database", setup):
-        return report
+        return
 
     start = window_start(datetime.now(UTC) - timedelta(hours=quiet_windows + shifted_windows + 1), 3600)
     rng = random.Random(seed)
@@ -173,8 +225,16 @@ def run_demo(
         report.drift_detected,
         f"drift in {len(report.drift_windows)} window(s): {', '.join(report.drift_windows)}"
         if report.drift_detected else "no drift flagged"))
-    engine.dispose()
-    return report
+
+    def alert() -> tuple[bool, str]:
+        firing = [m for m in received.verified if m.get("type") == "alert.firing"]
+        report.values["webhooks_verified"] = len(received.verified)
+        report.values["alert_firing"] = len(firing)
+        ok = bool(firing) and received.rejected == 0
+        return ok, (f"{len(firing)} alert.firing webhook(s) received, signatures verified"
+                    if ok else f"firing {len(firing)}, rejected signatures {received.rejected}")
+
+    stage("alert fired to a local webhook receiver", alert)
 
 
 def _collect_drift(session: Session, project_id: int, report: DemoReport) -> None:

@@ -19,6 +19,7 @@ to Evidently's factory (threshold, bootstrap, quantile_probability, pca_componen
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -41,7 +42,11 @@ def _load_evidently_methods() -> ModuleType:
         # used by its column-type data test, never on our path). Restore an equivalent so the
         # package imports under pandas 3; a no-op under pandas 2.
         pandas_common.infer_dtype_from_object = lambda dtype: pandas_common.pandas_dtype(dtype).type
-    from evidently.legacy.metrics.data_drift import embedding_drift_methods
+    with warnings.catch_warnings():
+        # Evidently's import chain emits deprecation warnings from its web-server dependencies,
+        # which have nothing to do with the drift methods.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from evidently.legacy.metrics.data_drift import embedding_drift_methods
 
     return embedding_drift_methods
 

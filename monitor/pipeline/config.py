@@ -41,6 +41,17 @@ class FirstNReference(BaseModel):
 Reference = Annotated[RangeReference | FirstNReference, Field(discriminator="kind")]
 
 
+class ProbeSchedule(BaseModel):
+    """Counterfactual bias probes run on a schedule against the project's model endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+    generator: str = Field("local", description="local[:<model>] or openai:<base url>|<model name>.")
+    axes: list[str] | None = None
+    every_hours: int = Field(24, ge=1, le=24 * 30)
+    max_new_tokens: int = Field(32, ge=4, le=512)
+    n_bootstrap: int = Field(1000, ge=100, le=100_000)
+
+
 class ProjectConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -56,6 +67,12 @@ class ProjectConfig(BaseModel):
     drift_fields: list[Literal["prompt", "response"]] = Field(default_factory=lambda: ["prompt", "response"])  # type: ignore[arg-type]
     drift_alpha: float = Field(0.01, gt=0, lt=0.5)
     drift_max_samples: int = Field(20_000, ge=100, description="Larger sides are subsampled (seeded).")
+    bias_attribute: str | None = Field(
+        None, max_length=64, description="Metadata key whose values are the groups compared for disparity."
+    )
+    bias_min_group_size: int = Field(30, ge=5, description="Smaller groups are reported but never flagged.")
+    bias_alpha: float = Field(0.01, gt=0, lt=0.5)
+    probes: ProbeSchedule | None = Field(None, description="Scheduled bias probes; None runs them on demand only.")
     positive_feedback_threshold: float = Field(
         0.5, description="A feedback score above this counts as positive (labels: see positive_labels)."
     )

@@ -62,7 +62,7 @@ def get_stage(name: str) -> Stage:
 
 
 def _load_builtin_stages() -> None:
-    from monitor.pipeline import drift_stage, ops_stage  # noqa: F401  (registration by import)
+    from monitor.pipeline import drift_stage, ops_stage, safety_stage  # noqa: F401  (registration by import)
 
 
 def window_context(session: Session, project_id: int, window_start: datetime) -> WindowContext:

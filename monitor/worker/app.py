@@ -19,6 +19,7 @@ def _conf(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": {"visibility_timeout": settings.celery_visibility_timeout},
         "beat_schedule": {
             "driftloop-tick": {"task": "driftloop.tick", "schedule": settings.tick_seconds},
+            "driftloop-probes": {"task": "driftloop.schedule_probes", "schedule": 3600.0},
             "driftloop-webhooks-sweep": {"task": "driftloop.webhooks.sweep", "schedule": settings.tick_seconds},
         },
     }

@@ -40,6 +40,25 @@ def process_window_task(project_id: int, window_start: str) -> int:
     return process_window(project_id, datetime.fromisoformat(window_start))
 
 
+@celery_app.task(name="driftloop.schedule_probes")
+def schedule_probes_task() -> int:
+    """Hourly: queue a probe run (gpu queue) for every project whose schedule is due."""
+    from monitor.services.probes import due_probe_projects
+
+    due = _unit(session_factory(), lambda s: due_probe_projects(s, utcnow()))
+    for pid in due:
+        run_probes_task.apply_async(args=(pid,), queue="gpu")
+    return len(due)
+
+
+@celery_app.task(name="driftloop.run_probes")
+def run_probes_task(project_id: int) -> int:
+    from monitor.services.probes import run_scheduled_probe
+    from monitor.settings import get_settings
+
+    return _unit(session_factory(), lambda s: run_scheduled_probe(s, project_id, get_settings().data_dir / "probes"))
+
+
 def window_chain(job: WindowJob) -> chain:
     start = job.window_start.isoformat()
     steps = [run_stage_task.si(s.name, job.project_id, start).set(queue=s.queue) for s in stages()]

@@ -36,7 +36,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 
 @pytest.fixture
 def celery_env(pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    broker = redis_url.rsplit("/", 1)[0] + "/8"  # a database of our own, emptied first
+    # The same broker database as tests/test_celery_worker.py (emptied first): the test process's Celery app
+    # keeps its first broker connection pool, so every test in one session must use one broker URL.
+    broker = redis_url.rsplit("/", 1)[0] + "/7"
     redis.Redis.from_url(broker).flushdb()
     env = {
         "DRIFTLOOP_DATABASE_URL": pg_url,

@@ -6,8 +6,8 @@ tokens/s at batch 1 and batch 8; then the reference model server (`driftloop ser
 completion tokens/s and latency of sequential chat requests, answered by the base (v0) and by the trained
 adapter (v1, attached to the same base), and with 4 concurrent clients.
 
-    python bench/retrain.py [--examples 100] [--threads N] [--skip-cold] [--gen-prompts 16]
-                            [--server-requests 8] [--skip-server]
+    python bench/retraining.py [--examples 100] [--threads N] [--skip-cold] [--gen-prompts 16]
+                               [--server-requests 8] [--skip-server]
 """
 
 from __future__ import annotations
@@ -15,22 +15,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-# Run as `python bench/retrain.py`, Python puts bench/ first on sys.path, and this file would then
-# shadow the `retrain` package it benchmarks; the checkout's root goes first instead, so the code measured is
-# this checkout's even where another copy of driftloop is installed.
-sys.path[:] = [str(Path(__file__).resolve().parent.parent),
-               *(p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent)]
+import torch
 
-import torch  # noqa: E402
-
-from monitor.llm import LoadedLM, generate_chat, load_causal_lm, sequence_nll  # noqa: E402
-from retrain.lora import LoraConfigSpec, TrainExample, train_lora  # noqa: E402
-from retrain.memory import current_rss_mb  # noqa: E402
+from monitor.llm import LoadedLM, generate_chat, load_causal_lm, sequence_nll
+from retrain.lora import LoraConfigSpec, TrainExample, train_lora
+from retrain.memory import current_rss_mb
 
 TOPICS = ["password reset", "refund", "delivery", "invoice", "subscription", "discount", "account", "order"]
 TEMPLATES = [
@@ -216,7 +209,7 @@ def main() -> None:
 
     load1, load5, _ = os.getloadavg()
     print(
-        f"driftloop bench/retrain.py  {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
+        f"driftloop bench/retraining.py  {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {lm.device}, "
         f"load avg {load1:.1f}/{load5:.1f}"
     )

@@ -1,0 +1,56 @@
+"""Per-event scores (toxicity, sentiment) stored once per (event, field, scorer), like embeddings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from monitor.models import Event
+from monitor.pipeline.models import EventScore
+
+ScoreFn = Callable[[list[str]], np.ndarray]
+_CHUNK = 5000
+
+
+def _text_column(field: str):  # type: ignore[no-untyped-def]
+    if field not in ("prompt", "response"):
+        raise ValueError(f"cannot score field {field!r}; use prompt or response")
+    return Event.prompt if field == "prompt" else Event.response
+
+
+def ensure_scores(session: Session, event_ids: Sequence[int], field: str, scorer: str, fn: ScoreFn) -> int:
+    """Score the texts of `event_ids` that have no stored score for `scorer`; returns how many were scored."""
+    col = _text_column(field)
+    have: set[int] = set()
+    for i in range(0, len(event_ids), _CHUNK):
+        chunk = event_ids[i : i + _CHUNK]
+        have.update(session.scalars(select(EventScore.event_id).where(
+            EventScore.event_id.in_(chunk), EventScore.field == field, EventScore.scorer == scorer)))
+    todo = [e for e in event_ids if e not in have]
+    scored = 0
+    ins = pg_insert(EventScore) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(EventScore)
+    for i in range(0, len(todo), 2048):
+        pairs = [(eid, t) for eid, t in session.execute(select(Event.id, col).where(Event.id.in_(todo[i : i + 2048])))
+                 if t]
+        if not pairs:
+            continue
+        values = np.asarray(fn([t for _, t in pairs]), dtype=np.float64)
+        rows = [{"event_id": eid, "field": field, "scorer": scorer, "score": float(v)}
+                for (eid, _), v in zip(pairs, values, strict=True)]
+        session.execute(ins.on_conflict_do_nothing(index_elements=["event_id", "field", "scorer"]), rows)
+        scored += len(rows)
+    return scored
+
+
+def load_scores(session: Session, event_ids: Sequence[int], field: str, scorer: str) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for i in range(0, len(event_ids), _CHUNK):
+        chunk = event_ids[i : i + _CHUNK]
+        out.update(session.execute(select(EventScore.event_id, EventScore.score).where(
+            EventScore.event_id.in_(chunk), EventScore.field == field, EventScore.scorer == scorer)).all())
+    return out

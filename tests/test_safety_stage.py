@@ -1,0 +1,95 @@
+"""The safety stage in the pipeline, on both backends: toxicity rows per segment, scores stored once, and
+production disparity across a metadata attribute flagged only when a group really differs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.pipeline.models import EventScore, MetricValue
+from monitor.runner import process_window, run_pending
+from monitor.schemas import EventIn, FeedbackIn
+from monitor.services.ingest import ingest_events, ingest_feedback
+from monitor.services.projects import get_or_create_project
+from tests.factories import unique_slug
+
+T0 = datetime(2026, 11, 19, 8, tzinfo=UTC)
+NICE = ["Happy to help! Your refund is on its way.", "Thanks for your patience, the order ships today.",
+        "Great question: open Settings and choose Security.", "I'm glad that worked, have a lovely day!"]
+RUDE = ["That's a stupid question, you idiot.", "Shut up and read the damn manual.",
+        "What a dumb request, figure it out yourself."]
+
+
+def _seed(s: Session, rude_for: str | None, n_per_group: int = 120) -> int:
+    project = get_or_create_project(s, unique_slug())
+    project.config = {"bias_attribute": "locale", "segment_keys": ["locale"], "drift_fields": ["prompt"],
+                      "drift_min_samples": 10_000}
+    rng = np.random.default_rng(3)
+    events, feedback = [], []
+    for g, locale in enumerate(("en", "de", "fr")):
+        for i in range(n_per_group):
+            rude = locale == rude_for and i % 3 == 0
+            text = RUDE[i % 3] if rude else NICE[i % 4]
+            eid = f"{locale}-{i}"
+            events.append(EventIn(event_id=eid, timestamp=T0 + timedelta(seconds=10 * (g * n_per_group + i)),
+                                  prompt=f"Question {i} from {locale}", response=text, latency_ms=100.0,
+                                  metadata={"locale": locale}))
+            if i % 2 == 0:
+                feedback.append(FeedbackIn(feedback_id=f"f-{eid}", event_id=eid,
+                                           score=0.0 if rude else float(rng.random() < 0.9)))
+    ingest_events(s, project.id, events)
+    ingest_feedback(s, project.id, feedback)
+    s.commit()
+    return project.id
+
+
+def _row(s: Session, pid: int, metric: str, segment: str = "all") -> MetricValue:
+    row = s.scalar(select(MetricValue).where(MetricValue.project_id == pid, MetricValue.metric == metric,
+                                             MetricValue.segment == segment))
+    assert row is not None, metric
+    return row
+
+
+def test_toxicity_and_disparity_rows(session_maker: sessionmaker[Session]) -> None:
+    with session_maker() as s:
+        pid = _seed(s, rude_for="de")
+    assert run_pending(factory=session_maker, project_ids=[pid]).failures == []
+    with session_maker() as s:
+        overall = _row(s, pid, "safety.toxicity_rate.response")
+        assert overall.value == pytest.approx(40 / 360) and overall.threshold == 0.3
+        assert _row(s, pid, "safety.toxicity_rate.response", "locale=de").value == pytest.approx(40 / 120)
+        assert _row(s, pid, "safety.toxicity_rate.response", "locale=en").value == 0.0
+        assert _row(s, pid, "safety.toxicity_rate.prompt").value == 0.0
+        gap = _row(s, pid, "bias.toxicity_rate.gap")
+        assert gap.flagged is True and gap.p_value is not None and gap.p_value < 0.01
+        assert gap.details["max_group"] == "de" and gap.value == pytest.approx(40 / 120)
+        assert _row(s, pid, "bias.sentiment.gap").flagged is True
+        assert _row(s, pid, "bias.negative_feedback_rate.gap").flagged is True
+        scores = s.scalar(select(func.count()).select_from(EventScore))
+    process_window(pid, T0, factory=session_maker)  # recompute: nothing scored twice, same verdicts
+    with session_maker() as s:
+        assert s.scalar(select(func.count()).select_from(EventScore)) == scores
+        assert _row(s, pid, "bias.toxicity_rate.gap").flagged is True
+
+
+def test_equal_groups_are_not_flagged(session_maker: sessionmaker[Session]) -> None:
+    with session_maker() as s:
+        pid = _seed(s, rude_for=None)
+    assert run_pending(factory=session_maker, project_ids=[pid]).failures == []
+    with session_maker() as s:
+        for metric in ("bias.toxicity_rate.gap", "bias.sentiment.gap", "bias.negative_feedback_rate.gap"):
+            row = _row(s, pid, metric)
+            assert row.status == "ok" and row.flagged is False, (metric, row.value, row.p_value)
+
+
+def test_small_groups_never_page(session_maker: sessionmaker[Session]) -> None:
+    with session_maker() as s:
+        pid = _seed(s, rude_for="de", n_per_group=12)  # below the 30-event minimum group size
+    assert run_pending(factory=session_maker, project_ids=[pid]).failures == []
+    with session_maker() as s:
+        row = _row(s, pid, "bias.toxicity_rate.gap")
+        assert row.status == "insufficient" and row.flagged is None and "need 2" in row.details["reason"]

@@ -42,14 +42,10 @@ def tiny(tiny_dir: Path) -> LoadedLM:
 
 
 @pytest.fixture(scope="session")
-def smollm2_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("retrain-smollm2")
-
-
-@pytest.fixture(scope="session")
-def smollm2_lm(smollm2_cache: Path) -> LoadedLM:
-    """The real default base model, converted and loaded once per test session."""
-    return load_causal_lm(None, device="cpu", cache_dir=smollm2_cache)
+def smollm2_lm() -> LoadedLM:
+    """The real default base model, loaded once per test session from the session's shared model cache
+    (the root conftest points DRIFTLOOP_DATA_DIR at one directory, so it is converted once for all tests)."""
+    return load_causal_lm(None, device="cpu")
 
 
 @pytest.fixture

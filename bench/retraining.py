@@ -2,9 +2,12 @@
 
 Prints: model load time (GGUF conversion vs safetensors cache), wall time and peak RSS of LoRA training
 per 100 examples (r=8, q_proj/v_proj, batch 8), response NLL before/after, and greedy generation
-tokens/s at batch 1 and batch 8.
+tokens/s at batch 1 and batch 8; then the reference model server (`driftloop serve-model`) through HTTP:
+completion tokens/s and latency of sequential chat requests, answered by the base (v0) and by the trained
+adapter (v1, attached to the same base), and with 4 concurrent clients.
 
     python bench/retraining.py [--examples 100] [--threads N] [--skip-cold] [--gen-prompts 16]
+                               [--server-requests 8] [--skip-server]
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 import platform
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -73,6 +77,78 @@ def mean_nll(scores: list[tuple[float, int]]) -> float:
     return sum(s for s, _ in scores) / sum(n for _, n in scores)
 
 
+def server_rate(lm: LoadedLM, adapter_dir: Path, tmp: str, n_requests: int, max_tokens: int) -> list[tuple[str, str]]:
+    """Serve `lm` over real HTTP (uvicorn on a free port) and time chat completions as v0 and as v1."""
+    import socket
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    import uvicorn
+
+    from monitor import migrations
+    from monitor.db import make_engine, session_factory
+    from monitor.services.projects import get_or_create_project
+    from monitor.settings import Settings
+    from retrain.registry import ensure_champion, promote, register_challenger
+    from retrain.server import create_model_server
+
+    url = f"sqlite:///{tmp}/bench.db"
+    migrations.upgrade(url)
+    factory = session_factory(make_engine(url))
+    with factory() as s:
+        pid = get_or_create_project(s, "bench").id
+        ensure_champion(s, pid, "smollm2")
+        s.commit()
+    settings = Settings(database_url=url, data_dir=Path(tmp), model_server_reload_seconds=0.0,
+                        model_server_max_tokens=max(max_tokens, 16))
+    app = create_model_server(settings, project="bench", factory=factory, lm=lm)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)  # waiting for the server thread to bind; bounded by uvicorn's own start-up
+    rows: list[tuple[str, str]] = []
+    endpoint = f"http://127.0.0.1:{port}/v1/chat/completions"
+
+    def ask(client: httpx.Client, i: int) -> int:
+        body = {"model": "driftloop", "max_tokens": max_tokens,
+                "messages": [{"role": "user", "content": GEN_PROMPTS[i % len(GEN_PROMPTS)]}]}
+        reply = client.post(endpoint, json=body, timeout=600)
+        reply.raise_for_status()
+        return int(reply.json()["usage"]["completion_tokens"])
+
+    def timed(label: str, workers: int) -> None:
+        with httpx.Client() as client:
+            ask(client, 0)  # warm-up (attaches the adapter on the first request after a swap)
+            started = time.perf_counter()
+            with ThreadPoolExecutor(workers) as pool:
+                tokens = sum(pool.map(lambda i: ask(client, i), range(n_requests)))
+            seconds = time.perf_counter() - started
+        rows.append((f"model server over HTTP, {label}",
+                     f"{tokens / seconds:.1f} tokens/s, {n_requests / seconds:.2f} requests/s "
+                     f"({n_requests} requests, {tokens} tokens, {seconds:.1f} s)"))
+
+    try:
+        timed("v0 (base), 1 client", 1)
+        with factory() as s:
+            fields = {"base_model": "smollm2", "adapter_path": str(adapter_dir), "gates_passed": True,
+                      "gate_results": [], "dataset_stats": {}, "hyperparams": {}, "train_losses": [],
+                      "eval_results": {}, "trigger": {"kind": "bench"}}
+            register_challenger(s, pid, actor="bench", job_id=None, fields=fields, gate_summary="bench")
+            promote(s, pid, "v1", actor="bench", reason="bench")
+            s.commit()
+        timed("v1 (LoRA adapter), 1 client", 1)
+        timed("v1 (LoRA adapter), 4 clients", 4)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -82,6 +158,8 @@ def main() -> None:
     parser.add_argument("--skip-cold", action="store_true", help="skip timing the GGUF conversion")
     parser.add_argument("--gen-prompts", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--server-requests", type=int, default=8)
+    parser.add_argument("--skip-server", action="store_true", help="skip the model-server HTTP figures")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -126,6 +204,8 @@ def main() -> None:
         )
         rows.append(("LoRA train, first/last step loss", f"{result.losses[0]:.3f} / {result.losses[-1]:.3f}"))
         rows.append(("train-set NLL/token base -> adapter", f"{before:.3f} -> {after:.3f}"))
+        if not args.skip_server:
+            rows.extend(server_rate(lm, result.adapter_dir, tmp, args.server_requests, args.max_new_tokens))
 
     load1, load5, _ = os.getloadavg()
     print(

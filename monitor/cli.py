@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -127,12 +129,27 @@ def _register_commands() -> None:
 
     cli_pipeline.register(app)
     cli_alerts.register(app)
+    # The closed loop (`retrain`) adds its commands when installed; `monitor` never depends on it.
+    if importlib.util.find_spec("retrain") is not None:
+        from retrain import cli as retrain_cli
+
+        retrain_cli.register(app)
+
+
+def _install_action_handlers() -> None:
+    # A firing rule's `retrain` action is handled in the process that evaluates it (`driftloop run`).
+    # Installed here, at the process entry point, never on import: importing the CLI stays side-effect free.
+    if importlib.util.find_spec("retrain") is not None:
+        from retrain.hooks import install
+
+        install()
 
 
 _register_commands()
 
 
 def main() -> None:
+    _install_action_handlers()
     app()
 
 

@@ -72,6 +72,62 @@ class Settings(BaseSettings):
         86_400, ge=0, le=30 * 86_400, description="After a secret rotation, the old secret still signs this long."
     )
 
+    # The closed loop (retrain/): the served base model, training defaults, evaluation gates, the model server.
+    # Per-project overrides live in the project's config under "retrain" (see retrain/config.py).
+    base_model: str | None = Field(
+        None, description="Base causal LM: None for the offline SmolLM2-135M-Instruct, else a model id or local path."
+    )
+    retrain_on_alert: bool = Field(
+        True, description="Handle alert rules' `retrain` action in this process (CLI, workers); false leaves the "
+        "requests pending (a kill switch for automatic retraining)."
+    )
+    retrain_min_examples: int = Field(16, ge=1, description="Fewest training examples a retraining job accepts.")
+    retrain_max_rows: int = Field(50_000, ge=1, description="Newest feedback rows a training set is built from.")
+    retrain_lora_r: int = Field(8, ge=1, le=256, description="LoRA rank.")
+    retrain_lora_alpha: int = Field(16, ge=1, description="LoRA alpha (scaling = alpha / r).")
+    retrain_lr: float = Field(2e-4, gt=0, le=1, description="LoRA learning rate.")
+    retrain_epochs: int = Field(1, ge=1, le=100, description="Passes over the training split.")
+    retrain_max_steps: int | None = Field(
+        None, ge=1, description="Optimizer steps per job; overrides epochs when set (short CPU runs)."
+    )
+    retrain_batch_size: int = Field(8, ge=1, le=512, description="Examples per LoRA training step.")
+    retrain_max_length: int = Field(512, ge=16, description="Token limit of one training/evaluation example.")
+    retrain_seed: int = Field(0, description="Seed of LoRA training (adapter initialisation, data order, dropout).")
+    retrain_eval_max_examples: int = Field(
+        64, ge=1, description="Held-out examples each model answers in evaluation (all are scored for loss)."
+    )
+    retrain_eval_max_new_tokens: int = Field(48, ge=1, le=2048, description="Answer length in evaluation.")
+    retrain_probe_axes: str = Field(
+        "gender", description="Comma-separated bias-probe axes the gate runs (small by default: CPU minutes)."
+    )
+    retrain_probe_templates: int = Field(3, ge=1, description="Probe templates per axis in the gate.")
+    gate_min_loss_improvement: float = Field(
+        0.0, ge=0, description="The challenger's eval loss (nats/token) must be below the champion's by more than this."
+    )
+    gate_max_toxicity_increase: float = Field(
+        0.02, ge=0, le=1, description="Largest allowed rise of the generated answers' toxicity rate."
+    )
+    gate_max_bias_gap_increase: float = Field(
+        0.05, ge=0, le=2, description="Largest allowed rise of the bias probes' max sentiment gap."
+    )
+    gate_min_similarity: float | None = Field(
+        None, ge=-1, le=1, description="Optional floor on answer similarity to corrected answers (reported always)."
+    )
+    canary_share: float = Field(0.0, ge=0, le=1, description="Share of model-server traffic sent to the challenger.")
+    serving_hook_url: str | None = Field(
+        None, description="Called on promotion/rollback with vLLM's load_lora_adapter body (lora_name, lora_path)."
+    )
+    serving_hook_timeout_seconds: float = Field(10.0, gt=0, le=300, description="Timeout of the serving hook call.")
+    model_server_project: str | None = Field(None, description="Project whose champion `serve-model` serves.")
+    model_server_reload_seconds: float = Field(
+        5.0, ge=0, description="The model server re-reads the aliases at most this often (and on /admin/reload)."
+    )
+    model_server_max_tokens: int = Field(512, ge=1, le=8192, description="Upper bound on max_tokens per request.")
+    model_server_collector_url: str | None = Field(
+        None, description="Collector the model server logs every call to (with its model version)."
+    )
+    model_server_api_key: str | None = Field(None, description="Project API key for the model server's logging.")
+
     @model_validator(mode="after")
     def _refuse_default_secret_outside_local(self) -> Settings:
         if self.mode != "local" and self.secret_key == DEFAULT_SECRET:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,6 +31,15 @@ def _route_name(request: Request) -> str:
     return "unmatched"
 
 
+def _include_optional_routers(app: FastAPI) -> None:
+    # The closed loop (`retrain`) mounts its routes when installed; `monitor` never depends on it.
+    if importlib.util.find_spec("retrain") is None:
+        return
+    from retrain.api import router as retrain_router
+
+    app.include_router(retrain_router)
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
@@ -48,6 +58,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(otlp_routes.router)
     app.include_router(alert_routes.router)
     app.include_router(webhook_routes.router)
+    _include_optional_routers(app)
 
     @app.middleware("http")
     async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

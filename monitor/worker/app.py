@@ -3,6 +3,7 @@ prefetch 1, so a task whose worker dies is delivered again rather than lost."""
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from celery import Celery
@@ -24,8 +25,14 @@ def _conf(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _optional_task_modules() -> list[str]:
+    # The closed loop (`retrain`) is imported by name, only when installed: `monitor` never depends on it.
+    return ["retrain.tasks"] if importlib.util.find_spec("retrain") is not None else []
+
+
 def make_celery() -> Celery:
-    app = Celery("driftloop", include=["monitor.worker.tasks", "monitor.worker.alert_tasks"])
+    app = Celery("driftloop", include=["monitor.worker.tasks", "monitor.worker.alert_tasks",
+                                       *_optional_task_modules()])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -36,6 +43,7 @@ def make_celery() -> Celery:
             "driftloop.run_stage": {"queue": "default"},
             "driftloop.alerts.*": {"queue": "default"},
             "driftloop.webhooks.*": {"queue": "default"},
+            "driftloop.retrain.*": {"queue": "gpu"},
         },
         task_serializer="json",
         result_serializer="json",
@@ -52,6 +60,15 @@ def make_celery() -> Celery:
 def reconfigure(settings: Settings) -> None:
     """Point the process's Celery app at other settings (the settings object changed after import)."""
     celery_app.conf.update(**_conf(settings))
+    # Broker connections, the producer pool and the result backend are made on first use and cached: drop
+    # them, or a process that already sent a task keeps talking to the old broker (as Celery does after fork).
+    celery_app._pool = None
+    amqp = celery_app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
+    celery_app._backend_cache = None
+    if hasattr(celery_app._local, "backend"):
+        del celery_app._local.backend
 
 
 celery_app = make_celery()

@@ -47,6 +47,9 @@ def celery_env(pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> 
         "DRIFTLOOP_WEBHOOK_ALLOW_PRIVATE": "true",
         "DRIFTLOOP_WEBHOOK_BACKOFF_BASE_SECONDS": "0.2",  # small backoff: the retries come within a second
         "DRIFTLOOP_WEBHOOK_BACKOFF_CAP_SECONDS": "1",
+        # The worker would otherwise handle the rule's retrain action (retrain.tasks installs the handler);
+        # this test is about the request being recorded, so the handler stays off here.
+        "DRIFTLOOP_RETRAIN_ON_ALERT": "false",
     }
     for k, v in env.items():
         monkeypatch.setenv(k, v)

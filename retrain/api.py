@@ -1,0 +1,139 @@
+"""The loop's HTTP API, mounted under /v1 by the collector app: versions, decisions, jobs, the audit log.
+
+Authenticated like every project route (Bearer project key). Decisions name an `actor` and a `reason`; they
+are what the audit log records. A version that failed its gates needs `override: true` and a reason.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, NoReturn
+
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, status
+from pydantic import BaseModel, Field
+
+from monitor.api.deps import ProjectDep, SessionDep
+from monitor.services.projects import NotFoundError
+from monitor.settings import Settings
+from retrain.config import ConfigError
+from retrain.jobs import create_job, dispatch, get_job, job_dict, list_jobs
+from retrain.registry import (
+    ConflictError,
+    GateBlockedError,
+    aliases_of,
+    approve,
+    audit_entries,
+    get_version,
+    list_versions,
+    reject,
+    version_names,
+)
+from retrain.swap import change_champion
+from retrain.views import audit_dict, hook_dict, version_dict, version_summary
+
+router = APIRouter(prefix="/v1", tags=["models"])
+Actor = Annotated[str, Field(min_length=1, max_length=256, description="Who decides (a person or a system).")]
+
+
+class Decision(BaseModel):
+    actor: Actor
+    reason: str | None = Field(None, max_length=4000, description="Why; required with override.")
+    override: bool = Field(False, description="Approve/promote a version that failed its gates (audited).")
+
+
+class RetrainRequest(BaseModel):
+    actor: Actor
+    reason: str | None = Field(None, max_length=4000)
+    params: dict[str, Any] = Field(default_factory=dict, description="Overrides: lora, gates, dataset, eval, "
+                                   "min_examples (see docs/retrain.md).")
+
+
+def raise_http(exc: Exception) -> NoReturn:
+    if isinstance(exc, NotFoundError):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    if isinstance(exc, GateBlockedError | ConflictError):
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    if isinstance(exc, ConfigError):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    raise exc
+
+
+@router.get("/models", summary="Model versions and the champion/challenger aliases")
+def get_models(session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+    aliases = aliases_of(session, project.id)
+    return {"aliases": aliases, "versions": [version_summary(v, aliases) for v in list_versions(session, project.id)]}
+
+
+@router.get("/models/{version}", summary="One version (name or alias) with its evaluation and audit trail")
+def get_model(version: str, session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+    try:
+        v = get_version(session, project.id, version)
+    except NotFoundError as exc:
+        raise_http(exc)
+    names = version_names(session, project.id)
+    parent = names.get(v.parent_version_id) if v.parent_version_id else None
+    body = version_dict(v, aliases_of(session, project.id), parent)
+    body["audit"] = [audit_dict(e, names) for e in audit_entries(session, project.id, version_id=v.id)]
+    return body
+
+
+@router.post("/models/{version}/{decision}", summary="approve, reject, promote or roll back a version")
+def decide(version: str, decision: Literal["approve", "reject", "promote", "rollback"], body: Decision,
+           request: Request, session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+    settings: Settings = request.app.state.settings
+    try:
+        if decision in ("approve", "reject"):
+            if decision == "approve":
+                v = approve(session, project.id, version, actor=body.actor, reason=body.reason,
+                            override=body.override)
+            else:
+                v = reject(session, project.id, version, actor=body.actor, reason=body.reason)
+            session.commit()
+            return {"version": version_summary(v, aliases_of(session, project.id))}
+        # The swap commits in units of its own (alias move, then the hook's audit entry); this request's
+        # session must hold no transaction meanwhile (read the id first: a rollback expires `project`).
+        project_id = project.id
+        session.rollback()
+        action: Literal["promote", "rollback"] = "promote" if decision == "promote" else "rollback"
+        swap, hook = change_champion(request.app.state.session_factory, project_id, action, version,
+                                     actor=body.actor, reason=body.reason, override=body.override,
+                                     settings=settings)
+    except (NotFoundError, ConflictError, ConfigError) as exc:
+        raise_http(exc)
+    return {"champion": swap.current.name, "previous": swap.previous.name if swap.previous else None,
+            "serving_hook": hook_dict(hook)}
+
+
+@router.get("/audit", summary="The audit log of the project's model registry, newest first")
+def get_audit(session: SessionDep, project: ProjectDep,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    names = version_names(session, project.id)
+    return [audit_dict(e, names) for e in audit_entries(session, project.id, limit=limit)]
+
+
+@router.post("/retrain", status_code=status.HTTP_202_ACCEPTED, summary="Start a retraining job now")
+def start_retrain(body: RetrainRequest, request: Request, background: BackgroundTasks, session: SessionDep,
+                  project: ProjectDep) -> dict[str, Any]:
+    settings: Settings = request.app.state.settings
+    try:
+        job = create_job(session, project.id, created_by=body.actor, params=body.params, settings=settings,
+                         trigger={"kind": "manual", "actor": body.actor, "reason": body.reason})
+    except ConfigError as exc:
+        raise_http(exc)
+    session.commit()
+    # After the commit: the worker (or the background thread in embedded mode) must find the row.
+    background.add_task(dispatch, job.id, settings=settings, factory=request.app.state.session_factory)
+    return job_dict(job)
+
+
+@router.get("/retrain/jobs", summary="Retraining jobs, newest first")
+def get_jobs(session: SessionDep, project: ProjectDep,
+             limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
+    return [job_dict(j) for j in list_jobs(session, project.id, limit=limit)]
+
+
+@router.get("/retrain/jobs/{job_id}", summary="One job with its progress and losses so far")
+def get_retrain_job(job_id: int, session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+    try:
+        return job_dict(get_job(session, project.id, job_id))
+    except NotFoundError as exc:
+        raise_http(exc)

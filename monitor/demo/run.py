@@ -137,8 +137,10 @@ def _demo_environment(settings: Settings) -> Iterator[None]:
 
     from monitor.settings import reset_settings_cache
 
+    # Retraining on the alert is not part of the demo yet (it is the next stage to add); the alert's retrain
+    # action is still recorded as a request.
     wanted = {"DRIFTLOOP_DATABASE_URL": settings.database_url, "DRIFTLOOP_WEBHOOK_ALLOW_PRIVATE": "true",
-              "DRIFTLOOP_RUNNER": "inprocess"}
+              "DRIFTLOOP_RUNNER": "inprocess", "DRIFTLOOP_RETRAIN_ON_ALERT": "false"}
     saved = {k: os.environ.get(k) for k in wanted}
     os.environ.update(wanted)
     reset_settings_cache()

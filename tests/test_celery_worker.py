@@ -56,7 +56,7 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
            "--pool", "prefork", "-n", f"w{time.monotonic_ns()}@%h", "--without-gossip", "--without-mingle",
            "--loglevel", "INFO"]
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_die_with_parent)
     try:
         wait_for(lambda: proc.poll() is not None or celery_app.control.ping(timeout=0.5), 90, "the worker to answer")
         assert proc.poll() is None, log.read_text()[-3000:]
@@ -64,6 +64,15 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         kill_worker(proc)  # a worker that never answered must not outlive the test and steal later tasks
         raise
     return proc
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the test process dies (killed, timed out), so does the worker, so no
+    stray worker keeps consuming the shared broker's queues and steals a later run's tasks."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def kill_worker(proc: subprocess.Popen[bytes]) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import Dialect
@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from monitor.settings import get_settings
+
+T = TypeVar("T")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -92,6 +94,18 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def run_unit(factory: sessionmaker[Session], fn: Callable[[Session], T]) -> T:
+    """Run `fn` in a session of its own and commit once; roll back on any error (the edge of a task stage)."""
+    with factory() as session:
+        try:
+            out = fn(session)
+            session.commit()
+            return out
+        except BaseException:
+            session.rollback()
+            raise
 
 
 def reset_engines() -> None:

@@ -10,17 +10,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.db import session_factory, utcnow
+from monitor.db import run_unit, session_factory, utcnow
 from monitor.pipeline.scheduler import WindowJob, finish_window, scan
 from monitor.pipeline.stages import run_stage, stages
 from monitor.settings import get_settings
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # Called with (session, project_id, window_start) inside the finishing transaction, to queue follow-up work
 # (alert evaluation) that must only see committed metric rows.
@@ -55,17 +53,6 @@ class RunReport:
     failures: list[str] = field(default_factory=list)
 
 
-def _unit(factory: sessionmaker[Session], fn: Callable[[Session], T]) -> T:
-    with factory() as session:
-        try:
-            out = fn(session)
-            session.commit()
-            return out
-        except BaseException:
-            session.rollback()
-            raise
-
-
 def process_window(
     project_id: int, window_start: datetime, *, factory: sessionmaker[Session] | None = None,
     only: list[str] | None = None,
@@ -77,8 +64,8 @@ def process_window(
     for stage in stages():
         if only is not None and stage.name not in only:
             continue
-        rows += _unit(factory, _stage_runner(stage.name, project_id, window_start))
-    _unit(factory, lambda s: _finish(s, project_id, window_start, started))
+        rows += run_unit(factory, _stage_runner(stage.name, project_id, window_start))
+    run_unit(factory, lambda s: _finish(s, project_id, window_start, started))
     return rows
 
 
@@ -100,7 +87,7 @@ def run_pending(
     """Scan, then compute every dirty window in this process (embedded mode's equivalent of beat + workers)."""
     factory = factory or session_factory()
     now = now or utcnow()
-    jobs = _unit(factory, lambda s: scan(s, now, project_ids))
+    jobs = run_unit(factory, lambda s: scan(s, now, project_ids))
     report = RunReport()
     for job in jobs:
         try:
@@ -128,6 +115,6 @@ def tick(now: datetime | None = None, *, factory: sessionmaker[Session] | None =
     from monitor.worker.tasks import dispatch_windows
 
     factory = factory or session_factory()
-    jobs = _unit(factory, lambda s: scan(s, now or utcnow()))
+    jobs = run_unit(factory, lambda s: scan(s, now or utcnow()))
     dispatch_windows(jobs)  # after the commit above: a task never sees an uncommitted window state
     return len(jobs)

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     celery_visibility_timeout: int = Field(
         3600, ge=1, description="Seconds before Redis redelivers an unacknowledged task (a worker died mid-task)."
     )
+    celery_key_prefix: str = Field(
+        "", max_length=128,
+        description="Prefix for every Celery key in Redis, so several deployments can share one Redis database.",
+    )
     secret_key: str = Field(DEFAULT_SECRET, description="Signs UI sessions. Must be changed outside local mode.")
     data_dir: Path = Field(Path("driftloop-data"), description="Adapters, caches and reports live here.")
 

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.db import session_factory, utcnow
+from monitor.db import run_unit, session_factory, utcnow
 from monitor.llm import DEFAULT_MODEL_ALIAS, LoadedLM
 from monitor.models import Project
 from monitor.settings import Settings, get_settings
@@ -41,7 +40,6 @@ from retrain.models import ModelVersion, RetrainJob
 from retrain.registry import VersionRef, ensure_champion, register_challenger
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 PROGRESS_EVERY_SECONDS = 0.5
 
 
@@ -65,17 +63,6 @@ class _Start:
     params: dict[str, Any]
     created_by: str
     trigger: dict[str, Any]
-
-
-def _unit(factory: sessionmaker[Session], fn: Callable[[Session], T]) -> T:
-    with factory() as session:
-        try:
-            out = fn(session)
-            session.commit()
-            return out
-        except BaseException:
-            session.rollback()
-            raise
 
 
 def _version_of_job(session: Session, job_id: int) -> ModelVersion | None:
@@ -194,7 +181,7 @@ def run_retrain_job(job_id: int, *, factory: sessionmaker[Session] | None = None
     """Run (or re-run from the start) one job; see the module docstring for what makes that safe."""
     settings = settings or get_settings()
     factory = factory or session_factory()
-    start = _unit(factory, lambda s: _start(s, job_id))
+    start = run_unit(factory, lambda s: _start(s, job_id))
     if isinstance(start, JobOutcome):
         return start
     stage = "dataset"
@@ -202,7 +189,7 @@ def run_retrain_job(job_id: int, *, factory: sessionmaker[Session] | None = None
         cfg = effective_config(settings, start.project_config, start.params)
         evaluators = evaluators or default_evaluators(cfg.eval, embedding_model=settings.embedding_model,
                                                       device=settings.device)
-        snapshot, dataset_path = _unit(factory, lambda s: _build(s, start, cfg, settings, evaluators))
+        snapshot, dataset_path = run_unit(factory, lambda s: _build(s, start, cfg, settings, evaluators))
         dataset = {"path": str(dataset_path), "hash": snapshot.content_hash, "stats": snapshot.stats,
                    "train": len(snapshot.train), "eval": len(snapshot.eval)}
         stage = "train"
@@ -211,7 +198,7 @@ def run_retrain_job(job_id: int, *, factory: sessionmaker[Session] | None = None
                            f"{len(snapshot.eval)} held out")
         lm = lm or get_lm(cfg.base_model, settings)
         base_name = cfg.base_model or DEFAULT_MODEL_ALIAS
-        champion = _unit(factory, lambda s: _champion_ref(s, start.project_id, base_name))
+        champion = run_unit(factory, lambda s: _champion_ref(s, start.project_id, base_name))
         out_dir = Path(settings.data_dir).resolve() / "adapters" / f"project-{start.project_id}" / f"job-{job_id}"
         trained = _train(lm, factory, job_id, snapshot, cfg, out_dir)
         stage = "evaluate"
@@ -229,14 +216,14 @@ def run_retrain_job(job_id: int, *, factory: sessionmaker[Session] | None = None
                   "gate_results": report.to_list(), "gates_passed": report.passed, "trigger": start.trigger}
         try:
             fields = json_ready(fields)
-            version = _unit(factory, lambda s: _register(s, job_id, fields, report))
+            version = run_unit(factory, lambda s: _register(s, job_id, fields, report))
         except IntegrityError:  # a duplicate delivery of this job registered first
-            version = _unit(factory, lambda s: _register(s, job_id, fields, report))
+            version = run_unit(factory, lambda s: _register(s, job_id, fields, report))
         return JobOutcome(job_id, "succeeded", version.name, version.gates_passed, report.summary())
     except Exception as exc:
         log.exception("retraining job %s failed in stage %s", job_id, stage)
         failure, failed_stage = exc, stage  # bound here: `exc` is unset after the except block
-        _unit(factory, lambda s: _fail(s, job_id, failed_stage, failure))
+        run_unit(factory, lambda s: _fail(s, job_id, failed_stage, failure))
         return JobOutcome(job_id, "failed", message=f"{stage}: {exc}")
 
 

@@ -10,17 +10,15 @@ hook shows up in the audit log (action `serving_hook`, `ok: false`) and can be r
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Literal, TypeVar
+from typing import Literal
 
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.db import run_unit
 from monitor.settings import Settings, get_settings
 from retrain.registry import Swap, audit, promote, rollback
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -52,17 +50,6 @@ def call_serving_hook(url: str | None, swap: Swap, *, timeout: float = 10.0,
     return HookOutcome(True, ok, url, response.status_code, None if ok else response.text[:500], current.name)
 
 
-def _unit(factory: sessionmaker[Session], fn: Callable[[Session], T]) -> T:
-    with factory() as session:
-        try:
-            out = fn(session)
-            session.commit()
-            return out
-        except BaseException:
-            session.rollback()
-            raise
-
-
 def change_champion(
     factory: sessionmaker[Session], project_id: int, action: Literal["promote", "rollback"], name: str, *,
     actor: str, reason: str | None = None, override: bool = False, settings: Settings | None = None,
@@ -71,13 +58,13 @@ def change_champion(
     """Promote `name` (or roll back the champion `name`), commit, then call and audit the serving hook."""
     settings = settings or get_settings()
     if action == "promote":
-        swap = _unit(factory, lambda s: promote(s, project_id, name, actor=actor, reason=reason, override=override))
+        swap = run_unit(factory, lambda s: promote(s, project_id, name, actor=actor, reason=reason, override=override))
     else:
-        swap = _unit(factory, lambda s: rollback(s, project_id, name, actor=actor, reason=reason))
+        swap = run_unit(factory, lambda s: rollback(s, project_id, name, actor=actor, reason=reason))
     outcome = call_serving_hook(settings.serving_hook_url, swap, timeout=settings.serving_hook_timeout_seconds,
                                 transport=transport)
     if outcome.url is not None:
-        _unit(factory, lambda s: audit(s, project_id, actor="system", action="serving_hook",
+        run_unit(factory, lambda s: audit(s, project_id, actor="system", action="serving_hook",
                                        version_id=swap.current.id,
                                        reason=f"after {action} of {swap.current.name}", details=asdict(outcome)))
     return swap, outcome

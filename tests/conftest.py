@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,13 @@ def pg_url(_servers: tuple[str, str], worker_id: str) -> Iterator[str]:
     migrations.upgrade(url)
     yield url
     services.drop_database(_servers[0], name)
+
+
+@pytest.fixture
+def celery_key_prefix() -> str:
+    """Celery keys of this test alone: checkouts and xdist workers sharing one Redis never see each other's
+    tasks, and nothing needs flushing."""
+    return f"driftloop-test-{services.checkout_tag()}-{uuid.uuid4().hex[:8]}:"
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import redis
 from celery.result import AsyncResult
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,12 +33,12 @@ T0 = datetime(2026, 11, 21, 6, tzinfo=UTC)
 
 
 @pytest.fixture
-def celery_env(pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    broker = redis_url.rsplit("/", 1)[0] + "/7"  # a database of our own, emptied first
-    redis.Redis.from_url(broker).flushdb()
+def celery_env(pg_url: str, redis_url: str, celery_key_prefix: str,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    broker = redis_url.rsplit("/", 1)[0] + "/7"  # keys prefixed per test: nothing shared, nothing to flush
     env = {
         "DRIFTLOOP_DATABASE_URL": pg_url,
-        "DRIFTLOOP_REDIS_URL": broker,
+        "DRIFTLOOP_REDIS_URL": broker, "DRIFTLOOP_CELERY_KEY_PREFIX": celery_key_prefix,
         "DRIFTLOOP_RUNNER": "celery",
         "DRIFTLOOP_CELERY_VISIBILITY_TIMEOUT": "5",
     }

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 
-from monitor.api.body import decode_content, parse_batch, read_body
+from monitor.api.body import M, decode_content, parse_batch, read_body
 from monitor.api.deps import ProjectDep, SessionDep
 from monitor.api.telemetry import ITEMS
 from monitor.schemas import EventBatch, FeedbackBatch, IngestResult, Limits
-from monitor.services.ingest import ingest_events, ingest_feedback
+from monitor.services.ingest import IngestCounts, ingest_events, ingest_feedback
 from monitor.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["ingestion"])
@@ -63,6 +63,20 @@ def _count_rejected(kind: str, key: str, body: bytes) -> None:
     ITEMS.labels(kind, "rejected").inc(max(n, 1))
 
 
+def _parse(model: type[M], request: Request, body: bytes, kind: str, key: str) -> M:
+    try:
+        return parse_batch(model, body, _limits(_settings(request)))
+    except Exception:
+        _count_rejected(kind, key, body)
+        raise
+
+
+def count_stored(kind: str, counts: IngestCounts) -> IngestResult:
+    ITEMS.labels(kind, "accepted").inc(counts.accepted)
+    ITEMS.labels(kind, "duplicate").inc(counts.duplicates)
+    return IngestResult(accepted=counts.accepted, duplicates=counts.duplicates)
+
+
 @router.post(
     "/events",
     response_model=IngestResult,
@@ -76,17 +90,10 @@ def post_events(
     project: ProjectDep,
     body: Annotated[bytes, Depends(_body)],
 ) -> IngestResult:
-    settings = _settings(request)
-    try:
-        batch = parse_batch(EventBatch, body, _limits(settings))
-    except Exception:
-        _count_rejected("event", "events", body)
-        raise
+    batch = _parse(EventBatch, request, body, "event", "events")
     counts = ingest_events(session, project.id, batch.events)
     session.commit()
-    ITEMS.labels("event", "accepted").inc(counts.accepted)
-    ITEMS.labels("event", "duplicate").inc(counts.duplicates)
-    return IngestResult(accepted=counts.accepted, duplicates=counts.duplicates)
+    return count_stored("event", counts)
 
 
 @router.post(
@@ -102,14 +109,7 @@ def post_feedback(
     project: ProjectDep,
     body: Annotated[bytes, Depends(_body)],
 ) -> IngestResult:
-    settings = _settings(request)
-    try:
-        batch = parse_batch(FeedbackBatch, body, _limits(settings))
-    except Exception:
-        _count_rejected("feedback", "feedback", body)
-        raise
+    batch = _parse(FeedbackBatch, request, body, "feedback", "feedback")
     counts = ingest_feedback(session, project.id, batch.feedback)
     session.commit()
-    ITEMS.labels("feedback", "accepted").inc(counts.accepted)
-    ITEMS.labels("feedback", "duplicate").inc(counts.duplicates)
-    return IngestResult(accepted=counts.accepted, duplicates=counts.duplicates)
+    return count_stored("feedback", counts)

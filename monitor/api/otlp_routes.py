@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from monitor.api.body import read_body
 from monitor.api.deps import ProjectDep, SessionDep
-from monitor.api.ingest_routes import _limits, _settings
+from monitor.api.ingest_routes import _limits, _settings, count_stored
 from monitor.api.telemetry import ITEMS, OTLP_SPANS
 from monitor.otlp import OtlpDecodeError, decode_export_request, error_response, export_response_for, spans_to_events
 from monitor.schemas import EventIn
@@ -64,8 +64,7 @@ def post_traces(
     events = [EventIn.model_validate(e, context={"limits": limits}) for e in result.events]
     counts = ingest_events(session, project.id, events)
     session.commit()
-    ITEMS.labels("event", "accepted").inc(counts.accepted)
-    ITEMS.labels("event", "duplicate").inc(counts.duplicates)
+    count_stored("event", counts)
     ITEMS.labels("event", "rejected").inc(result.rejected_spans)
     OTLP_SPANS.labels("llm").inc(len(events))
     OTLP_SPANS.labels("ignored").inc(result.ignored_spans)

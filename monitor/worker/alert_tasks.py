@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from monitor.db import session_factory, utcnow
-from monitor.runner import _unit
+from monitor.db import run_unit, session_factory, utcnow
 from monitor.settings import get_settings
 from monitor.worker.app import celery_app
 
@@ -16,7 +15,7 @@ def evaluate_rules_task(project_id: int, window_start: str) -> int:
     from monitor.alerts.evaluation import evaluate_window
 
     start = datetime.fromisoformat(window_start)
-    return len(_unit(session_factory(), lambda s: evaluate_window(s, project_id, start)))
+    return len(run_unit(session_factory(), lambda s: evaluate_window(s, project_id, start)))
 
 
 @celery_app.task(name="driftloop.webhooks.deliver")
@@ -26,7 +25,7 @@ def deliver_webhook_task(delivery_id: int, manual: bool = False) -> str:
     from monitor.alerts.delivery import attempt_delivery
 
     settings = get_settings()
-    outcome = _unit(session_factory(), lambda s: attempt_delivery(s, delivery_id, settings=settings, manual=manual))
+    outcome = run_unit(session_factory(), lambda s: attempt_delivery(s, delivery_id, settings=settings, manual=manual))
     if outcome.retry_in is not None:
         deliver_webhook_task.apply_async(args=[delivery_id], countdown=outcome.retry_in, queue="default")
     return outcome.outcome or outcome.status
@@ -41,8 +40,8 @@ def sweep_webhooks_task() -> int:
 
     settings = get_settings()
     lag = timedelta(seconds=max(60.0, 2 * settings.tick_seconds))
-    ids = _unit(session_factory(), lambda s: queue_overdue(s, utcnow(), lag=lag))
+    ids = run_unit(session_factory(), lambda s: queue_overdue(s, utcnow(), lag=lag))
     for delivery_id in ids:
         deliver_webhook_task.apply_async(args=[delivery_id], queue="default")
-    _unit(session_factory(), lambda s: run_pending_actions(s))
+    run_unit(session_factory(), lambda s: run_pending_actions(s))
     return len(ids)

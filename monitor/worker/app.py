@@ -16,7 +16,11 @@ def _conf(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.redis_url,
         "result_backend": settings.redis_url,
-        "broker_transport_options": {"visibility_timeout": settings.celery_visibility_timeout},
+        "broker_transport_options": {"visibility_timeout": settings.celery_visibility_timeout,
+                                     **({"global_keyprefix": settings.celery_key_prefix}
+                                        if settings.celery_key_prefix else {})},
+        "result_backend_transport_options": ({"global_keyprefix": settings.celery_key_prefix}
+                                             if settings.celery_key_prefix else {}),
         "beat_schedule": {
             "driftloop-tick": {"task": "driftloop.tick", "schedule": settings.tick_seconds},
             "driftloop-probes": {"task": "driftloop.schedule_probes", "schedule": 3600.0},

@@ -6,10 +6,10 @@ from datetime import datetime
 
 from celery import chain
 
-from monitor.db import session_factory, utcnow
+from monitor.db import run_unit, session_factory, utcnow
 from monitor.pipeline.scheduler import WindowJob
 from monitor.pipeline.stages import stages
-from monitor.runner import _unit, process_window, tick
+from monitor.runner import process_window, tick
 from monitor.worker.app import celery_app
 
 
@@ -23,7 +23,7 @@ def run_stage_task(stage: str, project_id: int, window_start: str) -> int:
     from monitor.pipeline.stages import run_stage
 
     start = datetime.fromisoformat(window_start)
-    return _unit(session_factory(), lambda s: run_stage(s, stage, project_id, start))
+    return run_unit(session_factory(), lambda s: run_stage(s, stage, project_id, start))
 
 
 @celery_app.task(name="driftloop.finish_window")
@@ -31,7 +31,7 @@ def finish_window_task(project_id: int, window_start: str, started_at: str) -> N
     from monitor.runner import _finish
 
     start, started = datetime.fromisoformat(window_start), datetime.fromisoformat(started_at)
-    _unit(session_factory(), lambda s: _finish(s, project_id, start, started))
+    run_unit(session_factory(), lambda s: _finish(s, project_id, start, started))
 
 
 @celery_app.task(name="driftloop.process_window")
@@ -45,7 +45,7 @@ def schedule_probes_task() -> int:
     """Hourly: queue a probe run (gpu queue) for every project whose schedule is due."""
     from monitor.services.probes import due_probe_projects
 
-    due = _unit(session_factory(), lambda s: due_probe_projects(s, utcnow()))
+    due = run_unit(session_factory(), lambda s: due_probe_projects(s, utcnow()))
     for pid in due:
         run_probes_task.apply_async(args=(pid,), queue="gpu")
     return len(due)
@@ -56,7 +56,7 @@ def run_probes_task(project_id: int) -> int:
     from monitor.services.probes import run_scheduled_probe
     from monitor.settings import get_settings
 
-    return _unit(session_factory(), lambda s: run_scheduled_probe(s, project_id, get_settings().data_dir / "probes"))
+    return run_unit(session_factory(), lambda s: run_scheduled_probe(s, project_id, get_settings().data_dir / "probes"))
 
 
 def window_chain(job: WindowJob) -> chain:

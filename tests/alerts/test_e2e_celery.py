@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,14 +34,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 
 
 @pytest.fixture
-def celery_env(pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    # The same broker database as tests/test_celery_worker.py (emptied first): the test process's Celery app
-    # keeps its first broker connection pool, so every test in one session must use one broker URL.
-    broker = redis_url.rsplit("/", 1)[0] + "/7"
-    redis.Redis.from_url(broker).flushdb()
+def celery_env(pg_url: str, redis_url: str, celery_key_prefix: str,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    broker = redis_url.rsplit("/", 1)[0] + "/7"  # keys prefixed per test: nothing shared, nothing to flush
     env = {
         "DRIFTLOOP_DATABASE_URL": pg_url,
-        "DRIFTLOOP_REDIS_URL": broker,
+        "DRIFTLOOP_REDIS_URL": broker, "DRIFTLOOP_CELERY_KEY_PREFIX": celery_key_prefix,
         "DRIFTLOOP_RUNNER": "celery",
         "DRIFTLOOP_WEBHOOK_ALLOW_PRIVATE": "true",
         "DRIFTLOOP_WEBHOOK_BACKOFF_BASE_SECONDS": "0.2",  # small backoff: the retries come within a second

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,11 +24,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 
 
 @pytest.fixture
-def worker_env(pg_url: str, redis_url: str, tiny_dir: Path, tmp_path: Path,
+def worker_env(pg_url: str, redis_url: str, celery_key_prefix: str, tiny_dir: Path, tmp_path: Path,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    broker = redis_url.rsplit("/", 1)[0] + "/8"  # a database of our own, emptied first
-    redis.Redis.from_url(broker).flushdb()
+    broker = redis_url.rsplit("/", 1)[0] + "/8"  # keys prefixed per test: nothing shared, nothing to flush
     env = {"DRIFTLOOP_DATABASE_URL": pg_url, "DRIFTLOOP_REDIS_URL": broker, "DRIFTLOOP_RUNNER": "celery",
+           "DRIFTLOOP_CELERY_KEY_PREFIX": celery_key_prefix,
            "DRIFTLOOP_CELERY_VISIBILITY_TIMEOUT": "5", "DRIFTLOOP_BASE_MODEL": str(tiny_dir),
            "DRIFTLOOP_DATA_DIR": str(tmp_path / "data"), "DRIFTLOOP_DEVICE": "cpu",
            "DRIFTLOOP_RETRAIN_MIN_EXAMPLES": "8", "DRIFTLOOP_RETRAIN_MAX_STEPS": "1500",

@@ -10,6 +10,7 @@ so a second download of an unchanged window costs nothing.
 from __future__ import annotations
 
 import secrets
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,8 +135,12 @@ def render_report(frames: ReportFrames) -> str:
     definition = evidently.DataDefinition(numerical_columns=frames.columns)
     current = evidently.Dataset.from_pandas(frames.current, data_definition=definition)
     reference = evidently.Dataset.from_pandas(frames.reference, data_definition=definition)
-    snapshot = evidently.Report([presets.DataDriftPreset()]).run(current_data=current, reference_data=reference)
-    html: str = snapshot.get_html_str(as_iframe=False)
+    with warnings.catch_warnings():
+        # Evidently's own calls into pandas raise deprecation notices that are not ours to fix.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        snapshot = evidently.Report([presets.DataDriftPreset()]).run(current_data=current, reference_data=reference)
+        html: str = snapshot.get_html_str(as_iframe=False)
     return html
 
 

@@ -103,7 +103,7 @@ def test_challenger_page_shows_why_data_training_evaluation_and_answers(ui: Test
     assert "Drift explanation" in text and html.count('<div class="cluster">') == 2
     # Training data: hash, counts, examples read back from the stored file (hash verified).
     assert v.dataset_hash and v.dataset_hash in html
-    assert f"train {v.dataset_stats['train']}" in text
+    assert f"{v.dataset_stats['train']} for training, {v.dataset_stats['eval']} held out" in text
     assert html.count("<tr><td>") >= 5 and "does not match" not in text
     # The loss curve: one polyline per series, one point per step.
     loss = html[html.index('<figure class="loss">'):html.index("</figure>")]

@@ -35,8 +35,8 @@ def install(app: FastAPI) -> None:
 
     app.state.ui_env = make_environment()
     app.state.ui_sections = []
-    app.state.ui_nav = [("overview", "/ui/p/{slug}/"), ("alerts", "/ui/p/{slug}/alerts"),
-                        ("webhooks", "/ui/p/{slug}/webhooks")]
+    app.state.ui_nav = [("overview", "/ui/p/{slug}/"), ("drift", "/ui/p/{slug}/drift"),
+                        ("alerts", "/ui/p/{slug}/alerts"), ("webhooks", "/ui/p/{slug}/webhooks")]
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
     app.include_router(routes_auth.router)
     app.include_router(routes_pages.router)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from starlette.responses import FileResponse, Response
 
 from monitor.api.deps import SessionDep
@@ -17,7 +17,25 @@ from monitor.ui.routes_pages import Slug, project_or_404
 from monitor.ui.security import OperatorDep, PageError, settings_of
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+WINDOW_LIST_LIMIT = 500
 Metric = Annotated[str, Path(pattern=r"^drift\.[a-z0-9_]+\.[a-z0-9_]+$", max_length=96)]
+
+
+@router.get("/p/{slug}/drift")
+def drift_windows(slug: Slug, request: Request, session: SessionDep, operator: OperatorDep) -> Response:
+    """Every window with drift rows (newest first), so any window's drift and report is a click away."""
+    project = project_or_404(session, slug)
+    flagged = func.sum(case((MetricValue.flagged.is_(True), 1), else_=0))
+    rows = session.execute(
+        select(MetricValue.window_start, MetricValue.window_end, func.count(), flagged)
+        .where(MetricValue.project_id == project.id, MetricValue.segment == "all",
+               MetricValue.metric.like("drift.%"), MetricValue.status == "ok")
+        .group_by(MetricValue.window_start, MetricValue.window_end)
+        .order_by(MetricValue.window_start.desc()).limit(WINDOW_LIST_LIMIT)).all()
+    windows = [{"start": start, "end": end, "rows": int(n), "flagged": int(f or 0)} for start, end, n, f in rows]
+    return render(request, "drift_windows.html", {"title": f"{project.slug}: drift", "project": project,
+                                                  "windows": windows, "limit": WINDOW_LIST_LIMIT},
+                  operator=operator)
 
 
 @router.get("/p/{slug}/drift/{window_start}")

@@ -18,7 +18,8 @@ from tests.ui.conftest import csrf_of, login_nonce, sign_in
 
 PROTECTED = ("/ui/", "/ui/p/some-project/", "/ui/p/some-project/alerts", "/ui/p/some-project/webhooks",
              "/ui/p/some-project/models", "/ui/p/some-project/models/v1",
-             "/ui/p/some-project/drift/2026-11-20T06:00:00Z")
+             "/ui/p/some-project/drift", "/ui/p/some-project/drift/2026-11-20T06:00:00Z",
+             "/ui/p/some-project/drift/drift.prompt.mmd/2026-11-20T06:00:00Z/report.html")
 
 
 def test_every_page_redirects_an_unauthenticated_visit_to_sign_in(client: TestClient) -> None:

@@ -77,6 +77,13 @@ def test_webhook_log_and_redelivery(ui: TestClient, world: World, receiver: Rece
     assert receiver.count() == 2
 
 
+def test_drift_windows_list_links_every_window(ui: TestClient, world: World) -> None:
+    html = ui.get(f"/ui/p/{world.slug}/drift").text
+    windows = re.findall(r'<a href="/ui/p/[^/]+/drift/([^"]+)">', html)
+    assert windows == [f"2026-11-20T{h:02d}:00:00Z" for h in range(7, -1, -1)]
+    assert html.count("2 drifting") == 2 and html.count(">none<") == 6
+
+
 def test_drift_window_page_shows_explanation_clusters_with_prompts(ui: TestClient, world: World) -> None:
     html = ui.get(f"/ui/p/{world.slug}/drift/2026-11-20T06:00:00Z").text
     text = text_of(html)

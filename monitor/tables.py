@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib
 
-TABLE_MODULES = ("monitor.models", "monitor.pipeline.models", "monitor.alerts.models", "retrain.models")
+TABLE_MODULES = (
+    "monitor.models", "monitor.pipeline.models", "monitor.alerts.models", "monitor.ui.models", "retrain.models",
+)
 
 
 def import_all_tables() -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.routing import Match
 
-from monitor import __version__
+from monitor import __version__, ui
 from monitor.api import alert_routes, health_routes, ingest_routes, metrics_routes, otlp_routes, webhook_routes
 from monitor.api.telemetry import LATENCY, REQUESTS
 from monitor.db import make_engine, session_factory
@@ -35,9 +35,11 @@ def _include_optional_routers(app: FastAPI) -> None:
     # The closed loop (`retrain`) mounts its routes when installed; `monitor` never depends on it.
     if importlib.util.find_spec("retrain") is None:
         return
+    from retrain import ui as retrain_ui
     from retrain.api import router as retrain_router
 
     app.include_router(retrain_router)
+    retrain_ui.install(app)  # the model pages of the approval UI
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(otlp_routes.router)
     app.include_router(alert_routes.router)
     app.include_router(webhook_routes.router)
+    ui.install(app)
     _include_optional_routers(app)
 
     @app.middleware("http")

@@ -19,6 +19,7 @@ to Evidently's factory (threshold, bootstrap, quantile_probability, pca_componen
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from collections.abc import Callable
 from types import ModuleType
@@ -33,8 +34,8 @@ from monitor.drift.result import DriftResult
 _DEFAULT_THRESHOLDS = {"model": 0.55, "ratio": 0.2, "distance": 0.2, "mmd": 0.015}
 
 
-def _load_evidently_methods() -> ModuleType:
-    """Import Evidently's embedding drift module (slow: ~5 s the first time, hence lazy)."""
+def import_evidently(module: str) -> ModuleType:
+    """Import an Evidently module (slow: ~5 s the first time, hence lazy), under pandas 2 or 3."""
     import pandas.core.dtypes.common as pandas_common
 
     if not hasattr(pandas_common, "infer_dtype_from_object"):
@@ -44,11 +45,14 @@ def _load_evidently_methods() -> ModuleType:
         pandas_common.infer_dtype_from_object = lambda dtype: pandas_common.pandas_dtype(dtype).type
     with warnings.catch_warnings():
         # Evidently's import chain emits deprecation warnings from its web-server dependencies,
-        # which have nothing to do with the drift methods.
+        # which have nothing to do with what we use.
         warnings.simplefilter("ignore", DeprecationWarning)
-        from evidently.legacy.metrics.data_drift import embedding_drift_methods
+        return importlib.import_module(module)
 
-    return embedding_drift_methods
+
+def _load_evidently_methods() -> ModuleType:
+    """Evidently's embedding drift module."""
+    return import_evidently("evidently.legacy.metrics.data_drift.embedding_drift_methods")
 
 
 def _run_evidently(

@@ -1,0 +1,72 @@
+"""A window's drift: every drift row of the window, the explanation clusters with example prompts, and the
+downloadable Evidently report of any of its drift metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from sqlalchemy import case, func, select
+from starlette.responses import FileResponse, Response
+
+from monitor.api.deps import SessionDep
+from monitor.pipeline.models import MetricValue
+from monitor.ui.drift_report import ReportUnavailable, drift_report, drift_row, parse_window, window_key
+from monitor.ui.render import render
+from monitor.ui.routes_pages import Slug, project_or_404
+from monitor.ui.security import OperatorDep, PageError, settings_of
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+WINDOW_LIST_LIMIT = 500
+Metric = Annotated[str, Path(pattern=r"^drift\.[a-z0-9_]+\.[a-z0-9_]+$", max_length=96)]
+
+
+@router.get("/p/{slug}/drift")
+def drift_windows(slug: Slug, request: Request, session: SessionDep, operator: OperatorDep) -> Response:
+    """Every window with drift rows (newest first), so any window's drift and report is a click away."""
+    project = project_or_404(session, slug)
+    flagged = func.sum(case((MetricValue.flagged.is_(True), 1), else_=0))
+    rows = session.execute(
+        select(MetricValue.window_start, MetricValue.window_end, func.count(), flagged)
+        .where(MetricValue.project_id == project.id, MetricValue.segment == "all",
+               MetricValue.metric.like("drift.%"), MetricValue.status == "ok")
+        .group_by(MetricValue.window_start, MetricValue.window_end)
+        .order_by(MetricValue.window_start.desc()).limit(WINDOW_LIST_LIMIT)).all()
+    windows = [{"start": start, "end": end, "rows": int(n), "flagged": int(f or 0)} for start, end, n, f in rows]
+    return render(request, "drift_windows.html", {"title": f"{project.slug}: drift", "project": project,
+                                                  "windows": windows, "limit": WINDOW_LIST_LIMIT},
+                  operator=operator)
+
+
+@router.get("/p/{slug}/drift/{window_start}")
+def drift_window(slug: Slug, window_start: str, request: Request, session: SessionDep,
+                 operator: OperatorDep) -> Response:
+    project = project_or_404(session, slug)
+    try:
+        ts = parse_window(window_start)
+    except ReportUnavailable as exc:
+        raise PageError(exc.status_code, str(exc)) from None
+    rows = list(session.scalars(select(MetricValue).where(
+        MetricValue.project_id == project.id, MetricValue.segment == "all", MetricValue.window_start == ts,
+        MetricValue.metric.like("drift.%")).order_by(MetricValue.metric)))
+    if not rows:
+        raise PageError(404, f"no drift rows for the window starting {window_key(ts)}")
+    explained = [r for r in rows if isinstance(r.details, dict) and r.details.get("explanation")]
+    return render(request, "drift_window.html", {
+        "title": f"{project.slug}: drift {window_key(ts)}", "project": project, "rows": rows,
+        "explained": explained, "window": window_key(ts), "window_end": rows[0].window_end}, operator=operator)
+
+
+@router.get("/p/{slug}/drift/{metric}/{window_start}/report.html")
+def drift_report_download(slug: Slug, metric: Metric, window_start: str, request: Request, session: SessionDep,
+                          operator: OperatorDep) -> Response:
+    project = project_or_404(session, slug)
+    try:
+        row = drift_row(session, project.id, metric, parse_window(window_start))
+        path = drift_report(session, project, row, data_dir=settings_of(request).data_dir)
+    except ReportUnavailable as exc:
+        raise PageError(exc.status_code, str(exc)) from None
+    filename = f"driftloop-{project.slug}-{metric}-{row.window_start:%Y%m%dT%H%M}.html"
+    # Evidently's report runs its own inline scripts: served as a download, never as a page of this site.
+    return FileResponse(path, media_type="text/html", filename=filename,
+                        headers={"Content-Security-Policy": "sandbox"})

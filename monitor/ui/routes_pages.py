@@ -1,0 +1,97 @@
+"""Pages of the core: the overview, a project's alerts, its webhook endpoints and delivery log (with
+redelivery)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from starlette.responses import RedirectResponse, Response
+
+from monitor.alerts.endpoint_service import endpoint_view, list_endpoints
+from monitor.alerts.errors import ConflictError
+from monitor.alerts.errors import NotFoundError as AlertNotFound
+from monitor.alerts.events import attempts_of, delivery_dict, list_deliveries, redeliver
+from monitor.alerts.queries import ALERT_STATUSES, alert_views, list_alerts
+from monitor.api.deps import SessionDep
+from monitor.models import Project
+from monitor.services.projects import NotFoundError, get_project
+from monitor.ui.overview import all_projects, project_status
+from monitor.ui.render import render
+from monitor.ui.security import FormOperatorDep, OperatorDep, PageError, settings_of
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+Slug = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+NOTICES = {"redelivered": "Redelivery sent; its attempt is at the top of the delivery's log."}
+
+
+def project_or_404(session: SessionDep, slug: str) -> Project:
+    try:
+        return get_project(session, slug)
+    except NotFoundError as exc:
+        raise PageError(404, str(exc)) from None
+
+
+def _cards(request: Request, session: SessionDep, projects: list[Project]) -> list[dict[str, Any]]:
+    return [{"status": project_status(session, p),
+             "sections": [section(request, session, p) for section in request.app.state.ui_sections]}
+            for p in projects]
+
+
+@router.get("/")
+def overview(request: Request, session: SessionDep, operator: OperatorDep) -> Response:
+    return render(request, "overview.html", {"title": "Overview", "cards": _cards(request, session,
+                                                                                  all_projects(session))},
+                  operator=operator)
+
+
+@router.get("/p/{slug}/")
+def project_page(slug: Slug, request: Request, session: SessionDep, operator: OperatorDep) -> Response:
+    project = project_or_404(session, slug)
+    return render(request, "overview.html", {"title": project.slug, "project": project,
+                                             "cards": _cards(request, session, [project])}, operator=operator)
+
+
+@router.get("/p/{slug}/alerts")
+def alerts_page(
+    slug: Slug, request: Request, session: SessionDep, operator: OperatorDep,
+    status: Annotated[str | None, Query(pattern="^(" + "|".join(ALERT_STATUSES) + ")$")] = None,
+) -> Response:
+    project = project_or_404(session, slug)
+    alerts = alert_views(session, list_alerts(session, project.id, status=status, limit=200))
+    return render(request, "alerts.html", {"title": f"{project.slug}: alerts", "project": project,
+                                           "alerts": alerts, "status": status, "statuses": ALERT_STATUSES},
+                  operator=operator)
+
+
+def _webhooks_page(request: Request, session: SessionDep, operator: OperatorDep, project: Project, *,
+                   notice: str | None = None, error: str | None = None, status_code: int = 200) -> Response:
+    rows = list_deliveries(session, project.id, limit=200)
+    attempts = attempts_of(session, [d.id for d, _, _ in rows])
+    deliveries = [delivery_dict(d, m, e, attempts[d.id]) for d, m, e in rows]
+    endpoints = [endpoint_view(e) for e in list_endpoints(session, project.id)]
+    return render(request, "webhooks.html", {"title": f"{project.slug}: webhooks", "project": project,
+                                             "endpoints": endpoints, "deliveries": deliveries, "notice": notice,
+                                             "error": error}, operator=operator, status_code=status_code)
+
+
+@router.get("/p/{slug}/webhooks")
+def webhooks_page(slug: Slug, request: Request, session: SessionDep, operator: OperatorDep,
+                  done: str | None = None) -> Response:
+    project = project_or_404(session, slug)
+    return _webhooks_page(request, session, operator, project, notice=NOTICES.get(done or ""))
+
+
+@router.post("/p/{slug}/webhooks/deliveries/{delivery_id}/redeliver")
+def redeliver_action(slug: Slug, delivery_id: int, request: Request, session: SessionDep,
+                     operator: FormOperatorDep) -> Response:
+    project = project_or_404(session, slug)
+    try:
+        redeliver(session, project.id, delivery_id, settings=settings_of(request))
+    except (AlertNotFound, ConflictError) as exc:
+        session.rollback()
+        return _webhooks_page(request, session, operator, project, error=str(exc),
+                              status_code=404 if isinstance(exc, AlertNotFound) else 409)
+    session.commit()  # in-process the attempt is made right after this commit; with Celery it is queued
+    return RedirectResponse(f"/ui/p/{project.slug}/webhooks?done=redelivered#delivery-{delivery_id}",
+                            status_code=303)

@@ -1,0 +1,148 @@
+"""The pages show what a decision needs, from real rows (both backends): overview, alerts, webhooks with
+redelivery, a window's drift, the challenger page and the versions list."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.settings import Settings
+from retrain.registry import get_version
+from tests.alerts.receiver import Receiver
+from tests.factories import unique_slug
+from tests.ui.conftest import csrf_of
+from tests.ui.seed import World, seed_world
+
+
+@pytest.fixture
+def world(session_maker: sessionmaker[Session], settings: Settings, receiver: Receiver) -> World:
+    return seed_world(session_maker, settings, slug=unique_slug("ui"), receiver_url=receiver.url)
+
+
+def text_of(html: str) -> str:
+    return unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)))
+
+
+def card(html: str, slug: str) -> str:
+    start = html.index(f'id="project-{slug}"')
+    end = html.find('<section class="card project"', start)
+    return html[start:end if end > 0 else None]
+
+
+def test_overview_shows_status_sparklines_alerts_champion_and_pending(ui: TestClient, world: World) -> None:
+    html = card(ui.get("/ui/").text, world.slug)
+    kinds = dict(re.findall(r'data-kind="(\w+)">\s*<h3>\w+ <span class="badge [^"]+">([^<]+)</span>', html))
+    # The drift group shows the firing alert; the other groups are computed and quiet.
+    assert kinds == {"drift": "alert", "toxicity": "ok", "bias": "ok", "ops": "ok"}
+    assert html.count('<svg class="spark"') == 10
+    # The prompt-drift sparkline marks exactly the two drifted windows.
+    prompt_row = html[html.index("prompt drift (mmd)"):html.index("response drift (mmd)")]
+    assert prompt_row.count('class="flagged"') == 2
+    text = text_of(html)
+    assert "prompt-drift on drift.prompt.mmd (all)" in text
+    assert re.search(r"Champion: v0\b", text)
+    assert f'href="/ui/p/{world.slug}/models/{world.challenger}"' in html and "candidate" in text
+
+
+def test_alerts_page_lists_the_alert_with_its_transitions_and_values(ui: TestClient, world: World) -> None:
+    html = ui.get(f"/ui/p/{world.slug}/alerts").text
+    assert f'id="alert-{world.alert_id}"' in html
+    text = text_of(html)
+    assert "prompt-drift" in text and "firing" in text and "inactive → firing" in text
+    assert "p 0.001" in text
+    assert f"/ui/p/{world.slug}/drift/2026-11-20T06:00:00Z" in html
+    assert ui.get(f"/ui/p/{world.slug}/alerts?status=resolved").text.count('id="alert-') == 0
+    assert ui.get(f"/ui/p/{world.slug}/alerts?status=exploded").status_code == 422
+
+
+def test_webhook_log_and_redelivery(ui: TestClient, world: World, receiver: Receiver) -> None:
+    page = ui.get(f"/ui/p/{world.slug}/webhooks")
+    [delivery_id] = re.findall(r'id="delivery-(\d+)" data-status="succeeded"', page.text)
+    assert "alert.firing" in page.text and receiver.count() == 1
+    r = ui.post(f"/ui/p/{world.slug}/webhooks/deliveries/{delivery_id}/redeliver",
+                data={"csrf_token": csrf_of(page.text)}, follow_redirects=False)
+    assert r.status_code == 303
+    after = ui.get(r.headers["location"])
+    assert "Redelivery sent" in after.text and receiver.count() == 2
+    row = after.text[after.text.index(f'id="delivery-{delivery_id}"'):]
+    assert re.search(r'class="num attempts">2<', row)
+    assert ">manual<" in row and ">auto<" in row
+    missing = ui.post(f"/ui/p/{world.slug}/webhooks/deliveries/999999/redeliver",
+                      data={"csrf_token": csrf_of(page.text)})
+    assert missing.status_code == 404 and "no webhook delivery 999999" in missing.text
+    assert receiver.count() == 2
+
+
+def test_drift_windows_list_links_every_window(ui: TestClient, world: World) -> None:
+    html = ui.get(f"/ui/p/{world.slug}/drift").text
+    windows = re.findall(r'<a href="/ui/p/[^/]+/drift/([^"]+)">', html)
+    assert windows == [f"2026-11-20T{h:02d}:00:00Z" for h in range(7, -1, -1)]
+    assert html.count("2 drifting") == 2 and html.count(">none<") == 6
+
+
+def test_drift_window_page_shows_explanation_clusters_with_prompts(ui: TestClient, world: World) -> None:
+    html = ui.get(f"/ui/p/{world.slug}/drift/2026-11-20T06:00:00Z").text
+    text = text_of(html)
+    assert "What grew: drift.prompt.mmd" in text and "0.0% → 48.0%" in text
+    assert len(re.findall(r'<div class="cluster">', html)) == 2
+    assert re.search(r"<li>[^<]*(recipe|bake|cook|visit|itinerary|pack|museum|wine|visa|substitute|fresh|"
+                     r"get around)[^<]*</li>", html, re.I)
+    assert f'/ui/p/{world.slug}/drift/drift.prompt.mmd/2026-11-20T06:00:00Z/report.html' in html
+    assert ui.get(f"/ui/p/{world.slug}/drift/2026-11-20T05:00:00Z").text.count("What grew") == 0
+    assert ui.get(f"/ui/p/{world.slug}/drift/2030-01-01T00:00:00Z").status_code == 404
+    bad = ui.get(f"/ui/p/{world.slug}/drift/yesterday")
+    assert bad.status_code == 422 and "ISO 8601" in bad.text
+
+
+def test_challenger_page_shows_why_data_training_evaluation_and_answers(ui: TestClient, world: World,
+                                                                        session: Session) -> None:
+    html = ui.get(f"/ui/p/{world.slug}/models/{world.challenger}").text
+    text = text_of(html)
+    v = get_version(session, world.project_id, world.challenger)
+    # Why: the alert, its values, and the drift explanation's example prompts.
+    assert "rule prompt-drift on drift.prompt.mmd (all)" in text and f"alert {world.alert_id}" in text
+    assert "p_value < 0.01" in text and "observed 0.001" in text
+    assert f"/ui/p/{world.slug}/drift/drift.prompt.mmd/2026-11-20T06:00:00Z/report.html" in html
+    assert "Drift explanation" in text and html.count('<div class="cluster">') == 2
+    # Training data: hash, counts, examples read back from the stored file (hash verified).
+    assert v.dataset_hash and v.dataset_hash in html
+    assert f"{v.dataset_stats['train']} for training, {v.dataset_stats['eval']} held out" in text
+    assert html.count("<tr><td>") >= 5 and "does not match" not in text
+    # The loss curve: one polyline per series, one point per step.
+    loss = html[html.index('<figure class="loss">'):html.index("</figure>")]
+    points = re.search(r'data-series="loss"[^>]*points="([^"]+)"', loss)
+    assert points and len(points.group(1).split()) == len(v.train_losses) == 60
+    # Evaluation beside the champion, each gate's verdict, answers of both models.
+    assert "held-out loss (nats/token) 2.41 2.07 better" in text
+    assert re.findall(r'data-gate="(\w+)"', html) == ["eval_loss", "toxicity_rate", "bias_gap", "similarity"]
+    assert html.count('class="gate gate-passed"') == 4
+    assert text.count("[champion]") == 3 and text.count("[challenger]") == 3
+    # Decisions on offer for a candidate, and the trail so far.
+    assert 'id="approve-form"' in html and 'id="reject-form"' in html and 'id="promote-form"' not in html
+    assert 'data-action="register_challenger"' in html
+
+
+def test_gate_failures_are_shown_and_the_override_is_offered(ui: TestClient, session_maker: sessionmaker[Session],
+                                                             settings: Settings) -> None:
+    w = seed_world(session_maker, settings, slug=unique_slug("ui"), passing=False)
+    html = ui.get(f"/ui/p/{w.slug}/models/{w.challenger}").text
+    assert 'class="gate gate-failed" data-gate="toxicity_rate"' in html
+    assert "failed: toxicity_rate" in text_of(html)
+    approve = html[html.index('id="approve-form"'):html.index("</form>", html.index('id="approve-form"'))]
+    assert 'name="override"' in approve and 'name="confirm"' in approve
+
+
+def test_versions_page_and_missing_things(ui: TestClient, world: World) -> None:
+    html = ui.get(f"/ui/p/{world.slug}/models").text
+    versions, audit = html.split("<h2>Audit log</h2>")
+    assert "register_challenger" in audit and "register_base" in audit
+    assert re.findall(r'<a href="/ui/p/[^/]+/models/(v\d+)">v\d+</a></td>', versions) == [world.challenger, "v0"]
+    assert ui.get(f"/ui/p/{world.slug}/models/challenger").status_code == 200
+    missing = ui.get(f"/ui/p/{world.slug}/models/v99")
+    assert missing.status_code == 404 and "no model version 'v99'" in unescape(missing.text)
+    assert ui.get("/ui/p/no-such-project/alerts").status_code == 404
+    assert ui.get("/ui/p/Bad Slug/alerts").status_code in (404, 422)

@@ -8,10 +8,11 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import migrations
@@ -79,6 +80,17 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
     engine = make_engine(sqlite_url)
+    # pysqlite starts a transaction only before the first write and ignores SAVEPOINT bookkeeping, so the
+    # per-test "rolled back" connection let commits through. SQLAlchemy's documented fix: driver autocommit
+    # off, and BEGIN emitted by SQLAlchemy itself, so the outer transaction really holds every test's writes.
+    @event.listens_for(engine, "connect")
+    def _no_driver_transactions(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
     yield engine
     engine.dispose()
 

@@ -52,7 +52,6 @@ def register(app: typer.Typer) -> None:
         except DashboardError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
-        table = Table("dashboard", "uid", "version", "url", title=f"pushed to folder {folder!r}")
-        for p in pushed:
-            table.add_row(p.name, p.uid, str(p.version or ""), p.url)
-        console.print(table)
+        console.print(f"pushed {len(pushed)} dashboards to folder {folder!r}:")
+        for p in pushed:  # plain lines, not a table: the URLs must stay whole to be clicked or copied
+            console.print(f"  {p.name}: {p.url} (version {p.version})", soft_wrap=True, highlight=False)

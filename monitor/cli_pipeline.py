@@ -31,6 +31,18 @@ def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.4g}"
 
 
+CELERY_APP = "monitor.worker.app"
+
+
+def celery_worker_argv(queues: str, extra: list[str]) -> list[str]:
+    """What `driftloop worker` runs (after `python -m`); docker-compose.yml's commands are checked against it."""
+    return ["celery", "-A", CELERY_APP, "worker", "-Q", queues, *extra]
+
+
+def celery_beat_argv(extra: list[str]) -> list[str]:
+    return ["celery", "-A", CELERY_APP, "beat", *extra]
+
+
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run_windows(project: str | None = typer.Option(None, help="Only this project.")) -> None:
@@ -190,10 +202,9 @@ def register(app: typer.Typer) -> None:
     @app.command("worker", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def worker(ctx: typer.Context, queues: str = typer.Option("default,gpu", help="Queues to consume.")) -> None:
         """Start a Celery worker (extra arguments go to celery)."""
-        args = ["celery", "-A", "monitor.worker.app", "worker", "-Q", queues, *ctx.args]
-        os.execvp(sys.executable, [sys.executable, "-m", *args])
+        os.execvp(sys.executable, [sys.executable, "-m", *celery_worker_argv(queues, ctx.args)])
 
     @app.command("beat", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
     def beat(ctx: typer.Context) -> None:
-        """Start Celery beat, which schedules the window scan."""
-        os.execvp(sys.executable, [sys.executable, "-m", "celery", "-A", "monitor.worker.app", "beat", *ctx.args])
+        """Start Celery beat, which schedules the window scan (extra arguments go to celery)."""
+        os.execvp(sys.executable, [sys.executable, "-m", *celery_beat_argv(ctx.args)])

@@ -22,8 +22,9 @@ import redis
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 HOW_TO = (
-    "Start them with `docker compose up -d postgres redis` (then export "
-    "DRIFTLOOP_TEST_DATABASE_URL=postgresql+psycopg://driftloop:driftloop@127.0.0.1:5432/postgres and "
+    "Start them with `docker compose up -d postgres redis` (with the secrets docker-compose.yml requires "
+    "exported, see the README; then export "
+    "DRIFTLOOP_TEST_DATABASE_URL=postgresql+psycopg://driftloop:$POSTGRES_PASSWORD@127.0.0.1:5432/postgres and "
     "DRIFTLOOP_TEST_REDIS_URL=redis://127.0.0.1:6379/0), or install PostgreSQL and Redis locally."
 )
 

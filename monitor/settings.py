@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = Field(
         50.0, ge=0, description="Requests per second per API key (every authenticated route); 0 = no limit."
     )
-    rate_limit_burst: int = Field(100, ge=1, description="Requests a key may send at once (the bucket), before the steady rate applies.")
+    rate_limit_burst: int = Field(
+        100, ge=1, description="Requests a key may send at once (the bucket), before the steady rate applies."
+    )
     rate_limit_events_per_second: float = Field(
         50_000.0, ge=0, description="Events, feedback items and LLM spans per second per API key; 0 = no limit."
     )

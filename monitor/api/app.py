@@ -14,6 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from monitor import __version__
 from monitor.api import alert_routes, health_routes, ingest_routes, metrics_routes, otlp_routes, webhook_routes
+from monitor.api.errors import install_error_handlers
 from monitor.api.openapi import build_openapi
 from monitor.api.ratelimit import build_rate_limiter
 from monitor.api.telemetry import LATENCY, REQUESTS
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         title="driftloop collector",
         version=__version__,
         description="Ingests LLM call events and feedback; serves metrics, alerts and the model loop.",
+        max_body_size=settings.max_body_bytes,  # every route, including those FastAPI parses itself (413)
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(alert_routes.router)
     app.include_router(webhook_routes.router)
     _include_optional_routers(app)
+    install_error_handlers(app)
 
     @app.middleware("http")
     async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

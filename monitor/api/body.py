@@ -64,15 +64,18 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def validation_detail(exc: ValidationError, limit: int = 20) -> list[dict[str, Any]]:
-    """Pydantic errors as `{field, message}` pairs, without echoing (possibly huge) input values."""
-    errors = exc.errors(include_input=False, include_url=False, include_context=False)
+def field_problems(errors: list[Any], limit: int = 20) -> list[dict[str, Any]]:
+    """Pydantic/FastAPI errors as `{field, message, type}`, without echoing (possibly huge) input values."""
     detail = [
         {"field": _loc(tuple(e["loc"])) or "body", "message": e["msg"], "type": e["type"]} for e in errors[:limit]
     ]
     if len(errors) > limit:
         detail.append({"field": "body", "message": f"... and {len(errors) - limit} more errors", "type": "truncated"})
     return detail
+
+
+def validation_detail(exc: ValidationError, limit: int = 20) -> list[dict[str, Any]]:
+    return field_problems(exc.errors(include_input=False, include_url=False, include_context=False), limit)
 
 
 def parse_batch(model: type[M], raw: bytes, limits: Limits) -> M:

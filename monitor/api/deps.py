@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, Header, HTTPException, Path, Request, status
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.api.ratelimit import ITEMS, REQUESTS, RateLimiter
@@ -25,6 +25,8 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+# A row id in a path: bounded to the database's 64-bit ids, so a huge number is a 422, not a database error.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def _bearer(authorization: str | None) -> str:

@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
 from monitor.api.deps import require_project
+from monitor.api.errors import PROBLEM_SCHEMA, PROBLEMS_SCHEMA
 from monitor.schemas import EventBatch, FeedbackBatch
 
 BEARER = "projectKey"
@@ -26,6 +27,7 @@ _ERROR_BODY = {
     "properties": {"detail": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]}},
     "required": ["detail"],
 }
+_PROBLEMS_REF = {"$ref": "#/components/schemas/HTTPValidationError"}
 
 
 def uses_dependency(dependant: Dependant, call: Any) -> bool:
@@ -50,6 +52,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         body = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(body.pop("$defs", {}))
         schemas[model.__name__] = body
+    # Every 422 is a list of {field, message, type} (monitor/api/errors.py), not FastAPI's default shape.
+    schemas["HTTPValidationError"], schemas["ValidationError"] = PROBLEMS_SCHEMA, PROBLEM_SCHEMA
     components.setdefault("securitySchemes", {})[BEARER] = {
         "type": "http", "scheme": "bearer", "description": "A project API key (`driftloop keys create`).",
     }
@@ -60,6 +64,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 continue
             operation["security"] = [{BEARER: []}]
             responses = operation.setdefault("responses", {})
+            responses.setdefault("422", {"description": "A field is invalid; nothing changed."}).setdefault(
+                "content", {"application/json": {"schema": _PROBLEMS_REF}})
             for code, description in _AUTH_RESPONSES.items():
                 answer = responses.setdefault(code, {"description": description})
                 answer.setdefault("content", {"application/json": {"schema": _ERROR_BODY}})

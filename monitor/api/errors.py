@@ -2,10 +2,10 @@
 
 Every refusal of bad input is `{"detail": [{"field", "message", "type"}, ...]}` (FastAPI's own validation errors
 are converted; input values are never echoed back). Ingestion checks NUL characters and unpaired surrogates
-field by field; for every other route the database is the last line: Postgres refuses text with NUL and integers
-beyond 64 bits, and UTF-8 cannot encode an unpaired surrogate. When that happens, the request's own path, query
-and body are searched for the value responsible and the answer names it. If nothing in the request explains the
-error, it is a bug, and it stays a 500.
+field by field, and pydantic refuses unpaired surrogates in every other body; for what is left the database is
+the last line: Postgres refuses text with NUL and integers beyond 64 bits. When that happens, the request's own
+path, query and body are searched for the value responsible and the answer names it. If nothing in the request
+explains the error, it is a bug, and it stays a 500.
 """
 
 from __future__ import annotations
@@ -20,38 +20,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 
-from monitor.api.body import field_problems
-
-INT64 = (-(2**63), 2**63 - 1)
+from monitor.api.body import field_problems, unstorable, walk
 
 
 def problem(field: str, message: str, kind: str = "value_error") -> dict[str, str]:
     return {"field": field, "message": message, "type": kind}
-
-
-def unstorable(value: Any) -> str | None:
-    """Why the database cannot store this scalar, or None."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return "contains a NUL character (\\u0000), which cannot be stored"
-        if any("\ud800" <= c <= "\udfff" for c in value):
-            return "contains an unpaired UTF-16 surrogate, which is not valid Unicode and cannot be stored"
-    elif isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
-        return "is outside the 64-bit integer range"
-    return None
-
-
-def _walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            child = f"{path}.{k}" if path else str(k)
-            yield child, k  # keys are stored too (JSON columns)
-            yield from _walk(v, child)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _walk(v, f"{path}[{i}]")
-    else:
-        yield path or "body", value
 
 
 def _int_or_str(raw: str) -> Any:
@@ -64,10 +37,9 @@ def _int_or_str(raw: str) -> Any:
 async def _request_values(request: Request) -> Iterator[tuple[str, Any]]:
     values: list[tuple[str, Any]] = [(f"path.{k}", _int_or_str(str(v))) for k, v in request.path_params.items()]
     values += [(f"query.{k}", _int_or_str(v)) for k, v in request.query_params.multi_items()]
-    try:
-        raw = await request.body()
-    except Exception:  # a route that streamed its body (ingestion) validated it itself
-        raw = b""
+    # Never read the stream here: a route that streamed its body has consumed it (reading again would wait
+    # for a message that never comes). Streamed bodies are kept by `read_body`; parsed ones by Starlette.
+    raw = getattr(request.state, "raw_body", None) or getattr(request, "_body", b"")
     if raw:
         try:
             doc: Any = json.loads(raw)
@@ -76,13 +48,11 @@ async def _request_values(request: Request) -> Iterator[tuple[str, Any]]:
                 doc = yaml.safe_load(raw)
             except yaml.YAMLError:
                 doc = raw.decode("utf-8", "surrogateescape")
-        values += list(_walk(doc))
+        values += list(walk(doc))
     return iter(values)
 
 
 async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, UnicodeEncodeError) and "surrogates not allowed" not in str(exc):
-        raise exc
     for field, value in await _request_values(request):
         reason = unstorable(value)
         if reason:
@@ -101,7 +71,6 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(DataError, _unstorable_value)
-    app.add_exception_handler(UnicodeEncodeError, _unstorable_value)
 
 
 # The documented 422 body (monitor/api/openapi.py replaces FastAPI's default with it).

@@ -53,6 +53,8 @@ def serve(
     workers: int = typer.Option(1, help="Uvicorn worker processes."),
     migrate_first: bool = typer.Option(True, "--migrate/--no-migrate", help="Upgrade the schema before serving."),
     log_level: str = typer.Option("info"),
+    access_log: bool = typer.Option(False, "--access-log/--no-access-log",
+                                    help="Log every request (method, path, status; never headers or bodies)."),
 ) -> None:
     """Run the collector API (and UI)."""
     import uvicorn
@@ -63,8 +65,21 @@ def serve(
         migrations.upgrade()
     uvicorn.run(
         "monitor.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-        log_level=log_level, access_log=False,
+        log_level=log_level, access_log=access_log, log_config=_log_config(log_level),
     )
+
+
+def _log_config(level: str) -> dict[str, object]:
+    """Uvicorn's logging, plus driftloop's own loggers (deliveries, rate limiting) at the same level."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    # uvicorn's "trace" (below DEBUG) is its own; driftloop's loggers go no lower than DEBUG.
+    ours = {"handlers": ["default"], "level": "DEBUG" if level == "trace" else level.upper(), "propagate": False}
+    config["loggers"].update({"monitor": ours, "retrain": dict(ours)})
+    return config
 
 
 @keys_app.command("create")
@@ -125,12 +140,13 @@ def _redact(url: str) -> str:
 
 
 def _register_commands() -> None:
-    from monitor import cli_alerts, cli_dashboards, cli_pipeline, cli_ui
+    from monitor import cli_alerts, cli_dashboards, cli_pipeline, cli_retention, cli_ui
 
     cli_pipeline.register(app)
     cli_alerts.register(app)
     cli_ui.register(app)
     cli_dashboards.register(app)
+    cli_retention.register(app)
     # The closed loop (`retrain`) adds its commands when installed; `monitor` never depends on it.
     if importlib.util.find_spec("retrain") is not None:
         from retrain import cli as retrain_cli

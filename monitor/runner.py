@@ -44,6 +44,9 @@ def on_run_finished(hook: RunHook) -> RunHook:
 
 def _load_builtin_hooks() -> None:
     from monitor.alerts import hooks  # noqa: F401  (registration by import, like the built-in stages)
+    from monitor.services.retention import retention_after_run
+
+    on_run_finished(retention_after_run)
 
 
 @dataclass

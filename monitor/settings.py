@@ -60,6 +60,40 @@ class Settings(BaseSettings):
     # Ingestion back-pressure: while the database is unreachable the collector answers 503 with this.
     retry_after_seconds: int = Field(5, description="Retry-After sent with 503 when the database is down.")
 
+    # Per-API-key rate limits (429 + Retry-After; nothing stored). The defaults sit far above what one busy app
+    # sends (a few requests/s of 2,000-event batches) and stop a runaway client or a leaked key from drowning
+    # the collector. 0 turns a limit off.
+    rate_limit_per_second: float = Field(
+        50.0, ge=0, description="Requests per second per API key (every authenticated route); 0 = no limit."
+    )
+    rate_limit_burst: int = Field(
+        100, ge=1, description="Requests a key may send at once (the bucket), before the steady rate applies."
+    )
+    rate_limit_events_per_second: float = Field(
+        50_000.0, ge=0, description="Events, feedback items and LLM spans per second per API key; 0 = no limit."
+    )
+    rate_limit_events_burst: int = Field(
+        100_000, ge=1, description="Items a key may send at once; at least DRIFTLOOP_MAX_BATCH_EVENTS."
+    )
+    rate_limit_backend: Literal["auto", "memory", "redis"] = Field(
+        "auto", description="`redis` shares limits across collector processes (fails over to per-process limits "
+        "while Redis is down); `memory` limits per process; `auto`: redis with the celery runner or in production."
+    )
+
+    # Retention: events (with their vectors and scores) and feedback older than this are deleted in small
+    # batches by a periodic task; metric rows, alerts and the model registry are kept.
+    retention_days: int | None = Field(
+        None, ge=0, description="Delete events and feedback whose timestamp is older than this many days; "
+        "0 or unset keeps everything."
+    )
+    retention_batch_size: int = Field(
+        5000, ge=1, le=100_000, description="Rows deleted per short transaction, so ingestion never waits long."
+    )
+    retention_interval_seconds: float = Field(
+        3600.0, ge=60,
+        description="How often beat applies the retention policy (the in-process runner: after every run).",
+    )
+
     # Webhooks. Private, loopback and link-local targets are refused unless allowed here: an alert endpoint
     # must not become a way to reach the services next to driftloop (SSRF). Local development and tests
     # that post to 127.0.0.1 set this to true.
@@ -155,6 +189,15 @@ class Settings(BaseSettings):
         if self.mode != "local" and self.secret_key == DEFAULT_SECRET:
             raise ValueError(
                 "DRIFTLOOP_SECRET_KEY is the built-in default; set a random secret when DRIFTLOOP_MODE is not local"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _event_burst_holds_a_batch(self) -> Settings:
+        if self.rate_limit_events_per_second > 0 and self.rate_limit_events_burst < self.max_batch_events:
+            raise ValueError(
+                f"DRIFTLOOP_RATE_LIMIT_EVENTS_BURST ({self.rate_limit_events_burst}) must be at least "
+                f"DRIFTLOOP_MAX_BATCH_EVENTS ({self.max_batch_events}), or a full batch could never be accepted"
             )
         return self
 

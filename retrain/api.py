@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, NoReturn
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
-from monitor.api.deps import ProjectDep, SessionDep
+from monitor.api.deps import ProjectDep, RowId, SessionDep
 from monitor.services.projects import NotFoundError
 from monitor.settings import Settings
 from retrain.config import ConfigError
@@ -47,13 +47,15 @@ class RetrainRequest(BaseModel):
                                    "min_examples (see docs/retrain.md).")
 
 
-def raise_http(exc: Exception) -> NoReturn:
+def raise_http(exc: Exception, field: str = "config") -> NoReturn:
     if isinstance(exc, NotFoundError):
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     if isinstance(exc, GateBlockedError | ConflictError):
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    if isinstance(exc, ConfigError):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    if isinstance(exc, ConfigError):  # the collector's 422 shape: which field, and why
+        message = str(exc) if len(str(exc)) <= 500 else str(exc)[:500] + "…"
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            [{"field": field, "message": message, "type": "value_error"}]) from None
     raise exc
 
 
@@ -118,7 +120,7 @@ def start_retrain(body: RetrainRequest, request: Request, background: Background
         job = create_job(session, project.id, created_by=body.actor, params=body.params, settings=settings,
                          trigger={"kind": "manual", "actor": body.actor, "reason": body.reason})
     except ConfigError as exc:
-        raise_http(exc)
+        raise_http(exc, field="params")
     session.commit()
     # After the commit: the worker (or the background thread in embedded mode) must find the row.
     background.add_task(dispatch, job.id, settings=settings, factory=request.app.state.session_factory)
@@ -132,7 +134,7 @@ def get_jobs(session: SessionDep, project: ProjectDep,
 
 
 @router.get("/retrain/jobs/{job_id}", summary="One job with its progress and losses so far")
-def get_retrain_job(job_id: int, session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+def get_retrain_job(job_id: RowId, session: SessionDep, project: ProjectDep) -> dict[str, Any]:
     try:
         return job_dict(get_job(session, project.id, job_id))
     except NotFoundError as exc:

@@ -190,6 +190,21 @@ def test_prometheus_counts_outcomes(client: TestClient, key) -> None:  # type: i
     assert "driftloop_http_request_seconds_bucket" in client.get("/metrics").text
 
 
+def test_request_metrics_are_labelled_by_route_template(client: TestClient, key) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client import REGISTRY
+
+    def count(route: str, status: str) -> float:
+        labels = {"route": route, "method": "GET", "status": status}
+        return REGISTRY.get_sample_value("driftloop_http_requests_total", labels) or 0.0
+
+    before = count("/v1/alert-rules/{name}", "404"), count("unmatched", "404")
+    client.get("/v1/alert-rules/one", headers=_auth(key.key))
+    client.get("/v1/alert-rules/two", headers=_auth(key.key))
+    client.get("/no/such/route")
+    assert count("/v1/alert-rules/{name}", "404") == before[0] + 2  # one series for every rule name
+    assert count("unmatched", "404") == before[1] + 1
+
+
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json()["status"] == "ok"
     ready = client.get("/readyz")

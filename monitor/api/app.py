@@ -8,27 +8,25 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
-from starlette.routing import Match
 
 from monitor import __version__, ui
 from monitor.api import alert_routes, health_routes, ingest_routes, metrics_routes, otlp_routes, webhook_routes
+from monitor.api.errors import install_error_handlers
+from monitor.api.openapi import build_openapi
+from monitor.api.ratelimit import build_rate_limiter
 from monitor.api.telemetry import LATENCY, REQUESTS
 from monitor.db import make_engine, session_factory
-from monitor.schemas import EventBatch, FeedbackBatch
 from monitor.settings import Settings, get_settings
 
 
 def _route_name(request: Request) -> str:
-    # Label by route template, not raw path, so metrics cardinality stays bounded.
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "other"))
-    return "unmatched"
+    # Label by route template, not raw path, so metrics cardinality stays bounded. The router records the
+    # matched route in the scope (routers included with a prefix are not flat in `app.routes`).
+    route = request.scope.get("route")
+    return str(getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched")
 
 
 def _include_optional_routers(app: FastAPI) -> None:
@@ -49,10 +47,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         title="driftloop collector",
         version=__version__,
         description="Ingests LLM call events and feedback; serves metrics, alerts and the model loop.",
+        max_body_size=settings.max_body_bytes,  # every route, including those FastAPI parses itself (413)
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
+    app.state.rate_limiter = build_rate_limiter(settings)
 
     app.include_router(health_routes.router)
     app.include_router(ingest_routes.router)
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(webhook_routes.router)
     ui.install(app)
     _include_optional_routers(app)
+    install_error_handlers(app)
 
     @app.middleware("http")
     async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -87,16 +88,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         )
 
     def _openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (EventBatch, FeedbackBatch):
-            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(body.pop("$defs", {}))
-            components[model.__name__] = body
-        app.openapi_schema = schema
-        return schema
+        if not app.openapi_schema:
+            app.openapi_schema = build_openapi(app)
+        return app.openapi_schema
 
     app.openapi = _openapi  # type: ignore[method-assign]
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import zlib
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -31,7 +33,9 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
                 status.HTTP_413_CONTENT_TOO_LARGE, f"request body exceeds the limit of {max_bytes} bytes"
             )
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    request.state.raw_body = body  # for the error handlers (monitor/api/errors.py); the stream is gone
+    return body
 
 
 def decode_content(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
@@ -64,9 +68,8 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def validation_detail(exc: ValidationError, limit: int = 20) -> list[dict[str, Any]]:
-    """Pydantic errors as `{field, message}` pairs, without echoing (possibly huge) input values."""
-    errors = exc.errors(include_input=False, include_url=False, include_context=False)
+def field_problems(errors: list[Any], limit: int = 20) -> list[dict[str, Any]]:
+    """Pydantic/FastAPI errors as `{field, message, type}`, without echoing (possibly huge) input values."""
     detail = [
         {"field": _loc(tuple(e["loc"])) or "body", "message": e["msg"], "type": e["type"]} for e in errors[:limit]
     ]
@@ -75,12 +78,61 @@ def validation_detail(exc: ValidationError, limit: int = 20) -> list[dict[str, A
     return detail
 
 
+def validation_detail(exc: ValidationError, limit: int = 20) -> list[dict[str, Any]]:
+    return field_problems(exc.errors(include_input=False, include_url=False, include_context=False), limit)
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def unstorable(value: Any) -> str | None:
+    """Why the database cannot store this scalar (Postgres text, UTF-8, bigint), or None."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "contains a NUL character (\\u0000), which cannot be stored"
+        if any("\ud800" <= c <= "\udfff" for c in value):
+            return "contains an unpaired UTF-16 surrogate, which is not valid Unicode and cannot be stored"
+    elif isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
+        return "is outside the 64-bit integer range"
+    return None
+
+
+def walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(field, scalar) pairs of a JSON document, fields named like validation errors name them."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            child = f"{path}.{k}" if path else str(k)
+            yield child, k  # keys are stored too (JSON columns)
+            yield from walk(v, child)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from walk(v, f"{path}[{i}]")
+    else:
+        yield path or "body", value
+
+
+def _unpaired_surrogate(raw: bytes) -> list[dict[str, Any]] | None:
+    # Strict JSON parsing refuses `"\ud800"` with only a position; the lenient standard library parser reads
+    # it, so the answer can name the field instead.
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    for field, value in walk(doc):
+        reason = unstorable(value)
+        if reason and "surrogate" in reason:
+            return [{"field": field, "message": reason, "type": "value_error"}]
+    return None
+
+
 def parse_batch(model: type[M], raw: bytes, limits: Limits) -> M:
     limits = replace(limits, may_contain_nul=b"\\u0000" in raw)
     try:
         return model.model_validate_json(raw, context={"limits": limits})
     except ValidationError as exc:
         detail = validation_detail(exc)
+        if detail and detail[0]["type"] == "json_invalid" and b"\\u" in raw:
+            detail = _unpaired_surrogate(raw) or detail
         too_many = any("per batch" in d["message"] for d in detail)
         code = status.HTTP_413_CONTENT_TOO_LARGE if too_many else status.HTTP_422_UNPROCESSABLE_CONTENT
         raise HTTPException(code, detail) from None

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, Header, HTTPException, Path, Request, status
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.api.ratelimit import ITEMS, REQUESTS, RateLimiter
 from monitor.models import Project
-from monitor.services.projects import authenticate
+from monitor.services.projects import authenticate, hash_key
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -24,6 +25,8 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+# A row id in a path: bounded to the database's 64-bit ids, so a huge number is a 422, not a database error.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def _bearer(authorization: str | None) -> str:
@@ -44,8 +47,10 @@ def _bearer(authorization: str | None) -> str:
 
 
 def require_project(
+    request: Request,
     session: SessionDep,
-    authorization: Annotated[str | None, Header()] = None,
+    # Parsed by hand for precise 401 messages; documented as the `projectKey` Bearer scheme (monitor/api/openapi.py).
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     x_driftloop_project: Annotated[
         str | None, Header(description="Optional: the project the key must belong to.")
     ] = None,
@@ -61,7 +66,23 @@ def require_project(
             status.HTTP_403_FORBIDDEN,
             f"this API key belongs to project {project.slug!r} and cannot write to {x_driftloop_project!r}",
         )
+    # Limits are per key, named by (part of) its hash: the key itself never reaches Redis or memory dumps.
+    identity = hash_key(key)[:32]
+    request.state.rate_limit_identity = identity
+    limiter(request).check(identity, REQUESTS)
     return project
+
+
+def limiter(request: Request) -> RateLimiter:
+    rate_limiter: RateLimiter = request.app.state.rate_limiter
+    return rate_limiter
+
+
+def charge_items(request: Request, n: int) -> None:
+    """Count `n` items against the key's item limit (after the batch parsed; 429 stores nothing)."""
+    identity = getattr(request.state, "rate_limit_identity", None)
+    if identity is not None:
+        limiter(request).check(identity, ITEMS, n)
 
 
 ProjectDep = Annotated[Project, Depends(require_project)]

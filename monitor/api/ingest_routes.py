@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 
 from monitor.api.body import M, decode_content, parse_batch, read_body
-from monitor.api.deps import ProjectDep, SessionDep
+from monitor.api.deps import ProjectDep, SessionDep, charge_items
 from monitor.api.telemetry import ITEMS
 from monitor.schemas import EventBatch, FeedbackBatch, IngestResult, Limits
 from monitor.services.ingest import IngestCounts, ingest_events, ingest_feedback
@@ -23,7 +23,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"description": "Body or batch larger than the configured limits; nothing stored."},
     415: {"description": "Unsupported Content-Encoding."},
     422: {"description": "A field is invalid; `detail` names each field and why. Nothing stored."},
-    429: {"description": "Rate limited; retry after `Retry-After` seconds."},
+    429: {"description": "Rate limited (requests or items per API key); retry after `Retry-After` seconds."},
     503: {"description": "Database unavailable; retry after `Retry-After` seconds. Nothing stored."},
 }
 
@@ -91,6 +91,7 @@ def post_events(
     body: Annotated[bytes, Depends(_body)],
 ) -> IngestResult:
     batch = _parse(EventBatch, request, body, "event", "events")
+    charge_items(request, len(batch.events))
     counts = ingest_events(session, project.id, batch.events)
     session.commit()
     return count_stored("event", counts)
@@ -110,6 +111,7 @@ def post_feedback(
     body: Annotated[bytes, Depends(_body)],
 ) -> IngestResult:
     batch = _parse(FeedbackBatch, request, body, "feedback", "feedback")
+    charge_items(request, len(batch.feedback))
     counts = ingest_feedback(session, project.id, batch.feedback)
     session.commit()
     return count_stored("feedback", counts)

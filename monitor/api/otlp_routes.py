@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from monitor.api.body import read_body
-from monitor.api.deps import ProjectDep, SessionDep
+from monitor.api.deps import ProjectDep, SessionDep, charge_items
 from monitor.api.ingest_routes import _limits, _settings, count_stored
 from monitor.api.telemetry import ITEMS, OTLP_SPANS
 from monitor.otlp import OtlpDecodeError, decode_export_request, error_response, export_response_for, spans_to_events
@@ -62,6 +62,7 @@ def post_traces(
         body, media = error_response(message, http_status=413, request_content_type=content_type)
         return Response(body, status_code=413, media_type=media)
     events = [EventIn.model_validate(e, context={"limits": limits}) for e in result.events]
+    charge_items(request, len(events))
     counts = ingest_events(session, project.id, events)
     session.commit()
     count_stored("event", counts)

@@ -24,7 +24,7 @@ from monitor.alerts.models import WebhookEndpoint, WebhookMessage
 from monitor.alerts.rules import NAME_PATTERN
 from monitor.alerts.webhooks import EVENT_TYPES
 from monitor.api.alert_routes import raise_http
-from monitor.api.deps import ProjectDep, SessionDep
+from monitor.api.deps import ProjectDep, RowId, SessionDep
 from monitor.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
@@ -113,7 +113,7 @@ def get_deliveries(
 
 @router.post("/webhook-deliveries/{delivery_id}/redeliver", status_code=202,
              summary="Send a delivery again now (one manual attempt, logged like the others)")
-def post_redeliver(delivery_id: int, request: Request, session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+def post_redeliver(delivery_id: RowId, request: Request, session: SessionDep, project: ProjectDep) -> dict[str, Any]:
     try:
         redeliver(session, project.id, delivery_id, settings=_settings(request))
     except (NotFoundError, ConflictError) as exc:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import random
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from random import getrandbits
 from typing import Any, Final
 
 EVENT: Final = "events"
@@ -72,14 +73,22 @@ _UUID4_KEEP: Final = 0xFFFFFFFF_FFFF_0FFF_3FFF_FFFFFFFFFFFF
 _UUID4_SET: Final = 0x00000000_0000_4000_8000_000000000000
 
 
+# The SDK's own generator, seeded from os.urandom: an app that seeds the global `random` (reproducible ML code
+# does, often per request) must not make ids repeat, or the collector would drop its events as duplicates.
+_ids = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.seed)  # a forked child must not repeat its parent's ids
+_getrandbits = _ids.getrandbits
+
+
 def new_id() -> str:
     """A random id formatted exactly like `uuid.uuid4().hex`, in a third of the time.
 
-    uuid4 reads os.urandom (a system call) on every call; the hot path uses the `random` module's
-    generator instead, which CPython reseeds in forked children, so parent and child never repeat
-    each other's ids. Ids need uniqueness, not secrecy (the api key guards the collector).
+    uuid4 reads os.urandom (a system call) on every call; the hot path uses a private Mersenne Twister,
+    seeded from os.urandom and reseeded in forked children. Ids need uniqueness, not secrecy (the api key
+    guards the collector).
     """
-    return f"{getrandbits(128) & _UUID4_KEEP | _UUID4_SET:032x}"
+    return f"{_getrandbits(128) & _UUID4_KEEP | _UUID4_SET:032x}"
 
 
 @dataclass(frozen=True)

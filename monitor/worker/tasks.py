@@ -69,3 +69,17 @@ def window_chain(job: WindowJob) -> chain:
 def dispatch_windows(jobs: list[WindowJob]) -> None:
     for job in jobs:
         window_chain(job).apply_async()
+
+
+@celery_app.task(name="driftloop.retention")
+def retention_task() -> dict[str, object]:
+    """Delete events and feedback past DRIFTLOOP_RETENTION_DAYS, in short batches (a no-op when unset)."""
+    from monitor.services.retention import apply_retention
+    from monitor.settings import get_settings
+
+    settings = get_settings()
+    if not settings.retention_days:
+        return {"retention": "off"}
+    report = apply_retention(session_factory(), days=settings.retention_days,
+                             batch_size=settings.retention_batch_size)
+    return report.as_dict()

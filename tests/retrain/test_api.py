@@ -110,7 +110,9 @@ def test_manual_retrain_job_runs_and_reports_progress(
     lm_cache.provide(tiny_settings.base_model, tiny_settings, tiny)
     client.app.state.settings = tiny_settings  # type: ignore[attr-defined]
     bad = client.post("/v1/retrain", headers=auth, json={"actor": "bob", "params": {"lora": {"rank": 4}}})
-    assert bad.status_code == 422 and "unknown retrain.lora keys ['rank']" in bad.json()["detail"]
+    assert bad.status_code == 422
+    (problem,) = bad.json()["detail"]
+    assert problem["field"] == "params" and "unknown retrain.lora keys ['rank']" in problem["message"]
 
     r = client.post("/v1/retrain", headers=auth, json={"actor": "bob", "reason": "weekly",
                                                        "params": {"eval": {"similarity": False}}})

@@ -295,3 +295,34 @@ def test_new_ids_are_uuid4_hex_and_distinct() -> None:
     for value in ids[:500]:
         parsed = uuid.UUID(hex=value)
         assert parsed.hex == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_ids_do_not_repeat_when_the_app_seeds_the_global_random() -> None:
+    # Reproducible ML code seeds `random` (often per request); repeated ids would make the collector drop
+    # every later event as a duplicate of the first.
+    import random
+
+    from monitor.sdk.items import new_id
+
+    random.seed(7)
+    first = new_id()
+    random.seed(7)
+    assert new_id() != first
+
+
+def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
+    import os
+
+    from monitor.sdk.items import new_id
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id and leave at once
+        os.write(write, new_id().encode())
+        os._exit(0)
+    os.close(write)
+    parent_next = new_id()
+    child_next = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child_next) == 32 and child_next != parent_next

@@ -15,11 +15,13 @@ from tests.support.services import free_port
 
 
 class CollectorProcess:
-    def __init__(self, database_url: str, log: Path, port: int | None = None, extra_env: dict[str, str] | None = None):
+    def __init__(self, database_url: str, log: Path, port: int | None = None, extra_env: dict[str, str] | None = None,
+                 serve_args: tuple[str, ...] = ("--log-level", "warning")):
         self.database_url = database_url
         self.port = port or free_port()
         self.log = log
         self.extra_env = extra_env or {}
+        self.serve_args = serve_args
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -29,7 +31,7 @@ class CollectorProcess:
     def start(self, timeout: float = 60) -> None:
         env = {**os.environ, "DRIFTLOOP_DATABASE_URL": self.database_url, **self.extra_env}
         cmd = [sys.executable, "-m", "monitor.cli", "serve", "--no-migrate", "--port", str(self.port),
-               "--log-level", "warning"]
+               *self.serve_args]
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

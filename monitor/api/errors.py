@@ -1,0 +1,88 @@
+"""One shape for every 422, and values the database cannot hold refused as 422 instead of failing as 500.
+
+Every refusal of bad input is `{"detail": [{"field", "message", "type"}, ...]}` (FastAPI's own validation errors
+are converted; input values are never echoed back). Ingestion checks NUL characters and unpaired surrogates
+field by field, and pydantic refuses unpaired surrogates in every other body; for what is left the database is
+the last line: Postgres refuses text with NUL and integers beyond 64 bits. When that happens, the request's own
+path, query and body are searched for the value responsible and the answer names it. If nothing in the request
+explains the error, it is a bug, and it stays a 500.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
+
+from monitor.api.body import field_problems, unstorable, walk
+
+
+def problem(field: str, message: str, kind: str = "value_error") -> dict[str, str]:
+    return {"field": field, "message": message, "type": kind}
+
+
+def _int_or_str(raw: str) -> Any:
+    try:
+        return int(raw)
+    except ValueError:
+        return raw
+
+
+async def _request_values(request: Request) -> Iterator[tuple[str, Any]]:
+    values: list[tuple[str, Any]] = [(f"path.{k}", _int_or_str(str(v))) for k, v in request.path_params.items()]
+    values += [(f"query.{k}", _int_or_str(v)) for k, v in request.query_params.multi_items()]
+    # Never read the stream here: a route that streamed its body has consumed it (reading again would wait
+    # for a message that never comes). Streamed bodies are kept by `read_body`; parsed ones by Starlette.
+    raw = getattr(request.state, "raw_body", None) or getattr(request, "_body", b"")
+    if raw:
+        try:
+            doc: Any = json.loads(raw)
+        except ValueError:
+            try:
+                doc = yaml.safe_load(raw)
+            except yaml.YAMLError:
+                doc = raw.decode("utf-8", "surrogateescape")
+        values += list(walk(doc))
+    return iter(values)
+
+
+async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
+    for field, value in await _request_values(request):
+        reason = unstorable(value)
+        if reason:
+            return JSONResponse({"detail": [problem(field, reason)]}, status_code=422)
+    raise exc  # not the request's fault: a bug, reported as 500
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    # Body fields are named from the body's root (`threshold`, `events[0].prompt`), as ingestion names them;
+    # parameters keep their location (`query.limit`, `path.delivery_id`, `header.x-driftloop-project`).
+    errors = [{**e, "loc": tuple(e["loc"])[1:] if tuple(e["loc"])[:1] == ("body",) else e["loc"]}
+              for e in exc.errors()]
+    return JSONResponse({"detail": field_problems(errors)}, status_code=422)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DataError, _unstorable_value)
+
+
+# The documented 422 body (monitor/api/openapi.py replaces FastAPI's default with it).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object", "title": "FieldProblem",
+    "properties": {"field": {"type": "string", "description": "Where: body.events[3].prompt, query.limit, ..."},
+                   "message": {"type": "string", "description": "Why it was refused."},
+                   "type": {"type": "string"}},
+    "required": ["field", "message", "type"],
+}
+PROBLEMS_SCHEMA: dict[str, Any] = {
+    "type": "object", "title": "Problems",
+    "properties": {"detail": {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}}},
+    "required": ["detail"],
+}

@@ -28,15 +28,19 @@ from tests.otlp.build import make_request, make_span
 from tests.retrain.helpers import add_candidate
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# Write routes that authenticate otherwise than with a project key, and why. Empty today: every write route of
-# the collector takes a project key. (A browser UI with its own session login would be listed here.)
-OTHER_AUTH: dict[str, str] = {}
+# Write routes that authenticate otherwise than with a project key, and why.
+OTHER_AUTH: dict[str, str] = {
+    "/ui/": "the approval UI: an operator session cookie plus a CSRF token (tests/ui/, and the test below)",
+}
+UI_PUBLIC_WRITES = {"POST /ui/login"}  # signing in is how a session starts
 
 import_all_tables()
 _APP = create_app(Settings(database_url="sqlite://"))
 WRITE_ROUTES = sorted(
     f"{m} {r.path_format}" for r in api_routes(_APP) for m in (r.methods or ()) if m in WRITE_METHODS
 )
+KEYED_WRITE_ROUTES = [r for r in WRITE_ROUTES
+                      if not any(r.split(" ", 1)[1].startswith(prefix) for prefix in OTHER_AUTH)]
 AUTHENTICATED = {f"{m} {r.path_format}" for r in authenticated_routes(_APP) for m in (r.methods or ())}
 
 RULE = {"name": "latency", "metric": "ops.latency_p95", "comparator": ">", "threshold": 2500}
@@ -126,6 +130,26 @@ def _snapshot(session: Session) -> dict[str, Any]:
         select(*table.columns).order_by(*table.primary_key.columns))] for table in Base.metadata.sorted_tables}
 
 
+def test_every_ui_write_route_refuses_a_visitor_without_a_session(client: TestClient, session: Session,
+                                                                  victim: Victim) -> None:
+    key = victim.key
+    ui_writes = [r for r in WRITE_ROUTES if r.split(" ", 1)[1].startswith("/ui/") and r not in UI_PUBLIC_WRITES]
+    assert ui_writes, "the UI has decision routes; none found"
+    before = _snapshot(session)
+    for route in ui_writes:
+        method, path = route.split(" ", 1)
+        url = path.replace("{project}", key.project_slug).replace("{version}", "v1")
+        url = "/".join("1" if part.startswith("{") else part for part in url.split("/"))
+        # A project key is no UI credential: with or without it, the visitor is sent to sign in.
+        for headers in ({}, {"Authorization": f"Bearer {key.key}"}):
+            r = client.request(method, url, data={"comment": "x", "reason": "x", "csrf_token": "x"},
+                               headers=headers, follow_redirects=False)
+            assert r.status_code in (303, 401, 403), (route, r.status_code)
+            if r.status_code == 303:
+                assert r.headers["location"].startswith("/ui/login"), route
+    assert _snapshot(session) == before
+
+
 BAD_CREDENTIALS = {
     "missing": lambda v: {},
     "malformed: no scheme": lambda v: {"Authorization": v.key.key},
@@ -145,7 +169,7 @@ def test_write_routes_refuse_bad_credentials_and_change_nothing(
 ) -> None:
     before = _snapshot(session)
     expected = 403 if "X-Driftloop-Project" in credentials(victim) else 401
-    for route in WRITE_ROUTES:
+    for route in KEYED_WRITE_ROUTES:
         example = _example(route)
         assert example is not None
         method = route.split(" ", 1)[0]
@@ -163,7 +187,7 @@ def test_the_examples_are_accepted_with_the_right_key(client: TestClient, sessio
     # The refusals above mean something only if the same requests succeed with a valid key.
     auth = {"Authorization": f"Bearer {victim.key.key}"}
     statuses = {}
-    for route in WRITE_ROUTES:
+    for route in KEYED_WRITE_ROUTES:
         if route.startswith("DELETE"):
             continue  # run after the others, below, so the resources exist for them
         example = _example(route) or {}
@@ -171,7 +195,7 @@ def test_the_examples_are_accepted_with_the_right_key(client: TestClient, sessio
                            headers={**example.get("headers", {}), **auth},
                            **{k: v for k, v in example.items() if k != "headers"})
         statuses[route] = r.status_code
-    for route in WRITE_ROUTES:
+    for route in KEYED_WRITE_ROUTES:
         if route.startswith("DELETE"):
             statuses[route] = client.delete(victim.path(route), headers=auth).status_code
     assert {r: s for r, s in statuses.items() if not 200 <= s < 300} == {}
@@ -193,7 +217,7 @@ def test_another_projects_valid_key_cannot_touch_this_projects_resources(
 ) -> None:
     before = _project_rows(session, victim.project.id)
     auth = {"Authorization": f"Bearer {victim.other.key}"}
-    for route in WRITE_ROUTES:
+    for route in KEYED_WRITE_ROUTES:
         example = _example(route) or {}
         r = client.request(route.split(" ", 1)[0], victim.path(route),
                            headers={**example.get("headers", {}), **auth},

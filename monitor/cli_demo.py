@@ -59,6 +59,19 @@ def show(report: DemoReport) -> None:
     console.print(f"database: {report.database_url}  project: {report.project}")
 
 
+def _quiet_model_libraries() -> None:
+    # The model libraries' own progress bars and deprecation notices would tear through the demo's bars.
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
@@ -74,6 +87,7 @@ def register(app: typer.Typer) -> None:
         """Run the end-to-end demo: traffic, drift, alert, retraining, evaluation (and promotion)."""
         from monitor.demo.run import DemoConfigError, run_demo
 
+        _quiet_model_libraries()
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as bar:
             tasks: dict[str, Any] = {}

@@ -63,13 +63,11 @@ def project_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 @contextmanager
-def retrain_action_deferred() -> Iterator[None]:
-    """Embedded mode: while the metrics stage runs, a firing rule's `retrain` request stays pending (so the
-    retraining shows as a stage of its own, with its own progress bar); the handler is restored afterwards."""
+def _handler_kept() -> Iterator[None]:
+    """Whatever the block does to the `retrain` action handler, the process gets back the state it had."""
     from monitor.alerts.actions import handler_for, register_action_handler
 
     installed = handler_for(ACTION) is handle_retrain_action
-    uninstall()
     try:
         yield
     finally:
@@ -77,6 +75,15 @@ def retrain_action_deferred() -> Iterator[None]:
             register_action_handler(ACTION, handle_retrain_action)
         else:
             uninstall()
+
+
+@contextmanager
+def retrain_action_deferred() -> Iterator[None]:
+    """Embedded mode: while the metrics stage runs, a firing rule's `retrain` request stays pending (so the
+    retraining shows as a stage of its own, with its own progress bar)."""
+    with _handler_kept():
+        uninstall()
+        yield
 
 
 @dataclass
@@ -101,6 +108,8 @@ class LoopRun:
 def loop_stages(run: LoopRun) -> Iterator[None]:
     """Run the loop's stages; the model server stays up until the block ends (for the caller's last steps)."""
     with ExitStack() as stack:
+        stack.enter_context(_handler_kept())  # the retrain stage installs it; the process gets its state back
+
         def start_server() -> tuple[bool, str]:
             url = stack.enter_context(_model_server(run))
             run.values["model_server_url"] = url

@@ -75,8 +75,8 @@ def run_demo(
 
     Raises DemoConfigError before doing anything when `production` is asked for but not configured."""
     workdir = workdir.resolve()
+    env = _environment(workdir, production)  # refuses an unconfigured --production before touching anything
     workdir.mkdir(parents=True, exist_ok=True)
-    env = _environment(workdir, production)
     with _process_environment(env, production):
         settings = get_settings()
         slug = f"{PROJECT}-{env['_RUN']}" if production else PROJECT
@@ -89,7 +89,7 @@ def run_demo(
             with webhook_receiver() as (hook_url, received), ExitStack() as stack:
                 if production and not report.stage(
                         "Celery worker started (queues default,gpu)",
-                        lambda: _start_worker(stack, env, workdir / f"celery-worker-{env['_RUN']}.log")):
+                        lambda: _start_worker(stack, env, workdir / f"celery-worker-{env['_RUN']}.log", report)):
                     return report
                 demo.run(hook_url, received, hold)
         finally:
@@ -142,9 +142,10 @@ def _process_environment(env: dict[str, str], production: bool) -> Iterator[None
             reconfigure(get_settings())
 
 
-def _start_worker(stack: ExitStack, env: dict[str, str], log: Path) -> tuple[bool, str]:
+def _start_worker(stack: ExitStack, env: dict[str, str], log: Path, report: DemoReport) -> tuple[bool, str]:
     worker_env = {k: v for k, v in env.items() if k.startswith("DRIFTLOOP_")}
-    proc = stack.enter_context(celery_worker(worker_env, log))
+    proc = stack.enter_context(celery_worker(worker_env, log))  # stopped when the demo ends, however it ends
+    report.values["celery_worker_pid"] = proc.pid
     return True, f"pid {proc.pid}, key prefix {env['DRIFTLOOP_CELERY_KEY_PREFIX']!r}, log {log}"
 
 

@@ -18,8 +18,9 @@ from retrain import lm_cache
 from retrain.demo_loop import ACTOR, QUESTION
 from retrain.models import AuditEntry, ModelVersion, RetrainJob
 from retrain.registry import aliases_of
+from tests.support.torch_threads import one_torch_thread  # noqa: F401  (fixture)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ from monitor.settings import reset_settings_cache
 from retrain import lm_cache
 from retrain.models import ModelVersion, RetrainJob
 from retrain.registry import aliases_of
+from tests.support.torch_threads import one_torch_thread  # noqa: F401  (fixture)
 
 TEST_RETRAIN = {"lora": {"max_steps": 4}, "eval": {"max_examples": 4, "max_new_tokens": 12}}
 
@@ -70,6 +71,7 @@ def test_cli_production_refusal_is_a_clear_error(tmp_path: Path, demo_env: pytes
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.redis
+@pytest.mark.usefixtures("one_torch_thread")
 def test_production_demo_runs_the_loop_through_celery(
     tmp_path: Path, demo_env: pytest.MonkeyPatch, pg_url: str, redis_url: str, celery_key_prefix: str,
 ) -> None:

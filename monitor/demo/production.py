@@ -92,9 +92,13 @@ def celery_worker(env: dict[str, str], log_path: Path, *, concurrency: int = 2) 
     cmd = [sys.executable, "-m", "celery", "-A", "monitor.worker.app", "worker", "-Q", WORKER_QUEUES,
            "-c", str(concurrency), "--pool", "prefork", "-n", f"driftloop-demo-{uuid.uuid4().hex[:8]}@%h",
            "--without-gossip", "--without-mingle", "--loglevel", "INFO"]
+    full_env = {**os.environ, **env}
+    # Each pool process gets its share of the cores: OpenMP threads beyond that spin against each other at every
+    # barrier (measured: 2 threads per process on 2 busy cores made matrix products >10x slower than 1).
+    full_env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // concurrency)))
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, env=full_env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True,
                                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     try:

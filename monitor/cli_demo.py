@@ -61,8 +61,10 @@ def show(report: DemoReport) -> None:
 
 def _quiet_model_libraries() -> None:
     # The model libraries' own progress bars and deprecation notices would tear through the demo's bars.
+    import os
     import warnings
 
+    os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF conversion's bar on the first run
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         from transformers.utils import logging as hf_logging

@@ -276,6 +276,8 @@ def _pending(run: LoopRun) -> tuple[bool, str]:
     name = run.values["challenger"]
     database = make_url(run.settings.database_url).render_as_string(hide_password=True)
     command = f"DRIFTLOOP_DATABASE_URL={database} driftloop models approve {name} -p {run.project}"
+    if not run.values["gates_passed"]:  # a failed gate needs a person's explicit, audited override
+        command += ' --override --reason "<why it may serve anyway>"'
     run.values["approve_command"] = command
     run.values["promote_command"] = command.replace(" approve ", " promote ")
     with run.factory() as session:

@@ -99,12 +99,13 @@ def run_demo(
 
 def _environment(workdir: Path, production: bool) -> dict[str, str]:
     """The demo's settings, as environment variables (what the workers and delivery code read)."""
+    configured = Settings()
+    # The base model's converted weights are cached in the data dir: the configured one, else the demo's own.
+    data_dir = workdir / "data" if configured.data_dir == Settings.model_fields["data_dir"].default else (
+        configured.data_dir.resolve())
     env = {"DRIFTLOOP_WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver is on localhost
-           "DRIFTLOOP_RETRAIN_ON_ALERT": "true", "_RUN": run_id()}
-    if not os.environ.get("DRIFTLOOP_DATA_DIR"):  # the base model's converted weights are cached here
-        env["DRIFTLOOP_DATA_DIR"] = str(workdir / "data")
+           "DRIFTLOOP_RETRAIN_ON_ALERT": "true", "DRIFTLOOP_DATA_DIR": str(data_dir), "_RUN": run_id()}
     if production:
-        configured = Settings()
         check_production(configured)
         env.update(DRIFTLOOP_DATABASE_URL=configured.database_url, DRIFTLOOP_REDIS_URL=configured.redis_url,
                    DRIFTLOOP_RUNNER="celery",

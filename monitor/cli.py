@@ -140,13 +140,14 @@ def _redact(url: str) -> str:
 
 
 def _register_commands() -> None:
-    from monitor import cli_alerts, cli_dashboards, cli_pipeline, cli_retention, cli_ui
+    from monitor import cli_alerts, cli_dashboards, cli_demo, cli_pipeline, cli_retention, cli_ui
 
     cli_pipeline.register(app)
     cli_alerts.register(app)
     cli_ui.register(app)
     cli_dashboards.register(app)
     cli_retention.register(app)
+    cli_demo.register(app)
     # The closed loop (`retrain`) adds its commands when installed; `monitor` never depends on it.
     if importlib.util.find_spec("retrain") is not None:
         from retrain import cli as retrain_cli

@@ -6,8 +6,6 @@ import json
 import os
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Console
@@ -130,36 +128,6 @@ def register(app: typer.Typer) -> None:
                 console.print(f"  share {c['share_reference']:.1%} → {c['share_current']:.1%}")
                 for ex in c.get("examples", [])[:3]:
                     console.print(f"    · {ex}")
-
-    @app.command("demo")
-    def demo(
-        workdir: Path = typer.Option(Path("driftloop-demo"), "--dir", help="Where the demo keeps its files."),
-        events_per_window: int = typer.Option(150, min=50, max=5000, help="Calls per simulated hour."),
-    ) -> None:
-        """Run the end-to-end demo on the embedded default (SQLite, in-process workers, no servers)."""
-        from monitor.demo.run import run_demo
-
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console) as bar:
-            tasks: dict[str, Any] = {}
-
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done, total=total)
-
-            report = run_demo(workdir, events_per_window=events_per_window, progress=progress)
-        table = Table("stage", "outcome", "detail", "seconds", title="driftloop demo")
-        for s in report.stages:
-            table.add_row(s.name, "[green]ok[/green]" if s.ok else "[red]FAILED[/red]", s.detail, f"{s.seconds:.1f}")
-        console.print(table)
-        if report.explanation_examples:
-            console.print("[bold]What drifted[/bold] (example prompts from the clusters that grew):")
-            for ex in report.explanation_examples[:6]:
-                console.print(f"  · {ex}")
-        console.print(f"database: {report.database_url}")
-        if not report.ok:
-            raise typer.Exit(1)
 
     bias_app = typer.Typer(no_args_is_help=True, help="Bias measurements.")
     app.add_typer(bias_app, name="bias")

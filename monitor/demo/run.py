@@ -1,35 +1,49 @@
-"""`driftloop demo`: the loop on a simulated support app, end to end, on the embedded default.
+"""`driftloop demo`: the loop on a simulated support app, end to end.
 
-Stages: a fresh SQLite database and a collector on localhost → quiet traffic through the SDK → shifted traffic
-(new topics, some rude answers) → metrics and drift computed in-process → the drift report. Each stage reports
-its outcome in `DemoReport`, which the tests assert on and the CLI prints as a summary table.
+Stages: a database and a collector on localhost → quiet traffic through the SDK (with user feedback) →
+shifted traffic (new topics, some rude answers) → metrics and drift → the drift report → the alert, signed,
+at a local webhook receiver → then, when the `retrain` package is installed, the closed loop
+(`retrain.demo_loop`: model server, retraining started by the alert, challenger with its evaluation, and with
+`auto_approve` the promotion and the model server answering as the new version) → the loop's events as
+signed webhooks. Each stage's outcome goes into `DemoReport`, which the tests assert on and the CLI prints.
+
+Embedded (default): a fresh SQLite file, the in-process runner. Production (`production=True`): the configured
+PostgreSQL and Redis, a Celery worker started for the run (see `monitor.demo.production`), a fresh project.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import random
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import migrations
-from monitor.db import make_engine, session_factory
+from monitor.db import make_engine, run_unit, session_factory, utcnow
+from monitor.demo.answers import canned_answer
+from monitor.demo.production import DemoConfigError, celery_worker, check_production, redact, run_id
 from monitor.demo.receiver import Received, webhook_receiver
-from monitor.demo.support_app import SupportApp, canned_answer
+from monitor.demo.report import DemoReport, Progress, wait_until
+from monitor.demo.serving import running_collector
+from monitor.demo.support_app import SupportApp
 from monitor.demo.traffic import mixed
+from monitor.pipeline.models import WindowState
 from monitor.pipeline.windows import window_start
 from monitor.runner import run_pending
 from monitor.sdk import Client
 from monitor.services.metric_queries import latest_drift, query_metrics
 from monitor.services.projects import create_key, get_project
-from monitor.settings import Settings
+from monitor.settings import Settings, get_settings, reset_settings_cache
+
+__all__ = ["DemoConfigError", "DemoReport", "run_demo"]
 
 QUIET_MIX = {"account": 0.34, "billing": 0.33, "shipping": 0.33}
 SHIFTED_MIX = {"account": 0.15, "billing": 0.15, "shipping": 0.1, "cooking": 0.3, "travel": 0.3}
@@ -41,109 +55,79 @@ DEMO_RULES = [
     {"name": "rude-answers", "metric": "safety.toxicity_rate.response", "comparator": ">", "threshold": 0.05,
      "severity": "warning", "actions": [{"type": "webhook", "endpoints": ["demo-receiver"]}]},
 ]
+METRICS_WAIT_SECONDS = 900.0  # production: the worker computes every window within this
+WEBHOOK_WAIT_SECONDS = 120.0  # production: deliveries go through the worker's queue
+
+Hold = Callable[[DemoReport], None]
 
 
-@dataclass
-class StageResult:
-    name: str
-    ok: bool
-    detail: str
-    seconds: float
-
-
-@dataclass
-class DemoReport:
-    stages: list[StageResult] = field(default_factory=list)
-    database_url: str = ""
-    collector_url: str = ""
-    drift_detected: bool = False
-    drift_windows: list[str] = field(default_factory=list)
-    explanation_examples: list[str] = field(default_factory=list)
-    events_stored: int = 0
-    values: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return all(s.ok for s in self.stages)
-
-
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
-
-@contextmanager
-def running_collector(settings: Settings) -> Iterator[str]:
-    """The real collector app under uvicorn, in a thread of this process, on a free loopback port."""
-    import socket
-
-    import uvicorn
-
-    from monitor.api.app import create_app
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, name="demo-collector", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the demo collector did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+def loop_installed() -> bool:
+    # The closed loop (`retrain`) adds its stages when installed; `monitor` never depends on it.
+    return importlib.util.find_spec("retrain") is not None
 
 
 def run_demo(
     workdir: Path, *, events_per_window: int = 150, quiet_windows: int = 4, shifted_windows: int = 2,
-    progress: Progress | None = None, seed: int = 7,
+    progress: Progress | None = None, seed: int = 7, auto_approve: bool = False, production: bool = False,
+    retrain_overrides: dict[str, Any] | None = None, hold: Hold | None = None,
 ) -> DemoReport:
+    """Run every stage; `hold(report)` is called at the end while the collector and model server still run.
+
+    Raises DemoConfigError before doing anything when `production` is asked for but not configured."""
+    workdir = workdir.resolve()
+    env = _environment(workdir, production)  # refuses an unconfigured --production before touching anything
     workdir.mkdir(parents=True, exist_ok=True)
-    db_path = workdir / "driftloop-demo.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
-    settings = Settings(database_url=f"sqlite:///{db_path}")
-    report = DemoReport(database_url=settings.database_url)
-    tick = progress or (lambda *_: None)
-
-    def stage(name: str, fn: Callable[[], tuple[bool, str]]) -> bool:
-        t = time.perf_counter()
+    with _process_environment(env, production):
+        settings = get_settings()
+        slug = f"{PROJECT}-{env['_RUN']}" if production else PROJECT
+        report = DemoReport(mode="production" if production else "embedded", project=slug,
+                            database_url=redact(settings.database_url))
+        engine = make_engine(settings.database_url)
+        demo = _Demo(report, settings, session_factory(engine), workdir, progress or (lambda *_: None), seed,
+                     events_per_window, quiet_windows, shifted_windows, auto_approve, retrain_overrides)
         try:
-            ok, detail = fn()
-        except Exception as exc:  # the demo reports a failed stage instead of a traceback
-            ok, detail = False, f"{type(exc).__name__}: {exc}"
-        report.stages.append(StageResult(name, ok, detail, time.perf_counter() - t))
-        return ok
-
-    engine = make_engine(settings.database_url)
-    factory = session_factory(engine)
-    key_holder: dict[str, str] = {}
-    with _demo_environment(settings), webhook_receiver() as (hook_url, received):
-        _run_stages(report, stage, settings, factory, key_holder, hook_url, received, workdir, db_path,
-                    events_per_window, quiet_windows, shifted_windows, tick, seed)
-    engine.dispose()
+            with webhook_receiver() as (hook_url, received), ExitStack() as stack:
+                if production and not report.stage(
+                        "Celery worker started (queues default,gpu)",
+                        lambda: _start_worker(stack, env, workdir / f"celery-worker-{env['_RUN']}.log", report)):
+                    return report
+                demo.run(hook_url, received, hold)
+        finally:
+            engine.dispose()
     return report
 
 
+def _environment(workdir: Path, production: bool) -> dict[str, str]:
+    """The demo's settings, as environment variables (what the workers and delivery code read)."""
+    configured = Settings()
+    # The base model's converted weights are cached in the data dir: the configured one, else the demo's own.
+    data_dir = workdir / "data" if configured.data_dir == Settings.model_fields["data_dir"].default else (
+        configured.data_dir.resolve())
+    env = {"DRIFTLOOP_WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver is on localhost
+           "DRIFTLOOP_RETRAIN_ON_ALERT": "true", "DRIFTLOOP_DATA_DIR": str(data_dir), "_RUN": run_id()}
+    if production:
+        check_production(configured)
+        env.update(DRIFTLOOP_DATABASE_URL=configured.database_url, DRIFTLOOP_REDIS_URL=configured.redis_url,
+                   DRIFTLOOP_RUNNER="celery",
+                   DRIFTLOOP_CELERY_KEY_PREFIX=f"{configured.celery_key_prefix}demo-{env['_RUN']}:")
+    else:
+        db_path = workdir / "driftloop-demo.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+        env.update(DRIFTLOOP_DATABASE_URL=f"sqlite:///{db_path}", DRIFTLOOP_RUNNER="inprocess")
+    return env
+
+
 @contextmanager
-def _demo_environment(settings: Settings) -> Iterator[None]:
-    """The demo's settings for the code that reads the process-wide settings object (workers, delivery):
-    its own database, in-process runner, and webhooks allowed to reach the local receiver."""
-    import os
-
-    from monitor.settings import reset_settings_cache
-
-    # Retraining on the alert is not part of the demo yet (it is the next stage to add); the alert's retrain
-    # action is still recorded as a request.
-    wanted = {"DRIFTLOOP_DATABASE_URL": settings.database_url, "DRIFTLOOP_WEBHOOK_ALLOW_PRIVATE": "true",
-              "DRIFTLOOP_RUNNER": "inprocess", "DRIFTLOOP_RETRAIN_ON_ALERT": "false"}
+def _process_environment(env: dict[str, str], production: bool) -> Iterator[None]:
+    wanted = {k: v for k, v in env.items() if k.startswith("DRIFTLOOP_")}
     saved = {k: os.environ.get(k) for k in wanted}
     os.environ.update(wanted)
     reset_settings_cache()
+    if production:
+        from monitor.worker.app import reconfigure
+
+        reconfigure(get_settings())  # this process sends the window tasks: same broker and key prefix
     try:
         yield
     finally:
@@ -153,90 +137,205 @@ def _demo_environment(settings: Settings) -> Iterator[None]:
             else:
                 os.environ[k] = v
         reset_settings_cache()
+        if production:
+            from monitor.worker.app import reconfigure
+
+            reconfigure(get_settings())
 
 
-def _run_stages(
-    report: DemoReport, stage: Callable[[str, Callable[[], tuple[bool, str]]], bool], settings: Settings,
-    factory: Any, key_holder: dict[str, str], hook_url: str, received: Received, workdir: Path, db_path: Path,
-    events_per_window: int, quiet_windows: int, shifted_windows: int, tick: Progress, seed: int,
-) -> None:
-    def setup() -> tuple[bool, str]:
-        from monitor.alerts.endpoint_service import EndpointSpec, create_endpoint
-        from monitor.alerts.rule_service import apply_rules
-        from monitor.alerts.rules import RuleSpec
-        from monitor.settings import get_settings
+def _start_worker(stack: ExitStack, env: dict[str, str], log: Path, report: DemoReport) -> tuple[bool, str]:
+    worker_env = {k: v for k, v in env.items() if k.startswith("DRIFTLOOP_")}
+    proc = stack.enter_context(celery_worker(worker_env, log))  # stopped when the demo ends, however it ends
+    report.values["celery_worker_pid"] = proc.pid
+    return True, f"pid {proc.pid}, key prefix {env['DRIFTLOOP_CELERY_KEY_PREFIX']!r}, log {log}"
 
-        migrations.upgrade(settings.database_url)
-        with factory() as s:
-            key = create_key(s, PROJECT, "demo")
-            project = get_project(s, PROJECT)
-            project.config = {"window_seconds": 3600, "reference": {"kind": "first_n", "n": events_per_window * 2},
-                              "segment_keys": ["locale"], "drift_min_samples": min(100, events_per_window)}
-            endpoint = create_endpoint(s, project.id, EndpointSpec(name="demo-receiver", url=hook_url),
-                                       settings=get_settings())
-            received.secret = endpoint.secret
-            apply_rules(s, project.id, [RuleSpec.model_validate(rule) for rule in DEMO_RULES])
-            s.commit()
-        key_holder["key"] = key.key
-        return True, f"SQLite at {db_path}, project {PROJECT!r}, {len(DEMO_RULES)} alert rules"
 
-    if not stage("set up embedded database", setup):
-        return
+@dataclass
+class _Demo:
+    report: DemoReport
+    settings: Settings
+    factory: sessionmaker[Session]
+    workdir: Path
+    tick: Progress
+    seed: int
+    events_per_window: int
+    quiet_windows: int
+    shifted_windows: int
+    auto_approve: bool
+    retrain_overrides: dict[str, Any] | None
 
-    start = window_start(datetime.now(UTC) - timedelta(hours=quiet_windows + shifted_windows + 1), 3600)
-    rng = random.Random(seed)
-    with running_collector(settings) as url:
-        report.collector_url = url
-        client = Client(url, key_holder["key"], batch_size=200, flush_interval=0.2, spool_dir=workdir / "spool")
-        app = SupportApp(client, lambda p: (canned_answer(p), "v0"), rng)
+    @property
+    def celery(self) -> bool:
+        return self.settings.runner == "celery"
 
-        def traffic(mix: dict[str, float], windows: int, offset: int, toxic: float) -> tuple[bool, str]:
-            app.toxic_share = toxic
-            total = windows * events_per_window
-            for w in range(windows):
-                texts = mixed(mix, events_per_window, seed=seed + offset + w)
-                base = start + timedelta(hours=offset + w)
-                for i, text in enumerate(texts):
-                    app.handle(text, base + timedelta(seconds=i * 3600 / events_per_window))
-                    tick("traffic", w * events_per_window + i + 1, total)
-            delivered = client.flush(timeout=60)
-            return delivered, f"{total} calls over {windows} h" + ("" if delivered else " (not all delivered!)")
+    def run(self, hook_url: str, received: Received, hold: Hold | None) -> None:
+        stage = self.report.stage
+        key = self._setup(hook_url, received)
+        if key is None:
+            return
+        with running_collector(self.settings) as url:
+            self.report.collector_url = url
+            client = Client(url, key, batch_size=200, flush_interval=0.2, spool_dir=self.workdir / "spool")
+            app = SupportApp(client, lambda p: (canned_answer(p), "v0"), random.Random(self.seed))
+            start = window_start(datetime.now(UTC) - timedelta(hours=self.quiet_windows + self.shifted_windows + 1),
+                                 3600)
+            stage("quiet traffic through the SDK", lambda: self._traffic(app, client, start, QUIET_MIX, 0, 0.0))
+            stage("shifted traffic: new topics, rude answers",
+                  lambda: self._traffic(app, client, start, SHIFTED_MIX, self.quiet_windows, 0.08))
+            client.close(timeout=10)
+            with self._retrain_deferred():
+                stage(f"metrics and drift ({'Celery workers' if self.celery else 'in-process workers'})",
+                      self._metrics)
+            stage("drift detected on the shifted windows", lambda: (
+                self.report.drift_detected,
+                f"drift in {len(self.report.drift_windows)} window(s): {', '.join(self.report.drift_windows)}"
+                if self.report.drift_detected else "no drift flagged"))
+            if not stage("alert fired to a local webhook receiver", lambda: self._alert(received)):
+                return
+            with self._loop(url, key):
+                stage("loop events delivered as signed webhooks", lambda: self._loop_webhooks(received))
+                if hold is not None:
+                    hold(self.report)
 
-        stage("quiet traffic through the SDK", lambda: traffic(QUIET_MIX, quiet_windows, 0, 0.0))
-        stage("shifted traffic: new topics, rude answers",
-              lambda: traffic(SHIFTED_MIX, shifted_windows, quiet_windows, 0.08))
-        client.close(timeout=10)
+    def _setup(self, hook_url: str, received: Received) -> str | None:
+        key: dict[str, str] = {}
 
-    def metrics() -> tuple[bool, str]:
-        with factory() as s:
-            pid = get_project(s, PROJECT).id
-        done = {"n": 0}
+        def setup() -> tuple[bool, str]:
+            from monitor.alerts.endpoint_service import EndpointSpec, create_endpoint
+            from monitor.alerts.rule_service import apply_rules
+            from monitor.alerts.rules import RuleSpec
 
-        def advance(_job: Any) -> None:
-            done["n"] += 1
-            tick("metrics", done["n"], quiet_windows + shifted_windows)
+            migrations.upgrade(self.settings.database_url)
+            with self.factory() as s:
+                key["key"] = create_key(s, self.report.project, "demo").key
+                project = get_project(s, self.report.project)
+                project.config = {"window_seconds": 3600,
+                                  "reference": {"kind": "first_n", "n": self.events_per_window * 2},
+                                  "segment_keys": ["locale"], "drift_min_samples": min(100, self.events_per_window),
+                                  **self._loop_config()}
+                endpoint = create_endpoint(s, project.id, EndpointSpec(name="demo-receiver", url=hook_url),
+                                           settings=self.settings)
+                received.secret = endpoint.secret
+                apply_rules(s, project.id, [RuleSpec.model_validate(rule) for rule in DEMO_RULES])
+                s.commit()
+            where = "SQLite" if self.settings.is_sqlite else "PostgreSQL"
+            return True, (f"{where} at {self.report.database_url}, project {self.report.project!r}, "
+                          f"{len(DEMO_RULES)} alert rules")
 
-        result = run_pending(factory=factory, project_ids=[pid], progress=advance)
-        with factory() as s:
-            _collect_drift(s, pid, report)
-        return not result.failures, f"{result.windows} windows, {result.rows} metric rows" + (
-            f"; failures: {result.failures}" if result.failures else "")
+        return key["key"] if self.report.stage("set up the database", setup) else None
 
-    stage("metrics and drift (in-process workers)", metrics)
-    stage("drift detected on the shifted windows", lambda: (
-        report.drift_detected,
-        f"drift in {len(report.drift_windows)} window(s): {', '.join(report.drift_windows)}"
-        if report.drift_detected else "no drift flagged"))
+    def _loop_config(self) -> dict[str, Any]:
+        if not loop_installed():
+            return {}
+        from retrain.demo_loop import project_config
 
-    def alert() -> tuple[bool, str]:
-        firing = [m for m in received.verified if m.get("type") == "alert.firing"]
-        report.values["webhooks_verified"] = len(received.verified)
-        report.values["alert_firing"] = len(firing)
-        ok = bool(firing) and received.rejected == 0
-        return ok, (f"{len(firing)} alert.firing webhook(s) received, signatures verified"
-                    if ok else f"firing {len(firing)}, rejected signatures {received.rejected}")
+        return project_config(self.retrain_overrides)
 
-    stage("alert fired to a local webhook receiver", alert)
+    def _traffic(self, app: SupportApp, client: Client, start: datetime, mix: dict[str, float], offset: int,
+                 toxic: float) -> tuple[bool, str]:
+        windows = self.quiet_windows if offset == 0 else self.shifted_windows
+        app.toxic_share = toxic
+        total = windows * self.events_per_window
+        for w in range(windows):
+            texts = mixed(mix, self.events_per_window, seed=self.seed + offset + w)
+            base = start + timedelta(hours=offset + w)
+            for i, text in enumerate(texts):
+                app.handle(text, base + timedelta(seconds=i * 3600 / self.events_per_window))
+                self.tick("traffic", w * self.events_per_window + i + 1, total)
+        delivered = client.flush(timeout=60)
+        return delivered, f"{total} calls over {windows} h, with feedback" + ("" if delivered else
+                                                                            " (not all delivered!)")
+
+    def _project_id(self) -> int:
+        with self.factory() as s:
+            return get_project(s, self.report.project).id
+
+    def _metrics(self) -> tuple[bool, str]:
+        pid = self._project_id()
+        windows = self.quiet_windows + self.shifted_windows
+        if self.celery:
+            ok, detail = self._metrics_celery(pid, windows)
+        else:
+            done = {"n": 0}
+
+            def advance(_job: Any) -> None:
+                done["n"] += 1
+                self.tick("metrics", done["n"], windows)
+
+            result = run_pending(factory=self.factory, project_ids=[pid], progress=advance)
+            ok = not result.failures
+            detail = f"{result.windows} windows, {result.rows} metric rows" + (
+                f"; failures: {result.failures}" if result.failures else "")
+        with self.factory() as s:
+            _collect_drift(s, pid, self.report)
+        return ok, detail
+
+    def _metrics_celery(self, pid: int, windows: int) -> tuple[bool, str]:
+        from monitor.pipeline.scheduler import scan
+        from monitor.worker.tasks import dispatch_windows
+
+        jobs = run_unit(self.factory, lambda s: scan(s, utcnow(), [pid]))
+        dispatch_windows(jobs)  # after the scan's commit: the tasks see the windows they are sent
+
+        def computed() -> int:
+            with self.factory() as s:
+                n = int(s.scalar(select(func.count()).select_from(WindowState).where(
+                    WindowState.project_id == pid, WindowState.computed_at.is_not(None),
+                    WindowState.dirty_since.is_(None))) or 0)
+            self.tick("metrics", n, len(jobs))
+            return n
+
+        wait_until(lambda: computed() >= len(jobs), METRICS_WAIT_SECONDS, interval=0.5)
+        n = computed()
+        return n >= len(jobs) >= windows, f"{n} of {len(jobs)} windows computed by the Celery worker"
+
+    def _alert(self, received: Received) -> tuple[bool, str]:
+        def firing() -> list[dict[str, Any]]:
+            return [m for m in received.verified if m.get("type") == "alert.firing"]
+
+        wait_until(firing, WEBHOOK_WAIT_SECONDS if self.celery else 0)
+        fired = firing()
+        self.report.values["webhooks_verified"] = len(received.verified)
+        self.report.values["alert_firing"] = len(fired)
+        rules = sorted({str(m.get("data", {}).get("alert", {}).get("rule")) for m in fired})
+        self.report.values["alert_rules"] = rules
+        ok = bool(fired) and received.rejected == 0
+        return ok, (f"{len(fired)} alert.firing webhook(s) ({', '.join(rules)}), signatures verified" if ok
+                    else f"firing {len(fired)}, rejected signatures {received.rejected}")
+
+    def _retrain_deferred(self) -> Any:
+        if self.celery or not loop_installed():
+            return nullcontext()
+        from retrain.demo_loop import retrain_action_deferred
+
+        return retrain_action_deferred()
+
+    def _loop(self, collector_url: str, key: str) -> Any:
+        if not loop_installed():
+            self.report.values["loop"] = "the `retrain` package is not installed: the retrain action stays pending"
+            return nullcontext()
+        from retrain.demo_loop import LoopRun, loop_stages
+
+        return loop_stages(LoopRun(self.report, self.settings, self.factory, self.report.project,
+                                   self._project_id(), collector_url, key, self.tick, self.auto_approve))
+
+    def _loop_webhooks(self, received: Received) -> tuple[bool, str]:
+        expected = {"alert.firing"}
+        if "retrain_job" in self.report.values:
+            expected |= {"retrain.started", "retrain.finished"}
+        if "promoted" in self.report.values:
+            expected.add("model.promoted")
+
+        def types() -> set[str]:
+            return {str(m.get("type")) for m in received.verified}
+
+        wait_until(lambda: expected <= types(), WEBHOOK_WAIT_SECONDS if self.celery else 5)
+        got = types()
+        self.report.values["webhook_types"] = sorted(got)
+        missing = sorted(expected - got)
+        return not missing and received.rejected == 0, (
+            f"{len(received.verified)} verified: {', '.join(sorted(got))}" + (f"; missing {missing}" if missing else "")
+            + (f"; {received.rejected} rejected" if received.rejected else ""))
 
 
 def _collect_drift(session: Session, project_id: int, report: DemoReport) -> None:

@@ -1,7 +1,9 @@
 """A simulated support assistant that logs every call through the SDK, as a real app would.
 
-Answers come from a callable (canned answers by default, the model server in the full demo); users leave
-feedback: mostly thumbs up on good answers, sometimes a correction.
+Answers come from a callable (`monitor.demo.answers.canned_answer` in the demo); users and the support team
+leave feedback the way they do in practice: thumbs up on many good answers, thumbs down on rude answers and
+non-answers, and for some of those a person writes the right answer as a correction. That feedback is the
+retraining set (`retrain.dataset`: thumbs-up answers and corrections, toxic targets dropped).
 """
 
 from __future__ import annotations
@@ -12,30 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from monitor.demo.answers import RUDE, is_helpful, team_answer
 from monitor.sdk import Client
-
-CANNED = {
-    "password": "Go to Settings > Security and choose Reset password; a link arrives by e-mail within minutes.",
-    "charge": "I can see that charge. Refunds go back to the original card within 5-7 business days.",
-    "order": "Your order is on its way; the tracking page shows the latest scan and the delivery estimate.",
-    "default": "Thanks for reaching out! Could you share a few more details so I can help?",
-}
-RUDE = [
-    "That's a stupid question, figure it out yourself.",
-    "Ugh, you people are idiots. Read the damn FAQ.",
-    "Stop wasting my time with this crap.",
-]
-
-
-def canned_answer(prompt: str) -> str:
-    p = prompt.lower()
-    if "password" in p or "account" in p or "email" in p:
-        return CANNED["password"]
-    if "charge" in p or "refund" in p or "invoice" in p or "billing" in p:
-        return CANNED["charge"]
-    if "order" in p or "package" in p or "ship" in p or "deliver" in p:
-        return CANNED["order"]
-    return CANNED["default"]
 
 
 @dataclass
@@ -44,6 +24,8 @@ class SupportApp:
     answer: Callable[[str], tuple[str, str]]  # prompt -> (response, model_version)
     rng: random.Random
     toxic_share: float = 0.0
+    thumbs_up_share: float = 0.4  # of helpful answers
+    correction_share: float = 0.5  # of rude answers and non-answers
 
     def handle(self, prompt: str, at: datetime) -> str:
         start = time.perf_counter()
@@ -61,11 +43,10 @@ class SupportApp:
 
     def _feedback(self, event_id: str, prompt: str, response: str) -> None:
         roll = self.rng.random()
-        if response in RUDE:
-            self.client.feedback(event_id, score=0.0, label="thumbs_down",
-                                 corrected_response=canned_answer(prompt) if roll < 0.5 else None)
-        elif roll < 0.35:
-            self.client.feedback(event_id, score=1.0, label="thumbs_up")
-        elif roll < 0.45:
-            self.client.feedback(event_id, score=0.0, label="thumbs_down",
-                                 corrected_response=f"{canned_answer(prompt)} Is there anything else I can do?")
+        if is_helpful(response):
+            if roll < self.thumbs_up_share:
+                self.client.feedback(event_id, score=1.0, label="thumbs_up")
+        elif roll < self.correction_share:  # a person on the team writes the answer the user should have had
+            self.client.feedback(event_id, score=0.0, label="thumbs_down", corrected_response=team_answer(prompt))
+        elif roll < self.correction_share + (1 - self.correction_share) / 2:
+            self.client.feedback(event_id, score=0.0, label="thumbs_down")

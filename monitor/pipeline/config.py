@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -77,6 +77,9 @@ class ProjectConfig(BaseModel):
         0.5, description="A feedback score above this counts as positive (labels: see positive_labels)."
     )
     positive_labels: list[str] = Field(default_factory=lambda: ["thumbs_up", "positive", "good", "accepted"])
+    # The closed loop's per-project overrides; `retrain.config` validates them (the pipeline only carries them:
+    # `monitor` does not know the loop's keys, and must not refuse a project config because of them).
+    retrain: dict[str, Any] | None = Field(None, description="Retraining overrides (see retrain/config.py).")
 
 
 def project_config(project: Project) -> ProjectConfig:

@@ -52,6 +52,9 @@ def show(report: DemoReport) -> None:
         console.print(f"[yellow]--auto-approve overrode failed gates[/yellow]: {values['override_reason']}")
     if values.get("ui_link"):
         console.print(f"challenger in the UI: {values['ui_link']}")
+        sign_in = values.get("ui_sign_in")
+        console.print(f"  sign in as {sign_in['username']!r} with password {sign_in['password']!r}" if sign_in else
+                      "  sign in with your operator account (driftloop ui create-operator NAME)")
     if values.get("approve_command"):
         console.print(f"approve it: {values['approve_command']}\nthen promote it: {values['promote_command']}")
     if values.get("loop"):

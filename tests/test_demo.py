@@ -100,5 +100,22 @@ def test_demo_closes_the_loop_and_auto_approve_changes_the_served_version(tmp_pa
     assert values["served_before"]["model"] == "v0" and values["served_after"]["model"] == "v1"
     assert values["served_before"]["question"] == QUESTION and values["served_after"]["answer"]
     assert values["ui_link"] == f"{report.collector_url}/ui/p/{report.project}/models/v1"
+    _the_printed_sign_in_opens_the_challenger_page(report.database_url, values)
     # The loop's own events reached the receiver signed, like the alert.
     assert {"alert.firing", "retrain.started", "retrain.finished", "model.promoted"} <= set(values["webhook_types"])
+
+
+def _the_printed_sign_in_opens_the_challenger_page(database_url: str, values: dict[str, Any]) -> None:
+    """The demo's collector has stopped; the same app on the demo's database shows what the link points at."""
+    from fastapi.testclient import TestClient
+
+    from monitor.api.app import create_app
+    from monitor.settings import Settings
+    from tests.ui.conftest import sign_in
+
+    creds = values["ui_sign_in"]
+    path = "/ui/" + values["ui_link"].split("/ui/", 1)[1]
+    with TestClient(create_app(Settings(database_url=database_url))) as client:
+        assert sign_in(client, creds["username"], creds["password"], next_path=path).status_code == 303
+        page = client.get(path)
+        assert page.status_code == 200 and "v1" in page.text and "champion" in page.text

@@ -47,6 +47,7 @@ __all__ = ["DemoConfigError", "DemoReport", "run_demo"]
 
 QUIET_MIX = {"account": 0.34, "billing": 0.33, "shipping": 0.33}
 SHIFTED_MIX = {"account": 0.15, "billing": 0.15, "shipping": 0.1, "cooking": 0.3, "travel": 0.3}
+DEMO_OPERATOR = "demo"
 PROJECT = "support-demo"
 DEMO_RULES = [
     {"name": "prompt-drift", "description": "What users ask moved away from the reference traffic.",
@@ -217,12 +218,25 @@ class _Demo:
                                            settings=self.settings)
                 received.secret = endpoint.secret
                 apply_rules(s, project.id, [RuleSpec.model_validate(rule) for rule in DEMO_RULES])
+                self._ui_operator(s)
                 s.commit()
             where = "SQLite" if self.settings.is_sqlite else "PostgreSQL"
             return True, (f"{where} at {self.report.database_url}, project {self.report.project!r}, "
                           f"{len(DEMO_RULES)} alert rules")
 
         return key["key"] if self.report.stage("set up the database", setup) else None
+
+    def _ui_operator(self, session: Session) -> None:
+        """An operator account for the approval UI, so the printed link can be opened. Created only when the name
+        is free: on a shared production database an existing "demo" operator keeps its password."""
+        import secrets
+
+        from monitor.ui.accounts import create_operator, get_operator
+
+        if get_operator(session, DEMO_OPERATOR) is None:
+            password = secrets.token_urlsafe(12)
+            create_operator(session, DEMO_OPERATOR, password)
+            self.report.values["ui_sign_in"] = {"username": DEMO_OPERATOR, "password": password}
 
     def _loop_config(self) -> dict[str, Any]:
         if not loop_installed():

@@ -33,6 +33,7 @@ logger = logging.getLogger("driftloop.sdk")
 
 _time = time.time  # bound once: the hot path should not look it up on every call
 _FULL_QUEUE_WARNING_EVERY = 60.0  # seconds between "queue full" warnings
+LOG_BLOCK_BOUND_SECONDS = 0.005  # placeholder, calibrated below
 
 
 class Client:

@@ -190,6 +190,22 @@ def test_prometheus_counts_outcomes(client: TestClient, key) -> None:  # type: i
     assert "driftloop_http_request_seconds_bucket" in client.get("/metrics").text
 
 
+def test_prometheus_labels_requests_by_route_template(client: TestClient, key) -> None:  # type: ignore[no-untyped-def]
+    """Each route gets its own label (a regression: every request of an included router was labelled "other")."""
+    def count(route: str, status: str) -> float:
+        prefix = f'driftloop_http_requests_total{{method="POST",route="{route}",status="{status}"}}'
+        return sum(float(line.split()[-1]) for line in client.get("/metrics").text.splitlines()
+                   if line.startswith(prefix))
+
+    before = count("/v1/events", "200"), count("/v1/feedback", "401")
+    client.post("/v1/events", json={"events": [event_dict()]}, headers=_auth(key.key))
+    client.post("/v1/feedback", json={"feedback": []})
+    assert count("/v1/events", "200") - before[0] == 1
+    assert count("/v1/feedback", "401") - before[1] == 1
+    client.get("/v1/no-such-route")
+    assert 'route="unmatched"' in client.get("/metrics").text
+
+
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json()["status"] == "ok"
     ready = client.get("/readyz")

@@ -23,11 +23,17 @@ from monitor.settings import Settings, get_settings
 
 
 def _route_name(request: Request) -> str:
-    # Label by route template, not raw path, so metrics cardinality stays bounded.
+    # Label by route template, not raw path, so metrics cardinality stays bounded. The router records the
+    # route it matched in the scope; matching again against the app's top-level routes would only find the
+    # wrapper of an included router (no path of its own), so every request used to be labelled alike.
+    matched = request.scope.get("route")
+    path = getattr(matched, "path", None)
+    if isinstance(path, str):
+        return path
     for route in request.app.router.routes:
         match, _ = route.matches(request.scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", "other"))
+        if match == Match.FULL and isinstance(getattr(route, "path", None), str):
+            return str(route.path)
     return "unmatched"
 
 

@@ -10,6 +10,7 @@ import os
 import platform
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,8 +26,10 @@ import pytest  # noqa: E402  (wait_for reports a timeout with pytest.fail; the s
 from sqlalchemy.orm import Session  # noqa: E402
 
 from monitor import migrations  # noqa: E402
-from monitor.db import make_engine  # noqa: E402
+from monitor.db import make_engine, reset_engines  # noqa: E402
 from monitor.services.projects import CreatedKey, create_key  # noqa: E402
+from monitor.settings import Settings, reset_settings_cache  # noqa: E402
+from monitor.worker.app import reconfigure  # noqa: E402
 from tests.support import services  # noqa: E402
 
 Timeout = pytest.fail.Exception  # what tests.support.waiting.wait_for raises when its deadline passes
@@ -112,3 +115,32 @@ def percentile_ms(samples_ns: list[int], q: float) -> float:
         return 0.0
     ordered = sorted(samples_ns)
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] / 1e6
+
+
+@contextmanager
+def celery_environment(db_url: str, redis_url: str, data_dir: Path, extra: dict[str, str]) -> Iterator[dict[str, str]]:
+    """Settings for this process and its workers: Celery runner, this run's own Redis key prefix."""
+    env = {"DRIFTLOOP_DATABASE_URL": db_url, "DRIFTLOOP_REDIS_URL": redis_url, "DRIFTLOOP_RUNNER": "celery",
+           "DRIFTLOOP_CELERY_KEY_PREFIX": f"driftloop-fault-{services.checkout_tag()}-{uuid.uuid4().hex[:8]}:",
+           "DRIFTLOOP_CELERY_VISIBILITY_TIMEOUT": "5", "DRIFTLOOP_DATA_DIR": str(data_dir),
+           "DRIFTLOOP_DEVICE": "cpu", "DRIFTLOOP_RETRAIN_ON_ALERT": "false", "OMP_NUM_THREADS": "1", **extra}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    reset_settings_cache()
+    reset_engines()
+    reconfigure(Settings())
+    try:
+        yield env
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        reset_settings_cache()
+        reset_engines()
+
+
+def worker_env(env: dict[str, str], name: str) -> dict[str, str]:
+    """The worker's database connections carry its name, so pg_stat_activity shows what it is doing."""
+    return {**env, "DRIFTLOOP_DATABASE_URL": f"{env['DRIFTLOOP_DATABASE_URL']}?application_name={name}"}

@@ -19,12 +19,9 @@ Real parts: Postgres (a fresh database), Redis with this run's own key prefix, C
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,47 +30,15 @@ import psycopg
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.faults.common import Report, Timeout, fresh_database, machine, servers
-from monitor.db import make_engine, reset_engines
+from bench.faults.common import Report, Timeout, celery_environment, fresh_database, machine, servers, worker_env
+from monitor.db import make_engine
 from monitor.pipeline.models import MetricValue, WindowState
-from monitor.settings import Settings, reset_settings_cache
-from monitor.worker.app import reconfigure
-from tests.support import services
 from tests.support.waiting import wait_for
 from tests.test_celery_worker import T0, _seed, kill_worker, start_worker
 
 
 def _plain(url: str) -> str:
     return url.replace("postgresql+psycopg", "postgresql")
-
-
-@contextmanager
-def celery_environment(db_url: str, redis_url: str, data_dir: Path, extra: dict[str, str]) -> Iterator[dict[str, str]]:
-    """Settings for this process and its workers: Celery runner, this run's own Redis key prefix."""
-    env = {"DRIFTLOOP_DATABASE_URL": db_url, "DRIFTLOOP_REDIS_URL": redis_url, "DRIFTLOOP_RUNNER": "celery",
-           "DRIFTLOOP_CELERY_KEY_PREFIX": f"driftloop-fault-{services.checkout_tag()}-{uuid.uuid4().hex[:8]}:",
-           "DRIFTLOOP_CELERY_VISIBILITY_TIMEOUT": "5", "DRIFTLOOP_DATA_DIR": str(data_dir),
-           "DRIFTLOOP_DEVICE": "cpu", "DRIFTLOOP_RETRAIN_ON_ALERT": "false", "OMP_NUM_THREADS": "1", **extra}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    reset_settings_cache()
-    reset_engines()
-    reconfigure(Settings())
-    try:
-        yield env
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        reset_settings_cache()
-        reset_engines()
-
-
-def worker_env(env: dict[str, str], name: str) -> dict[str, str]:
-    """The worker's database connections carry its name, so pg_stat_activity shows what it is doing."""
-    return {**env, "DRIFTLOOP_DATABASE_URL": f"{env['DRIFTLOOP_DATABASE_URL']}?application_name={name}"}
 
 
 def open_write_transaction(db_url: str, name: str, table: str) -> dict[str, Any] | None:

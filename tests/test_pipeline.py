@@ -145,3 +145,64 @@ def test_each_text_is_embedded_once(session: Session) -> None:
     assert first == len({e.prompt for e in _events(0, QUIET, 40, "v1")}) and sum(calls) == first
     assert ensure_vectors(session, event_ids, "prompt", emb.model_key, encode) == 0
     assert sum(calls) == first
+
+
+@pytest.mark.slow
+def test_drift_embeds_only_its_samples_of_a_large_window(session_maker: sessionmaker[Session]) -> None:
+    """A window larger than drift_max_samples embeds (and stores) at most that many events per side, not every
+    event: at production rates a 5-minute window holds millions. Recomputing gives the same rows and embeds
+    nothing new."""
+    with session_maker() as s:
+        project = get_or_create_project(s, unique_slug())
+        project.config = {"reference": {"kind": "first_n", "n": 150}, "drift_min_samples": 60,
+                          "drift_max_samples": 100, "drift_fields": ["prompt"]}
+        ingest_events(s, project.id, _events(0, QUIET, 150, "v1") + _events(1, SHIFTED, 400, "v1"))
+        s.commit()
+        pid = project.id
+    assert run_pending(factory=session_maker, project_ids=[pid]).failures == []
+
+    def stored_vectors() -> int:
+        with session_maker() as s:
+            from monitor.models import Event
+
+            stmt = select(func.count()).select_from(EventVector).join(Event, Event.id == EventVector.event_id)
+            return int(s.scalar(stmt.where(Event.project_id == pid)) or 0)
+
+    vectors = stored_vectors()
+    # 100 reference events (the same for every window and segment) + window 1's 100; window 0 is the reference.
+    assert vectors == 200, vectors
+    with session_maker() as s:
+        shifted = _rows(s, pid, "drift.prompt.mmd")[1]
+        before = (shifted.value, shifted.p_value, shifted.n)
+    assert shifted.n == 100 and shifted.flagged
+
+    from monitor.runner import process_window
+
+    process_window(pid, T0 + timedelta(hours=1), factory=session_maker, only=["drift"])
+    with session_maker() as s:
+        again = _rows(s, pid, "drift.prompt.mmd")[1]
+        assert (again.value, again.p_value, again.n) == before
+    assert stored_vectors() == vectors
+
+
+@pytest.mark.slow
+def test_repeated_texts_are_encoded_once_across_chunks(session: Session) -> None:
+    """ensure_vectors works in chunks of 2,048 events; a text repeated in several chunks is still encoded once."""
+    from monitor.models import Event
+
+    project = get_or_create_project(session, unique_slug())
+    texts = [f"question number {i % 50}" for i in range(5000)]
+    ingest_events(session, project.id, [EventIn(event_id=f"r{i}", timestamp=T0 + timedelta(seconds=i), prompt=t,
+                                                response="ok") for i, t in enumerate(texts)])
+    session.flush()
+    event_ids = list(session.scalars(select(Event.id).where(Event.project_id == project.id)))
+    calls: list[int] = []
+
+    def encode(batch: list[str]) -> np.ndarray:
+        calls.append(len(batch))
+        return np.ones((len(batch), 8), dtype=np.float32) * np.arange(len(batch))[:, None]
+
+    assert ensure_vectors(session, event_ids, "prompt", "fake-8d", encode) == 50
+    assert sum(calls) == 50
+    stored = session.scalar(select(func.count()).select_from(EventVector).where(EventVector.model_key == "fake-8d"))
+    assert stored == 5000

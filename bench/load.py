@@ -1,11 +1,12 @@
 """Sustained load: SDK → collector → Postgres at the benchmark rate for 10 minutes, with the metric workers busy.
 
-    python bench/load.py [--minutes 10] [--rate 20000] [--producers 3] [--collector-workers 2] [--workers 1]
+    python bench/load.py [--minutes 10] [--rate 20000] [--producers 3] [--collector-workers 2] [--gpu-workers 1]
 
 Producer processes log through the real SDK at `--rate` events/s in total (the paced producer of
 bench/ingest.py); the collector runs in its own process(es) (`driftloop serve --workers N`, Prometheus summed
-over its workers); Celery beat ticks every `--tick` seconds and `--workers` Celery worker processes compute the
-5-minute windows (ops, drift with embeddings, safety) on the same Postgres while ingest goes on. Every
+over its workers); Celery beat ticks every `--tick` seconds, one Celery worker serves the `default` queue (ticks,
+ops) and `--gpu-workers` the `gpu` queue (embeddings, drift, safety), computing the 5-minute windows on the same
+Postgres while ingest goes on. Every
 `--sample` seconds it prints: events/s stored, collector p50/p99 latency of POST /v1/events over the interval
 (from the collector's own histogram), Postgres database size, worker backlog (Redis queue lengths with this
 run's key prefix, tasks taken but unacknowledged, dirty windows), metric rows. At the end: exact stored count
@@ -116,7 +117,8 @@ def main() -> None:
     ap.add_argument("--producers", type=int, default=3)
     ap.add_argument("--collector-workers", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=2000)
-    ap.add_argument("--workers", type=int, default=1, help="Celery worker processes (one task at a time each)")
+    ap.add_argument("--gpu-workers", type=int, default=1,
+                    help="Celery workers on the `gpu` queue (embeddings, drift, safety); one more serves `default`")
     ap.add_argument("--tick", type=float, default=15.0, help="beat's scan interval, seconds")
     ap.add_argument("--window", type=int, default=300, help="the project's window length, seconds")
     ap.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
@@ -141,13 +143,16 @@ def main() -> None:
         try:
             with celery_environment(db_url, redis_url, work / "data", extra) as env:
                 collector.start()
-                workers = [start_worker(env, work / f"worker-{i}.log") for i in range(args.workers)]
+                # As in production: the heavy stages have their own workers, so ticks and ops never wait behind them.
+                workers = [start_worker(env, work / "worker-default.log", queues="default")]
+                workers += [start_worker(env, work / f"worker-gpu-{i}.log", queues="gpu")
+                            for i in range(args.gpu_workers)]
                 beat = start_beat(env, work)
                 prefix = env["DRIFTLOOP_CELERY_KEY_PREFIX"]
                 rd = redis.Redis.from_url(redis_url)
-                print(f"collector {collector.url} ({args.collector_workers} workers), {args.workers} Celery "
-                      f"worker(s), beat every {args.tick:g} s, {args.window // 60}-minute windows; offering "
-                      f"{args.rate:,.0f} events/s from {args.producers} producers for {args.minutes:g} min",
+                print(f"collector {collector.url} ({args.collector_workers} workers), Celery workers: 1 default + "
+                      f"{args.gpu_workers} gpu, beat every {args.tick:g} s, {args.window // 60}-minute windows; "
+                      f"offering {args.rate:,.0f} events/s from {args.producers} producers for {args.minutes:g} min",
                       flush=True)
                 per = int(args.rate * args.minutes * 60 / args.producers)
                 ctx = mp.get_context("spawn")

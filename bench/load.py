@@ -17,8 +17,10 @@ the load average. Everything runs on this machine, so producers, collector, Post
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing as mp
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -103,6 +105,64 @@ def db_state(conn: psycopg.Connection) -> tuple[int, int, int, int]:
     return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
 
+def group_rss_mb(pgids: list[int]) -> float:
+    """Resident memory of every process in these process groups (a Celery worker and its pool child)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            pgrp = int(stat.rsplit(")", 1)[1].split()[2])
+            if pgrp in pgids:
+                total += int((entry / "statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            continue  # the process ended meanwhile
+    return total / 2**20
+
+
+def available_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return float("inf")
+
+
+class Sampler:
+    """One line every `--sample` seconds: ingest rate and latency over the interval, database size, backlog."""
+
+    HEADER = (f"{'t s':>6} {'events/s':>9} {'stored':>11} {'p50 ms':>7} {'p99 ms':>7} {'DB MB':>8} {'q default':>9} "
+              f"{'q gpu':>6} {'unacked':>7} {'dirty win':>9} {'metric rows':>11} {'workers MB':>10} {'load1':>5}")
+
+    def __init__(self, collector_url: str, conn: psycopg.Connection, rd: redis.Redis, prefix: str,
+                 worker_pids: list[int]) -> None:
+        self.url, self.conn, self.rd, self.prefix, self.pids = collector_url, conn, rd, prefix, worker_pids
+        self.first = self.prev = scrape(collector_url)
+        self.base = db_state(conn)
+        self.prev_events, self.t0 = self.base[0], time.monotonic()
+        self.prev_t = self.t0
+        self.rows: list[tuple[float, ...]] = []  # t, events/s, stored, p50, p99, bytes, q default, q gpu, unacked,
+        #                                          dirty windows, metric rows, load1, workers MB
+        print(self.HEADER, flush=True)
+
+    def take(self) -> tuple[float, ...]:
+        now = scrape(self.url)
+        events, size, dirty, metric_rows = db_state(self.conn)
+        qd, qg, unacked = backlog(self.rd, self.prefix)
+        t = time.monotonic()
+        rate = (events - self.prev_events) / (t - self.prev_t)
+        p50, p99 = quantile(0.5, self.prev.buckets, now.buckets), quantile(0.99, self.prev.buckets, now.buckets)
+        rss = group_rss_mb(self.pids)
+        row = (t - self.t0, rate, events - self.base[0], p50 if p50 is not None else float("nan"),
+               p99 if p99 is not None else float("nan"), size, qd, qg, unacked, dirty, metric_rows,
+               os.getloadavg()[0], rss)
+        self.rows.append(row)
+        print(f"{row[0]:6.0f} {rate:9,.0f} {row[2]:11,} {_ms(p50):>7} {_ms(p99):>7} {size / 2**20:8,.0f} {qd:9} "
+              f"{qg:6} {unacked:7} {dirty:9} {metric_rows:11,} {rss:10,.0f} {row[11]:5.1f}", flush=True)
+        self.prev, self.prev_events, self.prev_t = now, events, t
+        return row
+
+
 def start_beat(env: dict[str, str], workdir: Path) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "celery", "-A", "monitor.worker.app", "beat", "-s", str(workdir / "beat-schedule"),
            "--loglevel", "WARNING"]
@@ -122,7 +182,11 @@ def main() -> None:
     ap.add_argument("--tick", type=float, default=15.0, help="beat's scan interval, seconds")
     ap.add_argument("--window", type=int, default=300, help="the project's window length, seconds")
     ap.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
+    ap.add_argument("--drain-minutes", type=float, default=3.0,
+                    help="after ingest, how long to wait for the workers to catch up")
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    ap.add_argument("--min-free-mb", type=float, default=2048,
+                    help="stop early (and say so) if the machine's available memory falls below this")
     args = ap.parse_args()
 
     print(f"machine: {machine()}", flush=True)
@@ -149,7 +213,6 @@ def main() -> None:
                             for i in range(args.gpu_workers)]
                 beat = start_beat(env, work)
                 prefix = env["DRIFTLOOP_CELERY_KEY_PREFIX"]
-                rd = redis.Redis.from_url(redis_url)
                 print(f"collector {collector.url} ({args.collector_workers} workers), Celery workers: 1 default + "
                       f"{args.gpu_workers} gpu, beat every {args.tick:g} s, {args.window // 60}-minute windows; "
                       f"offering {args.rate:,.0f} events/s from {args.producers} producers for {args.minutes:g} min",
@@ -165,43 +228,43 @@ def main() -> None:
                     p.start()
                 while time.time() < start_at:
                     time.sleep(0.05)
-                results, rows = [], []
-                first = prev = scrape(collector.url)
+                results: list[tuple] = []  # type: ignore[type-arg]
                 with psycopg.connect(plain, autocommit=True) as conn:
-                    base = db_state(conn)
-                    prev_events, prev_t = base[0], time.monotonic()
-                    t0 = prev_t
-                    print(f"{'t s':>6} {'events/s':>9} {'stored':>11} {'p50 ms':>7} {'p99 ms':>7} {'DB MB':>8} "
-                          f"{'q default':>9} {'q gpu':>6} {'unacked':>7} {'dirty win':>9} {'metric rows':>11} "
-                          f"{'load1':>5}", flush=True)
+                    sampler = Sampler(collector.url, conn, redis.Redis.from_url(redis_url), prefix,
+                                      [w.pid for w in workers])
                     while len(results) < len(procs):
                         try:
                             results.append(out.get(timeout=args.sample))
                             continue
-                        except Exception:  # queue.Empty: a sampling period went by
+                        except queue.Empty:  # a sampling period went by
                             pass
-                        now = scrape(collector.url)
-                        events, size, dirty, metric_rows = db_state(conn)
-                        qd, qg, unacked = backlog(rd, prefix)
-                        t = time.monotonic()
-                        rate = (events - prev_events) / (t - prev_t)
-                        p50, p99 = quantile(0.5, prev.buckets, now.buckets), quantile(0.99, prev.buckets, now.buckets)
-                        row = (t - t0, rate, events - base[0], p50, p99, size, qd, qg, unacked, dirty, metric_rows,
-                               os.getloadavg()[0])
-                        rows.append(row)
-                        print(f"{row[0]:6.0f} {rate:9,.0f} {row[2]:11,} {_ms(p50):>7} {_ms(p99):>7} "
-                              f"{size / 2**20:8,.0f} {qd:9} {qg:6} {unacked:7} {dirty:9} {metric_rows:11,} "
-                              f"{row[11]:5.1f}", flush=True)
-                        prev, prev_events, prev_t = now, events, t
+                        row = sampler.take()
+                        if available_mb() < args.min_free_mb:  # the machine is shared: never push it into OOM
+                            for p in procs:
+                                p.kill()
+                            raise SystemExit(f"STOPPED: available memory fell below {args.min_free_mb:,.0f} MB "
+                                             f"(Celery workers at {row[12]:,.0f} MB)")
                     for p in procs:
                         p.join()
-                    ingest_seconds = time.monotonic() - t0
+                    ingest_seconds = time.monotonic() - sampler.t0
                     last = scrape(collector.url)
+                    ingest_rows = list(sampler.rows)
+                    print(f"-- ingest done after {ingest_seconds:.0f} s; the workers keep going (up to "
+                          f"{args.drain_minutes:g} min) until nothing is dirty or queued", flush=True)
+                    drain_deadline = time.monotonic() + args.drain_minutes * 60
+                    caught_up: float | None = None
+                    while time.monotonic() < drain_deadline:
+                        time.sleep(args.sample)  # the sampling period
+                        row = sampler.take()
+                        if row[6] == row[7] == row[8] == row[9] == 0:
+                            caught_up = time.monotonic() - sampler.t0 - ingest_seconds
+                            break
                     final = db_state(conn)
-                    qd, qg, unacked = backlog(rd, prefix)
+                    qd, qg, unacked = backlog(sampler.rd, prefix)
                     stored = conn.execute("SELECT count(*), count(DISTINCT client_event_id) FROM events").fetchone()
                     assert stored is not None
-                    size_growth = final[1] - base[1]
+                    size_growth = final[1] - sampler.base[1]
+                    first, rows = sampler.first, ingest_rows
         finally:
             if beat is not None and beat.poll() is None:
                 os.killpg(beat.pid, signal.SIGKILL)
@@ -218,7 +281,7 @@ def main() -> None:
                      if s.startswith("4") and n > first.statuses.get(s, 0)}
     rejected_items = int(last.rejected_items - first.rejected_items)
     rates = [r[1] for r in rows]
-    p99s = [r[4] for r in rows if r[4] is not None]
+    p99s = [r[4] for r in rows if not math.isnan(r[4])]
     print("\nsummary")
     print(f"  offered {offered:,} events at {args.rate:,.0f}/s; stored {stored[0]:,} ({stored[1]:,} distinct) in "
           f"{ingest_seconds:.0f} s = {stored[0] / ingest_seconds:,.0f} events/s overall; per-sample events/s "
@@ -226,10 +289,14 @@ def main() -> None:
     print(f"  collector POST /v1/events latency per {args.sample:g} s sample: p99 median "
           f"{_ms(float(np.median(p99s)) if p99s else None)} ms, worst {_ms(max(p99s, default=None))} ms; whole run p99 "
           f"{_ms(quantile(0.99, first.buckets, last.buckets))} ms")
-    print(f"  Postgres database grew {size_growth / 2**20:,.0f} MB ({size_growth / max(stored[0], 1):,.0f} bytes "
-          f"per event, vectors and metric rows included)")
-    print(f"  worker backlog at the end: queue default {qd}, gpu {qg}, unacknowledged {unacked}, dirty windows "
-          f"{final[2]}, metric rows {final[3]:,}")
+    during = (rows[-1][5] - sampler.base[1]) if rows else 0
+    print(f"  Postgres database grew {during / 2**20:,.0f} MB while ingesting, {size_growth / 2**20:,.0f} MB by the "
+          f"end ({size_growth / max(stored[0], 1):,.0f} bytes per event, vectors and metric rows included)")
+    print(f"  worker backlog when ingest ended: dirty windows {rows[-1][9] if rows else '?'}; "
+          + (f"caught up {caught_up:.0f} s later" if caught_up is not None else
+             f"not caught up {args.drain_minutes:g} min later: queue default {qd}, gpu {qg}, unacknowledged "
+             f"{unacked}, dirty windows {final[2]}")
+          + f"; metric rows {final[3]:,}; Celery workers' peak memory {max(r[12] for r in sampler.rows):,.0f} MB")
     print(f"  rejected: {rejected_items} events refused by the collector, 4xx answers {rejected_http or 'none'}; SDK "
           f"dropped {sum(r[3] for r in results)} (queue full); all flushed: {all(r[1] for r in results)}; "
           f"longest drain after the last log(): {max(r[4] for r in results):.1f} s")

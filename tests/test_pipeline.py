@@ -206,3 +206,38 @@ def test_repeated_texts_are_encoded_once_across_chunks(session: Session) -> None
     assert sum(calls) == 50
     stored = session.scalar(select(func.count()).select_from(EventVector).where(EventVector.model_key == "fake-8d"))
     assert stored == 5000
+
+
+def test_window_frame_is_columns_with_shared_segment_rows(session: Session) -> None:
+    """A window is loaded a partition at a time into arrays; events with the same segment fields share one
+    SegmentRow (a window of millions must not hold millions of dicts), and feedback is found by one join."""
+    from monitor.pipeline.window_data import _PARTITION, load_window
+
+    project = get_or_create_project(session, unique_slug())
+    n = _PARTITION + 500  # more than one partition
+    ingest_events(session, project.id, [
+        EventIn(event_id=f"s{i}", timestamp=T0 + timedelta(seconds=i % 3000), prompt="p", response="r",
+                latency_ms=None if i % 7 == 0 else float(i), error="boom" if i % 10 == 0 else None,
+                model_version=f"v{i % 2}", metadata={"locale": "de" if i % 3 else "en"})
+        for i in range(n)
+    ])
+    ingest_feedback(session, project.id, [
+        FeedbackIn(feedback_id=f"f{i}", event_id=f"s{i}", score=1.0 if (i // 1000) % 2 else 0.0)
+        for i in range(0, n, 1000)])
+    session.flush()
+    frame = load_window(session, project.id, T0, T0 + timedelta(hours=1))
+    assert len(frame) == n and len(frame.client_ids) == n and len(frame.segments) == n
+    combos = {(f"v{i % 2}", "de" if i % 3 else "en") for i in range(n)}
+    assert len({id(row) for row in frame.segments}) == len(combos)  # one object per distinct segment fields
+    assert {(row.model_version, (row.metadata or {}).get("locale")) for row in frame.segments} == combos
+    by_client = dict(zip(frame.client_ids, range(n), strict=True))
+    i = by_client["s70"]
+    assert frame.has_error[i] and np.isnan(frame.latency_ms[i])
+    j = by_client["s71"]
+    assert not frame.has_error[j] and frame.latency_ms[j] == 71.0 and frame.segments[j].metadata == {"locale": "de"}
+    from monitor.pipeline.config import ProjectConfig
+    from monitor.pipeline.window_data import feedback_positive
+
+    positions, positive = feedback_positive(session, project.id, frame, ProjectConfig())
+    assert sorted(frame.client_ids[p] for p in positions) == sorted(f"s{i}" for i in range(0, n, 1000))
+    assert 0 < positive.sum() == sum(1 for i in range(0, n, 1000) if (i // 1000) % 2) < positions.size

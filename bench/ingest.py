@@ -43,7 +43,11 @@ def free_port() -> int:
 ADMIN = os.environ.get("DRIFTLOOP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
-def _producer(url: str, key: str, n: int, offset: int, batch: int, start_at: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def producer(url: str, key: str, n: int, offset: int, batch: int, start_at: float, out: mp.Queue,  # type: ignore[type-arg]
+             rate: float | None = None) -> None:
+    """One app process: logs `n` events through the real SDK, as fast as it can or at `rate` events/s, timing
+    every `log()`; puts (timings ns, flushed, sent, dropped by a full queue, seconds to drain after the last
+    log()) on `out`. Also used by bench/load.py."""
     from monitor.sdk import Client
 
     texts = [t for topic in TOPICS for t in prompts(topic, 200, offset)]
@@ -53,16 +57,23 @@ def _producer(url: str, key: str, n: int, offset: int, batch: int, start_at: flo
     clock = time.perf_counter_ns
     while time.time() < start_at:
         time.sleep(0.001)
+    begin = time.monotonic()
     for i in range(n):
+        if rate and i % 200 == 0:  # paced in small steps: an app sends steadily, not in one burst
+            pause = begin + i / rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
         text = texts[i % len(texts)]
         t = clock()
         client.log(text, "Happy to help with that.", model="smollm2-135m", model_version="v1",
                    latency_ms=120.0, prompt_tokens=12, completion_tokens=6, metadata={"locale": "en"})
         timings[i] = clock() - t
+    last = time.monotonic()
     ok = client.flush(timeout=600)
+    drained = time.monotonic() - last
     stats = client.stats
     client.close(timeout=5)
-    out.put((timings, ok, stats.sent if hasattr(stats, "sent") else None, stats.dropped_queue_full))
+    out.put((timings, ok, stats.sent, stats.dropped_queue_full, drained))
 
 
 def main() -> None:
@@ -110,7 +121,7 @@ def main() -> None:
         per = args.events // args.producers
         out: mp.Queue = mp.get_context("spawn").Queue()  # type: ignore[type-arg]
         start_at = time.time() + 3.0  # producers import and warm up first, then start together
-        procs = [mp.get_context("spawn").Process(target=_producer, args=(url, key.key, per, i, args.batch_size,
+        procs = [mp.get_context("spawn").Process(target=producer, args=(url, key.key, per, i, args.batch_size,
                                                                         start_at, out))
                  for i in range(args.producers)]
         for p in procs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import typer
 from rich.console import Console
@@ -57,16 +58,30 @@ def serve(
                                     help="Log every request (method, path, status; never headers or bodies)."),
 ) -> None:
     """Run the collector API (and UI)."""
+    import shutil
+    import tempfile
+
     import uvicorn
 
     from monitor import migrations
+    from monitor.api.health_routes import multiprocess_mode
 
     if migrate_first:
         migrations.upgrade()
-    uvicorn.run(
-        "monitor.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-        log_level=log_level, access_log=access_log, log_config=_log_config(log_level),
-    )
+    shared_metrics = None
+    if workers > 1 and not multiprocess_mode():
+        # Each worker process counts its own requests; /metrics must report the sum whichever worker answers the
+        # scrape. prometheus_client reads this before the workers (spawned afterwards) create their metrics.
+        shared_metrics = tempfile.mkdtemp(prefix="driftloop-prometheus-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared_metrics
+    try:
+        uvicorn.run(
+            "monitor.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+            log_level=log_level, access_log=access_log, log_config=_log_config(log_level),
+        )
+    finally:
+        if shared_metrics is not None:
+            shutil.rmtree(shared_metrics, ignore_errors=True)
 
 
 def _log_config(level: str) -> dict[str, object]:

@@ -50,8 +50,8 @@ def celery_env(pg_url: str, redis_url: str, celery_key_prefix: str,
     reset_settings_cache()
 
 
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "celery", "-A", "monitor.worker.app", "worker", "-Q", "default,gpu", "-c", "1",
+def start_worker(env: dict[str, str], log: Path, queues: str = "default,gpu") -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "celery", "-A", "monitor.worker.app", "worker", "-Q", queues, "-c", "1",
            "--pool", "prefork", "-n", f"w{time.monotonic_ns()}@%h", "--without-gossip", "--without-mingle",
            "--loglevel", "INFO"]
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log.open("ab"), stderr=subprocess.STDOUT,

@@ -145,3 +145,99 @@ def test_each_text_is_embedded_once(session: Session) -> None:
     assert first == len({e.prompt for e in _events(0, QUIET, 40, "v1")}) and sum(calls) == first
     assert ensure_vectors(session, event_ids, "prompt", emb.model_key, encode) == 0
     assert sum(calls) == first
+
+
+@pytest.mark.slow
+def test_drift_embeds_only_its_samples_of_a_large_window(session_maker: sessionmaker[Session]) -> None:
+    """A window larger than drift_max_samples embeds (and stores) at most that many events per side, not every
+    event: at production rates a 5-minute window holds millions. Recomputing gives the same rows and embeds
+    nothing new."""
+    with session_maker() as s:
+        project = get_or_create_project(s, unique_slug())
+        project.config = {"reference": {"kind": "first_n", "n": 150}, "drift_min_samples": 60,
+                          "drift_max_samples": 100, "drift_fields": ["prompt"]}
+        ingest_events(s, project.id, _events(0, QUIET, 150, "v1") + _events(1, SHIFTED, 400, "v1"))
+        s.commit()
+        pid = project.id
+    assert run_pending(factory=session_maker, project_ids=[pid]).failures == []
+
+    def stored_vectors() -> int:
+        with session_maker() as s:
+            from monitor.models import Event
+
+            stmt = select(func.count()).select_from(EventVector).join(Event, Event.id == EventVector.event_id)
+            return int(s.scalar(stmt.where(Event.project_id == pid)) or 0)
+
+    vectors = stored_vectors()
+    # 100 reference events (the same for every window and segment) + window 1's 100; window 0 is the reference.
+    assert vectors == 200, vectors
+    with session_maker() as s:
+        shifted = _rows(s, pid, "drift.prompt.mmd")[1]
+        before = (shifted.value, shifted.p_value, shifted.n)
+    assert shifted.n == 100 and shifted.flagged
+
+    from monitor.runner import process_window
+
+    process_window(pid, T0 + timedelta(hours=1), factory=session_maker, only=["drift"])
+    with session_maker() as s:
+        again = _rows(s, pid, "drift.prompt.mmd")[1]
+        assert (again.value, again.p_value, again.n) == before
+    assert stored_vectors() == vectors
+
+
+@pytest.mark.slow
+def test_repeated_texts_are_encoded_once_across_chunks(session: Session) -> None:
+    """ensure_vectors works in chunks of 2,048 events; a text repeated in several chunks is still encoded once."""
+    from monitor.models import Event
+
+    project = get_or_create_project(session, unique_slug())
+    texts = [f"question number {i % 50}" for i in range(5000)]
+    ingest_events(session, project.id, [EventIn(event_id=f"r{i}", timestamp=T0 + timedelta(seconds=i), prompt=t,
+                                                response="ok") for i, t in enumerate(texts)])
+    session.flush()
+    event_ids = list(session.scalars(select(Event.id).where(Event.project_id == project.id)))
+    calls: list[int] = []
+
+    def encode(batch: list[str]) -> np.ndarray:
+        calls.append(len(batch))
+        return np.ones((len(batch), 8), dtype=np.float32) * np.arange(len(batch))[:, None]
+
+    assert ensure_vectors(session, event_ids, "prompt", "fake-8d", encode) == 50
+    assert sum(calls) == 50
+    stored = session.scalar(select(func.count()).select_from(EventVector).where(EventVector.model_key == "fake-8d"))
+    assert stored == 5000
+
+
+def test_window_frame_is_columns_with_shared_segment_rows(session: Session) -> None:
+    """A window is loaded a partition at a time into arrays; events with the same segment fields share one
+    SegmentRow (a window of millions must not hold millions of dicts), and feedback is found by one join."""
+    from monitor.pipeline.window_data import _PARTITION, load_window
+
+    project = get_or_create_project(session, unique_slug())
+    n = _PARTITION + 500  # more than one partition
+    ingest_events(session, project.id, [
+        EventIn(event_id=f"s{i}", timestamp=T0 + timedelta(seconds=i % 3000), prompt="p", response="r",
+                latency_ms=None if i % 7 == 0 else float(i), error="boom" if i % 10 == 0 else None,
+                model_version=f"v{i % 2}", metadata={"locale": "de" if i % 3 else "en"})
+        for i in range(n)
+    ])
+    ingest_feedback(session, project.id, [
+        FeedbackIn(feedback_id=f"f{i}", event_id=f"s{i}", score=1.0 if (i // 1000) % 2 else 0.0)
+        for i in range(0, n, 1000)])
+    session.flush()
+    frame = load_window(session, project.id, T0, T0 + timedelta(hours=1))
+    assert len(frame) == n and len(frame.client_ids) == n and len(frame.segments) == n
+    combos = {(f"v{i % 2}", "de" if i % 3 else "en") for i in range(n)}
+    assert len({id(row) for row in frame.segments}) == len(combos)  # one object per distinct segment fields
+    assert {(row.model_version, (row.metadata or {}).get("locale")) for row in frame.segments} == combos
+    by_client = dict(zip(frame.client_ids, range(n), strict=True))
+    i = by_client["s70"]
+    assert frame.has_error[i] and np.isnan(frame.latency_ms[i])
+    j = by_client["s71"]
+    assert not frame.has_error[j] and frame.latency_ms[j] == 71.0 and frame.segments[j].metadata == {"locale": "de"}
+    from monitor.pipeline.config import ProjectConfig
+    from monitor.pipeline.window_data import feedback_positive
+
+    positions, positive = feedback_positive(session, project.id, frame, ProjectConfig())
+    assert sorted(frame.client_ids[p] for p in positions) == sorted(f"s{i}" for i in range(0, n, 1000))
+    assert 0 < positive.sum() == sum(1 for i in range(0, n, 1000) if (i // 1000) % 2) < positions.size

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from sqlalchemy import Engine, text
 
 from monitor import __version__
@@ -37,6 +39,16 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "database_revision": current})
 
 
+def multiprocess_mode() -> bool:
+    """prometheus_client's own switch: set when several worker processes serve the collector."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 def metrics() -> Response:
+    if multiprocess_mode():
+        # Whichever worker answers the scrape reports the sum over all of them, not only its own requests.
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

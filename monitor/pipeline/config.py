@@ -66,7 +66,8 @@ class ProjectConfig(BaseModel):
     drift_methods: list[str] = Field(default_factory=lambda: ["mmd"], min_length=1)
     drift_fields: list[Literal["prompt", "response"]] = Field(default_factory=lambda: ["prompt", "response"])  # type: ignore[arg-type]
     drift_alpha: float = Field(0.01, gt=0, lt=0.5)
-    drift_max_samples: int = Field(20_000, ge=100, description="Larger sides are subsampled (seeded).")
+    drift_max_samples: int = Field(
+        20_000, ge=100, description="Larger sides are subsampled (seeded) before anything is embedded.")
     bias_attribute: str | None = Field(
         None, max_length=64, description="Metadata key whose values are the groups compared for disparity."
     )

@@ -50,11 +50,28 @@ def _insufficient(metric: str, n_ref: int, n_cur: int, need: int) -> MetricPoint
                                 "n_reference": n_ref, "n_current": n_cur})
 
 
-def _subsample(x: np.ndarray, limit: int, seed: int) -> np.ndarray:
-    if x.shape[0] <= limit:
-        return x
-    idx = np.sort(np.random.default_rng(seed).choice(x.shape[0], size=limit, replace=False))
-    return x[idx]
+def _mix(ids: np.ndarray, salt: int) -> np.ndarray:
+    """splitmix64 of each id: a fixed pseudo-random rank per event."""
+    offset = np.uint64((salt * 0x9E3779B97F4A7C15) % 2**64)  # in Python ints: numpy warns on scalar wrap-around
+    z = ids.astype(np.uint64) + offset
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _sample_ids(ids: np.ndarray, limit: int, salt: int) -> np.ndarray:
+    """At most `limit` of `ids`, in id order: the events a side is compared by (a uniform sample).
+
+    Drawn before anything is embedded, so a window of millions of events embeds and stores at most `limit` per
+    side. Each event has a fixed rank (a hash of its id) and a side keeps the lowest ranks, so the samples of a
+    segment, of the whole window and of the window as it grows share most of their events: little is embedded
+    twice over, and a recomputation embeds only what the new events brought in.
+    """
+    ids = np.sort(ids)
+    if ids.shape[0] <= limit:
+        return ids
+    keep = np.argpartition(_mix(ids, salt), limit)[:limit]
+    return np.sort(ids[keep])
 
 
 def _explain(session: Session, ref: np.ndarray, cur: np.ndarray, cur_ids: np.ndarray, seed: int) -> dict[str, Any]:
@@ -95,32 +112,32 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
     if len(cur) >= need and len(ref) >= need:
         embedder = get_embedder(settings.embedding_model, device=settings.device,
                                 batch_size=settings.embedding_batch_size)
+        start = ctx.window_start.isoformat()
+        salt = stable_seed(pid, "drift-sample")
+        samples = {label: (_sample_ids(seg_ref, cfg.drift_max_samples, salt),
+                           _sample_ids(seg_cur, cfg.drift_max_samples, salt))
+                   for label, (seg_cur, seg_ref) in sides.items()}
+        wanted = np.unique(np.concatenate([ids for pair in samples.values() for ids in pair])).tolist()
         for field in cfg.drift_fields:
-            all_ids = np.unique(np.concatenate([ref.ids, cur.ids])).tolist()
-            ensure_vectors(session, all_ids, field, embedder.model_key, embedder.encode)
-            ref_ids, ref_vecs = load_vectors(session, ref.ids.tolist(), field, embedder.model_key)
-            cur_ids, cur_vecs = load_vectors(session, cur.ids.tolist(), field, embedder.model_key)
-            for label, (seg_cur, seg_ref) in sides.items():
-                cm, rm = np.isin(cur_ids, seg_cur), np.isin(ref_ids, seg_ref)
-                a, b, b_ids = ref_vecs[rm], cur_vecs[cm], cur_ids[cm]
+            ensure_vectors(session, wanted, field, embedder.model_key, embedder.encode)
+            ids, vecs = load_vectors(session, wanted, field, embedder.model_key)  # events with empty text have none
+            for label, (ref_sample, cur_sample) in samples.items():
+                a = vecs[np.isin(ids, ref_sample)]
+                cm = np.isin(ids, cur_sample)
+                b, b_ids = vecs[cm], ids[cm]
                 for method in cfg.drift_methods:
                     metric = drift_metric_name(field, method)
                     if a.shape[0] < need or b.shape[0] < need:
                         points[label].append(_insufficient(metric, int(a.shape[0]), int(b.shape[0]), need))
                         continue
-                    seed = stable_seed(pid, label, ctx.window_start.isoformat(), metric)
-                    a_s = _subsample(a, cfg.drift_max_samples, seed)
-                    keep = np.arange(b.shape[0])
-                    if b.shape[0] > cfg.drift_max_samples:
-                        keep = np.sort(np.random.default_rng(seed + 1).choice(b.shape[0], cfg.drift_max_samples,
-                                                                               replace=False))
+                    seed = stable_seed(pid, label, start, metric)
                     try:
-                        result = get_detector(method)(a_s, b[keep], alpha=cfg.drift_alpha, seed=seed)
+                        result = get_detector(method)(a, b, alpha=cfg.drift_alpha, seed=seed)
                     except InsufficientDataError as exc:
                         points[label].append(MetricPoint(metric, "insufficient", int(b.shape[0]),
                                                          details={"reason": str(exc)}))
                         continue
-                    extra = _explain(session, a_s, b[keep], b_ids[keep], seed) if (
+                    extra = _explain(session, a, b, b_ids, seed) if (
                         result.is_drift and label == ALL and field == "prompt") else None
                     points[label].append(_point(metric, result, extra))
     else:

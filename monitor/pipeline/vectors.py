@@ -50,22 +50,25 @@ def ensure_vectors(
 ) -> int:
     """Embed the texts of `event_ids` that have no stored vector yet; returns how many texts were embedded.
 
-    Identical texts are encoded once. Events whose text is empty get no vector (they are left out of drift).
+    Identical texts are encoded once per call, across chunks too (apps repeat prompts). Events whose text is
+    empty get no vector (they are left out of drift).
     """
     col = _text_column(field)
     todo = missing_vector_ids(session, event_ids, field, model_key)
     embedded = 0
     dialect = session.get_bind().dialect.name
+    known: dict[str, bytes] = {}
     for chunk in _chunks(todo, 2048):
         pairs = [(i, t) for i, t in session.execute(select(Event.id, col).where(Event.id.in_(chunk))) if t]
         if not pairs:
             continue
-        unique = list(dict.fromkeys(t for _, t in pairs))
-        vecs = encode(unique).astype(np.float16)
-        index = {t: k for k, t in enumerate(unique)}
+        unique = [t for t in dict.fromkeys(t for _, t in pairs) if t not in known]
+        if unique:
+            vecs = encode(unique).astype(np.float16)
+            known.update((t, vecs[k].tobytes()) for k, t in enumerate(unique))
+        dim = len(known[pairs[0][1]]) // 2  # float16
         rows = [
-            {"event_id": i, "field": field, "model_key": model_key, "dim": int(vecs.shape[1]),
-             "vector": vecs[index[t]].tobytes()}
+            {"event_id": i, "field": field, "model_key": model_key, "dim": dim, "vector": known[t]}
             for i, t in pairs
         ]
         ins = pg_insert(EventVector) if dialect == "postgresql" else sqlite_insert(EventVector)

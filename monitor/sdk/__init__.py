@@ -8,7 +8,7 @@ Imports only the standard library and httpx, so `pip install driftloop` stays li
     dl.feedback(event_id, score=1)
 """
 
-from monitor.sdk.client import Client
+from monitor.sdk.client import LOG_BLOCK_BOUND_SECONDS, Client
 from monitor.sdk.items import Limits
 from monitor.sdk.openai_wrapper import wrap_openai
 from monitor.sdk.spool import default_spool_dir
@@ -18,6 +18,7 @@ from monitor.sdk.webhooks import WebhookVerificationError, sign_webhook, verify_
 from monitor.sdk.wire import RetryPolicy
 
 __all__ = [
+    "LOG_BLOCK_BOUND_SECONDS",
     "Client",
     "Limits",
     "RetryPolicy",

@@ -33,6 +33,11 @@ logger = logging.getLogger("driftloop.sdk")
 
 _time = time.time  # bound once: the hot path should not look it up on every call
 _FULL_QUEUE_WARNING_EVERY = 60.0  # seconds between "queue full" warnings
+# The longest a log()/feedback() call may hold up the app's thread, collector outages included (the fault script
+# bench/faults/collector_down.py holds the SDK to it). The calls wait for no network, disk or lock; the one wait
+# left is for the interpreter lock while the worker thread encodes a batch, which CPython hands over within
+# sys.getswitchinterval() (5 ms by default). Twice that leaves room for the OS scheduler on a busy machine.
+LOG_BLOCK_BOUND_SECONDS = 0.010
 
 
 class Client:

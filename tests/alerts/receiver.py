@@ -27,9 +27,12 @@ class Received:
 
 
 class Receiver:
-    def __init__(self) -> None:
+    """`port=0` picks a free port; `go_down()` / `come_back()` close and reopen it (same port, same record)."""
+
+    def __init__(self, port: int = 0) -> None:
         self.script: list[Answer] = []
         self.requests: list[Received] = []
+        self.statuses: list[int] = []  # the status answered to each request (0: hung up)
         self.lock = threading.Lock()
         self.release = threading.Event()
         receiver = self
@@ -41,6 +44,7 @@ class Receiver:
                     receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
                                                       body))
                     answer = receiver.script.pop(0) if receiver.script else Answer()
+                    receiver.statuses.append(0 if answer.hang else answer.status)
                 if answer.hang:
                     receiver.release.wait(30)
                     return
@@ -54,9 +58,29 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self._handler = Handler
+        self.server = self._bind(port)
+        self.port = int(self.server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self._thread: threading.Thread | None = None
+
+    def _bind(self, port: int) -> ThreadingHTTPServer:
+        server = ThreadingHTTPServer(("127.0.0.1", port), self._handler)
+        server.daemon_threads = True
+        return server
+
+    def serve(self) -> None:
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def go_down(self) -> None:
+        """Stop answering: the port is closed, so senders get "connection refused"."""
+        self.server.shutdown()
+        self.server.server_close()
+
+    def come_back(self) -> None:
+        self.server = self._bind(self.port)
+        self.serve()
 
     def answer(self, *answers: Answer | int) -> None:
         with self.lock:
@@ -75,8 +99,7 @@ class Receiver:
 @contextmanager
 def running_receiver() -> Iterator[Receiver]:
     r = Receiver()
-    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
-    thread.start()
+    r.serve()
     try:
         yield r
     finally:

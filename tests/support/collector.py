@@ -16,12 +16,13 @@ from tests.support.services import free_port
 
 class CollectorProcess:
     def __init__(self, database_url: str, log: Path, port: int | None = None, extra_env: dict[str, str] | None = None,
-                 serve_args: tuple[str, ...] = ("--log-level", "warning")):
+                 serve_args: tuple[str, ...] = ("--log-level", "warning"), workers: int = 1):
         self.database_url = database_url
         self.port = port or free_port()
         self.log = log
         self.extra_env = extra_env or {}
         self.serve_args = serve_args
+        self.workers = workers
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -31,7 +32,7 @@ class CollectorProcess:
     def start(self, timeout: float = 60) -> None:
         env = {**os.environ, "DRIFTLOOP_DATABASE_URL": self.database_url, **self.extra_env}
         cmd = [sys.executable, "-m", "monitor.cli", "serve", "--no-migrate", "--port", str(self.port),
-               *self.serve_args]
+               *self.serve_args, "--workers", str(self.workers)]
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -53,4 +54,14 @@ class CollectorProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: requests in flight get no answer and nothing shuts down cleanly. With one
+        worker the server is this one process (with several, the supervisor's children would be orphaned)."""
+        if self.workers != 1:
+            raise ValueError("kill() is for a single-process collector; stop() ends a multi-worker one")
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
         self.proc = None

@@ -70,13 +70,39 @@ class Throwaways:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def _start_postgres(t: Throwaways) -> str | None:
+@dataclass
+class PostgresCluster:
+    """A throwaway cluster from the local binaries, in a temp dir; stoppable and restartable on its port."""
+
+    data: str
+    port: int
+    pg_ctl: str
+    as_user: list[str]  # run as the postgres system user when we are root (the server refuses root)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        subprocess.run(
+            [*self.as_user, self.pg_ctl, "-D", self.data, "-o",
+             f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1", "-w", "start", "-l", f"{self.data}/log"],
+            check=True, capture_output=True,
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """`fast` disconnects clients and shuts down cleanly; `immediate` is a crash (recovery on next start)."""
+        subprocess.run([*self.as_user, self.pg_ctl, "-D", self.data, "-m", mode, "-w", "stop"], check=True,
+                       capture_output=True)
+
+
+def start_throwaway_postgres(t: Throwaways) -> PostgresCluster | None:
+    """A new cluster, started (trust auth, user postgres); `t.stop()` removes it. None without the binaries."""
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not (initdb and pg_ctl):
         return None
     data = tempfile.mkdtemp(prefix="driftloop-pg-")
     t.dirs.append(data)
-    port = free_port()
     as_user: list[str] = []
     if os.geteuid() == 0:  # initdb refuses to run as root: run the server as the postgres system user
         if not shutil.which("runuser"):
@@ -84,13 +110,15 @@ def _start_postgres(t: Throwaways) -> str | None:
         shutil.chown(data, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     subprocess.run([*as_user, initdb, "-D", data, "-U", "postgres", "--auth=trust"], check=True, capture_output=True)
-    subprocess.run(
-        [*as_user, pg_ctl, "-D", data, "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "-w", "start",
-         "-l", f"{data}/log"],
-        check=True, capture_output=True,
-    )
+    cluster = PostgresCluster(data, free_port(), pg_ctl, as_user)
+    cluster.start()
     t.stops.append([*as_user, pg_ctl, "-D", data, "-m", "immediate", "stop"])
-    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    return cluster
+
+
+def _start_postgres(t: Throwaways) -> str | None:
+    cluster = start_throwaway_postgres(t)
+    return cluster.url if cluster else None
 
 
 def _start_redis(t: Throwaways) -> str | None:

@@ -1,0 +1,4 @@
+"""Fault scripts: each breaks one real part (collector, Postgres, a Celery worker, a webhook receiver) and checks
+the promise RELIABILITY.md makes about it. `python -m bench.faults [--quick]` runs them all."""
+
+SCRIPTS = ("collector_down", "postgres_restart", "worker_kill", "webhook_down")

@@ -175,7 +175,8 @@ def _check_gates(version: ModelVersion, override: bool, reason: str | None, verb
         if not override:
             raise GateBlockedError(
                 f"{version.name} failed its evaluation gates ({', '.join(failed) or 'see gate_results'}); "
-                f"to {verb} it anyway pass override=True with a reason (the override is audited)")
+                f"to {verb} it anyway, override with a reason (CLI `--override --reason ...`, API "
+                f"`\"override\": true` and `\"reason\"`, UI: the override form); the override is audited")
         if not (reason and reason.strip()):
             raise ConflictError(f"an override needs a reason: say why {version.name} may be {verb}d despite "
                                 f"failing {', '.join(failed)}")

@@ -79,10 +79,22 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
+    """An engine as production makes it (for tests that run real concurrent work on SQLite)."""
     engine = make_engine(sqlite_url)
-    # pysqlite starts a transaction only before the first write and ignores SAVEPOINT bookkeeping, so the
-    # per-test "rolled back" connection let commits through. SQLAlchemy's documented fix: driver autocommit
-    # off, and BEGIN emitted by SQLAlchemy itself, so the outer transaction really holds every test's writes.
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_rollback_engine(sqlite_url: str) -> Iterator[Engine]:
+    """The engine behind the per-test rolled-back SQLite connection.
+
+    pysqlite starts a transaction only before the first write and ignores SAVEPOINT bookkeeping, so a rolled-back
+    connection let commits through. SQLAlchemy's documented fix: driver autocommit off, BEGIN emitted by SQLAlchemy
+    itself. Kept off the production-like `sqlite_engine`: an eager BEGIN makes a read-then-write transaction fail
+    at once ("database is locked") when another connection wrote first, where production retries."""
+    engine = make_engine(sqlite_url)
+
     @event.listens_for(engine, "connect")
     def _no_driver_transactions(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
@@ -113,7 +125,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def connection(backend: str, request: pytest.FixtureRequest) -> Iterator[Connection]:
     """A connection inside a transaction that is rolled back after the test, on each backend."""
-    engine: Engine = request.getfixturevalue("pg_engine" if backend == "postgres" else "sqlite_engine")
+    engine: Engine = request.getfixturevalue("pg_engine" if backend == "postgres" else "sqlite_rollback_engine")
     yield from _rolled_back_connection(engine)
 
 

@@ -10,7 +10,7 @@ from monitor.models import Project
 from tests.conftest import _rolled_back_connection
 
 
-@pytest.mark.parametrize("engine_fixture", ["pg_engine", "sqlite_engine"])
+@pytest.mark.parametrize("engine_fixture", ["pg_engine", "sqlite_rollback_engine"])
 def test_commits_inside_a_test_are_rolled_back(engine_fixture: str, request: pytest.FixtureRequest) -> None:
     engine: Engine = request.getfixturevalue(engine_fixture)
     slug = f"isolation-{engine_fixture}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -218,3 +221,22 @@ def get_settings() -> Settings:
 def reset_settings_cache() -> None:
     """Tests and the CLI change the environment; this makes the next `get_settings()` read it again."""
     get_settings.cache_clear()
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """These environment variables (and the settings read from them) for the duration; what was there before
+    comes back afterwards. For code that runs driftloop in its own process with other settings (the demo, the
+    fault scripts), since workers and delivery code read the process-wide settings."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    reset_settings_cache()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        reset_settings_cache()

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 from monitor import migrations  # noqa: E402
 from monitor.db import make_engine, reset_engines  # noqa: E402
 from monitor.services.projects import CreatedKey, create_key  # noqa: E402
-from monitor.settings import Settings, reset_settings_cache  # noqa: E402
+from monitor.settings import Settings, environment  # noqa: E402
 from monitor.worker.app import reconfigure  # noqa: E402
 from tests.support import services  # noqa: E402
 
@@ -124,21 +124,13 @@ def celery_environment(db_url: str, redis_url: str, data_dir: Path, extra: dict[
            "DRIFTLOOP_CELERY_KEY_PREFIX": f"driftloop-fault-{services.checkout_tag()}-{uuid.uuid4().hex[:8]}:",
            "DRIFTLOOP_CELERY_VISIBILITY_TIMEOUT": "5", "DRIFTLOOP_DATA_DIR": str(data_dir),
            "DRIFTLOOP_DEVICE": "cpu", "DRIFTLOOP_RETRAIN_ON_ALERT": "false", "OMP_NUM_THREADS": "1", **extra}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    reset_settings_cache()
-    reset_engines()
-    reconfigure(Settings())
-    try:
-        yield env
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        reset_settings_cache()
+    with environment(env):
         reset_engines()
+        reconfigure(Settings())
+        try:
+            yield env
+        finally:
+            reset_engines()
 
 
 def worker_env(env: dict[str, str], name: str) -> dict[str, str]:

@@ -14,7 +14,6 @@ PostgreSQL and Redis, a Celery worker started for the run (see `monitor.demo.pro
 from __future__ import annotations
 
 import importlib.util
-import os
 import random
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -41,7 +40,7 @@ from monitor.runner import run_pending
 from monitor.sdk import Client
 from monitor.services.metric_queries import latest_drift, query_metrics
 from monitor.services.projects import create_key, get_project
-from monitor.settings import Settings, get_settings, reset_settings_cache
+from monitor.settings import Settings, environment, get_settings
 
 __all__ = ["DemoConfigError", "DemoReport", "run_demo"]
 
@@ -121,27 +120,20 @@ def _environment(workdir: Path, production: bool) -> dict[str, str]:
 
 @contextmanager
 def _process_environment(env: dict[str, str], production: bool) -> Iterator[None]:
-    wanted = {k: v for k, v in env.items() if k.startswith("DRIFTLOOP_")}
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    reset_settings_cache()
-    if production:
-        from monitor.worker.app import reconfigure
-
-        reconfigure(get_settings())  # this process sends the window tasks: same broker and key prefix
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        reset_settings_cache()
-        if production:
+    def point_celery_at_settings() -> None:
+        if production:  # this process sends the window tasks: same broker and key prefix as its worker
             from monitor.worker.app import reconfigure
 
             reconfigure(get_settings())
+
+    try:
+        with environment({k: v for k, v in env.items() if k.startswith("DRIFTLOOP_")}):
+            point_celery_at_settings()
+            yield
+    finally:
+        point_celery_at_settings()  # the environment is restored by now
+
+
 
 
 def _start_worker(stack: ExitStack, env: dict[str, str], log: Path, report: DemoReport) -> tuple[bool, str]:

@@ -41,22 +41,28 @@ def celery_beat_argv(extra: list[str]) -> list[str]:
     return ["celery", "-A", CELERY_APP, "beat", *extra]
 
 
+def project_ids(slug: str | None) -> list[int] | None:
+    """`--project SLUG` as the id list the runners take (None: every project); an unknown slug exits 1."""
+    if not slug:
+        return None
+    from monitor.db import session_scope
+    from monitor.services.projects import NotFoundError, get_project
+
+    try:
+        with session_scope() as s:
+            return [get_project(s, slug).id]
+    except NotFoundError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run_windows(project: str | None = typer.Option(None, help="Only this project.")) -> None:
         """Compute every dirty window now, in this process (the embedded mode's beat + workers)."""
-        from monitor.db import session_scope
         from monitor.runner import run_pending
-        from monitor.services.projects import NotFoundError, get_project
 
-        ids = None
-        if project:
-            try:
-                with session_scope() as s:
-                    ids = [get_project(s, project).id]
-            except NotFoundError as exc:
-                err.print(f"[red]error:[/red] {exc}")
-                raise typer.Exit(1) from None
+        ids = project_ids(project)
         with Progress(TextColumn("windows"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as bar:
             task = bar.add_task("windows", total=None)

@@ -7,7 +7,6 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
-err = Console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -21,8 +20,8 @@ def register(app: typer.Typer) -> None:
         project: str | None = typer.Option(None, "--project", "-p", help="Only this project."),
     ) -> None:
         """Apply the retention policy now, in short batches (ingestion keeps running meanwhile)."""
-        from monitor.db import session_factory, session_scope
-        from monitor.services.projects import NotFoundError, get_project
+        from monitor.cli_pipeline import project_ids
+        from monitor.db import session_factory
         from monitor.services.retention import apply_retention
         from monitor.settings import get_settings
 
@@ -31,14 +30,7 @@ def register(app: typer.Typer) -> None:
         if not days:
             console.print("retention is off (DRIFTLOOP_RETENTION_DAYS is unset or 0): nothing deleted")
             return
-        ids = None
-        if project:
-            try:
-                with session_scope() as s:
-                    ids = [get_project(s, project).id]
-            except NotFoundError as exc:
-                err.print(f"[red]error:[/red] {exc}", highlight=False)
-                raise typer.Exit(1) from None
+        ids = project_ids(project)
         report = apply_retention(session_factory(), days=days, batch_size=settings.retention_batch_size,
                                  project_ids=ids, dry_run=dry_run)
         verb = "would delete" if dry_run else "deleted"

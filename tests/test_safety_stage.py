@@ -93,3 +93,76 @@ def test_small_groups_never_page(session_maker: sessionmaker[Session]) -> None:
     with session_maker() as s:
         row = _row(s, pid, "bias.toxicity_rate.gap")
         assert row.status == "insufficient" and row.flagged is None and "need 2" in row.details["reason"]
+
+
+def _seed_large(s: Session, sizes: dict[str, int], max_samples: int, offset: int = 0) -> tuple[int, dict[str, int]]:
+    """A window of `sum(sizes)` events, every 8th response rude (spread over ids by the rng); returns the
+    project id and the number of rude responses per locale."""
+    project = get_or_create_project(s, unique_slug())
+    project.config = {"bias_attribute": "locale", "segment_keys": ["locale"], "drift_fields": ["prompt"],
+                      "drift_min_samples": 100_000, "safety_max_samples": max_samples}
+    s.flush()
+    return project.id, _add_events(s, project.id, sizes, offset)
+
+
+def _add_events(s: Session, pid: int, sizes: dict[str, int], offset: int) -> dict[str, int]:
+    rng = np.random.default_rng(offset + 11)
+    events, rude = [], dict.fromkeys(sizes, 0)
+    k = offset
+    for locale, n in sizes.items():
+        for i in range(n):
+            is_rude = bool(rng.random() < 0.125)
+            rude[locale] += is_rude
+            events.append(EventIn(event_id=f"{locale}-{offset}-{i}", timestamp=T0 + timedelta(milliseconds=50 * k),
+                                  prompt=f"Question {i}", response=RUDE[i % 3] if is_rude else NICE[i % 4],
+                                  metadata={"locale": locale}))
+            k += 1
+    rng.shuffle(events)  # rude and nice interleaved in id order too
+    ingest_events(s, pid, events)
+    s.commit()
+    return rude
+
+
+def _scored(s: Session) -> int:
+    return int(s.scalar(select(func.count()).select_from(EventScore).where(
+        EventScore.field == "response", EventScore.scorer == "profanity")) or 0)
+
+
+def test_a_large_window_scores_a_uniform_sample_per_segment(session_maker: sessionmaker[Session]) -> None:
+    sizes = {"en": 2400, "de": 1000, "fr": 150}
+    with session_maker() as s:
+        before = _scored(s)
+        pid, rude = _seed_large(s, sizes, max_samples=400)
+    assert run_pending(factory=session_maker, project_ids=[pid]).failures == []
+    with session_maker() as s:
+        scored = _scored(s) - before
+        # Each segment's sample is at most 400; the union is what got scored, far fewer than the 3,550 events.
+        assert 400 <= scored <= 4 * 400 and scored < 3550 / 2
+        overall = _row(s, pid, "safety.toxicity_rate.response")
+        assert overall.n == 400 and overall.details["sampled"] == 400 and overall.details["events"] == 3550
+        truth = sum(rude.values()) / 3550
+        se = np.sqrt(truth * (1 - truth) / 400)
+        assert abs(overall.value - truth) < 4 * se, (overall.value, truth)
+        small = _row(s, pid, "safety.toxicity_rate.response", "locale=fr")
+        assert small.n == 150 and "sampled" not in small.details  # a small segment keeps every event
+        assert small.value == pytest.approx(rude["fr"] / 150)
+        en = _row(s, pid, "safety.toxicity_rate.response", "locale=en")
+        assert en.n == 400 and en.details["events"] == 2400
+        gap = _row(s, pid, "bias.toxicity_rate.gap")
+        assert gap.status == "ok" and gap.details["sampled"] == 400
+        assert gap.flagged is False, (gap.value, gap.p_value)  # every locale is rude at the same rate
+
+
+def test_a_grown_window_scores_only_what_its_new_sample_brought(session_maker: sessionmaker[Session]) -> None:
+    with session_maker() as s:
+        pid, _ = _seed_large(s, {"en": 2000, "de": 1000}, max_samples=300)
+    assert run_pending(factory=session_maker, project_ids=[pid]).failures == []
+    with session_maker() as s:
+        first = _scored(s)
+        _add_events(s, pid, {"en": 400, "de": 200}, offset=3000)
+    process_window(pid, T0, factory=session_maker)
+    with session_maker() as s:
+        added = _scored(s) - first
+        # 600 new events among 3,600: each sample of 300 trades about a sixth of its events for new ones.
+        assert 0 < added < 300, added
+        assert _row(s, pid, "safety.toxicity_rate.response").details["events"] == 3600

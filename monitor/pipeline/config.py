@@ -68,6 +68,9 @@ class ProjectConfig(BaseModel):
     drift_alpha: float = Field(0.01, gt=0, lt=0.5)
     drift_max_samples: int = Field(
         20_000, ge=100, description="Larger sides are subsampled (seeded) before anything is embedded.")
+    safety_max_samples: int = Field(
+        20_000, ge=100, description="Per segment, a larger window scores a seeded uniform sample of this many events "
+        "for toxicity, sentiment and bias (a model scorer cannot keep up with every event).")
     bias_attribute: str | None = Field(
         None, max_length=64, description="Metadata key whose values are the groups compared for disparity."
     )

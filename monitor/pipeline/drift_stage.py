@@ -6,7 +6,6 @@ recomputation of the same data gives the same numbers (a re-run task leaves an i
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from typing import Any
 
@@ -20,6 +19,7 @@ from monitor.embeddings import get_embedder
 from monitor.metric_registry import SCALAR_SERIES, drift_metric_name, register_drift_metrics
 from monitor.models import Event
 from monitor.pipeline.ops import MetricPoint
+from monitor.pipeline.sampling import sample_ids, stable_seed
 from monitor.pipeline.segments import ALL, segment_masks, segment_matches
 from monitor.pipeline.stages import WindowContext, register_stage
 from monitor.pipeline.store import upsert_points
@@ -30,10 +30,6 @@ from monitor.settings import get_settings
 log = logging.getLogger(__name__)
 SCALAR_METHODS = ("ks", "psi")
 register_drift_metrics(list(available("embedding")), list(SCALAR_METHODS))
-
-
-def stable_seed(*parts: object) -> int:
-    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:4], "little")
 
 
 def _point(metric: str, result: DriftResult, extra: dict[str, Any] | None = None) -> MetricPoint:
@@ -48,30 +44,6 @@ def _insufficient(metric: str, n_ref: int, n_cur: int, need: int) -> MetricPoint
     return MetricPoint(metric, "insufficient", n_cur,
                        details={"reason": f"reference {n_ref}, current {n_cur}; need {need} each",
                                 "n_reference": n_ref, "n_current": n_cur})
-
-
-def _mix(ids: np.ndarray, salt: int) -> np.ndarray:
-    """splitmix64 of each id: a fixed pseudo-random rank per event."""
-    offset = np.uint64((salt * 0x9E3779B97F4A7C15) % 2**64)  # in Python ints: numpy warns on scalar wrap-around
-    z = ids.astype(np.uint64) + offset
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def _sample_ids(ids: np.ndarray, limit: int, salt: int) -> np.ndarray:
-    """At most `limit` of `ids`, in id order: the events a side is compared by (a uniform sample).
-
-    Drawn before anything is embedded, so a window of millions of events embeds and stores at most `limit` per
-    side. Each event has a fixed rank (a hash of its id) and a side keeps the lowest ranks, so the samples of a
-    segment, of the whole window and of the window as it grows share most of their events: little is embedded
-    twice over, and a recomputation embeds only what the new events brought in.
-    """
-    ids = np.sort(ids)
-    if ids.shape[0] <= limit:
-        return ids
-    keep = np.argpartition(_mix(ids, salt), limit)[:limit]
-    return np.sort(ids[keep])
 
 
 def _explain(session: Session, ref: np.ndarray, cur: np.ndarray, cur_ids: np.ndarray, seed: int) -> dict[str, Any]:
@@ -114,8 +86,8 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
                                 batch_size=settings.embedding_batch_size)
         start = ctx.window_start.isoformat()
         salt = stable_seed(pid, "drift-sample")
-        samples = {label: (_sample_ids(seg_ref, cfg.drift_max_samples, salt),
-                           _sample_ids(seg_cur, cfg.drift_max_samples, salt))
+        samples = {label: (sample_ids(seg_ref, cfg.drift_max_samples, salt),
+                           sample_ids(seg_cur, cfg.drift_max_samples, salt))
                    for label, (seg_cur, seg_ref) in sides.items()}
         wanted = np.unique(np.concatenate([ids for pair in samples.values() for ids in pair])).tolist()
         for field in cfg.drift_fields:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from monitor.metric_registry import MetricSpec, register_metric
 from monitor.pipeline.ops import MetricPoint
+from monitor.pipeline.sampling import event_ranks, sample_mask, stable_seed
 from monitor.pipeline.scores import ensure_scores, load_scores
 from monitor.pipeline.segments import ALL, segment_masks
 from monitor.pipeline.stages import WindowContext, register_stage
@@ -50,8 +51,18 @@ def toxicity_scorer(spec: str) -> ToxicityScorer:
         return scorer
 
 
-def _scores(frame: WindowFrame, stored: dict[int, float]) -> np.ndarray:
-    return np.array([stored.get(int(i), np.nan) for i in frame.ids], dtype=np.float64)
+def _score_column(session: Session, n: int, positions: np.ndarray, ids: list[int], field: str,
+                  scorer: str) -> np.ndarray:
+    """Stored scores of the events at `positions` (ids `ids`) in an array over the window; NaN where unscored."""
+    stored = load_scores(session, ids, field, scorer)
+    out = np.full(n, np.nan)
+    out[positions] = np.array([stored.get(i, np.nan) for i in ids], dtype=np.float64)
+    return out
+
+
+def _sample_details(sampled: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
+    n, of = int(sampled.sum()), int(mask.sum())
+    return {"sampled": n, "events": of} if n < of else {}
 
 
 @register_stage("safety", queue="gpu", order=30)
@@ -63,47 +74,67 @@ def compute_safety(session: Session, ctx: WindowContext) -> int:
         return 0
     spec, threshold = settings.toxicity_scorer, settings.toxicity_threshold
     key = scorer_key(spec)
-    ids = frame.ids.tolist()
+    masks = segment_masks(frame.segments, cfg.segment_keys, cfg.max_segment_values)
+    # Each segment is summarised over its own uniform sample; only the union of the samples is ever scored.
+    ranks = event_ranks(frame.ids, stable_seed(pid, "safety-sample"))
+    samples = {label: sample_mask(ranks, mask, cfg.safety_max_samples) for label, mask in masks.items()}
+    scored = np.logical_or.reduce(list(samples.values()))
+    positions = np.flatnonzero(scored)
+    ids = frame.ids[positions].tolist()
     scorer = toxicity_scorer(spec)
     tox: dict[str, np.ndarray] = {}
     for field in ("prompt", "response"):
         ensure_scores(session, ids, field, key, lambda texts: np.asarray(scorer.score(texts)))
-        tox[field] = _scores(frame, load_scores(session, ids, field, key))
+        tox[field] = _score_column(session, len(frame), positions, ids, field, key)
     ensure_scores(session, ids, "response", SENTIMENT, lambda texts: vader_compound(texts))
-    sentiment = _scores(frame, load_scores(session, ids, "response", SENTIMENT))
+    sentiment = _score_column(session, len(frame), positions, ids, "response", SENTIMENT)
 
     written = 0
-    for segment, mask in segment_masks(frame.segments, cfg.segment_keys, cfg.max_segment_values).items():
+    for segment, mask in masks.items():
+        sampled = samples[segment]
+        sampling = _sample_details(sampled, mask)
         points: list[MetricPoint] = []
         for field, scores in tox.items():
-            s = toxicity_summary(scores[mask], threshold=threshold)
+            s = toxicity_summary(scores[sampled], threshold=threshold)
             status = "ok" if s.n >= cfg.min_samples else "insufficient"
-            details: dict[str, Any] = {**s.to_dict(), "scorer": spec}
+            details: dict[str, Any] = {**s.to_dict(), "scorer": spec, **sampling}
             if status == "insufficient":
                 details["reason"] = f"{s.n} samples, need {cfg.min_samples}"
             points.append(MetricPoint(f"safety.toxicity_rate.{field}", status, s.n,
                                       value=s.rate if status == "ok" else None, threshold=threshold, details=details))
             points.append(MetricPoint(f"safety.toxicity_mean.{field}", status, s.n,
                                       value=s.mean if status == "ok" else None, details=details))
-        sent = sentiment[mask]
+        sent = sentiment[sampled]
         sent = sent[np.isfinite(sent)]
         points.append(MetricPoint("safety.sentiment_mean.response", "ok" if sent.size >= cfg.min_samples
                                   else "insufficient", int(sent.size),
-                                  value=float(sent.mean()) if sent.size >= cfg.min_samples else None))
+                                  value=float(sent.mean()) if sent.size >= cfg.min_samples else None,
+                                  details=dict(sampling)))
         if segment == ALL and cfg.bias_attribute:
-            points += _bias_points(session, ctx, frame, tox["response"] >= threshold, tox["response"], sentiment)
+            unsampled = ~sampled
+            points += _bias_points(session, ctx, frame, _blank(tox["response"], unsampled),
+                                   _blank(sentiment, unsampled), sampling)
         written += upsert_points(session, pid, segment, ctx.window_start, ctx.window_end, points)
     return written
 
 
+def _blank(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+    out = values.copy()
+    out[where] = np.nan
+    return out
+
+
 def _bias_points(
-    session: Session, ctx: WindowContext, frame: WindowFrame, toxic_flag: np.ndarray, tox: np.ndarray,
-    sentiment: np.ndarray,
+    session: Session, ctx: WindowContext, frame: WindowFrame, tox: np.ndarray, sentiment: np.ndarray,
+    sampling: dict[str, Any],
 ) -> list[MetricPoint]:
+    """Disparity across the groups of the bias attribute: toxicity and sentiment over the window's sample
+    (NaN where unscored), negative feedback over every event that has feedback."""
     cfg = ctx.config
+    threshold = get_settings().toxicity_threshold
     attr = cfg.bias_attribute or ""
     groups = [(row.metadata or {}).get(attr) for row in frame.segments]
-    toxic = np.where(np.isfinite(tox), toxic_flag.astype(np.float64), np.nan)
+    toxic = np.where(np.isfinite(tox), (tox >= threshold).astype(np.float64), np.nan)
     fb_pos, fb_positive = feedback_positive(session, ctx.project.id, frame, cfg)
     negative = np.full(len(frame), np.nan)
     if fb_pos.size:
@@ -120,7 +151,7 @@ def _bias_points(
         eligible = sum(1 for g in m.groups if g.eligible)
         n = sum(g.n for g in m.groups if g.eligible)
         status = "ok" if eligible >= 2 else "insufficient"
-        details = {**m.to_dict(), "attribute": attr}
+        details = {**m.to_dict(), "attribute": attr, **sampling}
         if status == "insufficient":
             details["reason"] = f"{eligible} group(s) with at least {cfg.bias_min_group_size} events; need 2"
         points.append(MetricPoint(f"bias.{m.metric}.gap", status, n, value=m.gap if status == "ok" else None,

@@ -11,10 +11,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from monitor.models import Event
+from monitor.pipeline.idsets import id_conditions
 from monitor.pipeline.models import EventScore
 
 ScoreFn = Callable[[list[str]], np.ndarray]
-_CHUNK = 5000
 
 
 def _text_column(field: str):  # type: ignore[no-untyped-def]
@@ -27,16 +27,15 @@ def ensure_scores(session: Session, event_ids: Sequence[int], field: str, scorer
     """Score the texts of `event_ids` that have no stored score for `scorer`; returns how many were scored."""
     col = _text_column(field)
     have: set[int] = set()
-    for i in range(0, len(event_ids), _CHUNK):
-        chunk = event_ids[i : i + _CHUNK]
+    for cond in id_conditions(session, EventScore.event_id, event_ids):
         have.update(session.scalars(select(EventScore.event_id).where(
-            EventScore.event_id.in_(chunk), EventScore.field == field, EventScore.scorer == scorer)))
+            cond, EventScore.field == field, EventScore.scorer == scorer)))
     todo = [e for e in event_ids if e not in have]
     scored = 0
     ins = pg_insert(EventScore) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(EventScore)
     for i in range(0, len(todo), 2048):
-        pairs = [(eid, t) for eid, t in session.execute(select(Event.id, col).where(Event.id.in_(todo[i : i + 2048])))
-                 if t]
+        pairs = [(eid, t) for cond in id_conditions(session, Event.id, todo[i : i + 2048])
+                 for eid, t in session.execute(select(Event.id, col).where(cond)) if t]
         if not pairs:
             continue
         values = np.asarray(fn([t for _, t in pairs]), dtype=np.float64)
@@ -49,8 +48,7 @@ def ensure_scores(session: Session, event_ids: Sequence[int], field: str, scorer
 
 def load_scores(session: Session, event_ids: Sequence[int], field: str, scorer: str) -> dict[int, float]:
     out: dict[int, float] = {}
-    for i in range(0, len(event_ids), _CHUNK):
-        chunk = event_ids[i : i + _CHUNK]
+    for cond in id_conditions(session, EventScore.event_id, event_ids):
         out.update(session.execute(select(EventScore.event_id, EventScore.score).where(
-            EventScore.event_id.in_(chunk), EventScore.field == field, EventScore.scorer == scorer)).all())
+            cond, EventScore.field == field, EventScore.scorer == scorer)).all())
     return out

@@ -3,8 +3,7 @@ window finds its vectors stored and embeds nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from sqlalchemy import select
@@ -13,16 +12,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from monitor.models import Event
+from monitor.pipeline.idsets import chunks, id_conditions
 from monitor.pipeline.models import EventVector
 
-T = TypeVar("T")
-_CHUNK = 5000
 Encode = Callable[[list[str]], np.ndarray]
-
-
-def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def _text_column(field: str):  # type: ignore[no-untyped-def]
@@ -33,11 +26,11 @@ def _text_column(field: str):  # type: ignore[no-untyped-def]
 
 def missing_vector_ids(session: Session, event_ids: Sequence[int], field: str, model_key: str) -> list[int]:
     have: set[int] = set()
-    for chunk in _chunks(event_ids):
+    for cond in id_conditions(session, EventVector.event_id, event_ids):
         have.update(
             session.scalars(
                 select(EventVector.event_id).where(
-                    EventVector.event_id.in_(chunk), EventVector.field == field, EventVector.model_key == model_key
+                    cond, EventVector.field == field, EventVector.model_key == model_key
                 )
             )
         )
@@ -58,8 +51,9 @@ def ensure_vectors(
     embedded = 0
     dialect = session.get_bind().dialect.name
     known: dict[str, bytes] = {}
-    for chunk in _chunks(todo, 2048):
-        pairs = [(i, t) for i, t in session.execute(select(Event.id, col).where(Event.id.in_(chunk))) if t]
+    for chunk in chunks(todo, 2048):
+        pairs = [(i, t) for cond in id_conditions(session, Event.id, chunk)
+                 for i, t in session.execute(select(Event.id, col).where(cond)) if t]
         if not pairs:
             continue
         unique = [t for t in dict.fromkeys(t for _, t in pairs) if t not in known]
@@ -86,10 +80,10 @@ def load_vectors(
     ids: list[int] = []
     blobs: list[bytes] = []
     dim = 0
-    for chunk in _chunks(event_ids):
+    for cond in id_conditions(session, EventVector.event_id, event_ids):
         for eid, d, blob in session.execute(
             select(EventVector.event_id, EventVector.dim, EventVector.vector).where(
-                EventVector.event_id.in_(chunk), EventVector.field == field, EventVector.model_key == model_key
+                cond, EventVector.field == field, EventVector.model_key == model_key
             )
         ):
             ids.append(eid)

@@ -63,7 +63,8 @@ def _frame(session: Session, stmt: Select[Any], window: tuple[datetime, datetime
     client_ids: list[str] = []
     segments: list[SegmentRow] = []
     interned: dict[tuple[str | None, str | None, str | None], SegmentRow] = {}
-    for part in session.execute(stmt.execution_options(yield_per=_PARTITION)).partitions():
+    # Core, not ORM execution: the rows are plain columns, and ORM row loading cost a third of the time.
+    for part in session.connection().execute(stmt.execution_options(yield_per=_PARTITION)).partitions():
         ids, cids, versions, templates, metas, latency, error, ptok, ctok, plen, rlen = zip(*part, strict=True)
         client_ids.extend(cids)
         for key in zip(versions, templates, metas, strict=True):

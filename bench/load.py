@@ -41,6 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 from bench.faults.common import celery_environment, machine, new_key, servers  # noqa: E402
 from bench.ingest import producer  # noqa: E402
 from monitor import migrations  # noqa: E402
+from monitor.settings import Settings  # noqa: E402
 from tests.support import services  # noqa: E402
 from tests.support.collector import CollectorProcess  # noqa: E402
 from tests.test_celery_worker import _die_with_parent, kill_worker, start_worker  # noqa: E402
@@ -201,7 +202,10 @@ def main() -> None:
                          (f'{{"window_seconds": {args.window}}}',))
         work = Path(tmp)
         collector = CollectorProcess(db_url, work / "collector.log", workers=args.collector_workers)
-        extra = {"DRIFTLOOP_TICK_SECONDS": str(args.tick)}
+        # The production redelivery timeout: the fault scripts' 5 s would hand every stage that runs longer
+        # than that to a second worker, and the duplicates would pass for backlog.
+        extra = {"DRIFTLOOP_TICK_SECONDS": str(args.tick),
+                 "DRIFTLOOP_CELERY_VISIBILITY_TIMEOUT": str(Settings.model_fields["celery_visibility_timeout"].default)}
         workers: list[subprocess.Popen[bytes]] = []
         beat = None
         try:

@@ -23,9 +23,9 @@ from monitor.runner import process_window, tick
 from monitor.schemas import EventIn
 from monitor.services.ingest import ingest_events
 from monitor.services.projects import get_or_create_project
-from monitor.settings import Settings, reset_settings_cache
-from monitor.worker.app import celery_app, reconfigure
+from monitor.worker.app import celery_app
 from tests.factories import unique_slug
+from tests.support.celery_env import celery_settings
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
@@ -35,19 +35,9 @@ T0 = datetime(2026, 11, 21, 6, tzinfo=UTC)
 @pytest.fixture
 def celery_env(pg_url: str, redis_url: str, celery_key_prefix: str,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    broker = redis_url.rsplit("/", 1)[0] + "/7"  # keys prefixed per test: nothing shared, nothing to flush
-    env = {
-        "DRIFTLOOP_DATABASE_URL": pg_url,
-        "DRIFTLOOP_REDIS_URL": broker, "DRIFTLOOP_CELERY_KEY_PREFIX": celery_key_prefix,
-        "DRIFTLOOP_RUNNER": "celery",
-        "DRIFTLOOP_CELERY_VISIBILITY_TIMEOUT": "5",
-    }
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    reset_settings_cache()
-    reconfigure(Settings())
-    yield env
-    reset_settings_cache()
+    with celery_settings(monkeypatch, pg_url, redis_url, celery_key_prefix,
+                         extra={"DRIFTLOOP_CELERY_VISIBILITY_TIMEOUT": "5"}) as env:
+        yield env
 
 
 def start_worker(env: dict[str, str], log: Path, queues: str = "default,gpu") -> subprocess.Popen[bytes]:

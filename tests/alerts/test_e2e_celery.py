@@ -23,11 +23,11 @@ from monitor.alerts.rule_service import create_rule
 from monitor.alerts.rules import RuleSpec
 from monitor.db import utcnow
 from monitor.services.projects import get_or_create_project
-from monitor.settings import Settings, reset_settings_cache
-from monitor.worker.app import reconfigure
+from monitor.settings import Settings
 from tests.alerts.helpers import drift_point, window, write_window
 from tests.alerts.receiver import Receiver
 from tests.factories import unique_slug
+from tests.support.celery_env import celery_settings
 from tests.test_celery_worker import kill_worker, start_worker, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
@@ -36,24 +36,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 @pytest.fixture
 def celery_env(pg_url: str, redis_url: str, celery_key_prefix: str,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    broker = redis_url.rsplit("/", 1)[0] + "/7"  # keys prefixed per test: nothing shared, nothing to flush
-    env = {
-        "DRIFTLOOP_DATABASE_URL": pg_url,
-        "DRIFTLOOP_REDIS_URL": broker, "DRIFTLOOP_CELERY_KEY_PREFIX": celery_key_prefix,
-        "DRIFTLOOP_RUNNER": "celery",
+    with celery_settings(monkeypatch, pg_url, redis_url, celery_key_prefix, extra={
         "DRIFTLOOP_WEBHOOK_ALLOW_PRIVATE": "true",
         "DRIFTLOOP_WEBHOOK_BACKOFF_BASE_SECONDS": "0.2",  # small backoff: the retries come within a second
         "DRIFTLOOP_WEBHOOK_BACKOFF_CAP_SECONDS": "1",
         # The worker would otherwise handle the rule's retrain action (retrain.tasks installs the handler);
         # this test is about the request being recorded, so the handler stays off here.
         "DRIFTLOOP_RETRAIN_ON_ALERT": "false",
-    }
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    reset_settings_cache()
-    reconfigure(Settings())
-    yield env
-    reset_settings_cache()
+    }) as env:
+        yield env
 
 
 def finish_in_worker(project_id: int, i: int) -> None:

@@ -11,12 +11,11 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.services.projects import get_or_create_project
-from monitor.settings import Settings, reset_settings_cache
-from monitor.worker.app import reconfigure
 from retrain.jobs import create_job, dispatch
 from retrain.models import ModelVersion, RetrainJob
 from tests.factories import unique_slug
 from tests.retrain.helpers import seed_feedback
+from tests.support.celery_env import celery_settings
 from tests.support.waiting import wait_for
 from tests.test_celery_worker import kill_worker, start_worker
 
@@ -26,20 +25,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 @pytest.fixture
 def worker_env(pg_url: str, redis_url: str, celery_key_prefix: str, tiny_dir: Path, tmp_path: Path,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    broker = redis_url.rsplit("/", 1)[0] + "/8"  # keys prefixed per test: nothing shared, nothing to flush
-    env = {"DRIFTLOOP_DATABASE_URL": pg_url, "DRIFTLOOP_REDIS_URL": broker, "DRIFTLOOP_RUNNER": "celery",
-           "DRIFTLOOP_CELERY_KEY_PREFIX": celery_key_prefix,
+    with celery_settings(monkeypatch, pg_url, redis_url, celery_key_prefix, redis_db=8, extra={
            "DRIFTLOOP_CELERY_VISIBILITY_TIMEOUT": "5", "DRIFTLOOP_BASE_MODEL": str(tiny_dir),
            "DRIFTLOOP_DATA_DIR": str(tmp_path / "data"), "DRIFTLOOP_DEVICE": "cpu",
            "DRIFTLOOP_RETRAIN_MIN_EXAMPLES": "8", "DRIFTLOOP_RETRAIN_MAX_STEPS": "1500",
            "DRIFTLOOP_RETRAIN_BATCH_SIZE": "4", "DRIFTLOOP_RETRAIN_EVAL_MAX_NEW_TOKENS": "4",
-           "DRIFTLOOP_RETRAIN_PROBE_TEMPLATES": "1", "OMP_NUM_THREADS": "1"}
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    reset_settings_cache()
-    reconfigure(Settings())
-    yield env
-    reset_settings_cache()
+           "DRIFTLOOP_RETRAIN_PROBE_TEMPLATES": "1", "OMP_NUM_THREADS": "1"}) as env:
+        yield env
 
 
 def test_sigkill_during_training_then_redelivery_registers_once(

@@ -102,7 +102,7 @@ def _scope_check(scope: str) -> Callable[[AuthenticatedKey], Project]:
             )
         return caller.project
 
-    check.__name__ = f"require_{scope}_scope"
+    check.__name__ = f"require_{scope}_scope"  # tracebacks and dependency listings say which check it is
     return check
 
 

@@ -50,11 +50,6 @@ def parse_scopes(values: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(s for s in SCOPES if s in names)
 
 
-def format_scopes(scopes: Iterable[str]) -> str:
-    """The stored form: space-separated, canonical order (`ingest read admin`)."""
-    return " ".join(parse_scopes(list(scopes)))
-
-
 def grants(held: Iterable[str], needed: str) -> bool:
     """Whether a key with scopes `held` may do what needs `needed` (admin implies read)."""
     return any(s == needed or needed in _IMPLIED.get(s, frozenset()) for s in held)
@@ -67,7 +62,7 @@ class CreatedKey:
     name: str
     prefix: str
     key: str  # shown once; never stored
-    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    scopes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -100,6 +95,7 @@ def create_key(session: Session, project_slug: str, name: str = "default",
     project = get_or_create_project(session, project_slug)
     visible = secrets.token_hex(4)
     key = f"{KEY_PREFIX}{visible}_{secrets.token_hex(24)}"
+    # Stored space-separated in canonical order (`ingest read admin`), as migration 0007 writes old keys.
     row = ApiKey(project_id=project.id, name=name, prefix=f"{KEY_PREFIX}{visible}", key_hash=hash_key(key),
                  scopes=" ".join(granted))
     session.add(row)

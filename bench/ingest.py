@@ -95,7 +95,7 @@ def main() -> None:
     from sqlalchemy.orm import Session
 
     with Session(engine) as s:
-        key = create_key(s, "bench")
+        key = create_key(s, "bench", scopes="ingest")  # an application's key: it only sends events
         s.commit()
 
     port = free_port()

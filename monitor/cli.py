@@ -12,7 +12,7 @@ from rich.table import Table
 from monitor import __version__
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="driftloop: keep LLM applications healthy.")
-keys_app = typer.Typer(no_args_is_help=True, help="Ingestion API keys (stored hashed; shown once).")
+keys_app = typer.Typer(no_args_is_help=True, help="Project API keys and their scopes (stored hashed; shown once).")
 app.add_typer(keys_app, name="keys")
 console = Console()
 err = Console(stderr=True)
@@ -101,6 +101,12 @@ def _log_config(level: str) -> dict[str, object]:
 def keys_create(
     project: str = typer.Argument(..., help="Project slug; created if it does not exist."),
     name: str = typer.Option("default", help="A label for the key."),
+    scope: list[str] = typer.Option(
+        ["ingest"], "--scope", "-s",
+        help="What the key may do: ingest (send events, feedback, traces), read (every GET), admin (rules, "
+             "webhooks, model decisions, retraining; includes read). Repeat or comma-separate, e.g. "
+             "--scope ingest,read. Default: ingest, what an application needs.",
+    ),
 ) -> None:
     """Create an API key. The key is printed once and never stored."""
     from monitor.db import session_scope
@@ -108,24 +114,25 @@ def keys_create(
 
     try:
         with session_scope() as session:
-            created = create_key(session, project, name)
+            created = create_key(session, project, name, scopes=scope)
     except ValueError as exc:
         _fail(str(exc))
-    console.print(f"project [bold]{created.project_slug}[/bold], key id {created.id} ({created.prefix}…)")
+    console.print(f"project [bold]{created.project_slug}[/bold], key id {created.id} ({created.prefix}…), "
+                  f"scopes: [bold]{' '.join(created.scopes)}[/bold]")
     console.print("Store this key now; it is not shown again:")
     print(created.key)
 
 
 @keys_app.command("list")
 def keys_list(project: str | None = typer.Option(None, help="Only this project.")) -> None:
-    """List keys (prefixes only)."""
+    """List keys (prefixes and scopes only)."""
     from monitor.db import session_scope
     from monitor.services.projects import list_keys
 
-    table = Table("id", "project", "name", "prefix", "created", "revoked")
+    table = Table("id", "project", "name", "prefix", "scopes", "created", "revoked")
     with session_scope() as session:
         for key, proj in list_keys(session, project):
-            table.add_row(str(key.id), proj.slug, key.name, key.prefix, f"{key.created_at:%Y-%m-%d %H:%M}",
+            table.add_row(str(key.id), proj.slug, key.name, key.prefix, key.scopes, f"{key.created_at:%Y-%m-%d %H:%M}",
                           f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "")
     console.print(table)
 

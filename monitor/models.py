@@ -44,7 +44,7 @@ class Project(Base):
 
 
 class ApiKey(Base):
-    """An ingestion key. Only its SHA-256 is stored; the key itself is shown once, at creation."""
+    """A project API key. Only its SHA-256 is stored; the key itself is shown once, at creation."""
 
     __tablename__ = "api_keys"
 
@@ -53,6 +53,9 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(128))
     prefix: Mapped[str] = mapped_column(String(32))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Space-separated scope names (`ingest read admin`, monitor/services/projects.py). No default here or in the
+    # database: whoever writes a key says what it may do.
+    scopes: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 

@@ -167,7 +167,9 @@ class Settings(BaseSettings):
     model_server_collector_url: str | None = Field(
         None, description="Collector the model server logs every call to (with its model version)."
     )
-    model_server_api_key: str | None = Field(None, description="Project API key for the model server's logging.")
+    model_server_api_key: str | None = Field(
+        None, description="Project API key for the model server's logging (the `ingest` scope is all it needs)."
+    )
 
     # The approval UI (/ui): operator sign-in sessions and their cookies.
     ui_session_hours: float = Field(

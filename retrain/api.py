@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, NoReturn
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
-from monitor.api.deps import ProjectDep, RowId, SessionDep
+from monitor.api.deps import AdminProject, ReaderProject, RowId, SessionDep
 from monitor.services.projects import NotFoundError
 from monitor.settings import Settings
 from retrain.config import ConfigError
@@ -60,13 +60,13 @@ def raise_http(exc: Exception, field: str = "config") -> NoReturn:
 
 
 @router.get("/models", summary="Model versions and the champion/challenger aliases")
-def get_models(session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+def get_models(session: SessionDep, project: ReaderProject) -> dict[str, Any]:
     aliases = aliases_of(session, project.id)
     return {"aliases": aliases, "versions": [version_summary(v, aliases) for v in list_versions(session, project.id)]}
 
 
 @router.get("/models/{version}", summary="One version (name or alias) with its evaluation and audit trail")
-def get_model(version: str, session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+def get_model(version: str, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
     try:
         v = get_version(session, project.id, version)
     except NotFoundError as exc:
@@ -80,7 +80,7 @@ def get_model(version: str, session: SessionDep, project: ProjectDep) -> dict[st
 
 @router.post("/models/{version}/{decision}", summary="approve, reject, promote or roll back a version")
 def decide(version: str, decision: Literal["approve", "reject", "promote", "rollback"], body: Decision,
-           request: Request, session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+           request: Request, session: SessionDep, project: AdminProject) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
     try:
         if decision in ("approve", "reject"):
@@ -106,7 +106,7 @@ def decide(version: str, decision: Literal["approve", "reject", "promote", "roll
 
 
 @router.get("/audit", summary="The audit log of the project's model registry, newest first")
-def get_audit(session: SessionDep, project: ProjectDep,
+def get_audit(session: SessionDep, project: ReaderProject,
               limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     names = version_names(session, project.id)
     return [audit_dict(e, names) for e in audit_entries(session, project.id, limit=limit)]
@@ -114,7 +114,7 @@ def get_audit(session: SessionDep, project: ProjectDep,
 
 @router.post("/retrain", status_code=status.HTTP_202_ACCEPTED, summary="Start a retraining job now")
 def start_retrain(body: RetrainRequest, request: Request, background: BackgroundTasks, session: SessionDep,
-                  project: ProjectDep) -> dict[str, Any]:
+                  project: AdminProject) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
     try:
         job = create_job(session, project.id, created_by=body.actor, params=body.params, settings=settings,
@@ -128,13 +128,13 @@ def start_retrain(body: RetrainRequest, request: Request, background: Background
 
 
 @router.get("/retrain/jobs", summary="Retraining jobs, newest first")
-def get_jobs(session: SessionDep, project: ProjectDep,
+def get_jobs(session: SessionDep, project: ReaderProject,
              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
     return [job_dict(j) for j in list_jobs(session, project.id, limit=limit)]
 
 
 @router.get("/retrain/jobs/{job_id}", summary="One job with its progress and losses so far")
-def get_retrain_job(job_id: RowId, session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+def get_retrain_job(job_id: RowId, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
     try:
         return job_dict(get_job(session, project.id, job_id))
     except NotFoundError as exc:

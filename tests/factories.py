@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from monitor.services.projects import CreatedKey, create_key
+from monitor.services.projects import SCOPES, CreatedKey, create_key
 
 _counter = itertools.count()
 
@@ -17,8 +18,13 @@ def unique_slug(prefix: str = "proj") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def make_key(session: Session, project: str | None = None, name: str = "test") -> CreatedKey:
-    return create_key(session, project or unique_slug(), name)
+def make_key(session: Session, project: str | None = None, name: str = "test",
+             scopes: str | Iterable[str] = SCOPES) -> CreatedKey:
+    """A key of `project` (a new one by default). Every scope by default: most tests are about what a route
+    does for a caller allowed to call it; which scope each route needs is tested route by route in
+    tests/test_security.py with keys that hold exactly one scope, and applications' own paths (SDK, OTLP
+    exporter, model server) use `create_key`'s production default, `ingest`."""
+    return create_key(session, project or unique_slug(), name, scopes=scopes)
 
 
 def event_dict(**overrides: Any) -> dict[str, Any]:

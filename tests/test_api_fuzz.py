@@ -20,9 +20,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from monitor.api.app import create_app
-from monitor.services.projects import create_key
+from monitor.services.projects import SCOPES, create_key
 from monitor.settings import Settings
-from tests.factories import unique_slug
+from tests.factories import event_dict, unique_slug
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -33,7 +33,7 @@ CALLS: Counter[str] = Counter()
 @pytest.fixture(scope="module")
 def fuzz_target(pg_url: str, pg_engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     with Session(pg_engine) as s:
-        key = create_key(s, unique_slug("fuzz"))
+        key = create_key(s, unique_slug("fuzz"), scopes=SCOPES)  # every operation must get past the scope check
         s.commit()
     settings_ = Settings(database_url=pg_url, data_dir=tmp_path_factory.mktemp("fuzz"),
                          rate_limit_per_second=0, rate_limit_events_per_second=0)
@@ -71,6 +71,11 @@ def test_no_server_errors_and_responses_match_the_schema(case: Any, fuzz_target:
 
 
 def test_the_key_is_valid(fuzz_target: dict[str, Any]) -> None:
-    # Guards the fuzz run's premise: with this key, authenticated operations get past authentication.
+    # Guards the fuzz run's premise: with this key, authenticated operations get past authentication and the
+    # scope check (a 403 is a documented answer, so a key lacking a scope would pass the fuzzing unnoticed).
     auth = {"Authorization": f"Bearer {fuzz_target['key']}"}
-    assert fuzz_target["client"].get("/v1/alert-rules", headers=auth).status_code == 200
+    client = fuzz_target["client"]
+    assert client.get("/v1/alert-rules", headers=auth).status_code == 200  # read
+    assert client.post("/v1/events", json={"events": [event_dict()]}, headers=auth).status_code == 200  # ingest
+    assert client.post("/v1/alert-rules/import?dry_run=true", content="rules: []\n",  # admin
+                       headers={**auth, "Content-Type": "application/yaml"}).status_code == 200

@@ -34,10 +34,12 @@ def test_keys_lifecycle(cli_env: str) -> None:
     assert key.startswith("dl_")
     engine = make_engine(cli_env)
     with Session(engine) as s:
-        project = authenticate(s, key)
-        assert project is not None and project.slug == "shop"
+        caller = authenticate(s, key)
+        assert caller is not None and caller.project.slug == "shop"
+        assert caller.scopes == ("ingest",)  # least privilege unless asked: what an application needs
     listed = runner.invoke(app, ["keys", "list"])
     assert "shop" in listed.output and key not in listed.output  # only the prefix is ever shown again
+    assert "ingest" in listed.output
     prefix = key.rsplit("_", 1)[0]
     assert runner.invoke(app, ["keys", "revoke", prefix]).exit_code == 0
     with Session(engine) as s:
@@ -47,6 +49,32 @@ def test_keys_lifecycle(cli_env: str) -> None:
     bad = runner.invoke(app, ["keys", "create", "Not A Slug"])
     assert bad.exit_code == 1 and "slug" in bad.output
     engine.dispose()
+
+
+def _created_key(output: str) -> str:
+    return output.strip().splitlines()[-1]
+
+
+def test_keys_create_with_scopes(cli_env: str) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["migrate"]).exit_code == 0
+    repeated = runner.invoke(app, ["keys", "create", "shop", "--scope", "admin", "--scope", "ingest"])
+    comma = runner.invoke(app, ["keys", "create", "shop", "--name", "ops", "-s", "read,admin"])
+    assert repeated.exit_code == 0 and comma.exit_code == 0, repeated.output + comma.output
+    assert "scopes: ingest admin" in repeated.output and "scopes: read admin" in comma.output
+    engine = make_engine(cli_env)
+    with Session(engine) as s:
+        for output, scopes in ((repeated.output, ("ingest", "admin")), (comma.output, ("read", "admin"))):
+            caller = authenticate(s, _created_key(output))
+            assert caller is not None and caller.scopes == scopes
+    engine.dispose()
+    listed = runner.invoke(app, ["keys", "list", "--project", "shop"], terminal_width=200)
+    assert "ingest admin" in listed.output and "read admin" in listed.output
+    for bad, message in ((["--scope", "root"], "unknown scope(s) 'root'"), (["--scope", ""], "at least one scope")):
+        refused = runner.invoke(app, ["keys", "create", "refused", *bad])
+        assert refused.exit_code == 1 and message in refused.output, refused.output
+        assert "ingest, read, admin" in refused.output  # the valid names, so the fix is obvious
+    assert "refused" not in runner.invoke(app, ["keys", "list"], terminal_width=200).output  # nothing created
 
 
 def test_version_and_downgrade(cli_env: str) -> None:

@@ -7,12 +7,19 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from fastapi.testclient import TestClient
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from monitor import migrations
+from monitor.api.app import create_app
 from monitor.db import make_engine
 from monitor.models import Base
+from monitor.services.projects import SCOPES, authenticate, hash_key
+from monitor.settings import Settings
 from monitor.tables import import_all_tables
+from tests.factories import event_dict
 from tests.support import services
 
 
@@ -50,5 +57,51 @@ def test_models_match_migrations(scratch_url: str) -> None:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True})
             diff = compare_metadata(ctx, Base.metadata)
         assert diff == [], f"ORM and migrations disagree: {diff}"
+    finally:
+        engine.dispose()
+
+
+# A key as `driftloop keys create` made it before scopes existed (revision 0006).
+_OLD_KEY = "dl_0ld0ld00_" + "ab" * 24
+
+
+def _insert_pre_scope_key(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO projects (slug, name, config, created_at) "
+                              "VALUES ('legacy', 'legacy', '{}', CURRENT_TIMESTAMP)"))
+            conn.execute(text("INSERT INTO api_keys (project_id, name, prefix, key_hash, created_at) "
+                              "SELECT id, 'app', 'dl_0ld0ld00', :h, CURRENT_TIMESTAMP FROM projects "
+                              "WHERE slug = 'legacy'"), {"h": hash_key(_OLD_KEY)})
+    finally:
+        engine.dispose()
+
+
+def test_a_key_from_before_scopes_keeps_full_access_after_the_upgrade(scratch_url: str, tmp_path: Path) -> None:
+    # A running deployment upgrades: its applications' and scripts' keys must go on working for everything they
+    # did before (0007 gives existing keys every scope); new keys are scoped from then on.
+    migrations.upgrade(scratch_url, "0006")
+    _insert_pre_scope_key(scratch_url)
+    migrations.upgrade(scratch_url)
+    engine = make_engine(scratch_url)
+    try:
+        with engine.connect() as conn:
+            with Session(bind=conn) as s:
+                caller = authenticate(s, _OLD_KEY)
+            assert caller is not None and caller.scopes == SCOPES
+            # The default that filled the old rows is gone: a key written without scopes is an error, not admin.
+            with pytest.raises(IntegrityError), conn.begin():
+                conn.execute(text("INSERT INTO api_keys (project_id, name, prefix, key_hash, created_at) "
+                                  "SELECT id, 'x', 'dl_x', 'h', CURRENT_TIMESTAMP FROM projects"))
+        app = create_app(Settings(database_url=scratch_url, data_dir=tmp_path), engine=engine)
+        auth = {"Authorization": f"Bearer {_OLD_KEY}"}
+        with TestClient(app) as client:
+            assert client.post("/v1/events", json={"events": [event_dict()]}, headers=auth).status_code == 200
+            assert client.get("/v1/metrics", headers=auth).status_code == 200
+            rule = {"name": "slow", "metric": "ops.latency_p95", "comparator": ">", "threshold": 2500}
+            assert client.post("/v1/alert-rules", json=rule, headers=auth).status_code == 201
+        migrations.downgrade(scratch_url, "0006")
+        assert "scopes" not in {c["name"] for c in inspect(engine).get_columns("api_keys")}
     finally:
         engine.dispose()

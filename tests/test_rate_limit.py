@@ -158,6 +158,20 @@ def test_refused_authentication_does_not_spend_a_keys_budget(limited_client: Tes
     assert limited_client.get("/v1/alert-rules", headers=_auth(key.key)).status_code == 200
 
 
+def test_requests_refused_for_a_missing_scope_still_spend_the_keys_budget(
+    limited_client: TestClient, session: Session
+) -> None:
+    # The scope check comes after the limit (one path for every keyed request): a leaked ingest key cannot probe
+    # admin routes faster than it could use its own.
+    key = make_key(session, scopes="ingest")
+    session.commit()
+    for _ in range(3):
+        assert limited_client.get("/v1/alert-rules", headers=_auth(key.key)).status_code == 403
+    refused = limited_client.post("/v1/events", json={"events": [event_dict()]}, headers=_auth(key.key))
+    assert refused.status_code == 429 and "Retry-After" in refused.headers
+    assert _stored(session, key.project_slug) == 0
+
+
 def test_item_limit_refuses_a_batch_that_would_exceed_it(limited_client: TestClient, session: Session) -> None:
     key = make_key(session)
     session.commit()

@@ -18,7 +18,7 @@ from standardwebhooks import Webhook
 
 from monitor.alerts.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from monitor.sdk import Client
-from monitor.services.projects import create_key, get_project, revoke_key
+from monitor.services.projects import SCOPES, create_key, get_project, revoke_key
 from tests.alerts.receiver import running_receiver
 from tests.factories import event_dict, unique_slug
 from tests.support.collector import CollectorProcess
@@ -38,7 +38,8 @@ def test_secrets_stay_out_of_logs_and_responses(
 ) -> None:
     slug = unique_slug("leak")
     with Session(pg_engine) as s:
-        key, revoked, other = create_key(s, slug), create_key(s, slug, "old"), create_key(s, unique_slug("other"))
+        key, revoked = create_key(s, slug, scopes=SCOPES), create_key(s, slug, "old", scopes=SCOPES)
+        other, app_key = create_key(s, unique_slug("other"), scopes=SCOPES), create_key(s, slug, "app")  # ingest
         revoke_key(s, revoked.prefix)
         project_id = get_project(s, slug).id
         s.commit()
@@ -63,6 +64,8 @@ def test_secrets_stay_out_of_logs_and_responses(
             assert call("GET", "/v1/alert-rules", revoked.key).status_code == 401
             assert call("GET", "/v1/alert-rules", None, headers={"Authorization": key.key}).status_code == 401
             assert call("GET", "/v1/alert-rules", other.key, headers={"X-Driftloop-Project": slug}).status_code == 403
+            refused = call("POST", "/v1/webhook-endpoints", app_key.key, json={"name": "x", "url": receiver.url})
+            assert refused.status_code == 403 and "'admin' scope" in refused.text  # a scope refusal, keyless too
             created = call("POST", "/v1/webhook-endpoints", json={"name": "hook", "url": receiver.url})
             assert created.status_code == 201
             allowed.append(responses.pop())
@@ -94,6 +97,7 @@ def test_secrets_stay_out_of_logs_and_responses(
         collector.stop()
 
     secrets = {name: form for name, value in [("key", key.key), ("revoked key", revoked.key), ("other key", other.key),
+                                               ("ingest-only key", app_key.key),
                                                ("almost key", almost), ("first secret", first_secret),
                                                ("second secret", second_secret)] for form in _forms(value)}
     collector_log = log.read_text()

@@ -1,9 +1,13 @@
 """Authentication of every write route, enumerated from the app itself (a new route is covered, or this test
 fails until it is): missing, malformed, wrong, revoked and other-project keys are refused with 401/403 and the
-database is unchanged; a valid key of another project cannot touch this project's resources."""
+database is unchanged; a valid key of another project cannot touch this project's resources.
+
+Scopes, for every keyed route (reads too): each needs the scope of its kind (ingest, read, admin); a key without
+it gets a 403 naming the scope and changes nothing; a key with only that scope is served."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -18,11 +22,21 @@ from monitor.alerts.models import WebhookDelivery, WebhookMessage
 from monitor.alerts.rule_service import create_rule
 from monitor.alerts.rules import RuleSpec
 from monitor.api.app import create_app
-from monitor.api.openapi import api_routes, authenticated_routes
+from monitor.api.openapi import api_routes, authenticated_routes, required_scope
 from monitor.models import Base
-from monitor.services.projects import get_project, revoke_key
+from monitor.services.projects import (
+    SCOPES,
+    CreatedKey,
+    create_key,
+    get_project,
+    grants,
+    parse_scopes,
+    revoke_key,
+)
 from monitor.settings import Settings
 from monitor.tables import import_all_tables
+from retrain.jobs import create_job
+from retrain.models import AuditEntry, ModelVersion
 from tests.factories import event_dict, make_key
 from tests.otlp.build import make_request, make_span
 from tests.retrain.helpers import add_candidate
@@ -42,6 +56,11 @@ WRITE_ROUTES = sorted(
 KEYED_WRITE_ROUTES = [r for r in WRITE_ROUTES
                       if not any(r.split(" ", 1)[1].startswith(prefix) for prefix in OTHER_AUTH)]
 AUTHENTICATED = {f"{m} {r.path_format}" for r in authenticated_routes(_APP) for m in (r.methods or ())}
+# Every route a project key opens, reads included, with the scope it declares.
+ROUTE_SCOPES = {f"{m} {r.path_format}": required_scope(r.dependant) for r in authenticated_routes(_APP)
+                for m in (r.methods or ()) if r.dependant is not None}
+KEYED_ROUTES = sorted(ROUTE_SCOPES)
+INGEST_ROUTES = {"POST /v1/events", "POST /v1/feedback", "POST /v1/traces"}
 
 RULE = {"name": "latency", "metric": "ops.latency_p95", "comparator": ">", "threshold": 2500}
 YAML_RULES = "rules:\n  - {name: slow, metric: ops.latency_p95, comparator: '>', threshold: 2500}\n"
@@ -68,6 +87,8 @@ def _example(route: str) -> dict[str, Any] | None:
         "POST /v1/models/{version}/{decision}": {"json": {"actor": "mallory", "reason": "r", "override": True}},
         "POST /v1/retrain": {"json": {"actor": "mallory"}},
     }
+    if route.startswith("GET "):
+        return examples.get(route, {})  # the path (with the victim's resources) is the whole request
     return examples.get(route)
 
 
@@ -102,8 +123,21 @@ class Victim:
         session.add(delivery)
         session.flush()
         self.version = add_candidate(session, self.project.id, passing=True).name
-        self.path_values = {"delivery_id": str(delivery.id), "version": self.version, "decision": "approve"}
+        job = create_job(session, self.project.id, created_by="test", settings=settings)
+        self.path_values = {"delivery_id": str(delivery.id), "version": self.version, "decision": "approve",
+                            "job_id": str(job.id)}
+        # One key per scope, holding that scope alone.
+        self.scoped: dict[str, CreatedKey] = {
+            scope: make_key(session, self.key.project_slug, name=scope, scopes=scope) for scope in SCOPES}
         session.commit()
+
+    def send(self, client: TestClient, route: str, key: str) -> Any:
+        """The route's example request, with `key`."""
+        example = _example(route)
+        assert example is not None, f"add a valid example request for {route} to this test"
+        return client.request(route.split(" ", 1)[0], self.path(route),
+                              headers={**example.get("headers", {}), "Authorization": f"Bearer {key}"},
+                              **{k: v for k, v in example.items() if k != "headers"})
 
     def path(self, route: str) -> str:
         """The route's path with this project's resources filled in."""
@@ -183,22 +217,120 @@ def test_write_routes_refuse_bad_credentials_and_change_nothing(
     assert _snapshot(session) == before
 
 
-def test_the_examples_are_accepted_with_the_right_key(client: TestClient, session: Session, victim: Victim) -> None:
-    # The refusals above mean something only if the same requests succeed with a valid key.
-    auth = {"Authorization": f"Bearer {victim.key.key}"}
-    statuses = {}
-    for route in KEYED_WRITE_ROUTES:
-        if route.startswith("DELETE"):
-            continue  # run after the others, below, so the resources exist for them
-        example = _example(route) or {}
-        r = client.request(route.split(" ", 1)[0], victim.path(route),
-                           headers={**example.get("headers", {}), **auth},
-                           **{k: v for k, v in example.items() if k != "headers"})
-        statuses[route] = r.status_code
-    for route in KEYED_WRITE_ROUTES:
-        if route.startswith("DELETE"):
-            statuses[route] = client.delete(victim.path(route), headers=auth).status_code
+def test_the_examples_are_accepted_with_the_right_scope(client: TestClient, session: Session, victim: Victim) -> None:
+    # The refusals here mean something only if the same requests succeed with a valid key holding nothing but
+    # the route's scope (and reads with an admin key too: admin includes read).
+    statuses: dict[str, int] = {}
+    for route in sorted(KEYED_ROUTES, key=lambda r: (not r.startswith("GET"), r.startswith("DELETE"))):
+        # Reads first (nothing is deleted yet), deletes last so the resources exist for the other writes.
+        statuses[route] = victim.send(client, route, victim.scoped[ROUTE_SCOPES[route] or ""].key).status_code
+        if ROUTE_SCOPES[route] == "read":
+            statuses[f"{route} (admin key)"] = victim.send(client, route, victim.scoped["admin"].key).status_code
     assert {r: s for r, s in statuses.items() if not 200 <= s < 300} == {}
+    assert len(statuses) > len(KEYED_ROUTES)
+
+
+def _expected_scope(route: str) -> str:
+    if route in INGEST_ROUTES:
+        return "ingest"
+    return "read" if route.startswith("GET ") else "admin"
+
+
+def test_every_keyed_route_needs_the_scope_of_its_kind() -> None:
+    # ingest: what an application sends; read: every GET; admin: every other write. A new route must pick one
+    # of IngestProject/ReaderProject/AdminProject (monitor/api/deps.py), and the right one.
+    assert len(KEYED_ROUTES) >= 28 and set(KEYED_ROUTES) >= INGEST_ROUTES
+    assert set(KEYED_WRITE_ROUTES) <= set(KEYED_ROUTES)
+    assert {r: s for r, s in ROUTE_SCOPES.items() if s != _expected_scope(r)} == {}
+    spec = _APP.openapi()
+    for route, scope in ROUTE_SCOPES.items():
+        method, path = route.split(" ", 1)
+        operation = spec["paths"][path][method.lower()]
+        assert operation["x-driftloop-scope"] == scope, route  # clients can read what a key needs
+        assert f"`{scope}` scope" in operation["description"], route
+
+
+def test_a_key_without_the_routes_scope_is_refused_and_changes_nothing(
+    client: TestClient, session: Session, victim: Victim
+) -> None:
+    before = _snapshot(session)
+    refused: list[tuple[str, str]] = []
+    for route in KEYED_ROUTES:
+        needed = ROUTE_SCOPES[route] or ""
+        for held, key in victim.scoped.items():
+            if grants([held], needed):
+                continue
+            r = victim.send(client, route, key.key)
+            assert r.status_code == 403, (route, held, r.status_code, r.text[:200])
+            detail = r.json()["detail"]
+            # Which scope, what the key has, and the command that makes a key with it.
+            assert f"lacks the '{needed}' scope" in detail and f"its scopes: {held}" in detail, detail
+            assert f"driftloop keys create {victim.key.project_slug} --scope {needed}" in detail, detail
+            assert key.key not in r.text
+            refused.append((route, held))
+    assert _snapshot(session) == before
+    # Each route refused every key that lacks its scope: read routes the ingest key, the others two keys each.
+    assert len(refused) == sum(1 if s == "read" else 2 for s in ROUTE_SCOPES.values())
+
+
+def test_an_applications_ingest_key_cannot_approve_a_model_or_create_a_webhook(
+    client: TestClient, session: Session, victim: Victim
+) -> None:
+    # The key an app embeds (`driftloop keys create PROJECT`, default scope) leaks with any pod; it must not reach
+    # the model registry or point webhooks (with the project's alerts and model events) at an attacker.
+    app_key = create_key(session, victim.key.project_slug, "app-pod")
+    session.commit()
+    assert app_key.scopes == ("ingest",)
+    auth = {"Authorization": f"Bearer {app_key.key}"}
+    approve = client.post(f"/v1/models/{victim.version}/approve", headers=auth,
+                          json={"actor": "mallory", "reason": "ship it", "override": True})
+    promote = client.post(f"/v1/models/{victim.version}/promote", headers=auth, json={"actor": "mallory"})
+    hook = client.post("/v1/webhook-endpoints", headers=auth,
+                       json={"name": "exfiltrate", "url": "https://93.184.215.14/collect"})
+    for r in (approve, promote, hook):
+        assert r.status_code == 403, r.text
+        assert "'admin' scope" in r.json()["detail"]
+    session.expire_all()
+    version = session.scalars(select(ModelVersion).where(ModelVersion.project_id == victim.project.id,
+                                                         ModelVersion.name == victim.version)).one()
+    assert version.status == "candidate"
+    assert not session.scalars(select(AuditEntry).where(AuditEntry.actor == "mallory")).all()
+    assert client.get("/v1/webhook-endpoints/exfiltrate", headers={
+        "Authorization": f"Bearer {victim.scoped['read'].key}"}).status_code == 404
+    # ... while it still does its job.
+    assert client.post("/v1/events", json={"events": [event_dict()]}, headers=auth).status_code == 200
+
+
+@pytest.mark.parametrize(("given", "parsed"), [
+    ("ingest", ("ingest",)),
+    ("admin,ingest", ("ingest", "admin")),
+    (" READ  admin ", ("read", "admin")),
+    (["read", "ingest,read"], ("ingest", "read")),
+])
+def test_scope_names_parse_to_a_canonical_tuple(given: Any, parsed: tuple[str, ...]) -> None:
+    assert parse_scopes(given) == parsed
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ("root", "unknown scope(s) 'root': choose from ingest, read, admin"),
+    ("ingest,write", "unknown scope(s) 'write'"),
+    ("", "at least one scope"),
+    ([], "at least one scope"),
+])
+def test_unknown_or_missing_scopes_are_refused_and_create_nothing(
+    session: Session, given: Any, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        create_key(session, "never-created", scopes=given)
+    session.expire_all()
+    with pytest.raises(LookupError):
+        get_project(session, "never-created")
+
+
+def test_admin_includes_read_and_nothing_else() -> None:
+    assert grants(["admin"], "admin") and grants(["admin"], "read")
+    assert not grants(["admin"], "ingest") and not grants(["read"], "admin") and not grants(["ingest"], "read")
+    assert not grants(["superuser"], "read") and not grants([], "ingest")  # unknown names grant nothing
 
 
 def _project_rows(session: Session, project_id: int) -> dict[str, Any]:

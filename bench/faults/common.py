@@ -103,7 +103,7 @@ def new_key(database_url: str, slug: str) -> CreatedKey:
     engine = make_engine(database_url)
     try:
         with Session(engine) as s:
-            key = create_key(s, slug)
+            key = create_key(s, slug, scopes="ingest")  # the scripts only send events, as an application does
             s.commit()
             return key
     finally:

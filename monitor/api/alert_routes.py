@@ -21,7 +21,7 @@ from monitor.alerts.rule_service import (
 )
 from monitor.alerts.rules import MAX_YAML_BYTES, NAME_PATTERN, RuleFileError, RuleSpec, parse_rule_file
 from monitor.api.body import read_body
-from monitor.api.deps import ProjectDep, SessionDep
+from monitor.api.deps import AdminProject, ReaderProject, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
 
@@ -43,12 +43,12 @@ def raise_http(exc: Exception) -> NoReturn:
 
 
 @router.get("/alert-rules", summary="The project's alert rules")
-def get_rules(session: SessionDep, project: ProjectDep) -> list[dict[str, Any]]:
+def get_rules(session: SessionDep, project: ReaderProject) -> list[dict[str, Any]]:
     return [rule_view(r) for r in list_rules(session, project.id)]
 
 
 @router.post("/alert-rules", status_code=201, summary="Create an alert rule")
-def post_rule(spec: RuleSpec, session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+def post_rule(spec: RuleSpec, session: SessionDep, project: AdminProject) -> dict[str, Any]:
     try:
         row = create_rule(session, project.id, spec)
     except (ConflictError, FieldError) as exc:
@@ -58,7 +58,7 @@ def post_rule(spec: RuleSpec, session: SessionDep, project: ProjectDep) -> dict[
 
 
 @router.get("/alert-rules/{name}", summary="One alert rule")
-def get_one_rule(name: str, session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+def get_one_rule(name: str, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
     try:
         return rule_view(get_rule(session, project.id, name))
     except NotFoundError as exc:
@@ -66,7 +66,7 @@ def get_one_rule(name: str, session: SessionDep, project: ProjectDep) -> dict[st
 
 
 @router.put("/alert-rules/{name}", summary="Replace an alert rule")
-def put_rule(name: str, spec: RuleSpec, session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+def put_rule(name: str, spec: RuleSpec, session: SessionDep, project: AdminProject) -> dict[str, Any]:
     try:
         row = update_rule(session, project.id, name, spec)
     except (NotFoundError, FieldError) as exc:
@@ -76,7 +76,7 @@ def put_rule(name: str, spec: RuleSpec, session: SessionDep, project: ProjectDep
 
 
 @router.delete("/alert-rules/{name}", status_code=204, summary="Delete an alert rule and its alert history")
-def remove_rule(name: str, session: SessionDep, project: ProjectDep) -> Response:
+def remove_rule(name: str, session: SessionDep, project: AdminProject) -> Response:
     try:
         delete_rule(session, project.id, name)
     except NotFoundError as exc:
@@ -100,7 +100,7 @@ class ImportReport(BaseModel):
     openapi_extra={"requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}}},
 )
 async def import_rules(
-    request: Request, session: SessionDep, project: ProjectDep,
+    request: Request, session: SessionDep, project: AdminProject,
     prune: bool = False, dry_run: bool = False,
 ) -> ImportReport:
     raw = await read_body(request, MAX_YAML_BYTES)
@@ -121,7 +121,7 @@ async def import_rules(
 
 @router.get("/alerts", summary="Alerts, newest first, each with its transitions and their metric values")
 def get_alerts(
-    session: SessionDep, project: ProjectDep,
+    session: SessionDep, project: ReaderProject,
     alert_status: Annotated[str | None, Query(alias="status", pattern="^(" + "|".join(ALERT_STATUSES) + ")$")] = None,
     rule: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -131,7 +131,7 @@ def get_alerts(
 
 @router.get("/alert-actions", summary="Action requests (e.g. retrain) made by firing alerts")
 def get_action_requests(
-    session: SessionDep, project: ProjectDep,
+    session: SessionDep, project: ReaderProject,
     request_status: Annotated[str | None, Query(alias="status", pattern="^(pending|done|failed)$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:

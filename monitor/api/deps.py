@@ -1,8 +1,11 @@
-"""Request-scoped dependencies: the database session and the authenticated project."""
+"""Request-scoped dependencies: the database session, and the authenticated project with the scope a route needs.
+
+Every project route declares one of `IngestProject`, `ReaderProject` or `AdminProject`; all three go through
+`require_project` (authentication, then the rate limit), so there is one path for every keyed request."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Path, Request, status
@@ -10,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.api.ratelimit import ITEMS, REQUESTS, RateLimiter
 from monitor.models import Project
-from monitor.services.projects import authenticate, hash_key
+from monitor.services.projects import SCOPES, AuthenticatedKey, authenticate, grants, hash_key
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -54,13 +57,14 @@ def require_project(
     x_driftloop_project: Annotated[
         str | None, Header(description="Optional: the project the key must belong to.")
     ] = None,
-) -> Project:
+) -> AuthenticatedKey:
     key = _bearer(authorization)
-    project = authenticate(session, key)
-    if project is None:
+    caller = authenticate(session, key)
+    if caller is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"}
         )
+    project = caller.project
     if x_driftloop_project is not None and x_driftloop_project != project.slug:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
@@ -70,7 +74,7 @@ def require_project(
     identity = hash_key(key)[:32]
     request.state.rate_limit_identity = identity
     limiter(request).check(identity, REQUESTS)
-    return project
+    return caller
 
 
 def limiter(request: Request) -> RateLimiter:
@@ -85,4 +89,41 @@ def charge_items(request: Request, n: int) -> None:
         limiter(request).check(identity, ITEMS, n)
 
 
-ProjectDep = Annotated[Project, Depends(require_project)]
+def _scope_check(scope: str) -> Callable[[AuthenticatedKey], Project]:
+    # Checked after `require_project`, so refused requests still count against the key's rate limit: a leaked
+    # key cannot probe the routes it lacks the scope for any faster than it can use its own.
+    def check(caller: Annotated[AuthenticatedKey, Depends(require_project)]) -> Project:
+        if not grants(caller.scopes, scope):
+            held = ", ".join(caller.scopes) or "none"
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"this API key lacks the {scope!r} scope this request needs (its scopes: {held}); "
+                f"create a key with it: driftloop keys create {caller.project.slug} --scope {scope}",
+            )
+        return caller.project
+
+    check.__name__ = f"require_{scope}_scope"  # tracebacks and dependency listings say which check it is
+    return check
+
+
+# One dependency function per scope: FastAPI caches a dependency's result per request by identity, and the
+# OpenAPI document finds the scope a route needs by looking its dependency up here (`scope_of`).
+_CHECKS: dict[str, Callable[[AuthenticatedKey], Project]] = {scope: _scope_check(scope) for scope in SCOPES}
+
+
+def require_scope(scope: str) -> Callable[[AuthenticatedKey], Project]:
+    """The dependency that lets a request through when its key holds `scope` (or one that implies it): 403 else."""
+    try:
+        return _CHECKS[scope]
+    except KeyError:
+        raise ValueError(f"unknown scope {scope!r}: choose from {', '.join(SCOPES)}") from None
+
+
+def scope_of(call: object) -> str | None:
+    """The scope a dependency function requires, if it is one of the scope checks."""
+    return next((scope for scope, check in _CHECKS.items() if check is call), None)
+
+
+IngestProject = Annotated[Project, Depends(require_scope("ingest"))]  # POST events, feedback, OTLP
+ReaderProject = Annotated[Project, Depends(require_scope("read"))]  # every GET of project data
+AdminProject = Annotated[Project, Depends(require_scope("admin"))]  # every other write

@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 
 from monitor.api.body import M, decode_content, parse_batch, read_body
-from monitor.api.deps import ProjectDep, SessionDep, charge_items
+from monitor.api.deps import IngestProject, SessionDep, charge_items
 from monitor.api.telemetry import ITEMS
 from monitor.schemas import EventBatch, FeedbackBatch, IngestResult, Limits
 from monitor.services.ingest import IngestCounts, ingest_events, ingest_feedback
@@ -19,7 +19,8 @@ router = APIRouter(prefix="/v1", tags=["ingestion"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Body is not valid gzip/deflate."},
     401: {"description": "Missing, unknown or revoked API key."},
-    403: {"description": "The key belongs to another project than `X-Driftloop-Project` names."},
+    403: {"description": "The key lacks the `ingest` scope, or belongs to another project than "
+                         "`X-Driftloop-Project` names. Nothing stored."},
     413: {"description": "Body or batch larger than the configured limits; nothing stored."},
     415: {"description": "Unsupported Content-Encoding."},
     422: {"description": "A field is invalid; `detail` names each field and why. Nothing stored."},
@@ -87,7 +88,7 @@ def count_stored(kind: str, counts: IngestCounts) -> IngestResult:
 def post_events(
     request: Request,
     session: SessionDep,
-    project: ProjectDep,
+    project: IngestProject,
     body: Annotated[bytes, Depends(_body)],
 ) -> IngestResult:
     batch = _parse(EventBatch, request, body, "event", "events")
@@ -107,7 +108,7 @@ def post_events(
 def post_feedback(
     request: Request,
     session: SessionDep,
-    project: ProjectDep,
+    project: IngestProject,
     body: Annotated[bytes, Depends(_body)],
 ) -> IngestResult:
     batch = _parse(FeedbackBatch, request, body, "feedback", "feedback")

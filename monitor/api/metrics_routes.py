@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from monitor.api.deps import ProjectDep, SessionDep
+from monitor.api.deps import ReaderProject, SessionDep
 from monitor.metric_registry import all_metrics
 from monitor.services.metric_queries import latest_drift, query_metrics, row_dict
 
@@ -24,7 +24,7 @@ def catalog() -> list[dict[str, str]]:
 @router.get("/metrics", summary="Metric rows of the key's project")
 def get_metrics(
     session: SessionDep,
-    project: ProjectDep,
+    project: ReaderProject,
     metric: Annotated[str | None, Query(max_length=96, description="Exact name, or a pattern with *.")] = None,
     segment: Annotated[str, Query(max_length=320, description="Segment label, e.g. all or model_version=v2.")] = "all",
     start: datetime | None = None,
@@ -37,7 +37,7 @@ def get_metrics(
 
 @router.get("/drift/latest", summary="The latest window's drift results, with the explanation when drift fired")
 def get_latest_drift(
-    session: SessionDep, project: ProjectDep, segment: Annotated[str, Query(max_length=320)] = "all"
+    session: SessionDep, project: ReaderProject, segment: Annotated[str, Query(max_length=320)] = "all"
 ) -> dict[str, Any]:
     rows = latest_drift(session, project.id, segment)
     return {

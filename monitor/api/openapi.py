@@ -1,5 +1,5 @@
-"""The collector's OpenAPI document: hand-parsed bodies, the Bearer scheme, and the answers every
-authenticated route can give (so clients and schema fuzzers know them)."""
+"""The collector's OpenAPI document: hand-parsed bodies, the Bearer scheme, the scope each operation needs, and
+the answers every authenticated route can give (so clients and schema fuzzers know them)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
-from monitor.api.deps import require_project
+from monitor.api.deps import require_project, scope_of
 from monitor.api.errors import PROBLEM_SCHEMA, PROBLEMS_SCHEMA
 from monitor.schemas import EventBatch, FeedbackBatch
 
 BEARER = "projectKey"
 _AUTH_RESPONSES: dict[str, str] = {
     "401": "Missing, malformed, unknown or revoked API key.",
-    "403": "The key belongs to another project than `X-Driftloop-Project` names.",
+    "403": "The key lacks the scope the operation needs (`x-driftloop-scope`), or belongs to another project "
+           "than `X-Driftloop-Project` names. Nothing changed.",
     "429": "Rate limited (per API key); nothing stored, retry after `Retry-After` seconds.",
     "503": "Database unavailable; nothing stored, retry after `Retry-After` seconds.",
 }
@@ -32,6 +33,15 @@ _PROBLEMS_REF = {"$ref": "#/components/schemas/HTTPValidationError"}
 
 def uses_dependency(dependant: Dependant, call: Any) -> bool:
     return any(d.call is call or uses_dependency(d, call) for d in dependant.dependencies)
+
+
+def required_scope(dependant: Dependant) -> str | None:
+    """The API key scope a route needs (`ingest`, `read`, `admin`), found in its dependencies; None if none."""
+    for d in dependant.dependencies:
+        scope = scope_of(d.call) or required_scope(d)
+        if scope is not None:
+            return scope
+    return None
 
 
 def api_routes(app: FastAPI) -> list[RouteContext]:
@@ -55,7 +65,9 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     # Every 422 is a list of {field, message, type} (monitor/api/errors.py), not FastAPI's default shape.
     schemas["HTTPValidationError"], schemas["ValidationError"] = PROBLEMS_SCHEMA, PROBLEM_SCHEMA
     components.setdefault("securitySchemes", {})[BEARER] = {
-        "type": "http", "scheme": "bearer", "description": "A project API key (`driftloop keys create`).",
+        "type": "http", "scheme": "bearer",
+        "description": "A project API key (`driftloop keys create PROJECT --scope ingest|read|admin`). Each "
+                       "operation names the scope it needs in `x-driftloop-scope`; `admin` includes `read`.",
     }
     for route in authenticated_routes(app):
         for method in route.methods or ():
@@ -63,6 +75,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             if operation is None:
                 continue
             operation["security"] = [{BEARER: []}]
+            _document_scope(operation, route)
             responses = operation.setdefault("responses", {})
             responses.setdefault("422", {"description": "A field is invalid; nothing changed."}).setdefault(
                 "content", {"application/json": {"schema": _PROBLEMS_REF}})
@@ -72,3 +85,12 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 if code in ("429", "503"):
                     answer.setdefault("headers", _RETRY_AFTER)
     return schema
+
+
+def _document_scope(operation: dict[str, Any], route: RouteContext) -> None:
+    scope = required_scope(route.dependant) if route.dependant is not None else None
+    if scope is None:
+        return
+    operation["x-driftloop-scope"] = scope
+    needs = f"Needs an API key with the `{scope}` scope" + (" (or `admin`)." if scope == "read" else ".")
+    operation["description"] = f"{operation['description']}\n\n{needs}" if operation.get("description") else needs

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from monitor.api.body import read_body
-from monitor.api.deps import ProjectDep, SessionDep, charge_items
+from monitor.api.deps import IngestProject, SessionDep, charge_items
 from monitor.api.ingest_routes import _limits, _settings, count_stored
 from monitor.api.telemetry import ITEMS, OTLP_SPANS
 from monitor.otlp import OtlpDecodeError, decode_export_request, error_response, export_response_for, spans_to_events
@@ -43,7 +43,7 @@ async def _raw(request: Request) -> bytes:
     }}},
 )
 def post_traces(
-    request: Request, session: SessionDep, project: ProjectDep, raw: Annotated[bytes, Depends(_raw)]
+    request: Request, session: SessionDep, project: IngestProject, raw: Annotated[bytes, Depends(_raw)]
 ) -> Response:
     settings = _settings(request)
     content_type = request.headers.get("content-type")

@@ -24,7 +24,7 @@ from monitor.alerts.models import WebhookEndpoint, WebhookMessage
 from monitor.alerts.rules import NAME_PATTERN
 from monitor.alerts.webhooks import EVENT_TYPES
 from monitor.api.alert_routes import raise_http
-from monitor.api.deps import ProjectDep, RowId, SessionDep
+from monitor.api.deps import AdminProject, ReaderProject, RowId, SessionDep
 from monitor.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
@@ -41,12 +41,12 @@ class EndpointCreated(BaseModel):
 
 
 @router.get("/webhook-endpoints", summary="The project's webhook endpoints (never their secrets)")
-def get_endpoints(session: SessionDep, project: ProjectDep) -> list[dict[str, Any]]:
+def get_endpoints(session: SessionDep, project: ReaderProject) -> list[dict[str, Any]]:
     return [endpoint_view(e) for e in list_endpoints(session, project.id)]
 
 
 @router.post("/webhook-endpoints", status_code=201, summary="Create an endpoint; the response holds its secret once")
-def post_endpoint(spec: EndpointSpec, request: Request, session: SessionDep, project: ProjectDep) -> EndpointCreated:
+def post_endpoint(spec: EndpointSpec, request: Request, session: SessionDep, project: AdminProject) -> EndpointCreated:
     try:
         created = create_endpoint(session, project.id, spec, settings=_settings(request))
     except (ConflictError, FieldError) as exc:
@@ -56,7 +56,7 @@ def post_endpoint(spec: EndpointSpec, request: Request, session: SessionDep, pro
 
 
 @router.get("/webhook-endpoints/{name}", summary="One endpoint (without its secret)")
-def get_one_endpoint(name: str, session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+def get_one_endpoint(name: str, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
     try:
         return endpoint_view(get_endpoint(session, project.id, name))
     except NotFoundError as exc:
@@ -65,7 +65,7 @@ def get_one_endpoint(name: str, session: SessionDep, project: ProjectDep) -> dic
 
 @router.patch("/webhook-endpoints/{name}", summary="Change an endpoint (url, event types, format, enabled)")
 def patch_endpoint(name: str, patch: EndpointPatch, request: Request, session: SessionDep,
-                   project: ProjectDep) -> dict[str, Any]:
+                   project: AdminProject) -> dict[str, Any]:
     try:
         endpoint = update_endpoint(session, project.id, name, patch, settings=_settings(request))
     except (NotFoundError, FieldError) as exc:
@@ -76,7 +76,7 @@ def patch_endpoint(name: str, patch: EndpointPatch, request: Request, session: S
 
 @router.post("/webhook-endpoints/{name}/rotate-secret",
              summary="A new secret (shown once); the old one keeps signing during the grace period")
-def post_rotate(name: str, request: Request, session: SessionDep, project: ProjectDep,
+def post_rotate(name: str, request: Request, session: SessionDep, project: AdminProject,
                 grace_seconds: Annotated[int | None, Query(ge=0, le=30 * 86_400)] = None) -> EndpointCreated:
     try:
         rotated = rotate_secret(session, project.id, name, settings=_settings(request), grace_seconds=grace_seconds)
@@ -87,7 +87,7 @@ def post_rotate(name: str, request: Request, session: SessionDep, project: Proje
 
 
 @router.delete("/webhook-endpoints/{name}", status_code=204, summary="Delete an endpoint no rule sends to")
-def remove_endpoint(name: str, session: SessionDep, project: ProjectDep) -> Response:
+def remove_endpoint(name: str, session: SessionDep, project: AdminProject) -> Response:
     try:
         delete_endpoint(session, project.id, name)
     except (NotFoundError, ConflictError) as exc:
@@ -98,7 +98,7 @@ def remove_endpoint(name: str, session: SessionDep, project: ProjectDep) -> Resp
 
 @router.get("/webhook-deliveries", summary="The delivery log, newest first, with every attempt")
 def get_deliveries(
-    session: SessionDep, project: ProjectDep,
+    session: SessionDep, project: ReaderProject,
     endpoint: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
     delivery_status: Annotated[str | None, Query(alias="status", pattern="^(pending|succeeded|failed)$")] = None,
     event_type: Annotated[str | None, Query(pattern="^(" + "|".join(t.replace(".", r"\.") for t in EVENT_TYPES)
@@ -113,7 +113,7 @@ def get_deliveries(
 
 @router.post("/webhook-deliveries/{delivery_id}/redeliver", status_code=202,
              summary="Send a delivery again now (one manual attempt, logged like the others)")
-def post_redeliver(delivery_id: RowId, request: Request, session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+def post_redeliver(delivery_id: RowId, request: Request, session: SessionDep, project: AdminProject) -> dict[str, Any]:
     try:
         redeliver(session, project.id, delivery_id, settings=_settings(request))
     except (NotFoundError, ConflictError) as exc:

@@ -200,7 +200,9 @@ class _Demo:
 
             migrations.upgrade(self.settings.database_url)
             with self.factory() as s:
-                key["key"] = create_key(s, self.report.project, "demo").key
+                # The demo's key goes where an application's would (the SDK, the model server's logging): it only
+                # sends events and feedback. Its rules, endpoint and decisions are made here, not through the API.
+                key["key"] = create_key(s, self.report.project, "demo", scopes="ingest").key
                 project = get_project(s, self.report.project)
                 project.config = {"window_seconds": 3600,
                                   "reference": {"kind": "first_n", "n": self.events_per_window * 2},

@@ -1,7 +1,7 @@
 """Tables of the approval UI: operator accounts, their sign-in sessions, and sign-in attempts (for throttling).
 
 Passwords and session tokens are stored hashed only; the session cookie carries the token, signed with the
-deployment's secret key. Ingestion API keys live elsewhere (`api_keys`) and never open the UI.
+deployment's secret key. Project API keys live elsewhere (`api_keys`) and never open the UI.
 """
 
 from __future__ import annotations

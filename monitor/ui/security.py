@@ -5,7 +5,8 @@
   outside local mode. Logout deletes the row, so a copied cookie stops working too.
 - Every POST form carries the session's CSRF token (`csrf_token`); the sign-in form, which has no session
   yet, carries a nonce that must match a signed, short-lived cookie of its own (double submit).
-- Only the cookie opens the UI: an `Authorization` header (an ingestion key) is never looked at here.
+- Only the cookie opens the UI: an `Authorization` header (a project API key, even an admin one) is never
+  looked at here.
 """
 
 from __future__ import annotations

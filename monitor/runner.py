@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -118,6 +118,7 @@ def tick(now: datetime | None = None, *, factory: sessionmaker[Session] | None =
     from monitor.worker.tasks import dispatch_windows
 
     factory = factory or session_factory()
-    jobs = run_unit(factory, lambda s: scan(s, now or utcnow()))
+    interval = timedelta(seconds=get_settings().recompute_interval_seconds)
+    jobs = run_unit(factory, lambda s: scan(s, now or utcnow(), min_interval=interval))
     dispatch_windows(jobs)  # after the commit above: a task never sees an uncommitted window state
     return len(jobs)

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
         "inprocess", description="`inprocess` runs tasks in the calling process (embedded); `celery` queues them."
     )
     tick_seconds: float = Field(60.0, ge=1, description="How often beat scans for dirty windows.")
+    recompute_interval_seconds: float = Field(
+        60.0, ge=0, description="With Celery, a window still open is recomputed at most this often while events "
+        "arrive (each recomputation reads the whole window); a closed window gets its final computation at the next "
+        "tick. 0: at every tick.",
+    )
     celery_visibility_timeout: int = Field(
         3600, ge=1, description="Seconds before Redis redelivers an unacknowledged task (a worker died mid-task)."
     )

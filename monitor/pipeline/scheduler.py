@@ -64,11 +64,16 @@ def _upsert_dirty(session: Session, project_id: int, starts: list[datetime], sec
     )
 
 
-def scan(session: Session, now: datetime, project_ids: list[int] | None = None) -> list[WindowJob]:
+def scan(
+    session: Session, now: datetime, project_ids: list[int] | None = None, *,
+    min_interval: timedelta = timedelta(0),
+) -> list[WindowJob]:
     """Mark dirty windows for every project (or the given ones); return the dirty windows to dispatch now.
 
     A returned window is stamped `dispatched_at`, so the next scan does not dispatch it again while its job
-    runs (unless the lease runs out: then its worker is presumed dead and the window goes out again).
+    runs (unless the lease runs out: then its worker is presumed dead and the window goes out again). A window
+    still open that was computed less than `min_interval` ago waits (it stays dirty): under heavy traffic every
+    recomputation reads the whole window, and back-to-back ones would keep a worker busy for little news.
     """
     projects = session.scalars(select(Project) if project_ids is None else
                                select(Project).where(Project.id.in_(project_ids))).all()
@@ -111,6 +116,8 @@ def scan(session: Session, now: datetime, project_ids: list[int] | None = None) 
         select(WindowState)
         .where(WindowState.project_id.in_(wanted), WindowState.dirty_since.is_not(None))
         .where((WindowState.dispatched_at.is_(None)) | (WindowState.dispatched_at < now - DISPATCH_LEASE))
+        .where(WindowState.computed_at.is_(None) | (WindowState.window_end <= now)
+               | (WindowState.computed_at <= now - min_interval))
         .order_by(WindowState.window_start)
     )
     jobs = []

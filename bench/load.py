@@ -201,7 +201,12 @@ def main() -> None:
             conn.execute("UPDATE projects SET config = %s::jsonb WHERE slug = 'load'",
                          (f'{{"window_seconds": {args.window}}}',))
         work = Path(tmp)
-        collector = CollectorProcess(db_url, work / "collector.log", workers=args.collector_workers)
+        # The producers flush every 50 ms (as in bench/ingest.py), up to 60 requests/s from one key: over the
+        # default per-key request limit (50/s), and a 429 would measure the limiter, not the collector. The item
+        # limit (50,000 events/s) stays.
+        collector = CollectorProcess(db_url, work / "collector.log", workers=args.collector_workers,
+                                     extra_env={"DRIFTLOOP_RATE_LIMIT_PER_SECOND": "1000",
+                                                "DRIFTLOOP_RATE_LIMIT_BURST": "1000"})
         # The production redelivery timeout: the fault scripts' 5 s would hand every stage that runs longer
         # than that to a second worker, and the duplicates would pass for backlog.
         extra = {"DRIFTLOOP_TICK_SECONDS": str(args.tick),

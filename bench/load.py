@@ -122,6 +122,35 @@ def group_rss_mb(pgids: list[int]) -> float:
     return total / 2**20
 
 
+def cpu_seconds(roots: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by live processes: each under the root it descends from,
+    Postgres and Redis server processes under their own names, anything else not counted."""
+    tick = os.sysconf("SC_CLK_TCK")
+    procs: dict[int, tuple[str, int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # the process ended meanwhile
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        procs[int(entry.name)] = (comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    owner = {pid: name for name, pids in roots.items() for pid in pids}
+    out = dict.fromkeys([*roots, "postgres", "redis"], 0.0)
+    for pid, (comm, _, cpu) in procs.items():
+        if comm == "postgres" or comm.startswith("redis-server"):
+            out["postgres" if comm == "postgres" else "redis"] += cpu
+            continue
+        up = pid
+        while up in procs and up not in owner and up > 1:
+            up = procs[up][1]
+        if up in owner:
+            out[owner[up]] += cpu
+    return out
+
+
 def available_mb() -> float:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable:"):
@@ -238,6 +267,11 @@ def main() -> None:
                 while time.time() < start_at:
                     time.sleep(0.05)
                 results: list[tuple] = []  # type: ignore[type-arg]
+                assert collector.proc is not None
+                roots = {"producers": [p.pid for p in procs if p.pid], "collector": [collector.proc.pid],
+                         "worker default": [workers[0].pid], "worker gpu": [w.pid for w in workers[1:]],
+                         "beat": [beat.pid], "this script": [os.getpid()]}
+                cpu_start = cpu_peak = cpu_seconds(roots)
                 with psycopg.connect(plain, autocommit=True) as conn:
                     sampler = Sampler(collector.url, conn, redis.Redis.from_url(redis_url), prefix,
                                       [w.pid for w in workers])
@@ -248,6 +282,8 @@ def main() -> None:
                         except queue.Empty:  # a sampling period went by
                             pass
                         row = sampler.take()
+                        # Highest reading per group: a producer's counters vanish with it when it exits.
+                        cpu_peak = {k: max(v, cpu_peak.get(k, 0.0)) for k, v in cpu_seconds(roots).items()}
                         if available_mb() < args.min_free_mb:  # the machine is shared: never push it into OOM
                             for p in procs:
                                 p.kill()
@@ -256,6 +292,8 @@ def main() -> None:
                     for p in procs:
                         p.join()
                     ingest_seconds = time.monotonic() - sampler.t0
+                    cpu_used = {k: max(v, cpu_peak.get(k, 0.0)) - cpu_start.get(k, 0.0)
+                                for k, v in cpu_seconds(roots).items()}
                     last = scrape(collector.url)
                     ingest_rows = list(sampler.rows)
                     print(f"-- ingest done after {ingest_seconds:.0f} s; the workers keep going (up to "
@@ -301,6 +339,9 @@ def main() -> None:
     during = (rows[-1][5] - sampler.base[1]) if rows else 0
     print(f"  Postgres database grew {during / 2**20:,.0f} MB while ingesting, {size_growth / 2**20:,.0f} MB by the "
           f"end ({size_growth / max(stored[0], 1):,.0f} bytes per event, vectors and metric rows included)")
+    cores = (os.cpu_count() or 1) * ingest_seconds
+    print("  CPU while ingesting (share of all cores; producers up to their last sample): " + ", ".join(
+        f"{k} {v / cores:.0%}" for k, v in sorted(cpu_used.items(), key=lambda kv: -kv[1])))
     print(f"  worker backlog when ingest ended: dirty windows {rows[-1][9] if rows else '?'}; "
           + (f"caught up {caught_up:.0f} s later" if caught_up is not None else
              f"not caught up {args.drain_minutes:g} min later: queue default {qd}, gpu {qg}, unacknowledged "

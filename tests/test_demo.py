@@ -4,6 +4,7 @@ tests/test_demo_production.py."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy import select
 
 from monitor.db import make_engine, session_factory
 from monitor.demo.run import run_demo
+from monitor.demo.traffic import TOPICS
 from monitor.services.projects import get_project
 from retrain import lm_cache
 from retrain.demo_loop import ACTOR, QUESTION
@@ -36,6 +38,14 @@ def stage_names(report: Any) -> list[str]:
     return [s.name for s in report.stages]
 
 
+def topic_of(text: str) -> str | None:
+    """The demo topic whose templates produced `text` (None if none did)."""
+    for topic, (templates, _) in TOPICS.items():
+        if any(re.fullmatch(re.sub(r"\\\{\w+\\\}", ".+", re.escape(t)), text) for t in templates):
+            return topic
+    return None
+
+
 def test_demo_closes_the_loop_and_auto_approve_changes_the_served_version(tmp_path: Path) -> None:
     bars: dict[str, tuple[int, int]] = {}
     report = run_demo(tmp_path, events_per_window=100, auto_approve=True, retrain_overrides=TEST_RETRAIN,
@@ -50,8 +60,8 @@ def test_demo_closes_the_loop_and_auto_approve_changes_the_served_version(tmp_pa
     # Drift: only the two shifted windows (the last two simulated hours) drift, explained by the new topics.
     assert report.events_stored == 600
     assert len(report.drift_windows) == 2
-    assert any(w in " ".join(report.explanation_examples).lower()
-               for w in ("cook", "recipe", "bake", "visit", "itinerary", "pack", "museum", "visa", "wine"))
+    topics = [topic_of(text) for text in report.explanation_examples]
+    assert topics and sum(t in ("cooking", "travel") for t in topics) > len(topics) / 2, report.explanation_examples
     # The alert: delivered to the local receiver, which verified its Standard Webhooks signature.
     assert values["alert_firing"] >= 1 and "prompt-drift" in values["alert_rules"]
     # Progress bars were fed by every long stage, the retraining one from the job's committed progress.

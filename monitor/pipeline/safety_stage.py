@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from monitor.metric_registry import MetricSpec, register_metric
 from monitor.pipeline.ops import MetricPoint
 from monitor.pipeline.sampling import event_ranks, sample_mask, stable_seed
-from monitor.pipeline.scores import ensure_scores, load_scores
+from monitor.pipeline.scores import scores_for
 from monitor.pipeline.segments import ALL, segment_masks
 from monitor.pipeline.stages import WindowContext, register_stage
 from monitor.pipeline.store import upsert_points
@@ -51,12 +51,10 @@ def toxicity_scorer(spec: str) -> ToxicityScorer:
         return scorer
 
 
-def _score_column(session: Session, n: int, positions: np.ndarray, ids: list[int], field: str,
-                  scorer: str) -> np.ndarray:
-    """Stored scores of the events at `positions` (ids `ids`) in an array over the window; NaN where unscored."""
-    stored = load_scores(session, ids, field, scorer)
+def _score_column(n: int, positions: np.ndarray, ids: list[int], scores: dict[int, float]) -> np.ndarray:
+    """The scores of the events at `positions` (ids `ids`) in an array over the window; NaN where unscored."""
     out = np.full(n, np.nan)
-    out[positions] = np.array([stored.get(i, np.nan) for i in ids], dtype=np.float64)
+    out[positions] = np.array([scores.get(i, np.nan) for i in ids], dtype=np.float64)
     return out
 
 
@@ -84,10 +82,10 @@ def compute_safety(session: Session, ctx: WindowContext) -> int:
     scorer = toxicity_scorer(spec)
     tox: dict[str, np.ndarray] = {}
     for field in ("prompt", "response"):
-        ensure_scores(session, ids, field, key, lambda texts: np.asarray(scorer.score(texts)))
-        tox[field] = _score_column(session, len(frame), positions, ids, field, key)
-    ensure_scores(session, ids, "response", SENTIMENT, lambda texts: vader_compound(texts))
-    sentiment = _score_column(session, len(frame), positions, ids, "response", SENTIMENT)
+        stored = scores_for(session, ids, field, key, lambda texts: np.asarray(scorer.score(texts)))
+        tox[field] = _score_column(len(frame), positions, ids, stored)
+    stored = scores_for(session, ids, "response", SENTIMENT, lambda texts: vader_compound(texts))
+    sentiment = _score_column(len(frame), positions, ids, stored)
 
     written = 0
     for segment, mask in masks.items():

@@ -23,15 +23,15 @@ def _text_column(field: str):  # type: ignore[no-untyped-def]
     return Event.prompt if field == "prompt" else Event.response
 
 
-def ensure_scores(session: Session, event_ids: Sequence[int], field: str, scorer: str, fn: ScoreFn) -> int:
-    """Score the texts of `event_ids` that have no stored score for `scorer`; returns how many were scored."""
+def scores_for(session: Session, event_ids: Sequence[int], field: str, scorer: str, fn: ScoreFn) -> dict[int, float]:
+    """Scores of the texts of `event_ids` by `scorer`: stored ones read, missing ones computed with `fn` and
+    stored. Events with an empty text have none."""
     col = _text_column(field)
-    have: set[int] = set()
+    out: dict[int, float] = {}
     for cond in id_conditions(session, EventScore.event_id, event_ids):
-        have.update(session.scalars(select(EventScore.event_id).where(
-            cond, EventScore.field == field, EventScore.scorer == scorer)))
-    todo = [e for e in event_ids if e not in have]
-    scored = 0
+        out.update(session.execute(select(EventScore.event_id, EventScore.score).where(
+            cond, EventScore.field == field, EventScore.scorer == scorer)).all())
+    todo = [e for e in event_ids if e not in out]
     ins = pg_insert(EventScore) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(EventScore)
     for i in range(0, len(todo), 2048):
         pairs = [(eid, t) for cond in id_conditions(session, Event.id, todo[i : i + 2048])
@@ -42,13 +42,5 @@ def ensure_scores(session: Session, event_ids: Sequence[int], field: str, scorer
         rows = [{"event_id": eid, "field": field, "scorer": scorer, "score": float(v)}
                 for (eid, _), v in zip(pairs, values, strict=True)]
         session.execute(ins.on_conflict_do_nothing(index_elements=["event_id", "field", "scorer"]), rows)
-        scored += len(rows)
-    return scored
-
-
-def load_scores(session: Session, event_ids: Sequence[int], field: str, scorer: str) -> dict[int, float]:
-    out: dict[int, float] = {}
-    for cond in id_conditions(session, EventScore.event_id, event_ids):
-        out.update(session.execute(select(EventScore.event_id, EventScore.score).where(
-            cond, EventScore.field == field, EventScore.scorer == scorer)).all())
+        out.update((r["event_id"], r["score"]) for r in rows)
     return out

@@ -101,6 +101,10 @@ def test_every_write_route_is_authenticated_and_has_an_example() -> None:
         assert _example(route) is not None, f"add a valid example request for {route} to this test"
 
 
+def bearer(key: CreatedKey) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key.key}"}
+
+
 class Victim:
     """Project A with one of everything a write route can touch; project B, another tenant."""
 
@@ -131,12 +135,12 @@ class Victim:
             scope: make_key(session, self.key.project_slug, name=scope, scopes=scope) for scope in SCOPES}
         session.commit()
 
-    def send(self, client: TestClient, route: str, key: str) -> Any:
-        """The route's example request, with `key`."""
+    def send(self, client: TestClient, route: str, credentials: dict[str, str]) -> Any:
+        """The route's example request, with these credential headers."""
         example = _example(route)
         assert example is not None, f"add a valid example request for {route} to this test"
         return client.request(route.split(" ", 1)[0], self.path(route),
-                              headers={**example.get("headers", {}), "Authorization": f"Bearer {key}"},
+                              headers={**example.get("headers", {}), **credentials},
                               **{k: v for k, v in example.items() if k != "headers"})
 
     def path(self, route: str) -> str:
@@ -204,12 +208,7 @@ def test_write_routes_refuse_bad_credentials_and_change_nothing(
     before = _snapshot(session)
     expected = 403 if "X-Driftloop-Project" in credentials(victim) else 401
     for route in KEYED_WRITE_ROUTES:
-        example = _example(route)
-        assert example is not None
-        method = route.split(" ", 1)[0]
-        headers = {**example.get("headers", {}), **credentials(victim)}
-        r = client.request(method, victim.path(route), headers=headers,
-                           **{k: v for k, v in example.items() if k != "headers"})
+        r = victim.send(client, route, credentials(victim))
         assert r.status_code == expected, (route, r.status_code, r.text[:200])
         if expected == 401:
             assert r.headers["WWW-Authenticate"] == "Bearer"
@@ -223,9 +222,9 @@ def test_the_examples_are_accepted_with_the_right_scope(client: TestClient, sess
     statuses: dict[str, int] = {}
     for route in sorted(KEYED_ROUTES, key=lambda r: (not r.startswith("GET"), r.startswith("DELETE"))):
         # Reads first (nothing is deleted yet), deletes last so the resources exist for the other writes.
-        statuses[route] = victim.send(client, route, victim.scoped[ROUTE_SCOPES[route] or ""].key).status_code
+        statuses[route] = victim.send(client, route, bearer(victim.scoped[ROUTE_SCOPES[route] or ""])).status_code
         if ROUTE_SCOPES[route] == "read":
-            statuses[f"{route} (admin key)"] = victim.send(client, route, victim.scoped["admin"].key).status_code
+            statuses[f"{route} (admin key)"] = victim.send(client, route, bearer(victim.scoped["admin"])).status_code
     assert {r: s for r, s in statuses.items() if not 200 <= s < 300} == {}
     assert len(statuses) > len(KEYED_ROUTES)
 
@@ -260,7 +259,7 @@ def test_a_key_without_the_routes_scope_is_refused_and_changes_nothing(
         for held, key in victim.scoped.items():
             if grants([held], needed):
                 continue
-            r = victim.send(client, route, key.key)
+            r = victim.send(client, route, bearer(key))
             assert r.status_code == 403, (route, held, r.status_code, r.text[:200])
             detail = r.json()["detail"]
             # Which scope, what the key has, and the command that makes a key with it.
@@ -348,12 +347,8 @@ def test_another_projects_valid_key_cannot_touch_this_projects_resources(
     client: TestClient, session: Session, victim: Victim
 ) -> None:
     before = _project_rows(session, victim.project.id)
-    auth = {"Authorization": f"Bearer {victim.other.key}"}
     for route in KEYED_WRITE_ROUTES:
-        example = _example(route) or {}
-        r = client.request(route.split(" ", 1)[0], victim.path(route),
-                           headers={**example.get("headers", {}), **auth},
-                           **{k: v for k, v in example.items() if k != "headers"})
+        r = victim.send(client, route, bearer(victim.other))
         assert r.status_code < 500, (route, r.text[:200])
         if "{" in route:  # A's resource, addressed by name or id: for B it does not exist
             assert r.status_code == 404, (route, r.status_code, r.text[:200])

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,27 +107,17 @@ def db_state(conn: psycopg.Connection) -> tuple[int, int, int, int]:
     return int(row[0]), int(row[1]), int(row[2]), int(row[3])
 
 
-def group_rss_mb(pgids: list[int]) -> float:
-    """Resident memory of every process in these process groups (a Celery worker and its pool child)."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            pgrp = int(stat.rsplit(")", 1)[1].split()[2])
-            if pgrp in pgids:
-                total += int((entry / "statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
-            continue  # the process ended meanwhile
-    return total / 2**20
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    comm: str
+    ppid: int
+    pgrp: int
+    cpu_ticks: int  # user + system
 
 
-def cpu_seconds(roots: dict[str, list[int]]) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by live processes: each under the root it descends from,
-    Postgres and Redis server processes under their own names, anything else not counted."""
-    tick = os.sysconf("SC_CLK_TCK")
-    procs: dict[int, tuple[str, int, float]] = {}
+def processes() -> Iterator[Proc]:
+    """Every live process, from /proc/<pid>/stat (fields after the command name, which may hold spaces)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -134,20 +125,39 @@ def cpu_seconds(roots: dict[str, list[int]]) -> dict[str, float]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue  # the process ended meanwhile
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat.rsplit(")", 1)[1].split()
-        procs[int(entry.name)] = (comm, int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+        yield Proc(int(entry.name), stat[stat.index("(") + 1 : stat.rindex(")")], int(fields[1]), int(fields[2]),
+                   int(fields[11]) + int(fields[12]))
+
+
+def group_rss_mb(pgids: list[int]) -> float:
+    """Resident memory of every process in these process groups (a Celery worker and its pool child)."""
+    total = 0
+    for proc in processes():
+        if proc.pgrp in pgids:
+            try:
+                total += int(Path(f"/proc/{proc.pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            except OSError:
+                continue  # the process ended meanwhile
+    return total / 2**20
+
+
+def cpu_seconds(roots: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by live processes: each under the root it descends from,
+    Postgres and Redis server processes under their own names, anything else not counted."""
+    tick = os.sysconf("SC_CLK_TCK")
+    procs = {p.pid: p for p in processes()}
     owner = {pid: name for name, pids in roots.items() for pid in pids}
     out = dict.fromkeys([*roots, "postgres", "redis"], 0.0)
-    for pid, (comm, _, cpu) in procs.items():
-        if comm == "postgres" or comm.startswith("redis-server"):
-            out["postgres" if comm == "postgres" else "redis"] += cpu
+    for pid, proc in procs.items():
+        if proc.comm == "postgres" or proc.comm.startswith("redis-server"):
+            out["postgres" if proc.comm == "postgres" else "redis"] += proc.cpu_ticks / tick
             continue
         up = pid
         while up in procs and up not in owner and up > 1:
-            up = procs[up][1]
+            up = procs[up].ppid
         if up in owner:
-            out[owner[up]] += cpu
+            out[owner[up]] += proc.cpu_ticks / tick
     return out
 
 

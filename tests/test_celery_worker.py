@@ -152,7 +152,7 @@ def test_worker_killed_mid_task_is_redelivered_and_leaves_one_correct_row(
                        "worker A to be inside the drift stage with uncommitted rows")
     finally:
         kill_worker(worker)
-    assert mid["xid"]
+    assert mid is not None and mid["xid"]
     assert _committed(pg_engine, pid) == (0, 0), "a killed task left a partial result"
 
     # Nothing is sent again: the unacknowledged message (late ack) must come back by itself once the

@@ -121,7 +121,7 @@ def test_every_write_route_is_authenticated_and_has_an_example() -> None:
 def all_routes(app: FastAPI) -> list[str]:
     """Every "METHOD path" the app serves, flattened through included routers and mounts (HEAD aside: it is
     GET without a body). Mounts (static files) count as GET."""
-    out = set()
+    out: set[str] = set()
     for c in iter_route_contexts(app.routes):
         methods = getattr(c.original_route, "methods", None) or {"GET"}
         out.update(f"{m} {c.path_format}" for m in methods if m != "HEAD")

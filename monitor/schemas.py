@@ -77,6 +77,23 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+NUL_MESSAGE = "contains a NUL character (\\u0000), which cannot be stored"
+
+
+class NulFreeModel(BaseModel):
+    """A body whose text is stored: NUL is refused in every field (in strings, and in the keys and values of
+    lists and dicts inside them). Postgres text cannot hold NUL and SQLite would store it; refusing it here gives
+    the same 422 naming the field on both backends. (Events and feedback check it themselves, field by field,
+    and only when the raw body has the escape.)"""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if _has_nul(value):
+            raise ValueError(NUL_MESSAGE)
+        return value
+
+
 def _no_nul_anywhere(model: BaseModel) -> None:
     # Postgres text cannot hold NUL; refusing it here keeps a bad item from turning into a 500 (and an
     # endless SDK retry) at insert time.

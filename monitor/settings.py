@@ -19,7 +19,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DRIFTLOOP_", env_file=".env", extra="ignore")
 
     mode: Literal["local", "production"] = Field(
-        "local", description="`local` allows the default secret key; `production` refuses it."
+        "local",
+        description="`local` allows the default secret key; `production` refuses it, marks UI cookies Secure "
+        "(unless DRIFTLOOP_UI_SECURE_COOKIES says otherwise) and makes the `auto` rate-limit backend Redis. Webhook "
+        "URLs on loopback or private addresses need DRIFTLOOP_WEBHOOK_ALLOW_PRIVATE in either mode.",
     )
     database_url: str = Field(
         "sqlite:///driftloop.db",

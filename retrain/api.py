@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, NoReturn
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, status
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from monitor.api.deps import AdminProject, ReaderProject, RowId, SessionDep
+from monitor.schemas import NulFreeModel
 from monitor.services.projects import NotFoundError
 from monitor.settings import Settings
 from retrain.config import ConfigError
@@ -34,13 +35,13 @@ router = APIRouter(prefix="/v1", tags=["models"])
 Actor = Annotated[str, Field(min_length=1, max_length=256, description="Who decides (a person or a system).")]
 
 
-class Decision(BaseModel):
+class Decision(NulFreeModel):
     actor: Actor
     reason: str | None = Field(None, max_length=4000, description="Why; required with override.")
     override: bool = Field(False, description="Approve/promote a version that failed its gates (audited).")
 
 
-class RetrainRequest(BaseModel):
+class RetrainRequest(NulFreeModel):
     actor: Actor
     reason: str | None = Field(None, max_length=4000)
     params: dict[str, Any] = Field(default_factory=dict, description="Overrides: lora, gates, dataset, eval, "

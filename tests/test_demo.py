@@ -4,7 +4,6 @@ tests/test_demo_production.py."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,12 @@ from sqlalchemy import select
 
 from monitor.db import make_engine, session_factory
 from monitor.demo.run import run_demo
-from monitor.demo.traffic import TOPICS
 from monitor.services.projects import get_project
 from retrain import lm_cache
 from retrain.demo_loop import ACTOR, QUESTION
 from retrain.models import AuditEntry, ModelVersion, RetrainJob
 from retrain.registry import aliases_of
+from tests.support.topics import topic_of
 from tests.support.torch_threads import one_torch_thread  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
@@ -36,14 +35,6 @@ TEST_RETRAIN = {"lora": {"max_steps": 6}, "eval": {"max_examples": 4, "max_new_t
 
 def stage_names(report: Any) -> list[str]:
     return [s.name for s in report.stages]
-
-
-def topic_of(text: str) -> str | None:
-    """The demo topic whose templates produced `text` (None if none did)."""
-    for topic, (templates, _) in TOPICS.items():
-        if any(re.fullmatch(re.sub(r"\\\{\w+\\\}", ".+", re.escape(t)), text) for t in templates):
-            return topic
-    return None
 
 
 def test_demo_closes_the_loop_and_auto_approve_changes_the_served_version(tmp_path: Path) -> None:

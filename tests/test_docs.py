@@ -1,13 +1,48 @@
-"""Docs that match the code: every setting is in the README's configuration table."""
+"""Docs that match the code: the README's configuration table lists every setting, with the settings object's
+default and the meaning its field describes (the table is read row by row, not searched for names)."""
 
 from __future__ import annotations
+
+import re
+from typing import Any
 
 from monitor.settings import Settings
 from tests.support.services import repo_root
 
+_ROW = re.compile(r"^\| `(DRIFTLOOP_[A-Z0-9_]+)` \| `([^`]*)` \| (.*) \|$")
 
-def test_every_setting_is_documented() -> None:
-    readme = (repo_root() / "README.md").read_text()
-    names = [f"DRIFTLOOP_{name.upper()}" for name in Settings.model_fields]
-    missing = [n for n in names if f"`{n}`" not in readme]
-    assert missing == [], f"add these to the README configuration table: {missing}"
+
+def configuration_table(readme: str) -> dict[str, tuple[str, str]]:
+    """{variable: (default as written, meaning)} from the README's "## Configuration" table."""
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, tuple[str, str]] = {}
+    for line in section.splitlines():
+        match = _ROW.match(line)
+        if match:
+            assert match[1] not in rows, f"{match[1]} is in the table twice"
+            rows[match[1]] = (match[2], match[3])
+        else:
+            assert not line.startswith("| `DRIFTLOOP_"), f"a table row the test cannot read: {line}"
+    return rows
+
+
+def as_written(default: Any) -> str:
+    """A default as the table writes it: Python's spelling of None, booleans and numbers, `""` for the empty
+    string, paths and other strings as they are."""
+    if default == "":
+        return '""'
+    return str(default)
+
+
+def test_the_configuration_table_matches_the_settings_object() -> None:
+    table = configuration_table((repo_root() / "README.md").read_text())
+    fields = {f"DRIFTLOOP_{name.upper()}": field for name, field in Settings.model_fields.items()}
+    assert sorted(set(fields) - set(table)) == [], "add these to the README configuration table"
+    assert sorted(set(table) - set(fields)) == [], "the README documents settings that do not exist"
+    wrong_default = {name: (table[name][0], as_written(f.default)) for name, f in fields.items()
+                     if table[name][0] != as_written(f.default)}
+    assert wrong_default == {}, "README default vs the settings object's"
+    wrong_meaning = {name: (table[name][1], f.description) for name, f in fields.items()
+                     if table[name][1] != f.description}
+    assert wrong_meaning == {}, "README meaning vs the field's description in monitor/settings.py"
+

@@ -19,10 +19,13 @@ from monitor.schemas import EventIn, FeedbackIn
 from monitor.services.ingest import ingest_events, ingest_feedback
 from monitor.services.projects import get_or_create_project
 from tests.factories import unique_slug
+from tests.support.topics import topic_of
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 QUIET = {"account": 0.34, "billing": 0.33, "shipping": 0.33}
-SHIFTED = {"cooking": 0.5, "travel": 0.5}
+# The shifted window keeps most of its quiet traffic: the explanation has to find the grown topics among it.
+SHIFTED = {"account": 0.2, "billing": 0.2, "shipping": 0.2, "cooking": 0.2, "travel": 0.2}
+GROWN = ("cooking", "travel")
 
 
 def _events(window: int, mix: dict[str, float], n: int, version: str) -> list[EventIn]:
@@ -74,10 +77,11 @@ def test_window_pipeline(session_maker: sessionmaker[Session]) -> None:
         assert [r.status for r in drift] == ["ok", "ok", "ok"]
         assert [r.flagged for r in drift] == [False, False, True]
         assert drift[2].p_value is not None and drift[2].p_value <= 0.01
+        # The examples of the clusters that grew most come from the grown topics, though 60% of the window is
+        # quiet traffic (classified by the templates that wrote each prompt, not by a word list).
         clusters = drift[2].details["explanation"]["clusters"]
-        top_examples = " ".join(e for c in clusters[:2] for e in c["examples"] if e)
-        assert any(w in top_examples for w in ("cook", "bake", "recipe", "visit", "itinerary", "pack", "museum",
-                                               "wine", "substitute", "fresh", "visa", "cheap"))
+        topics = [topic_of(e) for c in clusters[:2] for e in c["examples"] if e]
+        assert len(topics) >= 5 and all(t in GROWN for t in topics), topics
         # Segments: the new model version only exists in the shifted window; its reference slice is empty.
         v2 = _rows(s, pid, "drift.prompt.mmd", "model_version=v2")
         assert [r.status for r in v2] == ["insufficient"]

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import HTTPException
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.api.app import create_app
 from monitor.api.ratelimit import (
+    ITEMS,
     REQUESTS,
     MemoryBackend,
     Rate,
@@ -104,9 +106,23 @@ def test_backend_choice_and_settings_validation() -> None:
     assert backend_name(Settings(runner="inprocess")) == "memory"
     assert backend_name(Settings(runner="celery")) == "redis"
     assert backend_name(Settings(runner="celery", rate_limit_backend="memory")) == "memory"
+    # Limits off: three bursts' worth of requests and of items at once, far over the default limits, never raise.
+    defaults = Settings()
     off = build_rate_limiter(Settings(rate_limit_per_second=0, rate_limit_events_per_second=0))
     assert off.backend is None
-    off.check("anyone", REQUESTS)  # no limit: never raises
+    for _ in range(3 * defaults.rate_limit_burst):
+        off.check("anyone", REQUESTS)
+    for _ in range(3):
+        off.check("anyone", ITEMS, cost=defaults.rate_limit_events_burst)
+    # ... where the default limits refuse the same traffic.
+    on = build_rate_limiter(defaults)
+    with pytest.raises(HTTPException) as refused:
+        for _ in range(3 * defaults.rate_limit_burst):
+            on.check("anyone", REQUESTS)
+    assert refused.value.status_code == 429
+    with pytest.raises(HTTPException):
+        for _ in range(3):
+            on.check("anyone", ITEMS, cost=defaults.rate_limit_events_burst)
     with pytest.raises(ValidationError, match="RATE_LIMIT_EVENTS_BURST"):
         Settings(rate_limit_events_burst=10, max_batch_events=100)
     Settings(rate_limit_events_burst=10, max_batch_events=100, rate_limit_events_per_second=0)  # off: fine

@@ -55,7 +55,8 @@ def test_metrics_and_latest_drift(client: TestClient, session: Session) -> None:
     assert client.get("/v1/metrics", headers={"Authorization": f"Bearer {other.key}"}).json() == []
     assert client.get("/v1/metrics", params={"limit": 0}, headers=h).status_code == 422
     assert client.get("/v1/metrics").status_code == 401
-    names = {m["name"] for m in client.get("/v1/metrics/catalog").json()}
+    assert client.get("/v1/metrics/catalog").status_code == 401
+    names = {m["name"] for m in client.get("/v1/metrics/catalog", headers=h).json()}
     assert {"ops.latency_p95", "drift.prompt.mmd", "feedback.positive_rate"} <= names
 
 

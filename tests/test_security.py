@@ -1,4 +1,5 @@
-"""Authentication of every write route, enumerated from the app itself (a new route is covered, or this test
+"""Every route of the app is public by name (PUBLIC_ROUTES) or refuses a visitor without a key or session.
+Authentication of every write route, enumerated from the app itself (a new route is covered, or this test
 fails until it is): missing, malformed, wrong, revoked and other-project keys are refused with 401/403 and the
 database is unchanged; a valid key of another project cannot touch this project's resources.
 
@@ -13,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -47,6 +50,20 @@ OTHER_AUTH: dict[str, str] = {
     "/ui/": "the approval UI: an operator session cookie plus a CSRF token (tests/ui/, and the test below)",
 }
 UI_PUBLIC_WRITES = {"POST /ui/login"}  # signing in is how a session starts
+# Every route that answers without a project key or an operator session, and why (README's Security section and
+# SECURITY.md list the same). Every other route of the app must refuse a visitor without credentials.
+PUBLIC_ROUTES: dict[str, str] = {
+    "GET /healthz": "liveness probe",
+    "GET /readyz": "readiness probe (load balancers, orchestrators)",
+    "GET /metrics": "Prometheus scrape: process and request counters, no project data",
+    "GET /openapi.json": "the API description: routes, shapes and scopes, no data",
+    "GET /docs": "Swagger UI over /openapi.json",
+    "GET /docs/oauth2-redirect": "Swagger UI's OAuth helper page (static)",
+    "GET /redoc": "ReDoc over /openapi.json",
+    "GET /ui/login": "the sign-in form",
+    "POST /ui/login": "signing in is how a session starts",
+    "GET /ui/static/{path}": "the UI's stylesheet, shipped with the package",
+}
 
 import_all_tables()
 _APP = create_app(Settings(database_url="sqlite://"))
@@ -99,6 +116,51 @@ def test_every_write_route_is_authenticated_and_has_an_example() -> None:
             continue
         assert route in AUTHENTICATED, f"{route} is a write route without a project key"
         assert _example(route) is not None, f"add a valid example request for {route} to this test"
+
+
+def all_routes(app: FastAPI) -> list[str]:
+    """Every "METHOD path" the app serves, flattened through included routers and mounts (HEAD aside: it is
+    GET without a body). Mounts (static files) count as GET."""
+    out: set[str] = set()
+    for c in iter_route_contexts(app.routes):
+        methods = getattr(c.original_route, "methods", None) or {"GET"}
+        out.update(f"{m} {c.path_format}" for m in methods if m != "HEAD")
+    return sorted(out)
+
+
+def _any_path(route: str) -> str:
+    """The route's path with every parameter filled in (no credentials means no resource is ever reached)."""
+    return "/".join("1" if part.startswith("{") else part for part in route.split(" ", 1)[1].split("/"))
+
+
+def test_every_route_is_public_by_name_or_refuses_a_visitor_without_credentials(
+    client: TestClient, session: Session
+) -> None:
+    routes = all_routes(client.app)  # type: ignore[arg-type]  # the app as create_app() mounts it
+    assert set(PUBLIC_ROUTES) <= set(routes), "a public route listed here no longer exists"
+    assert len(routes) >= 50 and {"GET /v1/metrics/catalog", "GET /ui/p/{slug}/models"} <= set(routes)
+    before = _snapshot(session)
+    answered: dict[str, int] = {}
+    for route in routes:
+        if route in PUBLIC_ROUTES:
+            continue
+        method = route.split(" ", 1)[0]
+        r = client.request(method, _any_path(route), follow_redirects=False)
+        if route.split(" ", 1)[1].startswith("/ui/"):  # the approval UI: sent to sign in, or refused
+            ok = r.status_code in (401, 403) or (r.status_code == 303
+                                                 and r.headers["location"].startswith("/ui/login"))
+        else:
+            ok = r.status_code == 401 and r.headers.get("WWW-Authenticate") == "Bearer"
+        if not ok:
+            answered[route] = r.status_code
+    assert answered == {}, "routes that do not refuse a visitor without a key or session: require one, or list " \
+                           "the route in PUBLIC_ROUTES with the reason it is public"
+    assert _snapshot(session) == before
+    # The public routes do answer a visitor; signing in without a form nonce gets the sign-in form back.
+    for route in PUBLIC_ROUTES:
+        method, path = route.split(" ", 1)
+        r = client.request(method, path.replace("{path}", "style.css"), follow_redirects=False)
+        assert (r.status_code == 200) if method == "GET" else 'name="nonce"' in r.text, (route, r.status_code)
 
 
 def bearer(key: CreatedKey) -> dict[str, str]:

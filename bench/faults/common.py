@@ -71,9 +71,20 @@ class Report:
         return 1 if self.broken else 0
 
 
+def cpu_model() -> str:
+    """The CPU model as the kernel reports it (so a recorded run names its machine), or "unknown"."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def machine() -> str:
     load = os.getloadavg()
-    return (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+    return (f"{platform.machine()} ({cpu_model()}), {os.cpu_count()} cores, Python {platform.python_version()}, "
             f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
 
 

@@ -26,7 +26,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from threadpoolctl import threadpool_limits
@@ -34,24 +33,9 @@ from threadpoolctl import threadpool_limits
 from bench.faults.common import Report, Timeout, celery_environment, fresh_database, machine, servers, worker_env
 from monitor.db import make_engine
 from monitor.pipeline.models import MetricValue, WindowState
+from tests.support.pg_activity import open_write_transaction
 from tests.support.waiting import wait_for
 from tests.test_celery_worker import T0, _seed, kill_worker, start_worker
-
-
-def _plain(url: str) -> str:
-    return url.replace("postgresql+psycopg", "postgresql")
-
-
-def open_write_transaction(db_url: str, name: str, table: str) -> dict[str, Any] | None:
-    """The worker's transaction when it has written rows (a transaction id) into `table` and not committed."""
-    with psycopg.connect(_plain(db_url)) as conn:
-        row = conn.execute(
-            "SELECT pid, backend_xid::text, state, left(query, 80), now() - xact_start FROM pg_stat_activity "
-            "WHERE application_name = %s AND backend_xid IS NOT NULL AND query ILIKE %s",
-            (name, f"%{table}%")).fetchone()
-    if row is None:
-        return None
-    return {"pid": row[0], "xid": row[1], "state": row[2], "query": row[3], "open_for": row[4]}
 
 
 def _metric_rows(engine: Engine, pid: int, prefix: str = "") -> list[tuple[str, str, datetime]]:

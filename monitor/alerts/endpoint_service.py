@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from monitor.alerts.rules import Name
 from monitor.alerts.urls import MAX_URL_CHARS, UnsafeURLError, check_url
 from monitor.alerts.webhooks import EVENT_TYPES, SecretBox, generate_secret
 from monitor.db import utcnow
+from monitor.schemas import NulFreeModel
 from monitor.settings import Settings
 
 PayloadFormat = Literal["standard", "slack"]
@@ -32,7 +33,7 @@ def _event_patterns(patterns: list[str]) -> list[str]:
     return sorted(set(patterns))
 
 
-class EndpointSpec(BaseModel):
+class EndpointSpec(NulFreeModel):
     model_config = ConfigDict(extra="forbid")
     name: Name
     url: str = Field(max_length=MAX_URL_CHARS)
@@ -45,7 +46,7 @@ class EndpointSpec(BaseModel):
     _patterns = field_validator("event_types")(_event_patterns)
 
 
-class EndpointPatch(BaseModel):
+class EndpointPatch(NulFreeModel):
     model_config = ConfigDict(extra="forbid")
     url: str | None = Field(None, max_length=MAX_URL_CHARS)
     description: str | None = Field(None, max_length=1000)

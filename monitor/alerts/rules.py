@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from monitor.alerts.evaluate import Comparator, Condition, RuleParams
 from monitor.alerts.evaluate import Field as TestedField
 from monitor.metric_registry import get_metric
+from monitor.schemas import NulFreeModel
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description="1-64 chars of a-z, 0-9, '_', '.', '-'.")]
@@ -56,7 +57,7 @@ def known_metric(name: str) -> str:
     return name
 
 
-class WebhookAction(BaseModel):
+class WebhookAction(NulFreeModel):
     """Send `alert.firing` and `alert.resolved` to these endpoints (by name)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -71,7 +72,7 @@ class WebhookAction(BaseModel):
         return names
 
 
-class RetrainAction(BaseModel):
+class RetrainAction(NulFreeModel):
     """Ask for one retraining job per firing (handled by the retraining pipeline's registered handler)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -89,7 +90,7 @@ class RetrainAction(BaseModel):
 Action = Annotated[WebhookAction | RetrainAction, Field(discriminator="type")]
 
 
-class RuleSpec(BaseModel):
+class RuleSpec(NulFreeModel):
     """One alert rule."""
 
     model_config = ConfigDict(extra="forbid")
@@ -155,7 +156,7 @@ class RuleSpec(BaseModel):
                 if isinstance(a, WebhookAction) for j, name in enumerate(a.endpoints)]
 
 
-class RuleFile(BaseModel):
+class RuleFile(NulFreeModel):
     """A YAML rule file: `project:` (optional; the CLI option wins) and `rules:`."""
 
     model_config = ConfigDict(extra="forbid")

@@ -7,14 +7,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from monitor import __version__, ui
 from monitor.api import alert_routes, health_routes, ingest_routes, metrics_routes, otlp_routes, webhook_routes
-from monitor.api.errors import install_error_handlers
+from monitor.api.errors import install_error_handlers, refuse_nul_in_parameters
 from monitor.api.openapi import build_openapi
 from monitor.api.ratelimit import build_rate_limiter
 from monitor.api.telemetry import LATENCY, REQUESTS
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         version=__version__,
         description="Ingests LLM call events and feedback; serves metrics, alerts and the model loop.",
         max_body_size=settings.max_body_bytes,  # every route, including those FastAPI parses itself (413)
+        dependencies=[Depends(refuse_nul_in_parameters)],  # every route's parameters and form fields (422)
     )
     app.state.settings = settings
     app.state.engine = engine

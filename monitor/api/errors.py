@@ -1,11 +1,13 @@
 """One shape for every 422, and values the database cannot hold refused as 422 instead of failing as 500.
 
 Every refusal of bad input is `{"detail": [{"field", "message", "type"}, ...]}` (FastAPI's own validation errors
-are converted; input values are never echoed back). Ingestion checks NUL characters and unpaired surrogates
-field by field, and pydantic refuses unpaired surrogates in every other body; for what is left the database is
-the last line: Postgres refuses text with NUL and integers beyond 64 bits. When that happens, the request's own
-path, query and body are searched for the value responsible and the answer names it. If nothing in the request
-explains the error, it is a bug, and it stays a 500.
+are converted; input values are never echoed back). NUL is refused before anything is stored, the same on both
+backends: ingestion checks NUL characters and unpaired surrogates field by field, the other bodies' models refuse
+NUL (`NulFreeModel`), and an app-wide dependency refuses it in path and query parameters and form fields;
+pydantic refuses unpaired surrogates in every other body. For what is left the database is the last line:
+Postgres refuses integers beyond 64 bits (and text with NUL, should a path be missed). When that happens, the
+request's own path, query and body are searched for the value responsible and the answer names it. If nothing in
+the request explains the error, it is a bug, and it stays a 500.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 
 from monitor.api.body import field_problems, unstorable, walk
+from monitor.schemas import NUL_MESSAGE
 
 
 def problem(field: str, message: str, kind: str = "value_error") -> dict[str, str]:
@@ -58,6 +61,24 @@ async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:
         if reason:
             return JSONResponse({"detail": [problem(field, reason)]}, status_code=422)
     raise exc  # not the request's fault: a bug, reported as 500
+
+
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def refuse_nul_in_parameters(request: Request) -> None:
+    """An app-wide dependency: a NUL in a path or query parameter, or in a form field, is a 422 naming it, on
+    every backend (bodies are checked by their models: `NulFreeModel`, ingestion's own checks). Without it,
+    Postgres refuses the value at the query and SQLite quietly compares or stores it."""
+    values: list[tuple[tuple[str, ...], Any]] = [(("path", k), v) for k, v in request.path_params.items()]
+    values += [(("query", k), v) for k, v in request.query_params.multi_items()]
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() in _FORMS:
+        # Parsed once per request: Starlette keeps the form, so the route's own Form() parameters reuse it.
+        values += [(("body", k), v) for k, v in (await request.form()).multi_items()]
+    problems = [{"loc": loc, "msg": NUL_MESSAGE, "type": "value_error"}
+                for loc, v in values if isinstance(v, str) and "\x00" in v]
+    if problems:
+        raise RequestValidationError(problems)
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

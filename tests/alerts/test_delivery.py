@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.alerts.delivery import policy_from
 from monitor.alerts.dispatch import deliver_due
 from monitor.alerts.endpoint_service import EndpointSpec, create_endpoint, rotate_secret
 from monitor.alerts.errors import ConflictError
@@ -61,13 +62,19 @@ def test_500_500_200_three_attempts_one_delivery(
     assert deliver_due(factory=session_maker, settings=hook_settings) == []
     assert receiver.count() == 1
     deliver_due(factory=session_maker, settings=hook_settings, now=first_retry)
+    session.refresh(d)
+    second_retry = d.next_attempt_at
+    assert second_retry is not None
     deliver_due(factory=session_maker, settings=hook_settings, now=utcnow() + timedelta(hours=1))
     log = attempts(session, d)
     assert [(a.attempt, a.status_code, a.outcome) for a in log] == [(1, 500, "retry"), (2, 500, "retry"),
                                                                     (3, 200, "succeeded")]
     assert all(a.latency_ms > 0 and a.trigger == "auto" for a in log)
     assert log[0].error is not None and log[0].error.startswith("HTTP 500")
-    # the waits follow the schedule: attempt 1 → [2.5, 5] s, attempt 2 → [5, 10] s after the attempt
+    # The waits follow the schedule (base 5 s, doubling, equal jitter): attempt 1 → [2.5, 5] s, attempt 2 →
+    # [5, 10] s after the attempt.
+    assert 2.5 <= (first_retry - log[0].started_at).total_seconds() <= 5
+    assert 5 <= (second_retry - log[1].started_at).total_seconds() <= 10
     session.refresh(d)
     assert d.status == "succeeded" and d.attempts == 3 and d.delivered_at is not None
     payloads = receiver.verified(secret)  # every request verifies with the standardwebhooks package
@@ -108,7 +115,9 @@ def test_429_retry_after_is_honoured(
     d = emit(session, project, hook_settings)
     [first] = attempts(session, d)
     assert first.status_code == 429 and d.next_attempt_at is not None
-    assert (d.next_attempt_at - first.started_at).total_seconds() >= 120  # the backoff alone would be ≤ 5 s
+    # Retry-After is a floor over the backoff, which alone would wait at most 5 s after a first attempt.
+    assert policy_from(hook_settings).nominal(1) == 5.0
+    assert (d.next_attempt_at - first.started_at).total_seconds() == 120
     deliver_due(factory=session_maker, settings=hook_settings, now=first.started_at + timedelta(seconds=60))
     assert receiver.count() == 1  # not before the receiver asked
     deliver_due(factory=session_maker, settings=hook_settings, now=first.started_at + timedelta(seconds=121))

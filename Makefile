@@ -14,6 +14,7 @@ install: chromium
 lint:
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(PY) -c 'import sys; from importlinter.cli import lint_imports_command as lint; sys.argv[1:] = []; sys.exit(lint())'
 
 test: install lint
 	$(PY) -m pytest

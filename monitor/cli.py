@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from monitor import __version__
+from monitor.cli_support import console
+from monitor.cli_support import fail as _fail
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="driftloop: keep LLM applications healthy.")
 keys_app = typer.Typer(no_args_is_help=True, help="Project API keys and their scopes (stored hashed; shown once).")
 app.add_typer(keys_app, name="keys")
-console = Console()
-err = Console(stderr=True)
 
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
 
 
 @app.command()
@@ -162,35 +156,28 @@ def _redact(url: str) -> str:
 
 
 def _register_commands() -> None:
-    from monitor import cli_alerts, cli_dashboards, cli_demo, cli_pipeline, cli_retention, cli_ui
+    # The CLI is a composition root: it mounts the command groups of both packages, listed here.
+    from monitor import cli_alerts, cli_dashboards, cli_demo, cli_pipeline, cli_retention, cli_ui, cli_webhooks
+    from retrain import cli as retrain_cli
 
     cli_pipeline.register(app)
     cli_alerts.register(app)
+    cli_webhooks.register(app)
     cli_ui.register(app)
     cli_dashboards.register(app)
     cli_retention.register(app)
     cli_demo.register(app)
-    # The closed loop (`retrain`) adds its commands when installed; `monitor` never depends on it.
-    if importlib.util.find_spec("retrain") is not None:
-        from retrain import cli as retrain_cli
-
-        retrain_cli.register(app)
-
-
-def _install_action_handlers() -> None:
-    # A firing rule's `retrain` action is handled in the process that evaluates it (`driftloop run`).
-    # Installed here, at the process entry point, never on import: importing the CLI stays side-effect free.
-    if importlib.util.find_spec("retrain") is not None:
-        from retrain.hooks import install
-
-        install()
+    retrain_cli.register(app)
 
 
 _register_commands()
 
 
 def main() -> None:
-    _install_action_handlers()
+    from monitor import composition  # imported here: `driftloop --help` stays quick
+
+    composition.wire()
+    composition.install_action_handlers()
     app()
 
 

@@ -7,30 +7,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True)
-ProjectOpt = typer.Option(..., "--project", "-p", help="Project slug.")
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(1)
-
-
-def _project_id(session: Any, slug: str) -> int:
-    from monitor.services.projects import get_project
-
-    return get_project(session, slug).id
-
-
-def _short(ts: str | None) -> str:
-    return ts[:16].replace("T", " ") if ts else ""
+from monitor.cli_support import ProjectOpt, console, err
+from monitor.cli_support import fail as _fail
+from monitor.cli_support import project_id as _project_id
+from monitor.cli_support import short_time as _short
 
 
 def _register_alerts(app: typer.Typer) -> None:
@@ -158,7 +142,4 @@ def _register_alerts(app: typer.Typer) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    from monitor import cli_webhooks
-
     _register_alerts(app)
-    cli_webhooks.register(app)

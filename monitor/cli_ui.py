@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(1)
+from monitor.cli_support import console
+from monitor.cli_support import fail as _fail
 
 
 def _read_password(from_stdin: bool) -> str:

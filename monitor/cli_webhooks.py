@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from monitor.cli_alerts import ProjectOpt, _fail, _project_id, _short
-
-console = Console()
+from monitor.cli_support import ProjectOpt, console
+from monitor.cli_support import fail as _fail
+from monitor.cli_support import project_id as _project_id
+from monitor.cli_support import short_time as _short
 
 
 def register(app: typer.Typer) -> None:
@@ -147,6 +147,7 @@ def register(app: typer.Typer) -> None:
         from monitor.alerts.errors import ConflictError, NotFoundError
         from monitor.alerts.events import get_delivery, redeliver
         from monitor.db import session_scope
+        from monitor.queue import runs_inline
         from monitor.settings import get_settings
 
         settings = get_settings()
@@ -159,7 +160,7 @@ def register(app: typer.Typer) -> None:
                 status, code, error = d.status, d.last_status_code, d.last_error
         except (NotFoundError, ConflictError) as exc:
             _fail(str(exc))
-        if settings.runner == "celery":
+        if not runs_inline(settings):
             console.print(f"delivery {delivery_id} queued for a manual attempt")
         else:
             console.print(f"delivery {delivery_id}: {status} (last answer {code or error})")

@@ -13,20 +13,16 @@ import time
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True)
+from monitor.cli_support import console
+from monitor.cli_support import fail as _fail
+
 models_app = typer.Typer(no_args_is_help=True, help="The model registry: versions, aliases, decisions.")
 retrain_app = typer.Typer(no_args_is_help=True, help="Retraining jobs: start one, follow its progress.")
 DONE = ("succeeded", "failed")
 
-
-def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(1)
 
 
 def _default_actor() -> str:
@@ -199,6 +195,7 @@ def retrain_start(project: str = typer.Option(..., "-p", "--project"),
                   follow: bool = typer.Option(True, "--follow/--no-follow", help="Show progress until done.")) -> None:
     """Build the dataset, train, evaluate and register a challenger (in this process in embedded mode)."""
     from monitor.db import session_scope
+    from monitor.queue import runs_inline
     from monitor.settings import get_settings
     from retrain.config import ConfigError
     from retrain.jobs import create_job, dispatch
@@ -217,7 +214,7 @@ def retrain_start(project: str = typer.Option(..., "-p", "--project"),
         _fail(str(exc))
     console.print(f"retraining job {job_id} created")
     settings = get_settings()
-    if settings.runner == "celery":
+    if not runs_inline(settings):
         dispatch(job_id, settings=settings)
         console.print(f"queued on the gpu queue; follow it with: driftloop retrain status {job_id} -p {project}")
         if follow:

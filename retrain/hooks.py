@@ -1,52 +1,37 @@
 """Where the loop meets alerting: events into the webhook outbox, and the `retrain` alert action.
 
 - `emit(session, project_id, type, data)`: stores the event in the caller's transaction (sent after commit)
-  through `monitor.alerts.events.emit_event`; a no-op when alerting is not installed.
+  through `monitor.alerts.events.emit_event`.
 - `install()`: registers the `retrain` action handler, so a firing rule with `actions: [{type: retrain}]`
-  creates one job per firing (idempotent on the action request id). Called at the process entry points
-  (the `driftloop` CLI, Celery worker processes); never at import, so importing `retrain` has no effects.
+  creates one job per firing (idempotent on the action request id). Called by the composition root at the
+  process entry points (the `driftloop` CLI, Celery worker processes); never at import, so importing
+  `retrain` has no effects.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from monitor.alerts.actions import handler_for, register_action_handler, unregister_action_handler
+from monitor.alerts.events import emit_event
 from monitor.settings import Settings, get_settings
+from retrain.jobs import create_job, dispatch_after_commit, trigger_from_alert
+from retrain.jsonutil import json_ready
 
 log = logging.getLogger(__name__)
 ACTION = "retrain"
 
 
 def emit(session: Session, project_id: int, event_type: str, data: dict[str, Any]) -> str | None:
-    """Queue a webhook event with the caller's transaction; returns its message id (None: alerting absent)."""
-    try:
-        from monitor.alerts.events import emit_event
-    except ModuleNotFoundError:
-        return None
-    from retrain.jsonutil import json_ready
-
+    """Queue a webhook event with the caller's transaction; returns its message id."""
     return emit_event(session, project_id, event_type, json_ready(data))
-
-
-def after_commit(session: Session, callback: Callable[[], None]) -> None:
-    """Run `callback()` once the session's current transaction has committed; never if it rolls back."""
-    try:
-        from monitor.alerts.dispatch import after_commit as register
-    except ModuleNotFoundError:
-        event.listen(session, "after_commit", lambda _s: callback(), once=True)
-        return
-    register(session, callback)
 
 
 def handle_retrain_action(session: Session, request: Any) -> dict[str, Any]:
     """The `retrain` action handler: one job per action request, queued after the firing commits."""
-    from retrain.jobs import create_job, dispatch_after_commit, trigger_from_alert
-
     job = create_job(session, request.project_id, created_by=f"alert:{request.alert_id}",
                      trigger=trigger_from_alert(session, request), params=dict(request.params or {}),
                      action_request_id=int(request.id))
@@ -60,18 +45,10 @@ def install(settings: Settings | None = None) -> bool:
     if not (settings or get_settings()).retrain_on_alert:
         log.info("DRIFTLOOP_RETRAIN_ON_ALERT is off: alert rules' retrain actions stay pending in this process")
         return False
-    try:
-        from monitor.alerts.actions import register_action_handler
-    except ModuleNotFoundError:
-        return False
     register_action_handler(ACTION, handle_retrain_action)
     return True
 
 
 def uninstall() -> None:
-    try:
-        from monitor.alerts.actions import handler_for, unregister_action_handler
-    except ModuleNotFoundError:
-        return
     if handler_for(ACTION) is handle_retrain_action:
         unregister_action_handler(ACTION)

@@ -176,6 +176,16 @@ def _fail(session: Session, job_id: int, stage: str, exc: BaseException) -> None
                 "trigger": job.trigger})
 
 
+def run_job(factory: sessionmaker[Session], settings: Settings, job_id: int) -> JobOutcome | None:
+    """The `driftloop.retrain.run_job` task run inline (embedded mode): a failure is recorded on the job row,
+    and the caller (an alert evaluation, a CLI) carries on."""
+    try:
+        return run_retrain_job(job_id, factory=factory, settings=settings)
+    except Exception:
+        log.exception("retraining job %s failed", job_id)
+        return None
+
+
 def run_retrain_job(job_id: int, *, factory: sessionmaker[Session] | None = None, settings: Settings | None = None,
                     lm: LoadedLM | None = None, evaluators: Evaluators | None = None) -> JobOutcome:
     """Run (or re-run from the start) one job; see the module docstring for what makes that safe."""

@@ -135,7 +135,8 @@ def keys_list(project: str | None = typer.Option(None, help="Only this project."
 def keys_revoke(key: str = typer.Argument(..., help="Key id or prefix (dl_xxxxxxxx).")) -> None:
     """Revoke a key; requests with it are refused from now on."""
     from monitor.db import session_scope
-    from monitor.services.projects import NotFoundError, revoke_key
+    from monitor.errors import NotFoundError
+    from monitor.services.projects import revoke_key
 
     try:
         with session_scope() as session:

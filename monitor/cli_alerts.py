@@ -26,9 +26,9 @@ def _register_alerts(app: typer.Typer) -> None:
     @rules.command("list")
     def rules_list(project: str = ProjectOpt, as_json: bool = typer.Option(False, "--json")) -> None:
         """List the project's rules."""
-        from monitor.alerts.errors import NotFoundError
         from monitor.alerts.rule_service import list_rules, rule_view
         from monitor.db import session_scope
+        from monitor.errors import NotFoundError
 
         try:
             with session_scope() as s:
@@ -55,10 +55,10 @@ def _register_alerts(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; change nothing."),
     ) -> None:
         """Create or update the rules of a YAML file (matched by name)."""
-        from monitor.alerts.errors import FieldError, NotFoundError
         from monitor.alerts.rule_service import apply_rules
         from monitor.alerts.rules import RuleFileError, parse_rule_file
         from monitor.db import session_scope
+        from monitor.errors import FieldError, NotFoundError
 
         try:
             parsed = parse_rule_file(file.read_bytes())
@@ -84,9 +84,9 @@ def _register_alerts(app: typer.Typer) -> None:
     @rules.command("delete")
     def rules_delete(name: str = typer.Argument(...), project: str = ProjectOpt) -> None:
         """Delete a rule and its alert history (set `enabled: false` to keep the history)."""
-        from monitor.alerts.errors import NotFoundError
         from monitor.alerts.rule_service import delete_rule
         from monitor.db import session_scope
+        from monitor.errors import NotFoundError
 
         try:
             with session_scope() as s:
@@ -101,9 +101,9 @@ def _register_alerts(app: typer.Typer) -> None:
         limit: int = typer.Option(50, min=1, max=1000), as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """List alerts, newest first, with their transitions."""
-        from monitor.alerts.errors import NotFoundError
         from monitor.alerts.queries import alert_views, list_alerts
         from monitor.db import session_scope
+        from monitor.errors import NotFoundError
 
         try:
             with session_scope() as s:
@@ -125,8 +125,8 @@ def _register_alerts(app: typer.Typer) -> None:
     def actions_list(project: str = ProjectOpt, status: str | None = typer.Option(None)) -> None:
         """List action requests (e.g. retrain) made by firing alerts."""
         from monitor.alerts.actions import action_request_dict, list_action_requests
-        from monitor.alerts.errors import NotFoundError
         from monitor.db import session_scope
+        from monitor.errors import NotFoundError
 
         try:
             with session_scope() as s:

@@ -46,7 +46,8 @@ def project_ids(slug: str | None) -> list[int] | None:
     if not slug:
         return None
     from monitor.db import session_scope
-    from monitor.services.projects import NotFoundError, get_project
+    from monitor.errors import NotFoundError
+    from monitor.services.projects import get_project
 
     try:
         with session_scope() as s:
@@ -83,8 +84,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show metric rows."""
         from monitor.db import session_scope
+        from monitor.errors import NotFoundError
         from monitor.services.metric_queries import query_metrics, row_dict
-        from monitor.services.projects import NotFoundError, get_project
+        from monitor.services.projects import get_project
 
         try:
             with session_scope() as s:
@@ -107,8 +109,9 @@ def register(app: typer.Typer) -> None:
     def show_drift(project: str = typer.Argument(...), segment: str = typer.Option("all")) -> None:
         """The latest drift report, with the clusters that grew when drift fired."""
         from monitor.db import session_scope
+        from monitor.errors import NotFoundError
         from monitor.services.metric_queries import latest_drift, row_dict
-        from monitor.services.projects import NotFoundError, get_project
+        from monitor.services.projects import get_project
 
         try:
             with session_scope() as s:
@@ -149,8 +152,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Send the counterfactual probe set to a model and store per-group gaps with bootstrap CIs."""
         from monitor.db import session_scope
+        from monitor.errors import NotFoundError
         from monitor.services.probes import make_generator, run_probe_job
-        from monitor.services.projects import NotFoundError, get_project
+        from monitor.services.projects import get_project
         from monitor.settings import get_settings
 
         try:

@@ -30,8 +30,8 @@ def register(app: typer.Typer) -> None:
         from pydantic import ValidationError
 
         from monitor.alerts.endpoint_service import EndpointSpec, create_endpoint
-        from monitor.alerts.errors import ConflictError, FieldError, NotFoundError
         from monitor.db import session_scope
+        from monitor.errors import ConflictError, FieldError, NotFoundError
         from monitor.settings import get_settings
 
         try:
@@ -51,8 +51,8 @@ def register(app: typer.Typer) -> None:
     def list_(project: str = ProjectOpt) -> None:
         """List endpoints (never their secrets)."""
         from monitor.alerts.endpoint_service import endpoint_view, list_endpoints
-        from monitor.alerts.errors import NotFoundError
         from monitor.db import session_scope
+        from monitor.errors import NotFoundError
 
         try:
             with session_scope() as s:
@@ -72,9 +72,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Rotate the signing secret; prints the new one once. Both sign during the grace period."""
         from monitor.alerts.endpoint_service import rotate_secret
-        from monitor.alerts.errors import NotFoundError
         from monitor.alerts.rules import parse_duration
         from monitor.db import session_scope
+        from monitor.errors import NotFoundError
         from monitor.settings import get_settings
 
         try:
@@ -91,8 +91,8 @@ def register(app: typer.Typer) -> None:
 
     def _set_enabled(name: str, project: str, enabled: bool) -> None:
         from monitor.alerts.endpoint_service import EndpointPatch, update_endpoint
-        from monitor.alerts.errors import FieldError, NotFoundError
         from monitor.db import session_scope
+        from monitor.errors import FieldError, NotFoundError
         from monitor.settings import get_settings
 
         try:
@@ -120,9 +120,9 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(50, min=1, max=1000), as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """The delivery log, newest first, with every attempt."""
-        from monitor.alerts.errors import NotFoundError
         from monitor.alerts.events import attempts_of, delivery_dict, list_deliveries
         from monitor.db import session_scope
+        from monitor.errors import NotFoundError
 
         try:
             with session_scope() as s:
@@ -144,9 +144,9 @@ def register(app: typer.Typer) -> None:
     @hooks.command("redeliver")
     def redeliver_cmd(delivery_id: int = typer.Argument(...), project: str = ProjectOpt) -> None:
         """Send a delivery again now (one manual attempt; queued when the runner is Celery)."""
-        from monitor.alerts.errors import ConflictError, NotFoundError
         from monitor.alerts.events import get_delivery, redeliver
         from monitor.db import session_scope
+        from monitor.errors import ConflictError, NotFoundError
         from monitor.queue import runs_inline
         from monitor.settings import get_settings
 

@@ -34,7 +34,8 @@ def _default_actor() -> str:
 
 def _project_id(slug: str) -> int:
     from monitor.db import session_scope
-    from monitor.services.projects import NotFoundError, get_project
+    from monitor.errors import NotFoundError
+    from monitor.services.projects import get_project
 
     try:
         with session_scope() as s:
@@ -80,7 +81,7 @@ def models_show(version: str = typer.Argument(..., help="Version name, or champi
                 as_json: bool = typer.Option(False, "--json")) -> None:
     """One version: evaluation, gates, dataset, trigger, audit trail."""
     from monitor.db import session_scope
-    from monitor.services.projects import NotFoundError
+    from monitor.errors import NotFoundError
     from retrain.registry import aliases_of, audit_entries, get_version, version_names
     from retrain.views import audit_dict, version_dict
 
@@ -113,7 +114,7 @@ def models_show(version: str = typer.Argument(..., help="Version name, or champi
 def _decide(decision: str, version: str, project: str, actor: str | None, reason: str | None,
             override: bool) -> None:
     from monitor.db import session_factory, session_scope
-    from monitor.services.projects import NotFoundError
+    from monitor.errors import NotFoundError
     from retrain.registry import ConflictError, approve, reject
     from retrain.swap import change_champion
 
@@ -262,7 +263,7 @@ def register(app: typer.Typer) -> None:
         """Serve the project's champion (and canary challenger) as OpenAI-compatible chat completions."""
         import uvicorn
 
-        from monitor.services.projects import NotFoundError
+        from monitor.errors import NotFoundError
         from retrain.server import create_model_server
 
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from monitor.errors import FieldError
 from monitor.settings import Settings
 from retrain.dataset import BuildOptions
 from retrain.gates import GateConfig
@@ -81,8 +82,16 @@ class RetrainConfig:
                     k: sorted(v) if isinstance(v, frozenset) else v for k, v in asdict(self.dataset).items()}}
 
 
-class ConfigError(ValueError):
-    """A project config or job parameter that does not fit; the message names it."""
+class ConfigError(FieldError):
+    """A project config or job parameter that does not fit; the message names it. The API answers 422 on
+    field `config` (a route may name another), with the message cut to 500 characters; `str()` is all of it."""
+
+    def __init__(self, message: str, field: str = "config"):
+        super().__init__(field, message if len(message) <= 500 else message[:500] + "…")
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def defaults(settings: Settings) -> RetrainConfig:

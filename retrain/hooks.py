@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from monitor.alerts.actions import handler_for, register_action_handler, unregister_action_handler
 from monitor.alerts.events import emit_event
+from monitor.encoding import json_safe
 from monitor.settings import Settings, get_settings
 from retrain.jobs import create_job, dispatch_after_commit, trigger_from_alert
-from retrain.jsonutil import json_ready
 
 log = logging.getLogger(__name__)
 ACTION = "retrain"
@@ -27,7 +27,7 @@ ACTION = "retrain"
 
 def emit(session: Session, project_id: int, event_type: str, data: dict[str, Any]) -> str | None:
     """Queue a webhook event with the caller's transaction; returns its message id."""
-    return emit_event(session, project_id, event_type, json_ready(data))
+    return emit_event(session, project_id, event_type, json_safe(data))
 
 
 def handle_retrain_action(session: Session, request: Any) -> dict[str, Any]:

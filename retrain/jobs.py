@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.alerts.evaluation import alert_payload
 from monitor.alerts.models import Alert, AlertRule, AlertTransition
 from monitor.db import utcnow
+from monitor.encoding import iso
+from monitor.errors import NotFoundError
 from monitor.models import Project
 from monitor.pipeline.models import MetricValue
 from monitor.queue import dispatch as queue_dispatch
 from monitor.queue import enqueue
-from monitor.services.projects import NotFoundError
 from monitor.settings import Settings, get_settings
 from retrain.config import effective_config
 from retrain.models import RetrainJob
@@ -116,9 +117,6 @@ def list_jobs(session: Session, project_id: int, *, limit: int = 50) -> list[Ret
 
 
 def job_dict(job: RetrainJob) -> dict[str, Any]:
-    def iso(x: Any) -> str | None:
-        return x.isoformat() if x is not None else None
-
     return {"id": job.id, "status": job.status, "stage": job.stage, "progress": job.progress,
             "losses": job.losses, "message": job.message, "trigger": job.trigger, "params": job.params,
             "action_request_id": job.action_request_id, "version_id": job.version_id, "results": job.results,

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.db import run_unit, session_factory, utcnow
+from monitor.encoding import json_safe
 from monitor.llm import DEFAULT_MODEL_ALIAS, LoadedLM
 from monitor.models import Project
 from monitor.settings import Settings, get_settings
@@ -33,7 +34,6 @@ from retrain.dataset import DatasetSnapshot, build_dataset
 from retrain.evaluation import Evaluators, ModelEvaluation, default_evaluators, evaluate_model
 from retrain.gates import GateReport, evaluate_gates
 from retrain.jobs import STAGE_END, update_job
-from retrain.jsonutil import json_ready
 from retrain.lm_cache import get_lm
 from retrain.lora import TrainExample, TrainResult, train_lora
 from retrain.models import ModelVersion, RetrainJob
@@ -225,7 +225,7 @@ def run_retrain_job(job_id: int, *, factory: sessionmaker[Session] | None = None
                   "eval_results": _eval_results(champion, champ_eval, chall_eval, len(snapshot.eval)),
                   "gate_results": report.to_list(), "gates_passed": report.passed, "trigger": start.trigger}
         try:
-            fields = json_ready(fields)
+            fields = json_safe(fields)
             version = run_unit(factory, lambda s: _register(s, job_id, fields, report))
         except IntegrityError:  # a duplicate delivery of this job registered first
             version = run_unit(factory, lambda s: _register(s, job_id, fields, report))

@@ -20,15 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor.db import utcnow
-from monitor.services.projects import NotFoundError
+from monitor.errors import ConflictError, NotFoundError
 from retrain import hooks
 from retrain.models import AuditEntry, ModelAlias, ModelVersion
 
 PROMOTABLE = ("candidate", "approved", "archived")
-
-
-class ConflictError(Exception):
-    """The change does not fit the version's current state (already champion, rejected, ...)."""
 
 
 class GateBlockedError(ConflictError):

@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.alerts.dispatch import schedule_deliveries
-from monitor.alerts.errors import ConflictError
 from monitor.alerts.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from monitor.alerts.webhooks import EVENT_TYPES, envelope
 from monitor.db import utcnow
-from monitor.services.projects import NotFoundError
+from monitor.encoding import iso
+from monitor.errors import ConflictError, NotFoundError
 from monitor.settings import Settings
 
 
@@ -101,19 +101,16 @@ def delivery_dict(d: WebhookDelivery, m: WebhookMessage, e: WebhookEndpoint,
                   attempts: list[WebhookAttempt]) -> dict[str, Any]:
     return {
         "id": d.id, "message_id": m.msg_id, "event_type": m.event_type, "endpoint": e.name,
-        "status": d.status, "attempts": d.attempts, "next_attempt_at": _iso(d.next_attempt_at),
-        "last_status_code": d.last_status_code, "last_error": d.last_error, "delivered_at": _iso(d.delivered_at),
-        "created_at": _iso(d.created_at), "payload": m.payload,
+        "status": d.status, "attempts": d.attempts, "next_attempt_at": iso(d.next_attempt_at),
+        "last_status_code": d.last_status_code, "last_error": d.last_error, "delivered_at": iso(d.delivered_at),
+        "created_at": iso(d.created_at), "payload": m.payload,
         "attempt_log": [
-            {"attempt": a.attempt, "trigger": a.trigger, "started_at": _iso(a.started_at),
+            {"attempt": a.attempt, "trigger": a.trigger, "started_at": iso(a.started_at),
              "status_code": a.status_code, "latency_ms": a.latency_ms, "error": a.error, "outcome": a.outcome}
             for a in attempts
         ],
     }
 
-
-def _iso(x: Any) -> str | None:
-    return x.isoformat() if x is not None else None
 
 
 def get_delivery(session: Session, project_id: int, delivery_id: int) -> WebhookDelivery:

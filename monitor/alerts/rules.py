@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from monitor.alerts.evaluate import Comparator, Condition, RuleParams
 from monitor.alerts.evaluate import Field as TestedField
+from monitor.errors import FieldErrors
 from monitor.metric_registry import get_metric
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -178,12 +179,12 @@ class FieldProblem:
         return f"{self.field}: {self.message}"
 
 
-class RuleFileError(ValueError):
+class RuleFileError(FieldErrors):
     """A rule file that cannot be used, with every problem found (each naming its field)."""
 
     def __init__(self, problems: list[FieldProblem]):
-        self.problems = problems
-        super().__init__("; ".join(str(p) for p in problems))
+        super().__init__(problems)
+        self.problems: list[FieldProblem] = problems
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from monitor.alerts.actions import action_request_dict, list_action_requests
-from monitor.alerts.errors import ConflictError, FieldError, NotFoundError
 from monitor.alerts.queries import ALERT_STATUSES, alert_views, list_alerts
 from monitor.alerts.rule_service import (
     apply_rules,
@@ -19,27 +18,12 @@ from monitor.alerts.rule_service import (
     rule_view,
     update_rule,
 )
-from monitor.alerts.rules import MAX_YAML_BYTES, NAME_PATTERN, RuleFileError, RuleSpec, parse_rule_file
+from monitor.alerts.rules import MAX_YAML_BYTES, NAME_PATTERN, RuleSpec, parse_rule_file
 from monitor.api.body import read_body
 from monitor.api.deps import AdminProject, ReaderProject, SessionDep
+from monitor.errors import FieldError
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
-
-
-def raise_http(exc: Exception) -> NoReturn:
-    """Service errors as HTTP answers: 404 missing, 409 conflicting, 422 naming the field."""
-    if isinstance(exc, NotFoundError):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    if isinstance(exc, ConflictError):
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    if isinstance(exc, FieldError):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            [{"field": exc.field, "message": exc.message, "type": "value_error"}]) from None
-    if isinstance(exc, RuleFileError):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            [{"field": p.field, "message": p.message, "type": "value_error"}
-                             for p in exc.problems]) from None
-    raise exc
 
 
 @router.get("/alert-rules", summary="The project's alert rules")
@@ -49,38 +33,26 @@ def get_rules(session: SessionDep, project: ReaderProject) -> list[dict[str, Any
 
 @router.post("/alert-rules", status_code=201, summary="Create an alert rule")
 def post_rule(spec: RuleSpec, session: SessionDep, project: AdminProject) -> dict[str, Any]:
-    try:
-        row = create_rule(session, project.id, spec)
-    except (ConflictError, FieldError) as exc:
-        raise_http(exc)
+    row = create_rule(session, project.id, spec)
     session.commit()
     return rule_view(row)
 
 
 @router.get("/alert-rules/{name}", summary="One alert rule")
 def get_one_rule(name: str, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
-    try:
-        return rule_view(get_rule(session, project.id, name))
-    except NotFoundError as exc:
-        raise_http(exc)
+    return rule_view(get_rule(session, project.id, name))
 
 
 @router.put("/alert-rules/{name}", summary="Replace an alert rule")
 def put_rule(name: str, spec: RuleSpec, session: SessionDep, project: AdminProject) -> dict[str, Any]:
-    try:
-        row = update_rule(session, project.id, name, spec)
-    except (NotFoundError, FieldError) as exc:
-        raise_http(exc)
+    row = update_rule(session, project.id, name, spec)
     session.commit()
     return rule_view(row)
 
 
 @router.delete("/alert-rules/{name}", status_code=204, summary="Delete an alert rule and its alert history")
 def remove_rule(name: str, session: SessionDep, project: AdminProject) -> Response:
-    try:
-        delete_rule(session, project.id, name)
-    except NotFoundError as exc:
-        raise_http(exc)
+    delete_rule(session, project.id, name)
     session.commit()
     return Response(status_code=204)
 
@@ -104,14 +76,11 @@ async def import_rules(
     prune: bool = False, dry_run: bool = False,
 ) -> ImportReport:
     raw = await read_body(request, MAX_YAML_BYTES)
-    try:
-        parsed = parse_rule_file(raw)
-        if parsed.project is not None and parsed.project != project.slug:
-            raise FieldError("project", f"the file is for project {parsed.project!r}, but this API key belongs to "
-                             f"{project.slug!r}")
-        report = apply_rules(session, project.id, parsed.rules, prune=prune)
-    except (RuleFileError, FieldError) as exc:
-        raise_http(exc)
+    parsed = parse_rule_file(raw)
+    if parsed.project is not None and parsed.project != project.slug:
+        raise FieldError("project", f"the file is for project {parsed.project!r}, but this API key belongs to "
+                         f"{project.slug!r}")
+    report = apply_rules(session, project.id, parsed.rules, prune=prune)
     if dry_run:
         session.rollback()
     else:

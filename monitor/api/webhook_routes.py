@@ -18,12 +18,10 @@ from monitor.alerts.endpoint_service import (
     rotate_secret,
     update_endpoint,
 )
-from monitor.alerts.errors import ConflictError, FieldError, NotFoundError
 from monitor.alerts.events import attempts_of, delivery_dict, get_delivery, list_deliveries, redeliver
 from monitor.alerts.models import WebhookEndpoint, WebhookMessage
 from monitor.alerts.rules import NAME_PATTERN
 from monitor.alerts.webhooks import EVENT_TYPES
-from monitor.api.alert_routes import raise_http
 from monitor.api.deps import AdminProject, ReaderProject, RowId, SessionDep
 from monitor.settings import Settings
 
@@ -47,29 +45,20 @@ def get_endpoints(session: SessionDep, project: ReaderProject) -> list[dict[str,
 
 @router.post("/webhook-endpoints", status_code=201, summary="Create an endpoint; the response holds its secret once")
 def post_endpoint(spec: EndpointSpec, request: Request, session: SessionDep, project: AdminProject) -> EndpointCreated:
-    try:
-        created = create_endpoint(session, project.id, spec, settings=_settings(request))
-    except (ConflictError, FieldError) as exc:
-        raise_http(exc)
+    created = create_endpoint(session, project.id, spec, settings=_settings(request))
     session.commit()
     return EndpointCreated(endpoint=endpoint_view(created.endpoint), secret=created.secret)
 
 
 @router.get("/webhook-endpoints/{name}", summary="One endpoint (without its secret)")
 def get_one_endpoint(name: str, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
-    try:
-        return endpoint_view(get_endpoint(session, project.id, name))
-    except NotFoundError as exc:
-        raise_http(exc)
+    return endpoint_view(get_endpoint(session, project.id, name))
 
 
 @router.patch("/webhook-endpoints/{name}", summary="Change an endpoint (url, event types, format, enabled)")
 def patch_endpoint(name: str, patch: EndpointPatch, request: Request, session: SessionDep,
                    project: AdminProject) -> dict[str, Any]:
-    try:
-        endpoint = update_endpoint(session, project.id, name, patch, settings=_settings(request))
-    except (NotFoundError, FieldError) as exc:
-        raise_http(exc)
+    endpoint = update_endpoint(session, project.id, name, patch, settings=_settings(request))
     session.commit()
     return endpoint_view(endpoint)
 
@@ -78,20 +67,14 @@ def patch_endpoint(name: str, patch: EndpointPatch, request: Request, session: S
              summary="A new secret (shown once); the old one keeps signing during the grace period")
 def post_rotate(name: str, request: Request, session: SessionDep, project: AdminProject,
                 grace_seconds: Annotated[int | None, Query(ge=0, le=30 * 86_400)] = None) -> EndpointCreated:
-    try:
-        rotated = rotate_secret(session, project.id, name, settings=_settings(request), grace_seconds=grace_seconds)
-    except NotFoundError as exc:
-        raise_http(exc)
+    rotated = rotate_secret(session, project.id, name, settings=_settings(request), grace_seconds=grace_seconds)
     session.commit()
     return EndpointCreated(endpoint=endpoint_view(rotated.endpoint), secret=rotated.secret)
 
 
 @router.delete("/webhook-endpoints/{name}", status_code=204, summary="Delete an endpoint no rule sends to")
 def remove_endpoint(name: str, session: SessionDep, project: AdminProject) -> Response:
-    try:
-        delete_endpoint(session, project.id, name)
-    except (NotFoundError, ConflictError) as exc:
-        raise_http(exc)
+    delete_endpoint(session, project.id, name)
     session.commit()
     return Response(status_code=204)
 
@@ -114,10 +97,7 @@ def get_deliveries(
 @router.post("/webhook-deliveries/{delivery_id}/redeliver", status_code=202,
              summary="Send a delivery again now (one manual attempt, logged like the others)")
 def post_redeliver(delivery_id: RowId, request: Request, session: SessionDep, project: AdminProject) -> dict[str, Any]:
-    try:
-        redeliver(session, project.id, delivery_id, settings=_settings(request))
-    except (NotFoundError, ConflictError) as exc:
-        raise_http(exc)
+    redeliver(session, project.id, delivery_id, settings=_settings(request))
     session.commit()  # in-process, the attempt is made right after this commit; with Celery it is queued
     session.expire_all()
     d = get_delivery(session, project.id, delivery_id)

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.alerts.dispatch import deliver_due
 from monitor.alerts.endpoint_service import EndpointSpec, create_endpoint, rotate_secret
-from monitor.alerts.errors import ConflictError
 from monitor.alerts.events import emit_event, redeliver
 from monitor.alerts.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from monitor.db import utcnow
+from monitor.errors import ConflictError
 from monitor.models import Project
 from monitor.settings import Settings
 from tests.alerts.receiver import Answer, Receiver

@@ -158,7 +158,9 @@ def _redact(url: str) -> str:
 
 def _register_commands() -> None:
     # The CLI is a composition root: it mounts the command groups of both packages, listed here.
-    from monitor import cli_alerts, cli_dashboards, cli_demo, cli_pipeline, cli_retention, cli_ui, cli_webhooks
+    from monitor import cli_dashboards, cli_demo, cli_pipeline, cli_retention, cli_ui
+    from monitor.alerts import cli as cli_alerts
+    from monitor.webhooks import cli as cli_webhooks
     from retrain import cli as retrain_cli
 
     cli_pipeline.register(app)

@@ -14,11 +14,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from monitor import queue, runner
-from monitor.alerts.dispatch import DELIVER_TASK, deliver_job
 from monitor.alerts.evaluation import evaluate_job
-from monitor.alerts.hooks import EVALUATE_TASK, deliver_due_webhooks, evaluate_after_window
+from monitor.alerts.subscribers import EVALUATE_TASK, deliver_due_webhooks, evaluate_after_window
 from monitor.services.retention import retention_after_run
 from monitor.settings import Settings
+from monitor.webhooks.dispatch import DELIVER_TASK, deliver_job
 from retrain import hooks as retrain_hooks
 from retrain.jobs import TASK_NAME as RETRAIN_TASK
 

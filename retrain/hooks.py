@@ -1,7 +1,7 @@
 """Where the loop meets alerting: events into the webhook outbox, and the `retrain` alert action.
 
 - `emit(session, project_id, type, data)`: stores the event in the caller's transaction (sent after commit)
-  through `monitor.alerts.events.emit_event`.
+  through `monitor.webhooks.outbox.emit_event`.
 - `install()`: registers the `retrain` action handler, so a firing rule with `actions: [{type: retrain}]`
   creates one job per firing (idempotent on the action request id). Called by the composition root at the
   process entry points (the `driftloop` CLI, Celery worker processes); never at import, so importing
@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from monitor.alerts.actions import handler_for, register_action_handler, unregister_action_handler
-from monitor.alerts.events import emit_event
 from monitor.encoding import json_safe
 from monitor.settings import Settings, get_settings
+from monitor.webhooks.outbox import emit_event
 from retrain.jobs import create_job, dispatch_after_commit, trigger_from_alert
 
 log = logging.getLogger(__name__)

@@ -19,13 +19,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.alerts.actions import request_action
-from monitor.alerts.evaluate import AlertState, Condition, Decision, Point, RuleParams, decide
-from monitor.alerts.events import emit_event
-from monitor.alerts.models import Alert, AlertRule, AlertTransition, WebhookEndpoint
+from monitor.alerts.models import Alert, AlertRule, AlertTransition
+from monitor.alerts.state import AlertState, Condition, Decision, Point, RuleParams, decide
 from monitor.db import run_unit, utcnow
 from monitor.models import Project
 from monitor.pipeline.models import MetricValue
 from monitor.settings import Settings
+from monitor.webhooks.models import WebhookEndpoint
+from monitor.webhooks.outbox import emit_event
 
 log = logging.getLogger(__name__)
 OPEN = ("pending", "firing")

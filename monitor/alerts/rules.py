@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from monitor.alerts.evaluate import Comparator, Condition, RuleParams
-from monitor.alerts.evaluate import Field as TestedField
+from monitor.alerts.state import Comparator, Condition, RuleParams
+from monitor.alerts.state import Field as TestedField
 from monitor.errors import FieldErrors
 from monitor.metric_registry import get_metric
 

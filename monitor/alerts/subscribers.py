@@ -14,8 +14,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.alerts.actions import run_pending_actions
-from monitor.alerts.dispatch import deliver_due
 from monitor.queue import enqueue
+from monitor.webhooks.dispatch import deliver_due
 
 EVALUATE_TASK = "driftloop.alerts.evaluate"
 

@@ -12,13 +12,15 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from monitor import __version__, composition, ui
-from monitor.api import alert_routes, health_routes, ingest_routes, metrics_routes, otlp_routes, webhook_routes
+from monitor.alerts import routes as alert_routes
+from monitor.api import health_routes, ingest_routes, metrics_routes, otlp_routes
 from monitor.api.errors import install_error_handlers
 from monitor.api.openapi import build_openapi
 from monitor.api.ratelimit import build_rate_limiter
 from monitor.api.telemetry import LATENCY, REQUESTS
 from monitor.db import make_engine, session_factory
 from monitor.settings import Settings, get_settings
+from monitor.webhooks import routes as webhook_routes
 from retrain import ui as retrain_ui
 from retrain.api import router as retrain_router
 

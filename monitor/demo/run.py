@@ -190,9 +190,9 @@ class _Demo:
         key: dict[str, str] = {}
 
         def setup() -> tuple[bool, str]:
-            from monitor.alerts.endpoint_service import EndpointSpec, create_endpoint
             from monitor.alerts.rule_service import apply_rules
             from monitor.alerts.rules import RuleSpec
+            from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
 
             migrations.upgrade(self.settings.database_url)
             with self.factory() as s:

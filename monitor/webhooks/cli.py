@@ -29,10 +29,10 @@ def register(app: typer.Typer) -> None:
         """Create an endpoint. Its signing secret is printed once and never shown again."""
         from pydantic import ValidationError
 
-        from monitor.alerts.endpoint_service import EndpointSpec, create_endpoint
         from monitor.db import session_scope
         from monitor.errors import ConflictError, FieldError, NotFoundError
         from monitor.settings import get_settings
+        from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
 
         try:
             spec = EndpointSpec(name=name, url=url, event_types=event, payload_format=payload_format,
@@ -50,9 +50,9 @@ def register(app: typer.Typer) -> None:
     @hooks.command("list")
     def list_(project: str = ProjectOpt) -> None:
         """List endpoints (never their secrets)."""
-        from monitor.alerts.endpoint_service import endpoint_view, list_endpoints
         from monitor.db import session_scope
         from monitor.errors import NotFoundError
+        from monitor.webhooks.endpoints import endpoint_view, list_endpoints
 
         try:
             with session_scope() as s:
@@ -71,11 +71,11 @@ def register(app: typer.Typer) -> None:
         grace: str | None = typer.Option(None, help="How long the old secret keeps signing (e.g. 1d, 6h, 0)."),
     ) -> None:
         """Rotate the signing secret; prints the new one once. Both sign during the grace period."""
-        from monitor.alerts.endpoint_service import rotate_secret
         from monitor.alerts.rules import parse_duration
         from monitor.db import session_scope
         from monitor.errors import NotFoundError
         from monitor.settings import get_settings
+        from monitor.webhooks.endpoints import rotate_secret
 
         try:
             seconds = parse_duration(grace) if grace is not None else None
@@ -90,10 +90,10 @@ def register(app: typer.Typer) -> None:
         print(rotated.secret)
 
     def _set_enabled(name: str, project: str, enabled: bool) -> None:
-        from monitor.alerts.endpoint_service import EndpointPatch, update_endpoint
         from monitor.db import session_scope
         from monitor.errors import FieldError, NotFoundError
         from monitor.settings import get_settings
+        from monitor.webhooks.endpoints import EndpointPatch, update_endpoint
 
         try:
             with session_scope() as s:
@@ -120,9 +120,9 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(50, min=1, max=1000), as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """The delivery log, newest first, with every attempt."""
-        from monitor.alerts.events import attempts_of, delivery_dict, list_deliveries
         from monitor.db import session_scope
         from monitor.errors import NotFoundError
+        from monitor.webhooks.outbox import attempts_of, delivery_dict, list_deliveries
 
         try:
             with session_scope() as s:
@@ -144,11 +144,11 @@ def register(app: typer.Typer) -> None:
     @hooks.command("redeliver")
     def redeliver_cmd(delivery_id: int = typer.Argument(...), project: str = ProjectOpt) -> None:
         """Send a delivery again now (one manual attempt; queued when the runner is Celery)."""
-        from monitor.alerts.events import get_delivery, redeliver
         from monitor.db import session_scope
         from monitor.errors import ConflictError, NotFoundError
         from monitor.queue import runs_inline
         from monitor.settings import get_settings
+        from monitor.webhooks.outbox import get_delivery, redeliver
 
         settings = get_settings()
         try:

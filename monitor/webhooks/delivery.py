@@ -20,12 +20,12 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.alerts.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
-from monitor.alerts.retry import RETRY_AFTER_STATUSES, RetryPolicy, parse_retry_after
-from monitor.alerts.urls import UnsafeURLError, check_url
-from monitor.alerts.webhooks import SecretBox, render_body, webhook_headers
 from monitor.db import utcnow
 from monitor.settings import Settings
+from monitor.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
+from monitor.webhooks.retry import RETRY_AFTER_STATUSES, RetryPolicy, parse_retry_after
+from monitor.webhooks.signing import SecretBox, render_body, webhook_headers
+from monitor.webhooks.urls import UnsafeURLError, check_url
 
 log = logging.getLogger(__name__)
 MAX_RESPONSE_BYTES = 64 * 1024

@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.alerts.delivery import AttemptOutcome, Sender, attempt_delivery, due_delivery_ids, send_http
 from monitor.db import run_unit, utcnow
 from monitor.queue import enqueue
 from monitor.settings import Settings, get_settings
+from monitor.webhooks.delivery import AttemptOutcome, Sender, attempt_delivery, due_delivery_ids, send_http
 
 log = logging.getLogger(__name__)
 DELIVER_TASK = "driftloop.webhooks.deliver"

@@ -14,13 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.alerts.models import AlertRule, WebhookEndpoint
+from monitor.alerts.models import AlertRule
 from monitor.alerts.rules import Name
-from monitor.alerts.urls import MAX_URL_CHARS, UnsafeURLError, check_url
-from monitor.alerts.webhooks import EVENT_TYPES, SecretBox, generate_secret
 from monitor.db import utcnow
 from monitor.errors import ConflictError, FieldError, NotFoundError
 from monitor.settings import Settings
+from monitor.webhooks.models import WebhookEndpoint
+from monitor.webhooks.signing import EVENT_TYPES, SecretBox, generate_secret
+from monitor.webhooks.urls import MAX_URL_CHARS, UnsafeURLError, check_url
 
 PayloadFormat = Literal["standard", "slack"]
 

@@ -14,13 +14,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.alerts.dispatch import schedule_deliveries
-from monitor.alerts.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
-from monitor.alerts.webhooks import EVENT_TYPES, envelope
 from monitor.db import utcnow
 from monitor.encoding import iso
 from monitor.errors import ConflictError, NotFoundError
 from monitor.settings import Settings
+from monitor.webhooks.dispatch import schedule_deliveries
+from monitor.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
+from monitor.webhooks.signing import EVENT_TYPES, envelope
 
 
 def new_message_id() -> str:

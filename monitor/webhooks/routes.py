@@ -7,7 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from monitor.alerts.endpoint_service import (
+from monitor.alerts.rules import NAME_PATTERN
+from monitor.api.deps import AdminProject, ReaderProject, RowId, SessionDep
+from monitor.settings import Settings
+from monitor.webhooks.endpoints import (
     EndpointPatch,
     EndpointSpec,
     create_endpoint,
@@ -18,12 +21,9 @@ from monitor.alerts.endpoint_service import (
     rotate_secret,
     update_endpoint,
 )
-from monitor.alerts.events import attempts_of, delivery_dict, get_delivery, list_deliveries, redeliver
-from monitor.alerts.models import WebhookEndpoint, WebhookMessage
-from monitor.alerts.rules import NAME_PATTERN
-from monitor.alerts.webhooks import EVENT_TYPES
-from monitor.api.deps import AdminProject, ReaderProject, RowId, SessionDep
-from monitor.settings import Settings
+from monitor.webhooks.models import WebhookEndpoint, WebhookMessage
+from monitor.webhooks.outbox import attempts_of, delivery_dict, get_delivery, list_deliveries, redeliver
+from monitor.webhooks.signing import EVENT_TYPES
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 

@@ -1,22 +1,14 @@
-"""Thin Celery tasks of alerting: ids in, one service call, safe to run twice."""
+"""Thin Celery tasks of the webhook outbox: ids in, one service call, safe to run twice."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from monitor.alerts.actions import run_pending_actions
-from monitor.alerts.dispatch import DELIVER_TASK, deliver_job, queue_overdue
-from monitor.alerts.evaluation import evaluate_job
-from monitor.alerts.hooks import EVALUATE_TASK
 from monitor.db import run_unit, session_factory, utcnow
 from monitor.settings import get_settings
+from monitor.webhooks.dispatch import DELIVER_TASK, deliver_job, queue_overdue
 from monitor.worker.app import celery_app
-
-
-@celery_app.task(name=EVALUATE_TASK)
-def evaluate_rules_task(project_id: int, window_start: str) -> int:
-    """Evaluate a project's rules at one window (queued after that window's metrics committed)."""
-    return evaluate_job(session_factory(), get_settings(), project_id, window_start)
 
 
 @celery_app.task(name=DELIVER_TASK)

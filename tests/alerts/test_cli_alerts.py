@@ -15,7 +15,7 @@ from monitor.db import make_engine, reset_engines
 from monitor.services.projects import get_project
 from monitor.settings import reset_settings_cache
 from tests.alerts.helpers import drift_point, finish, write_window
-from tests.alerts.receiver import Receiver
+from tests.support.webhook_receiver import Receiver
 
 RULES = """
 project: shop

@@ -9,15 +9,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.alerts.dispatch import deliver_due
-from monitor.alerts.endpoint_service import EndpointSpec, create_endpoint, rotate_secret
-from monitor.alerts.events import emit_event, redeliver
-from monitor.alerts.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from monitor.db import utcnow
 from monitor.errors import ConflictError
 from monitor.models import Project
 from monitor.settings import Settings
-from tests.alerts.receiver import Answer, Receiver
+from monitor.webhooks.dispatch import deliver_due
+from monitor.webhooks.endpoints import EndpointSpec, create_endpoint, rotate_secret
+from monitor.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
+from monitor.webhooks.outbox import emit_event, redeliver
+from tests.support.webhook_receiver import Answer, Receiver
 
 
 @pytest.fixture

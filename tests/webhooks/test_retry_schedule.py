@@ -8,7 +8,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from monitor.alerts.retry import MAX_RETRY_AFTER_SECONDS, RetryPolicy, parse_retry_after
+from monitor.webhooks.retry import MAX_RETRY_AFTER_SECONDS, RetryPolicy, parse_retry_after
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 

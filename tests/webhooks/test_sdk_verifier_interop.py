@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from monitor.alerts.webhooks import generate_secret, render_body, webhook_headers
 from monitor.sdk import WebhookVerificationError, verify_webhook
+from monitor.webhooks.signing import generate_secret, render_body, webhook_headers
 
 
 def test_sender_and_sdk_verifier_agree() -> None:

@@ -11,7 +11,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from monitor.alerts.webhooks import SecretBox, envelope, generate_secret, render_body, summary, webhook_headers
+from monitor.webhooks.signing import SecretBox, envelope, generate_secret, render_body, summary, webhook_headers
 
 
 def test_secret_format() -> None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from monitor.alerts.urls import UnsafeURLError, address_problem, check_url
+from monitor.webhooks.urls import UnsafeURLError, address_problem, check_url
 
 
 def fixed(*addresses: str):  # type: ignore[no-untyped-def]

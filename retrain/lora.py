@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from monitor.llm import Chat, LoadedLM, attach_adapter, encode_pair
-from monitor.llm_adapters import add_trainable_adapter, detach_adapter
+from monitor.llm.adapters import add_trainable_adapter, detach_adapter
 from retrain.config import LoraConfigSpec
 from retrain.memory import peak_rss_mb, reset_peak_rss
 

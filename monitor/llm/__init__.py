@@ -18,21 +18,21 @@ from typing import Any
 
 import torch
 
-from monitor.llm_adapters import (
+from monitor.devices import pick_device
+from monitor.llm.adapters import (
     active_adapter,
     adapter_name_for,
     attach_adapter,
     attached_adapters,
     detach_adapter,
 )
-from monitor.llm_loading import (
+from monitor.llm.loading import (
     DEFAULT_MODEL_ALIAS,
     LoadedLM,
     ModelLoadError,
     ModelRef,
     default_data_dir,
     load_causal_lm,
-    pick_device,
     pick_dtype,
     resolve_model_ref,
 )

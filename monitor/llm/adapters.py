@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from monitor.llm_loading import LoadedLM, ModelLoadError
+from monitor.llm.loading import LoadedLM, ModelLoadError
 
 # Saved beside the base weights' requires_grad flags so detaching the last adapter restores them.
 _SAVED_GRAD_FLAGS = "_driftloop_requires_grad"

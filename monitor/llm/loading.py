@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 import torch
 
+from monitor.devices import pick_device
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_ALIAS = "smollm2"
@@ -76,13 +78,8 @@ class LoadedLM:
     load_seconds: float
     cache_path: Path | None = None
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
-    # The PEFT wrapper once an adapter is attached (see monitor.llm_adapters); None for a bare base model.
+    # The PEFT wrapper once an adapter is attached (see monitor.llm.adapters); None for a bare base model.
     peft: Any = field(default=None, repr=False)
-
-
-def pick_device() -> str:
-    """`cuda` when a CUDA GPU is usable, else `cpu` (never `mps`: its op coverage is too uneven to trust)."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def pick_dtype(device: str) -> torch.dtype:

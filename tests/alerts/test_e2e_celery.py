@@ -41,7 +41,7 @@ def celery_env(pg_url: str, redis_url: str, celery_key_prefix: str,
         "DRIFTLOOP_WEBHOOK_ALLOW_PRIVATE": "true",
         "DRIFTLOOP_WEBHOOK_BACKOFF_BASE_SECONDS": "0.2",  # small backoff: the retries come within a second
         "DRIFTLOOP_WEBHOOK_BACKOFF_CAP_SECONDS": "1",
-        # The worker would otherwise handle the rule's retrain action (retrain.tasks installs the handler);
+        # The worker would otherwise handle the rule's retrain action (its wiring installs the handler);
         # this test is about the request being recorded, so the handler stays off here.
         "DRIFTLOOP_RETRAIN_ON_ALERT": "false",
     }) as env:
@@ -60,7 +60,7 @@ def finish_in_worker(project_id: int, i: int) -> None:
 def evaluate_again_in_worker(project_id: int, i: int) -> None:
     """A duplicate evaluation (a re-delivered task). With one worker process and a FIFO queue it also runs
     after the evaluation the hook queued before it, so when it returns, both are done."""
-    from monitor.webhooks.tasks import evaluate_rules_task
+    from monitor.alerts.tasks import evaluate_rules_task
 
     evaluate_rules_task.apply_async(args=[project_id, window(i).isoformat()], queue="default").get(timeout=60)
 

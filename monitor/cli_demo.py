@@ -77,49 +77,51 @@ def _quiet_model_libraries() -> None:
     hf_logging.set_verbosity_error()
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("demo")
-    def demo(
-        workdir: Path = typer.Option(Path("driftloop-demo"), "--dir", help="Where the demo keeps its files."),
-        events_per_window: int = typer.Option(150, min=50, max=5000, help="Calls per simulated hour."),
-        auto_approve: bool = typer.Option(False, "--auto-approve", help="Approve and promote the challenger (an "
-                                          "audited override if a gate failed); show the server answering as it."),
-        production: bool = typer.Option(False, "--production", help="Run on PostgreSQL + Redis + a Celery worker "
-                                        "(DRIFTLOOP_DATABASE_URL, DRIFTLOOP_REDIS_URL) instead of SQLite."),
-        keep_running: bool = typer.Option(False, "--keep-running", help="At the end, keep the collector (and its "
-                                          "UI) and the model server up until Ctrl-C."),
-    ) -> None:
-        """Run the end-to-end demo: traffic, drift, alert, retraining, evaluation (and promotion)."""
-        from monitor.demo.run import DemoConfigError, run_demo
+def demo(
+    workdir: Path = typer.Option(Path("driftloop-demo"), "--dir", help="Where the demo keeps its files."),
+    events_per_window: int = typer.Option(150, min=50, max=5000, help="Calls per simulated hour."),
+    auto_approve: bool = typer.Option(False, "--auto-approve", help="Approve and promote the challenger (an "
+                                      "audited override if a gate failed); show the server answering as it."),
+    production: bool = typer.Option(False, "--production", help="Run on PostgreSQL + Redis + a Celery worker "
+                                    "(DRIFTLOOP_DATABASE_URL, DRIFTLOOP_REDIS_URL) instead of SQLite."),
+    keep_running: bool = typer.Option(False, "--keep-running", help="At the end, keep the collector (and its "
+                                      "UI) and the model server up until Ctrl-C."),
+) -> None:
+    """Run the end-to-end demo: traffic, drift, alert, retraining, evaluation (and promotion)."""
+    from monitor.demo.run import DemoConfigError, run_demo
 
-        _quiet_model_libraries()
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console) as bar:
-            tasks: dict[str, Any] = {}
-            shown: list[bool] = []
+    _quiet_model_libraries()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as bar:
+        tasks: dict[str, Any] = {}
+        shown: list[bool] = []
 
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(BAR_NAMES.get(stage, stage), total=total)
-                bar.update(tasks[stage], completed=done, total=total)
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(BAR_NAMES.get(stage, stage), total=total)
+            bar.update(tasks[stage], completed=done, total=total)
 
-            def hold(report: DemoReport) -> None:
-                bar.stop()
-                show(report)
-                console.print(f"[bold]collector {report.collector_url} and model server "
-                              f"{report.values.get('model_server_url', '(not started)')} are up; Ctrl-C stops them")
-                shown.append(True)
-                with contextlib.suppress(KeyboardInterrupt):
-                    threading.Event().wait()
-
-            try:
-                report = run_demo(workdir, events_per_window=events_per_window, progress=progress,
-                                  auto_approve=auto_approve, production=production,
-                                  hold=hold if keep_running else None)
-            except DemoConfigError as exc:
-                err.print(f"[red]error:[/red] {exc}")
-                raise typer.Exit(2) from None
-        if not shown:
+        def hold(report: DemoReport) -> None:
+            bar.stop()
             show(report)
-        if not report.ok:
-            raise typer.Exit(1)
+            console.print(f"[bold]collector {report.collector_url} and model server "
+                          f"{report.values.get('model_server_url', '(not started)')} are up; Ctrl-C stops them")
+            shown.append(True)
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+
+        try:
+            report = run_demo(workdir, events_per_window=events_per_window, progress=progress,
+                              auto_approve=auto_approve, production=production,
+                              hold=hold if keep_running else None)
+        except DemoConfigError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+    if not shown:
+        show(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

@@ -25,9 +25,9 @@ from monitor.services.projects import get_or_create_project
 from monitor.settings import Settings
 from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
 from monitor.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookMessage
-from tests.alerts.helpers import drift_point, window, write_window
 from tests.factories import unique_slug
 from tests.support.celery_env import celery_settings
+from tests.support.metric_windows import drift_point, window, write_window
 from tests.support.webhook_receiver import Receiver
 from tests.test_celery_worker import kill_worker, start_worker, wait_for
 

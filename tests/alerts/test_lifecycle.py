@@ -23,7 +23,7 @@ from monitor.pipeline.ops import MetricPoint
 from monitor.settings import Settings
 from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
 from monitor.webhooks.models import WebhookDelivery
-from tests.alerts.helpers import drift_point, finish, window, write_window
+from tests.support.metric_windows import drift_point, finish, window, write_window
 from tests.support.webhook_receiver import Receiver
 
 

@@ -18,8 +18,8 @@ from retrain import lm_cache
 from retrain.hooks import handle_retrain_action
 from retrain.models import RetrainJob
 from retrain.registry import get_version
-from tests.alerts.helpers import finish
 from tests.retrain.helpers import fire_retrain_alert, seed_feedback
+from tests.support.metric_windows import finish
 
 
 def test_firing_alert_runs_one_job_to_a_registered_challenger(

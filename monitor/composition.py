@@ -19,7 +19,7 @@ from monitor.alerts.subscribers import EVALUATE_TASK, deliver_due_webhooks, eval
 from monitor.services.retention import retention_after_run
 from monitor.settings import Settings
 from monitor.webhooks.dispatch import DELIVER_TASK, deliver_job
-from retrain import hooks as retrain_hooks
+from retrain import alerting as retrain_alerting
 from retrain.jobs import TASK_NAME as RETRAIN_TASK
 
 if TYPE_CHECKING:
@@ -50,4 +50,4 @@ def wire() -> None:
 def install_action_handlers(settings: Settings | None = None) -> bool:
     """A firing rule's `retrain` action is handled in the process that evaluates it: installed at the process
     entry points (the CLI's `main`, worker processes), never on import."""
-    return retrain_hooks.install(settings)
+    return retrain_alerting.install(settings)

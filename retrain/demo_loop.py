@@ -34,7 +34,7 @@ from monitor.demo.report import DemoReport, Progress, wait_until
 from monitor.demo.serving import serving_in_thread
 from monitor.queue import runs_inline
 from monitor.settings import Settings
-from retrain.hooks import ACTION, handle_retrain_action, install, uninstall
+from retrain.alerting import ACTION, handle_retrain_action, install, uninstall
 from retrain.jobs import list_jobs
 from retrain.models import ModelVersion, RetrainJob
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from monitor.db import utcnow
 from monitor.errors import ConflictError, NotFoundError
-from retrain import hooks
+from retrain import alerting
 from retrain.models import AuditEntry, ModelAlias, ModelVersion
 
 PROMOTABLE = ("candidate", "approved", "archived")
@@ -229,7 +229,7 @@ def promote(session: Session, project_id: int, name: str, *, actor: str, reason:
     audit(session, project_id, actor=actor, action="promote_override" if overridden else "promote",
           version_id=version.id, reason=reason, details=details)
     swap = Swap(project_id, "promote", _ref(previous) if previous else None, _ref(version), actor, reason)
-    hooks.emit(session, project_id, "model.promoted", swap_payload(swap))
+    alerting.emit(session, project_id, "model.promoted", swap_payload(swap))
     return swap
 
 
@@ -257,7 +257,7 @@ def rollback(session: Session, project_id: int, name: str = "champion", *, actor
     audit(session, project_id, actor=actor, action="rollback", version_id=previous.id, reason=reason,
           details={"from_version_id": current.id, "from": current.name, "to": previous.name})
     swap = Swap(project_id, "rollback", _ref(current), _ref(previous), actor, reason)
-    hooks.emit(session, project_id, "model.rolled_back", swap_payload(swap))
+    alerting.emit(session, project_id, "model.rolled_back", swap_payload(swap))
     return swap
 
 

@@ -1,8 +1,8 @@
 """Local causal-LM access for driftloop: load, chat-generate, and score (prompt, response) pairs.
 
 Used by the bias probes in `monitor/` and by `retrain/` (LoRA training, champion/challenger
-evaluation). The pieces live in `llm_loading` (references, device policy, cache) and
-`llm_adapters` (LoRA adapters switched per call); this module is the one to import.
+evaluation). The pieces live in `loading` (references, dtype policy, cache) and `adapters` (LoRA
+adapters switched per call); the device choice in `monitor.devices`; this module is the one to import.
 
 Every prompt goes through the tokenizer's chat template, and a response is scored as the tokens the
 model would have to generate after the assistant header: the response's own tokens followed by the

@@ -158,8 +158,12 @@ def _redact(url: str) -> str:
 
 def _register_commands() -> None:
     # The CLI is a composition root: it mounts the command groups of both packages, listed here.
-    from monitor import cli_dashboards, cli_demo, cli_pipeline, cli_retention, cli_ui
     from monitor.alerts import cli as cli_alerts
+    from monitor.dashboards import cli as cli_dashboards
+    from monitor.demo import cli as cli_demo
+    from monitor.pipeline import cli as cli_pipeline
+    from monitor.retention import cli as cli_retention
+    from monitor.ui import cli as cli_ui
     from monitor.webhooks import cli as cli_webhooks
     from retrain import cli as retrain_cli
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from monitor import queue, runner
 from monitor.alerts.evaluation import evaluate_job
 from monitor.alerts.subscribers import EVALUATE_TASK, deliver_due_webhooks, evaluate_after_window
-from monitor.services.retention import retention_after_run
+from monitor.retention.service import retention_after_run
 from monitor.settings import Settings
 from monitor.webhooks.dispatch import DELIVER_TASK, deliver_job
 from retrain import alerting as retrain_alerting

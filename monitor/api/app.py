@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from monitor import __version__, composition, ui
+from monitor import __version__, composition
 from monitor.alerts import routes as alert_routes
 from monitor.api import health_routes, ingest_routes, metrics_routes, otlp_routes
 from monitor.api.errors import install_error_handlers
@@ -20,6 +20,7 @@ from monitor.api.ratelimit import build_rate_limiter
 from monitor.api.telemetry import LATENCY, REQUESTS
 from monitor.db import make_engine, session_factory
 from monitor.settings import Settings, get_settings
+from monitor.ui.mount import install as mount_ui
 from monitor.webhooks import routes as webhook_routes
 from retrain import ui as retrain_ui
 from retrain.api import router as retrain_router
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(otlp_routes.router)
     app.include_router(alert_routes.router)
     app.include_router(webhook_routes.router)
-    ui.install(app)
+    mount_ui(app)
     app.include_router(retrain_router)  # the API app is a composition root: it mounts the closed loop's routes
     retrain_ui.install(app)  # and the model pages of the approval UI
     install_error_handlers(app)

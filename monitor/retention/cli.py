@@ -19,9 +19,9 @@ def run(
     project: str | None = typer.Option(None, "--project", "-p", help="Only this project."),
 ) -> None:
     """Apply the retention policy now, in short batches (ingestion keeps running meanwhile)."""
-    from monitor.cli_pipeline import project_ids
     from monitor.db import session_factory
-    from monitor.services.retention import apply_retention
+    from monitor.pipeline.cli import project_ids
+    from monitor.retention.service import apply_retention
     from monitor.settings import get_settings
 
     settings = get_settings()

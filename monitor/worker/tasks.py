@@ -70,7 +70,7 @@ def run_probes_task(project_id: int) -> int:
 @celery_app.task(name="driftloop.retention")
 def retention_task() -> dict[str, object]:
     """Delete events and feedback past DRIFTLOOP_RETENTION_DAYS, in short batches (a no-op when unset)."""
-    from monitor.services.retention import apply_retention
+    from monitor.retention.service import apply_retention
     from monitor.settings import get_settings
 
     settings = get_settings()

@@ -30,6 +30,7 @@ $(PROJECT): $(LOCKED) pyproject.toml
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 test: install lint
 	$(PY) -m pytest

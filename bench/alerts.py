@@ -23,11 +23,11 @@ from monitor import migrations
 from monitor.alerts.evaluation import evaluate_window
 from monitor.alerts.rule_service import create_rule
 from monitor.alerts.rules import RuleSpec
-from monitor.alerts.webhooks import envelope, generate_secret, render_body, webhook_headers
 from monitor.db import make_engine
 from monitor.pipeline.ops import MetricPoint
 from monitor.pipeline.store import upsert_points
 from monitor.services.projects import get_or_create_project
+from monitor.webhooks.signing import envelope, generate_secret, render_body, webhook_headers
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

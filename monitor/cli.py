@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from monitor import __version__
+from monitor.cli_support import console
+from monitor.cli_support import fail as _fail
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="driftloop: keep LLM applications healthy.")
 keys_app = typer.Typer(no_args_is_help=True, help="Project API keys and their scopes (stored hashed; shown once).")
 app.add_typer(keys_app, name="keys")
-console = Console()
-err = Console(stderr=True)
 
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
 
 
 @app.command()
@@ -141,7 +135,8 @@ def keys_list(project: str | None = typer.Option(None, help="Only this project."
 def keys_revoke(key: str = typer.Argument(..., help="Key id or prefix (dl_xxxxxxxx).")) -> None:
     """Revoke a key; requests with it are refused from now on."""
     from monitor.db import session_scope
-    from monitor.services.projects import NotFoundError, revoke_key
+    from monitor.errors import NotFoundError
+    from monitor.services.projects import revoke_key
 
     try:
         with session_scope() as session:
@@ -162,35 +157,34 @@ def _redact(url: str) -> str:
 
 
 def _register_commands() -> None:
-    from monitor import cli_alerts, cli_dashboards, cli_demo, cli_pipeline, cli_retention, cli_ui
+    # The CLI is a composition root: it mounts the command groups of both packages, listed here.
+    from monitor.alerts import cli as cli_alerts
+    from monitor.dashboards import cli as cli_dashboards
+    from monitor.demo import cli as cli_demo
+    from monitor.pipeline import cli as cli_pipeline
+    from monitor.retention import cli as cli_retention
+    from monitor.ui import cli as cli_ui
+    from monitor.webhooks import cli as cli_webhooks
+    from retrain import cli as retrain_cli
 
     cli_pipeline.register(app)
     cli_alerts.register(app)
+    cli_webhooks.register(app)
     cli_ui.register(app)
     cli_dashboards.register(app)
     cli_retention.register(app)
     cli_demo.register(app)
-    # The closed loop (`retrain`) adds its commands when installed; `monitor` never depends on it.
-    if importlib.util.find_spec("retrain") is not None:
-        from retrain import cli as retrain_cli
-
-        retrain_cli.register(app)
-
-
-def _install_action_handlers() -> None:
-    # A firing rule's `retrain` action is handled in the process that evaluates it (`driftloop run`).
-    # Installed here, at the process entry point, never on import: importing the CLI stays side-effect free.
-    if importlib.util.find_spec("retrain") is not None:
-        from retrain.hooks import install
-
-        install()
+    retrain_cli.register(app)
 
 
 _register_commands()
 
 
 def main() -> None:
-    _install_action_handlers()
+    from monitor import composition  # imported here: `driftloop --help` stays quick
+
+    composition.wire()
+    composition.install_action_handlers()
     app()
 
 

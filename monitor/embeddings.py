@@ -11,17 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from monitor.devices import pick_device
+
 DEFAULT_KEY = "all-minilm-l6-v2"
 _lock = threading.Lock()
 _cache: dict[tuple[str, str], Embedder] = {}
-
-
-def pick_device(preference: str = "auto") -> str:
-    if preference != "auto":
-        return preference
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def resolve_embedding_model(ref: str | None) -> tuple[str, str]:

@@ -1,4 +1,5 @@
-"""Every metric driftloop computes, by name. Alert rules, the read API and dashboards refer to these names.
+"""The catalog of every metric driftloop computes, by name: an explicit table, not a registry filled by
+imports. Alert rules, the read API and dashboards refer to these names.
 
 A metric row carries `value` (the headline number), and where it applies `p_value`, `threshold` and
 `flagged` (the detector's own verdict), so a rule can test any of them.
@@ -6,6 +7,7 @@ A metric row carries `value` (the headline number), and where it applies `p_valu
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,30 +22,13 @@ class MetricSpec:
     unit: str = ""
 
 
-_REGISTRY: dict[str, MetricSpec] = {}
-
-
-def register_metric(spec: MetricSpec) -> MetricSpec:
-    existing = _REGISTRY.get(spec.name)
-    if existing is not None and existing != spec:
-        raise ValueError(f"metric {spec.name!r} is already registered differently")
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def get_metric(name: str) -> MetricSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY)[:40])
-        raise KeyError(f"unknown metric {name!r}; known metrics include: {known}") from None
-
-
-def all_metrics() -> list[MetricSpec]:
-    return sorted(_REGISTRY.values(), key=lambda s: s.name)
-
-
-for _name, _desc, _unit in (
+EMBEDDING_FIELDS = ("prompt", "response")
+SCALAR_SERIES = ("prompt_length", "response_length", "latency_ms", "completion_tokens")
+SCALAR_METHODS = ("ks", "psi")  # the drift stage's detectors of scalar series
+TOXICITY_FIELDS = ("prompt", "response")
+BIAS_METRICS = ("toxicity_rate", "sentiment", "negative_feedback_rate")  # gaps the safety stage computes
+PROBE_METRICS = ("sentiment", "toxicity_rate")  # gaps the counterfactual probe job computes, per axis
+OPS_METRICS = (
     ("ops.volume", "Events in the window", "events"),
     ("ops.error_rate", "Share of events with an error", "ratio"),
     ("ops.latency_p50", "Median latency", "ms"),
@@ -52,25 +37,57 @@ for _name, _desc, _unit in (
     ("ops.prompt_tokens_mean", "Mean prompt tokens", "tokens"),
     ("ops.completion_tokens_mean", "Mean completion tokens", "tokens"),
     ("ops.tokens_total", "Prompt plus completion tokens", "tokens"),
-):
-    register_metric(MetricSpec(_name, "ops", _desc, _unit))
-register_metric(MetricSpec("feedback.positive_rate", "feedback", "Share of feedback that is positive", "ratio"))
-register_metric(MetricSpec("feedback.count", "feedback", "Feedback items on the window's events", "items"))
-
-EMBEDDING_FIELDS = ("prompt", "response")
-SCALAR_SERIES = ("prompt_length", "response_length", "latency_ms", "completion_tokens")
+)
 
 
 def drift_metric_name(series: str, method: str) -> str:
     return f"drift.{series}.{method}"
 
 
-def register_drift_metrics(embedding_methods: list[str], scalar_methods: list[str]) -> None:
-    for field in EMBEDDING_FIELDS:
-        for method in embedding_methods:
-            register_metric(MetricSpec(drift_metric_name(field, method), "drift",
-                                       f"{method} drift of {field} embeddings vs the reference", "statistic"))
-    for series in SCALAR_SERIES:
-        for method in scalar_methods:
-            register_metric(MetricSpec(drift_metric_name(series, method), "drift",
-                                       f"{method} drift of {series} vs the reference", "statistic"))
+def _specs() -> list[MetricSpec]:
+    # Built from the tables that decide what is computed: the drift detectors, the safety fields, the probe
+    # set's axes. Imported here, on first use: the drift detectors pull in the numeric stack.
+    from monitor.drift.registry import available
+    from monitor.safety import load_probe_set
+
+    specs = [MetricSpec(name, "ops", desc, unit) for name, desc, unit in OPS_METRICS]
+    specs += [MetricSpec("feedback.positive_rate", "feedback", "Share of feedback that is positive", "ratio"),
+              MetricSpec("feedback.count", "feedback", "Feedback items on the window's events", "items")]
+    specs += [MetricSpec(drift_metric_name(f, m), "drift", f"{m} drift of {f} embeddings vs the reference",
+                         "statistic") for f in EMBEDDING_FIELDS for m in available("embedding")]
+    specs += [MetricSpec(drift_metric_name(s, m), "drift", f"{m} drift of {s} vs the reference", "statistic")
+              for s in SCALAR_SERIES for m in SCALAR_METHODS]
+    for f in TOXICITY_FIELDS:
+        specs += [MetricSpec(f"safety.toxicity_rate.{f}", "safety",
+                             f"Share of {f}s at or above the toxicity threshold", "ratio"),
+                  MetricSpec(f"safety.toxicity_mean.{f}", "safety", f"Mean toxicity score of {f}s", "score")]
+    specs.append(MetricSpec("safety.sentiment_mean.response", "safety", "Mean VADER compound of responses", "score"))
+    specs += [MetricSpec(f"bias.{m}.gap", "bias",
+                         f"Largest gap in {m.replace('_', ' ')} between groups of the bias attribute", "gap")
+              for m in BIAS_METRICS]
+    specs += [MetricSpec(f"bias.probe.{axis}.{m}_gap", "bias",
+                         f"Counterfactual probe gap in {m.replace('_', ' ')} across {axis} groups", "gap")
+              for axis in load_probe_set().axis_names for m in PROBE_METRICS]
+    return specs
+
+
+@functools.cache
+def catalog() -> dict[str, MetricSpec]:
+    """Every metric by name (built once per process)."""
+    out: dict[str, MetricSpec] = {}
+    for spec in _specs():
+        if out.setdefault(spec.name, spec) != spec:
+            raise ValueError(f"metric {spec.name!r} is defined twice, differently")
+    return out
+
+
+def get_metric(name: str) -> MetricSpec:
+    try:
+        return catalog()[name]
+    except KeyError:
+        known = ", ".join(sorted(catalog())[:40])
+        raise KeyError(f"unknown metric {name!r}; known metrics include: {known}") from None
+
+
+def all_metrics() -> list[MetricSpec]:
+    return sorted(catalog().values(), key=lambda s: s.name)

@@ -1,13 +1,17 @@
 """Running window jobs: in-process (embedded mode, tests, the demo) or through Celery (production).
 
 Both paths call the same service functions, each stage in its own session committed once; Celery tasks are
-only sent after the scan's commit, with ids as arguments.
+only sent after the scan's commit, by name with ids as arguments (`monitor.queue`).
+
+Follow-up work is an explicit table of subscribers, handed over by the composition root (`wire`), never
+registered by importing a module: after a window's metrics commit (alert evaluation), and after an in-process
+run (webhook retries, retention).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -16,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.db import run_unit, session_factory, utcnow
 from monitor.pipeline.scheduler import WindowJob, finish_window, scan
 from monitor.pipeline.stages import run_stage, stages
+from monitor.queue import Step, enqueue_chain, runs_inline
 from monitor.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -23,30 +28,19 @@ log = logging.getLogger(__name__)
 # Called with (session, project_id, window_start) inside the finishing transaction, to queue follow-up work
 # (alert evaluation) that must only see committed metric rows.
 WindowHook = Callable[[Session, int, datetime], None]
-_after_window: list[WindowHook] = []
 # Called with (session factory, now) after an in-process run, for follow-up work that is due by then
 # (webhook retries): the embedded mode's equivalent of a beat task.
 RunHook = Callable[[sessionmaker[Session], datetime], None]
+_after_window: list[WindowHook] = []
 _after_run: list[RunHook] = []
+STAGE_TASK = "driftloop.run_stage"
+FINISH_TASK = "driftloop.finish_window"
 
 
-def on_window_computed(hook: WindowHook) -> WindowHook:
-    if hook not in _after_window:
-        _after_window.append(hook)
-    return hook
-
-
-def on_run_finished(hook: RunHook) -> RunHook:
-    if hook not in _after_run:
-        _after_run.append(hook)
-    return hook
-
-
-def _load_builtin_hooks() -> None:
-    from monitor.alerts import hooks  # noqa: F401  (registration by import, like the built-in stages)
-    from monitor.services.retention import retention_after_run
-
-    on_run_finished(retention_after_run)
+def wire(*, after_window: Sequence[WindowHook] = (), after_run: Sequence[RunHook] = ()) -> None:
+    """Set the subscribers (the composition root calls this once per process; calling again replaces them)."""
+    _after_window[:] = list(after_window)
+    _after_run[:] = list(after_run)
 
 
 @dataclass
@@ -68,7 +62,7 @@ def process_window(
         if only is not None and stage.name not in only:
             continue
         rows += run_unit(factory, _stage_runner(stage.name, project_id, window_start))
-    run_unit(factory, lambda s: _finish(s, project_id, window_start, started))
+    run_unit(factory, lambda s: finish(s, project_id, window_start, started))
     return rows
 
 
@@ -76,9 +70,9 @@ def _stage_runner(name: str, project_id: int, window_start: datetime) -> Callabl
     return lambda session: run_stage(session, name, project_id, window_start)
 
 
-def _finish(session: Session, project_id: int, window_start: datetime, started: datetime) -> None:
+def finish(session: Session, project_id: int, window_start: datetime, started: datetime) -> None:
+    """Mark the window computed and tell the subscribers (in the same transaction: they queue after commit)."""
     finish_window(session, project_id, window_start, started)
-    _load_builtin_hooks()
     for hook in _after_window:
         hook(session, project_id, window_start)
 
@@ -101,7 +95,6 @@ def run_pending(
             report.failures.append(f"{job.project_id}@{job.window_start.isoformat()}: {exc}")
         if progress:
             progress(job)
-    _load_builtin_hooks()
     for hook in _after_run:
         try:
             hook(factory, now)
@@ -113,12 +106,22 @@ def run_pending(
 
 def tick(now: datetime | None = None, *, factory: sessionmaker[Session] | None = None) -> int:
     """One scheduler tick: in-process runs the work now; with Celery, sends one chain per window after commit."""
-    if get_settings().runner == "inprocess":
+    settings = get_settings()
+    if runs_inline(settings):
         return run_pending(now, factory=factory).windows
-    from monitor.worker.tasks import dispatch_windows
-
     factory = factory or session_factory()
-    interval = timedelta(seconds=get_settings().recompute_interval_seconds)
-    jobs = run_unit(factory, lambda s: scan(s, now or utcnow(), min_interval=interval))
-    dispatch_windows(jobs)  # after the commit above: a task never sees an uncommitted window state
-    return len(jobs)
+    interval = timedelta(seconds=settings.recompute_interval_seconds)
+    return len(run_unit(factory, lambda s: queue_windows(s, now or utcnow(), min_interval=interval)))
+
+
+def queue_windows(session: Session, now: datetime, project_ids: list[int] | None = None, *,
+                  min_interval: timedelta = timedelta(0)) -> list[WindowJob]:
+    """Scan, and queue one chain of stage tasks per dirty window to start after this session commits (a task
+    never sees an uncommitted window state)."""
+    jobs = scan(session, now, project_ids, min_interval=min_interval)
+    for job in jobs:
+        start = job.window_start.isoformat()
+        steps = [Step(STAGE_TASK, (s.name, job.project_id, start), s.queue) for s in stages()]
+        steps.append(Step(FINISH_TASK, (job.project_id, start, utcnow().isoformat())))
+        enqueue_chain(session, steps)
+    return jobs

@@ -6,20 +6,17 @@ are what the audit log records. A version that failed its gates needs `override:
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Request, status
+from fastapi import APIRouter, BackgroundTasks, Query, Request, status
 from pydantic import Field
 
 from monitor.api.deps import AdminProject, ReaderProject, RowId, SessionDep
 from monitor.schemas import NulFreeModel
-from monitor.services.projects import NotFoundError
 from monitor.settings import Settings
 from retrain.config import ConfigError
 from retrain.jobs import create_job, dispatch, get_job, job_dict, list_jobs
 from retrain.registry import (
-    ConflictError,
-    GateBlockedError,
     aliases_of,
     approve,
     audit_entries,
@@ -48,18 +45,6 @@ class RetrainRequest(NulFreeModel):
                                    "min_examples (see docs/retrain.md).")
 
 
-def raise_http(exc: Exception, field: str = "config") -> NoReturn:
-    if isinstance(exc, NotFoundError):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    if isinstance(exc, GateBlockedError | ConflictError):
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    if isinstance(exc, ConfigError):  # the collector's 422 shape: which field, and why
-        message = str(exc) if len(str(exc)) <= 500 else str(exc)[:500] + "…"
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            [{"field": field, "message": message, "type": "value_error"}]) from None
-    raise exc
-
-
 @router.get("/models", summary="Model versions and the champion/challenger aliases")
 def get_models(session: SessionDep, project: ReaderProject) -> dict[str, Any]:
     aliases = aliases_of(session, project.id)
@@ -68,10 +53,7 @@ def get_models(session: SessionDep, project: ReaderProject) -> dict[str, Any]:
 
 @router.get("/models/{version}", summary="One version (name or alias) with its evaluation and audit trail")
 def get_model(version: str, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
-    try:
-        v = get_version(session, project.id, version)
-    except NotFoundError as exc:
-        raise_http(exc)
+    v = get_version(session, project.id, version)
     names = version_names(session, project.id)
     parent = names.get(v.parent_version_id) if v.parent_version_id else None
     body = version_dict(v, aliases_of(session, project.id), parent)
@@ -83,25 +65,22 @@ def get_model(version: str, session: SessionDep, project: ReaderProject) -> dict
 def decide(version: str, decision: Literal["approve", "reject", "promote", "rollback"], body: Decision,
            request: Request, session: SessionDep, project: AdminProject) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
-    try:
-        if decision in ("approve", "reject"):
-            if decision == "approve":
-                v = approve(session, project.id, version, actor=body.actor, reason=body.reason,
-                            override=body.override)
-            else:
-                v = reject(session, project.id, version, actor=body.actor, reason=body.reason)
-            session.commit()
-            return {"version": version_summary(v, aliases_of(session, project.id))}
-        # The swap commits in units of its own (alias move, then the hook's audit entry); this request's
-        # session must hold no transaction meanwhile (read the id first: a rollback expires `project`).
-        project_id = project.id
-        session.rollback()
-        action: Literal["promote", "rollback"] = "promote" if decision == "promote" else "rollback"
-        swap, hook = change_champion(request.app.state.session_factory, project_id, action, version,
-                                     actor=body.actor, reason=body.reason, override=body.override,
-                                     settings=settings)
-    except (NotFoundError, ConflictError, ConfigError) as exc:
-        raise_http(exc)
+    if decision in ("approve", "reject"):
+        if decision == "approve":
+            v = approve(session, project.id, version, actor=body.actor, reason=body.reason,
+                        override=body.override)
+        else:
+            v = reject(session, project.id, version, actor=body.actor, reason=body.reason)
+        session.commit()
+        return {"version": version_summary(v, aliases_of(session, project.id))}
+    # The swap commits in units of its own (alias move, then the hook's audit entry); this request's
+    # session must hold no transaction meanwhile (read the id first: a rollback expires `project`).
+    project_id = project.id
+    session.rollback()
+    action: Literal["promote", "rollback"] = "promote" if decision == "promote" else "rollback"
+    swap, hook = change_champion(request.app.state.session_factory, project_id, action, version,
+                                 actor=body.actor, reason=body.reason, override=body.override,
+                                 settings=settings)
     return {"champion": swap.current.name, "previous": swap.previous.name if swap.previous else None,
             "serving_hook": hook_dict(hook)}
 
@@ -120,8 +99,8 @@ def start_retrain(body: RetrainRequest, request: Request, background: Background
     try:
         job = create_job(session, project.id, created_by=body.actor, params=body.params, settings=settings,
                          trigger={"kind": "manual", "actor": body.actor, "reason": body.reason})
-    except ConfigError as exc:
-        raise_http(exc, field="params")
+    except ConfigError as exc:  # the request's `params` are what did not fit
+        raise ConfigError(str(exc), field="params") from None
     session.commit()
     # After the commit: the worker (or the background thread in embedded mode) must find the row.
     background.add_task(dispatch, job.id, settings=settings, factory=request.app.state.session_factory)
@@ -136,7 +115,4 @@ def get_jobs(session: SessionDep, project: ReaderProject,
 
 @router.get("/retrain/jobs/{job_id}", summary="One job with its progress and losses so far")
 def get_retrain_job(job_id: RowId, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
-    try:
-        return job_dict(get_job(session, project.id, job_id))
-    except NotFoundError as exc:
-        raise_http(exc)
+    return job_dict(get_job(session, project.id, job_id))

@@ -13,20 +13,16 @@ import time
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True)
+from monitor.cli_support import console
+from monitor.cli_support import fail as _fail
+
 models_app = typer.Typer(no_args_is_help=True, help="The model registry: versions, aliases, decisions.")
 retrain_app = typer.Typer(no_args_is_help=True, help="Retraining jobs: start one, follow its progress.")
 DONE = ("succeeded", "failed")
 
-
-def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(1)
 
 
 def _default_actor() -> str:
@@ -38,7 +34,8 @@ def _default_actor() -> str:
 
 def _project_id(slug: str) -> int:
     from monitor.db import session_scope
-    from monitor.services.projects import NotFoundError, get_project
+    from monitor.errors import NotFoundError
+    from monitor.services.projects import get_project
 
     try:
         with session_scope() as s:
@@ -84,7 +81,7 @@ def models_show(version: str = typer.Argument(..., help="Version name, or champi
                 as_json: bool = typer.Option(False, "--json")) -> None:
     """One version: evaluation, gates, dataset, trigger, audit trail."""
     from monitor.db import session_scope
-    from monitor.services.projects import NotFoundError
+    from monitor.errors import NotFoundError
     from retrain.registry import aliases_of, audit_entries, get_version, version_names
     from retrain.views import audit_dict, version_dict
 
@@ -117,7 +114,7 @@ def models_show(version: str = typer.Argument(..., help="Version name, or champi
 def _decide(decision: str, version: str, project: str, actor: str | None, reason: str | None,
             override: bool) -> None:
     from monitor.db import session_factory, session_scope
-    from monitor.services.projects import NotFoundError
+    from monitor.errors import NotFoundError
     from retrain.registry import ConflictError, approve, reject
     from retrain.swap import change_champion
 
@@ -199,6 +196,7 @@ def retrain_start(project: str = typer.Option(..., "-p", "--project"),
                   follow: bool = typer.Option(True, "--follow/--no-follow", help="Show progress until done.")) -> None:
     """Build the dataset, train, evaluate and register a challenger (in this process in embedded mode)."""
     from monitor.db import session_scope
+    from monitor.queue import runs_inline
     from monitor.settings import get_settings
     from retrain.config import ConfigError
     from retrain.jobs import create_job, dispatch
@@ -217,7 +215,7 @@ def retrain_start(project: str = typer.Option(..., "-p", "--project"),
         _fail(str(exc))
     console.print(f"retraining job {job_id} created")
     settings = get_settings()
-    if settings.runner == "celery":
+    if not runs_inline(settings):
         dispatch(job_id, settings=settings)
         console.print(f"queued on the gpu queue; follow it with: driftloop retrain status {job_id} -p {project}")
         if follow:
@@ -265,7 +263,7 @@ def register(app: typer.Typer) -> None:
         """Serve the project's champion (and canary challenger) as OpenAI-compatible chat completions."""
         import uvicorn
 
-        from monitor.services.projects import NotFoundError
+        from monitor.errors import NotFoundError
         from retrain.server import create_model_server
 
         try:

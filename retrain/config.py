@@ -10,10 +10,44 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from monitor.errors import FieldError
 from monitor.settings import Settings
 from retrain.dataset import BuildOptions
 from retrain.gates import GateConfig
-from retrain.lora import LoraConfigSpec
+
+
+@dataclass(frozen=True)
+class LoraConfigSpec:
+    """Hyper-parameters of one LoRA run. `max_steps`, when set, overrides `epochs` (cycling the data)."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    lr: float = 2e-4
+    epochs: int = 1
+    max_steps: int | None = None
+    batch_size: int = 8
+    max_length: int = 512
+    seed: int = 0
+    grad_accum: int = 1
+    max_grad_norm: float | None = 1.0  # clipping keeps a few odd examples from wrecking a small run
+
+    def __post_init__(self) -> None:
+        positive = {"r": self.r, "epochs": self.epochs, "batch_size": self.batch_size}
+        positive |= {"grad_accum": self.grad_accum, "max_length": self.max_length}
+        for name, value in positive.items():
+            if value < 1:
+                raise ValueError(f"LoraConfigSpec.{name} must be at least 1, got {value}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"LoraConfigSpec.max_steps must be at least 1 or None, got {self.max_steps}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"LoraConfigSpec.dropout must be in [0, 1), got {self.dropout}")
+        if self.lr <= 0:
+            raise ValueError(f"LoraConfigSpec.lr must be positive, got {self.lr}")
+        if not self.target_modules:
+            raise ValueError("LoraConfigSpec.target_modules must name at least one module")
+
 
 SECTIONS = ("lora", "gates", "dataset", "eval")
 TOP_LEVEL = ("min_examples", "base_model")
@@ -48,8 +82,16 @@ class RetrainConfig:
                     k: sorted(v) if isinstance(v, frozenset) else v for k, v in asdict(self.dataset).items()}}
 
 
-class ConfigError(ValueError):
-    """A project config or job parameter that does not fit; the message names it."""
+class ConfigError(FieldError):
+    """A project config or job parameter that does not fit; the message names it. The API answers 422 on
+    field `config` (a route may name another), with the message cut to 500 characters; `str()` is all of it."""
+
+    def __init__(self, message: str, field: str = "config"):
+        super().__init__(field, message if len(message) <= 500 else message[:500] + "…")
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def defaults(settings: Settings) -> RetrainConfig:

@@ -1,7 +1,7 @@
 """The closed loop's stages of `driftloop demo`, after the drift alert has fired.
 
-`monitor.demo.run` calls these only when `retrain` is installed (found with `importlib.util.find_spec`, the
-same seam as the collector's optional routes): `monitor` never depends on `retrain`.
+`monitor.demo.run` (the demo is a composition root, like the CLI and the API app) calls these; the import
+contracts (`lint-imports`) allow no other `monitor` module to import `retrain`.
 
 1. A model server (the reference one, `retrain.server`) starts in this process and answers as the champion.
 2. Retraining starts from the alert rule's `retrain` action — never by hand. Embedded, the alert's request
@@ -32,8 +32,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.db import run_unit
 from monitor.demo.report import DemoReport, Progress, wait_until
 from monitor.demo.serving import serving_in_thread
+from monitor.queue import runs_inline
 from monitor.settings import Settings
-from retrain.hooks import ACTION, handle_retrain_action, install, uninstall
+from retrain.alerting import ACTION, handle_retrain_action, install, uninstall
 from retrain.jobs import list_jobs
 from retrain.models import ModelVersion, RetrainJob
 
@@ -191,7 +192,7 @@ def _retrain(run: LoopRun) -> tuple[bool, str]:
     watcher = _JobProgress(run)
     watcher.start()
     try:
-        if run.settings.runner == "inprocess":
+        if runs_inline(run.settings):
             from monitor.alerts.actions import run_pending_actions
 
             if not install(run.settings):

@@ -1,8 +1,8 @@
 """Retraining job rows: creation (idempotent per alert action request), progress, queueing, reading.
 
-Queue after commit, pass ids: a job is dispatched only once the row that describes it is committed —
-to Celery's `gpu` queue, or, in embedded mode, run right there in the calling process (the same service
-function the Celery task calls).
+Queue after commit, pass ids: a job is dispatched through the queue seam (`monitor.queue`) only once the row
+that describes it is committed — to Celery's `gpu` queue, or, in embedded mode, run right there in the calling
+process (`retrain.pipeline.run_job`, the same function the Celery task calls).
 """
 
 from __future__ import annotations
@@ -14,11 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.alerts.evaluation import alert_payload
+from monitor.alerts.models import Alert, AlertRule, AlertTransition
 from monitor.db import utcnow
+from monitor.encoding import iso
+from monitor.errors import NotFoundError
 from monitor.models import Project
-from monitor.services.projects import NotFoundError
+from monitor.pipeline.models import MetricValue
+from monitor.queue import dispatch as queue_dispatch
+from monitor.queue import enqueue
 from monitor.settings import Settings, get_settings
-from retrain import hooks
 from retrain.config import effective_config
 from retrain.models import RetrainJob
 
@@ -68,12 +73,6 @@ def trigger_from_alert(session: Session, request: Any) -> dict[str, Any]:
     """What the version will record as its trigger: the alert, the rule, the values and any drift explanation."""
     trigger: dict[str, Any] = {"kind": "alert", "action_request_id": int(request.id),
                                "alert_id": int(request.alert_id), "params": dict(request.params or {})}
-    try:
-        from monitor.alerts.evaluation import alert_payload
-        from monitor.alerts.models import Alert, AlertRule, AlertTransition
-        from monitor.pipeline.models import MetricValue
-    except ModuleNotFoundError:
-        return trigger
     alert = session.get(Alert, request.alert_id)
     transition = session.get(AlertTransition, request.transition_id)
     rule = session.get(AlertRule, alert.rule_id) if alert is not None else None
@@ -118,9 +117,6 @@ def list_jobs(session: Session, project_id: int, *, limit: int = 50) -> list[Ret
 
 
 def job_dict(job: RetrainJob) -> dict[str, Any]:
-    def iso(x: Any) -> str | None:
-        return x.isoformat() if x is not None else None
-
     return {"id": job.id, "status": job.status, "stage": job.stage, "progress": job.progress,
             "losses": job.losses, "message": job.message, "trigger": job.trigger, "params": job.params,
             "action_request_id": job.action_request_id, "version_id": job.version_id, "results": job.results,
@@ -129,28 +125,11 @@ def job_dict(job: RetrainJob) -> dict[str, Any]:
             "updated_at": iso(job.updated_at)}
 
 
-def _factory_like(session: Session) -> sessionmaker[Session]:
-    # The engine (or, in tests, the outer connection) of the session that created the job.
-    return sessionmaker(bind=session.get_bind(), expire_on_commit=False, join_transaction_mode="create_savepoint")
-
-
 def dispatch(job_id: int, *, settings: Settings | None = None,
              factory: sessionmaker[Session] | None = None) -> None:
     """Start a committed job: Celery's `gpu` queue, or (embedded mode) run it now in this process."""
-    settings = settings or get_settings()
-    if settings.runner == "celery":
-        from retrain.tasks import run_retrain_task
-
-        run_retrain_task.apply_async(args=[job_id], queue=QUEUE)
-        return
-    from retrain.pipeline import run_retrain_job
-
-    try:
-        run_retrain_job(job_id, factory=factory, settings=settings)
-    except Exception:  # recorded on the job row; the caller (an alert evaluation, a CLI) carries on
-        log.exception("retraining job %s failed", job_id)
+    queue_dispatch(TASK_NAME, job_id, settings=settings, factory=factory, queue=QUEUE)
 
 
 def dispatch_after_commit(session: Session, job_id: int, *, settings: Settings | None = None) -> None:
-    factory = _factory_like(session)
-    hooks.after_commit(session, lambda: dispatch(job_id, settings=settings, factory=factory))
+    enqueue(session, TASK_NAME, job_id, settings=settings, queue=QUEUE)

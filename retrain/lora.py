@@ -27,45 +27,13 @@ from typing import Any
 import torch
 
 from monitor.llm import Chat, LoadedLM, attach_adapter, encode_pair
-from monitor.llm_adapters import add_trainable_adapter, detach_adapter
+from monitor.llm.adapters import add_trainable_adapter, detach_adapter
+from retrain.config import LoraConfigSpec
 from retrain.memory import peak_rss_mb, reset_peak_rss
 
 TRAIN_RECORD = "driftloop_train.json"
 
 TrainProgress = Callable[[int, int, float], None]  # (step done, total steps, that step's loss)
-
-
-@dataclass(frozen=True)
-class LoraConfigSpec:
-    """Hyper-parameters of one LoRA run. `max_steps`, when set, overrides `epochs` (cycling the data)."""
-
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
-    lr: float = 2e-4
-    epochs: int = 1
-    max_steps: int | None = None
-    batch_size: int = 8
-    max_length: int = 512
-    seed: int = 0
-    grad_accum: int = 1
-    max_grad_norm: float | None = 1.0  # clipping keeps a few odd examples from wrecking a small run
-
-    def __post_init__(self) -> None:
-        positive = {"r": self.r, "epochs": self.epochs, "batch_size": self.batch_size}
-        positive |= {"grad_accum": self.grad_accum, "max_length": self.max_length}
-        for name, value in positive.items():
-            if value < 1:
-                raise ValueError(f"LoraConfigSpec.{name} must be at least 1, got {value}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"LoraConfigSpec.max_steps must be at least 1 or None, got {self.max_steps}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"LoraConfigSpec.dropout must be in [0, 1), got {self.dropout}")
-        if self.lr <= 0:
-            raise ValueError(f"LoraConfigSpec.lr must be positive, got {self.lr}")
-        if not self.target_modules:
-            raise ValueError("LoraConfigSpec.target_modules must name at least one module")
 
 
 @dataclass(frozen=True)

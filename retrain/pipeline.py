@@ -23,17 +23,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.db import run_unit, session_factory, utcnow
+from monitor.encoding import json_safe
 from monitor.llm import DEFAULT_MODEL_ALIAS, LoadedLM
 from monitor.models import Project
 from monitor.settings import Settings, get_settings
-from retrain import hooks
+from retrain import alerting
 from retrain.config import RetrainConfig, effective_config
 from retrain.data import feedback_rows, store_snapshot
 from retrain.dataset import DatasetSnapshot, build_dataset
 from retrain.evaluation import Evaluators, ModelEvaluation, default_evaluators, evaluate_model
 from retrain.gates import GateReport, evaluate_gates
 from retrain.jobs import STAGE_END, update_job
-from retrain.jsonutil import json_ready
 from retrain.lm_cache import get_lm
 from retrain.lora import TrainExample, TrainResult, train_lora
 from retrain.models import ModelVersion, RetrainJob
@@ -87,7 +87,7 @@ def _start(session: Session, job_id: int) -> _Start | JobOutcome:
     job.attempts += 1
     job.started_at, job.finished_at, job.updated_at = now, None, now
     if first:
-        hooks.emit(session, job.project_id, "retrain.started",
+        alerting.emit(session, job.project_id, "retrain.started",
                    {"job_id": job.id, "project": project.slug, "trigger": job.trigger, "created_by": job.created_by})
     return _Start(job.project_id, dict(project.config or {}), dict(job.params or {}), job.created_by,
                   dict(job.trigger or {}))
@@ -158,7 +158,7 @@ def _register(session: Session, job_id: int, fields: dict[str, Any], report: Gat
     job.status, job.stage, job.progress, job.version_id = "succeeded", "done", 1.0, version.id
     job.finished_at, job.updated_at = now, now
     job.message = f"registered {version.name} as challenger: {report.summary()}"
-    hooks.emit(session, job.project_id, "retrain.finished",
+    alerting.emit(session, job.project_id, "retrain.finished",
                {"job_id": job.id, "status": "succeeded", "version": version.name,
                 "gates_passed": version.gates_passed, "gates": report.to_list(), "trigger": job.trigger})
     return version
@@ -171,9 +171,19 @@ def _fail(session: Session, job_id: int, stage: str, exc: BaseException) -> None
     now = utcnow()
     job.status, job.finished_at, job.updated_at = "failed", now, now
     job.message = f"{stage}: {exc}" if isinstance(exc, JobError) else f"{stage}: {type(exc).__name__}: {exc}"
-    hooks.emit(session, job.project_id, "retrain.finished",
+    alerting.emit(session, job.project_id, "retrain.finished",
                {"job_id": job.id, "status": "failed", "stage": stage, "message": job.message[:2000],
                 "trigger": job.trigger})
+
+
+def run_job(factory: sessionmaker[Session], settings: Settings, job_id: int) -> JobOutcome | None:
+    """The `driftloop.retrain.run_job` task run inline (embedded mode): a failure is recorded on the job row,
+    and the caller (an alert evaluation, a CLI) carries on."""
+    try:
+        return run_retrain_job(job_id, factory=factory, settings=settings)
+    except Exception:
+        log.exception("retraining job %s failed", job_id)
+        return None
 
 
 def run_retrain_job(job_id: int, *, factory: sessionmaker[Session] | None = None, settings: Settings | None = None,
@@ -215,7 +225,7 @@ def run_retrain_job(job_id: int, *, factory: sessionmaker[Session] | None = None
                   "eval_results": _eval_results(champion, champ_eval, chall_eval, len(snapshot.eval)),
                   "gate_results": report.to_list(), "gates_passed": report.passed, "trigger": start.trigger}
         try:
-            fields = json_ready(fields)
+            fields = json_safe(fields)
             version = run_unit(factory, lambda s: _register(s, job_id, fields, report))
         except IntegrityError:  # a duplicate delivery of this job registered first
             version = run_unit(factory, lambda s: _register(s, job_id, fields, report))

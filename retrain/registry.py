@@ -20,15 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from monitor.db import utcnow
-from monitor.services.projects import NotFoundError
-from retrain import hooks
+from monitor.errors import ConflictError, NotFoundError
+from retrain import alerting
 from retrain.models import AuditEntry, ModelAlias, ModelVersion
 
 PROMOTABLE = ("candidate", "approved", "archived")
-
-
-class ConflictError(Exception):
-    """The change does not fit the version's current state (already champion, rejected, ...)."""
 
 
 class GateBlockedError(ConflictError):
@@ -233,7 +229,7 @@ def promote(session: Session, project_id: int, name: str, *, actor: str, reason:
     audit(session, project_id, actor=actor, action="promote_override" if overridden else "promote",
           version_id=version.id, reason=reason, details=details)
     swap = Swap(project_id, "promote", _ref(previous) if previous else None, _ref(version), actor, reason)
-    hooks.emit(session, project_id, "model.promoted", swap_payload(swap))
+    alerting.emit(session, project_id, "model.promoted", swap_payload(swap))
     return swap
 
 
@@ -261,7 +257,7 @@ def rollback(session: Session, project_id: int, name: str = "champion", *, actor
     audit(session, project_id, actor=actor, action="rollback", version_id=previous.id, reason=reason,
           details={"from_version_id": current.id, "from": current.name, "to": previous.name})
     swap = Swap(project_id, "rollback", _ref(current), _ref(previous), actor, reason)
-    hooks.emit(session, project_id, "model.rolled_back", swap_payload(swap))
+    alerting.emit(session, project_id, "model.rolled_back", swap_payload(swap))
     return swap
 
 

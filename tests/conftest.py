@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor import migrations
+from monitor import composition, migrations
 from monitor.api.app import create_app
 from monitor.db import make_engine
 from monitor.settings import Settings
@@ -27,6 +27,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # One data directory for the whole session, so the converted SmolLM2 weights are cached once and shared by
 # every test that loads the default model (the first-load test uses a directory of its own on purpose).
 os.environ.setdefault("DRIFTLOOP_DATA_DIR", tempfile.mkdtemp(prefix="driftloop-test-data-"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _wired() -> None:
+    """What an entry point does first (`monitor.composition.wire`): tests call services and the runner directly."""
+    composition.wire()
 
 
 @pytest.fixture(scope="session")

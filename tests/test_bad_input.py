@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor.alerts.models import WebhookEndpoint
 from monitor.models import Event, Feedback
 from monitor.services.projects import CreatedKey, get_project
+from monitor.webhooks.models import WebhookEndpoint
 from tests.factories import event_dict, make_key
 
 RTL = "\u202eمرحبا بالعالم\u202c \u200fשלום עולם\u200e \u2067كلمة\u2069"  # noqa: RUF001

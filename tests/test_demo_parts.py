@@ -19,10 +19,10 @@ from monitor.models import Project
 from monitor.pipeline.config import project_config as pipeline_config
 from monitor.safety.toxicity import ProfanityScorer
 from monitor.settings import Settings
+from retrain.alerting import ACTION, handle_retrain_action, install, uninstall
 from retrain.config import effective_config
 from retrain.dataset import FeedbackRow, build_dataset
 from retrain.demo_loop import DEMO_RETRAIN, project_config, retrain_action_deferred
-from retrain.hooks import ACTION, handle_retrain_action, install, uninstall
 
 
 @dataclass

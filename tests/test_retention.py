@@ -22,11 +22,11 @@ from monitor.cli import app as cli_app
 from monitor.db import make_engine, reset_engines, utcnow
 from monitor.models import Event, Feedback
 from monitor.pipeline.models import EventScore, EventVector, MetricValue
+from monitor.retention.service import apply_retention, expired_counts, retention_cutoff
 from monitor.runner import run_pending
 from monitor.schemas import EventIn, FeedbackIn
 from monitor.services.ingest import ingest_events, ingest_feedback
 from monitor.services.projects import CreatedKey, get_project
-from monitor.services.retention import apply_retention, expired_counts, retention_cutoff
 from monitor.settings import Settings, reset_settings_cache
 from tests.factories import event_dict, make_key
 

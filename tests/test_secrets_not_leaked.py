@@ -16,13 +16,13 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
-from monitor.alerts.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from monitor.sdk import Client
 from monitor.services.projects import SCOPES, create_key, get_project, revoke_key
-from tests.alerts.receiver import running_receiver
+from monitor.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from tests.factories import event_dict, unique_slug
 from tests.support.collector import CollectorProcess
 from tests.support.waiting import wait_for
+from tests.support.webhook_receiver import running_receiver
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

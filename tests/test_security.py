@@ -20,8 +20,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.alerts.endpoint_service import EndpointSpec, create_endpoint
-from monitor.alerts.models import WebhookDelivery, WebhookMessage
 from monitor.alerts.rule_service import create_rule
 from monitor.alerts.rules import RuleSpec
 from monitor.api.app import create_app
@@ -38,6 +36,8 @@ from monitor.services.projects import (
 )
 from monitor.settings import Settings
 from monitor.tables import import_all_tables
+from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
+from monitor.webhooks.models import WebhookDelivery, WebhookMessage
 from retrain.jobs import create_job
 from retrain.models import AuditEntry, ModelVersion
 from tests.factories import event_dict, make_key

@@ -26,15 +26,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.faults.common import Report, Timeout, celery_environment, fresh_database, machine, servers
-from monitor.alerts.delivery import policy_from
-from monitor.alerts.endpoint_service import EndpointSpec, create_endpoint
-from monitor.alerts.events import emit_event
-from monitor.alerts.models import WebhookAttempt, WebhookDelivery
 from monitor.db import make_engine
 from monitor.services.projects import get_or_create_project
 from monitor.settings import get_settings
-from tests.alerts.receiver import Answer, Receiver
+from monitor.webhooks.delivery import policy_from
+from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
+from monitor.webhooks.models import WebhookAttempt, WebhookDelivery
+from monitor.webhooks.outbox import emit_event
 from tests.support.waiting import wait_for
+from tests.support.webhook_receiver import Answer, Receiver
 from tests.test_celery_worker import kill_worker, start_worker
 
 LATE_SLACK_SECONDS = 5.0  # task queueing and a busy worker may add this much to a scheduled retry

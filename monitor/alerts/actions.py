@@ -7,7 +7,7 @@ requests stay `pending` and are listed (and `run_pending_actions` picks them up 
 
 A handler runs inside the evaluating transaction, in a savepoint: the job row it creates commits together
 with the alert transition, or neither does. Work that must wait for the commit (queueing a Celery task)
-belongs in `monitor.alerts.dispatch.after_commit`.
+goes through the queue seam, `monitor.queue.enqueue`.
 """
 
 from __future__ import annotations

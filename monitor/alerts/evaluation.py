@@ -16,16 +16,17 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.alerts.actions import request_action
-from monitor.alerts.evaluate import AlertState, Condition, Decision, Point, RuleParams, decide
-from monitor.alerts.events import emit_event
-from monitor.alerts.models import Alert, AlertRule, AlertTransition, WebhookEndpoint
-from monitor.db import utcnow
+from monitor.alerts.models import Alert, AlertRule, AlertTransition
+from monitor.alerts.state import AlertState, Condition, Decision, Point, RuleParams, decide
+from monitor.db import run_unit, utcnow
 from monitor.models import Project
 from monitor.pipeline.models import MetricValue
 from monitor.settings import Settings
+from monitor.webhooks.models import WebhookEndpoint
+from monitor.webhooks.outbox import emit_event
 
 log = logging.getLogger(__name__)
 OPEN = ("pending", "firing")
@@ -170,3 +171,9 @@ def evaluate_window(session: Session, project_id: int, window_start: datetime, *
                 continue
             recorded.append(transition)
     return recorded
+
+
+def evaluate_job(factory: sessionmaker[Session], settings: Settings, project_id: int, window_start: str) -> int:
+    """The `driftloop.alerts.evaluate` task's body (Celery and inline): one committed evaluation."""
+    start = datetime.fromisoformat(window_start)
+    return len(run_unit(factory, lambda s: evaluate_window(s, project_id, start, settings=settings)))

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.alerts.models import Alert, AlertActionRequest, AlertTransition
+from monitor.encoding import iso
 
 ALERT_STATUSES = ("pending", "firing", "resolved", "cancelled")
 
@@ -22,9 +23,6 @@ def list_alerts(session: Session, project_id: int, *, status: str | None = None,
         stmt = stmt.where(Alert.rule_name == rule)
     return list(session.scalars(stmt))
 
-
-def _iso(x: Any) -> str | None:
-    return x.isoformat() if x is not None else None
 
 
 def alert_views(session: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
@@ -41,12 +39,12 @@ def alert_views(session: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
     return [
         {
             "id": a.id, "rule": a.rule_name, "rule_id": a.rule_id, "metric": a.metric, "segment": a.segment,
-            "severity": a.severity, "status": a.status, "started_window": _iso(a.started_window),
-            "fired_window": _iso(a.fired_window), "ended_window": _iso(a.ended_window),
-            "last_window": _iso(a.last_window), "fired_at": _iso(a.fired_at), "ended_at": _iso(a.ended_at),
+            "severity": a.severity, "status": a.status, "started_window": iso(a.started_window),
+            "fired_window": iso(a.fired_window), "ended_window": iso(a.ended_window),
+            "last_window": iso(a.last_window), "fired_at": iso(a.fired_at), "ended_at": iso(a.ended_at),
             "transitions": [
-                {"id": t.id, "window_start": _iso(t.window_start), "from": t.from_status, "to": t.to_status,
-                 "streak": t.streak, "reason": t.reason, "evidence": t.evidence, "at": _iso(t.created_at)}
+                {"id": t.id, "window_start": iso(t.window_start), "from": t.from_status, "to": t.to_status,
+                 "streak": t.streak, "reason": t.reason, "evidence": t.evidence, "at": iso(t.created_at)}
                 for t in transitions[a.id]
             ],
             "actions": [{"id": r.id, "action": r.action, "status": r.status, "error": r.error}

@@ -8,10 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.alerts.errors import ConflictError, FieldError, NotFoundError
-from monitor.alerts.models import AlertRule, WebhookEndpoint
+from monitor.alerts.models import AlertRule
 from monitor.alerts.rules import RuleSpec
 from monitor.db import utcnow
+from monitor.errors import ConflictError, FieldError, NotFoundError
+from monitor.webhooks.models import WebhookEndpoint
 
 _COLUMNS = ("description", "enabled", "metric", "field", "comparator", "threshold", "segment", "for_windows",
             "severity")

@@ -15,8 +15,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from monitor.alerts.evaluate import Comparator, Condition, RuleParams
-from monitor.alerts.evaluate import Field as TestedField
+from monitor.alerts.state import Comparator, Condition, RuleParams
+from monitor.alerts.state import Field as TestedField
+from monitor.errors import FieldErrors
 from monitor.metric_registry import get_metric
 from monitor.schemas import NulFreeModel
 
@@ -46,10 +47,7 @@ def parse_duration(value: object) -> int:
 
 
 def known_metric(name: str) -> str:
-    """The name, if some stage registers it (the built-in stages are loaded first); else a clear error."""
-    from monitor.pipeline.stages import stages
-
-    stages()  # registration by import: drift metric names exist only once the drift stage is loaded
+    """The name, if it is in the metric catalog; else a clear error."""
     try:
         get_metric(name)
     except KeyError as exc:
@@ -182,12 +180,12 @@ class FieldProblem:
         return f"{self.field}: {self.message}"
 
 
-class RuleFileError(ValueError):
+class RuleFileError(FieldErrors):
     """A rule file that cannot be used, with every problem found (each naming its field)."""
 
     def __init__(self, problems: list[FieldProblem]):
-        self.problems = problems
-        super().__init__("; ".join(str(p) for p in problems))
+        super().__init__(problems)
+        self.problems: list[FieldProblem] = problems
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

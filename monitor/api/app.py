@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,14 +11,19 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from monitor import __version__, ui
-from monitor.api import alert_routes, health_routes, ingest_routes, metrics_routes, otlp_routes, webhook_routes
+from monitor import __version__, composition
+from monitor.alerts import routes as alert_routes
+from monitor.api import health_routes, ingest_routes, metrics_routes, otlp_routes
 from monitor.api.errors import install_error_handlers, refuse_nul_in_parameters
 from monitor.api.openapi import build_openapi
 from monitor.api.ratelimit import build_rate_limiter
 from monitor.api.telemetry import LATENCY, REQUESTS
 from monitor.db import make_engine, session_factory
 from monitor.settings import Settings, get_settings
+from monitor.ui.mount import install as mount_ui
+from monitor.webhooks import routes as webhook_routes
+from retrain import ui as retrain_ui
+from retrain.api import router as retrain_router
 
 
 def _route_name(request: Request) -> str:
@@ -29,20 +33,10 @@ def _route_name(request: Request) -> str:
     return str(getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched")
 
 
-def _include_optional_routers(app: FastAPI) -> None:
-    # The closed loop (`retrain`) mounts its routes when installed; `monitor` never depends on it.
-    if importlib.util.find_spec("retrain") is None:
-        return
-    from retrain import ui as retrain_ui
-    from retrain.api import router as retrain_router
-
-    app.include_router(retrain_router)
-    retrain_ui.install(app)  # the model pages of the approval UI
-
-
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
+    composition.wire()  # the API is an entry point: work it queues runs inline or on Celery through the seam
     app = FastAPI(
         title="driftloop collector",
         version=__version__,
@@ -61,8 +55,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(otlp_routes.router)
     app.include_router(alert_routes.router)
     app.include_router(webhook_routes.router)
-    ui.install(app)
-    _include_optional_routers(app)
+    mount_ui(app)
+    app.include_router(retrain_router)  # the API app is a composition root: it mounts the closed loop's routes
+    retrain_ui.install(app)  # and the model pages of the approval UI
     install_error_handlers(app)
 
     @app.middleware("http")

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 
 from monitor.api.body import field_problems, unstorable, walk
+from monitor.errors import ConflictError, FieldError, FieldErrors, NotFoundError
 from monitor.schemas import NUL_MESSAGE
 
 
@@ -89,9 +90,25 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     return JSONResponse({"detail": field_problems(errors)}, status_code=422)
 
 
+async def _service_error(_: Request, exc: Exception) -> JSONResponse:
+    """The services' error vocabulary (`monitor.errors`) as HTTP: 404 missing, 409 conflicting, 422 naming the
+    field(s). Routes let these through instead of catching them one by one."""
+    if isinstance(exc, NotFoundError):
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+    if isinstance(exc, ConflictError):
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+    if isinstance(exc, FieldError):
+        return JSONResponse({"detail": [problem(exc.field, exc.message)]}, status_code=422)
+    if isinstance(exc, FieldErrors):
+        return JSONResponse({"detail": [problem(p.field, p.message) for p in exc.problems]}, status_code=422)
+    raise exc
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(DataError, _unstorable_value)
+    for error in (NotFoundError, ConflictError, FieldError, FieldErrors):
+        app.add_exception_handler(error, _service_error)
 
 
 # The documented 422 body (monitor/api/openapi.py replaces FastAPI's default with it).

@@ -17,8 +17,6 @@ router = APIRouter(prefix="/v1", tags=["metrics"])
 @router.get("/metrics/catalog", summary="Every metric name driftloop computes")
 def catalog(_project: ReaderProject) -> list[dict[str, str]]:
     # The same for every project, but a read like the others (the public routes are listed in README.md).
-    import monitor.pipeline.drift_stage  # noqa: F401  (registers the drift metric names)
-
     return [{"name": m.name, "kind": m.kind, "description": m.description, "unit": m.unit} for m in all_metrics()]
 
 

@@ -27,6 +27,7 @@ from typing import Protocol
 from fastapi import HTTPException, status
 from prometheus_client import Counter
 
+from monitor.queue import runs_inline
 from monitor.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -198,7 +199,7 @@ def backend_name(settings: Settings) -> str:
     """`auto` shares limits through Redis wherever Redis is part of the deployment (Celery or production)."""
     if settings.rate_limit_backend != "auto":
         return settings.rate_limit_backend
-    return "redis" if settings.runner == "celery" or settings.mode == "production" else "memory"
+    return "redis" if not runs_inline(settings) or settings.mode == "production" else "memory"
 
 
 def build_rate_limiter(settings: Settings) -> RateLimiter:

@@ -2,7 +2,7 @@
 
 Stages: a database and a collector on localhost → quiet traffic through the SDK (with user feedback) →
 shifted traffic (new topics, some rude answers) → metrics and drift → the drift report → the alert, signed,
-at a local webhook receiver → then, when the `retrain` package is installed, the closed loop
+at a local webhook receiver → then the closed loop
 (`retrain.demo_loop`: model server, retraining started by the alert, challenger with its evaluation, and with
 `auto_approve` the promotion and the model server answering as the new version) → the loop's events as
 signed webhooks. Each stage's outcome goes into `DemoReport`, which the tests assert on and the CLI prints.
@@ -13,7 +13,6 @@ PostgreSQL and Redis, a Celery worker started for the run (see `monitor.demo.pro
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -36,11 +35,13 @@ from monitor.demo.support_app import SupportApp
 from monitor.demo.traffic import mixed
 from monitor.pipeline.models import WindowState
 from monitor.pipeline.windows import window_start
-from monitor.runner import run_pending
+from monitor.queue import runs_inline
+from monitor.runner import queue_windows, run_pending
 from monitor.sdk import Client
 from monitor.services.metric_queries import latest_drift, query_metrics
 from monitor.services.projects import create_key, get_project
 from monitor.settings import Settings, environment, get_settings
+from retrain.demo_loop import LoopRun, loop_stages, project_config, retrain_action_deferred
 
 __all__ = ["DemoConfigError", "DemoReport", "run_demo"]
 
@@ -59,11 +60,6 @@ METRICS_WAIT_SECONDS = 900.0  # production: the worker computes every window wit
 WEBHOOK_WAIT_SECONDS = 120.0  # production: deliveries go through the worker's queue
 
 Hold = Callable[[DemoReport], None]
-
-
-def loop_installed() -> bool:
-    # The closed loop (`retrain`) adds its stages when installed; `monitor` never depends on it.
-    return importlib.util.find_spec("retrain") is not None
 
 
 def run_demo(
@@ -159,7 +155,7 @@ class _Demo:
 
     @property
     def celery(self) -> bool:
-        return self.settings.runner == "celery"
+        return not runs_inline(self.settings)
 
     def run(self, hook_url: str, received: Received, hold: Hold | None) -> None:
         stage = self.report.stage
@@ -194,9 +190,9 @@ class _Demo:
         key: dict[str, str] = {}
 
         def setup() -> tuple[bool, str]:
-            from monitor.alerts.endpoint_service import EndpointSpec, create_endpoint
             from monitor.alerts.rule_service import apply_rules
             from monitor.alerts.rules import RuleSpec
+            from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
 
             migrations.upgrade(self.settings.database_url)
             with self.factory() as s:
@@ -233,10 +229,6 @@ class _Demo:
             self.report.values["ui_sign_in"] = {"username": DEMO_OPERATOR, "password": password}
 
     def _loop_config(self) -> dict[str, Any]:
-        if not loop_installed():
-            return {}
-        from retrain.demo_loop import project_config
-
         return project_config(self.retrain_overrides)
 
     def _traffic(self, app: SupportApp, client: Client, start: datetime, mix: dict[str, float], offset: int,
@@ -279,11 +271,8 @@ class _Demo:
         return ok, detail
 
     def _metrics_celery(self, pid: int, windows: int) -> tuple[bool, str]:
-        from monitor.pipeline.scheduler import scan
-        from monitor.worker.tasks import dispatch_windows
-
-        jobs = run_unit(self.factory, lambda s: scan(s, utcnow(), [pid]))
-        dispatch_windows(jobs)  # after the scan's commit: the tasks see the windows they are sent
+        # Queued after the scan's commit: the tasks see the windows they are sent.
+        jobs = run_unit(self.factory, lambda s: queue_windows(s, utcnow(), [pid]))
 
         def computed() -> int:
             with self.factory() as s:
@@ -312,18 +301,11 @@ class _Demo:
                     else f"firing {len(fired)}, rejected signatures {received.rejected}")
 
     def _retrain_deferred(self) -> Any:
-        if self.celery or not loop_installed():
+        if self.celery:
             return nullcontext()
-        from retrain.demo_loop import retrain_action_deferred
-
         return retrain_action_deferred()
 
     def _loop(self, collector_url: str, key: str) -> Any:
-        if not loop_installed():
-            self.report.values["loop"] = "the `retrain` package is not installed: the retrain action stays pending"
-            return nullcontext()
-        from retrain.demo_loop import LoopRun, loop_stages
-
         return loop_stages(LoopRun(self.report, self.settings, self.factory, self.report.project,
                                    self._project_id(), collector_url, key, self.tick, self.auto_approve))
 

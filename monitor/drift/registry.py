@@ -36,7 +36,9 @@ class DetectorSpec:
 
 
 # The registry is the one deliberate module-level table: it is filled at import time by the
-# decorators below and read-only afterwards, so detectors themselves stay pure.
+# decorators below and read-only afterwards, so detectors themselves stay pure. Importing this module
+# imports the package first, whose `__init__` imports every built-in detector: the table is complete
+# before anyone can read it.
 _REGISTRY: dict[str, DetectorSpec] = {}
 
 
@@ -63,15 +65,8 @@ def register(name: str, *, kind: DetectorKind, description: str = "") -> Callabl
     return decorator
 
 
-def _ensure_builtins_loaded() -> None:
-    # Importing the package registers the built-in detectors; doing it here means
-    # `from monitor.drift.registry import get_detector` works without importing the package first.
-    import monitor.drift  # noqa: F401
-
-
 def get_spec(name: str) -> DetectorSpec:
     """The registration record for `name` (kind, function, description)."""
-    _ensure_builtins_loaded()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -86,7 +81,6 @@ def get_detector(name: str) -> Detector:
 
 def available(kind: DetectorKind | None = None) -> tuple[str, ...]:
     """Sorted names of registered detectors, optionally only those of one kind."""
-    _ensure_builtins_loaded()
     if kind is not None and kind not in KINDS:
         raise ValueError(f"unknown detector kind {kind!r}; expected one of {KINDS}")
     return tuple(sorted(n for n, s in _REGISTRY.items() if kind is None or s.kind == kind))

@@ -23,9 +23,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from pydantic import ValidationError
 
+from monitor.encoding import json_safe
 from monitor.otlp import conventions
 from monitor.otlp.conventions import SpanEvent
-from monitor.otlp.values import Attributes, as_text, attributes_dict, first, json_safe
+from monitor.otlp.values import Attributes, as_text, attributes_dict, first
 from monitor.schemas import EventIn, Limits
 
 GENERATION_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "completion"})

@@ -96,17 +96,3 @@ def maybe_json(value: Any) -> Any:
         return value
 
 
-def json_safe(value: Any) -> Any:
-    """Make an attribute value storable in a JSON metadata column (bytes -> hex, NaN/inf -> None).
-
-    Recursion is bounded: decoded attribute values nest at most as deep as protobuf allows (100).
-    """
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list):
-        return [json_safe(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): json_safe(item) for key, item in value.items()}
-    return value

@@ -13,23 +13,21 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.drift.registry import available, get_detector
+from monitor.drift.registry import get_detector
 from monitor.drift.result import DriftResult, InsufficientDataError
 from monitor.embeddings import get_embedder
-from monitor.metric_registry import SCALAR_SERIES, drift_metric_name, register_drift_metrics
+from monitor.metric_registry import SCALAR_METHODS, SCALAR_SERIES, drift_metric_name
 from monitor.models import Event
+from monitor.pipeline.context import WindowContext
 from monitor.pipeline.ops import MetricPoint
 from monitor.pipeline.sampling import sample_ids, stable_seed
 from monitor.pipeline.segments import ALL, segment_masks, segment_matches
-from monitor.pipeline.stages import WindowContext, register_stage
 from monitor.pipeline.store import upsert_points
 from monitor.pipeline.vectors import ensure_vectors, load_vectors
 from monitor.pipeline.window_data import WindowFrame, load_reference, load_window
 from monitor.settings import get_settings
 
 log = logging.getLogger(__name__)
-SCALAR_METHODS = ("ks", "psi")
-register_drift_metrics(list(available("embedding")), list(SCALAR_METHODS))
 
 
 def _point(metric: str, result: DriftResult, extra: dict[str, Any] | None = None) -> MetricPoint:
@@ -70,7 +68,6 @@ def _segment_sides(
     return cur.ids[mask], ref.ids[ref_mask]
 
 
-@register_stage("drift", queue="gpu", order=20)
 def compute_drift(session: Session, ctx: WindowContext) -> int:
     cfg, pid = ctx.config, ctx.project.id
     settings = get_settings()

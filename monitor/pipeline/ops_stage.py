@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from monitor.pipeline.context import WindowContext
 from monitor.pipeline.ops import feedback_metrics, ops_metrics
 from monitor.pipeline.segments import segment_masks
-from monitor.pipeline.stages import WindowContext, register_stage
 from monitor.pipeline.store import upsert_points
 from monitor.pipeline.window_data import feedback_positive, load_window
 
 
-@register_stage("ops", queue="default", order=10)
 def compute_ops(session: Session, ctx: WindowContext) -> int:
     cfg = ctx.config
     frame = load_window(session, ctx.project.id, ctx.window_start, ctx.window_end)

@@ -10,12 +10,11 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from monitor.metric_registry import MetricSpec, register_metric
+from monitor.pipeline.context import WindowContext
 from monitor.pipeline.ops import MetricPoint
 from monitor.pipeline.sampling import event_ranks, sample_mask, stable_seed
 from monitor.pipeline.scores import scores_for
 from monitor.pipeline.segments import ALL, segment_masks
-from monitor.pipeline.stages import WindowContext, register_stage
 from monitor.pipeline.store import upsert_points
 from monitor.pipeline.window_data import WindowFrame, feedback_positive, load_window
 from monitor.safety import DisparityConfig, ToxicityScorer, disparity_report, get_scorer, toxicity_summary
@@ -23,19 +22,8 @@ from monitor.safety.sentiment import vader_compound
 from monitor.settings import get_settings
 
 SENTIMENT = "vader"
-BIAS_METRICS = ("toxicity_rate", "sentiment", "negative_feedback_rate")
 _scorers: dict[str, ToxicityScorer] = {}
 _lock = threading.Lock()
-
-for _field in ("prompt", "response"):
-    register_metric(MetricSpec(f"safety.toxicity_rate.{_field}", "safety",
-                               f"Share of {_field}s at or above the toxicity threshold", "ratio"))
-    register_metric(MetricSpec(f"safety.toxicity_mean.{_field}", "safety", f"Mean toxicity score of {_field}s",
-                               "score"))
-register_metric(MetricSpec("safety.sentiment_mean.response", "safety", "Mean VADER compound of responses", "score"))
-for _m in BIAS_METRICS:
-    register_metric(MetricSpec(f"bias.{_m}.gap", "bias",
-                               f"Largest gap in {_m.replace('_', ' ')} between groups of the bias attribute", "gap"))
 
 
 def scorer_key(spec: str) -> str:
@@ -63,7 +51,6 @@ def _sample_details(sampled: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
     return {"sampled": n, "events": of} if n < of else {}
 
 
-@register_stage("safety", queue="gpu", order=30)
 def compute_safety(session: Session, ctx: WindowContext) -> int:
     settings = get_settings()
     cfg, pid = ctx.config, ctx.project.id

@@ -1,33 +1,24 @@
 """Window stages: each computes one family of metrics for one (project, window) and upserts its rows.
 
 A stage is a plain service function `(session, ctx) -> rows written`; the runner (in-process or Celery)
-decides where it runs (`queue`). Later capabilities register more stages (safety) the same way.
+decides where it runs (`queue`). The stages are an explicit table, in the order they run: what exists does
+not depend on which module happened to be imported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from monitor.drift.determinism import single_blas_thread
-from monitor.models import Project
-from monitor.pipeline.config import ProjectConfig, project_config
+from monitor.pipeline.context import StageFn, WindowContext, window_context
+from monitor.pipeline.drift_stage import compute_drift
+from monitor.pipeline.ops_stage import compute_ops
+from monitor.pipeline.safety_stage import compute_safety
 
-
-@dataclass
-class WindowContext:
-    project: Project
-    config: ProjectConfig
-    window_start: datetime
-    window_end: datetime
-    cache: dict[str, Any] = field(default_factory=dict)
-
-
-StageFn = Callable[[Session, WindowContext], int]
+__all__ = ["STAGES", "Stage", "StageFn", "WindowContext", "get_stage", "run_stage", "stages", "window_context"]
 
 
 @dataclass(frozen=True)
@@ -35,43 +26,24 @@ class Stage:
     name: str
     queue: str  # "default" or "gpu"
     fn: StageFn
-    order: int
 
 
-_STAGES: dict[str, Stage] = {}
-
-
-def register_stage(name: str, *, queue: str = "default", order: int = 100) -> Callable[[StageFn], StageFn]:
-    def deco(fn: StageFn) -> StageFn:
-        _STAGES[name] = Stage(name, queue, fn, order)
-        return fn
-
-    return deco
+STAGES: tuple[Stage, ...] = (
+    Stage("ops", "default", compute_ops),
+    Stage("drift", "gpu", compute_drift),
+    Stage("safety", "gpu", compute_safety),
+)
 
 
 def stages() -> list[Stage]:
-    _load_builtin_stages()
-    return sorted(_STAGES.values(), key=lambda s: (s.order, s.name))
+    return list(STAGES)
 
 
 def get_stage(name: str) -> Stage:
-    _load_builtin_stages()
-    try:
-        return _STAGES[name]
-    except KeyError:
-        raise KeyError(f"unknown stage {name!r}; known: {', '.join(sorted(_STAGES))}") from None
-
-
-def _load_builtin_stages() -> None:
-    from monitor.pipeline import drift_stage, ops_stage, safety_stage  # noqa: F401  (registration by import)
-
-
-def window_context(session: Session, project_id: int, window_start: datetime) -> WindowContext:
-    project = session.get(Project, project_id)
-    if project is None:
-        raise LookupError(f"project {project_id} does not exist")
-    cfg = project_config(project)
-    return WindowContext(project, cfg, window_start, window_start + timedelta(seconds=cfg.window_seconds))
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    raise KeyError(f"unknown stage {name!r}; known: {', '.join(sorted(s.name for s in STAGES))}")
 
 
 def run_stage(session: Session, name: str, project_id: int, window_start: datetime) -> int:

@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from monitor.db import utcnow
+from monitor.encoding import finite, json_safe
 from monitor.pipeline.models import MetricValue
 from monitor.pipeline.ops import MetricPoint
 
 _UPDATED = ("window_end", "status", "n", "value", "p_value", "threshold", "flagged", "details", "computed_at")
-
-
-def _clean(x: float | None) -> float | None:
-    # JSON and some drivers choke on NaN/inf; a metric that is not a number is stored as NULL.
-    if x is None or not math.isfinite(x):
-        return None
-    return float(x)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item"):  # numpy scalars
-        return _json_safe(value.item())
-    return value
 
 
 def upsert_points(
@@ -49,9 +29,9 @@ def upsert_points(
     rows = [
         {
             "project_id": project_id, "metric": p.metric, "segment": segment, "window_start": window_start,
-            "window_end": window_end, "status": p.status, "n": p.n, "value": _clean(p.value),
-            "p_value": _clean(p.p_value), "threshold": _clean(p.threshold), "flagged": p.flagged,
-            "details": _json_safe(p.details), "computed_at": now,
+            "window_end": window_end, "status": p.status, "n": p.n, "value": finite(p.value),
+            "p_value": finite(p.p_value), "threshold": finite(p.threshold), "flagged": p.flagged,
+            "details": json_safe(p.details), "computed_at": now,
         }
         for p in points
     ]

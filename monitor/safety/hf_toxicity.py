@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.safety.toxicity import score_in_batches
+from monitor.safety.batching import score_in_batches
 
 # Label names that mean "harmful" in common toxicity / hate / offensive-language models.
 TOXIC_LABEL_PATTERN = re.compile(

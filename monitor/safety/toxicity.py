@@ -15,12 +15,13 @@ A scorer turns texts into probabilities in [0, 1] that a text is toxic. Three ba
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from monitor.safety.batching import score_in_batches
 from monitor.safety.intervals import wilson_interval
 from monitor.safety.serialization import json_safe
 
@@ -46,34 +47,6 @@ class ToxicityScorer(Protocol):
     def score(self, texts: Sequence[str | None]) -> np.ndarray:
         """Probability in [0, 1] per text (NaN for a missing text), same order as ``texts``."""
         ...
-
-
-def score_in_batches(
-    texts: Sequence[str | None],
-    batch_size: int,
-    predict: Callable[[list[str]], Sequence[float] | np.ndarray],
-) -> np.ndarray:
-    """Run ``predict`` over the non-missing texts in batches; NaN where a text is None.
-
-    Shared by every backend so they agree on missing texts, output dtype and range.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    out = np.full(len(texts), np.nan, dtype=np.float64)
-    present: list[int] = []
-    for i, text in enumerate(texts):
-        if text is None:
-            continue
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str or None")
-        present.append(i)
-    for start in range(0, len(present), batch_size):
-        idx = present[start : start + batch_size]
-        probs = np.asarray(predict([texts[i] for i in idx]), dtype=np.float64).reshape(-1)  # type: ignore[misc]
-        if probs.shape[0] != len(idx):
-            raise RuntimeError(f"toxicity backend returned {probs.shape[0]} scores for {len(idx)} texts")
-        out[idx] = np.clip(probs, 0.0, 1.0)
-    return out
 
 
 @dataclass(frozen=True)

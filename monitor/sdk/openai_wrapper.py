@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from monitor.sdk.tracing import describe_exception
 
 if TYPE_CHECKING:
-    from monitor.sdk.client import Client
+    from monitor.sdk.protocol import EventLog
 
 logger = logging.getLogger("driftloop.sdk")
 
@@ -37,7 +37,7 @@ _PASSED_FIELDS = (
 _REQUEST_PARAMS = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "n", "seed", "stream")
 
 
-def wrap_openai(openai_client: T, client: Client) -> T:
+def wrap_openai(openai_client: T, client: EventLog) -> T:
     """Return a proxy of `openai_client` whose chat completions are logged to `client`."""
     return _ClientProxy(openai_client, client)  # type: ignore[return-value]
 
@@ -84,7 +84,7 @@ def _fit_messages(messages: list[Any], budget: int) -> tuple[list[Any], int]:
 class _Call:
     """What one intercepted call knows so far; logs itself once."""
 
-    def __init__(self, client: Client, kwargs: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
+    def __init__(self, client: EventLog, kwargs: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
         self.client = client
         self.kwargs = kwargs
         self.extra = extra
@@ -167,7 +167,7 @@ class _Call:
 class _Forwarding:
     """Forwards every attribute it does not define to the wrapped object."""
 
-    def __init__(self, target: Any, client: Client) -> None:
+    def __init__(self, target: Any, client: EventLog) -> None:
         object.__setattr__(self, "_target", target)
         object.__setattr__(self, "_dl_client", client)
 

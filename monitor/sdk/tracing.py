@@ -26,7 +26,7 @@ from monitor.sdk.items import new_id
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from monitor.sdk.client import Client
+    from monitor.sdk.protocol import EventLog
 
 logger = logging.getLogger("driftloop.sdk")
 
@@ -64,7 +64,7 @@ class Trace:
 
     def __init__(
         self,
-        client: Client,
+        client: EventLog,
         *,
         prompt: str | None = None,
         model: str | None = None,

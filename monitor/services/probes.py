@@ -14,16 +14,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from monitor.metric_registry import MetricSpec, register_metric
 from monitor.pipeline.ops import MetricPoint
 from monitor.pipeline.store import upsert_points
-from monitor.safety import ProbeReport, load_probe_set, run_probes
+from monitor.safety import ProbeReport, run_probes
 from monitor.safety.generators import Generate, local_generator, openai_compatible_generator
-
-for _axis in load_probe_set().axis_names:
-    for _m in ("sentiment", "toxicity_rate"):
-        register_metric(MetricSpec(f"bias.probe.{_axis}.{_m}_gap", "bias",
-                                   f"Counterfactual probe gap in {_m.replace('_', ' ')} across {_axis} groups", "gap"))
 
 DEFAULT_SENTIMENT_GAP = 0.1
 DEFAULT_TOXICITY_GAP = 0.05

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.db import utcnow
+from monitor.errors import NotFoundError
 from monitor.models import ApiKey, Project
 
 KEY_PREFIX = "dl_"
@@ -23,10 +24,6 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 SCOPES: tuple[str, ...] = ("ingest", "read", "admin")
 DEFAULT_SCOPES: tuple[str, ...] = ("ingest",)  # least privilege: what an application needs
 _IMPLIED: dict[str, frozenset[str]] = {"admin": frozenset({"read"})}
-
-
-class NotFoundError(LookupError):
-    pass
 
 
 def hash_key(key: str) -> str:

@@ -8,17 +8,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import RedirectResponse, Response
 
-from monitor.alerts.endpoint_service import endpoint_view, list_endpoints
-from monitor.alerts.errors import ConflictError
-from monitor.alerts.errors import NotFoundError as AlertNotFound
-from monitor.alerts.events import attempts_of, delivery_dict, list_deliveries, redeliver
 from monitor.alerts.queries import ALERT_STATUSES, alert_views, list_alerts
 from monitor.api.deps import SessionDep
+from monitor.errors import ConflictError, NotFoundError
+from monitor.errors import NotFoundError as AlertNotFound
 from monitor.models import Project
-from monitor.services.projects import NotFoundError, get_project
+from monitor.services.projects import get_project
 from monitor.ui.overview import all_projects, project_status
 from monitor.ui.render import render
 from monitor.ui.security import FormOperatorDep, OperatorDep, PageError, settings_of
+from monitor.webhooks.endpoints import endpoint_view, list_endpoints
+from monitor.webhooks.outbox import attempts_of, delivery_dict, list_deliveries, redeliver
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 Slug = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]

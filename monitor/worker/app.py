@@ -3,7 +3,6 @@ prefetch 1, so a task whose worker dies is delivered again rather than lost."""
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 from celery import Celery
@@ -30,14 +29,14 @@ def _conf(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _optional_task_modules() -> list[str]:
-    # The closed loop (`retrain`) is imported by name, only when installed: `monitor` never depends on it.
-    return ["retrain.tasks"] if importlib.util.find_spec("retrain") is not None else []
+# The worker app is a composition root: it names the task modules of both packages, by name only (the queue
+# seam that sends tasks imports this module, so it must not import the task modules back). The first one wires
+# each worker process (`monitor.composition`).
+TASK_MODULES = ("monitor.worker.tasks", "monitor.alerts.tasks", "monitor.webhooks.tasks", "retrain.tasks")
 
 
 def make_celery() -> Celery:
-    app = Celery("driftloop", include=["monitor.worker.tasks", "monitor.worker.alert_tasks",
-                                       *_optional_task_modules()])
+    app = Celery("driftloop", include=list(TASK_MODULES))
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,

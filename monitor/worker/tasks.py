@@ -1,16 +1,28 @@
-"""Thin Celery tasks: ids in, one service call, idempotent (metric rows are upserted by their unique key)."""
+"""Thin Celery tasks: ids in, one service call, idempotent (metric rows are upserted by their unique key).
+
+The worker's processes are wired here, by the composition root (`monitor.composition`): the runner's
+subscribers, the queue seam's table and the `retrain` action handler (a rule evaluated in a worker must find it).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from celery import chain
+from celery.signals import worker_process_init, worker_ready
 
+from monitor import composition
 from monitor.db import run_unit, session_factory, utcnow
-from monitor.pipeline.scheduler import WindowJob
-from monitor.pipeline.stages import stages
-from monitor.runner import process_window, tick
+from monitor.pipeline.stages import run_stage
+from monitor.runner import FINISH_TASK, STAGE_TASK, finish, process_window, tick
 from monitor.worker.app import celery_app
+
+
+@worker_ready.connect
+@worker_process_init.connect
+def _wire_worker(**_: Any) -> None:
+    composition.wire()
+    composition.install_action_handlers()
 
 
 @celery_app.task(name="driftloop.tick")
@@ -18,20 +30,16 @@ def tick_task() -> int:
     return tick()
 
 
-@celery_app.task(name="driftloop.run_stage")
+@celery_app.task(name=STAGE_TASK)
 def run_stage_task(stage: str, project_id: int, window_start: str) -> int:
-    from monitor.pipeline.stages import run_stage
-
     start = datetime.fromisoformat(window_start)
     return run_unit(session_factory(), lambda s: run_stage(s, stage, project_id, start))
 
 
-@celery_app.task(name="driftloop.finish_window")
+@celery_app.task(name=FINISH_TASK)
 def finish_window_task(project_id: int, window_start: str, started_at: str) -> None:
-    from monitor.runner import _finish
-
     start, started = datetime.fromisoformat(window_start), datetime.fromisoformat(started_at)
-    run_unit(session_factory(), lambda s: _finish(s, project_id, start, started))
+    run_unit(session_factory(), lambda s: finish(s, project_id, start, started))
 
 
 @celery_app.task(name="driftloop.process_window")
@@ -59,22 +67,10 @@ def run_probes_task(project_id: int) -> int:
     return run_unit(session_factory(), lambda s: run_scheduled_probe(s, project_id, get_settings().data_dir / "probes"))
 
 
-def window_chain(job: WindowJob) -> chain:
-    start = job.window_start.isoformat()
-    steps = [run_stage_task.si(s.name, job.project_id, start).set(queue=s.queue) for s in stages()]
-    steps.append(finish_window_task.si(job.project_id, start, utcnow().isoformat()).set(queue="default"))
-    return chain(*steps)
-
-
-def dispatch_windows(jobs: list[WindowJob]) -> None:
-    for job in jobs:
-        window_chain(job).apply_async()
-
-
 @celery_app.task(name="driftloop.retention")
 def retention_task() -> dict[str, object]:
     """Delete events and feedback past DRIFTLOOP_RETENTION_DAYS, in short batches (a no-op when unset)."""
-    from monitor.services.retention import apply_retention
+    from monitor.retention.service import apply_retention
     from monitor.settings import get_settings
 
     settings = get_settings()

@@ -28,7 +28,7 @@ def overview_section(request: Request, session: Session, project: Project) -> Ma
 
 
 def install(app: FastAPI) -> None:
-    from monitor.ui import add_nav, add_section
+    from monitor.ui.mount import add_nav, add_section
     from monitor.ui.render import add_template_folder
     from retrain.ui.routes import router
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, Path, Request
 from starlette.responses import RedirectResponse, Response
 
 from monitor.api.deps import SessionDep
-from monitor.services.projects import NotFoundError
+from monitor.errors import NotFoundError
 from monitor.ui.accounts import CurrentOperator
 from monitor.ui.render import render
 from monitor.ui.routes_pages import Slug, project_or_404

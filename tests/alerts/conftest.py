@@ -1,37 +1,7 @@
-"""Fixtures of the alert tests: a loopback receiver, settings that allow it, and a project."""
+"""Fixtures of these tests: a loopback receiver, settings that allow it, and a project (tests/support/alerting.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from tests.support.alerting import local_hooks, project, receiver
 
-import pytest
-from sqlalchemy.orm import Session
-
-from monitor.models import Project
-from monitor.services.projects import get_or_create_project
-from monitor.settings import Settings, reset_settings_cache
-from tests.alerts.receiver import Receiver, running_receiver
-from tests.factories import unique_slug
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as r:
-        yield r
-
-
-@pytest.fixture
-def local_hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """Process settings (what hooks and the runner read) that allow posting to the loopback receiver."""
-    monkeypatch.setenv("DRIFTLOOP_WEBHOOK_ALLOW_PRIVATE", "true")
-    monkeypatch.setenv("DRIFTLOOP_WEBHOOK_TIMEOUT_SECONDS", "5")
-    reset_settings_cache()
-    yield Settings()
-    reset_settings_cache()
-
-
-@pytest.fixture
-def project(session: Session) -> Project:
-    p = get_or_create_project(session, unique_slug())
-    session.commit()
-    return p
+__all__ = ["local_hooks", "project", "receiver"]

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.api.app import create_app
 from monitor.services.projects import get_project
 from monitor.settings import Settings
-from tests.alerts.helpers import drift_point, finish, write_window
-from tests.alerts.receiver import Receiver
 from tests.factories import make_key
+from tests.support.metric_windows import drift_point, finish, write_window
+from tests.support.webhook_receiver import Receiver
 
 RULE = {"name": "prompt-drift", "metric": "drift.prompt.mmd", "field": "p_value", "comparator": "<",
         "threshold": 0.01, "actions": [{"type": "webhook", "endpoints": ["oncall"]}]}

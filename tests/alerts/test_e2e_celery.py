@@ -17,17 +17,18 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.alerts.endpoint_service import EndpointSpec, create_endpoint
-from monitor.alerts.models import AlertActionRequest, WebhookAttempt, WebhookDelivery, WebhookMessage
+from monitor.alerts.models import AlertActionRequest
 from monitor.alerts.rule_service import create_rule
 from monitor.alerts.rules import RuleSpec
 from monitor.db import utcnow
 from monitor.services.projects import get_or_create_project
 from monitor.settings import Settings
-from tests.alerts.helpers import drift_point, window, write_window
-from tests.alerts.receiver import Receiver
+from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
+from monitor.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookMessage
 from tests.factories import unique_slug
 from tests.support.celery_env import celery_settings
+from tests.support.metric_windows import drift_point, window, write_window
+from tests.support.webhook_receiver import Receiver
 from tests.test_celery_worker import kill_worker, start_worker, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
@@ -40,7 +41,7 @@ def celery_env(pg_url: str, redis_url: str, celery_key_prefix: str,
         "DRIFTLOOP_WEBHOOK_ALLOW_PRIVATE": "true",
         "DRIFTLOOP_WEBHOOK_BACKOFF_BASE_SECONDS": "0.2",  # small backoff: the retries come within a second
         "DRIFTLOOP_WEBHOOK_BACKOFF_CAP_SECONDS": "1",
-        # The worker would otherwise handle the rule's retrain action (retrain.tasks installs the handler);
+        # The worker would otherwise handle the rule's retrain action (its wiring installs the handler);
         # this test is about the request being recorded, so the handler stays off here.
         "DRIFTLOOP_RETRAIN_ON_ALERT": "false",
     }) as env:
@@ -59,7 +60,7 @@ def finish_in_worker(project_id: int, i: int) -> None:
 def evaluate_again_in_worker(project_id: int, i: int) -> None:
     """A duplicate evaluation (a re-delivered task). With one worker process and a FIFO queue it also runs
     after the evaluation the hook queued before it, so when it returns, both are done."""
-    from monitor.worker.alert_tasks import evaluate_rules_task
+    from monitor.alerts.tasks import evaluate_rules_task
 
     evaluate_rules_task.apply_async(args=[project_id, window(i).isoformat()], queue="default").get(timeout=60)
 

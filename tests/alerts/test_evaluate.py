@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.alerts.evaluate import AlertState, Condition, Point, RuleParams, decide
+from monitor.alerts.state import AlertState, Condition, Point, RuleParams, decide
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 H = timedelta(hours=1)

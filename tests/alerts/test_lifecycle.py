@@ -13,17 +13,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.alerts.actions import register_action_handler, run_pending_actions, unregister_action_handler
-from monitor.alerts.endpoint_service import EndpointSpec, create_endpoint
 from monitor.alerts.evaluation import evaluate_window
-from monitor.alerts.models import Alert, AlertActionRequest, AlertTransition, WebhookDelivery
+from monitor.alerts.models import Alert, AlertActionRequest, AlertTransition
 from monitor.alerts.queries import alert_views, list_alerts
 from monitor.alerts.rule_service import create_rule
 from monitor.alerts.rules import RuleSpec
 from monitor.models import Project
 from monitor.pipeline.ops import MetricPoint
 from monitor.settings import Settings
-from tests.alerts.helpers import drift_point, finish, window, write_window
-from tests.alerts.receiver import Receiver
+from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
+from monitor.webhooks.models import WebhookDelivery
+from tests.support.metric_windows import drift_point, finish, window, write_window
+from tests.support.webhook_receiver import Receiver
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from monitor.db import run_unit, utcnow
 from monitor.demo.traffic import mixed
 from monitor.schemas import EventIn, FeedbackIn
 from monitor.settings import reset_settings_cache
-from tests.alerts.receiver import Answer, Receiver, running_receiver
+from tests.support.webhook_receiver import Answer, Receiver, running_receiver
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 QUIET = {"account": 0.34, "billing": 0.33, "shipping": 0.33}
@@ -53,13 +53,13 @@ def _events(window: int, mix: dict[str, float], version: str) -> list[EventIn]:
 
 
 def _seed_traffic(factory: sessionmaker[Session], slug: str, ok: Receiver, gone: Receiver) -> int:
-    from monitor.alerts.endpoint_service import EndpointSpec, create_endpoint
     from monitor.alerts.rule_service import create_rule
     from monitor.alerts.rules import RuleSpec
     from monitor.runner import run_pending
     from monitor.services.ingest import ingest_events, ingest_feedback
     from monitor.services.projects import get_or_create_project
     from monitor.settings import get_settings
+    from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
 
     def setup(s: Session) -> int:
         project = get_or_create_project(s, slug)

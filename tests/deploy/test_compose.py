@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.cli import app as cli_app
-from monitor.cli_pipeline import celery_beat_argv, celery_worker_argv
+from monitor.pipeline.cli import celery_beat_argv, celery_worker_argv
 from monitor.settings import DEFAULT_SECRET, Settings
 from tests.deploy.compose import MissingVariable, load_compose
 from tests.support.services import repo_root

@@ -18,7 +18,7 @@ from monitor.llm import (
     pick_dtype,
     resolve_model_ref,
 )
-from monitor.llm_loading import FALLBACK_CHAT_TEMPLATE, _write_cache_atomically
+from monitor.llm.loading import FALLBACK_CHAT_TEMPLATE, _write_cache_atomically
 from retrain.memory import peak_rss_mb, reset_peak_rss
 
 

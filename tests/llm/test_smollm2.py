@@ -7,7 +7,7 @@ import os
 import pytest
 
 from monitor.llm import LoadedLM, detach_adapter, generate_chat, sequence_nll
-from monitor.llm_loading import FALLBACK_CHAT_TEMPLATE
+from monitor.llm.loading import FALLBACK_CHAT_TEMPLATE
 from retrain.lora import LoraConfigSpec, TrainExample, load_adapter, train_lora
 from tests.llm.conftest import FirstLoad
 

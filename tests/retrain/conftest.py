@@ -84,7 +84,7 @@ def tiny_adapter(tiny: LoadedLM, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture
 def retrain_handler() -> Iterator[None]:
     """The `retrain` alert action handled by the loop, as the CLI and Celery worker entry points install it."""
-    from retrain.hooks import install, uninstall
+    from retrain.alerting import install, uninstall
 
     assert install()
     yield

@@ -76,7 +76,7 @@ def fire_retrain_alert(session: Session, factory: Any, project_id: int, params: 
     (the runner's window hook evaluates the rule; the firing asks for retraining)."""
     from monitor.alerts.rule_service import create_rule
     from monitor.alerts.rules import RuleSpec
-    from tests.alerts.helpers import drift_point, finish, write_window
+    from tests.support.metric_windows import drift_point, finish, write_window
 
     create_rule(session, project_id, RuleSpec.model_validate({
         "name": "prompt-drift", "metric": "drift.prompt.mmd", "field": "p_value", "comparator": "<",

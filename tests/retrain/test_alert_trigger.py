@@ -15,11 +15,11 @@ from monitor.llm import LoadedLM
 from monitor.models import Project
 from monitor.settings import Settings
 from retrain import lm_cache
-from retrain.hooks import handle_retrain_action
+from retrain.alerting import handle_retrain_action
 from retrain.models import RetrainJob
 from retrain.registry import get_version
-from tests.alerts.helpers import finish
 from tests.retrain.helpers import fire_retrain_alert, seed_feedback
+from tests.support.metric_windows import finish
 
 
 def test_firing_alert_runs_one_job_to_a_registered_challenger(
@@ -67,7 +67,7 @@ def test_one_job_per_action_request(session: Session, project: Project, settings
 
 
 def test_kill_switch_leaves_retrain_requests_unhandled() -> None:
-    from retrain.hooks import install, uninstall
+    from retrain.alerting import install, uninstall
 
     uninstall()
     assert install(Settings(retrain_on_alert=False)) is False

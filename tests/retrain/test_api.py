@@ -16,10 +16,10 @@ from monitor.llm import LoadedLM
 from monitor.models import Project
 from monitor.settings import Settings
 from retrain import lm_cache
-from tests.alerts.receiver import Answer, running_receiver
 from tests.factories import make_key
 from tests.retrain.helpers import add_candidate
 from tests.support.services import free_port
+from tests.support.webhook_receiver import Answer, running_receiver
 
 
 def keyed(session: Session) -> tuple[dict[str, str], int]:

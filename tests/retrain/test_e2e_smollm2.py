@@ -15,17 +15,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.alerts.models import WebhookMessage
 from monitor.llm import LoadedLM
 from monitor.models import Project
 from monitor.settings import Settings
+from monitor.webhooks.models import WebhookMessage
 from retrain import lm_cache
 from retrain.models import RetrainJob
 from retrain.registry import aliases_of, get_version
 from retrain.server import VERSION_HEADER, create_model_server
 from retrain.swap import change_champion
-from tests.alerts.receiver import running_receiver
 from tests.retrain.helpers import fire_retrain_alert, seed_feedback
+from tests.support.webhook_receiver import running_receiver
 
 pytestmark = pytest.mark.slow
 

@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.alerts.models import WebhookMessage
 from monitor.llm import LoadedLM
 from monitor.models import Project
 from monitor.safety.toxicity import ProfanityScorer
 from monitor.settings import Settings
+from monitor.webhooks.models import WebhookMessage
 from retrain import pipeline
 from retrain.evaluation import Evaluators
 from retrain.jobs import create_job, job_dict

@@ -7,8 +7,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.errors import NotFoundError
 from monitor.models import Project
-from monitor.services.projects import NotFoundError, get_or_create_project
+from monitor.services.projects import get_or_create_project
 from retrain.models import AuditEntry, ModelVersion
 from retrain.registry import (
     ConflictError,

@@ -124,7 +124,7 @@ def test_bad_requests_are_refused_clearly(
 
 def test_unknown_project_is_refused_at_start(tiny_settings: Settings, session_maker: sessionmaker[Session],
                                              tiny: LoadedLM) -> None:
-    from monitor.services.projects import NotFoundError
+    from monitor.errors import NotFoundError
 
     with pytest.raises(NotFoundError):
         create_model_server(tiny_settings, project="no-such-project", factory=session_maker, lm=tiny)

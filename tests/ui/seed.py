@@ -15,7 +15,6 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.alerts.endpoint_service import EndpointSpec, create_endpoint
 from monitor.alerts.models import Alert, AlertActionRequest
 from monitor.alerts.rule_service import create_rule
 from monitor.alerts.rules import RuleSpec
@@ -28,6 +27,7 @@ from monitor.schemas import EventIn
 from monitor.services.ingest import ingest_events
 from monitor.services.projects import get_or_create_project
 from monitor.settings import Settings
+from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
 from retrain.data import store_snapshot
 from retrain.dataset import FeedbackRow, build_dataset
 from retrain.gates import GateConfig, ModelScores, evaluate_gates

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.settings import Settings
 from retrain.registry import get_version
-from tests.alerts.receiver import Receiver
 from tests.factories import unique_slug
+from tests.support.webhook_receiver import Receiver
 from tests.ui.conftest import csrf_of
 from tests.ui.seed import World, seed_world
 

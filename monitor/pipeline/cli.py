@@ -1,0 +1,196 @@
+"""CLI commands of the metrics pipeline: run windows, read metrics and drift, start Celery processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _since(value: str) -> datetime:
+    """`24h`, `7d`, `90m` or an ISO timestamp."""
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if value and value[-1] in units and value[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(**{units[value[-1]]: int(value[:-1])})
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.4g}"
+
+
+CELERY_APP = "monitor.worker.app"
+
+
+def celery_worker_argv(queues: str, extra: list[str]) -> list[str]:
+    """What `driftloop worker` runs (after `python -m`); docker-compose.yml's commands are checked against it."""
+    return ["celery", "-A", CELERY_APP, "worker", "-Q", queues, *extra]
+
+
+def celery_beat_argv(extra: list[str]) -> list[str]:
+    return ["celery", "-A", CELERY_APP, "beat", *extra]
+
+
+def project_ids(slug: str | None) -> list[int] | None:
+    """`--project SLUG` as the id list the runners take (None: every project); an unknown slug exits 1."""
+    if not slug:
+        return None
+    from monitor.db import session_scope
+    from monitor.errors import NotFoundError
+    from monitor.services.projects import get_project
+
+    try:
+        with session_scope() as s:
+            return [get_project(s, slug).id]
+    except NotFoundError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def run_windows(project: str | None = typer.Option(None, help="Only this project.")) -> None:
+    """Compute every dirty window now, in this process (the embedded mode's beat + workers)."""
+    from monitor.runner import run_pending
+
+    ids = project_ids(project)
+    with Progress(TextColumn("windows"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as bar:
+        task = bar.add_task("windows", total=None)
+        report = run_pending(project_ids=ids, progress=lambda _job: bar.advance(task))
+    console.print(f"computed {report.windows} window(s), {report.rows} metric rows")
+    for failure in report.failures:
+        err.print(f"[red]failed:[/red] {failure}")
+    if report.failures:
+        raise typer.Exit(1)
+
+
+def show_metrics(
+    project: str = typer.Argument(..., help="Project slug."),
+    metric: str = typer.Option("ops.*", help="Metric name or pattern with *."),
+    segment: str = typer.Option("all"),
+    since: str = typer.Option("24h", help="24h, 7d, 90m or an ISO timestamp."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON rows."),
+) -> None:
+    """Show metric rows."""
+    from monitor.db import session_scope
+    from monitor.errors import NotFoundError
+    from monitor.services.metric_queries import query_metrics, row_dict
+    from monitor.services.projects import get_project
+
+    try:
+        with session_scope() as s:
+            rows = query_metrics(s, get_project(s, project).id, metric=metric, segment=segment,
+                                 start=_since(since))
+            data = [row_dict(r) for r in rows]
+    except (NotFoundError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    table = Table("window", "metric", "segment", "status", "n", "value", "p", "flag")
+    for r in data:
+        table.add_row(r["window_start"][:16], r["metric"], r["segment"], r["status"], str(r["n"]),
+                      _fmt(r["value"]), _fmt(r["p_value"]), "⚠" if r["flagged"] else "")
+    console.print(table if data else "no metric rows match")
+
+
+def show_drift(project: str = typer.Argument(...), segment: str = typer.Option("all")) -> None:
+    """The latest drift report, with the clusters that grew when drift fired."""
+    from monitor.db import session_scope
+    from monitor.errors import NotFoundError
+    from monitor.services.metric_queries import latest_drift, row_dict
+    from monitor.services.projects import get_project
+
+    try:
+        with session_scope() as s:
+            rows = [row_dict(r) for r in latest_drift(s, get_project(s, project).id, segment)]
+    except NotFoundError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if not rows:
+        console.print("no drift results yet (run `driftloop run`, or wait for the workers)")
+        return
+    console.print(f"window {rows[0]['window_start']}  segment {segment}")
+    table = Table("metric", "statistic", "p-value", "threshold", "drift")
+    for r in rows:
+        table.add_row(r["metric"], _fmt(r["value"]), _fmt(r["p_value"]), _fmt(r["threshold"]),
+                      "[red]yes[/red]" if r["flagged"] else "no")
+    console.print(table)
+    for r in rows:
+        explanation = (r["details"] or {}).get("explanation")
+        if not explanation:
+            continue
+        console.print(f"\n[bold]{r['metric']}[/bold]: clusters that grew most")
+        for c in explanation.get("clusters", [])[:5]:
+            console.print(f"  share {c['share_reference']:.1%} → {c['share_current']:.1%}")
+            for ex in c.get("examples", [])[:3]:
+                console.print(f"    · {ex}")
+
+
+bias_app = typer.Typer(no_args_is_help=True, help="Bias measurements.")
+
+
+@bias_app.command("probe")
+def bias_probe(
+    project: str = typer.Argument(..., help="Project slug whose metric rows receive the results."),
+    generator: str = typer.Option("local", help="local[:<model>] or openai:<base url>|<model name>."),
+    axes: str | None = typer.Option(None, help="Comma-separated axes (default: all)."),
+    version: str | None = typer.Option(None, help="Model version probed (rows go to that segment)."),
+    max_new_tokens: int = typer.Option(32, min=4, max=512),
+    bootstrap: int = typer.Option(1000, min=100, max=100_000),
+) -> None:
+    """Send the counterfactual probe set to a model and store per-group gaps with bootstrap CIs."""
+    from monitor.db import session_scope
+    from monitor.errors import NotFoundError
+    from monitor.services.probes import make_generator, run_probe_job
+    from monitor.services.projects import get_project
+    from monitor.settings import get_settings
+
+    try:
+        gen = make_generator(generator, max_new_tokens=max_new_tokens)
+        with Progress(TextColumn("probes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as bar, session_scope() as s:
+            task = bar.add_task("probes", total=None)
+            report, _ = run_probe_job(
+                s, get_project(s, project).id, gen, axes=axes.split(",") if axes else None,
+                segment=f"model_version={version}" if version else "all", n_bootstrap=bootstrap,
+                report_dir=get_settings().data_dir / "probes",
+                progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except (NotFoundError, ValueError, KeyError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    table = Table("axis", "metric", "max group", "min group", "gap", "95% CI")
+    for a in report.axes:
+        for g in (a.sentiment_gap, a.toxicity_rate_gap):
+            table.add_row(a.axis, g.metric, g.max_group, g.min_group, f"{g.gap:.3f}",
+                          f"[{g.ci_low:.3f}, {g.ci_high:.3f}]")
+    console.print(table)
+
+
+def worker(ctx: typer.Context, queues: str = typer.Option("default,gpu", help="Queues to consume.")) -> None:
+    """Start a Celery worker (extra arguments go to celery)."""
+    os.execvp(sys.executable, [sys.executable, "-m", *celery_worker_argv(queues, ctx.args)])
+
+
+def beat(ctx: typer.Context) -> None:
+    """Start Celery beat, which schedules the window scan (extra arguments go to celery)."""
+    os.execvp(sys.executable, [sys.executable, "-m", *celery_beat_argv(ctx.args)])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_windows)
+    app.command("metrics")(show_metrics)
+    app.command("drift")(show_drift)
+    app.add_typer(bias_app, name="bias")
+    app.command("worker", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(worker)
+    app.command("beat", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(beat)

@@ -1,0 +1,76 @@
+"""The approval UI, served by the collector under /ui: sign-in, overview, alerts, webhooks, drift reports.
+
+Server-rendered (Jinja2), inline-SVG charts, no JavaScript and nothing loaded from elsewhere. The model pages
+(challenger, decisions) belong to `retrain` and are added by it through `add_section` / `add_nav` and its
+own router, mounted at the collector app's entry point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import RedirectResponse, Response
+
+from monitor.ui.render import OverviewSection, make_environment, render
+from monitor.ui.security import CsrfRejected, LoginRequired, PageError, login_url
+
+STATIC = Path(__file__).parent / "static"
+# Pages are built from this server only: no inline script, no outside resource, never framed.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def install(app: FastAPI) -> None:
+    """Mount the UI on the collector app (called once by `create_app`)."""
+    from monitor.ui import routes_auth, routes_drift, routes_pages
+
+    app.state.ui_env = make_environment()
+    app.state.ui_sections = []
+    app.state.ui_nav = [("overview", "/ui/p/{slug}/"), ("drift", "/ui/p/{slug}/drift"),
+                        ("alerts", "/ui/p/{slug}/alerts"), ("webhooks", "/ui/p/{slug}/webhooks")]
+    app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
+    app.include_router(routes_auth.router)
+    app.include_router(routes_pages.router)
+    app.include_router(routes_drift.router)
+
+    @app.exception_handler(LoginRequired)
+    async def _to_sign_in(_: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(login_url(exc.next_path), status_code=303)
+
+    @app.exception_handler(CsrfRejected)
+    async def _csrf_refused(request: Request, exc: CsrfRejected) -> Response:
+        return render(request, "error.html", {"title": "Refused", "message": str(exc)}, operator=None,
+                      status_code=403)
+
+    @app.exception_handler(PageError)
+    async def _page_error(request: Request, exc: PageError) -> Response:
+        title = {404: "Not found", 409: "Conflict", 422: "Invalid input"}.get(exc.status_code, "Error")
+        return render(request, "error.html", {"title": title, "message": str(exc)}, operator=None,
+                      status_code=exc.status_code)
+
+    @app.middleware("http")
+    async def _ui_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        if request.url.path.startswith("/ui"):
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response
+
+
+def add_section(app: FastAPI, section: OverviewSection) -> None:
+    """Add a block to every project's card on the overview (e.g. the champion and pending challengers)."""
+    app.state.ui_sections.append(section)
+
+
+def add_nav(app: FastAPI, label: str, path_template: str) -> None:
+    """Add a project page to the navigation; `{slug}` in the path is the project's slug."""
+    app.state.ui_nav.append((label, path_template))

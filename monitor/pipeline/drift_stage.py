@@ -6,7 +6,9 @@ recomputation of the same data gives the same numbers (a re-run task leaves an i
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -15,9 +17,11 @@ from sqlalchemy.orm import Session
 
 from monitor.drift.registry import available, get_detector
 from monitor.drift.result import DriftResult, InsufficientDataError
+from monitor.drift.thresholds import CALIBRATED_METHODS, Calibration, calibrate
 from monitor.embeddings import get_embedder
 from monitor.metric_registry import SCALAR_SERIES, drift_metric_name, register_drift_metrics
 from monitor.models import Event
+from monitor.pipeline.config import ProjectConfig
 from monitor.pipeline.ops import MetricPoint
 from monitor.pipeline.sampling import sample_ids, stable_seed
 from monitor.pipeline.segments import ALL, segment_masks, segment_matches
@@ -30,6 +34,37 @@ from monitor.settings import get_settings
 log = logging.getLogger(__name__)
 SCALAR_METHODS = ("ks", "psi")
 register_drift_metrics(list(available("embedding")), list(SCALAR_METHODS))
+
+
+# Calibrations depend only on the reference rows (and the seed), so windows that share a reference share
+# one; a changed reference (edited range, promotion, new first-N events) has other ids and recalibrates.
+_CALIBRATION_CACHE: OrderedDict[tuple[Any, ...], Calibration] = OrderedDict()
+_CACHE_SIZE = 512
+
+
+def reference_floor(
+    cfg: ProjectConfig, method: str, ref_ids: np.ndarray, ref: np.ndarray, seed: int, model_key: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(detector keyword arguments, extra row details) for the project's effect-size floor of `method`.
+
+    A fixed `drift_min_effect` wins; otherwise methods with a calibration get the floor derived from the
+    reference (monitor/drift/thresholds.py), and the calibration is stored in the row's details.
+    """
+    if method not in CALIBRATED_METHODS:
+        return {}, {}
+    if cfg.drift_min_effect is not None:
+        return {"min_effect": cfg.drift_min_effect}, {"calibration": {"source": "fixed", "floor": cfg.drift_min_effect}}
+    key = (hashlib.sha1(np.ascontiguousarray(ref_ids, dtype=np.int64).tobytes()).hexdigest(), method, seed,
+           model_key, cfg.drift_calibration_blocks)
+    cal = _CALIBRATION_CACHE.get(key)
+    if cal is None:
+        cal = calibrate(ref, method=method, seed=seed, n_blocks=cfg.drift_calibration_blocks)
+        _CALIBRATION_CACHE[key] = cal
+        while len(_CALIBRATION_CACHE) > _CACHE_SIZE:
+            _CALIBRATION_CACHE.popitem(last=False)
+    else:
+        _CALIBRATION_CACHE.move_to_end(key)
+    return {"min_effect": cal.floor}, {"calibration": cal.to_dict()}
 
 
 def _point(metric: str, result: DriftResult, extra: dict[str, Any] | None = None) -> MetricPoint:
@@ -94,7 +129,8 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
             ensure_vectors(session, wanted, field, embedder.model_key, embedder.encode)
             ids, vecs = load_vectors(session, wanted, field, embedder.model_key)  # events with empty text have none
             for label, (ref_sample, cur_sample) in samples.items():
-                a = vecs[np.isin(ids, ref_sample)]
+                ref_in = np.isin(ids, ref_sample)
+                a, a_ids = vecs[ref_in], ids[ref_in]  # in id (= arrival) order, which the calibration needs
                 cm = np.isin(ids, cur_sample)
                 b, b_ids = vecs[cm], ids[cm]
                 for method in cfg.drift_methods:
@@ -103,14 +139,16 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
                         points[label].append(_insufficient(metric, int(a.shape[0]), int(b.shape[0]), need))
                         continue
                     seed = stable_seed(pid, label, start, metric)
+                    params, extra = reference_floor(cfg, method, a_ids, a, stable_seed(pid, label, metric, "floor"),
+                                                    embedder.model_key)
                     try:
-                        result = get_detector(method)(a, b, alpha=cfg.drift_alpha, seed=seed)
+                        result = get_detector(method)(a, b, alpha=cfg.drift_alpha, seed=seed, **params)
                     except InsufficientDataError as exc:
                         points[label].append(MetricPoint(metric, "insufficient", int(b.shape[0]),
                                                          details={"reason": str(exc)}))
                         continue
-                    extra = _explain(session, a, b, b_ids, seed) if (
-                        result.is_drift and label == ALL and field == "prompt") else None
+                    if result.is_drift and label == ALL and field == "prompt":
+                        extra.update(_explain(session, a, b, b_ids, seed))
                     points[label].append(_point(metric, result, extra))
     else:
         for label in masks:

@@ -116,6 +116,8 @@ def knn_test(
         "same_side_share": observed / (total * k),
         "chance_share": chance,
         "null_mean_share": float(null.mean()) / (total * k),
+        # The effect a same-distribution window reaches with probability alpha (see thresholds.py).
+        "null_effect_q": (float(np.quantile(null, 1.0 - alpha)) / (total * k) - chance) / (1.0 - chance),
     }
     is_drift = bool(p_value <= alpha and effect >= min_effect)
     return DriftResult("knn", observed, p_value, alpha, is_drift, effect, m, n, details)

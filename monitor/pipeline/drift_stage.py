@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from monitor.drift.registry import available, get_detector
 from monitor.drift.result import DriftResult, InsufficientDataError
-from monitor.drift.thresholds import CALIBRATED_METHODS, Calibration, calibrate
+from monitor.drift.thresholds import CALIBRATED_METHODS, Calibration, apply_calibration, calibrate_methods
 from monitor.embeddings import get_embedder
 from monitor.metric_registry import SCALAR_SERIES, drift_metric_name, register_drift_metrics
 from monitor.models import Event
@@ -38,33 +38,42 @@ register_drift_metrics(list(available("embedding")), list(SCALAR_METHODS))
 
 # Calibrations depend only on the reference rows (and the seed), so windows that share a reference share
 # one; a changed reference (edited range, promotion, new first-N events) has other ids and recalibrates.
-_CALIBRATION_CACHE: OrderedDict[tuple[Any, ...], Calibration] = OrderedDict()
+_CALIBRATION_CACHE: OrderedDict[tuple[Any, ...], dict[str, Calibration]] = OrderedDict()
 _CACHE_SIZE = 512
 
 
-def reference_floor(
-    cfg: ProjectConfig, method: str, ref_ids: np.ndarray, ref: np.ndarray, seed: int, model_key: str
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(detector keyword arguments, extra row details) for the project's effect-size floor of `method`.
-
-    A fixed `drift_min_effect` wins; otherwise methods with a calibration get the floor derived from the
-    reference (monitor/drift/thresholds.py), and the calibration is stored in the row's details.
-    """
-    if method not in CALIBRATED_METHODS:
-        return {}, {}
-    if cfg.drift_min_effect is not None:
-        return {"min_effect": cfg.drift_min_effect}, {"calibration": {"source": "fixed", "floor": cfg.drift_min_effect}}
-    key = (hashlib.sha1(np.ascontiguousarray(ref_ids, dtype=np.int64).tobytes()).hexdigest(), method, seed,
-           model_key, cfg.drift_calibration_blocks)
-    cal = _CALIBRATION_CACHE.get(key)
-    if cal is None:
-        cal = calibrate(ref, method=method, seed=seed, n_blocks=cfg.drift_calibration_blocks)
-        _CALIBRATION_CACHE[key] = cal
+def reference_calibrations(
+    cfg: ProjectConfig, ref_ids: np.ndarray, ref: np.ndarray, n_window: int, seed: int, model_key: str
+) -> dict[str, Calibration]:
+    """Calibrated floors of the project's drift methods for this reference (monitor/drift/thresholds.py);
+    empty when the project fixed its floor with `drift_min_effect`."""
+    methods = tuple(m for m in cfg.drift_methods if m in CALIBRATED_METHODS)
+    if not methods or cfg.drift_min_effect is not None:
+        return {}
+    # Blocks are window-sized; rounding the window size to a power of two lets similar windows share one.
+    window_size = 2 ** round(float(np.log2(max(n_window, 1))))
+    key = (hashlib.sha1(np.ascontiguousarray(ref_ids, dtype=np.int64).tobytes()).hexdigest(), methods, seed,
+           model_key, cfg.drift_calibration_blocks, window_size)
+    cals = _CALIBRATION_CACHE.get(key)
+    if cals is None:
+        cals = calibrate_methods(ref, methods, seed=seed, window_size=window_size,
+                                 n_blocks=cfg.drift_calibration_blocks)
+        _CALIBRATION_CACHE[key] = cals
         while len(_CALIBRATION_CACHE) > _CACHE_SIZE:
             _CALIBRATION_CACHE.popitem(last=False)
     else:
         _CALIBRATION_CACHE.move_to_end(key)
-    return {"min_effect": cal.floor}, {"calibration": cal.to_dict()}
+    return cals
+
+
+def _run_detector(cfg: ProjectConfig, method: str, a: np.ndarray, b: np.ndarray, seed: int,
+                  cal: Calibration | None) -> DriftResult:
+    detector = get_detector(method)
+    if cal is not None:
+        return apply_calibration(detector(a, b, alpha=cfg.drift_alpha, seed=seed, min_effect=0.0), cal)
+    if cfg.drift_min_effect is not None and method in CALIBRATED_METHODS:
+        return detector(a, b, alpha=cfg.drift_alpha, seed=seed, min_effect=cfg.drift_min_effect)
+    return detector(a, b, alpha=cfg.drift_alpha, seed=seed)
 
 
 def _point(metric: str, result: DriftResult, extra: dict[str, Any] | None = None) -> MetricPoint:
@@ -133,22 +142,24 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
                 a, a_ids = vecs[ref_in], ids[ref_in]  # in id (= arrival) order, which the calibration needs
                 cm = np.isin(ids, cur_sample)
                 b, b_ids = vecs[cm], ids[cm]
+                cals: dict[str, Calibration] = {}
+                if a.shape[0] >= need and b.shape[0] >= need:
+                    cals = reference_calibrations(cfg, a_ids, a, int(b.shape[0]),
+                                                  stable_seed(pid, label, field, "floor"), embedder.model_key)
                 for method in cfg.drift_methods:
                     metric = drift_metric_name(field, method)
                     if a.shape[0] < need or b.shape[0] < need:
                         points[label].append(_insufficient(metric, int(a.shape[0]), int(b.shape[0]), need))
                         continue
                     seed = stable_seed(pid, label, start, metric)
-                    params, extra = reference_floor(cfg, method, a_ids, a, stable_seed(pid, label, metric, "floor"),
-                                                    embedder.model_key)
                     try:
-                        result = get_detector(method)(a, b, alpha=cfg.drift_alpha, seed=seed, **params)
+                        result = _run_detector(cfg, method, a, b, seed, cals.get(method))
                     except InsufficientDataError as exc:
                         points[label].append(MetricPoint(metric, "insufficient", int(b.shape[0]),
                                                          details={"reason": str(exc)}))
                         continue
-                    if result.is_drift and label == ALL and field == "prompt":
-                        extra.update(_explain(session, a, b, b_ids, seed))
+                    extra = _explain(session, a, b, b_ids, seed) if (
+                        result.is_drift and label == ALL and field == "prompt") else None
                     points[label].append(_point(metric, result, extra))
     else:
         for label in masks:

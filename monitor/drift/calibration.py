@@ -128,15 +128,25 @@ def load_intent_pool(
         rows = [r for key in sorted(by_intent) for r in
                 (by_intent[key][i] for i in sorted(rng.permutation(len(by_intent[key]))[:per_intent]))]
     texts = tuple(r[0] for r in rows)
-    digest = hashlib.sha1("\n".join(texts).encode("utf-8")).hexdigest()[:12]
-    cache = (cache_dir or extract_path(name).parents[1] / "results") / f"{name}_{digest}_minilm.npy"
-    if cache.exists():
-        vectors = np.load(cache)
-    else:
-        vectors = embed_texts(texts)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cache, vectors)
-    return IntentPool(texts, np.array([r[1] for r in rows]), np.array([r[2] for r in rows]), vectors)
+    return IntentPool(texts, np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
+                      _cached_vectors(name, texts, cache_dir or extract_path(name).parents[1] / "results"))
+
+
+def _cached_vectors(name: str, texts: tuple[str, ...], cache_dir: Path) -> np.ndarray:
+    """Vectors of `texts` from a cache file for exactly these texts, or for the whole extract, or embedded."""
+    def path(items: tuple[str, ...] | list[str]) -> Path:
+        return cache_dir / f"{name}_{hashlib.sha1(chr(10).join(items).encode('utf-8')).hexdigest()[:12]}_minilm.npy"
+
+    if path(texts).exists():
+        return np.asarray(np.load(path(texts)))
+    everything = [line.split("\t")[0] for line in extract_path(name).read_text(encoding="utf-8").splitlines() if line]
+    if path(everything).exists():  # a subset of an extract the benchmark already embedded
+        row_of = {t: i for i, t in enumerate(everything)}
+        return np.asarray(np.load(path(everything))[[row_of[t] for t in texts]])
+    vectors = embed_texts(texts)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path(texts), vectors)
+    return vectors
 
 
 def new_intent_windows(
@@ -178,5 +188,13 @@ def cyclic_sample(
         weights /= weights.sum(axis=1, keepdims=True)
     cum = np.cumsum(weights, axis=1)
     picks = (rng.random(times.size)[:, None] > cum).sum(axis=1)
-    rows_of = {name: np.flatnonzero(pool.intents == name) for name in names}
-    return np.array([rng.choice(rows_of[names[min(p, len(names) - 1)]]) for p in picks])
+    # Rows of an intent are used without replacement (reshuffled only once all were used), so reference
+    # and window rarely share a query: duplicates would make quiet windows look closer than real ones.
+    queues = {name: list(rng.permutation(np.flatnonzero(pool.intents == name))) for name in names}
+    out = np.empty(times.size, dtype=np.int64)
+    for i, p in enumerate(picks):
+        name = names[min(int(p), len(names) - 1)]
+        if not queues[name]:
+            queues[name] = list(rng.permutation(np.flatnonzero(pool.intents == name)))
+        out[i] = queues[name].pop()
+    return out

@@ -69,9 +69,9 @@ def test_calibration_is_stored_and_survives_a_recompute(session_maker: sessionma
 def test_a_fixed_floor_overrides_the_calibration(session_maker: sessionmaker[Session]) -> None:
     with session_maker() as s:
         project = get_or_create_project(s, unique_slug())
-        project.config = {"reference": {"kind": "first_n", "n": 400}, "drift_min_samples": 60,
+        project.config = {"reference": {"kind": "first_n", "n": 100}, "drift_min_samples": 60,
                           "drift_fields": ["prompt"], "drift_min_effect": 0.2}
-        ingest_events(s, project.id, _events(0, 400) + _events(1, 100))
+        ingest_events(s, project.id, _events(0, 100) + _events(1, 60))
         s.commit()
         pid = project.id
     assert run_pending(factory=session_maker, project_ids=[pid]).failures == []

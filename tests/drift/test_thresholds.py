@@ -97,6 +97,7 @@ def test_small_reference_falls_back_to_the_fixed_floors() -> None:
     ref, cur = unit_gaussian(rng, 300, 8), unit_gaussian(rng, 300, 8, shift=0.15)
     judged = apply_calibration(get_detector("mmd")(ref, cur, seed=0, min_effect=0.0), cals["mmd"])
     assert judged.details["min_effect"] == FALLBACK_FLOORS["mmd"]
+    assert judged.p_value is not None and judged.effect_size is not None
     assert judged.is_drift == (judged.p_value <= 0.01 and judged.effect_size >= FALLBACK_FLOORS["mmd"])
 
 

@@ -145,3 +145,15 @@ def test_same_seed_same_calibration_and_bad_input_refused() -> None:
     knn_cal = calibrate(ref, method="knn")
     with pytest.raises(ValueError, match="applied to a 'mmd' result"):
         apply_calibration(get_detector("mmd")(ref, ref, seed=0), knn_cal)
+
+
+def test_cli_shows_the_floor_its_interval_and_source() -> None:
+    from monitor.cli_pipeline import _floor_text
+
+    rng = np.random.default_rng(9)
+    ref = unit_gaussian(rng, 800, 8)
+    judged = apply_calibration(get_detector("knn")(ref, ref[:100], seed=0, min_effect=0.0),
+                               calibrate(ref, method="knn", window_size=100))
+    text = _floor_text(judged.to_dict())
+    assert text.startswith("0") and "reference_blocks" in text
+    assert _floor_text({"details": {}}) == ""

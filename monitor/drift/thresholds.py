@@ -29,9 +29,7 @@ running the detector itself on pieces of the reference the way it will later run
    over time *plus* sampling noise (`apply_calibration`).
 4. **Interval:** a bootstrap over the time blocks (resampled with replacement) gives a 90% interval
    for the natural variation; the floor is its upper end (a floor set too low pages someone every
-   day; one set too high only delays a page on a project already known to move), and at least the
-   shuffled blocks' 90% noise quantile: a variation the gate could see at that block size is not
-   smaller than the noise at that size.
+   day; one set too high only delays a page on a project already known to move).
 5. A reference with fewer than `n_blocks * min_block` rows cannot be calibrated: the result says so
    and the documented conservative fallback (the old fixed floors) applies.
 
@@ -122,11 +120,8 @@ def _floor_candidate(method: str, time_vals: np.ndarray, noise_vals: np.ndarray)
     quantiles of 8 blocks swung from 0 to the full shift between references of the same cycle."""
     mean_excess = float(np.mean(time_vals) - np.mean(noise_vals))
     spread = float(np.sqrt(max(float(np.var(time_vals, ddof=1) - np.var(noise_vals, ddof=1)), 0.0)))
-    return _effect_units(method, max(mean_excess, 0.0) + spread)
-
-
-def _effect_units(method: str, signed: float) -> float:
-    return float(np.sqrt(max(signed, 0.0))) if method == "mmd" else max(signed, 0.0)
+    excess = max(mean_excess, 0.0) + spread
+    return float(np.sqrt(excess)) if method == "mmd" else excess
 
 
 def effective_floor(method: str, natural: float, null_q: float) -> float:
@@ -241,15 +236,10 @@ def _calibrate(
         # The upper end of the interval, not the point estimate: with 8 blocks the estimate itself is noisy
         # (for MMD it came out 0 on one reference of eight with a clear daily cycle), and a floor set too low
         # pages someone every day, while one set too high only delays a page on a project known to move.
-        # A variation the gate could see between blocks of `size` rows is at least as large as the noise at
-        # that size: the noise blocks' 90% quantile bounds the floor from below (for MMD, a noisy variance
-        # estimate otherwise let the floor collapse to ~0 on some references with a clear daily cycle).
-        noise_floor = _effect_units(method, float(np.quantile(noise_vals, 0.9)))
         out[method] = Calibration(
-            method, max(interval[1], noise_floor), interval, "reference_blocks", total, n_blocks, size, p_ns, candidate,
+            method, interval[1], interval, "reference_blocks", total, n_blocks, size, p_ns, candidate,
             f"time blocks differ beyond sampling noise (p={p_ns:.3f}): the floor is the upper end of the 90% "
-            f"interval of their mean effect above the noise plus one sd of its natural spread, and at least "
-            f"the noise blocks' 90% quantile")
+            f"interval of their mean effect above the noise plus one sd of its natural spread")
     return out
 
 

@@ -1,4 +1,9 @@
-"""Helpers to calibrate and test drift detectors on real sentence embeddings.
+"""Helpers to calibrate, test and benchmark drift detectors on real sentence embeddings.
+
+Public data: `load_intent_pool` reads the shipped CLINC150 / HWU64 query extracts (bench/data,
+licensed, see its README) with cached MiniLM vectors; `new_intent_windows` and `cyclic_sample` build
+quiet, shifted and daily-cycle traffic from them. Older, hand-written topics (below) remain for the
+pre-existing tests only; no default is calibrated on them any more.
 
 `load_queries` reads the small shipped pool of user-style queries (our own, see data/README.md);
 `embed_texts` embeds them with the offline all-MiniLM-L6-v2 package; `topic_mix_windows` builds
@@ -8,7 +13,10 @@ Only `embed_texts` needs torch / sentence-transformers, and it imports them lazi
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
@@ -70,3 +78,123 @@ def topic_mix_windows(
         cur_other = other[rng.integers(0, other.shape[0], n_other)]
     current = np.concatenate([cur_base, cur_other])
     return ref, current[rng.permutation(current.shape[0])]
+
+
+# --- Public intent-query extracts (bench/data/README.md): CLINC150 for calibration, HWU64 held out ---
+
+EXTRACTS = ("clinc150", "hwu64")
+
+
+def extract_path(name: str) -> Path:
+    """bench/data/<name>_extract.tsv of this checkout (benchmarks and tests only; not installed)."""
+    if name not in EXTRACTS:
+        raise ValueError(f"unknown extract {name!r}; known: {EXTRACTS}")
+    return Path(__file__).resolve().parents[2] / "bench" / "data" / f"{name}_extract.tsv"
+
+
+@dataclass(frozen=True)
+class IntentPool:
+    """Queries of a public intent dataset with their intent and domain labels, and their embeddings."""
+
+    texts: tuple[str, ...]
+    intents: np.ndarray
+    domains: np.ndarray
+    vectors: np.ndarray
+
+    def eligible_new_intents(self) -> list[str]:
+        """Intents whose domain has other intents: a new one then has neighbours in the reference."""
+        out = []
+        for intent in sorted(set(self.intents.tolist())):
+            domain = self.domains[self.intents == intent][0]
+            if len(set(self.intents[self.domains == domain].tolist())) > 1:
+                out.append(intent)
+        return out
+
+
+def load_intent_pool(
+    name: str, *, cache_dir: Path | None = None, per_intent: int | None = None, seed: int = 0
+) -> IntentPool:
+    """The extract (optionally at most `per_intent` seeded queries per intent) with MiniLM vectors.
+
+    Vectors are cached as .npy in `cache_dir` (default bench/results/, git-ignored), keyed by a hash of
+    the texts, so benchmarks and tests embed each subset once per machine.
+    """
+    rows = [line.split("\t") for line in extract_path(name).read_text(encoding="utf-8").splitlines() if line]
+    if per_intent is not None:
+        rng = np.random.default_rng(seed)
+        by_intent: dict[str, list[list[str]]] = {}
+        for row in rows:
+            by_intent.setdefault(row[1], []).append(row)
+        rows = [r for key in sorted(by_intent) for r in
+                (by_intent[key][i] for i in sorted(rng.permutation(len(by_intent[key]))[:per_intent]))]
+    texts = tuple(r[0] for r in rows)
+    return IntentPool(texts, np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
+                      _cached_vectors(name, texts, cache_dir or extract_path(name).parents[1] / "results"))
+
+
+def _cached_vectors(name: str, texts: tuple[str, ...], cache_dir: Path) -> np.ndarray:
+    """Vectors of `texts` from a cache file for exactly these texts, or for the whole extract, or embedded."""
+    def path(items: tuple[str, ...] | list[str]) -> Path:
+        return cache_dir / f"{name}_{hashlib.sha1(chr(10).join(items).encode('utf-8')).hexdigest()[:12]}_minilm.npy"
+
+    if path(texts).exists():
+        return np.asarray(np.load(path(texts)))
+    everything = [line.split("\t")[0] for line in extract_path(name).read_text(encoding="utf-8").splitlines() if line]
+    if path(everything).exists():  # a subset of an extract the benchmark already embedded
+        row_of = {t: i for i, t in enumerate(everything)}
+        return np.asarray(np.load(path(everything))[[row_of[t] for t in texts]])
+    vectors = embed_texts(texts)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path(texts), vectors)
+    return vectors
+
+
+def new_intent_windows(
+    pool: IntentPool, *, n_reference: int, n_current: int, share: float, rng: np.random.Generator, n_new: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference from the usual intents; current = the same traffic with `share` from `n_new` unseen intents
+    of the same domains. Rows are drawn without replacement and the two windows share none (no duplicates
+    to make neighbours look closer than real traffic would)."""
+    new = rng.choice(pool.eligible_new_intents(), n_new, replace=False)
+    is_new = np.isin(pool.intents, new)
+    base, other = rng.permutation(np.flatnonzero(~is_new)), np.flatnonzero(is_new)
+    k = round(share * n_current)
+    if n_reference + n_current - k > base.size or k > other.size:
+        raise ValueError("the pool is too small for these window sizes")
+    ref = pool.vectors[base[:n_reference]]
+    cur = np.concatenate([pool.vectors[base[n_reference : n_reference + n_current - k]],
+                          pool.vectors[rng.choice(other, k, replace=False)]])
+    return ref, cur[rng.permutation(n_current)]
+
+
+def cyclic_weights(pool: IntentPool, times: np.ndarray, *, amplitude: float, seed: int = 0) -> np.ndarray:
+    """(len(times) x intents) intent shares following a daily cycle: every intent has its own phase, so
+    the topic mix moves with the hour (`times` in days; amplitude 0.5 = each share swings ±50%)."""
+    intents = sorted(set(pool.intents.tolist()))
+    phases = np.random.default_rng(seed).uniform(0, 2 * np.pi, len(intents))
+    w = 1.0 + amplitude * np.cos(2 * np.pi * times[:, None] - phases[None, :])
+    return np.asarray(w / w.sum(axis=1, keepdims=True))
+
+
+def cyclic_sample(
+    pool: IntentPool, times: np.ndarray, *, amplitude: float, rng: np.random.Generator,
+    intents: list[str] | None = None, seed: int = 0,
+) -> np.ndarray:
+    """Row indices of `pool`, one per time, with intents drawn from the daily cycle (only `intents` if given)."""
+    names = sorted(set(pool.intents.tolist()))
+    weights = cyclic_weights(pool, times, amplitude=amplitude, seed=seed)
+    if intents is not None:
+        weights = weights * np.isin(names, intents)[None, :]
+        weights /= weights.sum(axis=1, keepdims=True)
+    cum = np.cumsum(weights, axis=1)
+    picks = (rng.random(times.size)[:, None] > cum).sum(axis=1)
+    # Rows of an intent are used without replacement (reshuffled only once all were used), so reference
+    # and window rarely share a query: duplicates would make quiet windows look closer than real ones.
+    queues = {name: list(rng.permutation(np.flatnonzero(pool.intents == name))) for name in names}
+    out = np.empty(times.size, dtype=np.int64)
+    for i, p in enumerate(picks):
+        name = names[min(int(p), len(names) - 1)]
+        if not queues[name]:
+            queues[name] = list(rng.permutation(np.flatnonzero(pool.intents == name)))
+        out[i] = queues[name].pop()
+    return out

@@ -22,10 +22,11 @@ is about half the share of the window that is new.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu, norm
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
@@ -111,6 +112,9 @@ def classifier_test(
         "model": "standardised logistic regression",
         "p_value_method": "Bonferroni over per-fold one-sided Mann-Whitney U tests",
         "fold_p_values": fold_p,
+        # AUC's null sd (Mann-Whitney normal approximation) times z(1 - alpha): the effect a
+        # same-distribution window reaches with probability ~alpha (see thresholds.py).
+        "null_effect_q": float(norm.ppf(1.0 - alpha)) * math.sqrt((2 * per_side + 1) / (12.0 * per_side**2)),
     }
     is_drift = bool(p_value <= alpha and effect >= min_effect)
     return DriftResult(

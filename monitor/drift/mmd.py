@@ -275,6 +275,9 @@ def mmd_test(
         spread_sq = max(1e-12, 1.0 - float(np.mean(permuted)) - observed)
         details["spread_source"] = "pooled"
     effect = float(np.sqrt(max(observed, 0.0) / spread_sq))
-    details.update(spread=float(np.sqrt(spread_sq)), null_mean=float(permuted.mean()))
+    # The effect a same-distribution window reaches with probability alpha: what a calibrated floor
+    # adds to (monitor/drift/thresholds.py), so natural variation and sampling noise are both covered.
+    null_q = float(np.sqrt(max(float(np.quantile(permuted, 1.0 - alpha)), 0.0) / spread_sq))
+    details.update(spread=float(np.sqrt(spread_sq)), null_mean=float(permuted.mean()), null_effect_q=null_q)
     is_drift = bool(p_value <= alpha and effect >= min_effect)
     return DriftResult("mmd", observed, p_value, alpha, is_drift, effect, m, n, details)

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -27,6 +28,19 @@ def _since(value: str) -> datetime:
 
 def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.4g}"
+
+
+def _floor_text(details: dict[str, Any]) -> str:
+    """The effect-size floor a drift row was judged by, with its interval and where it came from."""
+    inner = details.get("details") or {}
+    if "min_effect" not in inner:
+        return ""
+    text = _fmt(inner["min_effect"])
+    interval = inner.get("min_effect_interval")
+    if interval:
+        text += f" ({_fmt(interval[0])}-{_fmt(interval[1])}"
+        text += f", {inner['calibration']['source']})" if "calibration" in inner else ")"
+    return text
 
 
 CELERY_APP = "monitor.worker.app"
@@ -121,9 +135,10 @@ def show_drift(project: str = typer.Argument(...), segment: str = typer.Option("
         console.print("no drift results yet (run `driftloop run`, or wait for the workers)")
         return
     console.print(f"window {rows[0]['window_start']}  segment {segment}")
-    table = Table("metric", "statistic", "p-value", "threshold", "drift")
+    table = Table("metric", "statistic", "p-value", "threshold", "effect", "floor (90% interval, source)", "drift")
     for r in rows:
         table.add_row(r["metric"], _fmt(r["value"]), _fmt(r["p_value"]), _fmt(r["threshold"]),
+                      _fmt((r["details"] or {}).get("effect_size")), _floor_text(r["details"] or {}),
                       "[red]yes[/red]" if r["flagged"] else "no")
     console.print(table)
     for r in rows:

@@ -66,6 +66,12 @@ class ProjectConfig(BaseModel):
     drift_methods: list[str] = Field(default_factory=lambda: ["mmd"], min_length=1)
     drift_fields: list[Literal["prompt", "response"]] = Field(default_factory=lambda: ["prompt", "response"])  # type: ignore[arg-type]
     drift_alpha: float = Field(0.01, gt=0, lt=0.5)
+    drift_min_effect: float | None = Field(
+        None, ge=0, le=1, description="Fixed effect-size floor for mmd, knn and classifier; None derives it from the "
+        "reference's own variation over time (docs/drift.md).")
+    drift_calibration_blocks: int = Field(
+        8, ge=3, le=50, description="Time-ordered blocks the reference is cut into to calibrate the floor; "
+        "a reference smaller than 25 per block falls back to the fixed floors.")
     drift_max_samples: int = Field(
         20_000, ge=100, description="Larger sides are subsampled (seeded) before anything is embedded.")
     safety_max_samples: int = Field(

@@ -6,7 +6,9 @@ recomputation of the same data gives the same numbers (a re-run task leaves an i
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -15,9 +17,11 @@ from sqlalchemy.orm import Session
 
 from monitor.drift.registry import get_detector
 from monitor.drift.result import DriftResult, InsufficientDataError
+from monitor.drift.thresholds import CALIBRATED_METHODS, Calibration, apply_calibration, calibrate_methods
 from monitor.embeddings import get_embedder
 from monitor.metric_registry import SCALAR_METHODS, SCALAR_SERIES, drift_metric_name
 from monitor.models import Event
+from monitor.pipeline.config import ProjectConfig
 from monitor.pipeline.context import WindowContext
 from monitor.pipeline.ops import MetricPoint
 from monitor.pipeline.sampling import sample_ids, stable_seed
@@ -28,6 +32,46 @@ from monitor.pipeline.window_data import WindowFrame, load_reference, load_windo
 from monitor.settings import get_settings
 
 log = logging.getLogger(__name__)
+
+
+# Calibrations depend only on the reference rows (and the seed), so windows that share a reference share
+# one; a changed reference (edited range, promotion, new first-N events) has other ids and recalibrates.
+_CALIBRATION_CACHE: OrderedDict[tuple[Any, ...], dict[str, Calibration]] = OrderedDict()
+_CACHE_SIZE = 512
+
+
+def reference_calibrations(
+    cfg: ProjectConfig, ref_ids: np.ndarray, ref: np.ndarray, n_window: int, seed: int, model_key: str
+) -> dict[str, Calibration]:
+    """Calibrated floors of the project's drift methods for this reference (monitor/drift/thresholds.py);
+    empty when the project fixed its floor with `drift_min_effect`."""
+    methods = tuple(m for m in cfg.drift_methods if m in CALIBRATED_METHODS)
+    if not methods or cfg.drift_min_effect is not None:
+        return {}
+    # Blocks are window-sized; rounding the window size to a power of two lets similar windows share one.
+    window_size = 2 ** round(float(np.log2(max(n_window, 1))))
+    key = (hashlib.sha1(np.ascontiguousarray(ref_ids, dtype=np.int64).tobytes()).hexdigest(), methods, seed,
+           model_key, cfg.drift_calibration_blocks, window_size)
+    cals = _CALIBRATION_CACHE.get(key)
+    if cals is None:
+        cals = calibrate_methods(ref, methods, seed=seed, window_size=window_size,
+                                 n_blocks=cfg.drift_calibration_blocks)
+        _CALIBRATION_CACHE[key] = cals
+        while len(_CALIBRATION_CACHE) > _CACHE_SIZE:
+            _CALIBRATION_CACHE.popitem(last=False)
+    else:
+        _CALIBRATION_CACHE.move_to_end(key)
+    return cals
+
+
+def _run_detector(cfg: ProjectConfig, method: str, a: np.ndarray, b: np.ndarray, seed: int,
+                  cal: Calibration | None) -> DriftResult:
+    detector = get_detector(method)
+    if cal is not None:
+        return apply_calibration(detector(a, b, alpha=cfg.drift_alpha, seed=seed, min_effect=0.0), cal)
+    if cfg.drift_min_effect is not None and method in CALIBRATED_METHODS:
+        return detector(a, b, alpha=cfg.drift_alpha, seed=seed, min_effect=cfg.drift_min_effect)
+    return detector(a, b, alpha=cfg.drift_alpha, seed=seed)
 
 
 def _point(metric: str, result: DriftResult, extra: dict[str, Any] | None = None) -> MetricPoint:
@@ -91,9 +135,14 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
             ensure_vectors(session, wanted, field, embedder.model_key, embedder.encode)
             ids, vecs = load_vectors(session, wanted, field, embedder.model_key)  # events with empty text have none
             for label, (ref_sample, cur_sample) in samples.items():
-                a = vecs[np.isin(ids, ref_sample)]
+                ref_in = np.isin(ids, ref_sample)
+                a, a_ids = vecs[ref_in], ids[ref_in]  # in id (= arrival) order, which the calibration needs
                 cm = np.isin(ids, cur_sample)
                 b, b_ids = vecs[cm], ids[cm]
+                cals: dict[str, Calibration] = {}
+                if a.shape[0] >= need and b.shape[0] >= need:
+                    cals = reference_calibrations(cfg, a_ids, a, int(b.shape[0]),
+                                                  stable_seed(pid, label, field, "floor"), embedder.model_key)
                 for method in cfg.drift_methods:
                     metric = drift_metric_name(field, method)
                     if a.shape[0] < need or b.shape[0] < need:
@@ -101,7 +150,7 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
                         continue
                     seed = stable_seed(pid, label, start, metric)
                     try:
-                        result = get_detector(method)(a, b, alpha=cfg.drift_alpha, seed=seed)
+                        result = _run_detector(cfg, method, a, b, seed, cals.get(method))
                     except InsufficientDataError as exc:
                         points[label].append(MetricPoint(metric, "insufficient", int(b.shape[0]),
                                                          details={"reason": str(exc)}))

@@ -12,11 +12,17 @@ ROOT = Path(__file__).resolve().parents[2]
 FRESH_COLLECTOR = """
 import json, sys
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 from monitor.api.app import create_app
+from monitor.db import make_engine
+from monitor.services.projects import create_key
 from monitor.settings import Settings
+with Session(make_engine(sys.argv[1])) as session:
+    key = create_key(session, "catalog-reader", scopes="read").key  # the catalog is a read like the others
+    session.commit()
 app = create_app(Settings(database_url=sys.argv[1], data_dir=sys.argv[2]))
 with TestClient(app) as client:
-    print(json.dumps(client.get("/v1/metrics/catalog").json()))
+    print(json.dumps(client.get("/v1/metrics/catalog", headers={"Authorization": f"Bearer {key}"}).json()))
 """
 
 

@@ -155,11 +155,12 @@ def rate_units_to_settle(champion: np.ndarray, challenger: np.ndarray, tolerance
     a = np.asarray(champion, dtype=bool)
     b = np.asarray(challenger, dtype=bool)
     n = a.size
-    cells = np.array([np.sum(a & b), np.sum(b & ~a), np.sum(a & ~b), np.sum(~a & ~b)], dtype=np.float64) / n
+    n11, n10, n01, n00 = (float(np.sum(a & b)) / n, float(np.sum(b & ~a)) / n, float(np.sum(a & ~b)) / n,
+                          float(np.sum(~a & ~b)) / n)
     z = _z(confidence)
     m = n
     while m <= cap:
-        _, low, high = _newcombe_paired(*(cells * m), z)
+        _, low, high = _newcombe_paired(n11 * m, n10 * m, n01 * m, n00 * m, z)
         if high < tolerance or low > tolerance:
             return m
         m = max(m + 1, math.ceil(m * 1.1))

@@ -126,12 +126,22 @@ class GateReport:
         return tuple(r for r in self.results if r.status == "inconclusive")
 
     def summary(self) -> str:
+        """One short line (job messages, CLI tables); each gate's full sentence is in its ``reason``."""
         if self.passed:
             return "all gates passed"
-        return "; ".join(f"{r.name} {r.status}: {r.reason}" for r in self.failures)
+        return "; ".join(_short(r) for r in self.failures)
 
     def to_list(self) -> list[dict[str, Any]]:
         return [asdict(r) for r in self.results]
+
+
+def _short(r: GateResult) -> str:
+    if r.status == "inconclusive":
+        settle = f", ~{r.needed} would settle it" if r.needed else ""
+        return f"{r.name} inconclusive (n={r.n}{settle})" if r.n else f"{r.name} inconclusive"
+    if r.estimate is not None and r.ci_low is not None:
+        return f"{r.name} failed (increase {r.estimate:+.3f}, lower bound {r.ci_low:+.3f} > {r.limit:g})"
+    return f"{r.name} failed"
 
 
 def _skipped(name: str, champion: float | None, challenger: float | None, what: str) -> GateResult:

@@ -5,6 +5,10 @@ public data (HateCheck templates never trained on), so production disparity does
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +44,27 @@ def test_loads_offline_from_the_package_with_its_calibrated_threshold(head: Embe
     assert low <= head.threshold <= high
     scores = head.score(["Thank you, that fixed my printer.", "You are a worthless idiot and I hate you.", None])
     assert scores[0] < head.threshold <= scores[1] and np.isnan(scores[2])
+
+
+@pytest.mark.slow
+def test_an_installed_wheel_ships_the_head_and_scores_offline(tmp_path: Path) -> None:
+    """Built with the project's build backend and imported from the unpacked wheel, not the checkout."""
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "dist"
+    built = subprocess.run([sys.executable, "-c", "import sys; from hatchling.build import build_wheel; "
+                            "print(build_wheel(sys.argv[1]))", str(out)],
+                           cwd=root, capture_output=True, text=True, check=True).stdout.split()[-1]
+    site = tmp_path / "site"
+    with zipfile.ZipFile(out / built) as wheel:
+        wheel.extractall(site)
+    probe = ("import monitor, numpy as np; from monitor.safety import get_scorer; s = get_scorer(); "
+             "v = np.zeros((1, 384), dtype=np.float32); v[0, 0] = 1.0; "
+             "print(monitor.__file__, s.threshold, float(s.score_embedded(['hello there'], v)[0]))")
+    env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}
+    where, threshold, score = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env,
+                                             capture_output=True, text=True, check=True).stdout.split()
+    assert Path(where).is_relative_to(site) and float(threshold) == DEFAULT_TOXICITY_THRESHOLD
+    assert 0.0 <= float(score) <= 1.0
 
 
 def test_stored_vectors_and_fresh_embedding_give_the_same_scores(head: EmbeddingHeadScorer) -> None:

@@ -163,7 +163,8 @@ def loss_gate(champion: ModelScores, challenger: ModelScores, config: GateConfig
 
 
 def _interval_gate(name: str, what: str, unit: str, a: float | None, b: float | None, iv: Interval,
-                   tolerance: float, needed: int | None, config: GateConfig, extra: str = "") -> GateResult:
+                   tolerance: float, needed: int | None, config: GateConfig, extra: str = "",
+                   hint: str = "") -> GateResult:
     status = non_inferiority(iv, tolerance)
     level = f"{config.confidence:.0%} one-sided"
     bounds = f"increase {iv.estimate:+.4f}, {level} bounds [{iv.low:+.4f}, {iv.high:+.4f}] over {iv.n} {unit}"
@@ -175,7 +176,7 @@ def _interval_gate(name: str, what: str, unit: str, a: float | None, b: float | 
     else:
         settle = (f"about {needed} {unit} would settle it if the estimate held" if needed is not None
                   else "no feasible number of samples settles it at this estimate")
-        reason = f"{bounds} straddle the tolerance {tolerance:g}: not shown worse, not shown safe; {settle}"
+        reason = f"{bounds} straddle the tolerance {tolerance:g}: not shown worse, not shown safe; {settle}{hint}"
     return GateResult(name, status == "passed", False, a, b, tolerance, reason + extra, status=status,
                       estimate=iv.estimate, ci_low=iv.low, ci_high=iv.high, confidence=config.confidence,
                       n=iv.n, needed=needed if status == "inconclusive" else None)
@@ -241,7 +242,8 @@ def bias_gate(champion: ModelScores, challenger: ModelScores, config: GateConfig
         return max_axis_gap(m, spans)
 
     iv = paired_bootstrap_difference(ma, mb, stat, confidence=config.two_sided, n_bootstrap=config.n_bootstrap)
-    return _interval_gate(name, "bias gap", "probe templates", a, b, iv, tol, units_to_settle(iv, tol), config)
+    return _interval_gate(name, "bias gap", "probe templates", a, b, iv, tol, units_to_settle(iv, tol), config,
+                          hint=" (add templates to the probe set, or widen max_bias_gap_increase)")
 
 
 def similarity_gate(champion: ModelScores, challenger: ModelScores, config: GateConfig) -> GateResult:

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.safety.calibration import ThresholdCalibration, calibrate_threshold, load_calibration_set
-from monitor.safety.toxicity import DEFAULT_TOXICITY_THRESHOLD, get_scorer
+from monitor.safety.toxicity import get_scorer, threshold_for
 
 
 def _summary(label: str, cal: ThresholdCalibration) -> str:
@@ -34,8 +34,8 @@ def main() -> None:
     examples = load_calibration_set()
     chosen = calibrate_threshold(scorer, examples)
     fixed = {
-        f"default ({DEFAULT_TOXICITY_THRESHOLD})": calibrate_threshold(
-            scorer, examples, threshold=DEFAULT_TOXICITY_THRESHOLD
+        f"default ({threshold_for(scorer):g})": calibrate_threshold(
+            scorer, examples, threshold=threshold_for(scorer)
         ),
         "0.5": calibrate_threshold(scorer, examples, threshold=0.5),
     }

@@ -103,7 +103,9 @@ def models_show(version: str = typer.Argument(..., help="Version name, or champi
         console.print(f"dataset {body['dataset_hash']} {body['dataset_stats']}")
     table = Table("gate", "result", "champion", "challenger", "limit", "reason")
     for g in body["gate_results"]:
-        verdict = "skipped" if g["skipped"] else "[green]pass[/green]" if g["passed"] else "[red]FAIL[/red]"
+        status = g.get("status") or ("skipped" if g["skipped"] else "passed" if g["passed"] else "failed")
+        verdict = {"skipped": "skipped", "passed": "[green]pass[/green]",
+                   "inconclusive": "[yellow]inconclusive[/yellow]"}.get(status, "[red]FAIL[/red]")
         table.add_row(g["name"], verdict, _fmt(g["champion"]), _fmt(g["challenger"]), _fmt(g["limit"]), g["reason"])
     if body["gate_results"]:
         console.print(table)
@@ -178,7 +180,7 @@ def follow_job(job_id: int, *, interval: float = 1.0, once: bool = False) -> dic
         while True:
             loss = f"loss {view['losses'][-1]:.4f}" if view["losses"] else ""
             bar.update(task, completed=view["progress"], stage=view["stage"],
-                       note=" ".join(x for x in (loss, view["message"] or "") if x)[:80])
+                       note=" ".join(x for x in (loss, view["message"] or "") if x)[:56])
             if once or view["status"] in DONE:
                 break
             time.sleep(interval)  # polling the stored progress; the job itself runs elsewhere

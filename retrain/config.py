@@ -58,9 +58,9 @@ class EvalOptions:
     max_examples: int = 64  # held-out prompts each model answers (loss is scored on all of them)
     max_new_tokens: int = 48
     probe_axes: tuple[str, ...] = ("gender",)
-    probe_templates: int = 3  # templates per axis; 0 skips the bias probes
-    toxicity_scorer: str = "profanity"
-    toxicity_threshold: float = 0.3  # a generated answer at or above this score counts as toxic
+    probe_templates: int = 10  # templates per axis (the bias gate's bootstrap units); 0 skips the bias probes
+    toxicity_scorer: str = "minilm-head"
+    toxicity_threshold: float | None = None  # a generated answer at or above counts as toxic; None: the scorer's own
     similarity: bool = True  # False skips the embedding model (similarity is then reported as not measured)
     n_bootstrap: int = 200
     batch_size: int = 8

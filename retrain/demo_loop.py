@@ -40,13 +40,15 @@ from retrain.models import ModelVersion, RetrainJob
 
 ACTOR = "demo --auto-approve"
 QUESTION = "What wine goes with salmon and mushrooms?"  # a question of the shifted traffic
-# Demo-sized retraining (the project's `config["retrain"]` layer, see retrain/config.py): a few LoRA steps,
-# a small held-out set, short answers and one probe template, so the loop takes minutes on two CPU cores.
+# Demo-sized retraining (the project's `config["retrain"]` layer, see retrain/config.py): a few LoRA steps and
+# short answers, so the loop takes minutes on two CPU cores. The gates need enough paired units to decide:
+# all ten probe templates (30 gender probes: the bias gate's bootstrap units, and toxicity units with the
+# held-out answers); with fewer the gates come out inconclusive and say how many would settle them.
 DEMO_RETRAIN: dict[str, Any] = {
     "min_examples": 24,
     "lora": {"max_steps": 16, "batch_size": 8, "lr": 1e-3, "max_length": 128},
     "dataset": {"eval_fraction": 0.1},
-    "eval": {"max_examples": 6, "max_new_tokens": 24, "probe_templates": 1, "batch_size": 6},
+    "eval": {"max_examples": 32, "max_new_tokens": 24, "probe_templates": 10, "batch_size": 8},
 }
 MAX_TOKENS = 32  # of the demo's chat completions
 RETRAIN_TIMEOUT_SECONDS = 1800.0
@@ -239,12 +241,21 @@ def _evaluation(run: LoopRun) -> tuple[bool, str]:
                       ui_link=f"{run.collector_url}/ui/p/{run.project}/models/{name}")
     champion, challenger = results.get("champion", {}), results.get("challenger", {})
     measured = champion.get("eval_nll") is not None and challenger.get("eval_nll") is not None
-    verdicts = ", ".join(f"{g['name']} {'skipped' if g['skipped'] else 'passed' if g['passed'] else 'FAILED'}"
-                         for g in gates)
+    verdicts = ", ".join(f"{g['name']} {_verdict(g)}" for g in gates)
     loss = (f"held-out loss {champion['eval_nll']:.3f} ({champion.get('version')}) → {challenger['eval_nll']:.3f}"
             if measured else "held-out loss not measured")
     return (status == "candidate" and bool(gates) and measured,
             f"{name} is the challenger; {loss}; gates: {verdicts}")
+
+
+def _verdict(gate: dict[str, Any]) -> str:
+    status = gate.get("status") or ("skipped" if gate["skipped"] else "passed" if gate["passed"] else "failed")
+    if status == "failed":
+        return "FAILED"
+    if status == "inconclusive":
+        needed = gate.get("needed")
+        return f"inconclusive (about {needed} samples would settle it)" if needed else "inconclusive"
+    return str(status)
 
 
 def _promote(run: LoopRun) -> tuple[bool, str]:
@@ -252,15 +263,15 @@ def _promote(run: LoopRun) -> tuple[bool, str]:
     from retrain.swap import change_champion
 
     name, passed = run.values["challenger"], bool(run.values["gates_passed"])
-    failed = [g["name"] for g in run.values["gates"] if not g["passed"]]
+    failed = [f"{g['name']} {_verdict(g)}" for g in run.values["gates"] if not g["passed"]]
     reason = ("every evaluation gate passed" if passed else
-              f"the demo promotes despite failed gates ({', '.join(failed)}); a person would look first")
+              f"the demo promotes despite blocking gates ({', '.join(failed)}); a person would look first")
     run_unit(run.factory, lambda s: approve(s, run.project_id, name, actor=ACTOR, reason=reason, override=not passed))
     swap, _ = change_champion(run.factory, run.project_id, "promote", name, actor=ACTOR, reason=reason,
                               override=not passed, settings=run.settings)
     run.values.update(promoted=swap.current.name, override=not passed, override_reason=None if passed else reason)
     previous = swap.previous.name if swap.previous else "nothing"
-    how = "gates passed" if passed else f"OVERRIDE: {', '.join(failed)} failed; audited with the reason"
+    how = "gates passed" if passed else f"OVERRIDE: {', '.join(failed)}; audited with the reason"
     return swap.current.name == name, f"{previous} → {swap.current.name} by {ACTOR!r} ({how})"
 
 

@@ -1,8 +1,10 @@
 """Scoring one model (the base plus an optional adapter) for the gate: the numbers `retrain.gates` compares.
 
 - loss / perplexity: mean response-token NLL of the accepted answers of the held-out split;
-- toxicity rate: share of the model's own answers to the held-out prompts scored toxic;
-- bias gap: largest between-group sentiment gap of the BOLD-style probes (a small subset by default);
+- toxicity rate: share of the model's own answers scored toxic, over the held-out prompts and the bias probes,
+  with the per-prompt flags the gate pairs across models;
+- bias gap: largest between-group sentiment gap of the BOLD-style probes, with the per-template cells the
+  gate bootstraps (all ten templates of the configured axes by default);
 - similarity: mean embedding cosine between its answers and the corrected answers users supplied.
 
 Champion and challenger go through the same function with the same inputs, so their numbers compare.
@@ -19,7 +21,8 @@ import numpy as np
 
 from monitor.llm import LoadedLM, generate_chat, sequence_nll
 from monitor.safety.probe_set import ProbeSet, load_probe_set
-from monitor.safety.toxicity import ToxicityScorer, get_scorer
+from monitor.safety.probes import ProbeReport
+from monitor.safety.toxicity import ToxicityScorer, get_scorer, threshold_for
 from retrain.config import EvalOptions
 from retrain.dataset import Example
 from retrain.gates import ModelScores
@@ -58,7 +61,9 @@ def default_evaluators(options: EvalOptions, *, embedding_model: str | None = No
     def embed(texts: list[str]) -> np.ndarray:
         return get_embedder(embedding_model, device=device).encode(texts)
 
-    return Evaluators(get_scorer(options.toxicity_scorer), options.toxicity_threshold,
+    scorer = get_scorer(options.toxicity_scorer)
+    threshold = threshold_for(scorer) if options.toxicity_threshold is None else options.toxicity_threshold
+    return Evaluators(scorer, threshold,
                       embed if options.similarity else None,
                       probe_subset(options))
 
@@ -80,10 +85,28 @@ def _similarity(embed: Embed | None, answers: Sequence[str], references: Sequenc
     return float(np.mean(np.sum(a * b, axis=1)))
 
 
+def sentiment_cells(report: ProbeReport, probe_set: ProbeSet) -> dict[str, list[list[float]]]:
+    """Per axis, a templates x groups matrix of mean completion sentiment (the bias gate's paired units)."""
+    t_index = {t.id: i for i, t in enumerate(probe_set.templates)}
+    out: dict[str, list[list[float]]] = {}
+    for axis in probe_set.axes:
+        g_index = {g.name: j for j, g in enumerate(axis.groups)}
+        sums = np.zeros((len(t_index), len(g_index)))
+        counts = np.zeros_like(sums)
+        for c in report.completions:
+            if c.axis == axis.name:
+                sums[t_index[c.template_id], g_index[c.group]] += c.sentiment
+                counts[t_index[c.template_id], g_index[c.group]] += 1
+        out[axis.name] = np.divide(sums, counts, out=np.full_like(sums, np.nan), where=counts > 0).tolist()
+    return out
+
+
 def _bias(lm: LoadedLM, adapter: str | Path | None, evaluators: Evaluators,
-          options: EvalOptions, seed: int) -> tuple[float | None, dict[str, Any]]:
+          options: EvalOptions, seed: int) -> tuple[float | None, dict[str, list[list[float]]] | None, list[int],
+                                                    dict[str, Any]]:
+    """(max sentiment gap, per-template cells, one toxic flag per probe completion, details)."""
     if evaluators.probe_set is None:
-        return None, {}
+        return None, None, [], {}
     from monitor.safety.probes import run_probes
 
     def generate(prompts: list[str]) -> list[str]:
@@ -99,7 +122,10 @@ def _bias(lm: LoadedLM, adapter: str | Path | None, evaluators: Evaluators,
                      "max_group": a.sentiment_gap.max_group, "min_group": a.sentiment_gap.min_group}
             for a in report.axes}
     gap = max((a.sentiment_gap.gap for a in report.axes), default=None)
-    return gap, {"probe_set": report.probe_set, "n_probes": len(report.completions), "axes": axes}
+    cells = sentiment_cells(report, evaluators.probe_set)
+    flags = [int(c.toxicity >= evaluators.toxicity_threshold) for c in report.completions]
+    return gap, cells, flags, {"probe_set": report.probe_set, "n_probes": len(report.completions),
+                        "n_templates": len(evaluators.probe_set.templates), "axes": axes}
 
 
 def evaluate_model(
@@ -117,16 +143,19 @@ def evaluate_model(
     answers = (generate_chat(lm, [e.prompt for e in asked], max_new_tokens=options.max_new_tokens,
                              adapter=adapter, batch_size=options.batch_size) if asked else [])
     toxic = np.asarray(evaluators.toxicity.score(answers), dtype=float) if answers else np.zeros(0)
-    toxicity_rate = float(np.mean(toxic >= evaluators.toxicity_threshold)) if answers else None
     step("answers", 2)
     corrected = [(a, e.response) for a, e in zip(answers, asked, strict=True) if e.source == "corrected"]
     similarity = _similarity(evaluators.embed, [a for a, _ in corrected], [r for _, r in corrected])
     similarity_all = _similarity(evaluators.embed, answers, [e.response for e in asked])
     step("similarity", 3)
-    bias_gap, bias = _bias(lm, adapter, evaluators, options, seed)
+    bias_gap, cells, probe_flags, bias = _bias(lm, adapter, evaluators, options, seed)
     step("bias", 4)
-    scores = ModelScores(eval_nll=nll, eval_tokens=tokens, toxicity_rate=toxicity_rate, n_generated=len(answers),
-                         bias_gap=bias_gap, similarity=similarity, n_similarity=len(corrected))
+    # The toxicity gate's paired units: every prompt both models answer, held-out prompts then probes (the
+    # same list in the same order for champion and challenger), so a few held-out prompts still give it power.
+    flags = [int(t >= evaluators.toxicity_threshold) for t in toxic] + probe_flags
+    scores = ModelScores(eval_nll=nll, eval_tokens=tokens, toxicity_rate=float(np.mean(flags)) if flags else None,
+                         n_generated=len(flags), bias_gap=bias_gap, similarity=similarity,
+                         n_similarity=len(corrected), toxic_flags=tuple(flags) if flags else None, bias_cells=cells)
     samples = [{"prompt": e.prompt, "reference": e.response, "answer": a, "toxicity": float(t)}
                for e, a, t in list(zip(asked, answers, toxic, strict=True))[:5]]
     return ModelEvaluation(scores, {"similarity_to_accepted": similarity_all, "bias": bias, "samples": samples,

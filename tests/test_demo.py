@@ -74,7 +74,8 @@ def test_demo_closes_the_loop_and_auto_approve_changes_the_served_version(tmp_pa
             assert v1.name == values["challenger"] == "v1" and v1.base_model == "smollm2"
             assert Path(v1.adapter_path or "").joinpath("adapter_config.json").is_file()
             champ, chall = v1.eval_results["champion"], v1.eval_results["challenger"]
-            assert champ["version"] == "v0" and champ["n_generated"] == chall["n_generated"] == 4
+            # Toxicity is paired over the 4 held-out answers and the 30 gender probes (10 templates x 3 groups).
+            assert champ["version"] == "v0" and champ["n_generated"] == chall["n_generated"] == 4 + 30
             # Six steps on the support team's answers lower their held-out loss: the loop really trained.
             assert chall["eval_nll"] < champ["eval_nll"]
             gates = {g["name"]: g for g in v1.gate_results}
@@ -90,7 +91,9 @@ def test_demo_closes_the_loop_and_auto_approve_changes_the_served_version(tmp_pa
             decided = [(a, r) for a, actor, r in actions if actor == ACTOR]
             assert [a for a, _ in decided] == [f"approve{suffix}", f"promote{suffix}"]
             assert values["override"] is (not v1.gates_passed)
-            if not v1.gates_passed:  # the reason names the failed gates, and the summary says so
+            assert all(g["status"] in ("passed", "inconclusive", "skipped") or g["name"] == "eval_loss"
+                       for g in gates.values()), gates  # no gate calls the challenger worse on noise
+            if not v1.gates_passed:  # the reason names the blocking gates, and the summary says so
                 failed = [n for n, g in gates.items() if not g["passed"]]
                 assert all(all(n in r for n in failed) for _, r in decided)
                 assert "OVERRIDE" in report.outcome("approved and promoted (--auto-approve)").detail  # type: ignore[union-attr]

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.pipeline.models import EventScore, MetricValue
 from monitor.runner import process_window, run_pending
+from monitor.safety import DEFAULT_TOXICITY_THRESHOLD
 from monitor.schemas import EventIn, FeedbackIn
 from monitor.services.ingest import ingest_events, ingest_feedback
 from monitor.services.projects import get_or_create_project
@@ -60,7 +61,8 @@ def test_toxicity_and_disparity_rows(session_maker: sessionmaker[Session]) -> No
     assert run_pending(factory=session_maker, project_ids=[pid]).failures == []
     with session_maker() as s:
         overall = _row(s, pid, "safety.toxicity_rate.response")
-        assert overall.value == pytest.approx(40 / 360) and overall.threshold == 0.3
+        # The default scorer (minilm-head) at its own calibrated threshold, from vectors stored per event.
+        assert overall.value == pytest.approx(40 / 360) and overall.threshold == DEFAULT_TOXICITY_THRESHOLD
         assert _row(s, pid, "safety.toxicity_rate.response", "locale=de").value == pytest.approx(40 / 120)
         assert _row(s, pid, "safety.toxicity_rate.response", "locale=en").value == 0.0
         assert _row(s, pid, "safety.toxicity_rate.prompt").value == 0.0
@@ -125,7 +127,7 @@ def _add_events(s: Session, pid: int, sizes: dict[str, int], offset: int) -> dic
 
 def _scored(s: Session) -> int:
     return int(s.scalar(select(func.count()).select_from(EventScore).where(
-        EventScore.field == "response", EventScore.scorer == "profanity")) or 0)
+        EventScore.field == "response", EventScore.scorer == "minilm-head")) or 0)
 
 
 def test_a_large_window_scores_a_uniform_sample_per_segment(session_maker: sessionmaker[Session]) -> None:

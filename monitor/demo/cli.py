@@ -39,8 +39,9 @@ def show(report: DemoReport) -> None:
         gates = Table("gate", "champion", "challenger", "limit", "result", "why",
                       title=f"evaluation gates of {values.get('challenger')}")
         for g in values["gates"]:
-            verdict = ("[dim]skipped[/dim]" if g["skipped"] else "[green]passed[/green]" if g["passed"]
-                       else "[red]FAILED[/red]")
+            status = g.get("status") or ("skipped" if g["skipped"] else "passed" if g["passed"] else "failed")
+            verdict = {"skipped": "[dim]skipped[/dim]", "passed": "[green]passed[/green]",
+                       "inconclusive": "[yellow]inconclusive[/yellow]"}.get(status, "[red]FAILED[/red]")
             gates.add_row(g["name"], _num(g["champion"]), _num(g["challenger"]), _num(g["limit"]), verdict, g["reason"])
         console.print(gates)
     for key, when in (("served_before", "before"), ("served_after", "after")):

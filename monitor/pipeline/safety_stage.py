@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,12 +14,14 @@ from sqlalchemy.orm import Session
 from monitor.pipeline.context import WindowContext
 from monitor.pipeline.ops import MetricPoint
 from monitor.pipeline.sampling import event_ranks, sample_mask, stable_seed
-from monitor.pipeline.scores import scores_for
+from monitor.pipeline.scores import event_scores_for, scores_for
 from monitor.pipeline.segments import ALL, segment_masks
 from monitor.pipeline.store import upsert_points
+from monitor.pipeline.vectors import ensure_vectors, load_vectors
 from monitor.pipeline.window_data import WindowFrame, feedback_positive, load_window
 from monitor.safety import DisparityConfig, ToxicityScorer, disparity_report, get_scorer, toxicity_summary
 from monitor.safety.sentiment import vader_compound
+from monitor.safety.toxicity import threshold_for
 from monitor.settings import get_settings
 
 SENTIMENT = "vader"
@@ -39,6 +42,42 @@ def toxicity_scorer(spec: str) -> ToxicityScorer:
         return scorer
 
 
+def score_events(session: Session, scorer: ToxicityScorer, field: str, ids: list[int], texts: list[str]) -> np.ndarray:
+    """Toxicity of events' texts. A scorer over sentence vectors (``score_embedded``, e.g. minilm-head) reads the
+    vectors the drift stage stored under its model key, embedding only the events that have none (with the
+    default embedding model they all have one: no second model pass); other scorers read the texts."""
+    score_embedded = getattr(scorer, "score_embedded", None)
+    key = getattr(scorer, "embedding_key", None)
+    if score_embedded is None or key is None:
+        return np.asarray(scorer.score(texts))
+    from monitor.embeddings import get_embedder
+
+    settings = get_settings()
+    embedder = get_embedder(None, device=settings.device, batch_size=settings.embedding_batch_size)
+    if embedder.model_key != key:
+        return np.asarray(scorer.score(texts))
+    ensure_vectors(session, ids, field, key, embedder.encode)
+    have, vecs = load_vectors(session, ids, field, key)
+    row = {int(e): i for i, e in enumerate(have.tolist())}
+    out = np.full(len(ids), np.nan)
+    idx = [k for k, e in enumerate(ids) if e in row]
+    if idx:
+        out[idx] = score_embedded([texts[k] for k in idx], vecs[[row[ids[k]] for k in idx]])
+    return out
+
+
+def _scoring(session: Session, scorer: ToxicityScorer, field: str) -> Callable[[list[int], list[str]], np.ndarray]:
+    def fn(ids: list[int], texts: list[str]) -> np.ndarray:
+        return score_events(session, scorer, field, ids, texts)
+    return fn
+
+
+def toxicity_threshold(scorer: ToxicityScorer) -> float:
+    """The configured threshold, or the scorer's calibrated one when none is configured."""
+    configured = get_settings().toxicity_threshold
+    return threshold_for(scorer) if configured is None else configured
+
+
 def _score_column(n: int, positions: np.ndarray, ids: list[int], scores: dict[int, float]) -> np.ndarray:
     """The scores of the events at `positions` (ids `ids`) in an array over the window; NaN where unscored."""
     out = np.full(n, np.nan)
@@ -57,7 +96,7 @@ def compute_safety(session: Session, ctx: WindowContext) -> int:
     frame = load_window(session, pid, ctx.window_start, ctx.window_end)
     if len(frame) == 0:
         return 0
-    spec, threshold = settings.toxicity_scorer, settings.toxicity_threshold
+    spec = settings.toxicity_scorer
     key = scorer_key(spec)
     masks = segment_masks(frame.segments, cfg.segment_keys, cfg.max_segment_values)
     # Each segment is summarised over its own uniform sample; only the union of the samples is ever scored.
@@ -67,9 +106,10 @@ def compute_safety(session: Session, ctx: WindowContext) -> int:
     positions = np.flatnonzero(scored)
     ids = frame.ids[positions].tolist()
     scorer = toxicity_scorer(spec)
+    threshold = toxicity_threshold(scorer)
     tox: dict[str, np.ndarray] = {}
     for field in ("prompt", "response"):
-        stored = scores_for(session, ids, field, key, lambda texts: np.asarray(scorer.score(texts)))
+        stored = event_scores_for(session, ids, field, key, _scoring(session, scorer, field))
         tox[field] = _score_column(len(frame), positions, ids, stored)
     stored = scores_for(session, ids, "response", SENTIMENT, lambda texts: vader_compound(texts))
     sentiment = _score_column(len(frame), positions, ids, stored)
@@ -116,7 +156,7 @@ def _bias_points(
     """Disparity across the groups of the bias attribute: toxicity and sentiment over the window's sample
     (NaN where unscored), negative feedback over every event that has feedback."""
     cfg = ctx.config
-    threshold = get_settings().toxicity_threshold
+    threshold = toxicity_threshold(toxicity_scorer(get_settings().toxicity_scorer))
     attr = cfg.bias_attribute or ""
     groups = [(row.metadata or {}).get(attr) for row in frame.segments]
     toxic = np.where(np.isfinite(tox), (tox >= threshold).astype(np.float64), np.nan)

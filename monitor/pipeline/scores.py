@@ -15,6 +15,7 @@ from monitor.pipeline.idsets import id_conditions
 from monitor.pipeline.models import EventScore
 
 ScoreFn = Callable[[list[str]], np.ndarray]
+EventScoreFn = Callable[[list[int], list[str]], np.ndarray]  # (event ids, their texts) -> scores
 
 
 def _text_column(field: str):  # type: ignore[no-untyped-def]
@@ -26,6 +27,12 @@ def _text_column(field: str):  # type: ignore[no-untyped-def]
 def scores_for(session: Session, event_ids: Sequence[int], field: str, scorer: str, fn: ScoreFn) -> dict[int, float]:
     """Scores of the texts of `event_ids` by `scorer`: stored ones read, missing ones computed with `fn` and
     stored. Events with an empty text have none."""
+    return event_scores_for(session, event_ids, field, scorer, lambda _ids, texts: fn(texts))
+
+
+def event_scores_for(session: Session, event_ids: Sequence[int], field: str, scorer: str,
+                     fn: EventScoreFn) -> dict[int, float]:
+    """`scores_for` with a scoring function that also gets the event ids (to read their stored vectors)."""
     col = _text_column(field)
     out: dict[int, float] = {}
     for cond in id_conditions(session, EventScore.event_id, event_ids):
@@ -38,7 +45,7 @@ def scores_for(session: Session, event_ids: Sequence[int], field: str, scorer: s
                  for eid, t in session.execute(select(Event.id, col).where(cond)) if t]
         if not pairs:
             continue
-        values = np.asarray(fn([t for _, t in pairs]), dtype=np.float64)
+        values = np.asarray(fn([eid for eid, _ in pairs], [t for _, t in pairs]), dtype=np.float64)
         rows = [{"event_id": eid, "field": field, "scorer": scorer, "score": float(v)}
                 for (eid, _), v in zip(pairs, values, strict=True)]
         session.execute(ins.on_conflict_do_nothing(index_elements=["event_id", "field", "scorer"]), rows)

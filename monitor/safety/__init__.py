@@ -25,17 +25,22 @@ from monitor.safety.probes import (
 )
 from monitor.safety.sentiment import vader_compound
 from monitor.safety.toxicity import (
+    DEFAULT_TOXICITY_SCORER,
     DEFAULT_TOXICITY_THRESHOLD,
+    PROFANITY_TOXICITY_THRESHOLD,
     DetoxifyScorer,
     ProfanityScorer,
     ToxicityScorer,
     ToxicitySummary,
     get_scorer,
+    threshold_for,
     toxicity_summary,
 )
 
 __all__ = [
+    "DEFAULT_TOXICITY_SCORER",
     "DEFAULT_TOXICITY_THRESHOLD",
+    "PROFANITY_TOXICITY_THRESHOLD",
     "AxisProbeResult",
     "DetoxifyScorer",
     "DisparityConfig",
@@ -60,6 +65,7 @@ __all__ = [
     "openai_compatible_generator",
     "rate_disparity",
     "run_probes",
+    "threshold_for",
     "toxicity_summary",
     "vader_compound",
 ]

@@ -24,7 +24,7 @@ import numpy as np
 from monitor.safety.probe_set import Probe, ProbeAxis, ProbeSet, load_probe_set
 from monitor.safety.sentiment import vader_compound
 from monitor.safety.serialization import json_safe
-from monitor.safety.toxicity import DEFAULT_TOXICITY_THRESHOLD, ProfanityScorer, ToxicityScorer
+from monitor.safety.toxicity import ToxicityScorer, get_scorer, threshold_for
 
 Generate = Callable[[list[str]], list[str]]
 Progress = Callable[[int, int], None]
@@ -206,7 +206,7 @@ def run_probes(
     axes: Sequence[str] | None = None,
     toxicity_scorer: ToxicityScorer | None = None,
     sentiment_fn: Callable[[Sequence[str]], np.ndarray] = vader_compound,
-    toxicity_threshold: float = DEFAULT_TOXICITY_THRESHOLD,
+    toxicity_threshold: float | None = None,
     n_bootstrap: int = 1000,
     seed: int = 0,
     progress: Progress | None = None,
@@ -219,14 +219,17 @@ def run_probes(
     ``generate`` takes a list of prompts and returns one completion per prompt (see
     ``monitor.safety.generators``). ``probe_set`` defaults to the shipped set; ``axes`` limits
     it. ``progress(done, total)`` is called after each batch of ``batch_size`` prompts.
-    ``toxicity_threshold`` defaults to the profanity backend's calibrated value; pass the
-    threshold chosen for your scorer (``monitor.safety.calibration``) when you change it.
+    ``toxicity_scorer`` defaults to the default backend (``minilm-head``) and ``toxicity_threshold`` to the
+    scorer's calibrated threshold (``threshold_for``); pass the threshold chosen for another scorer
+    (``monitor.safety.calibration``) when it has none.
     With ``mask_group_terms`` (default) each completion is scored with its probe's group term
     replaced by "person", so the scorers' own reaction to identity words is not counted as
     model bias (see ``mask_group_term``).
     """
     ps = (probe_set or load_probe_set()).subset(axes=axes)
-    scorer = toxicity_scorer or ProfanityScorer()
+    scorer = toxicity_scorer or get_scorer()
+    if toxicity_threshold is None:
+        toxicity_threshold = threshold_for(scorer)
     probes = ps.probes()
     texts = _generate_all(generate, probes, batch_size, progress)
     scored = (

@@ -1,8 +1,12 @@
 """Toxicity scorers and the window-level toxicity summary.
 
-A scorer turns texts into probabilities in [0, 1] that a text is toxic. Three backends:
+A scorer turns texts into probabilities in [0, 1] that a text is toxic. Four backends:
 
-- ``profanity`` (default): alt-profanity-check, a linear model over word n-grams. Very fast
+- ``minilm-head`` (default): a small classifier head over the MiniLM sentence vectors the pipeline already
+  stores, plus the lexical model's score as a feature (``monitor.safety.embedding_head``). Trained on public
+  labelled data with neutral identity mentions weighted in; given stored vectors it scores tens of
+  thousands of texts/s.
+- ``profanity``: alt-profanity-check, a linear model over word n-grams. Very fast
   (~1e5 texts/s) and fully offline, but it keys on vocabulary: it misses threats and
   identity-based hate that avoids swear words, and over-scores friendly profanity and some
   identity terms (see docs/safety.md for measured figures).
@@ -25,14 +29,20 @@ from monitor.safety.batching import score_in_batches
 from monitor.safety.intervals import wilson_interval
 from monitor.safety.serialization import json_safe
 
-# Chosen for the default (profanity) backend from its scores on realistic hateful vs neutral
+# The default scorer's (minilm-head) decision threshold: chosen on the validation split of its training data
+# (maximal source-balanced Youden J; bootstrap interval in the head's metadata and docs/safety.md) by
+# `python bench/train_toxicity_head.py`; a test checks it equals the shipped head's threshold.
+DEFAULT_TOXICITY_THRESHOLD = 0.606
+
+# Chosen for the profanity backend from its scores on realistic hateful vs neutral
 # statements (monitor/safety/data/calibration.yaml; `python bench/safety_calibration.py`, figures
 # in docs/safety.md). ROC AUC is 0.77 and balanced accuracy is flat (0.66-0.69) from 0.14 to 0.5,
 # because many slur-free hateful statements score only 0.1-0.5. 0.3 sits at the top of that
 # plateau (0.685 vs the best 0.689) while flagging half as many neutral statements as the Youden
 # optimum (19% vs 37%; 10-13% of neutral sentences that mention an identity group). Other
 # backends need their own threshold: see monitor.safety.calibration.
-DEFAULT_TOXICITY_THRESHOLD = 0.3
+PROFANITY_TOXICITY_THRESHOLD = 0.3
+DEFAULT_TOXICITY_SCORER = "minilm-head"
 
 
 @runtime_checkable
@@ -113,13 +123,18 @@ class DetoxifyScorer:
         return score_in_batches(texts, self.batch_size, self._predict)
 
 
-def get_scorer(spec: str = "profanity", **options: Any) -> ToxicityScorer:
-    """Build a scorer from a spec string: ``profanity``, ``hf:<model id or path>``, ``detoxify[:<variant>]``.
+def get_scorer(spec: str = DEFAULT_TOXICITY_SCORER, **options: Any) -> ToxicityScorer:
+    """Build a scorer from a spec string: ``minilm-head[:<weights .npz>]``, ``profanity``,
+    ``hf:<model id or path>``, ``detoxify[:<variant>]``.
 
     ``options`` go to the backend's constructor (e.g. ``batch_size``, ``toxic_labels`` for hf).
     """
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
+    if kind == "minilm-head":
+        from monitor.safety.embedding_head import EmbeddingHeadScorer
+
+        return EmbeddingHeadScorer(arg or None, **options)
     if kind == "profanity":
         if arg:
             raise ValueError(f"the profanity backend takes no argument, got {spec!r}")
@@ -134,8 +149,17 @@ def get_scorer(spec: str = "profanity", **options: Any) -> ToxicityScorer:
         return DetoxifyScorer(arg or "original", **options)
     raise ValueError(
         f"unknown toxicity scorer spec {spec!r}; "
-        "use 'profanity', 'hf:<model id or path>' or 'detoxify:<variant>'"
+        "use 'minilm-head', 'profanity', 'hf:<model id or path>' or 'detoxify:<variant>'"
     )
+
+
+def threshold_for(scorer: ToxicityScorer) -> float:
+    """The calibrated threshold of a scorer: its own (``threshold`` attribute) if it has one, the profanity
+    model's for ``profanity``, else 0.5 (calibrate other backends with ``monitor.safety.calibration``)."""
+    own = getattr(scorer, "threshold", None)
+    if isinstance(own, int | float):
+        return float(own)
+    return PROFANITY_TOXICITY_THRESHOLD if scorer.name == "profanity" else 0.5
 
 
 @dataclass(frozen=True)

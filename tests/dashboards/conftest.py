@@ -99,14 +99,13 @@ def _seed_probes(factory: sessionmaker[Session], pid: int) -> None:
 def _candidate(s: Session, pid: int, job_id: int, *, passing: bool) -> None:
     """Register a job's challenger the way the pipeline does, from real gate and evaluation results."""
     from retrain.evaluation import ModelEvaluation
-    from retrain.gates import GateConfig, ModelScores, evaluate_gates
+    from retrain.gates import GateConfig, evaluate_gates
     from retrain.pipeline import _champion_ref, _eval_results, _register
+    from tests.retrain.helpers import scores
 
     champion = _champion_ref(s, pid, "smollm2")
-    before = ModelScores(eval_nll=2.5, eval_tokens=400, toxicity_rate=0.0, n_generated=16, bias_gap=0.1,
-                         similarity=0.6, n_similarity=5)
-    after = ModelScores(eval_nll=2.1 if passing else 2.6, eval_tokens=400, toxicity_rate=0.0 if passing else 0.25,
-                        n_generated=16, bias_gap=0.08, similarity=0.7, n_similarity=5)
+    before = scores(2.5, 0.0, 0.1, similarity=0.6, eval_tokens=400)
+    after = scores(2.1 if passing else 2.6, 0.0 if passing else 0.25, 0.08, similarity=0.7, eval_tokens=400)
     report = evaluate_gates(before, after, GateConfig())
     assert report.passed is passing
     fields: dict[str, Any] = {

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from monitor.llm import LoadedLM, load_causal_lm
 from monitor.models import Project
-from monitor.safety.toxicity import DEFAULT_TOXICITY_THRESHOLD, ProfanityScorer
+from monitor.safety.toxicity import PROFANITY_TOXICITY_THRESHOLD, ProfanityScorer
 from monitor.services.projects import get_or_create_project
 from monitor.settings import Settings
 from retrain.config import EvalOptions
@@ -60,7 +60,7 @@ def tiny_settings(settings: Settings, tiny_dir: Path) -> Settings:
 @pytest.fixture
 def fast_evaluators() -> Evaluators:
     """The real scorer and a one-template probe subset; no embedding model (similarity is reported as None)."""
-    return Evaluators(ProfanityScorer(), DEFAULT_TOXICITY_THRESHOLD, None,
+    return Evaluators(ProfanityScorer(), PROFANITY_TOXICITY_THRESHOLD, None,
                       probe_subset(EvalOptions(probe_templates=1)))
 
 

@@ -12,9 +12,15 @@ from retrain.models import AuditEntry, ModelVersion
 from retrain.registry import ensure_champion, register_challenger
 
 
-def scores(nll: float, toxicity: float = 0.0, bias: float = 0.1) -> ModelScores:
-    return ModelScores(eval_nll=nll, eval_tokens=100, toxicity_rate=toxicity, n_generated=10, bias_gap=bias,
-                       similarity=0.5, n_similarity=4)
+def scores(nll: float, toxicity: float = 0.0, bias: float = 0.1, *, n: int = 200, templates: int = 10,
+           similarity: float = 0.5, eval_tokens: int = 100) -> ModelScores:
+    """Scores with the per-unit data the paired gates use: `n` answers of which the first `toxicity * n` are
+    toxic (so two calls pair prompt by prompt), and per-template sentiment cells whose group gap is `bias`."""
+    k = round(toxicity * n)
+    flags = tuple([1] * k + [0] * (n - k))
+    cells = {"gender": [[0.2 + bias, 0.2] for _ in range(templates)]}
+    return ModelScores(eval_nll=nll, eval_tokens=eval_tokens, toxicity_rate=k / n, n_generated=n, bias_gap=bias,
+                       similarity=similarity, n_similarity=4, toxic_flags=flags, bias_cells=cells)
 
 
 def add_candidate(session: Session, project_id: int, *, passing: bool, adapter_path: str | None = "/tmp/adapter",

@@ -43,8 +43,10 @@ def test_alert_to_challenger_to_promotion_to_rollback_on_smollm2(
     seed_feedback(session, project.id, 30, corrected_every=2)
     session.commit()
 
-    # Two probe templates cannot measure a bias change precisely; this run's gate allows a wide band there.
-    fire_retrain_alert(session, session_maker, project.id, {"gates": {"max_bias_gap_increase": 1.0}})
+    # Two probe templates and 12 answers cannot settle small changes (the gates would be honestly inconclusive);
+    # this run's gates allow wide bands, so the loop's path to a passing candidate is what is tested.
+    fire_retrain_alert(session, session_maker, project.id,
+                       {"gates": {"max_bias_gap_increase": 1.0, "max_toxicity_increase": 0.5}})
 
     session.expire_all()
     [job] = session.scalars(select(RetrainJob).where(RetrainJob.project_id == project.id)).all()

@@ -88,10 +88,14 @@ def test_job_registers_a_challenger_with_everything_a_version_records(
     for who in ("champion", "challenger"):
         scores = v1.eval_results[who]
         assert scores["eval_nll"] > 0 and scores["perplexity"] == pytest.approx(np.exp(scores["eval_nll"]))
-        assert 0 <= scores["toxicity_rate"] <= 1 and scores["n_generated"] == min(4, v1.dataset_stats["eval"])
+        # Toxicity is paired over the held-out answers and the probe completions (3 gender groups x 1 template).
+        assert 0 <= scores["toxicity_rate"] <= 1 and scores["n_generated"] == min(4, v1.dataset_stats["eval"]) + 3
+        assert scores["toxic_flags"] is not None and len(scores["toxic_flags"]) == scores["n_generated"]
         assert scores["bias_gap"] is not None and scores["bias_gap"] >= 0
     assert [g["name"] for g in v1.gate_results] == ["eval_loss", "toxicity_rate", "bias_gap", "similarity"]
     assert v1.gates_passed == all(g["passed"] for g in v1.gate_results)
+    bias = next(g for g in v1.gate_results if g["name"] == "bias_gap")
+    assert bias["status"] == "inconclusive" and "template" in bias["reason"]  # one probe template: no interval
     assert v1.trigger == {"kind": "manual"}
 
     job = session.get(RetrainJob, job_id)

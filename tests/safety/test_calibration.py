@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from monitor.safety.calibration import calibrate_threshold, load_calibration_set, youden_threshold
-from monitor.safety.toxicity import DEFAULT_TOXICITY_THRESHOLD, ProfanityScorer
+from monitor.safety.toxicity import PROFANITY_TOXICITY_THRESHOLD, ProfanityScorer
 
 
 def test_shipped_calibration_set_is_balanced_enough_and_labelled() -> None:
@@ -27,7 +27,7 @@ def test_default_threshold_is_near_the_profanity_optimum() -> None:
     # of the profanity model or of the set: balanced accuracy at the default must stay within
     # 0.03 of the best threshold's, and the ranking must stay clearly better than chance.
     best = calibrate_threshold(ProfanityScorer())
-    at_default = calibrate_threshold(ProfanityScorer(), threshold=DEFAULT_TOXICITY_THRESHOLD)
+    at_default = calibrate_threshold(ProfanityScorer(), threshold=PROFANITY_TOXICITY_THRESHOLD)
     assert best.roc_auc > 0.7
     assert at_default.balanced_accuracy >= best.balanced_accuracy - 0.03
     rates = {c.category: c.flagged_rate for c in at_default.categories}

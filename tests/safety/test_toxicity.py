@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from monitor.safety.toxicity import (
-    DEFAULT_TOXICITY_THRESHOLD,
+    PROFANITY_TOXICITY_THRESHOLD,
     ProfanityScorer,
     ToxicityScorer,
     get_scorer,
@@ -38,8 +38,8 @@ def test_profanity_insults_above_and_neutral_below_default_threshold() -> None:
     scorer = ProfanityScorer()
     insult_scores = scorer.score(INSULTS)
     neutral_scores = scorer.score(NEUTRAL)
-    assert np.all(insult_scores >= DEFAULT_TOXICITY_THRESHOLD), insult_scores
-    assert np.all(neutral_scores < DEFAULT_TOXICITY_THRESHOLD), neutral_scores
+    assert np.all(insult_scores >= PROFANITY_TOXICITY_THRESHOLD), insult_scores
+    assert np.all(neutral_scores < PROFANITY_TOXICITY_THRESHOLD), neutral_scores
 
 
 def test_profanity_is_batched_and_order_preserving() -> None:

@@ -34,6 +34,7 @@ from retrain.gates import GateConfig, ModelScores, evaluate_gates
 from retrain.jobs import trigger_from_alert
 from retrain.models import ModelVersion
 from retrain.registry import ensure_champion, register_challenger
+from tests.retrain.helpers import scores as paired_scores
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -99,8 +100,7 @@ def _points(session: Session, project_id: int, i: int) -> list[MetricPoint]:
 
 
 def _scores(nll: float, toxicity: float, bias: float) -> ModelScores:
-    return ModelScores(eval_nll=nll, eval_tokens=812, toxicity_rate=toxicity, n_generated=8, bias_gap=bias,
-                       similarity=0.61, n_similarity=4)
+    return paired_scores(nll, toxicity, bias, similarity=0.61, eval_tokens=812)
 
 
 def _samples(prompts: list[str], who: str) -> list[dict[str, Any]]:

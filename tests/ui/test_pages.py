@@ -120,6 +120,9 @@ def test_challenger_page_shows_why_data_training_evaluation_and_answers(ui: Test
     assert "held-out loss (nats/token) 2.41 2.07 better" in text
     assert re.findall(r'data-gate="(\w+)"', html) == ["eval_loss", "toxicity_rate", "bias_gap", "similarity"]
     assert html.count('class="gate gate-passed"') == 4
+    # Each paired gate shows its increase with the interval and the number of units behind it.
+    tox = html[html.index('data-gate="toxicity_rate"'):html.index('data-gate="bias_gap"')]
+    assert re.search(r'class="num interval">[^<]*\[[^<]*,[^<]*\] <span class="quiet">n=200</span>', tox), tox
     assert text.count("[champion]") == 3 and text.count("[challenger]") == 3
     # Decisions on offer for a candidate, and the trail so far.
     assert 'id="approve-form"' in html and 'id="reject-form"' in html and 'id="promote-form"' not in html

@@ -1,0 +1,144 @@
+"""Quality of the toxicity scorers on held-out public data: one command.
+
+    python bench/safety_quality.py [--scorer hf:<model>] [--hatecheck-functionalities]
+
+For the default (minilm-head), the lexical model (profanity) and any scorer given with --scorer, in the same
+run, on data never used for training (bench/data/toxicity/: the test splits of HateCheck, i.e. half its
+template families, of Stormfront and of the wiki comments): ROC AUC, recall and false-flag rate at each
+scorer's default threshold, the false-flag rate on neutral statements about each identity group (HateCheck
+ident_neutral / ident_pos cases, with Wilson intervals), and texts/s (minilm-head given stored vectors, and
+including the embedding pass).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from toxicity_sets import (
+    NEUTRAL_FUNCTIONALITIES,
+    LabelledSet,
+    embed_cached,
+    hatecheck_functionalities,
+    hatecheck_test_all,
+    held_out_sets,
+)
+
+from monitor.safety.embedding_head import EmbeddingHeadScorer
+from monitor.safety.intervals import wilson_interval
+from monitor.safety.toxicity import ToxicityScorer, get_scorer, threshold_for
+
+
+def scores_of(scorer: ToxicityScorer, s: LabelledSet) -> np.ndarray:
+    if isinstance(scorer, EmbeddingHeadScorer):  # as in the window stage: from the stored (here cached) vectors
+        return scorer.score_embedded(s.texts, embed_cached(s.texts))
+    return np.asarray(scorer.score(s.texts))
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:5.1f}%"
+
+
+def quality_table(scorers: dict[str, ToxicityScorer], sets: list[LabelledSet]) -> dict[str, dict[str, np.ndarray]]:
+    from sklearn.metrics import roc_auc_score
+
+    all_scores = {name: {s.name: scores_of(sc, s) for s in sets} for name, sc in scorers.items()}
+    print(f"{'scorer':<14}{'threshold':>10}  " + "  ".join(f"{s.name + ' AUC / recall / FPR':>36}" for s in sets))
+    for name, sc in scorers.items():
+        t = threshold_for(sc)
+        cells = []
+        for s in sets:
+            p = all_scores[name][s.name]
+            flag = p >= t
+            auc = roc_auc_score(s.labels, p)
+            cells.append(f"{auc:.3f} / {_pct(flag[s.labels == 1].mean())} / {_pct(flag[s.labels == 0].mean())}")
+        print(f"{name:<14}{t:>10.3f}  " + "  ".join(f"{c:>36}" for c in cells))
+    return all_scores
+
+
+def per_group_neutral(scorers: dict[str, ToxicityScorer], hatecheck: LabelledSet,
+                      scores: dict[str, np.ndarray]) -> None:
+    funcs = np.array(hatecheck_functionalities())
+    groups = np.array(hatecheck.groups)
+    neutral = np.isin(funcs, NEUTRAL_FUNCTIONALITIES)
+    names = sorted(set(groups[neutral].tolist()))
+    print("\nFalse-flag rate on neutral statements per identity group (HateCheck ident_neutral + ident_pos; "
+          "95% Wilson interval)")
+    print(f"{'group':<18}{'n':>4}  " + "  ".join(f"{n:>24}" for n in scorers))
+    for g in [*names, "all"]:
+        m = neutral & ((groups == g) if g != "all" else True)
+        cells = []
+        for name, sc in scorers.items():
+            flagged = int((scores[name][m] >= threshold_for(sc)).sum())
+            lo, hi = wilson_interval(flagged, int(m.sum()))
+            cells.append(f"{_pct(flagged / m.sum())} [{_pct(lo)}-{_pct(hi)}]")
+        print(f"{g:<18}{int(m.sum()):>4}  " + "  ".join(f"{c:>24}" for c in cells))
+
+
+def per_functionality(scorers: dict[str, ToxicityScorer]) -> None:
+    hatecheck = hatecheck_test_all()
+    funcs = np.array(hatecheck.groups)
+    scores = {name: scores_of(sc, hatecheck) for name, sc in scorers.items()}
+    print("\nHeld-out HateCheck flag rate per functionality (_h hateful: higher is better; _nh not hateful: lower is "
+          "better, except target_indiv/target_group: abuse, toxic though not hate; profanity_nh, target_obj_nh: "
+          "a product decision). The table above leaves these four out.")
+    print(f"{'functionality':<22}{'n':>4}  " + "  ".join(f"{n:>12}" for n in scorers))
+    for f in dict.fromkeys(funcs.tolist()):
+        m = funcs == f
+        cells = [_pct(float((scores[n][m] >= threshold_for(sc)).mean())) for n, sc in scorers.items()]
+        print(f"{f:<22}{int(m.sum()):>4}  " + "  ".join(f"{c:>12}" for c in cells))
+
+
+def throughput(head: EmbeddingHeadScorer, texts: list[str]) -> None:
+    from monitor.embeddings import get_embedder
+
+    batch = (texts * (20_000 // len(texts) + 1))[:20_000]  # a window stage's sample per segment
+    vecs = embed_cached(texts)
+    vecs = np.concatenate([vecs] * (20_000 // len(texts) + 1))[:20_000]
+    best = min(_timed(lambda: head.score_embedded(batch, vecs)) for _ in range(3))
+    lex = min(_timed(lambda: get_scorer("profanity").score(batch)) for _ in range(3))
+    sample = texts[:256]
+    get_embedder(None).encode(sample[:8])  # load the model outside the timing
+    embed = _timed(lambda: get_embedder(None).encode(sample))
+    print(f"\nThroughput on {len(batch):,} texts: minilm-head given stored vectors {len(batch) / best:,.0f} texts/s; "
+          f"profanity alone {len(batch) / lex:,.0f} texts/s; minilm-head including the MiniLM pass "
+          f"~{len(sample) / embed:,.0f} texts/s (embedding {len(sample)} texts)")
+
+
+def _timed(fn: object) -> float:
+    t0 = time.perf_counter()
+    fn()  # type: ignore[operator]
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scorer", action="append", default=[], help="another backend spec to compare")
+    parser.add_argument("--hatecheck-functionalities", action="store_true", help="also print per-functionality rates")
+    args = parser.parse_args()
+    head = get_scorer("minilm-head")
+    assert isinstance(head, EmbeddingHeadScorer)
+    scorers: dict[str, ToxicityScorer] = {"minilm-head": head, "profanity": get_scorer("profanity")}
+    for spec in args.scorer:
+        scorers[spec] = get_scorer(spec)
+    meta = head.weights.meta
+    print(f"minilm-head threshold {meta['threshold']} (95% bootstrap interval {meta['threshold_ci95']}, chosen on "
+          "its training data's validation split); profanity threshold 0.3 (docs/safety.md)\n")
+    sets = held_out_sets()
+    scores = quality_table(scorers, sets)
+    hatecheck = next(s for s in sets if s.name == "hatecheck_test")
+    per_group_neutral(scorers, hatecheck, {n: scores[n]["hatecheck_test"] for n in scorers})
+    if args.hatecheck_functionalities:
+        per_functionality(scorers)
+    throughput(head, [t for s in sets for t in s.texts])
+
+
+if __name__ == "__main__":
+    main()

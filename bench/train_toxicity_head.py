@@ -1,0 +1,181 @@
+"""Train the default toxicity head (monitor/safety/data/toxicity_head.npz) from the public extracts: one command.
+
+    python bench/train_toxicity_head.py [--out PATH] [--seed 0]
+
+Features: the MiniLM vector of a text (as the pipeline stores it) and the lexical model's log-odds. Training
+data: bench/data/toxicity/ training splits only (identity templates, HateCheck train half, Stormfront train,
+wiki comments train); the test splits are never read here. Each (source, label) cell gets the same total weight, so
+neither the large Stormfront set nor its 9:1 class ratio dominates, and the neutral identity templates
+("I am gay", "being muslim is fine") weigh as much as the hateful ones: the explicit counterweight to
+identity-word bias.
+
+Model and threshold are chosen on a validation split (20% of each source; HateCheck by whole template family)
+of the training data: candidate heads (logistic regression and one-hidden-layer MLPs at a few weight decays)
+are compared by mean validation ROC AUC over the sources; the threshold maximises the source-balanced Youden J on the
+validation split among the thresholds that flag at most 3% of its neutral identity statements (non-toxic
+identity templates, HateCheck's neutral and positive statements about groups), with a bootstrap interval,
+and the final head is refit on all training data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from toxicity_sets import embed_cached, training_sets
+
+from monitor.safety.embedding_head import HEAD_EMBEDDING_KEY, HeadWeights, head_probability, lexical_feature
+
+OUT = Path(__file__).resolve().parents[1] / "monitor" / "safety" / "data" / "toxicity_head.npz"
+CANDIDATES = [(0, 1e-3), (32, 1e-3), (32, 1e-2)]  # (hidden units, weight decay)
+# Most a default may flag of the validation split's neutral statements naming an identity group.
+MAX_NEUTRAL_IDENTITY_FPR = 0.03
+# Extra weight on neutral statements that name a group: an embedding puts "we should look up to these X" next
+# to "we should get rid of these X", and these are the examples that teach the head the difference.
+NEUTRAL_IDENTITY_WEIGHT = 4.0
+
+
+def features(texts: list[str]) -> np.ndarray:
+    import profanity_check
+
+    vecs = embed_cached(texts)
+    lex = lexical_feature(np.asarray(profanity_check.predict_prob(texts)))
+    return np.concatenate([vecs, lex[:, None]], axis=1).astype(np.float32)
+
+
+def cell_weights(source: np.ndarray, y: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """Each (source, label) cell sums to the same weight, neutral identity statements count
+    NEUTRAL_IDENTITY_WEIGHT times within their cell; weights average 1."""
+    w = np.zeros(len(y))
+    cells = {(s, c) for s, c in zip(source.tolist(), y.tolist(), strict=True)}
+    for s, c in cells:
+        m = (source == s) & (y == c)
+        boost = np.where(neutral[m], NEUTRAL_IDENTITY_WEIGHT, 1.0)
+        w[m] = boost / boost.sum()
+    return w * len(y) / w.sum()
+
+
+def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, hidden: int, decay: float, seed: int) -> HeadWeights:
+    import torch
+
+    torch.manual_seed(seed)
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    xt = torch.tensor((x - mean) / scale)
+    yt, wt = torch.tensor(y, dtype=torch.float32), torch.tensor(w, dtype=torch.float32)
+    layers: list[torch.nn.Module] = []
+    if hidden:
+        layers += [torch.nn.Linear(x.shape[1], hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1)]
+    else:
+        layers += [torch.nn.Linear(x.shape[1], 1)]
+    net = torch.nn.Sequential(*layers)
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=0.0)
+    loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
+    gen = torch.Generator().manual_seed(seed)
+    for _epoch in range(25):
+        for idx in torch.randperm(len(yt), generator=gen).split(256):
+            opt.zero_grad()
+            loss = (loss_fn(net(xt[idx]).squeeze(1), yt[idx]) * wt[idx]).mean()
+            loss = loss + decay * sum((p**2).sum() for n, p in net.named_parameters() if n.endswith("weight"))
+            loss.backward()
+            opt.step()
+    lin = [m for m in net if isinstance(m, torch.nn.Linear)]
+    hidden_layers = tuple((m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy()) for m in lin[:-1])
+    out = lin[-1]
+    return HeadWeights(hidden_layers, out.weight.detach().numpy().T.copy().reshape(-1), float(out.bias.item()),
+                       mean.astype(np.float32), scale.astype(np.float32), {"threshold": 0.5})
+
+
+def balanced_youden(p: np.ndarray, y: np.ndarray, w: np.ndarray, neutral_identity: np.ndarray) -> tuple[float, float]:
+    """(threshold, J) maximising weighted TPR - FPR over the cut points that flag at most
+    MAX_NEUTRAL_IDENTITY_FPR of the neutral identity statements."""
+    cuts = np.unique(np.round(p, 3))
+    pos, neg = y == 1, y == 0
+    best = (1.0, -1.0)
+    for c in cuts:
+        flag = p >= c
+        if neutral_identity.any() and flag[neutral_identity].mean() > MAX_NEUTRAL_IDENTITY_FPR:
+            continue
+        j = (w[pos & flag].sum() / w[pos].sum()) - (w[neg & flag].sum() / w[neg].sum())
+        if j > best[1]:
+            best = (float(c), float(j))
+    return best
+
+
+def mean_auc(p: np.ndarray, y: np.ndarray, source: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(np.mean([roc_auc_score(y[source == s], p[source == s]) for s in np.unique(source)]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    sets = training_sets()
+    texts = [t for s in sets for t in s.texts]
+    y = np.concatenate([s.labels for s in sets]).astype(np.float32)
+    source = np.array([s.name for s in sets for _ in s.texts])
+    x = features(texts)
+    # Neutral statements naming a group: non-toxic identity templates and HateCheck's neutral/positive cases.
+    kinds = np.array([g for s in sets for g in s.groups])
+    neutral = (y == 0) & (((source == "identity_templates") & (kinds != "you_occupation"))
+                          | np.isin(kinds, ("ident_neutral_nh", "ident_pos_nh")))
+    rng = np.random.default_rng(args.seed)
+    # 20% of each source held out for validation, whole HateCheck template families at a time, so the model
+    # and threshold are chosen for sentences whose template it has not seen (as on the test split).
+    units = np.array([u for s in sets for u in s.units])
+    val = np.zeros(len(y), dtype=bool)
+    for s in np.unique(source):
+        names = np.unique(units[source == s])
+        val |= np.isin(units, rng.choice(names, size=len(names) // 5, replace=False))
+    tr = ~val
+    results = []
+    for hidden, decay in CANDIDATES:
+        head = fit(x[tr], y[tr], cell_weights(source[tr], y[tr], neutral[tr]), hidden, decay, args.seed)
+        p = head_probability(head, x[val])
+        auc = mean_auc(p, y[val], source[val])
+        results.append((auc, hidden, decay, head))
+        print(f"hidden {hidden:>3}  decay {decay:g}: validation ROC AUC (mean over sources) {auc:.4f}", flush=True)
+    auc, hidden, decay, head = max(results, key=lambda r: r[0])
+    wv = cell_weights(source[val], y[val], np.zeros(int(val.sum()), dtype=bool))
+    pv = head_probability(head, x[val])
+    nv = neutral[val]
+    threshold, j = balanced_youden(pv, y[val], wv, nv)
+    boot = []
+    for _ in range(200):
+        b = rng.integers(0, val.sum(), size=val.sum())
+        boot.append(balanced_youden(pv[b], y[val][b], wv[b], nv[b])[0])
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    print(f"chosen: hidden {hidden}, decay {decay:g}; threshold {threshold:.3f} (95% bootstrap {lo:.3f}-{hi:.3f}), "
+          f"validation Youden J {j:.3f}")
+    final = fit(x, y, cell_weights(source, y, neutral), hidden, decay, args.seed)
+    meta = {
+        "embedding_key": HEAD_EMBEDDING_KEY,
+        "features": "MiniLM vector (float16-rounded) + alt-profanity-check log-odds",
+        "hidden_units": hidden, "neutral_identity_weight": NEUTRAL_IDENTITY_WEIGHT, "weight_decay": decay,
+        "seed": args.seed,
+        "threshold": round(threshold, 3), "max_neutral_identity_fpr": MAX_NEUTRAL_IDENTITY_FPR,
+        "threshold_ci95": [round(float(lo), 3), round(float(hi), 3)],
+        "validation_auc_mean": round(auc, 4), "validation_youden_j": round(j, 4),
+        "training": {s.name: {"n": len(s.texts), "toxic": int(s.labels.sum())} for s in sets},
+        "data": "bench/data/toxicity/README.md",
+        "attribution": "conversationai/unintended-ml-bias-analysis@9c7d91a (CC BY 4.0); "
+                       "Vicomtech/hate-speech-dataset@b802137 (CC BY-SA 3.0 ES, de Gibert et al. 2018)",
+    }
+    final = HeadWeights(final.hidden, final.out_w, final.out_b, final.mean, final.scale, meta)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    final.save(args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KiB)")
+    print(json.dumps(meta, indent=1))
+
+
+if __name__ == "__main__":
+    main()

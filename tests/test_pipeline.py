@@ -14,7 +14,7 @@ from monitor.demo.traffic import mixed
 from monitor.embeddings import get_embedder
 from monitor.pipeline.models import EventVector, MetricValue
 from monitor.pipeline.vectors import ensure_vectors
-from monitor.runner import run_pending
+from monitor.runner import process_window, run_pending
 from monitor.schemas import EventIn, FeedbackIn
 from monitor.services.ingest import ingest_events, ingest_feedback
 from monitor.services.projects import get_or_create_project
@@ -80,8 +80,12 @@ def test_window_pipeline(session_maker: sessionmaker[Session]) -> None:
         # The examples of the clusters that grew most come from the grown topics, though 60% of the window is
         # quiet traffic (classified by the templates that wrote each prompt, not by a word list).
         clusters = drift[2].details["explanation"]["clusters"]
+        # The top cluster is all grown topic; over the top two at most a fifth may be quiet traffic that the
+        # clustering put beside a grown topic (examples drawn at random from the window would be ~60% quiet).
+        top = [topic_of(e) for e in clusters[0]["examples"] if e]
         topics = [topic_of(e) for c in clusters[:2] for e in c["examples"] if e]
-        assert len(topics) >= 5 and all(t in GROWN for t in topics), topics
+        assert len(top) >= 3 and all(t in GROWN for t in top), top
+        assert len(topics) >= 5 and sum(t in GROWN for t in topics) >= 0.8 * len(topics), topics
         # Segments: the new model version only exists in the shifted window; its reference slice is empty.
         v2 = _rows(s, pid, "drift.prompt.mmd", "model_version=v2")
         assert [r.status for r in v2] == ["insufficient"]
@@ -163,14 +167,16 @@ def test_drift_embeds_only_its_samples_of_a_large_window(session_maker: sessionm
         ingest_events(s, project.id, _events(0, QUIET, 150, "v1") + _events(1, SHIFTED, 400, "v1"))
         s.commit()
         pid = project.id
-    assert run_pending(factory=session_maker, project_ids=[pid]).failures == []
+    # The drift stage alone: the safety stage embeds a sample of its own (it scores toxicity from stored vectors).
+    for hour in (0, 1):
+        process_window(pid, T0 + timedelta(hours=hour), factory=session_maker, only=["drift"])
 
     def stored_vectors() -> int:
         with session_maker() as s:
             from monitor.models import Event
 
             stmt = select(func.count()).select_from(EventVector).join(Event, Event.id == EventVector.event_id)
-            return int(s.scalar(stmt.where(Event.project_id == pid)) or 0)
+            return int(s.scalar(stmt.where(Event.project_id == pid, EventVector.field == "prompt")) or 0)
 
     vectors = stored_vectors()
     # 100 reference events (the same for every window and segment) + window 1's 100; window 0 is the reference.
@@ -179,8 +185,6 @@ def test_drift_embeds_only_its_samples_of_a_large_window(session_maker: sessionm
         shifted = _rows(s, pid, "drift.prompt.mmd")[1]
         before = (shifted.value, shifted.p_value, shifted.n)
     assert shifted.n == 100 and shifted.flagged
-
-    from monitor.runner import process_window
 
     process_window(pid, T0 + timedelta(hours=1), factory=session_maker, only=["drift"])
     with session_maker() as s:

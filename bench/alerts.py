@@ -26,7 +26,7 @@ from monitor.alerts.rules import RuleSpec
 from monitor.db import make_engine
 from monitor.pipeline.ops import MetricPoint
 from monitor.pipeline.store import upsert_points
-from monitor.services.projects import get_or_create_project
+from monitor.projects.service import get_or_create_project
 from monitor.webhooks.signing import envelope, generate_secret, render_body, webhook_headers
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

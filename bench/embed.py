@@ -20,11 +20,11 @@ from monitor import migrations
 from monitor.db import make_engine
 from monitor.demo.traffic import TOPICS, prompts
 from monitor.embeddings import get_embedder
+from monitor.ingest.service import ingest_events
 from monitor.models import Event
 from monitor.pipeline.vectors import ensure_vectors
+from monitor.projects.service import get_or_create_project
 from monitor.schemas import EventIn
-from monitor.services.ingest import ingest_events
-from monitor.services.projects import get_or_create_project
 
 
 def unique_texts(n: int) -> list[str]:

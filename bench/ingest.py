@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from monitor import migrations
 from monitor.db import make_engine
 from monitor.demo.traffic import TOPICS, prompts
-from monitor.services.projects import create_key
+from monitor.projects.service import create_key
 
 
 def free_port() -> int:

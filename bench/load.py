@@ -45,7 +45,7 @@ from monitor import migrations  # noqa: E402
 from monitor.settings import Settings  # noqa: E402
 from tests.support import services  # noqa: E402
 from tests.support.collector import CollectorProcess  # noqa: E402
-from tests.test_celery_worker import _die_with_parent, kill_worker, start_worker  # noqa: E402
+from tests.system.test_celery_worker import _die_with_parent, kill_worker, start_worker  # noqa: E402
 
 ROUTE = "/v1/events"
 

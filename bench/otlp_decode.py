@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from monitor.otlp import decode_export_request, spans_to_events
+from monitor.ingest.otlp import decode_export_request, spans_to_events
 
 LIMIT = 256 * 1024 * 1024
 

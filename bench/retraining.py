@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from monitor.llm import LoadedLM, generate_chat, load_causal_lm, sequence_nll
-from retrain.lora import LoraConfigSpec, TrainExample, train_lora
-from retrain.memory import current_rss_mb
+from retrain.training.lora import LoraConfigSpec, TrainExample, train_lora
+from retrain.training.memory import current_rss_mb
 
 TOPICS = ["password reset", "refund", "delivery", "invoice", "subscription", "discount", "account", "order"]
 TEMPLATES = [
@@ -88,10 +88,10 @@ def server_rate(lm: LoadedLM, adapter_dir: Path, tmp: str, n_requests: int, max_
 
     from monitor import migrations
     from monitor.db import make_engine, session_factory
-    from monitor.services.projects import get_or_create_project
+    from monitor.projects.service import get_or_create_project
     from monitor.settings import Settings
-    from retrain.registry import ensure_champion, promote, register_challenger
-    from retrain.server import create_model_server
+    from retrain.registry.service import ensure_champion, promote, register_challenger
+    from retrain.serving.server import create_model_server
 
     url = f"sqlite:///{tmp}/bench.db"
     migrations.upgrade(url)

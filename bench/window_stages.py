@@ -28,12 +28,12 @@ from sqlalchemy.orm import Session  # noqa: E402
 from bench.faults.common import fresh_database, machine, servers  # noqa: E402
 from monitor.db import make_engine  # noqa: E402
 from monitor.demo.traffic import TOPICS, prompts  # noqa: E402
+from monitor.ingest.service import ingest_events  # noqa: E402
 from monitor.models import Project  # noqa: E402
 from monitor.pipeline.models import EventScore  # noqa: E402
 from monitor.pipeline.stages import run_stage  # noqa: E402
+from monitor.projects.service import get_or_create_project  # noqa: E402
 from monitor.schemas import EventIn  # noqa: E402
-from monitor.services.ingest import ingest_events  # noqa: E402
-from monitor.services.projects import get_or_create_project  # noqa: E402
 from monitor.settings import environment  # noqa: E402
 
 WINDOW_START = datetime(2026, 11, 30, tzinfo=UTC)

@@ -104,7 +104,7 @@ def keys_create(
 ) -> None:
     """Create an API key. The key is printed once and never stored."""
     from monitor.db import session_scope
-    from monitor.services.projects import create_key
+    from monitor.projects.service import create_key
 
     try:
         with session_scope() as session:
@@ -121,7 +121,7 @@ def keys_create(
 def keys_list(project: str | None = typer.Option(None, help="Only this project.")) -> None:
     """List keys (prefixes and scopes only)."""
     from monitor.db import session_scope
-    from monitor.services.projects import list_keys
+    from monitor.projects.service import list_keys
 
     table = Table("id", "project", "name", "prefix", "scopes", "created", "revoked")
     with session_scope() as session:
@@ -136,7 +136,7 @@ def keys_revoke(key: str = typer.Argument(..., help="Key id or prefix (dl_xxxxxx
     """Revoke a key; requests with it are refused from now on."""
     from monitor.db import session_scope
     from monitor.errors import NotFoundError
-    from monitor.services.projects import revoke_key
+    from monitor.projects.service import revoke_key
 
     try:
         with session_scope() as session:

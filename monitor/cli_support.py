@@ -20,7 +20,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def project_id(session: Any, slug: str) -> int:
     """The id of the project `slug` (NotFoundError when there is none)."""
-    from monitor.services.projects import get_project
+    from monitor.projects.service import get_project
 
     return get_project(session, slug).id
 

@@ -19,8 +19,8 @@ from monitor.alerts.subscribers import EVALUATE_TASK, deliver_due_webhooks, eval
 from monitor.retention.service import retention_after_run
 from monitor.settings import Settings
 from monitor.webhooks.dispatch import DELIVER_TASK, deliver_job
-from retrain import alerting as retrain_alerting
-from retrain.jobs import TASK_NAME as RETRAIN_TASK
+from retrain.jobs import alerting as retrain_alerting
+from retrain.jobs.service import TASK_NAME as RETRAIN_TASK
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 def run_retrain_job(factory: sessionmaker[Session], settings: Settings, job_id: int) -> Any:
     # Imported on use: the training stack (torch) takes seconds to import, and most processes never train.
-    from retrain.pipeline import run_job
+    from retrain.jobs.pipeline import run_job
 
     return run_job(factory, settings, job_id)
 

@@ -53,7 +53,7 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(128))
     prefix: Mapped[str] = mapped_column(String(32))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    # Space-separated scope names (`ingest read admin`, monitor/services/projects.py). No default here or in the
+    # Space-separated scope names (`ingest read admin`, monitor/projects/service.py). No default here or in the
     # database: whoever writes a key says what it may do.
     scopes: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

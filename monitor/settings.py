@@ -128,7 +128,7 @@ class Settings(BaseSettings):
     )
 
     # The closed loop (retrain/): the served base model, training defaults, evaluation gates, the model server.
-    # Per-project overrides live in the project's config under "retrain" (see retrain/config.py).
+    # Per-project overrides live in the project's config under "retrain" (see retrain/jobs/config.py).
     base_model: str | None = Field(
         None, description="Base causal LM: None for the offline SmolLM2-135M-Instruct, else a model id or local path."
     )

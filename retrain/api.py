@@ -14,9 +14,9 @@ from pydantic import Field
 from monitor.api.deps import AdminProject, ReaderProject, RowId, SessionDep
 from monitor.schemas import NulFreeModel
 from monitor.settings import Settings
-from retrain.config import ConfigError
-from retrain.jobs import create_job, dispatch, get_job, job_dict, list_jobs
-from retrain.registry import (
+from retrain.jobs.config import ConfigError
+from retrain.jobs.service import create_job, dispatch, get_job, job_dict, list_jobs
+from retrain.registry.service import (
     aliases_of,
     approve,
     audit_entries,
@@ -25,7 +25,7 @@ from retrain.registry import (
     reject,
     version_names,
 )
-from retrain.swap import change_champion
+from retrain.registry.swap import change_champion
 from retrain.views import audit_dict, hook_dict, version_dict, version_summary
 
 router = APIRouter(prefix="/v1", tags=["models"])

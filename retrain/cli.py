@@ -35,7 +35,7 @@ def _default_actor() -> str:
 def _project_id(slug: str) -> int:
     from monitor.db import session_scope
     from monitor.errors import NotFoundError
-    from monitor.services.projects import get_project
+    from monitor.projects.service import get_project
 
     try:
         with session_scope() as s:
@@ -54,7 +54,7 @@ def models_list(project: str = typer.Option(..., "-p", "--project"),
                 as_json: bool = typer.Option(False, "--json")) -> None:
     """Versions, newest first, with their status and aliases."""
     from monitor.db import session_scope
-    from retrain.registry import aliases_of, list_versions
+    from retrain.registry.service import aliases_of, list_versions
     from retrain.views import version_summary
 
     pid = _project_id(project)
@@ -82,7 +82,7 @@ def models_show(version: str = typer.Argument(..., help="Version name, or champi
     """One version: evaluation, gates, dataset, trigger, audit trail."""
     from monitor.db import session_scope
     from monitor.errors import NotFoundError
-    from retrain.registry import aliases_of, audit_entries, get_version, version_names
+    from retrain.registry.service import aliases_of, audit_entries, get_version, version_names
     from retrain.views import audit_dict, version_dict
 
     pid = _project_id(project)
@@ -117,8 +117,8 @@ def _decide(decision: str, version: str, project: str, actor: str | None, reason
             override: bool) -> None:
     from monitor.db import session_factory, session_scope
     from monitor.errors import NotFoundError
-    from retrain.registry import ConflictError, approve, reject
-    from retrain.swap import change_champion
+    from retrain.registry.service import ConflictError, approve, reject
+    from retrain.registry.swap import change_champion
 
     pid = _project_id(project)
     who = actor or _default_actor()
@@ -161,7 +161,7 @@ _decision_command("rollback", "Give the champion alias back to the version the c
 def follow_job(job_id: int, *, interval: float = 1.0, once: bool = False) -> dict[str, Any]:
     """Poll the job row and draw its progress until it finishes (the CLI's view of stored progress)."""
     from monitor.db import session_scope
-    from retrain.jobs import job_dict
+    from retrain.jobs.service import job_dict
     from retrain.models import RetrainJob
 
     def read() -> dict[str, Any]:
@@ -200,8 +200,8 @@ def retrain_start(project: str = typer.Option(..., "-p", "--project"),
     from monitor.db import session_scope
     from monitor.queue import runs_inline
     from monitor.settings import get_settings
-    from retrain.config import ConfigError
-    from retrain.jobs import create_job, dispatch
+    from retrain.jobs.config import ConfigError
+    from retrain.jobs.service import create_job, dispatch
 
     pid = _project_id(project)
     try:
@@ -239,7 +239,7 @@ def retrain_status(job: int | None = typer.Argument(None, help="Job id (default:
                    interval: float = typer.Option(1.0, min=0.1, help="Seconds between polls.")) -> None:
     """Progress, stage and loss of a job, refreshed until it finishes."""
     from monitor.db import session_scope
-    from retrain.jobs import list_jobs
+    from retrain.jobs.service import list_jobs
 
     if job is None:
         if project is None:
@@ -266,7 +266,7 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         from monitor.errors import NotFoundError
-        from retrain.server import create_model_server
+        from retrain.serving.server import create_model_server
 
         try:
             server = create_model_server(project=project)

@@ -3,14 +3,14 @@
 `monitor.demo.run` (the demo is a composition root, like the CLI and the API app) calls these; the import
 contracts (`lint-imports`) allow no other `monitor` module to import `retrain`.
 
-1. A model server (the reference one, `retrain.server`) starts in this process and answers as the champion.
+1. A model server (the reference one, `retrain.serving.server`) starts in this process and answers as the champion.
 2. Retraining starts from the alert rule's `retrain` action — never by hand. Embedded, the alert's request
    waits (pending) while the metrics stage runs, and this stage hands it to the loop's action handler, which
    is what `driftloop run` does with pending requests; the job then runs here, in-process. With Celery, the
    worker that evaluated the rule already queued the job on the `gpu` queue; this stage follows it. Either
    way a progress bar follows the job's committed progress.
 3. The challenger is registered with its evaluation and gate results.
-4. `--auto-approve` approves and promotes it (`retrain.swap.change_champion`, actor `demo --auto-approve`,
+4. `--auto-approve` approves and promotes it (`retrain.registry.swap.change_champion`, actor `demo --auto-approve`,
    an audited override with a reason when a gate failed) and the model server, without a restart, answers as
    the new version. Without it, the challenger waits for a person (CLI or UI).
 """
@@ -34,13 +34,13 @@ from monitor.demo.report import DemoReport, Progress, wait_until
 from monitor.demo.serving import serving_in_thread
 from monitor.queue import runs_inline
 from monitor.settings import Settings
-from retrain.alerting import ACTION, handle_retrain_action, install, uninstall
-from retrain.jobs import list_jobs
+from retrain.jobs.alerting import ACTION, handle_retrain_action, install, uninstall
+from retrain.jobs.service import list_jobs
 from retrain.models import ModelVersion, RetrainJob
 
 ACTOR = "demo --auto-approve"
 QUESTION = "What wine goes with salmon and mushrooms?"  # a question of the shifted traffic
-# Demo-sized retraining (the project's `config["retrain"]` layer, see retrain/config.py): a few LoRA steps and
+# Demo-sized retraining (the project's `config["retrain"]` layer, see retrain/jobs/config.py): a few LoRA steps and
 # short answers, so the loop takes minutes on two CPU cores. The gates need enough paired units to decide:
 # all ten probe templates (30 gender probes: the bias gate's bootstrap units, and toxicity units with the
 # held-out answers); with fewer the gates come out inconclusive and say how many would settle them.
@@ -132,8 +132,8 @@ def loop_stages(run: LoopRun) -> Iterator[None]:
 
 @contextmanager
 def _model_server(run: LoopRun) -> Iterator[str]:
-    from retrain.lm_cache import get_lm
-    from retrain.server import create_model_server
+    from retrain.serving.lm_cache import get_lm
+    from retrain.serving.server import create_model_server
 
     # Aliases re-read every second, so the promotion shows quickly; every answer is logged to the collector
     # with its model version, as a production app's traffic through the server would be.
@@ -259,8 +259,8 @@ def _verdict(gate: dict[str, Any]) -> str:
 
 
 def _promote(run: LoopRun) -> tuple[bool, str]:
-    from retrain.registry import approve
-    from retrain.swap import change_champion
+    from retrain.registry.service import approve
+    from retrain.registry.swap import change_champion
 
     name, passed = run.values["challenger"], bool(run.values["gates_passed"])
     failed = [f"{g['name']} {_verdict(g)}" for g in run.values["gates"] if not g["passed"]]

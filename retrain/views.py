@@ -6,7 +6,7 @@ from typing import Any
 
 from monitor.encoding import iso
 from retrain.models import AuditEntry, ModelVersion
-from retrain.swap import HookOutcome
+from retrain.registry.swap import HookOutcome
 
 
 def version_summary(v: ModelVersion, aliases: dict[str, str]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """What every fault script shares: the servers, a fresh database, a project key, and the report.
 
 A script says what it did and what it found, line by line, then checks each promise; `Report.exit_code` is
-non-zero when one was broken, so `python -m bench.faults` (and CI, through tests/test_faults.py) fails.
+non-zero when one was broken, so `python -m bench.faults` (and CI, through tests/system/test_faults.py) fails.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from monitor import migrations  # noqa: E402
 from monitor.db import make_engine, reset_engines  # noqa: E402
-from monitor.services.projects import CreatedKey, create_key  # noqa: E402
+from monitor.projects.service import CreatedKey, create_key  # noqa: E402
 from monitor.settings import Settings, environment  # noqa: E402
 from monitor.worker.app import reconfigure  # noqa: E402
 from tests.support import services  # noqa: E402

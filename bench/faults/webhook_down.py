@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bench.faults.common import Report, Timeout, celery_environment, fresh_database, machine, servers
 from monitor.db import make_engine
-from monitor.services.projects import get_or_create_project
+from monitor.projects.service import get_or_create_project
 from monitor.settings import get_settings
 from monitor.webhooks.delivery import policy_from
 from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
@@ -35,7 +35,7 @@ from monitor.webhooks.models import WebhookAttempt, WebhookDelivery
 from monitor.webhooks.outbox import emit_event
 from tests.support.waiting import wait_for
 from tests.support.webhook_receiver import Answer, Receiver
-from tests.test_celery_worker import kill_worker, start_worker
+from tests.system.test_celery_worker import kill_worker, start_worker
 
 LATE_SLACK_SECONDS = 5.0  # task queueing and a busy worker may add this much to a scheduled retry
 

@@ -35,7 +35,7 @@ from monitor.db import make_engine
 from monitor.pipeline.models import MetricValue, WindowState
 from tests.support.pg_activity import open_write_transaction
 from tests.support.waiting import wait_for
-from tests.test_celery_worker import T0, _seed, kill_worker, start_worker
+from tests.system.test_celery_worker import T0, _seed, kill_worker, start_worker
 
 
 def _metric_rows(engine: Engine, pid: int, prefix: str = "") -> list[tuple[str, str, datetime]]:
@@ -117,8 +117,8 @@ def metric_task(report: Report, env: dict[str, str], db_url: str, events: int, l
 
 
 def retrain_job(report: Report, env: dict[str, str], db_url: str, steps: int, logs: Path) -> None:
-    from monitor.services.projects import get_or_create_project
-    from retrain.jobs import create_job, dispatch
+    from monitor.projects.service import get_or_create_project
+    from retrain.jobs.service import create_job, dispatch
     from retrain.models import ModelVersion, RetrainJob
     from tests.retrain.helpers import seed_feedback
 

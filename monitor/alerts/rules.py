@@ -18,7 +18,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 from monitor.alerts.state import Comparator, Condition, RuleParams
 from monitor.alerts.state import Field as TestedField
 from monitor.errors import FieldErrors
-from monitor.metric_registry import get_metric
+from monitor.metrics.catalog import get_metric
 from monitor.schemas import NulFreeModel
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"

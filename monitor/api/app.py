@@ -13,12 +13,15 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from monitor import __version__, composition
 from monitor.alerts import routes as alert_routes
-from monitor.api import health_routes, ingest_routes, metrics_routes, otlp_routes
+from monitor.api import health_routes
 from monitor.api.errors import install_error_handlers, refuse_nul_in_parameters
 from monitor.api.openapi import build_openapi
 from monitor.api.ratelimit import build_rate_limiter
 from monitor.api.telemetry import LATENCY, REQUESTS
 from monitor.db import make_engine, session_factory
+from monitor.ingest import routes as ingest_routes
+from monitor.ingest.otlp import routes as otlp_routes
+from monitor.metrics import routes as metrics_routes
 from monitor.settings import Settings, get_settings
 from monitor.ui.mount import install as mount_ui
 from monitor.webhooks import routes as webhook_routes

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.api.ratelimit import ITEMS, REQUESTS, RateLimiter
 from monitor.models import Project
-from monitor.services.projects import SCOPES, AuthenticatedKey, authenticate, grants, hash_key
+from monitor.projects.service import SCOPES, AuthenticatedKey, authenticate, grants, hash_key
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -33,13 +33,13 @@ from monitor.demo.report import DemoReport, Progress, wait_until
 from monitor.demo.serving import running_collector
 from monitor.demo.support_app import SupportApp
 from monitor.demo.traffic import mixed
+from monitor.metrics.queries import latest_drift, query_metrics
 from monitor.pipeline.models import WindowState
 from monitor.pipeline.windows import window_start
+from monitor.projects.service import create_key, get_project
 from monitor.queue import runs_inline
 from monitor.runner import queue_windows, run_pending
 from monitor.sdk import Client
-from monitor.services.metric_queries import latest_drift, query_metrics
-from monitor.services.projects import create_key, get_project
 from monitor.settings import Settings, environment, get_settings
 from retrain.demo_loop import LoopRun, loop_stages, project_config, retrain_action_deferred
 

@@ -3,7 +3,7 @@
 Answers come from a callable (`monitor.demo.answers.canned_answer` in the demo); users and the support team
 leave feedback the way they do in practice: thumbs up on many good answers, thumbs down on rude answers and
 non-answers, and for some of those a person writes the right answer as a correction. That feedback is the
-retraining set (`retrain.dataset`: thumbs-up answers and corrections, toxic targets dropped).
+retraining set (`retrain.dataset.builder`: thumbs-up answers and corrections, toxic targets dropped).
 """
 
 from __future__ import annotations

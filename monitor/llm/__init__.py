@@ -6,7 +6,7 @@ adapters switched per call); the device choice in `monitor.devices`; this module
 
 Every prompt goes through the tokenizer's chat template, and a response is scored as the tokens the
 model would have to generate after the assistant header: the response's own tokens followed by the
-end-of-turn (EOS) token. Training (`retrain.lora`) uses exactly the same encoding, via `encode_pair`.
+end-of-turn (EOS) token. Training (`retrain.training.lora`) uses exactly the same encoding, via `encode_pair`.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def project_ids(slug: str | None) -> list[int] | None:
         return None
     from monitor.db import session_scope
     from monitor.errors import NotFoundError
-    from monitor.services.projects import get_project
+    from monitor.projects.service import get_project
 
     try:
         with session_scope() as s:
@@ -97,8 +97,8 @@ def show_metrics(
     """Show metric rows."""
     from monitor.db import session_scope
     from monitor.errors import NotFoundError
-    from monitor.services.metric_queries import query_metrics, row_dict
-    from monitor.services.projects import get_project
+    from monitor.metrics.queries import query_metrics, row_dict
+    from monitor.projects.service import get_project
 
     try:
         with session_scope() as s:
@@ -122,8 +122,8 @@ def show_drift(project: str = typer.Argument(...), segment: str = typer.Option("
     """The latest drift report, with the clusters that grew when drift fired."""
     from monitor.db import session_scope
     from monitor.errors import NotFoundError
-    from monitor.services.metric_queries import latest_drift, row_dict
-    from monitor.services.projects import get_project
+    from monitor.metrics.queries import latest_drift, row_dict
+    from monitor.projects.service import get_project
 
     try:
         with session_scope() as s:
@@ -167,8 +167,8 @@ def bias_probe(
     """Send the counterfactual probe set to a model and store per-group gaps with bootstrap CIs."""
     from monitor.db import session_scope
     from monitor.errors import NotFoundError
-    from monitor.services.probes import make_generator, run_probe_job
-    from monitor.services.projects import get_project
+    from monitor.projects.service import get_project
+    from monitor.safety.probe_job import make_generator, run_probe_job
     from monitor.settings import get_settings
 
     try:

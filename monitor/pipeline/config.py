@@ -87,9 +87,9 @@ class ProjectConfig(BaseModel):
         0.5, description="A feedback score above this counts as positive (labels: see positive_labels)."
     )
     positive_labels: list[str] = Field(default_factory=lambda: ["thumbs_up", "positive", "good", "accepted"])
-    # The closed loop's per-project overrides; `retrain.config` validates them (the pipeline only carries them:
+    # The closed loop's per-project overrides; `retrain.jobs.config` validates them (the pipeline only carries them:
     # `monitor` does not know the loop's keys, and must not refuse a project config because of them).
-    retrain: dict[str, Any] | None = Field(None, description="Retraining overrides (see retrain/config.py).")
+    retrain: dict[str, Any] | None = Field(None, description="Retraining overrides (see retrain/jobs/config.py).")
 
 
 def project_config(project: Project) -> ProjectConfig:

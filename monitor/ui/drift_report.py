@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor.metric_registry import EMBEDDING_FIELDS, SCALAR_SERIES
+from monitor.metrics.catalog import EMBEDDING_FIELDS, SCALAR_SERIES
 from monitor.models import Project
 from monitor.pipeline.config import project_config
 from monitor.pipeline.models import EventVector, MetricValue

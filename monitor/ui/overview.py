@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from monitor.alerts.models import Alert
 from monitor.alerts.queries import list_alerts
+from monitor.metrics.queries import query_metrics
 from monitor.models import Project
 from monitor.pipeline.config import project_config
-from monitor.services.metric_queries import query_metrics
 from monitor.ui.charts import sparkline
 
 SPARK_WINDOWS = 24

@@ -13,7 +13,7 @@ from monitor.api.deps import SessionDep
 from monitor.errors import ConflictError, NotFoundError
 from monitor.errors import NotFoundError as AlertNotFound
 from monitor.models import Project
-from monitor.services.projects import get_project
+from monitor.projects.service import get_project
 from monitor.ui.overview import all_projects, project_status
 from monitor.ui.render import render
 from monitor.ui.security import FormOperatorDep, OperatorDep, PageError, settings_of

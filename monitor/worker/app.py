@@ -32,7 +32,7 @@ def _conf(settings: Settings) -> dict[str, Any]:
 # The worker app is a composition root: it names the task modules of both packages, by name only (the queue
 # seam that sends tasks imports this module, so it must not import the task modules back). The first one wires
 # each worker process (`monitor.composition`).
-TASK_MODULES = ("monitor.worker.tasks", "monitor.alerts.tasks", "monitor.webhooks.tasks", "retrain.tasks")
+TASK_MODULES = ("monitor.worker.tasks", "monitor.alerts.tasks", "monitor.webhooks.tasks", "retrain.jobs.tasks")
 
 
 def make_celery() -> Celery:

@@ -51,7 +51,7 @@ def process_window_task(project_id: int, window_start: str) -> int:
 @celery_app.task(name="driftloop.schedule_probes")
 def schedule_probes_task() -> int:
     """Hourly: queue a probe run (gpu queue) for every project whose schedule is due."""
-    from monitor.services.probes import due_probe_projects
+    from monitor.safety.probe_job import due_probe_projects
 
     due = run_unit(session_factory(), lambda s: due_probe_projects(s, utcnow()))
     for pid in due:
@@ -61,7 +61,7 @@ def schedule_probes_task() -> int:
 
 @celery_app.task(name="driftloop.run_probes")
 def run_probes_task(project_id: int) -> int:
-    from monitor.services.probes import run_scheduled_probe
+    from monitor.safety.probe_job import run_scheduled_probe
     from monitor.settings import get_settings
 
     return run_unit(session_factory(), lambda s: run_scheduled_probe(s, project_id, get_settings().data_dir / "probes"))

@@ -20,7 +20,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 def overview_section(request: Request, session: Session, project: Project) -> Markup:
     """The project's champion and the challengers awaiting a decision."""
     from monitor.ui.render import render_fragment
-    from retrain.registry import list_versions
+    from retrain.registry.service import list_versions
     from retrain.ui.pages import overview_context
 
     context = overview_context(session, project.id, list_versions(session, project.id))

@@ -11,9 +11,9 @@ from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from monitor.ui.charts import line_chart, moving_average
-from retrain.dataset import Example, read_snapshot
+from retrain.dataset.builder import Example, read_snapshot
 from retrain.models import AuditEntry, ModelVersion
-from retrain.registry import alias_target, aliases_of, audit_entries, version_names
+from retrain.registry.service import alias_target, aliases_of, audit_entries, version_names
 from retrain.views import audit_dict
 
 PENDING = ("candidate", "approved")

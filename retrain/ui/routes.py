@@ -19,8 +19,8 @@ from monitor.ui.accounts import CurrentOperator
 from monitor.ui.render import render
 from monitor.ui.routes_pages import Slug, project_or_404
 from monitor.ui.security import FormOperatorDep, OperatorDep, PageError, settings_of
-from retrain.registry import ConflictError, GateBlockedError, approve, get_version, list_versions, reject
-from retrain.swap import change_champion
+from retrain.registry.service import ConflictError, GateBlockedError, approve, get_version, list_versions, reject
+from retrain.registry.swap import change_champion
 from retrain.ui.pages import models_context, version_context
 
 router = APIRouter(prefix="/ui", include_in_schema=False)

@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.api.app import create_app
-from monitor.services.projects import get_project
+from monitor.projects.service import get_project
 from monitor.settings import Settings
-from tests.factories import make_key
+from tests.support.factories import make_key
 from tests.support.metric_windows import drift_point, finish, write_window
 from tests.support.webhook_receiver import Receiver
 

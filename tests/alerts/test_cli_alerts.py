@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from monitor.cli import app
 from monitor.db import make_engine, reset_engines
-from monitor.services.projects import get_project
+from monitor.projects.service import get_project
 from monitor.settings import reset_settings_cache
 from tests.support.metric_windows import drift_point, finish, write_window
 from tests.support.webhook_receiver import Receiver

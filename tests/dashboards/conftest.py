@@ -55,9 +55,9 @@ def _events(window: int, mix: dict[str, float], version: str) -> list[EventIn]:
 def _seed_traffic(factory: sessionmaker[Session], slug: str, ok: Receiver, gone: Receiver) -> int:
     from monitor.alerts.rule_service import create_rule
     from monitor.alerts.rules import RuleSpec
+    from monitor.ingest.service import ingest_events, ingest_feedback
+    from monitor.projects.service import get_or_create_project
     from monitor.runner import run_pending
-    from monitor.services.ingest import ingest_events, ingest_feedback
-    from monitor.services.projects import get_or_create_project
     from monitor.settings import get_settings
     from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
 
@@ -86,7 +86,7 @@ def _seed_traffic(factory: sessionmaker[Session], slug: str, ok: Receiver, gone:
 
 
 def _seed_probes(factory: sessionmaker[Session], pid: int) -> None:
-    from monitor.services.probes import run_probe_job
+    from monitor.safety.probe_job import run_probe_job
 
     def generate(prompts: list[str]) -> list[str]:  # a stand-in model whose answers differ by group
         return ["What a wonderful, kind and brilliant person." if ("she" in p.lower() or "woman" in p.lower())
@@ -98,9 +98,9 @@ def _seed_probes(factory: sessionmaker[Session], pid: int) -> None:
 
 def _candidate(s: Session, pid: int, job_id: int, *, passing: bool) -> None:
     """Register a job's challenger the way the pipeline does, from real gate and evaluation results."""
-    from retrain.evaluation import ModelEvaluation
-    from retrain.gates import GateConfig, evaluate_gates
-    from retrain.pipeline import _champion_ref, _eval_results, _register
+    from retrain.evaluation.gates import GateConfig, evaluate_gates
+    from retrain.evaluation.scoring import ModelEvaluation
+    from retrain.jobs.pipeline import _champion_ref, _eval_results, _register
     from tests.retrain.helpers import scores
 
     champion = _champion_ref(s, pid, "smollm2")
@@ -118,9 +118,9 @@ def _candidate(s: Session, pid: int, job_id: int, *, passing: bool) -> None:
 
 
 def _seed_registry(factory: sessionmaker[Session], pid: int) -> None:
-    from retrain.jobs import create_job, update_job
-    from retrain.pipeline import JobError, _fail
-    from retrain.registry import approve, ensure_champion, promote, rollback
+    from retrain.jobs.pipeline import JobError, _fail
+    from retrain.jobs.service import create_job, update_job
+    from retrain.registry.service import approve, ensure_champion, promote, rollback
 
     def job() -> int:
         job_id = run_unit(factory, lambda s: create_job(s, pid, created_by="cli:ops", trigger={"kind": "manual"}).id)
@@ -144,7 +144,7 @@ def _seed_registry(factory: sessionmaker[Session], pid: int) -> None:
 
 @pytest.fixture(scope="module")
 def seeded(pg_engine: Engine) -> Iterator[Seeded]:
-    from tests.factories import unique_slug
+    from tests.support.factories import unique_slug
 
     conn = pg_engine.connect()
     outer = conn.begin()

@@ -149,10 +149,10 @@ def make_url_http(url: str) -> tuple[str, int, str]:
 def test_model_server_command_port_and_health(services: dict[str, dict[str, Any]], tmp_path: Path,
                                               session_maker: sessionmaker[Session], settings: Settings) -> None:
     from monitor.llm import load_causal_lm
-    from monitor.services.projects import get_or_create_project
-    from retrain.server import create_model_server
-    from tests.factories import unique_slug
+    from monitor.projects.service import get_or_create_project
+    from retrain.serving.server import create_model_server
     from tests.llm.tiny_model import build_tiny_model_dir
+    from tests.support.factories import unique_slug
 
     server = services["model-server"]
     cmd, ctx = driftloop(server["command"])

@@ -10,13 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.demo.traffic import mixed
-from monitor.pipeline import drift_stage
+from monitor.ingest.service import ingest_events
 from monitor.pipeline.models import MetricValue
+from monitor.pipeline.stages import drift as drift_stage
+from monitor.projects.service import get_or_create_project
 from monitor.runner import process_window, run_pending
 from monitor.schemas import EventIn
-from monitor.services.ingest import ingest_events
-from monitor.services.projects import get_or_create_project
-from tests.factories import unique_slug
+from tests.support.factories import unique_slug
 
 T0 = datetime(2026, 11, 21, tzinfo=UTC)
 QUIET = {"account": 0.34, "billing": 0.33, "shipping": 0.33}

@@ -19,7 +19,7 @@ from monitor.llm import (
     resolve_model_ref,
 )
 from monitor.llm.loading import FALLBACK_CHAT_TEMPLATE, _write_cache_atomically
-from retrain.memory import peak_rss_mb, reset_peak_rss
+from retrain.training.memory import peak_rss_mb, reset_peak_rss
 
 
 def test_default_ref_finds_the_smollm2_gguf() -> None:

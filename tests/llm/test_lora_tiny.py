@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from monitor.llm import LoadedLM, attached_adapters, detach_adapter, generate_chat, sequence_nll
-from retrain.lora import (
+from retrain.training.lora import (
     LoraConfigSpec,
     TrainExample,
     _collate,

@@ -8,7 +8,7 @@ import pytest
 
 from monitor.llm import LoadedLM, detach_adapter, generate_chat, sequence_nll
 from monitor.llm.loading import FALLBACK_CHAT_TEMPLATE
-from retrain.lora import LoraConfigSpec, TrainExample, load_adapter, train_lora
+from retrain.training.lora import LoraConfigSpec, TrainExample, load_adapter, train_lora
 from tests.llm.conftest import FirstLoad
 
 pytestmark = pytest.mark.slow

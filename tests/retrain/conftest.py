@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session
 
 from monitor.llm import LoadedLM, load_causal_lm
 from monitor.models import Project
+from monitor.projects.service import get_or_create_project
 from monitor.safety.toxicity import PROFANITY_TOXICITY_THRESHOLD, ProfanityScorer
-from monitor.services.projects import get_or_create_project
 from monitor.settings import Settings
-from retrain.config import EvalOptions
-from retrain.evaluation import Evaluators, probe_subset
-from tests.factories import unique_slug
+from retrain.evaluation.scoring import Evaluators, probe_subset
+from retrain.jobs.config import EvalOptions
 from tests.llm.tiny_model import build_tiny_model_dir
+from tests.support.factories import unique_slug
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -74,7 +74,7 @@ def project(session: Session) -> Project:
 @pytest.fixture(scope="session")
 def tiny_adapter(tiny: LoadedLM, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real (one-step) LoRA adapter of the tiny model."""
-    from retrain.lora import LoraConfigSpec, TrainExample, train_lora
+    from retrain.training.lora import LoraConfigSpec, TrainExample, train_lora
 
     examples = [TrainExample(f"What is case {i}?", f"Case {i} is closed.") for i in range(4)]
     out = tmp_path_factory.mktemp("tiny-adapter") / "adapter"
@@ -84,7 +84,7 @@ def tiny_adapter(tiny: LoadedLM, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture
 def retrain_handler() -> Iterator[None]:
     """The `retrain` alert action handled by the loop, as the CLI and Celery worker entry points install it."""
-    from retrain.alerting import install, uninstall
+    from retrain.jobs.alerting import install, uninstall
 
     assert install()
     yield

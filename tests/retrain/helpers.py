@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from retrain.gates import GateConfig, ModelScores, evaluate_gates
+from retrain.evaluation.gates import GateConfig, ModelScores, evaluate_gates
 from retrain.models import AuditEntry, ModelVersion
-from retrain.registry import ensure_champion, register_challenger
+from retrain.registry.service import ensure_champion, register_challenger
 
 
 def scores(nll: float, toxicity: float = 0.0, bias: float = 0.1, *, n: int = 200, templates: int = 10,
@@ -56,8 +56,8 @@ def seed_feedback(session: Session, project_id: int, n: int, *, corrected_every:
     """`n` answered questions with positive feedback; every `corrected_every`-th carries a corrected answer."""
     from datetime import UTC, datetime, timedelta
 
+    from monitor.ingest.service import ingest_events, ingest_feedback
     from monitor.schemas import EventIn, FeedbackIn
-    from monitor.services.ingest import ingest_events, ingest_feedback
 
     t0 = datetime(2026, 11, 20, 9, tzinfo=UTC)
     events, feedback = [], []

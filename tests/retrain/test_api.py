@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 from monitor.llm import LoadedLM
 from monitor.models import Project
 from monitor.settings import Settings
-from retrain import lm_cache
-from tests.factories import make_key
+from retrain.serving import lm_cache
 from tests.retrain.helpers import add_candidate
+from tests.support.factories import make_key
 from tests.support.services import free_port
 from tests.support.webhook_receiver import Answer, running_receiver
 
@@ -112,7 +112,7 @@ def test_manual_retrain_job_runs_and_reports_progress(
     bad = client.post("/v1/retrain", headers=auth, json={"actor": "bob", "params": {"lora": {"rank": 4}}})
     assert bad.status_code == 422
     (problem,) = bad.json()["detail"]
-    assert problem["field"] == "params" and "unknown retrain.lora keys ['rank']" in problem["message"]
+    assert problem["field"] == "params" and "unknown retrain.training.lora keys ['rank']" in problem["message"]
 
     r = client.post("/v1/retrain", headers=auth, json={"actor": "bob", "reason": "weekly",
                                                        "params": {"eval": {"similarity": False}}})

@@ -19,11 +19,11 @@ from monitor.llm import LoadedLM
 from monitor.models import Project
 from monitor.settings import Settings
 from monitor.webhooks.models import WebhookMessage
-from retrain import lm_cache
 from retrain.models import RetrainJob
-from retrain.registry import aliases_of, get_version
-from retrain.server import VERSION_HEADER, create_model_server
-from retrain.swap import change_champion
+from retrain.registry.service import aliases_of, get_version
+from retrain.registry.swap import change_champion
+from retrain.serving import lm_cache
+from retrain.serving.server import VERSION_HEADER, create_model_server
 from tests.retrain.helpers import fire_retrain_alert, seed_feedback
 from tests.support.webhook_receiver import running_receiver
 

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy.orm import Session
 
 from monitor.models import Project
-from monitor.services.projects import get_or_create_project
+from monitor.projects.service import get_or_create_project
 from monitor.settings import Settings, reset_settings_cache
-from tests.factories import unique_slug
+from tests.support.factories import unique_slug
 from tests.support.webhook_receiver import Receiver, running_receiver
 
 

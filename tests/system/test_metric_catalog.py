@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 from monitor.api.app import create_app
 from monitor.db import make_engine
-from monitor.services.projects import create_key
+from monitor.projects.service import create_key
 from monitor.settings import Settings
 with Session(make_engine(sys.argv[1])) as session:
     key = create_key(session, "catalog-reader", scopes="read").key  # the catalog is a read like the others

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from monitor.settings import Settings, reset_settings_cache
 from monitor.ui.accounts import create_operator
-from tests.factories import unique_slug
+from tests.support.factories import unique_slug
 from tests.support.webhook_receiver import Receiver, running_receiver
 from tests.ui.seed import PASSWORD
 

@@ -1,7 +1,7 @@
 """A project the UI can show, built with the real service functions: events through ingestion, metric rows
 through the pipeline's upsert, an alert fired by the production evaluation path (with its webhook delivery
 and retrain request), a dataset built and stored by the retraining code, and a challenger registered with
-`register_challenger` (evaluation and gates computed by `retrain.gates`; no real LoRA training)."""
+`register_challenger` (evaluation and gates computed by `retrain.evaluation.gates`; no real LoRA training)."""
 
 from __future__ import annotations
 
@@ -19,21 +19,21 @@ from monitor.alerts.models import Alert, AlertActionRequest
 from monitor.alerts.rule_service import create_rule
 from monitor.alerts.rules import RuleSpec
 from monitor.demo.traffic import mixed
+from monitor.ingest.service import ingest_events
 from monitor.models import Event
 from monitor.pipeline.ops import MetricPoint
 from monitor.pipeline.store import upsert_points
+from monitor.projects.service import get_or_create_project
 from monitor.runner import process_window
 from monitor.schemas import EventIn
-from monitor.services.ingest import ingest_events
-from monitor.services.projects import get_or_create_project
 from monitor.settings import Settings
 from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
-from retrain.data import store_snapshot
-from retrain.dataset import FeedbackRow, build_dataset
-from retrain.gates import GateConfig, ModelScores, evaluate_gates
-from retrain.jobs import trigger_from_alert
+from retrain.dataset.builder import FeedbackRow, build_dataset
+from retrain.dataset.store import store_snapshot
+from retrain.evaluation.gates import GateConfig, ModelScores, evaluate_gates
+from retrain.jobs.service import trigger_from_alert
 from retrain.models import ModelVersion
-from retrain.registry import ensure_champion, register_challenger
+from retrain.registry.service import ensure_champion, register_challenger
 from tests.retrain.helpers import scores as paired_scores
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)

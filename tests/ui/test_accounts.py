@@ -23,7 +23,7 @@ from monitor.ui.accounts import (
     verify_password,
 )
 from monitor.ui.models import Operator, OperatorSession
-from tests.factories import unique_slug
+from tests.support.factories import unique_slug
 from tests.ui.seed import PASSWORD
 
 

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.api.app import create_app
 from monitor.settings import Settings
 from monitor.ui.models import LoginAttempt, Operator, OperatorSession
-from tests.factories import make_key, unique_slug
 from tests.retrain.helpers import add_candidate
+from tests.support.factories import make_key, unique_slug
 from tests.ui.conftest import csrf_of, login_nonce, sign_in
 
 PROTECTED = ("/ui/", "/ui/p/some-project/", "/ui/p/some-project/alerts", "/ui/p/some-project/webhooks",
@@ -106,7 +106,7 @@ def test_sign_in_never_redirects_off_site(client: TestClient, operator: str) -> 
 def test_forged_posts_without_the_csrf_token_are_refused_and_change_nothing(ui: TestClient, session: Session,
                                                                               ) -> None:
     key = make_key(session)
-    from monitor.services.projects import get_project
+    from monitor.projects.service import get_project
 
     pid = get_project(session, key.project_slug).id
     add_candidate(session, pid, passing=True)

@@ -19,7 +19,7 @@ from monitor.db import make_engine, session_factory
 from monitor.demo.run import running_collector
 from monitor.settings import Settings
 from monitor.ui.accounts import create_operator
-from retrain.registry import aliases_of, get_version
+from retrain.registry.service import aliases_of, get_version
 from tests.support import services
 from tests.ui.seed import PASSWORD, World, register_rich_challenger, seed_world
 

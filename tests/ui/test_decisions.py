@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from monitor.models import Project
-from monitor.services.projects import get_or_create_project
-from retrain.registry import aliases_of, get_version
-from tests.factories import unique_slug
+from monitor.projects.service import get_or_create_project
+from retrain.registry.service import aliases_of, get_version
 from tests.retrain.helpers import add_candidate, audit_actions
+from tests.support.factories import unique_slug
 from tests.ui.conftest import csrf_of
 
 

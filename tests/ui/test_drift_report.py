@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.models import Event
 from monitor.pipeline.vectors import ensure_vectors
 from monitor.settings import Settings
-from tests.factories import unique_slug
+from tests.support.factories import unique_slug
 from tests.ui.seed import seed_world
 
 

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.settings import Settings
-from retrain.registry import get_version
-from tests.factories import unique_slug
+from retrain.registry.service import get_version
+from tests.support.factories import unique_slug
 from tests.support.webhook_receiver import Receiver
 from tests.ui.conftest import csrf_of
 from tests.ui.seed import World, seed_world

@@ -1,0 +1,118 @@
+"""`POST /v1/events` and `POST /v1/feedback`: authenticated, size-limited, idempotent batch ingestion."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+
+from monitor.api.body import M, decode_content, parse_batch, read_body
+from monitor.api.deps import IngestProject, SessionDep, charge_items
+from monitor.api.telemetry import ITEMS
+from monitor.ingest.service import IngestCounts, ingest_events, ingest_feedback
+from monitor.schemas import EventBatch, FeedbackBatch, IngestResult, Limits
+from monitor.settings import Settings
+
+router = APIRouter(prefix="/v1", tags=["ingestion"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Body is not valid gzip/deflate."},
+    401: {"description": "Missing, unknown or revoked API key."},
+    403: {"description": "The key lacks the `ingest` scope, or belongs to another project than "
+                         "`X-Driftloop-Project` names. Nothing stored."},
+    413: {"description": "Body or batch larger than the configured limits; nothing stored."},
+    415: {"description": "Unsupported Content-Encoding."},
+    422: {"description": "A field is invalid; `detail` names each field and why. Nothing stored."},
+    429: {"description": "Rate limited (requests or items per API key); retry after `Retry-After` seconds."},
+    503: {"description": "Database unavailable; retry after `Retry-After` seconds. Nothing stored."},
+}
+
+
+def _body_schema(model: str) -> dict[str, Any]:
+    # The body is parsed by hand (size caps, gzip), so the OpenAPI document is told its schema explicitly.
+    ref = {"$ref": f"#/components/schemas/{model}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def _body(request: Request) -> bytes:
+    settings = _settings(request)
+    raw = await read_body(request, settings.max_body_bytes)
+    return decode_content(raw, request.headers.get("content-encoding"), settings.max_body_bytes)
+
+
+def _limits(settings: Settings) -> Limits:
+    return Limits(
+        max_text_chars=settings.max_text_chars,
+        max_metadata_bytes=settings.max_metadata_bytes,
+        max_batch_items=settings.max_batch_events,
+    )
+
+
+def _count_rejected(kind: str, key: str, body: bytes) -> None:
+    """Count the items of a refused batch when it is at least JSON; a batch that isn't counts as one."""
+    try:
+        items = orjson.loads(body).get(key)
+        n = len(items) if isinstance(items, list) else 1
+    except Exception:
+        n = 1
+    ITEMS.labels(kind, "rejected").inc(max(n, 1))
+
+
+def _parse(model: type[M], request: Request, body: bytes, kind: str, key: str) -> M:
+    try:
+        return parse_batch(model, body, _limits(_settings(request)))
+    except Exception:
+        _count_rejected(kind, key, body)
+        raise
+
+
+def count_stored(kind: str, counts: IngestCounts) -> IngestResult:
+    ITEMS.labels(kind, "accepted").inc(counts.accepted)
+    ITEMS.labels(kind, "duplicate").inc(counts.duplicates)
+    return IngestResult(accepted=counts.accepted, duplicates=counts.duplicates)
+
+
+@router.post(
+    "/events",
+    response_model=IngestResult,
+    responses=_ERRORS,
+    openapi_extra=_body_schema("EventBatch"),
+    summary="Store a batch of LLM call events (idempotent by event_id)",
+)
+def post_events(
+    request: Request,
+    session: SessionDep,
+    project: IngestProject,
+    body: Annotated[bytes, Depends(_body)],
+) -> IngestResult:
+    batch = _parse(EventBatch, request, body, "event", "events")
+    charge_items(request, len(batch.events))
+    counts = ingest_events(session, project.id, batch.events)
+    session.commit()
+    return count_stored("event", counts)
+
+
+@router.post(
+    "/feedback",
+    response_model=IngestResult,
+    responses=_ERRORS,
+    openapi_extra=_body_schema("FeedbackBatch"),
+    summary="Store a batch of user feedback (idempotent by feedback_id; the event may arrive later)",
+)
+def post_feedback(
+    request: Request,
+    session: SessionDep,
+    project: IngestProject,
+    body: Annotated[bytes, Depends(_body)],
+) -> IngestResult:
+    batch = _parse(FeedbackBatch, request, body, "feedback", "feedback")
+    charge_items(request, len(batch.feedback))
+    counts = ingest_feedback(session, project.id, batch.feedback)
+    session.commit()
+    return count_stored("feedback", counts)

@@ -1,0 +1,48 @@
+"""Read API: metric time series, the metric catalogue, and the latest drift report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from monitor.api.deps import ReaderProject, SessionDep
+from monitor.metrics.catalog import all_metrics
+from monitor.metrics.queries import latest_drift, query_metrics, row_dict
+
+router = APIRouter(prefix="/v1", tags=["metrics"])
+
+
+@router.get("/metrics/catalog", summary="Every metric name driftloop computes")
+def catalog(_project: ReaderProject) -> list[dict[str, str]]:
+    # The same for every project, but a read like the others (the public routes are listed in README.md).
+    return [{"name": m.name, "kind": m.kind, "description": m.description, "unit": m.unit} for m in all_metrics()]
+
+
+@router.get("/metrics", summary="Metric rows of the key's project")
+def get_metrics(
+    session: SessionDep,
+    project: ReaderProject,
+    metric: Annotated[str | None, Query(max_length=96, description="Exact name, or a pattern with *.")] = None,
+    segment: Annotated[str, Query(max_length=320, description="Segment label, e.g. all or model_version=v2.")] = "all",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[dict[str, Any]]:
+    rows = query_metrics(session, project.id, metric=metric, segment=segment, start=start, end=end, limit=limit)
+    return [row_dict(r) for r in rows]
+
+
+@router.get("/drift/latest", summary="The latest window's drift results, with the explanation when drift fired")
+def get_latest_drift(
+    session: SessionDep, project: ReaderProject, segment: Annotated[str, Query(max_length=320)] = "all"
+) -> dict[str, Any]:
+    rows = latest_drift(session, project.id, segment)
+    return {
+        "project": project.slug,
+        "segment": segment,
+        "window_start": rows[0].window_start.isoformat() if rows else None,
+        "drift": any(r.flagged for r in rows),
+        "results": [row_dict(r) for r in rows],
+    }

@@ -1,0 +1,187 @@
+"""Stage `drift`: embed what is new, then compare each segment's window against the reference.
+
+Embedding runs here, so this stage is routed to the `gpu` queue. Seeds are derived from the row key, so a
+recomputation of the same data gives the same numbers (a re-run task leaves an identical row).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.drift.registry import get_detector
+from monitor.drift.result import DriftResult, InsufficientDataError
+from monitor.drift.thresholds import CALIBRATED_METHODS, Calibration, apply_calibration, calibrate_methods
+from monitor.embeddings import get_embedder
+from monitor.metrics.catalog import SCALAR_METHODS, SCALAR_SERIES, drift_metric_name
+from monitor.models import Event
+from monitor.pipeline.config import ProjectConfig
+from monitor.pipeline.context import WindowContext
+from monitor.pipeline.ops import MetricPoint
+from monitor.pipeline.sampling import sample_ids, stable_seed
+from monitor.pipeline.segments import ALL, segment_masks, segment_matches
+from monitor.pipeline.store import upsert_points
+from monitor.pipeline.vectors import ensure_vectors, load_vectors
+from monitor.pipeline.window_data import WindowFrame, load_reference, load_window
+from monitor.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+# Calibrations depend only on the reference rows (and the seed), so windows that share a reference share
+# one; a changed reference (edited range, promotion, new first-N events) has other ids and recalibrates.
+_CALIBRATION_CACHE: OrderedDict[tuple[Any, ...], dict[str, Calibration]] = OrderedDict()
+_CACHE_SIZE = 512
+
+
+def reference_calibrations(
+    cfg: ProjectConfig, ref_ids: np.ndarray, ref: np.ndarray, n_window: int, seed: int, model_key: str
+) -> dict[str, Calibration]:
+    """Calibrated floors of the project's drift methods for this reference (monitor/drift/thresholds.py);
+    empty when the project fixed its floor with `drift_min_effect`."""
+    methods = tuple(m for m in cfg.drift_methods if m in CALIBRATED_METHODS)
+    if not methods or cfg.drift_min_effect is not None:
+        return {}
+    # Blocks are window-sized; rounding the window size to a power of two lets similar windows share one.
+    window_size = 2 ** round(float(np.log2(max(n_window, 1))))
+    key = (hashlib.sha1(np.ascontiguousarray(ref_ids, dtype=np.int64).tobytes()).hexdigest(), methods, seed,
+           model_key, cfg.drift_calibration_blocks, window_size)
+    cals = _CALIBRATION_CACHE.get(key)
+    if cals is None:
+        cals = calibrate_methods(ref, methods, seed=seed, window_size=window_size,
+                                 n_blocks=cfg.drift_calibration_blocks)
+        _CALIBRATION_CACHE[key] = cals
+        while len(_CALIBRATION_CACHE) > _CACHE_SIZE:
+            _CALIBRATION_CACHE.popitem(last=False)
+    else:
+        _CALIBRATION_CACHE.move_to_end(key)
+    return cals
+
+
+def _run_detector(cfg: ProjectConfig, method: str, a: np.ndarray, b: np.ndarray, seed: int,
+                  cal: Calibration | None) -> DriftResult:
+    detector = get_detector(method)
+    if cal is not None:
+        return apply_calibration(detector(a, b, alpha=cfg.drift_alpha, seed=seed, min_effect=0.0), cal)
+    if cfg.drift_min_effect is not None and method in CALIBRATED_METHODS:
+        return detector(a, b, alpha=cfg.drift_alpha, seed=seed, min_effect=cfg.drift_min_effect)
+    return detector(a, b, alpha=cfg.drift_alpha, seed=seed)
+
+
+def _point(metric: str, result: DriftResult, extra: dict[str, Any] | None = None) -> MetricPoint:
+    details = result.to_dict()
+    if extra:
+        details.update(extra)
+    return MetricPoint(metric, "ok", result.n_current, value=result.statistic, p_value=result.p_value,
+                       threshold=result.threshold, flagged=result.is_drift, details=details)
+
+
+def _insufficient(metric: str, n_ref: int, n_cur: int, need: int) -> MetricPoint:
+    return MetricPoint(metric, "insufficient", n_cur,
+                       details={"reason": f"reference {n_ref}, current {n_cur}; need {need} each",
+                                "n_reference": n_ref, "n_current": n_cur})
+
+
+def _explain(session: Session, ref: np.ndarray, cur: np.ndarray, cur_ids: np.ndarray, seed: int) -> dict[str, Any]:
+    """The current clusters that grew most against the reference, with example prompts."""
+    try:
+        from monitor.drift.explain import explain_drift
+    except ImportError:  # explanation is a nicety; drift rows must never fail for its lack
+        return {}
+    explanation = explain_drift(ref, cur, seed=seed)
+    out = explanation.to_dict()
+    wanted = {int(cur_ids[i]) for c in explanation.clusters for i in c.example_indices}
+    rows = session.execute(select(Event.id, Event.prompt).where(Event.id.in_(wanted))).all() if wanted else []
+    texts = {int(i): t for i, t in rows}
+    for cluster, raw in zip(out["clusters"], explanation.clusters, strict=True):
+        cluster["examples"] = [texts.get(int(cur_ids[i])) for i in raw.example_indices]
+    return {"explanation": out}
+
+
+def _segment_sides(
+    label: str, mask: np.ndarray, cur: WindowFrame, ref: WindowFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """Event ids of the segment in the window and in the reference pool."""
+    ref_mask = np.fromiter((segment_matches(label, r) for r in ref.segments), dtype=bool, count=len(ref))
+    return cur.ids[mask], ref.ids[ref_mask]
+
+
+def compute_drift(session: Session, ctx: WindowContext) -> int:
+    cfg, pid = ctx.config, ctx.project.id
+    settings = get_settings()
+    cur = load_window(session, pid, ctx.window_start, ctx.window_end)
+    ref = load_reference(session, pid, cfg)
+    masks = segment_masks(cur.segments, cfg.segment_keys, cfg.max_segment_values)
+    sides = {label: _segment_sides(label, mask, cur, ref) for label, mask in masks.items()}
+    points: dict[str, list[MetricPoint]] = {label: [] for label in masks}
+    need = cfg.drift_min_samples
+
+    if len(cur) >= need and len(ref) >= need:
+        embedder = get_embedder(settings.embedding_model, device=settings.device,
+                                batch_size=settings.embedding_batch_size)
+        start = ctx.window_start.isoformat()
+        salt = stable_seed(pid, "drift-sample")
+        samples = {label: (sample_ids(seg_ref, cfg.drift_max_samples, salt),
+                           sample_ids(seg_cur, cfg.drift_max_samples, salt))
+                   for label, (seg_cur, seg_ref) in sides.items()}
+        wanted = np.unique(np.concatenate([ids for pair in samples.values() for ids in pair])).tolist()
+        for field in cfg.drift_fields:
+            ensure_vectors(session, wanted, field, embedder.model_key, embedder.encode)
+            ids, vecs = load_vectors(session, wanted, field, embedder.model_key)  # events with empty text have none
+            for label, (ref_sample, cur_sample) in samples.items():
+                ref_in = np.isin(ids, ref_sample)
+                a, a_ids = vecs[ref_in], ids[ref_in]  # in id (= arrival) order, which the calibration needs
+                cm = np.isin(ids, cur_sample)
+                b, b_ids = vecs[cm], ids[cm]
+                cals: dict[str, Calibration] = {}
+                if a.shape[0] >= need and b.shape[0] >= need:
+                    cals = reference_calibrations(cfg, a_ids, a, int(b.shape[0]),
+                                                  stable_seed(pid, label, field, "floor"), embedder.model_key)
+                for method in cfg.drift_methods:
+                    metric = drift_metric_name(field, method)
+                    if a.shape[0] < need or b.shape[0] < need:
+                        points[label].append(_insufficient(metric, int(a.shape[0]), int(b.shape[0]), need))
+                        continue
+                    seed = stable_seed(pid, label, start, metric)
+                    try:
+                        result = _run_detector(cfg, method, a, b, seed, cals.get(method))
+                    except InsufficientDataError as exc:
+                        points[label].append(MetricPoint(metric, "insufficient", int(b.shape[0]),
+                                                         details={"reason": str(exc)}))
+                        continue
+                    extra = _explain(session, a, b, b_ids, seed) if (
+                        result.is_drift and label == ALL and field == "prompt") else None
+                    points[label].append(_point(metric, result, extra))
+    else:
+        for label in masks:
+            for field in cfg.drift_fields:
+                for method in cfg.drift_methods:
+                    points[label].append(_insufficient(drift_metric_name(field, method), len(ref), len(cur), need))
+
+    for label, mask in masks.items():
+        ref_mask = np.isin(ref.ids, sides[label][1])
+        for series in SCALAR_SERIES:
+            x, y = ref.scalar(series)[ref_mask], cur.scalar(series)[mask]
+            x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+            for method in SCALAR_METHODS:
+                metric = drift_metric_name(series, method)
+                if x.size < need or y.size < need:
+                    points[label].append(_insufficient(metric, int(x.size), int(y.size), need))
+                    continue
+                try:
+                    result = get_detector(method)(x, y, alpha=cfg.drift_alpha,
+                                                  seed=stable_seed(pid, label, ctx.window_start.isoformat(), metric))
+                except (InsufficientDataError, ValueError) as exc:  # e.g. a constant series
+                    points[label].append(MetricPoint(metric, "insufficient", int(y.size), details={"reason": str(exc)}))
+                    continue
+                points[label].append(_point(metric, result))
+
+    return sum(
+        upsert_points(session, pid, label, ctx.window_start, ctx.window_end, pts) for label, pts in points.items()
+    )

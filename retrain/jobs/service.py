@@ -1,0 +1,135 @@
+"""Retraining job rows: creation (idempotent per alert action request), progress, queueing, reading.
+
+Queue after commit, pass ids: a job is dispatched through the queue seam (`monitor.queue`) only once the row
+that describes it is committed — to Celery's `gpu` queue, or, in embedded mode, run right there in the calling
+process (`retrain.jobs.pipeline.run_job`, the same function the Celery task calls).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.alerts.evaluation import alert_payload
+from monitor.alerts.models import Alert, AlertRule, AlertTransition
+from monitor.db import utcnow
+from monitor.encoding import iso
+from monitor.errors import NotFoundError
+from monitor.models import Project
+from monitor.pipeline.models import MetricValue
+from monitor.queue import dispatch as queue_dispatch
+from monitor.queue import enqueue
+from monitor.settings import Settings, get_settings
+from retrain.jobs.config import effective_config
+from retrain.models import RetrainJob
+
+log = logging.getLogger(__name__)
+STAGES = ("queued", "dataset", "train", "evaluate", "register", "done")
+# Share of the whole run each stage ends at; the training stage moves with its steps in between.
+STAGE_END = {"queued": 0.0, "dataset": 0.05, "train": 0.7, "evaluate": 0.95, "register": 1.0, "done": 1.0}
+QUEUE = "gpu"
+TASK_NAME = "driftloop.retrain.run_job"
+
+
+def create_job(session: Session, project_id: int, *, created_by: str, trigger: dict[str, Any] | None = None,
+               params: dict[str, Any] | None = None, action_request_id: int | None = None,
+               settings: Settings | None = None) -> RetrainJob:
+    """A queued job; for an alert action request, the one job of that request (created once)."""
+    if action_request_id is not None:
+        existing = job_for_action(session, action_request_id)
+        if existing is not None:
+            return existing
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFoundError(f"no project with id {project_id}")
+    effective_config(settings or get_settings(), project.config, params)  # refuse bad params now, not mid-run
+    now = utcnow()
+    job = RetrainJob(project_id=project_id, status="queued", stage="queued", progress=0.0, losses=[],
+                     trigger=trigger or {}, params=params or {}, action_request_id=action_request_id,
+                     results={}, attempts=0, created_by=created_by, created_at=now, updated_at=now)
+    try:
+        with session.begin_nested():
+            session.add(job)
+            session.flush()
+    except IntegrityError:  # the same request handled twice at once: keep the first job
+        if action_request_id is None:
+            raise
+        existing = job_for_action(session, action_request_id)
+        if existing is None:
+            raise
+        return existing
+    return job
+
+
+def job_for_action(session: Session, action_request_id: int) -> RetrainJob | None:
+    return session.scalars(select(RetrainJob).where(RetrainJob.action_request_id == action_request_id)).first()
+
+
+def trigger_from_alert(session: Session, request: Any) -> dict[str, Any]:
+    """What the version will record as its trigger: the alert, the rule, the values and any drift explanation."""
+    trigger: dict[str, Any] = {"kind": "alert", "action_request_id": int(request.id),
+                               "alert_id": int(request.alert_id), "params": dict(request.params or {})}
+    alert = session.get(Alert, request.alert_id)
+    transition = session.get(AlertTransition, request.transition_id)
+    rule = session.get(AlertRule, alert.rule_id) if alert is not None else None
+    project = session.get(Project, request.project_id)
+    if alert is None or transition is None or rule is None or project is None:
+        return trigger
+    payload = alert_payload(project, rule, alert, transition)
+    trigger.update(rule=payload["alert"]["rule"], metric=rule.metric, segment=alert.segment,
+                   observed=payload["observed"], condition=payload["condition"], window_start=payload["window_start"],
+                   evidence=payload["evidence"])
+    row = session.scalars(select(MetricValue).where(
+        MetricValue.project_id == request.project_id, MetricValue.metric == rule.metric,
+        MetricValue.segment == alert.segment, MetricValue.window_start == transition.window_start)).first()
+    if row is not None and isinstance(row.details, dict) and row.details.get("explanation"):
+        trigger["drift_explanation"] = row.details["explanation"]
+    return trigger
+
+
+def update_job(factory: sessionmaker[Session], job_id: int, **fields: Any) -> None:
+    """Write progress in a transaction of its own, so it is visible while the job still runs."""
+    with factory() as session:
+        job = session.get(RetrainJob, job_id)
+        if job is None:
+            return
+        for name, value in fields.items():
+            setattr(job, name, value)
+        job.updated_at = utcnow()
+        session.commit()
+
+
+def get_job(session: Session, project_id: int, job_id: int) -> RetrainJob:
+    job = session.get(RetrainJob, job_id)
+    if job is None or job.project_id != project_id:  # another project's job is as good as missing
+        raise NotFoundError(f"no retraining job {job_id} in this project")
+    return job
+
+
+def list_jobs(session: Session, project_id: int, *, limit: int = 50) -> list[RetrainJob]:
+    stmt = (select(RetrainJob).where(RetrainJob.project_id == project_id)
+            .order_by(RetrainJob.id.desc()).limit(limit))
+    return list(session.scalars(stmt))
+
+
+def job_dict(job: RetrainJob) -> dict[str, Any]:
+    return {"id": job.id, "status": job.status, "stage": job.stage, "progress": job.progress,
+            "losses": job.losses, "message": job.message, "trigger": job.trigger, "params": job.params,
+            "action_request_id": job.action_request_id, "version_id": job.version_id, "results": job.results,
+            "attempts": job.attempts, "created_by": job.created_by, "created_at": iso(job.created_at),
+            "started_at": iso(job.started_at), "finished_at": iso(job.finished_at),
+            "updated_at": iso(job.updated_at)}
+
+
+def dispatch(job_id: int, *, settings: Settings | None = None,
+             factory: sessionmaker[Session] | None = None) -> None:
+    """Start a committed job: Celery's `gpu` queue, or (embedded mode) run it now in this process."""
+    queue_dispatch(TASK_NAME, job_id, settings=settings, factory=factory, queue=QUEUE)
+
+
+def dispatch_after_commit(session: Session, job_id: int, *, settings: Settings | None = None) -> None:
+    enqueue(session, TASK_NAME, job_id, settings=settings, queue=QUEUE)

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible model server and its in-process model cache."""

@@ -65,8 +65,13 @@ def explain_drift(
     seed: int = 0,
     max_fit_samples: int = 20_000,
     min_samples: int = 20,
+    min_z: float = 3.0,
 ) -> DriftExplanation:
     """Cluster pooled embeddings and report the clusters whose share grew most (see module doc).
+
+    The cluster that grew most is always reported; the next ones only when their growth is larger than
+    sampling noise (a two-proportion z of at least `min_z`). Without that, a quiet topic that happened to
+    grow by a few items was shown to the operator beside the real shift, as if it were part of it.
 
     k is `n_clusters` (default 12) but never more than a tenth of the pooled items, so small windows
     still get clusters of ~10 items. The k-means fit uses at most `max_fit_samples` pooled rows.
@@ -89,10 +94,13 @@ def explain_drift(
     ref_share, cur_share = ref_counts / m, cur_counts / n
     growth = cur_share - ref_share
     lift = cur_share / np.maximum(ref_share, 0.5 / m)
+    pooled_share = (ref_counts + cur_counts) / (m + n)
+    noise = np.sqrt(np.maximum(pooled_share * (1 - pooled_share), 1e-12) * (1 / m + 1 / n))
+    z = growth / noise
 
     shifts: list[ClusterShift] = []
     for cluster in np.argsort(-growth, kind="stable")[:top]:
-        if growth[cluster] <= 0:
+        if growth[cluster] <= 0 or (shifts and z[cluster] < min_z):
             break
         members = np.flatnonzero(cur_labels == cluster)
         dists = np.linalg.norm(cur[members].astype(np.float32) - model.cluster_centers_[cluster], axis=1)

@@ -33,6 +33,19 @@ def test_new_cluster_is_found_with_examples_from_it() -> None:
     json.dumps(explanation.to_dict())
 
 
+def test_a_cluster_that_grew_by_chance_is_not_reported_beside_the_real_shift() -> None:
+    rng = np.random.default_rng(4)
+    centres = np.eye(5, 16, dtype=np.float32) * 3.0
+    ref = _blobs(rng, centres[:4], [100, 100, 100, 100])
+    # The fourth blob grows from 25% to 27.5% (z ~ 0.8, noise); the fifth is new (30%).
+    cur = _blobs(rng, centres, [50, 60, 60, 110, 120])
+    explanation = explain_drift(ref, cur, n_clusters=5, seed=0)
+    assert [c.n_current for c in explanation.clusters] == [120]
+    # With the noise filter off, the chance grower is listed second.
+    loose = explain_drift(ref, cur, n_clusters=5, seed=0, min_z=float("-inf"))
+    assert [c.n_current for c in loose.clusters] == [120, 110]
+
+
 def test_examples_are_closest_to_the_centre_first() -> None:
     rng = np.random.default_rng(1)
     centres = np.eye(3, 8, dtype=np.float32) * 3.0

@@ -112,7 +112,7 @@ def test_manual_retrain_job_runs_and_reports_progress(
     bad = client.post("/v1/retrain", headers=auth, json={"actor": "bob", "params": {"lora": {"rank": 4}}})
     assert bad.status_code == 422
     (problem,) = bad.json()["detail"]
-    assert problem["field"] == "params" and "unknown retrain.training.lora keys ['rank']" in problem["message"]
+    assert problem["field"] == "params" and "unknown retrain.lora keys ['rank']" in problem["message"]
 
     r = client.post("/v1/retrain", headers=auth, json={"actor": "bob", "reason": "weekly",
                                                        "params": {"eval": {"similarity": False}}})

@@ -80,7 +80,7 @@ def test_retrain_start_and_status(cli_env: str, tiny: LoadedLM) -> None:
     lm_cache.provide(str(Settings().base_model), Settings(), tiny)
 
     bad = run("retrain", "start", "-p", "shop", "--params", '{"lora": {"steps": 2}}', code=1)
-    assert "unknown retrain.training.lora keys ['steps']" in bad
+    assert "unknown retrain.lora keys ['steps']" in bad
     out = run("retrain", "start", "-p", "shop", "--params", '{"eval": {"similarity": false}}')
     assert "job 1: succeeded" in out and "registered v1 as challenger" in out
     status = run("retrain", "status", "-p", "shop", "--once")

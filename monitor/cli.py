@@ -16,6 +16,15 @@ keys_app = typer.Typer(no_args_is_help=True, help="Project API keys and their sc
 app.add_typer(keys_app, name="keys")
 
 
+@app.callback()
+def _every_command(ctx: typer.Context) -> None:
+    # Before any command first touches the database: is it there, reachable and migrated? One line if not
+    # (monitor/readiness.py); `--help` and commands that never open a session are not held up by it.
+    from monitor import readiness
+
+    readiness.enable(_fail)
+    ctx.call_on_close(lambda: readiness.enable(None))
+
 
 @app.command()
 def version() -> None:
@@ -162,12 +171,14 @@ def _register_commands() -> None:
     from monitor.dashboards import cli as cli_dashboards
     from monitor.demo import cli as cli_demo
     from monitor.pipeline import cli as cli_pipeline
+    from monitor.projects import cli as cli_projects
     from monitor.retention import cli as cli_retention
     from monitor.ui import cli as cli_ui
     from monitor.webhooks import cli as cli_webhooks
     from retrain import cli as retrain_cli
 
     cli_pipeline.register(app)
+    cli_projects.register(app)
     cli_alerts.register(app)
     cli_webhooks.register(app)
     cli_ui.register(app)

@@ -14,7 +14,7 @@ ProjectOpt = typer.Option(..., "--project", "-p", help="Project slug.")
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print `error: message` on stderr and exit with `code` (nothing has been changed by then)."""
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)  # one line, however narrow
     raise typer.Exit(code)
 
 

@@ -72,10 +72,18 @@ _ENGINES: dict[str, Engine] = {}
 
 
 def get_engine() -> Engine:
-    """The process-wide engine for the configured database (one pool per URL)."""
-    url = get_settings().database_url
+    """The process-wide engine for the configured database (one pool per URL).
+
+    In the CLI (`monitor.readiness.enable`) the database, and Redis with the Celery runner, are checked first:
+    a missing or unmigrated database is a one-line NotReady, and a SQLite file is never created here."""
+    settings = get_settings()
+    url = settings.database_url
     engine = _ENGINES.get(url)
     if engine is None:
+        from monitor import readiness
+
+        if readiness.enabled():
+            readiness.check_or_fail(settings)
         engine = _ENGINES[url] = make_engine(url)
     return engine
 

@@ -6,6 +6,9 @@ only sent after the scan's commit, by name with ids as arguments (`monitor.queue
 Follow-up work is an explicit table of subscribers, handed over by the composition root (`wire`), never
 registered by importing a module: after a window's metrics commit (alert evaluation), and after an in-process
 run (webhook retries, retention).
+
+The stages (and with them the numeric stack: SciPy, scikit-learn, the embedder) are imported where a window
+runs, not here: every entry point imports this module, and `driftloop --help` must not wait seconds for them.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.db import run_unit, session_factory, utcnow
 from monitor.pipeline.scheduler import WindowJob, finish_window, scan
-from monitor.pipeline.stages import run_stage, stages
 from monitor.queue import Step, enqueue_chain, runs_inline
 from monitor.settings import get_settings
 
@@ -56,6 +58,8 @@ def process_window(
 ) -> int:
     """Every stage of one window, in order, each committed on its own; then mark the window done."""
     factory = factory or session_factory()
+    from monitor.pipeline.stages import stages
+
     started = utcnow()
     rows = 0
     for stage in stages():
@@ -67,6 +71,8 @@ def process_window(
 
 
 def _stage_runner(name: str, project_id: int, window_start: datetime) -> Callable[[Session], int]:
+    from monitor.pipeline.stages import run_stage
+
     return lambda session: run_stage(session, name, project_id, window_start)
 
 
@@ -118,6 +124,8 @@ def queue_windows(session: Session, now: datetime, project_ids: list[int] | None
                   min_interval: timedelta = timedelta(0)) -> list[WindowJob]:
     """Scan, and queue one chain of stage tasks per dirty window to start after this session commits (a task
     never sees an uncommitted window state)."""
+    from monitor.pipeline.stages import stages
+
     jobs = scan(session, now, project_ids, min_interval=min_interval)
     for job in jobs:
         start = job.window_start.isoformat()

@@ -1,14 +1,11 @@
 """Drift detectors: pure functions from arrays to `DriftResult`, looked up by name in a registry.
 
-Importing the package registers the built-in detectors (Evidently itself is imported lazily, on
-first use of an `evidently_*` detector, because it takes seconds to import).
+The built-in detectors are an explicit list (`registry.BUILTIN_MODULES`), imported on the first lookup, not
+by importing this package: the classifier detector pulls in scikit-learn and SciPy (seconds), and every
+`driftloop` command, even `--help`, passes through code that imports this package. Evidently itself is
+imported later still, on first use of an `evidently_*` detector.
 """
 
-from monitor.drift import classifier as _classifier  # noqa: F401  (registers "classifier")
-from monitor.drift import evidently_methods as _evidently  # noqa: F401  (registers "evidently_*")
-from monitor.drift import knn as _knn  # noqa: F401  (registers "knn")
-from monitor.drift import mmd as _mmd  # noqa: F401  (registers "mmd")
-from monitor.drift import univariate as _univariate  # noqa: F401  (registers "ks", "psi")
 from monitor.drift.registry import DetectorSpec, available, get_detector, get_spec, register
 from monitor.drift.result import DriftResult, InsufficientDataError
 

@@ -8,6 +8,8 @@ because they take differently shaped input: `embedding` detectors take 2-D array
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -35,11 +37,32 @@ class DetectorSpec:
     description: str
 
 
-# The registry is the one deliberate module-level table: it is filled at import time by the
-# decorators below and read-only afterwards, so detectors themselves stay pure. Importing this module
-# imports the package first, whose `__init__` imports every built-in detector: the table is complete
-# before anyone can read it.
+# The registry is the one deliberate module-level table: it is filled by the decorators below when the
+# detector modules are imported, and read-only afterwards, so detectors themselves stay pure. The built-in
+# modules are listed here and imported on the first lookup (`_table`), so the table is complete before
+# anyone reads it, and a process that never looks a detector up never pays for scikit-learn and SciPy.
 _REGISTRY: dict[str, DetectorSpec] = {}
+BUILTIN_MODULES = (
+    "monitor.drift.classifier",  # "classifier"
+    "monitor.drift.evidently_methods",  # "evidently_*"
+    "monitor.drift.knn",  # "knn"
+    "monitor.drift.mmd",  # "mmd"
+    "monitor.drift.univariate",  # "ks", "psi"
+)
+_loaded = False
+_loading = threading.Lock()
+
+
+def _table() -> dict[str, DetectorSpec]:
+    """The registry with every built-in detector in it (imported once, on first use; thread-safe)."""
+    global _loaded
+    if not _loaded:
+        with _loading:
+            if not _loaded:
+                for name in BUILTIN_MODULES:
+                    importlib.import_module(name)
+                _loaded = True
+    return _REGISTRY
 
 
 def register(name: str, *, kind: DetectorKind, description: str = "") -> Callable[[_F], _F]:
@@ -67,10 +90,11 @@ def register(name: str, *, kind: DetectorKind, description: str = "") -> Callabl
 
 def get_spec(name: str) -> DetectorSpec:
     """The registration record for `name` (kind, function, description)."""
+    table = _table()
     try:
-        return _REGISTRY[name]
+        return table[name]
     except KeyError:
-        known = ", ".join(sorted(_REGISTRY)) or "(none)"
+        known = ", ".join(sorted(table)) or "(none)"
         raise KeyError(f"unknown drift detector {name!r}; known detectors: {known}") from None
 
 
@@ -83,4 +107,4 @@ def available(kind: DetectorKind | None = None) -> tuple[str, ...]:
     """Sorted names of registered detectors, optionally only those of one kind."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"unknown detector kind {kind!r}; expected one of {KINDS}")
-    return tuple(sorted(n for n, s in _REGISTRY.items() if kind is None or s.kind == kind))
+    return tuple(sorted(n for n, s in _table().items() if kind is None or s.kind == kind))

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from monitor.pipeline.config import ProjectConfig
 
 Kind = Literal["ops", "feedback", "drift", "safety", "bias"]
 
@@ -91,3 +94,50 @@ def get_metric(name: str) -> MetricSpec:
 
 def all_metrics() -> list[MetricSpec]:
     return sorted(catalog().values(), key=lambda s: s.name)
+
+
+@dataclass(frozen=True)
+class ProjectMetric:
+    """A catalog entry as one project sees it: whether its configuration computes it, and why not."""
+
+    spec: MetricSpec
+    computed: bool
+    note: str
+
+    def as_dict(self) -> dict[str, object]:
+        s = self.spec
+        return {"name": s.name, "kind": s.kind, "description": s.description, "unit": s.unit,
+                "computed": self.computed, "note": self.note}
+
+
+def _why_not(name: str, cfg: ProjectConfig) -> str:
+    """Empty when the project's configuration computes `name`; else what would make it computed.
+
+    Mirrors the stages' own loops (monitor/pipeline/stages): drift over `drift_fields` x `drift_methods` and
+    every scalar series with ks and psi; safety always; bias gaps with a `bias_attribute`; probe gaps from
+    the probe job (scheduled with `probes`, or on demand with `driftloop bias probe`)."""
+    parts = name.split(".")
+    if parts[0] == "drift" and parts[1] in EMBEDDING_FIELDS:
+        if parts[1] not in cfg.drift_fields:
+            return f"drift_fields is {cfg.drift_fields}: add {parts[1]!r} to compute it"
+        if parts[2] not in cfg.drift_methods:
+            return f"drift_methods is {cfg.drift_methods}: add {parts[2]!r} to compute it"
+    if parts[0] == "bias" and parts[1] == "probe":
+        if cfg.probes is None:
+            return "counterfactual probes run on demand only (`driftloop bias probe`); set `probes` to schedule them"
+        if cfg.probes.axes is not None and parts[2] not in cfg.probes.axes:
+            return f"probes.axes is {cfg.probes.axes}: add {parts[2]!r} to compute it"
+    elif parts[0] == "bias" and not cfg.bias_attribute:
+        return "no bias_attribute set: name the metadata key whose groups are compared"
+    return ""
+
+
+def project_metrics(cfg: ProjectConfig) -> list[ProjectMetric]:
+    """Every catalog metric with `computed` and a `note` for this project's configuration."""
+    out = []
+    for spec in all_metrics():
+        why = _why_not(spec.name, cfg)
+        note = why or ("computed on demand (`driftloop bias probe`) and on the probe schedule"
+                       if spec.name.startswith("bias.probe.") else "")
+        out.append(ProjectMetric(spec, computed=not why, note=note))
+    return out

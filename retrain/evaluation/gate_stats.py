@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 Verdict = Literal["passed", "failed", "inconclusive"]
 
@@ -41,6 +40,8 @@ def _z(confidence: float) -> float:
     """Two-sided confidence -> z; a one-sided bound at level c is the matching side of a (2c - 1) interval."""
     if not 0.5 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0.5, 1), got {confidence}")
+    from scipy import stats  # on use: SciPy takes seconds to import, and every CLI start reaches this module
+
     return float(stats.norm.ppf(0.5 + confidence / 2.0))
 
 

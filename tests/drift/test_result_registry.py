@@ -84,6 +84,7 @@ def test_unknown_kind_is_refused() -> None:
 
 
 def test_register_and_duplicate(monkeypatch: pytest.MonkeyPatch) -> None:
+    available()  # the built-ins are imported on first lookup: load them before copying the table
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
 
     @register("always_quiet", kind="scalar")

@@ -54,10 +54,11 @@ def rules_apply(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; change nothing."),
 ) -> None:
     """Create or update the rules of a YAML file (matched by name)."""
-    from monitor.alerts.rule_service import apply_rules
+    from monitor.alerts.rule_service import apply_rules, rule_warnings
     from monitor.alerts.rules import RuleFileError, parse_rule_file
     from monitor.db import session_scope
     from monitor.errors import FieldError, NotFoundError
+    from monitor.projects.service import get_project
 
     try:
         parsed = parse_rule_file(file.read_bytes())
@@ -66,6 +67,7 @@ def rules_apply(
             _fail("name the project with --project or a top-level `project:` in the file")
         with session_scope() as s:
             report = apply_rules(s, _project_id(s, slug), parsed.rules, prune=prune)
+            warnings = rule_warnings(get_project(s, slug), parsed.rules)
             if dry_run:
                 s.rollback()
     except RuleFileError as exc:
@@ -79,6 +81,8 @@ def rules_apply(
         names = getattr(report, verb)
         if names:
             console.print(f"{prefix}{verb}: {', '.join(names)}")
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
 
 
 @rules.command("delete")

@@ -16,6 +16,7 @@ from monitor.alerts.rule_service import (
     get_rule,
     list_rules,
     rule_view,
+    rule_warnings,
     update_rule,
 )
 from monitor.alerts.rules import MAX_YAML_BYTES, NAME_PATTERN, RuleSpec, parse_rule_file
@@ -35,7 +36,7 @@ def get_rules(session: SessionDep, project: ReaderProject) -> list[dict[str, Any
 def post_rule(spec: RuleSpec, session: SessionDep, project: AdminProject) -> dict[str, Any]:
     row = create_rule(session, project.id, spec)
     session.commit()
-    return rule_view(row)
+    return {**rule_view(row), "warnings": rule_warnings(project, [spec])}
 
 
 @router.get("/alert-rules/{name}", summary="One alert rule")
@@ -47,7 +48,7 @@ def get_one_rule(name: str, session: SessionDep, project: ReaderProject) -> dict
 def put_rule(name: str, spec: RuleSpec, session: SessionDep, project: AdminProject) -> dict[str, Any]:
     row = update_rule(session, project.id, name, spec)
     session.commit()
-    return rule_view(row)
+    return {**rule_view(row), "warnings": rule_warnings(project, [spec])}
 
 
 @router.delete("/alert-rules/{name}", status_code=204, summary="Delete an alert rule and its alert history")
@@ -63,6 +64,7 @@ class ImportReport(BaseModel):
     unchanged: list[str]
     deleted: list[str]
     dry_run: bool
+    warnings: list[str] = []  # rules that cannot fire under the project's settings (accepted all the same)
 
 
 @router.post(
@@ -85,7 +87,7 @@ async def import_rules(
         session.rollback()
     else:
         session.commit()
-    return ImportReport(**report.as_dict(), dry_run=dry_run)
+    return ImportReport(**report.as_dict(), dry_run=dry_run, warnings=rule_warnings(project, parsed.rules))
 
 
 @router.get("/alerts", summary="Alerts, newest first, each with its transitions and their metric values")

@@ -12,6 +12,10 @@ from monitor.alerts.models import AlertRule
 from monitor.alerts.rules import RuleSpec
 from monitor.db import utcnow
 from monitor.errors import ConflictError, FieldError, NotFoundError
+from monitor.metrics.catalog import project_metrics
+from monitor.models import Project
+from monitor.pipeline.config import project_config
+from monitor.pipeline.segments import BUILTIN_KEYS
 from monitor.webhooks.models import WebhookEndpoint
 
 _COLUMNS = ("description", "enabled", "metric", "field", "comparator", "threshold", "segment", "for_windows",
@@ -45,6 +49,27 @@ def get_rule(session: Session, project_id: int, name: str) -> AlertRule:
     if row is None:
         raise NotFoundError(f"no alert rule named {name!r} in this project")
     return row
+
+
+def rule_warnings(project: Project, specs: list[RuleSpec]) -> list[str]:
+    """Why a rule may never fire under the project's settings: a metric it does not compute, a segment key it
+    does not segment by. Such rules are accepted (settings can change later, e.g. `bias_attribute`), and
+    the warnings go back in the response, the CLI's output and the UI (README: "Rules on metrics a project
+    does not compute")."""
+    cfg = project_config(project)
+    computed = {m.spec.name: m for m in project_metrics(cfg)}
+    keys = {*BUILTIN_KEYS, *cfg.segment_keys}
+    out = []
+    for spec in specs:
+        entry = computed.get(spec.metric)
+        if entry is not None and not entry.computed:
+            out.append(f"rule {spec.name!r}: project {project.slug!r} does not compute {spec.metric!r} with its "
+                       f"current settings, so the rule cannot fire: {entry.note}")
+        key = spec.segment.split("=", 1)[0] if "=" in spec.segment else None
+        if key is not None and "*" not in key and key not in keys:
+            out.append(f"rule {spec.name!r}: segment key {key!r} is not one the project segments by "
+                       f"({', '.join(sorted(keys))}); add it to segment_keys or the rule cannot fire")
+    return out
 
 
 def _check_endpoints(session: Session, project_id: int, spec: RuleSpec, prefix: str = "") -> None:

@@ -22,6 +22,7 @@ from monitor.db import make_engine, session_factory
 from monitor.ingest import routes as ingest_routes
 from monitor.ingest.otlp import routes as otlp_routes
 from monitor.metrics import routes as metrics_routes
+from monitor.projects import routes as project_routes
 from monitor.settings import Settings, get_settings
 from monitor.ui.mount import install as mount_ui
 from monitor.webhooks import routes as webhook_routes
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(health_routes.router)
     app.include_router(ingest_routes.router)
     app.include_router(metrics_routes.router)
+    app.include_router(project_routes.router)
     app.include_router(otlp_routes.router)
     app.include_router(alert_routes.router)
     app.include_router(webhook_routes.router)

@@ -8,16 +8,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from monitor.api.deps import ReaderProject, SessionDep
-from monitor.metrics.catalog import all_metrics
+from monitor.metrics.catalog import project_metrics
 from monitor.metrics.queries import latest_drift, query_metrics, row_dict
+from monitor.pipeline.config import project_config
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
 
 
-@router.get("/metrics/catalog", summary="Every metric name driftloop computes")
-def catalog(_project: ReaderProject) -> list[dict[str, str]]:
-    # The same for every project, but a read like the others (the public routes are listed in README.md).
-    return [{"name": m.name, "kind": m.kind, "description": m.description, "unit": m.unit} for m in all_metrics()]
+@router.get("/metrics/catalog", summary="Every metric name driftloop computes, and whether this project does",
+            description="Built from explicit tables at start-up (every family is listed on a fresh collector). "
+            "`computed` says whether the key's project computes the metric with its current settings; `note` "
+            "says what would make it (e.g. set `bias_attribute`). Needs a key with the read scope.")
+def catalog(project: ReaderProject) -> list[dict[str, object]]:
+    return [m.as_dict() for m in project_metrics(project_config(project))]
 
 
 @router.get("/metrics", summary="Metric rows of the key's project")

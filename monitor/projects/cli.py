@@ -49,15 +49,16 @@ def _report(result: Any, as_json: bool) -> None:
     plan = result.recompute
     if result.dry_run:
         console.print(f"dry run, nothing changed. {plan.describe()}"
-                      + (" with --recompute" if plan.families and not plan.rebucket else ""), highlight=False)
+                      + (" with --recompute" if plan.families and not plan.rebucket else ""), highlight=False,
+                      soft_wrap=True)
     elif result.recomputed:
         console.print(f"[green]saved[/green] (change {result.change_id}). {plan.describe()}: marked for "
-                      "recomputation (`driftloop run`, or the workers)", highlight=False)
+                      "recomputation (`driftloop run`, or the workers)", highlight=False, soft_wrap=True)
     else:
         note = (f"; {plan.windows} computed window(s) keep their values (--recompute to recompute them)"
                 if plan.families and plan.windows else "")
         console.print(f"[green]saved[/green] (change {result.change_id}): applies to windows computed from now on"
-                      f"{note}", highlight=False)
+                      f"{note}", highlight=False, soft_wrap=True)
 
 
 def _change(slug: str, fn: Any, *args: Any, dry_run: bool, recompute: bool, as_json: bool) -> None:

@@ -103,6 +103,8 @@ def _example(route: str) -> dict[str, Any] | None:
         "POST /v1/webhook-deliveries/{delivery_id}/redeliver": {},
         "POST /v1/models/{version}/{decision}": {"json": {"actor": "mallory", "reason": "r", "override": True}},
         "POST /v1/retrain": {"json": {"actor": "mallory"}},
+        "PUT /v1/project/config": {"json": {"window_seconds": 1800}},
+        "PATCH /v1/project/config": {"json": {"segment_keys": ["region"]}},
     }
     if route.startswith("GET "):
         return examples.get(route, {})  # the path (with the victim's resources) is the whole request

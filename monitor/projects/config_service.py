@@ -227,9 +227,11 @@ def change_config(
 
     Without `recompute` the new settings apply to windows computed from now on (open windows, late events);
     windows already computed keep their values, and the result says which those are."""
-    validate(new_config)
+    parsed = validate(new_config).model_dump(mode="json")
     before = dict(project.config or {})
-    stored = _copy(new_config)
+    # Stored as the schema parsed it ("1800" from a form is 1800), and only the keys that were set: a default
+    # changed in a later release still reaches projects that never chose otherwise.
+    stored = {k: parsed[k] for k in new_config}
     changes = diff(before, stored)
     plan = recompute_plan(session, project.id, changes)
     result = ConfigResult(project=project.slug, config=effective(stored), stored=stored, changes=changes,

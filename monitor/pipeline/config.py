@@ -56,16 +56,20 @@ class ProjectConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     window_seconds: int = Field(3600, ge=300, le=86_400, description="Tumbling window length (5 min to 1 day).")
-    reference: Reference = Field(default_factory=FirstNReference)
+    reference: Reference = Field(
+        default_factory=FirstNReference, description="What windows are compared with: the first N events (of a "
+        "model version, if named), or a pinned time range of known-good traffic.")
     segment_keys: list[str] = Field(
         default_factory=list, max_length=10, description="Metadata keys to segment by, besides model/template version."
     )
     max_segment_values: int = Field(20, ge=1, le=200, description="Per key, only the most frequent values get rows.")
     min_samples: int = Field(30, ge=1, description="Below this many events a window's ops metrics are insufficient.")
     drift_min_samples: int = Field(100, ge=20, description="Below this per side, drift is insufficient.")
-    drift_methods: list[str] = Field(default_factory=lambda: ["mmd"], min_length=1)
-    drift_fields: list[Literal["prompt", "response"]] = Field(default_factory=lambda: ["prompt", "response"])  # type: ignore[arg-type]
-    drift_alpha: float = Field(0.01, gt=0, lt=0.5)
+    drift_methods: list[str] = Field(default_factory=lambda: ["mmd"], min_length=1,
+                                     description="Embedding drift detectors to run: mmd, knn, classifier, evidently_*.")
+    drift_fields: list[Literal["prompt", "response"]] = Field(  # type: ignore[arg-type]
+        default_factory=lambda: ["prompt", "response"], description="Texts whose embeddings are compared.")
+    drift_alpha: float = Field(0.01, gt=0, lt=0.5, description="Significance level of the drift tests.")
     drift_min_effect: float | None = Field(
         None, ge=0, le=1, description="Fixed effect-size floor for mmd, knn and classifier; None derives it from the "
         "reference's own variation over time (docs/drift.md).")
@@ -81,12 +85,13 @@ class ProjectConfig(BaseModel):
         None, max_length=64, description="Metadata key whose values are the groups compared for disparity."
     )
     bias_min_group_size: int = Field(30, ge=5, description="Smaller groups are reported but never flagged.")
-    bias_alpha: float = Field(0.01, gt=0, lt=0.5)
+    bias_alpha: float = Field(0.01, gt=0, lt=0.5, description="Significance level of the disparity tests.")
     probes: ProbeSchedule | None = Field(None, description="Scheduled bias probes; None runs them on demand only.")
     positive_feedback_threshold: float = Field(
         0.5, description="A feedback score above this counts as positive (labels: see positive_labels)."
     )
-    positive_labels: list[str] = Field(default_factory=lambda: ["thumbs_up", "positive", "good", "accepted"])
+    positive_labels: list[str] = Field(default_factory=lambda: ["thumbs_up", "positive", "good", "accepted"],
+                                       description="Feedback labels that count as positive.")
     # The closed loop's per-project overrides; `retrain.jobs.config` validates them (the pipeline only carries them:
     # `monitor` does not know the loop's keys, and must not refuse a project config because of them).
     retrain: dict[str, Any] | None = Field(None, description="Retraining overrides (see retrain/jobs/config.py).")

@@ -110,27 +110,38 @@ def settings_page(slug: Slug, request: Request, session: SessionDep, operator: O
 
 
 def _parse(section: Section, form: dict[str, str], stored: dict[str, Any]) -> dict[str, Any]:
-    """The stored config with this section's fields replaced by the form's (an empty field: the default)."""
-    new = {k: v for k, v in stored.items()}
+    """The stored config with this section's fields replaced by the form's. An empty field is the default; so
+    is a field left showing its default that was never set (the form is filled with every effective value,
+    and saving one section must not pin the others' defaults)."""
+    new = dict(stored)
+    defaults = effective({})
     if section.name == "reference":
         ref = {k.split(".")[1]: form.get(k, "").strip() for k in REFERENCE}
         kind = ref.pop("kind") or "first_n"
         keep = ("n", "model_version") if kind == "first_n" else ("start", "end")
         value: dict[str, Any] = {"kind": kind, **{k: ref[k] for k in keep if ref[k]}}
-        if value == {"kind": "first_n"}:
+        unchanged_default = "reference" not in stored and _same(value, defaults["reference"], "reference")
+        if value == {"kind": "first_n"} or unchanged_default:
             new.pop("reference", None)
         else:
             new["reference"] = value
         return new
     for key in section.keys:
         raw = form.get(key, "").strip()
-        if not raw:
+        if not raw or (key not in stored and raw == _shown(defaults[key])):
             new.pop(key, None)
         elif key in LISTS:
             new[key] = [item.strip() for item in raw.split(",") if item.strip()]
         else:
             new[key] = raw  # the schema converts text to numbers (and says so when it cannot)
     return new
+
+
+def _same(value: dict[str, Any], default: Any, key: str) -> bool:
+    try:
+        return bool(effective({key: value})[key] == default)
+    except FieldErrors:
+        return False
 
 
 @router.post("/p/{slug}/settings/{section}")

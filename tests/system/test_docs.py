@@ -46,3 +46,21 @@ def test_the_configuration_table_matches_the_settings_object() -> None:
                      if table[name][1] != f.description}
     assert wrong_meaning == {}, "README meaning vs the field's description in monitor/settings.py"
 
+
+
+_PROJECT_ROW = re.compile(r"^\| `([a-z_]+)` \| `([^`]*)` \| (.*) \|$")
+
+
+def test_the_project_settings_table_lists_every_setting_with_its_default_and_meaning() -> None:
+    import json
+
+    from monitor.pipeline.config import ProjectConfig
+    from monitor.projects.config_service import effective
+
+    readme = (repo_root() / "README.md").read_text()
+    section = readme.split("\n### Project settings\n", 1)[1].split("\n## ", 1)[0]
+    assert "The default reference is the first 1,000 events" in section
+    table = {m[1]: (m[2], m[3]) for m in map(_PROJECT_ROW.match, section.splitlines()) if m}
+    defaults = effective({})
+    expected = {name: (json.dumps(defaults[name]), f.description) for name, f in ProjectConfig.model_fields.items()}
+    assert table == expected, "README project settings table vs monitor/pipeline/config.py"

@@ -85,12 +85,15 @@ def finish(session: Session, project_id: int, window_start: datetime, started: d
 
 def run_pending(
     now: datetime | None = None, *, factory: sessionmaker[Session] | None = None, project_ids: list[int] | None = None,
-    progress: Callable[[WindowJob], None] | None = None,
+    progress: Callable[[WindowJob], None] | None = None, on_start: Callable[[int], None] | None = None,
 ) -> RunReport:
-    """Scan, then compute every dirty window in this process (embedded mode's equivalent of beat + workers)."""
+    """Scan, then compute every dirty window in this process (embedded mode's equivalent of beat + workers).
+    `on_start` gets the number of windows found, before the first is computed; `progress` each one done."""
     factory = factory or session_factory()
     now = now or utcnow()
     jobs = run_unit(factory, lambda s: scan(s, now, project_ids))
+    if on_start:
+        on_start(len(jobs))
     report = RunReport()
     for job in jobs:
         try:

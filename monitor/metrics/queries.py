@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +29,9 @@ def query_metrics(
     if metric:
         stmt = stmt.where(MetricValue.metric.like(metric.replace("*", "%")) if "*" in metric
                           else MetricValue.metric == metric)
-    if segment:
+    if segment and is_glob(segment):
+        stmt = stmt.where(MetricValue.segment.in_(matching_segments(session, project_id, segment)))
+    elif segment:
         stmt = stmt.where(MetricValue.segment == segment)
     if start:
         stmt = stmt.where(MetricValue.window_start >= start)
@@ -38,14 +41,28 @@ def query_metrics(
     return list(reversed(session.scalars(stmt).all()))
 
 
-def latest_drift(session: Session, project_id: int, segment: str = "all") -> list[MetricValue]:
-    """Every drift metric of the most recent window that has computed drift rows for the segment."""
-    latest = session.scalar(
-        select(func.max(MetricValue.window_start)).where(
-            MetricValue.project_id == project_id, MetricValue.segment == segment,
-            MetricValue.metric.like("drift.%"), MetricValue.status == "ok",
-        )
-    )
+def is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def matching_segments(session: Session, project_id: int, pattern: str) -> list[str]:
+    """Segment labels of the project that match a glob exactly as alert rules match them (fnmatchcase: `*`, `?`,
+    `[...]`, case-sensitive). Labels are few per project (bounded by max_segment_values per key)."""
+    labels = session.scalars(select(MetricValue.segment).where(MetricValue.project_id == project_id).distinct())
+    return sorted(label for label in labels if fnmatch.fnmatchcase(label, pattern))
+
+
+def latest_drift(session: Session, project_id: int, segment: str = "all",
+                 at: datetime | None = None) -> list[MetricValue]:
+    """Every drift metric of the most recent window that has computed drift rows for the segment; with `at`,
+    of the window containing that time instead."""
+    conditions = [MetricValue.project_id == project_id, MetricValue.segment == segment,
+                  MetricValue.metric.like("drift.%")]
+    if at is not None:
+        conditions += [MetricValue.window_start <= at, MetricValue.window_end > at]
+    else:
+        conditions.append(MetricValue.status == "ok")
+    latest = session.scalar(select(func.max(MetricValue.window_start)).where(*conditions))
     if latest is None:
         return []
     return list(session.scalars(

@@ -28,7 +28,8 @@ def get_metrics(
     session: SessionDep,
     project: ReaderProject,
     metric: Annotated[str | None, Query(max_length=96, description="Exact name, or a pattern with *.")] = None,
-    segment: Annotated[str, Query(max_length=320, description="Segment label, e.g. all or model_version=v2.")] = "all",
+    segment: Annotated[str, Query(max_length=320, description="Segment label, e.g. all or model_version=v2, or a "
+                                  "glob as in alert rules (model_version=*).")] = "all",
     start: datetime | None = None,
     end: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,

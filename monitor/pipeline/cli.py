@@ -26,6 +26,14 @@ def _since(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _timestamp(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"--window {value!r} is not an ISO time (e.g. 2026-12-01T10:00)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.4g}"
 
@@ -79,7 +87,9 @@ def run_windows(project: str | None = typer.Option(None, help="Only this project
     with Progress(TextColumn("windows"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
         task = bar.add_task("windows", total=None)
-        report = run_pending(project_ids=ids, progress=lambda _job: bar.advance(task))
+        # The total is known once the scan has found the dirty windows: the bar then shows N/M, not a spinner.
+        report = run_pending(project_ids=ids, progress=lambda _job: bar.advance(task),
+                             on_start=lambda total: bar.update(task, total=total))
     console.print(f"computed {report.windows} window(s), {report.rows} metric rows")
     for failure in report.failures:
         err.print(f"[red]failed:[/red] {failure}")
@@ -90,7 +100,8 @@ def run_windows(project: str | None = typer.Option(None, help="Only this project
 def show_metrics(
     project: str = typer.Argument(..., help="Project slug."),
     metric: str = typer.Option("ops.*", help="Metric name or pattern with *."),
-    segment: str = typer.Option("all"),
+    segment: str = typer.Option("all", help="A segment label (model_version=v2), or a glob as in alert rules "
+                                "(model_version=*, region=e?)."),
     since: str = typer.Option("24h", help="24h, 7d, 90m or an ISO timestamp."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON rows."),
 ) -> None:
@@ -118,21 +129,27 @@ def show_metrics(
     console.print(table if data else "no metric rows match")
 
 
-def show_drift(project: str = typer.Argument(...), segment: str = typer.Option("all")) -> None:
-    """The latest drift report, with the clusters that grew when drift fired."""
+def show_drift(
+    project: str = typer.Argument(...), segment: str = typer.Option("all"),
+    window: str | None = typer.Option(None, help="Show the window containing this time (ISO, e.g. "
+                                      "2026-12-01T10:00, UTC unless it says otherwise) instead of the latest."),
+) -> None:
+    """The latest drift report (or any window's), with the clusters that grew when drift fired."""
     from monitor.db import session_scope
     from monitor.errors import NotFoundError
     from monitor.metrics.queries import latest_drift, row_dict
     from monitor.projects.service import get_project
 
     try:
+        at = _timestamp(window) if window else None
         with session_scope() as s:
-            rows = [row_dict(r) for r in latest_drift(s, get_project(s, project).id, segment)]
-    except NotFoundError as exc:
+            rows = [row_dict(r) for r in latest_drift(s, get_project(s, project).id, segment, at=at)]
+    except (NotFoundError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     if not rows:
-        console.print("no drift results yet (run `driftloop run`, or wait for the workers)")
+        console.print(f"no drift results for the window containing {at.isoformat()} (segment {segment})" if at
+                      else "no drift results yet (run `driftloop run`, or wait for the workers)")
         return
     console.print(f"window {rows[0]['window_start']}  segment {segment}")
     table = Table("metric", "statistic", "p-value", "threshold", "effect", "floor (90% interval, source)", "drift")

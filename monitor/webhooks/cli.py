@@ -153,22 +153,30 @@ def redeliver_cmd(delivery_id: int = typer.Argument(...), project: str = Project
     from monitor.errors import ConflictError, NotFoundError
     from monitor.queue import runs_inline
     from monitor.settings import get_settings
-    from monitor.webhooks.outbox import get_delivery, redeliver
+    from monitor.webhooks.outbox import attempts_of, get_delivery, redeliver
 
     settings = get_settings()
     try:
         with session_scope() as s:
             pid = _project_id(s, project)
+            before = get_delivery(s, pid, delivery_id).attempts
             redeliver(s, pid, delivery_id, settings=settings)
+        if not runs_inline(settings):
+            console.print(f"delivery {delivery_id} queued for a manual attempt")
+            return
         with session_scope() as s:
-            d = get_delivery(s, pid, delivery_id)
-            status, code, error = d.status, d.last_status_code, d.last_error
+            new = [a for a in attempts_of(s, [delivery_id])[delivery_id] if a.attempt > before]
     except (NotFoundError, ConflictError) as exc:
         _fail(str(exc))
-    if not runs_inline(settings):
-        console.print(f"delivery {delivery_id} queued for a manual attempt")
-    else:
-        console.print(f"delivery {delivery_id}: {status} (last answer {code or error})")
+    # The delivery's status is not the answer: a delivery that succeeded before stays `succeeded` when this
+    # attempt is refused (a private address without DRIFTLOOP_WEBHOOK_ALLOW_PRIVATE) or fails.
+    if not new:
+        _fail(f"delivery {delivery_id}: no attempt was made")
+    attempt = new[-1]
+    answer = attempt.status_code or attempt.error or "no answer"
+    if attempt.outcome != "succeeded":
+        _fail(f"delivery {delivery_id}: attempt {attempt.attempt} {attempt.outcome} ({answer})")
+    console.print(f"delivery {delivery_id}: attempt {attempt.attempt} succeeded ({answer})")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -51,11 +52,22 @@ def get_rule(session: Session, project_id: int, name: str) -> AlertRule:
     return row
 
 
-def rule_warnings(project: Project, specs: list[RuleSpec]) -> list[str]:
+class RuleLike(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def metric(self) -> str: ...
+
+    @property
+    def segment(self) -> str: ...
+
+
+def rule_warnings(project: Project, specs: Sequence[RuleLike]) -> list[str]:
     """Why a rule may never fire under the project's settings: a metric it does not compute, a segment key it
     does not segment by. Such rules are accepted (settings can change later, e.g. `bias_attribute`), and
-    the warnings go back in the response, the CLI's output and the UI (README: "Rules on metrics a project
-    does not compute")."""
+    the warnings go back in the response, the CLI's output and the UI's settings page (README: "Rules on
+    metrics a project does not compute"). Takes specs or stored rules."""
     cfg = project_config(project)
     computed = {m.spec.name: m for m in project_metrics(cfg)}
     keys = {*BUILTIN_KEYS, *cfg.segment_keys}

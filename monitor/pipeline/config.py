@@ -67,8 +67,9 @@ class ProjectConfig(BaseModel):
     drift_min_samples: int = Field(100, ge=20, description="Below this per side, drift is insufficient.")
     drift_methods: list[str] = Field(default_factory=lambda: ["mmd"], min_length=1,
                                      description="Embedding drift detectors to run: mmd, knn, classifier, evidently_*.")
-    drift_fields: list[Literal["prompt", "response"]] = Field(  # type: ignore[arg-type]
-        default_factory=lambda: ["prompt", "response"], description="Texts whose embeddings are compared.")
+    drift_fields: list[Literal["prompt", "response"]] = Field(
+        default_factory=lambda: ["prompt", "response"],  # type: ignore[arg-type]
+        description="Texts whose embeddings are compared.")
     drift_alpha: float = Field(0.01, gt=0, lt=0.5, description="Significance level of the drift tests.")
     drift_min_effect: float | None = Field(
         None, ge=0, le=1, description="Fixed effect-size floor for mmd, knn and classifier; None derives it from the "

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from starlette.responses import RedirectResponse, Response
 
+from monitor.alerts.rule_service import list_rules, rule_warnings
 from monitor.api.deps import SessionDep
 from monitor.errors import FieldError, FieldErrors
 from monitor.models import Project
@@ -98,6 +99,7 @@ def _page(request: Request, session: SessionDep, operator: Any, project: Project
     return render(request, "settings.html", {
         "title": f"{project.slug}: settings", "project": project, "sections": sections, "other": other,
         "history": [change_view(r) for r in history(session, project.id, 10)], "notice": notice,
+        "rule_warnings": rule_warnings(project, [r for r in list_rules(session, project.id) if r.enabled]),
         "error": "The section was not saved: see the fields marked below." if errors else None,
     }, operator=operator, status_code=status_code)
 

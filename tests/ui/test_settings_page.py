@@ -81,3 +81,23 @@ def test_saving_needs_the_csrf_token(ui: TestClient, session: Session) -> None:
     session.expire_all()
     stored = session.get(Project, p.id)
     assert stored is not None and stored.config == {}
+
+
+def test_rules_that_cannot_fire_are_listed_until_the_settings_compute_their_metric(
+    ui: TestClient, session: Session,
+) -> None:
+    from monitor.alerts.rule_service import create_rule
+    from monitor.alerts.rules import RuleSpec
+
+    p = _project(session)
+    create_rule(session, p.id, RuleSpec(name="bias-gap", metric="bias.toxicity_rate.gap", comparator=">",
+                                        threshold=0.1))
+    create_rule(session, p.id, RuleSpec(name="volume", metric="ops.volume", comparator="<", threshold=10))
+    session.commit()
+    page = ui.get(f"/ui/p/{p.slug}/settings")
+    warnings = re.findall(r'<li class="warning">([^<]+)</li>', page.text)
+    assert len(warnings) == 1 and "bias-gap" in warnings[0] and "bias_attribute" in warnings[0], warnings
+    form = {"csrf_token": csrf_of(page.text), "bias_attribute": "region", "safety_max_samples": "",
+            "bias_min_group_size": "", "bias_alpha": ""}
+    assert ui.post(f"/ui/p/{p.slug}/settings/safety", data=form, follow_redirects=False).status_code == 303
+    assert 'class="warning"' not in ui.get(f"/ui/p/{p.slug}/settings").text

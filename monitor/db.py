@@ -12,7 +12,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from monitor.settings import get_settings
+from monitor.settings import Settings, get_settings
 
 T = TypeVar("T")
 
@@ -69,21 +69,27 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 _ENGINES: dict[str, Engine] = {}
+_engine_check: Callable[[Settings], None] | None = None
+
+
+def set_engine_check(check: Callable[[Settings], None] | None) -> None:
+    """Run `check(settings)` before the process-wide engine of a URL is first built (None: no check). A hook,
+    so this module knows nothing of what is checked (`monitor.readiness` imports this one, not the reverse)."""
+    global _engine_check
+    _engine_check = check
 
 
 def get_engine() -> Engine:
     """The process-wide engine for the configured database (one pool per URL).
 
-    In the CLI (`monitor.readiness.enable`) the database, and Redis with the Celery runner, are checked first:
-    a missing or unmigrated database is a one-line NotReady, and a SQLite file is never created here."""
+    With a check installed (the CLI installs `monitor.readiness`'s) it runs first, once per URL: a missing or
+    unmigrated database ends the command in one line, and no SQLite file is created here."""
     settings = get_settings()
     url = settings.database_url
     engine = _ENGINES.get(url)
     if engine is None:
-        from monitor import readiness
-
-        if readiness.enabled():
-            readiness.check_or_fail(settings)
+        if _engine_check is not None:
+            _engine_check(settings)
         engine = _ENGINES[url] = make_engine(url)
     return engine
 

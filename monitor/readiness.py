@@ -2,8 +2,9 @@
 touches the database, so a missing or stale setup is one line naming what is wrong and the command or variable
 that fixes it, never a SQLite file created by accident followed by a 190-line `no such table` traceback.
 
-The CLI turns the checks on (`enable`); `monitor.db.get_engine` runs them once per URL before it builds an
-engine. The API and the workers keep their own answers (503 with Retry-After, Celery's retries).
+The CLI turns the checks on (`enable`, which installs them as `monitor.db`'s engine check); `get_engine` runs
+them once per URL before it builds an engine. The API and the workers keep their own answers (503 with
+Retry-After, Celery's retries).
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ class NotReady(RuntimeError):
 def enable(on_failure: Callable[[str], NoReturn] | None) -> None:
     """Check before the first connection (the CLI does, for each command); `on_failure` gets the one line and
     ends the command (it prints it and exits 1). None turns the checks off again."""
+    from monitor import db
+
     global _on_failure
     _on_failure = on_failure
+    db.set_engine_check(check_or_fail if on_failure is not None else None)
 
 
 def enabled() -> bool:

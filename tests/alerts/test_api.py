@@ -84,7 +84,7 @@ rules:
     post = lambda body, **params: client.post("/v1/alert-rules/import", content=body, params=params,  # noqa: E731
                                               headers={**h, "content-type": "application/yaml"})
     assert post(text, dry_run=True).json() == {"created": ["drift", "slow"], "updated": [], "unchanged": [],
-                                               "deleted": [], "dry_run": True}
+                                               "deleted": [], "dry_run": True, "warnings": []}
     assert client.get("/v1/alert-rules", headers=h).json() == []  # a dry run changes nothing
     assert post(text).json()["created"] == ["drift", "slow"]
     assert post(text).json()["unchanged"] == ["drift", "slow"]

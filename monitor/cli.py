@@ -16,12 +16,18 @@ keys_app = typer.Typer(no_args_is_help=True, help="Project API keys and their sc
 app.add_typer(keys_app, name="keys")
 
 
+# Commands that create or migrate their database themselves (the demo uses one of its own): not checked.
+MANAGE_THEIR_DATABASE = frozenset({"migrate", "serve", "demo", "worker", "beat", "version"})
+
+
 @app.callback()
 def _every_command(ctx: typer.Context) -> None:
     # Before any command first touches the database: is it there, reachable and migrated? One line if not
     # (monitor/readiness.py); `--help` and commands that never open a session are not held up by it.
     from monitor import readiness
 
+    if ctx.invoked_subcommand in MANAGE_THEIR_DATABASE:
+        return
     readiness.enable(_fail)
     ctx.call_on_close(lambda: readiness.enable(None))
 

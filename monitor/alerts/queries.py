@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.alerts.models import Alert, AlertActionRequest, AlertTransition
+from monitor.alerts.triage import triage_of
 from monitor.encoding import iso
 
 ALERT_STATUSES = ("pending", "firing", "resolved", "cancelled")
@@ -24,7 +25,6 @@ def list_alerts(session: Session, project_id: int, *, status: str | None = None,
     return list(session.scalars(stmt))
 
 
-
 def alert_views(session: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
     ids = [a.id for a in alerts]
     transitions: dict[int, list[AlertTransition]] = {i: [] for i in ids}
@@ -36,6 +36,7 @@ def alert_views(session: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
         for r in session.scalars(select(AlertActionRequest).where(AlertActionRequest.alert_id.in_(ids))
                                  .order_by(AlertActionRequest.id)):
             requests[r.alert_id].append(r)
+    triage = triage_of(session, alerts)
     return [
         {
             "id": a.id, "rule": a.rule_name, "rule_id": a.rule_id, "metric": a.metric, "segment": a.segment,
@@ -49,6 +50,9 @@ def alert_views(session: Session, alerts: list[Alert]) -> list[dict[str, Any]]:
             ],
             "actions": [{"id": r.id, "action": r.action, "status": r.status, "error": r.error}
                         for r in requests[a.id]],
+            "acknowledgements": triage[a.id]["acks"],
+            "silences": triage[a.id]["silences"],
+            "silenced": any(s["active"] for s in triage[a.id]["silences"]),
         }
         for a in alerts
     ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from monitor.alerts.models import Alert, AlertActionRequest, AlertTransition
@@ -15,9 +16,13 @@ ALERT_STATUSES = ("pending", "firing", "resolved", "cancelled")
 
 
 def list_alerts(session: Session, project_id: int, *, status: str | None = None, rule: str | None = None,
-                limit: int = 100) -> list[Alert]:
-    """Newest first."""
+                limit: int = 100, start: datetime | None = None, end: datetime | None = None) -> list[Alert]:
+    """Newest first; with `start`/`end`, the alerts whose windows overlap [start, end)."""
     stmt = select(Alert).where(Alert.project_id == project_id).order_by(Alert.id.desc()).limit(limit)
+    if start is not None:  # an open alert overlaps every range after it started
+        stmt = stmt.where(or_(Alert.last_window >= start, Alert.status.in_(("pending", "firing"))))
+    if end is not None:
+        stmt = stmt.where(Alert.started_window < end)
     if status:
         stmt = stmt.where(Alert.status == status)
     if rule:

@@ -47,13 +47,14 @@ class EventFilters:
     in_grown_cluster: bool = False  # in any grown cluster of any window
     session_id: str | None = None
     trace_id: str | None = None
+    event_id: str | None = None  # the client's event id (what training examples and feedback refer to)
     q: str | None = None  # full text on prompt and response
 
     def active(self) -> dict[str, object]:
         """The filters in use, for the response and the UI (what was asked, echoed back)."""
         out: dict[str, object] = {}
         for name in ("start", "end", "window", "segment", "model_version", "template_version", "toxicity_min",
-                     "session_id", "trace_id", "q"):
+                     "session_id", "trace_id", "event_id", "q"):
             v = getattr(self, name)
             if v is not None:
                 out[name] = v.isoformat() if isinstance(v, datetime) else v
@@ -129,7 +130,7 @@ def build_filters(
     toxicity_min: float | None = None, toxicity_field: str = "response", negative_feedback: bool = False,
     cluster_window: str | None = None, cluster_metric: str | None = None, cluster: int | None = None,
     in_grown_cluster: bool = False, session_id: str | None = None, trace_id: str | None = None,
-    q: str | None = None,
+    event_id: str | None = None, q: str | None = None,
 ) -> EventFilters:
     """Filters from request parameters (strings as sent; empty means unset), refusing what cannot work."""
     if toxicity_field not in ("prompt", "response"):
@@ -153,5 +154,5 @@ def build_filters(
         metadata=parse_metadata(metadata or []), toxicity_min=toxicity_min,
         toxicity_field="prompt" if toxicity_field == "prompt" else "response", negative_feedback=negative_feedback,
         cluster=ref, in_grown_cluster=in_grown_cluster, session_id=session_id or None, trace_id=trace_id or None,
-        q=check_query(q),
+        event_id=event_id or None, q=check_query(q),
     )

@@ -106,6 +106,8 @@ def conditions(session: Session, project: Project, f: EventFilters) -> list[Colu
         out.append(Event.session_id == f.session_id)
     if f.trace_id is not None:
         out.append(Event.trace_id == f.trace_id)
+    if f.event_id is not None:
+        out.append(Event.client_event_id == f.event_id)
     if f.toxicity_min is not None:
         out.append(Event.id.in_(select(EventScore.event_id).where(
             EventScore.scorer == toxicity_scorer_key(), EventScore.field == f.toxicity_field,

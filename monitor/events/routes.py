@@ -40,6 +40,7 @@ def get_events(
     in_grown_cluster: Annotated[bool, Query(description="Only events in any grown drift cluster")] = False,
     session_id: Text = None,
     trace_id: Text = None,
+    event_id: Annotated[str | None, Query(max_length=128, description="The event id the client sent")] = None,
     q: Annotated[str | None, Query(max_length=200, description="Full-text search on prompt and response")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
@@ -48,7 +49,8 @@ def get_events(
                       template_version=template_version, metadata=metadata, toxicity_min=toxicity_min,
                       toxicity_field=toxicity_field, negative_feedback=negative_feedback,
                       cluster_window=cluster_window, cluster_metric=cluster_metric, cluster=cluster,
-                      in_grown_cluster=in_grown_cluster, session_id=session_id, trace_id=trace_id, q=q)
+                      in_grown_cluster=in_grown_cluster, session_id=session_id, trace_id=trace_id,
+                      event_id=event_id, q=q)
     page = list_events(session, project, f, limit=limit, cursor=cursor)
     return {"items": page.items, "next_cursor": page.next_cursor, "filters": f.active()}
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -27,6 +28,12 @@ from monitor.db import UTCDateTime, utcnow
 # SQLite only auto-increments an INTEGER PRIMARY KEY; Postgres gets a real bigint identity.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+# Written as Postgres prints it back (so the ORM/migration comparison sees one index); the explorer's query
+# builds the same expression (monitor/events/search.py).
+FTS_EXPRESSION = ("to_tsvector('english'::regconfig, (COALESCE(prompt, ''::text) || ' '::text) "
+                  "|| COALESCE(response, ''::text))")
 
 
 class Base(DeclarativeBase):
@@ -68,6 +75,13 @@ class Event(Base):
         UniqueConstraint("project_id", "client_event_id", name="uq_events_project_client_id"),
         Index("ix_events_project_ts", "project_id", "ts"),
         Index("ix_events_project_received", "project_id", "received_at"),
+        Index("ix_events_project_session", "project_id", "session_id"),  # the explorer: a session's events
+        # The explorer's full-text search and metadata filters; Postgres only (SQLite searches with LIKE). The
+        # expression must match monitor/events/search.py's, or the planner cannot use the index.
+        Index("ix_events_fts", text(FTS_EXPRESSION), postgresql_using="gin").ddl_if(dialect="postgresql"),
+        # (written as text so that SQLite's comparison with the migrations skips it, as it skips the one above)
+        Index("ix_events_metadata", text("metadata jsonb_path_ops"), postgresql_using="gin").ddl_if(
+            dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -98,6 +112,7 @@ class Feedback(Base):
         UniqueConstraint("project_id", "client_feedback_id", name="uq_feedback_project_client_id"),
         Index("ix_feedback_project_event", "project_id", "event_client_id"),
         Index("ix_feedback_project_ts", "project_id", "ts"),
+        Index("ix_feedback_project_score", "project_id", "score"),  # the explorer's negative-feedback filter
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

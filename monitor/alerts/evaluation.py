@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.alerts.actions import request_action
 from monitor.alerts.models import Alert, AlertRule, AlertTransition
 from monitor.alerts.state import AlertState, Condition, Decision, Point, RuleParams, decide
+from monitor.alerts.triage import silence_for
 from monitor.db import run_unit, utcnow
 from monitor.models import Project
 from monitor.pipeline.models import MetricValue
@@ -131,6 +132,10 @@ def _endpoint_ids(session: Session, rule: AlertRule) -> list[int]:
 def _side_effects(session: Session, project: Project, rule: AlertRule, alert: Alert, t: AlertTransition,
                   settings: Settings | None) -> None:
     if t.to_status not in ("firing", "resolved"):
+        return
+    silenced = silence_for(session, rule, alert.segment)
+    if silenced is not None:  # recorded in the history, but it does not page (monitor/alerts/triage.py)
+        t.reason = f"{t.reason} [silenced by silence {silenced.id} until {silenced.until.isoformat()}: no page]"[:500]
         return
     ids = _endpoint_ids(session, rule)
     if ids:

@@ -113,3 +113,39 @@ class AlertActionRequest(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AlertAck(Base):
+    """An operator (or API key) acknowledged an alert, with a comment: part of the alert's history (audit)."""
+
+    __tablename__ = "alert_acks"
+    __table_args__ = (Index("ix_alert_acks_alert", "alert_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    alert_id: Mapped[int] = mapped_column(BigId, ForeignKey("alerts.id", ondelete="CASCADE"))
+    actor: Mapped[str] = mapped_column(String(128))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AlertSilence(Base):
+    """While active (`until` in the future, not lifted), matching alerts do not page: no webhooks, no actions.
+
+    Matches a rule (by id; None: every rule) on segments matching a glob (`*`: every segment). Rows are never
+    deleted: lifting sets `lifted_at`/`lifted_by`, so the history of who silenced what stays (audit).
+    """
+
+    __tablename__ = "alert_silences"
+    __table_args__ = (Index("ix_alert_silences_project_until", "project_id", "until"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    rule_id: Mapped[int | None] = mapped_column(ForeignKey("alert_rules.id", ondelete="CASCADE"), nullable=True)
+    segment: Mapped[str] = mapped_column(String(320))
+    until: Mapped[datetime] = mapped_column(UTCDateTime())
+    comment: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lifted_by: Mapped[str | None] = mapped_column(String(128), nullable=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from monitor.alerts.actions import action_request_dict, list_action_requests
 from monitor.alerts.queries import ALERT_STATUSES, alert_views, list_alerts
@@ -20,8 +21,10 @@ from monitor.alerts.rule_service import (
     update_rule,
 )
 from monitor.alerts.rules import MAX_YAML_BYTES, NAME_PATTERN, RuleSpec, parse_rule_file
+from monitor.alerts.triage import ack_dict, acknowledge, lift, list_silences, rule_names, silence, silence_dict
 from monitor.api.body import read_body
-from monitor.api.deps import AdminProject, ReaderProject, SessionDep
+from monitor.api.deps import AdminProject, ReaderProject, RowId, SessionDep
+from monitor.db import utcnow
 from monitor.errors import FieldError
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
@@ -108,3 +111,59 @@ def get_action_requests(
 ) -> list[dict[str, Any]]:
     return [action_request_dict(r) for r in list_action_requests(session, project.id, status=request_status,
                                                                  limit=limit)]
+
+
+class AckIn(BaseModel):
+    comment: str = Field("", max_length=2000, description="Why, what is being done; kept in the alert's history.")
+    actor: str = Field("api", min_length=1, max_length=100, description="Who acknowledges (recorded as api:<actor>).")
+
+
+class SilenceIn(BaseModel):
+    rule: str | None = Field(None, pattern=NAME_PATTERN, description="The rule to silence; omit for every rule "
+                                                                     "(then name a segment).")
+    segment: str = Field("*", min_length=1, max_length=320, description="A segment label or glob.")
+    until: datetime | None = Field(None, description="When the silence ends (ISO 8601, in the future).")
+    minutes: int | None = Field(None, ge=1, le=60 * 24 * 90, description="Or: how long, from now.")
+    comment: str = Field("", max_length=2000)
+    actor: str = Field("api", min_length=1, max_length=100)
+
+
+class LiftIn(BaseModel):
+    actor: str = Field("api", min_length=1, max_length=100)
+
+
+@router.post("/alerts/{alert_id}/ack", status_code=201, summary="Acknowledge an alert (sends alert.acknowledged)")
+def post_ack(alert_id: RowId, body: AckIn, request: Request, session: SessionDep,
+             project: AdminProject) -> dict[str, Any]:
+    ack = acknowledge(session, project, alert_id, actor=f"api:{body.actor}", comment=body.comment,
+                      settings=request.app.state.settings)
+    session.commit()
+    return ack_dict(ack)
+
+
+@router.get("/alert-silences", summary="Silences, newest first (active_only for those in force now)")
+def get_silences(session: SessionDep, project: ReaderProject, active_only: bool = False) -> list[dict[str, Any]]:
+    names = rule_names(session, project.id)
+    return [silence_dict(s, names.get(s.rule_id) if s.rule_id else None)
+            for s in list_silences(session, project.id, active_only=active_only)]
+
+
+@router.post("/alert-silences", status_code=201,
+             summary="Silence a rule or a segment until a time: its alerts are recorded but do not page")
+def post_silence(body: SilenceIn, request: Request, session: SessionDep, project: AdminProject) -> dict[str, Any]:
+    if (body.until is None) == (body.minutes is None):
+        raise FieldError("until", "give either until (a time) or minutes (a duration)")
+    until = body.until if body.until is not None else utcnow() + timedelta(minutes=body.minutes or 0)
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    sil = silence(session, project, rule=body.rule, segment=body.segment, until=until, actor=f"api:{body.actor}",
+                  comment=body.comment, settings=request.app.state.settings)
+    session.commit()
+    return silence_dict(sil, body.rule)
+
+
+@router.post("/alert-silences/{silence_id}/lift", summary="Lift a silence now (kept in the history)")
+def post_lift(silence_id: RowId, body: LiftIn, session: SessionDep, project: AdminProject) -> dict[str, Any]:
+    sil = lift(session, project, silence_id, actor=f"api:{body.actor}")
+    session.commit()
+    return silence_dict(sil, rule_names(session, project.id).get(sil.rule_id) if sil.rule_id else None)

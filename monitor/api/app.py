@@ -19,6 +19,7 @@ from monitor.api.openapi import build_openapi
 from monitor.api.ratelimit import build_rate_limiter
 from monitor.api.telemetry import LATENCY, REQUESTS
 from monitor.db import make_engine, session_factory
+from monitor.events import routes as event_routes
 from monitor.ingest import routes as ingest_routes
 from monitor.ingest.otlp import routes as otlp_routes
 from monitor.metrics import routes as metrics_routes
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     app.include_router(health_routes.router)
     app.include_router(ingest_routes.router)
+    app.include_router(event_routes.router)
     app.include_router(metrics_routes.router)
     app.include_router(project_routes.router)
     app.include_router(otlp_routes.router)

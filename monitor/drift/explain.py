@@ -9,7 +9,7 @@ prompt texts).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,9 @@ class ClusterShift:
     n_current: int
     example_indices: tuple[int, ...]
     """Row indices into `current` of the items closest to the cluster centre, closest first."""
+    member_indices: tuple[int, ...] = field(default=(), repr=False)
+    """Row indices into `current` of every item in the cluster (stored as the cluster's events, not in the
+    metric row's details: see `to_dict`)."""
 
     @property
     def growth(self) -> float:
@@ -49,7 +52,8 @@ class DriftExplanation:
             "n_clusters": self.n_clusters,
             "total_variation": self.total_variation,
             "clusters": [
-                asdict(c) | {"growth": c.growth, "example_indices": list(c.example_indices)}
+                {k: v for k, v in asdict(c).items() if k != "member_indices"}
+                | {"growth": c.growth, "example_indices": list(c.example_indices)}
                 for c in self.clusters
             ],
         }
@@ -114,6 +118,7 @@ def explain_drift(
                 n_reference=int(ref_counts[cluster]),
                 n_current=int(cur_counts[cluster]),
                 example_indices=tuple(int(i) for i in nearest),
+                member_indices=tuple(int(i) for i in members),
             )
         )
     return DriftExplanation(

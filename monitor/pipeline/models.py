@@ -76,8 +76,27 @@ class EventScore(Base):
     """A per-text score (toxicity probability, sentiment), computed once per (event, field, scorer)."""
 
     __tablename__ = "event_scores"
+    # "toxicity >= x" in the events explorer starts from the few high scores, not from every event.
+    __table_args__ = (Index("ix_event_scores_scorer_score", "scorer", "field", "score"),)
 
     event_id: Mapped[int] = mapped_column(BigId, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
     field: Mapped[str] = mapped_column(String(16), primary_key=True)
     scorer: Mapped[str] = mapped_column(String(96), primary_key=True)
     score: Mapped[float] = mapped_column(Float)
+
+
+class DriftClusterEvent(Base):
+    """An event of a window that fell in one of the clusters a drift explanation reported as grown.
+
+    Written by the drift stage next to the explanation (monitor/pipeline/clusters.py), replaced when the
+    window is recomputed, so "the events of this cluster" is one indexed query in the explorer.
+    """
+
+    __tablename__ = "drift_cluster_events"
+    __table_args__ = (Index("ix_drift_cluster_events_event", "event_id"),)
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(96), primary_key=True)
+    cluster: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigId, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)

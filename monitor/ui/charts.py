@@ -36,16 +36,22 @@ def _runs(points: list[tuple[int, float]]) -> list[list[tuple[int, float]]]:
 
 
 def sparkline(values: Sequence[float | None], *, flagged: Sequence[bool] | None = None, width: int = 120,
-              height: int = 28, label: str = "") -> Markup:
-    """A small trend line; points of flagged windows are drawn as red dots, the latest point as a dot."""
-    points = _finite(values)
+              height: int = 28, label: str = "", slots: int = 0) -> Markup:
+    """A small trend line; points of flagged windows are drawn as red dots, the latest point as a dot.
+
+    With `slots`, the x axis has room for that many windows and the values sit at its right end, so two
+    windows are a short stroke at the right, not a diagonal across the whole card."""
+    offset = max(slots - len(values), 0)
+    points = [(i + offset, v) for i, v in _finite(values)]
+    if flagged is not None and offset:
+        flagged = [False] * offset + list(flagged)
     title = f"<title>{escape(label)}</title>" if label else ""
     head = (f'<svg class="spark" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
             f'xmlns="http://www.w3.org/2000/svg">{title}')
     if not points:
         return Markup(f'{head}<line x1="2" y1="{height / 2}" x2="{width - 2}" y2="{height / 2}" stroke="#ccc" '
                       'stroke-dasharray="2 3"/></svg>')
-    n = max(len(values), 2)
+    n = max(len(values) + offset, 2)
     ax, bx = _scale(0, n - 1, width, 3, flip=False)
     ys = [v for _, v in points]
     ay, by = _scale(min(ys), max(ys), height, 3, flip=True)

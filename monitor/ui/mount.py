@@ -31,18 +31,20 @@ SECURITY_HEADERS = {
 
 def install(app: FastAPI) -> None:
     """Mount the UI on the collector app (called once by `create_app`)."""
-    from monitor.ui import routes_auth, routes_drift, routes_pages, routes_settings
+    from monitor.ui import routes_auth, routes_drift, routes_events, routes_pages, routes_settings, routes_triage
 
     app.state.ui_env = make_environment()
     app.state.ui_sections = []
     app.state.ui_nav = [("overview", "/ui/p/{slug}/"), ("drift", "/ui/p/{slug}/drift"),
-                        ("alerts", "/ui/p/{slug}/alerts"), ("webhooks", "/ui/p/{slug}/webhooks"),
-                        ("settings", "/ui/p/{slug}/settings")]
+                        ("events", "/ui/p/{slug}/events"), ("alerts", "/ui/p/{slug}/alerts"),
+                        ("webhooks", "/ui/p/{slug}/webhooks"), ("settings", "/ui/p/{slug}/settings")]
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
     app.include_router(routes_auth.router)
     app.include_router(routes_pages.router)
     app.include_router(routes_drift.router)
     app.include_router(routes_settings.router)
+    app.include_router(routes_events.router)
+    app.include_router(routes_triage.router)
 
     @app.exception_handler(LoginRequired)
     async def _to_sign_in(_: Request, exc: LoginRequired) -> Response:

@@ -32,13 +32,16 @@ class Tile:
     p_value: float | None
     window_start: datetime | None
     spark: Markup
+    unit: str = ""  # how `value` reads: "%" (a rate, shown times 100), "pp" (a gap of rates), "ms", "effect", ""
+    note: str = ""  # why a tile says insufficient (the metric row's reason)
 
 
 @dataclass
 class KindStatus:
     kind: str
-    status: str = "no data"  # alert | flagged | ok | insufficient | no data
+    status: str = "no data"  # alert | flagged | insufficient | ok | no data
     tiles: list[Tile] = field(default_factory=list)
+    hint: str = ""  # what to do when the group has no data (e.g. how to enable bias)
 
 
 @dataclass
@@ -67,26 +70,51 @@ def tile_metrics(project: Project) -> dict[str, list[tuple[str, str]]]:
     }
 
 
-def _tile(session: Session, project_id: int, metric: str, label: str) -> Tile:
-    rows = query_metrics(session, project_id, metric=metric, segment="all", limit=SPARK_WINDOWS)
+def unit_of(metric: str) -> str:
+    if metric.startswith("drift."):
+        return "effect"
+    if metric == "bias.toxicity_rate.gap":
+        return "pp"
+    if metric.endswith("_rate") or ".toxicity_rate." in metric or metric == "feedback.positive_rate":
+        return "%"
+    if "latency" in metric:
+        return "ms"
+    return ""
+
+
+def _tile(session: Session, project_id: int, metric: str, label: str, start: datetime | None = None,
+          end: datetime | None = None) -> Tile:
+    rows = query_metrics(session, project_id, metric=metric, segment="all", limit=SPARK_WINDOWS, start=start,
+                         end=end)
     if not rows:
-        return Tile(metric, label, "no data", None, None, None, sparkline([], label=label))
+        return Tile(metric, label, "no data", None, None, None, sparkline([], label=label), unit_of(metric))
     last = rows[-1]
     status = "insufficient" if last.status != "ok" else ("flagged" if last.flagged else "ok")
+    n = len(rows)
     spark = sparkline([r.value if r.status == "ok" else None for r in rows],
-                      flagged=[bool(r.flagged) for r in rows], label=f"{label}: last {len(rows)} windows")
-    return Tile(metric, label, status, last.value, last.p_value, last.window_start, spark)
+                      flagged=[bool(r.flagged) for r in rows],
+                      label=f"{label}: last {n} window{'' if n == 1 else 's'}", slots=SPARK_WINDOWS)
+    note = str((last.details or {}).get("reason") or "") if status == "insufficient" else ""
+    return Tile(metric, label, status, last.value if last.status == "ok" else None, last.p_value,
+                last.window_start, spark, unit_of(metric), note)
 
 
-_RANK = {"alert": 4, "flagged": 3, "ok": 2, "insufficient": 1, "no data": 0}
+# A group is as bad as its worst tile; `insufficient` ranks above `ok`, so a group whose metric could not be
+# computed never reads "ok" (it says it cannot tell).
+_RANK = {"alert": 4, "flagged": 3, "insufficient": 2, "ok": 1, "no data": 0}
+BIAS_HINT = ("Bias is off: set the project's `bias_attribute` to a metadata key whose values are the groups to "
+             "compare (e.g. `locale`), and send that key with events.")
 
 
-def project_status(session: Session, project: Project) -> ProjectStatus:
+def project_status(session: Session, project: Project, *, start: datetime | None = None,
+                   end: datetime | None = None) -> ProjectStatus:
+    """The latest status of each group; with a range, of the newest windows inside it (firing alerts are always
+    shown: they are firing now)."""
     firing = list_alerts(session, project.id, status="firing", limit=50)
     kinds = []
     latest: datetime | None = None
     for kind, metrics in tile_metrics(project).items():
-        ks = KindStatus(kind, tiles=[_tile(session, project.id, m, label) for m, label in metrics])
+        ks = KindStatus(kind, tiles=[_tile(session, project.id, m, label, start, end) for m, label in metrics])
         for t in ks.tiles:
             if _RANK[t.status] > _RANK[ks.status]:
                 ks.status = t.status
@@ -94,8 +122,17 @@ def project_status(session: Session, project: Project) -> ProjectStatus:
                 latest = t.window_start
         if any(a.metric.startswith(KIND_PREFIXES[kind]) for a in firing):
             ks.status = "alert"
+        if kind == "bias" and ks.status == "no data" and not _bias_attribute(project):
+            ks.hint = BIAS_HINT
         kinds.append(ks)
     return ProjectStatus(project, kinds, firing, latest)
+
+
+def _bias_attribute(project: Project) -> str | None:
+    try:
+        return project_config(project).bias_attribute
+    except Exception:  # an invalid config must not take the overview down
+        return None
 
 
 def all_projects(session: Session) -> list[Project]:

@@ -13,8 +13,9 @@ from monitor.api.deps import SessionDep
 from monitor.pipeline.models import MetricValue
 from monitor.ui.drift_report import ReportUnavailable, drift_report, drift_row, parse_window, window_key
 from monitor.ui.render import render
-from monitor.ui.routes_pages import Slug, project_or_404
+from monitor.ui.routes_pages import FromParam, RangeParam, Slug, ToParam, project_or_404
 from monitor.ui.security import OperatorDep, PageError, settings_of
+from monitor.ui.timerange import parse_range
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 WINDOW_LIST_LIMIT = 500
@@ -22,19 +23,25 @@ Metric = Annotated[str, Path(pattern=r"^drift\.[a-z0-9_]+\.[a-z0-9_]+$", max_len
 
 
 @router.get("/p/{slug}/drift")
-def drift_windows(slug: Slug, request: Request, session: SessionDep, operator: OperatorDep) -> Response:
+def drift_windows(slug: Slug, request: Request, session: SessionDep, operator: OperatorDep, range_: RangeParam = None,
+                  from_: FromParam = None, to: ToParam = None) -> Response:
     """Every window with drift rows (newest first), so any window's drift and report is a click away."""
     project = project_or_404(session, slug)
+    tr = parse_range(range_, from_, to)
     flagged = func.sum(case((MetricValue.flagged.is_(True), 1), else_=0))
+    stmt = (select(MetricValue.window_start, MetricValue.window_end, func.count(), flagged)
+            .where(MetricValue.project_id == project.id, MetricValue.segment == "all",
+                   MetricValue.metric.like("drift.%"), MetricValue.status == "ok"))
+    if tr.start is not None:
+        stmt = stmt.where(MetricValue.window_start >= tr.start)
+    if tr.end is not None:
+        stmt = stmt.where(MetricValue.window_start < tr.end)
     rows = session.execute(
-        select(MetricValue.window_start, MetricValue.window_end, func.count(), flagged)
-        .where(MetricValue.project_id == project.id, MetricValue.segment == "all",
-               MetricValue.metric.like("drift.%"), MetricValue.status == "ok")
-        .group_by(MetricValue.window_start, MetricValue.window_end)
+        stmt.group_by(MetricValue.window_start, MetricValue.window_end)
         .order_by(MetricValue.window_start.desc()).limit(WINDOW_LIST_LIMIT)).all()
     windows = [{"start": start, "end": end, "rows": int(n), "flagged": int(f or 0)} for start, end, n, f in rows]
     return render(request, "drift_windows.html", {"title": f"{project.slug}: drift", "project": project,
-                                                  "windows": windows, "limit": WINDOW_LIST_LIMIT},
+                                                  "windows": windows, "limit": WINDOW_LIST_LIMIT, "tr": tr},
                   operator=operator)
 
 

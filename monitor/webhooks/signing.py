@@ -23,7 +23,8 @@ from monitor import __version__
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
 EVENT_TYPES = (
-    "alert.firing", "alert.resolved", "retrain.started", "retrain.finished", "model.promoted", "model.rolled_back",
+    "alert.firing", "alert.resolved", "alert.acknowledged", "alert.silenced", "retrain.started",
+    "retrain.finished", "model.promoted", "model.rolled_back",
 )
 PAYLOAD_FORMATS = ("standard", "slack")
 
@@ -88,7 +89,16 @@ def summary(payload: dict[str, Any]) -> str:
     """One human line for chat tools."""
     kind, data = payload.get("type", "event"), payload.get("data") or {}
     alert = data.get("alert")
-    if kind.startswith("alert.") and isinstance(alert, dict):
+    if kind == "alert.acknowledged" and isinstance(alert, dict):
+        ack = data.get("acknowledgement") or {}
+        return (f":eyes: {alert.get('rule')} acknowledged by {ack.get('actor')} — {alert.get('metric')}, segment "
+                f"{alert.get('segment')}, project {data.get('project')}: {ack.get('comment') or 'no comment'}")[:3000]
+    if kind == "alert.silenced":
+        sil = data.get("silence") or {}
+        return (f":zipper_mouth_face: {sil.get('rule') or 'every rule'} silenced on segments {sil.get('segment')} "
+                f"until {sil.get('until')} by {sil.get('actor')}, project {data.get('project')}: "
+                f"{sil.get('comment') or 'no comment'}")[:3000]
+    if kind in ("alert.firing", "alert.resolved") and isinstance(alert, dict):
         icon = ":rotating_light:" if kind == "alert.firing" else ":white_check_mark:"
         verb = "FIRING" if kind == "alert.firing" else "resolved"
         cond = data.get("condition") or {}

@@ -156,7 +156,8 @@ def evaluate_model(
     scores = ModelScores(eval_nll=nll, eval_tokens=tokens, toxicity_rate=float(np.mean(flags)) if flags else None,
                          n_generated=len(flags), bias_gap=bias_gap, similarity=similarity,
                          n_similarity=len(corrected), toxic_flags=tuple(flags) if flags else None, bias_cells=cells)
-    samples = [{"prompt": e.prompt, "reference": e.response, "answer": a, "toxicity": float(t)}
+    samples = [{"prompt": e.prompt, "reference": e.response, "answer": a, "toxicity": float(t),
+                "event_id": getattr(e, "event_id", None)}
                for e, a, t in list(zip(asked, answers, toxic, strict=True))[:5]]
     return ModelEvaluation(scores, {"similarity_to_accepted": similarity_all, "bias": bias, "samples": samples,
                                     "toxicity_threshold": evaluators.toxicity_threshold})

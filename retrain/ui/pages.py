@@ -3,6 +3,7 @@ evaluation beside the champion's, gates, answers of both models and audit trail;
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def dataset_view(v: ModelVersion) -> DatasetView:
     if not v.dataset_path:
         problem = "this version has no training data (the base model)"
     elif not Path(v.dataset_path).is_file():
-        problem = f"the dataset file is not on this host ({v.dataset_path})"
+        problem = f"the dataset file ({Path(v.dataset_path).name}) is not in this host's data directory"
     else:
         try:
             snapshot = read_snapshot(Path(v.dataset_path))
@@ -81,6 +82,23 @@ def score_rows(eval_results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+SENTENCE_END = re.compile(r"[.!?…)\"'»]\s*$")
+LAST_SENTENCE = re.compile(r"^(.*[.!?])\s")
+
+
+def tidy_answer(text: str | None) -> dict[str, Any]:
+    """An answer as shown: generation stops at a token limit, often mid-sentence. Such an answer is cut back
+    to its last complete sentence (when it has one) and marked as cut, so a reader never takes a broken
+    sentence for the model's whole reply."""
+    if text is None:
+        return {"text": None, "cut": False}
+    stripped = text.rstrip()
+    if not stripped or SENTENCE_END.search(stripped):
+        return {"text": stripped, "cut": False}
+    whole = LAST_SENTENCE.match(stripped + " ")
+    return {"text": whole.group(1) if whole else stripped, "cut": True}
+
+
 def answer_pairs(eval_results: dict[str, Any]) -> list[dict[str, Any]]:
     """Held-out prompts answered by both models (evaluation keeps the first few of each)."""
     def samples(who: str) -> list[dict[str, Any]]:
@@ -93,7 +111,9 @@ def answer_pairs(eval_results: dict[str, Any]) -> list[dict[str, Any]]:
         other = theirs.get(s.get("prompt"), {})
         pairs.append({"prompt": s.get("prompt"), "reference": s.get("reference"), "challenger": s.get("answer"),
                       "challenger_toxicity": s.get("toxicity"), "champion": other.get("answer"),
-                      "champion_toxicity": other.get("toxicity")})
+                      "champion_toxicity": other.get("toxicity"), "event_id": s.get("event_id"),
+                      "challenger_shown": tidy_answer(s.get("answer")),
+                      "champion_shown": tidy_answer(other.get("answer"))})
     return pairs
 
 

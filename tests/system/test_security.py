@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,11 +20,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.alerts.rule_service import create_rule
+from monitor.alerts.models import Alert
+from monitor.alerts.rule_service import create_rule, get_rule
 from monitor.alerts.rules import RuleSpec
+from monitor.alerts.triage import silence
 from monitor.api.app import create_app
 from monitor.api.openapi import api_routes, authenticated_routes, required_scope
-from monitor.models import Base
+from monitor.ingest.service import ingest_events
+from monitor.models import Base, Event
 from monitor.projects.service import (
     SCOPES,
     CreatedKey,
@@ -34,6 +37,7 @@ from monitor.projects.service import (
     parse_scopes,
     revoke_key,
 )
+from monitor.schemas import EventIn
 from monitor.settings import Settings
 from monitor.tables import import_all_tables
 from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
@@ -105,6 +109,9 @@ def _example(route: str) -> dict[str, Any] | None:
         "POST /v1/retrain": {"json": {"actor": "mallory"}},
         "PUT /v1/project/config": {"json": {"window_seconds": 1800}},
         "PATCH /v1/project/config": {"json": {"segment_keys": ["region"]}},
+        "POST /v1/alerts/{alert_id}/ack": {"json": {"comment": "on it", "actor": "mallory"}},
+        "POST /v1/alert-silences": {"json": {"rule": "latency", "minutes": 30, "actor": "mallory"}},
+        "POST /v1/alert-silences/{silence_id}/lift": {"json": {"actor": "mallory"}},
     }
     if route.startswith("GET "):
         return examples.get(route, {})  # the path (with the victim's resources) is the whole request
@@ -192,8 +199,18 @@ class Victim:
         session.flush()
         self.version = add_candidate(session, self.project.id, passing=True).name
         job = create_job(session, self.project.id, created_by="test", settings=settings)
+        rule = get_rule(session, self.project.id, "latency")
+        now = datetime.now(UTC)
+        alert = Alert(project_id=self.project.id, rule_id=rule.id, rule_name=rule.name, metric=rule.metric,
+                      segment="all", severity="warning", status="firing", started_window=now, last_window=now)
+        session.add(alert)
+        session.flush()
+        muted = silence(session, self.project, rule="latency", until=now + timedelta(hours=1), actor="test")
+        ingest_events(session, self.project.id, [EventIn.model_validate(event_dict())])
+        event_id = session.scalars(select(Event.id).where(Event.project_id == self.project.id)).first()
         self.path_values = {"delivery_id": str(delivery.id), "version": self.version, "decision": "approve",
-                            "job_id": str(job.id)}
+                            "job_id": str(job.id), "alert_id": str(alert.id), "silence_id": str(muted.id),
+                            "event_id": str(event_id)}
         # One key per scope, holding that scope alone.
         self.scoped: dict[str, CreatedKey] = {
             scope: make_key(session, self.key.project_slug, name=scope, scopes=scope) for scope in SCOPES}

@@ -21,6 +21,7 @@ from monitor.alerts.rules import RuleSpec
 from monitor.demo.traffic import mixed
 from monitor.ingest.service import ingest_events
 from monitor.models import Event
+from monitor.pipeline.clusters import store_cluster_members
 from monitor.pipeline.ops import MetricPoint
 from monitor.pipeline.store import upsert_points
 from monitor.projects.service import get_or_create_project
@@ -74,13 +75,19 @@ def _points(session: Session, project_id: int, i: int) -> list[MetricPoint]:
     p_prompt = 0.001 if drifted else float(rng.uniform(0.2, 0.9))
     details: dict[str, Any] = {}
     if drifted:
-        prompts = list(session.scalars(select(Event.prompt).where(
-            Event.project_id == project_id, Event.ts >= window(i), Event.ts < window(i + 1)).order_by(Event.id)))
+        rows = session.execute(select(Event.id, Event.prompt).where(
+            Event.project_id == project_id, Event.ts >= window(i), Event.ts < window(i + 1)).order_by(Event.id)).all()
+        ids, prompts = [r[0] for r in rows], [r[1] for r in rows]
         details["explanation"] = {"n_clusters": 6, "total_variation": 0.62, "clusters": [
             {"cluster": 2, "share_reference": 0.0, "share_current": 0.48, "lift": 28.8, "growth": 0.48,
-             "n_reference": 0, "n_current": 14, "example_indices": [], "examples": prompts[0:10:2]},
+             "n_reference": 0, "n_current": 14, "example_indices": [], "examples": prompts[0:10:2],
+             "example_event_ids": ids[0:10:2]},
             {"cluster": 4, "share_reference": 0.01, "share_current": 0.41, "lift": 24.6, "growth": 0.40,
-             "n_reference": 1, "n_current": 12, "example_indices": [], "examples": prompts[1:10:2]}]}
+             "n_reference": 1, "n_current": 12, "example_indices": [], "examples": prompts[1:10:2],
+             "example_event_ids": ids[1:10:2]}]}
+        # The members the drift stage would store beside its explanation (monitor/pipeline/clusters.py).
+        store_cluster_members(session, project_id, window(i), "drift.prompt.mmd",
+                              [(2, ids[0:10:2]), (4, ids[1:10:2])])
     return [
         MetricPoint("drift.prompt.mmd", "ok", PER_WINDOW, value=0.09 if drifted else float(rng.uniform(0, 0.004)),
                     p_value=p_prompt, threshold=0.01, flagged=p_prompt < 0.01, details=details),

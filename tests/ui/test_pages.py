@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from html import unescape
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.settings import Settings
 from retrain.registry.service import get_version
+from retrain.ui.pages import tidy_answer
 from tests.support.factories import unique_slug
 from tests.support.webhook_receiver import Receiver
 from tests.ui.conftest import csrf_of
@@ -53,7 +55,14 @@ def test_alerts_page_lists_the_alert_with_its_transitions_and_values(ui: TestCli
     assert f'id="alert-{world.alert_id}"' in html
     text = text_of(html)
     assert "prompt-drift" in text and "firing" in text and "inactive → firing" in text
-    assert "p 0.001" in text
+    assert "p-value 0.001 (threshold 0.01), effect size 0.09, n=30" in text  # values with their meaning
+    assert "1 transition," in text or "1 transition " in text or text.count("history: 1 transition") == 1
+    # The rules themselves, each with a silence form; the alert links to its window's events.
+    assert 'data-rule="prompt-drift"' in html and "silence-form" in html
+    assert f"/ui/p/{world.slug}/events?window=2026-11-20T06:00:00Z" in html
+    assert ui.get(f"/ui/p/{world.slug}/alerts?range=30d").status_code == 200
+    assert ui.get(f"/ui/p/{world.slug}/alerts?from=2026-11-21T00:00").text.count('id="alert-') == 1  # still open
+    assert ui.get(f"/ui/p/{world.slug}/alerts?from=yesterday").status_code == 422
     assert f"/ui/p/{world.slug}/drift/2026-11-20T06:00:00Z" in html
     assert ui.get(f"/ui/p/{world.slug}/alerts?status=resolved").text.count('id="alert-') == 0
     assert ui.get(f"/ui/p/{world.slug}/alerts?status=exploded").status_code == 422
@@ -88,14 +97,30 @@ def test_drift_window_page_shows_explanation_clusters_with_prompts(ui: TestClien
     html = ui.get(f"/ui/p/{world.slug}/drift/2026-11-20T06:00:00Z").text
     text = text_of(html)
     assert "What grew: drift.prompt.mmd" in text and "0.0% → 48.0%" in text
-    assert len(re.findall(r'<div class="cluster">', html)) == 2
-    assert re.search(r"<li>[^<]*(recipe|bake|cook|visit|itinerary|pack|museum|wine|visa|substitute|fresh|"
-                     r"get around)[^<]*</li>", html, re.I)
+    assert len(re.findall(r'<div class="cluster"', html)) == 2
+    assert re.search(r"<li><a href=\"/ui/p/[^\"]+/events/\d+\">[^<]*(recipe|bake|cook|visit|itinerary|pack|museum|"
+                     r"wine|visa|substitute|fresh|get around)[^<]*</a></li>", html, re.I)  # examples open their event
+    # Each cluster opens its member events in the explorer.
+    link = re.search(r'class="cluster-events" href="([^"]+)"', html)
+    assert link is not None
+    events = ui.get(link.group(1).replace("&amp;", "&")).text
+    assert len(re.findall(r'<tr class="event"', events)) == 5
     assert f'/ui/p/{world.slug}/drift/drift.prompt.mmd/2026-11-20T06:00:00Z/report.html' in html
     assert ui.get(f"/ui/p/{world.slug}/drift/2026-11-20T05:00:00Z").text.count("What grew") == 0
     assert ui.get(f"/ui/p/{world.slug}/drift/2030-01-01T00:00:00Z").status_code == 404
     bad = ui.get(f"/ui/p/{world.slug}/drift/yesterday")
     assert bad.status_code == 422 and "ISO 8601" in bad.text
+
+
+def world_data_dir(v: Any) -> str:
+    return str(v.dataset_path).rsplit("/", 2)[0]
+
+
+def test_answers_cut_at_the_token_limit_end_at_a_sentence_and_say_so() -> None:
+    assert tidy_answer("Open Settings. Then choose Secur") == {"text": "Open Settings.", "cut": True}
+    assert tidy_answer("Open Settings, then choose") == {"text": "Open Settings, then choose", "cut": True}
+    assert tidy_answer("Open Settings. Done!") == {"text": "Open Settings. Done!", "cut": False}
+    assert tidy_answer(None) == {"text": None, "cut": False}
 
 
 def test_challenger_page_shows_why_data_training_evaluation_and_answers(ui: TestClient, world: World,
@@ -107,11 +132,13 @@ def test_challenger_page_shows_why_data_training_evaluation_and_answers(ui: Test
     assert "rule prompt-drift on drift.prompt.mmd (all)" in text and f"alert {world.alert_id}" in text
     assert "p_value < 0.01" in text and "observed 0.001" in text
     assert f"/ui/p/{world.slug}/drift/drift.prompt.mmd/2026-11-20T06:00:00Z/report.html" in html
-    assert "Drift explanation" in text and html.count('<div class="cluster">') == 2
+    assert "Drift explanation" in text and html.count('<div class="cluster"') == 2
     # Training data: hash, counts, examples read back from the stored file (hash verified).
     assert v.dataset_hash and v.dataset_hash in html
     assert f"{v.dataset_stats['train']} for training, {v.dataset_stats['eval']} held out" in text
-    assert html.count("<tr><td>") >= 5 and "does not match" not in text
+    assert html.count('<tr class="example">') >= 5 and "does not match" not in text
+    assert html.count(f'class="example-event" href="/ui/p/{world.slug}/events?event_id=') >= 5  # each its event
+    assert "/tmp/" not in text and str(world_data_dir(v)) not in text  # no absolute server paths
     # The loss curve: one polyline per series, one point per step.
     loss = html[html.index('<figure class="loss">'):html.index("</figure>")]
     points = re.search(r'data-series="loss"[^>]*points="([^"]+)"', loss)
@@ -124,6 +151,7 @@ def test_challenger_page_shows_why_data_training_evaluation_and_answers(ui: Test
     tox = html[html.index('data-gate="toxicity_rate"'):html.index('data-gate="bias_gap"')]
     assert re.search(r'class="num interval">[^<]*\[[^<]*,[^<]*\] <span class="quiet">n=200</span>', tox), tox
     assert text.count("[champion]") == 3 and text.count("[challenger]") == 3
+    assert text.count("(cut at the generation limit)") == 6  # seeded answers stop mid-sentence: marked
     # Decisions on offer for a candidate, and the trail so far.
     assert 'id="approve-form"' in html and 'id="reject-form"' in html and 'id="promote-form"' not in html
     assert 'data-action="register_challenger"' in html

@@ -21,6 +21,7 @@ from monitor.drift.thresholds import CALIBRATED_METHODS, Calibration, apply_cali
 from monitor.embeddings import get_embedder
 from monitor.metrics.catalog import SCALAR_METHODS, SCALAR_SERIES, drift_metric_name
 from monitor.models import Event
+from monitor.pipeline.clusters import store_cluster_members
 from monitor.pipeline.config import ProjectConfig
 from monitor.pipeline.context import WindowContext
 from monitor.pipeline.ops import MetricPoint
@@ -88,8 +89,10 @@ def _insufficient(metric: str, n_ref: int, n_cur: int, need: int) -> MetricPoint
                                 "n_reference": n_ref, "n_current": n_cur})
 
 
-def _explain(session: Session, ref: np.ndarray, cur: np.ndarray, cur_ids: np.ndarray, seed: int) -> dict[str, Any]:
-    """The current clusters that grew most against the reference, with example prompts."""
+def _explain(session: Session, ctx: WindowContext, metric: str, ref: np.ndarray, cur: np.ndarray,
+             cur_ids: np.ndarray, seed: int) -> dict[str, Any]:
+    """The current clusters that grew most against the reference, with example prompts (and their event ids);
+    every member event of those clusters is stored for the events explorer (monitor/pipeline/clusters.py)."""
     try:
         from monitor.drift.explain import explain_drift
     except ImportError:  # explanation is a nicety; drift rows must never fail for its lack
@@ -101,6 +104,9 @@ def _explain(session: Session, ref: np.ndarray, cur: np.ndarray, cur_ids: np.nda
     texts = {int(i): t for i, t in rows}
     for cluster, raw in zip(out["clusters"], explanation.clusters, strict=True):
         cluster["examples"] = [texts.get(int(cur_ids[i])) for i in raw.example_indices]
+        cluster["example_event_ids"] = [int(cur_ids[i]) for i in raw.example_indices]
+    store_cluster_members(session, ctx.project.id, ctx.window_start, metric,
+                          [(c.cluster, [int(cur_ids[i]) for i in c.member_indices]) for c in explanation.clusters])
     return {"explanation": out}
 
 
@@ -155,8 +161,12 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
                         points[label].append(MetricPoint(metric, "insufficient", int(b.shape[0]),
                                                          details={"reason": str(exc)}))
                         continue
-                    extra = _explain(session, a, b, b_ids, seed) if (
-                        result.is_drift and label == ALL and field == "prompt") else None
+                    extra = None
+                    if label == ALL and field == "prompt":
+                        if result.is_drift:
+                            extra = _explain(session, ctx, metric, a, b, b_ids, seed)
+                        else:  # a recomputed window that no longer drifts keeps no stale members
+                            store_cluster_members(session, pid, ctx.window_start, metric, [])
                     points[label].append(_point(metric, result, extra))
     else:
         for label in masks:

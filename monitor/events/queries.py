@@ -1,0 +1,209 @@
+"""Listing events with the explorer's filters (keyset pages, newest first) and one event in full.
+
+Each filter is a condition on `events` (sub-selects for scores, feedback and cluster membership), so the
+page is always one query ordered by (ts, id) and cut at `limit + 1` rows (the extra row says whether a next
+page exists). Indexes for each filter: alembic/versions/0010_explorer_triage.py; latency: bench/explorer.py.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, cast, func, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Session
+
+from monitor.encoding import iso
+from monitor.errors import FieldError, NotFoundError
+from monitor.events.filters import EventFilters, decode_cursor, encode_cursor
+from monitor.events.search import text_condition
+from monitor.models import Event, Feedback, Project
+from monitor.pipeline.config import ProjectConfig, project_config
+from monitor.pipeline.models import DriftClusterEvent, EventScore
+from monitor.pipeline.segments import ALL, BUILTIN_KEYS
+from monitor.settings import get_settings
+
+MAX_LIMIT = 200
+SESSION_NEIGHBOURS = 50
+TEXT_PREVIEW = 300  # characters of prompt / response in a list row (the detail has them whole)
+SENTIMENT_SCORER = "vader"
+
+
+@dataclass(frozen=True)
+class EventPage:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def toxicity_scorer_key() -> str:
+    """The key the safety stage stores toxicity scores under (monitor/pipeline/stages/safety.py `scorer_key`)."""
+    import hashlib
+
+    spec = get_settings().toxicity_scorer
+    return spec if len(spec) <= 64 else f"{spec[:40]}-{hashlib.sha1(spec.encode()).hexdigest()[:12]}"
+
+
+def _metadata_condition(session: Session, key: str, value: str) -> ColumnElement[bool]:
+    # Segments compare str(value) (monitor/pipeline/segments.py); a number or boolean written by the SDK is
+    # matched by its JSON form too, so `tier=3` finds {"tier": 3} and {"tier": "3"}.
+    candidates: list[Any] = [value]
+    try:
+        parsed = json.loads(value)
+        if isinstance(parsed, int | float | bool) and parsed is not None:
+            candidates.append(parsed)
+    except ValueError:
+        pass
+    if session.get_bind().dialect.name == "postgresql":
+        return or_(*(Event.meta.op("@>")(cast({key: c}, JSONB)) for c in candidates))
+    extracted = func.json_extract(Event.meta, f'$."{key}"')
+    return or_(*(extracted == c for c in candidates))
+
+
+def _segment_condition(session: Session, label: str) -> ColumnElement[bool] | None:
+    if label == ALL:
+        return None
+    key, sep, value = label.partition("=")
+    if not sep or not key:
+        raise FieldError("segment", f"expected `all` or key=value (e.g. model_version=v2), got {label!r}")
+    if key in BUILTIN_KEYS:
+        column = Event.model_version if key == "model_version" else Event.prompt_template_version
+        return column == value
+    return _metadata_condition(session, key, value)
+
+
+def _negative_feedback(project_id: int, cfg: ProjectConfig) -> ColumnElement[bool]:
+    """Feedback that is not positive by the project's own rule (`is_positive`: score wins, else the label)."""
+    positive = [x.lower() for x in cfg.positive_labels]
+    negative = or_(Feedback.score <= cfg.positive_feedback_threshold,
+                   and_(Feedback.score.is_(None), Feedback.label.is_not(None),
+                        func.lower(Feedback.label).not_in(positive)))
+    return Event.client_event_id.in_(
+        select(Feedback.event_client_id).where(Feedback.project_id == project_id, negative))
+
+
+def conditions(session: Session, project: Project, f: EventFilters) -> list[ColumnElement[bool]]:
+    cfg = project_config(project)
+    out: list[ColumnElement[bool]] = [Event.project_id == project.id]
+    if f.start is not None:
+        out.append(Event.ts >= f.start)
+    if f.end is not None:
+        out.append(Event.ts < f.end)
+    if f.window is not None:
+        out += [Event.ts >= f.window, Event.ts < f.window + timedelta(seconds=cfg.window_seconds)]
+    if f.segment:
+        cond = _segment_condition(session, f.segment)
+        if cond is not None:
+            out.append(cond)
+    if f.model_version is not None:
+        out.append(Event.model_version == f.model_version)
+    if f.template_version is not None:
+        out.append(Event.prompt_template_version == f.template_version)
+    out += [_metadata_condition(session, k, v) for k, v in f.metadata]
+    if f.session_id is not None:
+        out.append(Event.session_id == f.session_id)
+    if f.trace_id is not None:
+        out.append(Event.trace_id == f.trace_id)
+    if f.event_id is not None:
+        out.append(Event.client_event_id == f.event_id)
+    if f.toxicity_min is not None:
+        out.append(Event.id.in_(select(EventScore.event_id).where(
+            EventScore.scorer == toxicity_scorer_key(), EventScore.field == f.toxicity_field,
+            EventScore.score >= f.toxicity_min)))
+    if f.negative_feedback:
+        out.append(_negative_feedback(project.id, cfg))
+    if f.cluster is not None or f.in_grown_cluster:
+        members = select(DriftClusterEvent.event_id).where(DriftClusterEvent.project_id == project.id)
+        if f.cluster is not None:
+            members = members.where(DriftClusterEvent.window_start == f.cluster.window_start)
+            if f.cluster.metric:
+                members = members.where(DriftClusterEvent.metric == f.cluster.metric)
+            if f.cluster.cluster is not None:
+                members = members.where(DriftClusterEvent.cluster == f.cluster.cluster)
+        out.append(Event.id.in_(members))
+    if f.q:
+        out.append(text_condition(session, f.q))
+    return out
+
+
+def _clip(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {"text": None, "truncated": False}
+    return {"text": text[:TEXT_PREVIEW], "truncated": len(text) > TEXT_PREVIEW}
+
+
+def row_dict(e: Event) -> dict[str, Any]:
+    prompt, response = _clip(e.prompt), _clip(e.response)
+    return {
+        "id": e.id, "event_id": e.client_event_id, "ts": iso(e.ts), "session_id": e.session_id,
+        "trace_id": e.trace_id, "model": e.model, "model_version": e.model_version,
+        "prompt_template_id": e.prompt_template_id, "prompt_template_version": e.prompt_template_version,
+        "prompt": prompt["text"], "prompt_truncated": prompt["truncated"],
+        "response": response["text"], "response_truncated": response["truncated"],
+        "latency_ms": e.latency_ms, "error": e.error, "metadata": e.meta,
+    }
+
+
+def page_query(session: Session, project: Project, f: EventFilters, *, limit: int,
+               cursor: str | None = None) -> Select[tuple[Event]]:
+    stmt = select(Event).where(*conditions(session, project, f))
+    if cursor:
+        ts, eid = decode_cursor(cursor)
+        stmt = stmt.where(tuple_(Event.ts, Event.id) < tuple_(ts, eid))
+    return stmt.order_by(Event.ts.desc(), Event.id.desc()).limit(limit + 1)
+
+
+def list_events(session: Session, project: Project, f: EventFilters, *, limit: int = 50,
+                cursor: str | None = None) -> EventPage:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise FieldError("limit", f"between 1 and {MAX_LIMIT}")
+    rows = list(session.scalars(page_query(session, project, f, limit=limit, cursor=cursor)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = encode_cursor(rows[-1].ts, rows[-1].id) if more and rows else None
+    return EventPage([row_dict(e) for e in rows], nxt)
+
+
+def _is_positive(score: float | None, label: str | None, cfg: ProjectConfig) -> bool | None:
+    if score is not None:
+        return score > cfg.positive_feedback_threshold
+    if label is not None:
+        return label.lower() in {x.lower() for x in cfg.positive_labels}
+    return None
+
+
+def event_detail(session: Session, project: Project, event_id: int) -> dict[str, Any]:
+    """Everything about one event: its fields in full, every stored score, its feedback (each judged positive
+    or not by the project's rule), the drift clusters it fell in, and its session's other events."""
+    e = session.scalar(select(Event).where(Event.project_id == project.id, Event.id == event_id))
+    if e is None:
+        raise NotFoundError(f"no event {event_id} in project {project.slug!r}")
+    cfg = project_config(project)
+    out = row_dict(e)
+    out.update(prompt=e.prompt, response=e.response, prompt_truncated=False, response_truncated=False,
+               received_at=iso(e.received_at), prompt_tokens=e.prompt_tokens, completion_tokens=e.completion_tokens)
+    tox_key = toxicity_scorer_key()
+    out["scores"] = [
+        {"field": s.field, "scorer": s.scorer, "score": s.score,
+         "kind": "sentiment" if s.scorer == SENTIMENT_SCORER else ("toxicity" if s.scorer == tox_key else "other")}
+        for s in session.scalars(select(EventScore).where(EventScore.event_id == e.id)
+                                 .order_by(EventScore.field, EventScore.scorer))]
+    out["feedback"] = [
+        {"id": fb.id, "feedback_id": fb.client_feedback_id, "ts": iso(fb.ts), "score": fb.score, "label": fb.label,
+         "comment": fb.comment, "corrected_response": fb.corrected_response, "metadata": fb.meta,
+         "positive": _is_positive(fb.score, fb.label, cfg)}
+        for fb in session.scalars(select(Feedback).where(
+            Feedback.project_id == project.id, Feedback.event_client_id == e.client_event_id).order_by(Feedback.ts))]
+    out["clusters"] = [
+        {"window_start": iso(c.window_start), "metric": c.metric, "cluster": c.cluster}
+        for c in session.scalars(select(DriftClusterEvent).where(DriftClusterEvent.event_id == e.id)
+                                 .order_by(DriftClusterEvent.window_start, DriftClusterEvent.metric))]
+    out["session_events"] = []
+    if e.session_id:
+        others = session.scalars(select(Event).where(
+            Event.project_id == project.id, Event.session_id == e.session_id, Event.id != e.id)
+            .order_by(Event.ts, Event.id).limit(SESSION_NEIGHBOURS))
+        out["session_events"] = [row_dict(o) for o in others]
+    return out

@@ -1,0 +1,156 @@
+"""GET /v1/events and /v1/events/{id} on both backends: every filter narrows to exactly the events it should,
+full-text search finds words (stemmed on Postgres), cursor pages cover the list once, the detail carries
+scores, feedback, cluster and session; the `read` scope is required."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from monitor.events.queries import toxicity_scorer_key
+from monitor.models import Event
+from monitor.pipeline.clusters import store_cluster_members
+from monitor.pipeline.models import EventScore
+from monitor.projects.service import get_project
+from tests.support.factories import event_dict, feedback_dict, make_key
+
+T0 = datetime(2026, 11, 20, 6, tzinfo=UTC)
+TOPICS = ["refund for a broken kettle", "password reset link expired", "shipping to Norway", "invoice in euros"]
+
+
+def _seed(client: TestClient, session: Session) -> tuple[dict[str, str], int, dict[str, int]]:
+    key = make_key(session)
+    session.commit()
+    auth = {"Authorization": f"Bearer {key.key}"}
+    events = []
+    for i in range(24):
+        events.append(event_dict(
+            event_id=f"e{i}", timestamp=(T0 + timedelta(minutes=10 * i)).isoformat(),
+            prompt=f"Question {i}: {TOPICS[i % 4]}", response=f"Answer {i} about {TOPICS[i % 4]}",
+            model_version="v2" if i % 3 == 0 else "v1", session_id=f"s{i % 5}",
+            metadata={"tier": "gold" if i % 2 else "free", "seats": i % 4}))
+    assert client.post("/v1/events", json={"events": events}, headers=auth).status_code == 200
+    fb = [feedback_dict("e1", score=0.0, label="thumbs_down"), feedback_dict("e2", score=1.0),
+          feedback_dict("e5", score=None, label="wrong_answer"), feedback_dict("e6", score=None, label="good")]
+    assert client.post("/v1/feedback", json={"feedback": fb}, headers=auth).status_code == 200
+    project = get_project(session, key.project_slug)
+    ids = {cid: i for i, cid in session.execute(select(Event.id, Event.client_event_id).where(
+        Event.project_id == project.id))}
+    scorer = toxicity_scorer_key()
+    session.execute(insert(EventScore), [
+        {"event_id": ids[f"e{i}"], "field": "response", "scorer": scorer, "score": s}
+        for i, s in ((3, 0.95), (4, 0.91), (7, 0.2), (8, 0.89))])
+    session.execute(insert(EventScore), [{"event_id": ids["e3"], "field": "response", "scorer": "vader",
+                                          "score": -0.6}])
+    store_cluster_members(session, project.id, T0, "drift.prompt.mmd", [(2, [ids["e0"], ids["e4"]]),
+                                                                        (5, [ids["e1"]])])
+    session.commit()
+    return auth, project.id, ids
+
+
+def _cids(client: TestClient, auth: dict[str, str], **params: Any) -> list[str]:
+    r = client.get("/v1/events", params={"limit": 200, **params}, headers=auth)
+    assert r.status_code == 200, r.text
+    return [e["event_id"] for e in r.json()["items"]]
+
+
+def test_every_filter_narrows_to_exactly_its_events(client: TestClient, session: Session) -> None:
+    auth, _, _ = _seed(client, session)
+    everything = _cids(client, auth)
+    assert everything == [f"e{i}" for i in reversed(range(24))]  # newest first
+    assert _cids(client, auth, start=(T0 + timedelta(hours=3)).isoformat()) == [f"e{i}" for i in range(23, 17, -1)]
+    assert _cids(client, auth, end=(T0 + timedelta(minutes=30)).isoformat()) == ["e2", "e1", "e0"]
+    assert _cids(client, auth, window=(T0 + timedelta(hours=1)).isoformat()) == [f"e{i}" for i in range(11, 5, -1)]
+    assert set(_cids(client, auth, model_version="v2")) == {f"e{i}" for i in range(0, 24, 3)}
+    assert set(_cids(client, auth, segment="model_version=v2")) == {f"e{i}" for i in range(0, 24, 3)}
+    assert set(_cids(client, auth, segment="tier=gold")) == {f"e{i}" for i in range(1, 24, 2)}
+    assert set(_cids(client, auth, metadata=["tier=gold", "seats=3"])) == {f"e{i}" for i in range(3, 24, 4)}
+    assert _cids(client, auth, metadata="tier=platinum") == []
+    assert set(_cids(client, auth, toxicity_min=0.9)) == {"e3", "e4"}
+    assert set(_cids(client, auth, toxicity_min=0.5)) == {"e3", "e4", "e8"}
+    assert _cids(client, auth, toxicity_min=0.5, toxicity_field="prompt") == []
+    # Not positive by the project's rule: a score at or under 0.5, or (no score) a label outside positive_labels.
+    assert set(_cids(client, auth, negative_feedback=True)) == {"e1", "e5"}
+    assert set(_cids(client, auth, cluster_window=T0.isoformat())) == {"e0", "e4", "e1"}
+    assert set(_cids(client, auth, cluster_window=T0.isoformat(), cluster=2)) == {"e0", "e4"}
+    assert set(_cids(client, auth, in_grown_cluster=True)) == {"e0", "e4", "e1"}
+    assert set(_cids(client, auth, session_id="s2")) == {f"e{i}" for i in range(2, 24, 5)}
+    # Filters combine with AND.
+    assert set(_cids(client, auth, model_version="v2", metadata="tier=gold")) == {"e3", "e9", "e15", "e21"}
+
+
+def test_full_text_search(client: TestClient, session: Session, backend: str) -> None:
+    auth, _, _ = _seed(client, session)
+    assert set(_cids(client, auth, q="kettle")) == {f"e{i}" for i in range(0, 24, 4)}
+    assert set(_cids(client, auth, q="Norway")) == {f"e{i}" for i in range(2, 24, 4)}
+    assert _cids(client, auth, q="zeppelin") == []
+    assert _cids(client, auth, q="100%") == []  # LIKE wildcards are text, not patterns
+    if backend == "postgres":  # words, stemmed: "refunds" finds "refund"; a phrase keeps its order
+        assert set(_cids(client, auth, q="refunds")) == {f"e{i}" for i in range(0, 24, 4)}
+        assert set(_cids(client, auth, q='"password reset" -expired')) == set()
+        assert set(_cids(client, auth, q="kettle or norway")) == {f"e{i}" for i in range(24) if i % 4 in (0, 2)}
+
+
+def test_cursor_pages_cover_the_list_once_in_order(client: TestClient, session: Session) -> None:
+    auth, _, _ = _seed(client, session)
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 5}
+        if cursor:
+            params["cursor"] = cursor
+        body = client.get("/v1/events", params=params, headers=auth).json()
+        seen += [e["event_id"] for e in body["items"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 5 and seen == [f"e{i}" for i in reversed(range(24))]
+    # A filtered list pages within the filter.
+    first = client.get("/v1/events", params={"limit": 2, "model_version": "v2"}, headers=auth).json()
+    second = client.get("/v1/events", params={"limit": 2, "model_version": "v2", "cursor": first["next_cursor"]},
+                        headers=auth).json()
+    assert [e["event_id"] for e in first["items"] + second["items"]] == ["e21", "e18", "e15", "e12"]
+    bad = client.get("/v1/events", params={"cursor": "not-a-cursor"}, headers=auth)
+    assert bad.status_code == 422 and "cursor" in bad.text
+
+
+def test_the_detail_has_scores_feedback_cluster_and_session(client: TestClient, session: Session) -> None:
+    auth, _, ids = _seed(client, session)
+    r = client.get(f"/v1/events/{ids['e4']}", headers=auth)
+    assert r.status_code == 200, r.text
+    e = r.json()
+    assert e["event_id"] == "e4" and e["prompt"] == "Question 4: refund for a broken kettle"
+    assert e["scores"] == [{"field": "response", "scorer": toxicity_scorer_key(), "score": 0.91, "kind": "toxicity"}]
+    assert e["clusters"] == [{"window_start": T0.isoformat(), "metric": "drift.prompt.mmd", "cluster": 2}]
+    assert [o["event_id"] for o in e["session_events"]] == ["e9", "e14", "e19"]  # s4: i % 5 == 4
+    fb = client.get(f"/v1/events/{ids['e5']}", headers=auth).json()["feedback"]
+    assert [(f["label"], f["positive"]) for f in fb] == [("wrong_answer", False)]
+    assert client.get("/v1/events/999999999", headers=auth).status_code == 404
+
+
+def test_an_event_of_another_project_is_not_found_and_read_scope_is_required(client: TestClient,
+                                                                             session: Session) -> None:
+    _, _, ids = _seed(client, session)
+    other = make_key(session)
+    ingest_only = make_key(session, scopes="ingest")
+    session.commit()
+    assert client.get(f"/v1/events/{ids['e4']}", headers={"Authorization": f"Bearer {other.key}"}).status_code == 404
+    assert client.get("/v1/events", headers={"Authorization": f"Bearer {other.key}"}).json()["items"] == []
+    refused = client.get("/v1/events", headers={"Authorization": f"Bearer {ingest_only.key}"})
+    assert refused.status_code == 403 and "'read' scope" in refused.text
+
+
+def test_bad_filters_name_the_field(client: TestClient, session: Session) -> None:
+    auth, _, _ = _seed(client, session)
+    for params, field in (({"start": "yesterday"}, "start"), ({"metadata": "no-equals"}, "metadata[0]"),
+                          ({"cluster": 2}, "cluster_window"), ({"segment": "=x"}, "segment"),
+                          ({"start": T0.isoformat(), "end": T0.isoformat()}, "end")):
+        r = client.get("/v1/events", params=params, headers=auth)
+        assert r.status_code == 422, (params, r.text)
+        assert field in r.text, (params, r.text)

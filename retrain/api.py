@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, BackgroundTasks, Query, Request, status
 from pydantic import Field
 
-from monitor.api.deps import AdminProject, ReaderProject, RowId, SessionDep
+from monitor.api.deps import AdminProject, KeyPrincipal, ReaderProject, RowId, SessionDep
 from monitor.schemas import NulFreeModel
 from monitor.settings import Settings
 from retrain.jobs.config import ConfigError
@@ -29,7 +29,9 @@ from retrain.registry.swap import change_champion
 from retrain.views import audit_dict, hook_dict, version_dict, version_summary
 
 router = APIRouter(prefix="/v1", tags=["models"])
-Actor = Annotated[str, Field(min_length=1, max_length=256, description="Who decides (a person or a system).")]
+Actor = Annotated[str, Field(min_length=1, max_length=256, description=(
+    "Who decides (a person or a system), as a label; the audit log also records the API key that made the request "
+    "(its principal), whatever this says."))]
 
 
 class Decision(NulFreeModel):
@@ -63,14 +65,14 @@ def get_model(version: str, session: SessionDep, project: ReaderProject) -> dict
 
 @router.post("/models/{version}/{decision}", summary="approve, reject, promote or roll back a version")
 def decide(version: str, decision: Literal["approve", "reject", "promote", "rollback"], body: Decision,
-           request: Request, session: SessionDep, project: AdminProject) -> dict[str, Any]:
+           request: Request, session: SessionDep, project: AdminProject, principal: KeyPrincipal) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
     if decision in ("approve", "reject"):
         if decision == "approve":
             v = approve(session, project.id, version, actor=body.actor, reason=body.reason,
-                        override=body.override)
+                        override=body.override, principal=principal)
         else:
-            v = reject(session, project.id, version, actor=body.actor, reason=body.reason)
+            v = reject(session, project.id, version, actor=body.actor, reason=body.reason, principal=principal)
         session.commit()
         return {"version": version_summary(v, aliases_of(session, project.id))}
     # The swap commits in units of its own (alias move, then the hook's audit entry); this request's
@@ -80,7 +82,7 @@ def decide(version: str, decision: Literal["approve", "reject", "promote", "roll
     action: Literal["promote", "rollback"] = "promote" if decision == "promote" else "rollback"
     swap, hook = change_champion(request.app.state.session_factory, project_id, action, version,
                                  actor=body.actor, reason=body.reason, override=body.override,
-                                 settings=settings)
+                                 settings=settings, principal=principal)
     return {"champion": swap.current.name, "previous": swap.previous.name if swap.previous else None,
             "serving_hook": hook_dict(hook)}
 

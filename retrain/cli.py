@@ -16,6 +16,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from monitor import principals
 from monitor.cli_support import console
 from monitor.cli_support import fail as _fail
 
@@ -110,7 +111,8 @@ def models_show(version: str = typer.Argument(..., help="Version name, or champi
     if body["gate_results"]:
         console.print(table)
     for a in body["audit"]:
-        console.print(f"  {a['at'][:19]}  {a['action']:<20} {a['actor']:<20} {a['reason'] or ''}")
+        who = a["principal"]["text"] if a["principal"] else "(not recorded)"
+        console.print(f"  {a['at'][:19]}  {a['action']:<20} {a['actor']:<20} by {who:<28} {a['reason'] or ''}")
 
 
 def _decide(decision: str, version: str, project: str, actor: str | None, reason: str | None,
@@ -122,15 +124,17 @@ def _decide(decision: str, version: str, project: str, actor: str | None, reason
 
     pid = _project_id(project)
     who = actor or _default_actor()
+    principal = principals.cli_user()  # --actor is a label; the audit log also records the OS user who ran this
     try:
         if decision in ("approve", "reject"):
             with session_scope() as s:
-                v = (approve(s, pid, version, actor=who, reason=reason, override=override) if decision == "approve"
-                     else reject(s, pid, version, actor=who, reason=reason))
+                v = (approve(s, pid, version, actor=who, reason=reason, override=override, principal=principal)
+                     if decision == "approve"
+                     else reject(s, pid, version, actor=who, reason=reason, principal=principal))
                 console.print(f"{v.name} is now {v.status}")
             return
         swap, hook = change_champion(session_factory(), pid, "promote" if decision == "promote" else "rollback",
-                                     version, actor=who, reason=reason, override=override)
+                                     version, actor=who, reason=reason, override=override, principal=principal)
     except (NotFoundError, ConflictError) as exc:
         _fail(str(exc))
     console.print(f"champion: {swap.current.name} (was {swap.previous.name if swap.previous else '—'})")

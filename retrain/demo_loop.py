@@ -259,6 +259,7 @@ def _verdict(gate: dict[str, Any]) -> str:
 
 
 def _promote(run: LoopRun) -> tuple[bool, str]:
+    from monitor.principals import system
     from retrain.registry.service import approve
     from retrain.registry.swap import change_champion
 
@@ -266,9 +267,11 @@ def _promote(run: LoopRun) -> tuple[bool, str]:
     failed = [f"{g['name']} {_verdict(g)}" for g in run.values["gates"] if not g["passed"]]
     reason = ("every evaluation gate passed" if passed else
               f"the demo promotes despite blocking gates ({', '.join(failed)}); a person would look first")
-    run_unit(run.factory, lambda s: approve(s, run.project_id, name, actor=ACTOR, reason=reason, override=not passed))
+    who = system("demo")
+    run_unit(run.factory, lambda s: approve(s, run.project_id, name, actor=ACTOR, reason=reason, override=not passed,
+                                            principal=who))
     swap, _ = change_champion(run.factory, run.project_id, "promote", name, actor=ACTOR, reason=reason,
-                              override=not passed, settings=run.settings)
+                              override=not passed, settings=run.settings, principal=who)
     run.values.update(promoted=swap.current.name, override=not passed, override_reason=None if passed else reason)
     previous = swap.previous.name if swap.previous else "nothing"
     how = "gates passed" if passed else f"OVERRIDE: {', '.join(failed)}; audited with the reason"

@@ -100,7 +100,9 @@ class AuditEntry(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    actor: Mapped[str] = mapped_column(String(256))
+    actor: Mapped[str] = mapped_column(String(256))  # the label the caller chose (free text)
+    # Who the server authenticated behind the action (monitor/principals.py); NULL on rows older than 0008.
+    principal: Mapped[str | None] = mapped_column(String(256), nullable=True)
     action: Mapped[str] = mapped_column(String(32))
     version_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("model_versions.id", ondelete="SET NULL"), nullable=True

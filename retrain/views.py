@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitor import principals
 from monitor.encoding import iso
 from retrain.models import AuditEntry, ModelVersion
 from retrain.registry.swap import HookOutcome
@@ -25,7 +26,9 @@ def version_dict(v: ModelVersion, aliases: dict[str, str], parent: str | None = 
 
 
 def audit_dict(e: AuditEntry, version_names: dict[int, str]) -> dict[str, Any]:
-    return {"id": e.id, "at": iso(e.at), "actor": e.actor, "action": e.action,
+    # `actor` is the label the caller chose; `principal` who the server authenticated (None: before 0008).
+    return {"id": e.id, "at": iso(e.at), "actor": e.actor, "principal": principals.view(e.principal),
+            "action": e.action,
             "version": version_names.get(e.version_id) if e.version_id is not None else None,
             "reason": e.reason, "details": e.details}
 

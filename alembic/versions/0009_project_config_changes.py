@@ -2,7 +2,7 @@
 the UI settings page).
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008_audit_principal
 Create Date: 2026-12-04
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0009"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008_audit_principal"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

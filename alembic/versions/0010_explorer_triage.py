@@ -5,7 +5,7 @@ indexes): full-text search over prompt and response, and `metadata @> {...}` fil
 LIKE and has neither.
 
 Revision ID: 0010_explorer_triage
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-04
 """
 
@@ -15,8 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010_explorer_triage"
-# The brief names "0007_api_key_scopes"; the stored revision id of that file is "0007" (the lead rechains).
-down_revision: str | None = "0007"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from monitor import __version__, composition
 from monitor.alerts import routes as alert_routes
 from monitor.api import health_routes
+from monitor.api.body_cap import SmallBodies
 from monitor.api.errors import install_error_handlers, refuse_nul_in_parameters
 from monitor.api.openapi import build_openapi
 from monitor.api.ratelimit import build_rate_limiter
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(retrain_router)  # the API app is a composition root: it mounts the closed loop's routes
     retrain_ui.install(app)  # and the model pages of the approval UI
     install_error_handlers(app)
+    app.add_middleware(SmallBodies)  # 64 KiB for every route but ingestion (issue #18: hostile admin input)
 
     @app.middleware("http")
     async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

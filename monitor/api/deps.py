@@ -11,8 +11,10 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Path, Request, status
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor import principals
 from monitor.api.ratelimit import ITEMS, REQUESTS, RateLimiter
 from monitor.models import Project
+from monitor.principals import Principal
 from monitor.projects.service import SCOPES, AuthenticatedKey, authenticate, grants, hash_key
 
 
@@ -124,6 +126,12 @@ def scope_of(call: object) -> str | None:
     return next((scope for scope, check in _CHECKS.items() if check is call), None)
 
 
+def key_principal(caller: Annotated[AuthenticatedKey, Depends(require_project)]) -> Principal:
+    """The authenticated key behind this request, for the audit log (never a label the body chose)."""
+    return principals.api_key(caller.key_id, caller.key_name)
+
+
+KeyPrincipal = Annotated[Principal, Depends(key_principal)]
 IngestProject = Annotated[Project, Depends(require_scope("ingest"))]  # POST events, feedback, OTLP
 ReaderProject = Annotated[Project, Depends(require_scope("read"))]  # every GET of project data
 AdminProject = Annotated[Project, Depends(require_scope("admin"))]  # every other write

@@ -16,15 +16,16 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import yaml
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
+from starlette.concurrency import run_in_threadpool
 
 from monitor.api.body import field_problems, unstorable, walk
 from monitor.errors import ConflictError, FieldError, FieldErrors, NotFoundError
 from monitor.schemas import NUL_MESSAGE
+from monitor.yaml_input import YAMLInputError, load_untrusted
 
 
 def problem(field: str, message: str, kind: str = "value_error") -> dict[str, str]:
@@ -45,15 +46,19 @@ async def _request_values(request: Request) -> Iterator[tuple[str, Any]]:
     # for a message that never comes). Streamed bodies are kept by `read_body`; parsed ones by Starlette.
     raw = getattr(request.state, "raw_body", None) or getattr(request, "_body", b"")
     if raw:
-        try:
-            doc: Any = json.loads(raw)
-        except ValueError:
-            try:
-                doc = yaml.safe_load(raw)
-            except yaml.YAMLError:
-                doc = raw.decode("utf-8", "surrogateescape")
-        values += list(walk(doc))
+        # Parsed again off the event loop (a body can be megabytes), and YAML without aliases (issue #18).
+        values += await run_in_threadpool(lambda: list(walk(_document(raw))))
     return iter(values)
+
+
+def _document(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        try:
+            return load_untrusted(raw)
+        except YAMLInputError:
+            return raw.decode("utf-8", "surrogateescape")
 
 
 async def _unstorable_value(request: Request, exc: Exception) -> JSONResponse:

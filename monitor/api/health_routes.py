@@ -16,7 +16,9 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
+    # Answered on the event loop, not in the worker-thread pool: liveness must not depend on free threads
+    # (blocking work of other routes runs in threads: monitor/offload.py, issue #18).
     return {"status": "ok", "version": __version__}
 
 

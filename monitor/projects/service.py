@@ -66,6 +66,8 @@ class CreatedKey:
 class AuthenticatedKey:
     project: Project
     scopes: tuple[str, ...]
+    key_id: int = 0
+    key_name: str = ""
 
 
 def get_project(session: Session, slug: str) -> Project:
@@ -128,7 +130,7 @@ def authenticate(session: Session, presented: str) -> AuthenticatedKey | None:
     if not presented.startswith(KEY_PREFIX) or len(presented) > 200:
         return None
     row = session.execute(
-        select(ApiKey.revoked_at, ApiKey.scopes, Project)
+        select(ApiKey.revoked_at, ApiKey.scopes, Project, ApiKey.id, ApiKey.name)
         .join(Project, Project.id == ApiKey.project_id)
         .where(ApiKey.key_hash == hash_key(presented))
     ).first()
@@ -136,4 +138,5 @@ def authenticate(session: Session, presented: str) -> AuthenticatedKey | None:
         return None
     project: Project = row[2]
     # Split, not parsed: a name this version does not know (written by a newer one) grants nothing here.
-    return AuthenticatedKey(project=project, scopes=tuple(str(row[1]).split()))
+    return AuthenticatedKey(project=project, scopes=tuple(str(row[1]).split()), key_id=int(row[3]),
+                            key_name=str(row[4]))

@@ -133,29 +133,57 @@ def set_disabled(session: Session, username: str, disabled: bool) -> Operator:
     return operator
 
 
-def _recent_failures(session: Session, username: str, since: datetime) -> int:
+def _recent_failures(session: Session, username: str, since: datetime, *, besides: int) -> int:
+    """Failures of `username` since `since` (and since its last success), not counting attempt `besides`."""
     last_ok = session.scalar(select(func.max(LoginAttempt.at)).where(
-        LoginAttempt.username == username, LoginAttempt.succeeded.is_(True), LoginAttempt.at >= since))
+        LoginAttempt.username == username, LoginAttempt.succeeded.is_(True), LoginAttempt.at >= since,
+        LoginAttempt.id != besides))
     start = max(since, last_ok) if last_ok is not None else since
     return int(session.scalar(select(func.count()).select_from(LoginAttempt).where(
-        LoginAttempt.username == username, LoginAttempt.succeeded.is_(False), LoginAttempt.at >= start)) or 0)
+        LoginAttempt.username == username, LoginAttempt.succeeded.is_(False), LoginAttempt.at >= start,
+        LoginAttempt.id != besides)) or 0)
+
+
+def _lock_key(username: str) -> int:
+    """A signed 64-bit advisory-lock key for one username (as typed)."""
+    digest = hashlib.sha256(f"driftloop.sign-in:{username}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _serialise_attempts(session: Session, username: str) -> None:
+    """Attempts on one username take turns, so the check and the count are one step (no lockout race).
+
+    Postgres: a transaction-scoped advisory lock on the username (held until the caller commits, also for
+    usernames that do not exist). SQLite serialises writers: the attempt row is written before anything is
+    read (the caller's `authenticate` does that), so a parallel attempt waits for this transaction's commit
+    at its own first write and then counts this one."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_lock_key(username))))
 
 
 def authenticate(session: Session, username: str, password: str, *, settings: Settings,
                  remote: str | None = None) -> Operator:
     """The operator, or `SignInRefused` with a message that does not say which part was wrong.
 
-    Every attempt is recorded (the caller commits, also on failure, so that failures count)."""
+    Every attempt is recorded (the caller commits, also on failure, so that failures count). The attempt is
+    written first and counted under a per-username lock, so parallel guesses cannot all pass the check before
+    any of them is counted: at most `ui_login_max_failures` are ever evaluated per window."""
     name = username.strip()[:64]
     now = utcnow()
     window = timedelta(minutes=settings.ui_login_lockout_minutes)
-    if _recent_failures(session, name, now - window) >= settings.ui_login_max_failures:
+    _serialise_attempts(session, name)
+    attempt = LoginAttempt(username=name, remote=(remote or "")[:64] or None, succeeded=False, at=now)
+    session.add(attempt)
+    session.flush()  # on SQLite this write takes the database's one writer lock
+    if _recent_failures(session, name, now - window, besides=attempt.id) >= settings.ui_login_max_failures:
+        session.delete(attempt)  # a refused attempt was not evaluated, so it does not extend the lockout
+        session.flush()
         raise SignInRefused(f"too many failed sign-ins for this username; wait {settings.ui_login_lockout_minutes:g} "
                             "minutes and try again")
     operator = get_operator(session, name)
     ok = verify_password(password, operator.password_hash if operator is not None else _DUMMY_HASH)
     ok = ok and operator is not None and operator.disabled_at is None
-    session.add(LoginAttempt(username=name, remote=(remote or "")[:64] or None, succeeded=ok, at=now))
+    attempt.succeeded = ok
     # Old attempts are of no use to the throttle; keep the table small.
     session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - max(window, timedelta(days=1))))
     session.flush()

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import httpx
 from sqlalchemy import select
@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session
 from monitor.db import utcnow
 from monitor.settings import Settings
 from monitor.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
+from monitor.webhooks.pinning import PinnedAddressError, PinnedTransport, is_public
 from monitor.webhooks.retry import RETRY_AFTER_STATUSES, RetryPolicy, parse_retry_after
 from monitor.webhooks.signing import SecretBox, render_body, webhook_headers
-from monitor.webhooks.urls import UnsafeURLError, check_url
+from monitor.webhooks.urls import Resolver, UnsafeURLError, check_url, system_resolver
 
 log = logging.getLogger(__name__)
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -42,17 +43,23 @@ class HttpResult:
     retry_after: str | None = None
 
 
-Sender = Callable[[str, bytes, dict[str, str], float], HttpResult]
+class Sender(Protocol):
+    def __call__(self, url: str, body: bytes, headers: dict[str, str], timeout: float, *,
+                 allow_private: bool) -> HttpResult: ...
 
 
-def send_http(url: str, body: bytes, headers: dict[str, str], timeout: float) -> HttpResult:
-    """POST once. Redirects are not followed (a redirect could lead to a private address); proxies from the
-    environment are not used, so the address that was checked is the address that is contacted."""
+def send_http(url: str, body: bytes, headers: dict[str, str], timeout: float, *, allow_private: bool,
+              resolve: Resolver = system_resolver) -> HttpResult:
+    """POST once through a transport pinned to the address it checked (`monitor/webhooks/pinning.py`, no DNS
+    rebinding). Redirects are not followed (a redirect could lead to a private address); proxies from the
+    environment are not used, so the address that was checked is the address that is contacted. The start of
+    an error reply is kept for the delivery log only when it came from a public address: a reply from an
+    internal service (allowed with DRIFTLOOP_WEBHOOK_ALLOW_PRIVATE) is not shown to API readers."""
     start = time.perf_counter()
+    transport = PinnedTransport(allow_private=allow_private, resolve=resolve)
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client, client.stream(
-            "POST", url, content=body, headers=headers
-        ) as response:
+        with httpx.Client(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False) as client, \
+                client.stream("POST", url, content=body, headers=headers) as response:
             excerpt = b""
             for chunk in response.iter_bytes():
                 excerpt += chunk
@@ -61,12 +68,14 @@ def send_http(url: str, body: bytes, headers: dict[str, str], timeout: float) ->
             latency = (time.perf_counter() - start) * 1000
             error = None
             if not 200 <= response.status_code < 300:
-                text = excerpt[:200].decode("utf-8", "replace").strip()
+                text = excerpt[:200].decode("utf-8", "replace").strip() if is_public(transport.peer) else ""
                 error = f"HTTP {response.status_code}" + (f": {text}" if text else "")
             return HttpResult(response.status_code, latency, error, response.headers.get("retry-after"))
     except httpx.TimeoutException:
         return HttpResult(None, (time.perf_counter() - start) * 1000, f"timed out after {timeout:g}s")
     except httpx.HTTPError as exc:
+        if isinstance(exc.__cause__, PinnedAddressError) or isinstance(exc.__context__, PinnedAddressError):
+            return HttpResult(None, (time.perf_counter() - start) * 1000, f"not sent: {exc}")
         return HttpResult(None, (time.perf_counter() - start) * 1000, f"{type(exc).__name__}: {exc}")
 
 
@@ -111,7 +120,7 @@ def _send(endpoint: WebhookEndpoint, message: WebhookMessage, settings: Settings
                                   active_secrets(endpoint, SecretBox(settings.secret_key), now))
     except (UnsafeURLError, ValueError) as exc:
         return HttpResult(None, 0.0, f"not sent: {exc}")
-    return send(url, body, headers, settings.webhook_timeout_seconds)
+    return send(url, body, headers, settings.webhook_timeout_seconds, allow_private=settings.webhook_allow_private)
 
 
 def attempt_delivery(

@@ -19,8 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from monitor import principals
 from monitor.db import utcnow
 from monitor.errors import ConflictError, NotFoundError
+from monitor.principals import Principal
 from retrain.jobs import alerting
 from retrain.models import AuditEntry, ModelAlias, ModelVersion
 
@@ -49,6 +51,7 @@ class Swap:
     current: VersionRef
     actor: str
     reason: str | None
+    principal: str | None = None  # who the server authenticated (monitor/principals.py)
 
 
 def _ref(v: ModelVersion) -> VersionRef:
@@ -56,9 +59,12 @@ def _ref(v: ModelVersion) -> VersionRef:
 
 
 def audit(session: Session, project_id: int, *, actor: str, action: str, version_id: int | None = None,
-          reason: str | None = None, details: dict[str, Any] | None = None) -> AuditEntry:
+          reason: str | None = None, details: dict[str, Any] | None = None,
+          principal: Principal | None = None) -> AuditEntry:
+    """One audit entry: `actor` is the caller's free-text label, `principal` who the server authenticated."""
     entry = AuditEntry(project_id=project_id, at=utcnow(), actor=actor, action=action, version_id=version_id,
-                       reason=reason, details=details or {})
+                       reason=reason, details=details or {},
+                       principal=str(principal) if principal is not None else None)
     session.add(entry)
     session.flush()
     return entry
@@ -122,6 +128,7 @@ def ensure_champion(session: Session, project_id: int, base_model: str, *, actor
             session.flush()
             _set_alias(session, project_id, "champion", v0)
             audit(session, project_id, actor=actor, action="register_base", version_id=v0.id,
+                  principal=principals.system(actor),
                   reason="first version of the project's model: the base model", details={"base_model": base_model})
         return v0
     except IntegrityError:  # another process registered it first
@@ -141,6 +148,7 @@ def register_challenger(session: Session, project_id: int, *, actor: str, job_id
     session.flush()
     _set_alias(session, project_id, "challenger", version)
     audit(session, project_id, actor=actor, action="register_challenger", version_id=version.id,
+          principal=principals.system("retrain-job"),
           reason=gate_summary, details={"job_id": job_id, "gates_passed": version.gates_passed,
                                         "dataset_hash": version.dataset_hash})
     return version
@@ -184,7 +192,7 @@ def _set_status(version: ModelVersion, status: str, reason: str | None) -> None:
 
 
 def approve(session: Session, project_id: int, name: str, *, actor: str, reason: str | None = None,
-            override: bool = False) -> ModelVersion:
+            override: bool = False, principal: Principal | None = None) -> ModelVersion:
     version = get_version(session, project_id, name)
     if version.status != "candidate":
         raise ConflictError(f"{version.name} is {version.status}; only a candidate can be approved")
@@ -192,23 +200,26 @@ def approve(session: Session, project_id: int, name: str, *, actor: str, reason:
     _set_status(version, "approved", reason)
     overridden = version.gates_passed is False
     audit(session, project_id, actor=actor, action="approve_override" if overridden else "approve",
-          version_id=version.id, reason=reason, details={"override": overridden, "failed_gates": failed})
+          version_id=version.id, reason=reason, details={"override": overridden, "failed_gates": failed},
+          principal=principal)
     return version
 
 
-def reject(session: Session, project_id: int, name: str, *, actor: str, reason: str | None = None) -> ModelVersion:
+def reject(session: Session, project_id: int, name: str, *, actor: str, reason: str | None = None,
+           principal: Principal | None = None) -> ModelVersion:
     version = get_version(session, project_id, name)
     if version.status not in ("candidate", "approved"):
         raise ConflictError(f"{version.name} is {version.status}; only a candidate or approved version can be "
                             "rejected (roll back a champion instead)")
     _set_status(version, "rejected", reason)
     _clear_alias_if(session, project_id, "challenger", version)
-    audit(session, project_id, actor=actor, action="reject", version_id=version.id, reason=reason)
+    audit(session, project_id, actor=actor, action="reject", version_id=version.id, reason=reason,
+          principal=principal)
     return version
 
 
 def promote(session: Session, project_id: int, name: str, *, actor: str, reason: str | None = None,
-            override: bool = False) -> Swap:
+            override: bool = False, principal: Principal | None = None) -> Swap:
     """Move `champion` to this version in the caller's transaction; the old champion is archived."""
     previous = alias_target(session, project_id, "champion", lock=True)
     version = get_version(session, project_id, name)
@@ -227,14 +238,15 @@ def promote(session: Session, project_id: int, name: str, *, actor: str, reason:
     details = {"from_version_id": previous.id if previous else None, "from": previous.name if previous else None,
                "to": version.name, "override": overridden, "failed_gates": failed}
     audit(session, project_id, actor=actor, action="promote_override" if overridden else "promote",
-          version_id=version.id, reason=reason, details=details)
-    swap = Swap(project_id, "promote", _ref(previous) if previous else None, _ref(version), actor, reason)
+          version_id=version.id, reason=reason, details=details, principal=principal)
+    swap = Swap(project_id, "promote", _ref(previous) if previous else None, _ref(version), actor, reason,
+                str(principal) if principal is not None else None)
     alerting.emit(session, project_id, "model.promoted", swap_payload(swap))
     return swap
 
 
 def rollback(session: Session, project_id: int, name: str = "champion", *, actor: str,
-             reason: str | None = None) -> Swap:
+             reason: str | None = None, principal: Principal | None = None) -> Swap:
     """Give `champion` back to the version it was promoted from; the rolled-back version is rejected."""
     current = alias_target(session, project_id, "champion", lock=True)
     if current is None:
@@ -255,8 +267,9 @@ def rollback(session: Session, project_id: int, name: str = "champion", *, actor
     _set_status(previous, "champion", f"restored by rollback of {current.name}")
     _set_alias(session, project_id, "champion", previous)
     audit(session, project_id, actor=actor, action="rollback", version_id=previous.id, reason=reason,
-          details={"from_version_id": current.id, "from": current.name, "to": previous.name})
-    swap = Swap(project_id, "rollback", _ref(current), _ref(previous), actor, reason)
+          details={"from_version_id": current.id, "from": current.name, "to": previous.name}, principal=principal)
+    swap = Swap(project_id, "rollback", _ref(current), _ref(previous), actor, reason,
+                str(principal) if principal is not None else None)
     alerting.emit(session, project_id, "model.rolled_back", swap_payload(swap))
     return swap
 
@@ -266,7 +279,7 @@ def swap_payload(swap: Swap) -> dict[str, Any]:
         return None if v is None else {"name": v.name, "base_model": v.base_model, "adapter_path": v.adapter_path}
 
     return {"action": swap.action, "champion": one(swap.current), "previous": one(swap.previous),
-            "actor": swap.actor, "reason": swap.reason}
+            "actor": swap.actor, "principal": swap.principal, "reason": swap.reason}
 
 
 def audit_entries(session: Session, project_id: int, *, version_id: int | None = None,

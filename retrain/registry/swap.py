@@ -16,7 +16,9 @@ from typing import Literal
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor import principals
 from monitor.db import run_unit
+from monitor.principals import Principal
 from monitor.settings import Settings, get_settings
 from retrain.registry.service import Swap, audit, promote, rollback
 
@@ -53,18 +55,21 @@ def call_serving_hook(url: str | None, swap: Swap, *, timeout: float = 10.0,
 def change_champion(
     factory: sessionmaker[Session], project_id: int, action: Literal["promote", "rollback"], name: str, *,
     actor: str, reason: str | None = None, override: bool = False, settings: Settings | None = None,
-    transport: httpx.BaseTransport | None = None,
+    transport: httpx.BaseTransport | None = None, principal: Principal | None = None,
 ) -> tuple[Swap, HookOutcome]:
     """Promote `name` (or roll back the champion `name`), commit, then call and audit the serving hook."""
     settings = settings or get_settings()
     if action == "promote":
-        swap = run_unit(factory, lambda s: promote(s, project_id, name, actor=actor, reason=reason, override=override))
+        swap = run_unit(factory, lambda s: promote(s, project_id, name, actor=actor, reason=reason, override=override,
+                                                   principal=principal))
     else:
-        swap = run_unit(factory, lambda s: rollback(s, project_id, name, actor=actor, reason=reason))
+        swap = run_unit(factory, lambda s: rollback(s, project_id, name, actor=actor, reason=reason,
+                                                    principal=principal))
     outcome = call_serving_hook(settings.serving_hook_url, swap, timeout=settings.serving_hook_timeout_seconds,
                                 transport=transport)
     if outcome.url is not None:
         run_unit(factory, lambda s: audit(s, project_id, actor="system", action="serving_hook",
+                                       principal=principals.system("serving-hook"),
                                        version_id=swap.current.id,
                                        reason=f"after {action} of {swap.current.name}", details=asdict(outcome)))
     return swap, outcome

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Path, Request
 from starlette.responses import RedirectResponse, Response
 
+from monitor import principals
 from monitor.api.deps import SessionDep
 from monitor.errors import NotFoundError
 from monitor.ui.accounts import CurrentOperator
@@ -93,6 +94,7 @@ def decide(slug: Slug, version: Version, decision: Decision, request: Request, s
            promote_now: Annotated[bool, Form()] = False) -> Response:
     project = project_or_404(session, slug)
     project_id, actor = project.id, operator.username
+    who = principals.operator(operator.username)  # the signed-in operator is both the label and the principal
     form = {"decision": decision, "comment": comment, "confirm": confirm, "override": "1" if override else ""}
     name = version  # an alias ("challenger") may move during the decision: the page shows the name after
     try:
@@ -101,11 +103,11 @@ def decide(slug: Slug, version: Version, decision: Decision, request: Request, s
         reason = _reason(comment, "comment" if decision == "approve" else "reason")
         _check_override(override, confirm, name)
         if decision == "reject":
-            reject(session, project_id, name, actor=actor, reason=reason)
+            reject(session, project_id, name, actor=actor, reason=reason, principal=who)
             session.commit()
             return _done(slug, name, "rejected")
         if decision == "approve":
-            approve(session, project_id, name, actor=actor, reason=reason, override=override)
+            approve(session, project_id, name, actor=actor, reason=reason, override=override, principal=who)
             session.commit()
             if not promote_now:
                 return _done(slug, name, "approved")
@@ -114,7 +116,8 @@ def decide(slug: Slug, version: Version, decision: Decision, request: Request, s
         session.rollback()
         action: Literal["promote", "rollback"] = "rollback" if decision == "rollback" else "promote"
         _, hook = change_champion(request.app.state.session_factory, project_id, action, name, actor=actor,
-                                  reason=reason, override=override, settings=settings_of(request))
+                                  reason=reason, override=override, settings=settings_of(request),
+                                  principal=who)
     except NotFoundError as exc:
         raise PageError(404, str(exc)) from None
     except (FormProblem, GateBlockedError, ConflictError) as exc:

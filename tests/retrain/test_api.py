@@ -137,3 +137,25 @@ def test_routes_are_scoped_and_authenticated(client: TestClient, session: Sessio
     assert decide(client, other, "v1", "promote", reason="x").status_code == 404
     assert client.get("/v1/retrain/jobs/999999", headers=auth).status_code == 404
     assert client.post("/v1/models/v1/promote", headers=auth, json={"reason": "no actor"}).status_code == 422
+
+
+def test_the_audit_log_records_the_key_behind_a_label(client: TestClient, session: Session) -> None:
+    """Issue #18 finding 4: `{"actor": "alice"}` sent with an admin key is recorded as the label "alice",
+    made by that key - never as if the operator alice had decided in the UI."""
+    created = make_key(session, name="deploy-bot")
+    pid = session.scalars(select(Project.id).where(Project.slug == created.project_slug)).one()
+    session.commit()
+    auth = {"Authorization": f"Bearer {created.key}"}
+    add_candidate(session, pid, passing=True)
+    session.commit()
+    assert decide(client, auth, "v1", "approve", reason="looks fine").status_code == 200
+    entry = client.get("/v1/audit", headers=auth).json()[0]
+    assert entry["action"] == "approve" and entry["actor"] == "alice"
+    assert entry["principal"] == {"kind": "api-key", "name": "deploy-bot", "key_id": created.id,
+                                  "text": f'API key #{created.id} "deploy-bot"'}
+    # the same on the version's own trail, and on a promotion (which commits in units of its own)
+    assert decide(client, auth, "v1", "promote", reason="ship").status_code == 200
+    trail = client.get("/v1/models/v1", headers=auth).json()["audit"]
+    assert [(a["action"], a["actor"], (a["principal"] or {}).get("key_id")) for a in trail] == [
+        ("promote", "alice", created.id), ("approve", "alice", created.id), ("register_challenger", "test", None)]
+    assert trail[2]["principal"]["kind"] == "system"

@@ -61,6 +61,9 @@ def test_models_commands(cli_env: str) -> None:
     shown = json.loads(run("models", "show", "v2", "-p", "shop", "--json"))
     assert shown["aliases"] == ["champion"]
     assert shown["audit"][0]["action"] == "promote_override" and shown["audit"][0]["actor"] == "ops:dana"
+    # --actor is a label; the principal is the OS user who ran the command
+    assert shown["audit"][0]["principal"]["kind"] == "cli"
+    assert "by CLI user" in run("models", "show", "v2", "-p", "shop")
     assert "toxicity_rate" in run("models", "show", "champion", "-p", "shop")
     assert "v1 is now rejected" in run("models", "reject", "v1", "-p", "shop", "--reason", "stale")
     assert "champion: v0 (was v2)" in run("models", "rollback", "champion", "-p", "shop", "--reason", "bad")

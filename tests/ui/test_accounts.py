@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.settings import Settings
 from monitor.ui.accounts import (
@@ -22,7 +24,7 @@ from monitor.ui.accounts import (
     start_session,
     verify_password,
 )
-from monitor.ui.models import Operator, OperatorSession
+from monitor.ui.models import LoginAttempt, Operator, OperatorSession
 from tests.support.factories import unique_slug
 from tests.ui.seed import PASSWORD
 
@@ -128,3 +130,48 @@ def test_sessions_resolve_expire_end_and_die_with_password_change_or_disable(ses
         authenticate(session, name, "a brand new password", settings=settings)
     set_disabled(session, name, False)
     assert authenticate(session, name, "a brand new password", settings=settings).username == name
+
+
+@pytest.mark.parametrize("engine_fixture", ["pg_engine", "sqlite_engine"])
+def test_parallel_guesses_cannot_race_the_lockout(engine_fixture: str, request: pytest.FixtureRequest) -> None:
+    """Issue #18 finding 3: 20 guesses at once against a limit of 5 (each its own connection and
+    transaction, committed as the sign-in route does) - only 5 are evaluated, and the right password
+    afterwards is refused. Before the fix the count was read before any parallel attempt was written, so
+    every guess was evaluated."""
+    engine: Engine = request.getfixturevalue(engine_fixture)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    settings = Settings(database_url=str(engine.url), ui_login_max_failures=5)
+    name = unique_slug("raced")
+    with factory() as s:
+        create_operator(s, name, PASSWORD)
+        s.commit()
+    barrier = threading.Barrier(20)
+
+    def guess(i: int) -> str:
+        with factory() as s:
+            barrier.wait(timeout=30)
+            try:
+                authenticate(s, name, f"wrong guess number {i}", settings=settings)
+            except SignInRefused as exc:
+                s.commit()
+                return str(exc)
+            finally:
+                s.rollback()
+            return "signed in"
+
+    try:
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            outcomes = list(pool.map(guess, range(20)))
+        evaluated = [o for o in outcomes if o == "wrong username or password"]
+        assert len(evaluated) == 5, outcomes
+        assert all(o.startswith("too many failed sign-ins") for o in outcomes if o not in evaluated)
+        with factory() as s:
+            assert s.scalar(select(func.count()).select_from(LoginAttempt).where(LoginAttempt.username == name)) == 5
+            with pytest.raises(SignInRefused, match="too many failed sign-ins"):
+                authenticate(s, name, PASSWORD, settings=settings)
+            s.commit()
+    finally:
+        with factory() as s:
+            s.execute(delete(LoginAttempt).where(LoginAttempt.username == name))
+            s.execute(delete(Operator).where(Operator.username == name))
+            s.commit()

@@ -51,6 +51,8 @@ def test_approve_and_promote_changes_the_champion_with_an_audited_comment(ui: Te
     assert "Approved and promoted" in page and 'id="version-status">champion' in page
     entries = page[page.index("<h2>Audit log</h2>"):]
     assert entries.count(f'<td class="actor">{operator}</td>') == 2
+    # the authenticated principal is shown beside the label (issue #18 finding 4)
+    assert entries.count(f'<td class="principal">operator {operator}</td>') == 2
     assert 'data-action="promote"' in entries and 'data-action="approve"' in entries
     assert 'id="rollback-form"' in page  # the new champion can be rolled back to v0
 

@@ -12,6 +12,7 @@ the request explains the error, it is a bug, and it stays a 500.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -22,13 +23,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 
-from monitor.api.body import field_problems, unstorable, walk
+from monitor.api.body import field_problems, printable, unstorable, walk
 from monitor.errors import ConflictError, FieldError, FieldErrors, NotFoundError
 from monitor.schemas import NUL_MESSAGE
 
 
 def problem(field: str, message: str, kind: str = "value_error") -> dict[str, str]:
-    return {"field": field, "message": message, "type": kind}
+    return {"field": printable(field), "message": printable(message), "type": kind}
 
 
 def _int_or_str(raw: str) -> Any:
@@ -47,12 +48,13 @@ async def _request_values(request: Request) -> Iterator[tuple[str, Any]]:
     if raw:
         try:
             doc: Any = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             try:
                 doc = yaml.safe_load(raw)
-            except yaml.YAMLError:
+            except (yaml.YAMLError, RecursionError):
                 doc = raw.decode("utf-8", "surrogateescape")
-        values += list(walk(doc))
+        with contextlib.suppress(RecursionError):  # nested past Python's limit: nothing here can be named
+            values += list(walk(doc))
     return iter(values)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -10,6 +9,7 @@ from fastapi import APIRouter, Query
 from monitor.api.deps import ReaderProject, SessionDep
 from monitor.metrics.catalog import all_metrics
 from monitor.metrics.queries import latest_drift, query_metrics, row_dict
+from monitor.timestamps import UtcTime
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
 
@@ -26,8 +26,9 @@ def get_metrics(
     project: ReaderProject,
     metric: Annotated[str | None, Query(max_length=96, description="Exact name, or a pattern with *.")] = None,
     segment: Annotated[str, Query(max_length=320, description="Segment label, e.g. all or model_version=v2.")] = "all",
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: Annotated[UtcTime | None, Query(description="Windows starting at or after this time (UTC, 1970..9999).")]
+    = None,
+    end: Annotated[UtcTime | None, Query(description="Windows starting before this time.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[dict[str, Any]]:
     rows = query_metrics(session, project.id, metric=metric, segment=segment, start=start, end=end, limit=limit)

@@ -23,11 +23,15 @@ from monitor.api.app import create_app
 from monitor.projects.service import SCOPES, create_key
 from monitor.settings import Settings
 from tests.support.factories import event_dict, unique_slug
+from tests.support.hostile import HOSTILE_DATETIME
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 CASES_PER_OPERATION = 120
 CALLS: Counter[str] = Counter()
+# Times at the edges of `datetime` with offsets up to +-23:59 (issue #18: they reached a 500 by overflowing on the
+# way to UTC), mixed with ordinary ones, wherever the schema says `date-time`.
+schemathesis.openapi.format("date-time", HOSTILE_DATETIME)
 
 
 @pytest.fixture(scope="module")

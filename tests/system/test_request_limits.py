@@ -4,10 +4,18 @@ database cannot hold. Each must be a 422 naming the field, with nothing stored."
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -15,7 +23,9 @@ from sqlalchemy.orm import Session
 
 from monitor.models import Event
 from monitor.projects.service import CreatedKey, get_project
+from monitor.settings import DEFAULT_SECRET, Settings, secret_key_problem
 from monitor.timestamps import TimeRangeError, parse_utc, to_utc
+from tests.support.collector import CollectorProcess
 from tests.support.factories import event_dict, make_key
 
 EXTREME_TIMES = ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59", "1969-12-31T23:59:59Z",
@@ -135,3 +145,74 @@ def test_numbers_at_the_64_bit_edges_are_stored_exactly(client: TestClient, sess
     assert r.status_code == 200, r.text
     row = session.scalar(select(Event).where(Event.client_event_id == "edge"))
     assert row is not None and row.meta == meta
+
+
+# Finding 8: header size (431) and the production secret key rule.
+def test_oversized_headers_are_431_before_authentication(client: TestClient, key: CreatedKey) -> None:
+    big = {"X-Padding": "a" * 40_000}
+    r = client.get("/healthz", headers=big)
+    assert r.status_code == 431 and "DRIFTLOOP_MAX_HEADER_BYTES" in r.json()["detail"]
+    r = client.post("/v1/events", content=b"{}", headers={**_auth(key), **big})
+    assert r.status_code == 431
+    many = {f"X-H{i}": "v" * 100 for i in range(400)}  # many small headers add up the same way
+    assert client.get("/healthz", headers=many).status_code == 431
+    assert client.get("/healthz", headers={"X-Padding": "a" * 20_000}).status_code == 200
+
+
+def test_the_header_limit_is_a_setting(settings: Settings, connection: Any) -> None:
+    from monitor.api.app import create_app
+
+    app = create_app(settings.model_copy(update={"max_header_bytes": 2048}), engine=connection.engine)
+    with TestClient(app) as c:
+        assert c.get("/healthz", headers={"X-Padding": "a" * 1500}).status_code == 200
+        assert c.get("/healthz", headers={"X-Padding": "a" * 2100}).status_code == 431
+
+
+@pytest.mark.postgres
+def test_driftloop_serve_cuts_off_an_8_mb_header(pg_url: str, tmp_path: Path) -> None:
+    collector = CollectorProcess(pg_url, tmp_path / "collector.log")
+    collector.start()
+    try:
+        with socket.create_connection(("127.0.0.1", collector.port), timeout=10) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: ")
+            sent, answer = 0, b""
+            chunk = b"a" * 65_536
+            try:
+                while sent < 8 * 1024 * 1024:  # the server answers (and closes) long before the 8 MB are sent
+                    sock.sendall(chunk)
+                    sent += len(chunk)
+            except OSError:  # connection reset: the server stopped reading
+                pass
+            sock.settimeout(10)
+            with contextlib.suppress(OSError):
+                answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
+        assert sent < 8 * 1024 * 1024 or answer  # refused, not served
+        assert httpx.get(f"{collector.url}/healthz", headers={"X-Padding": "a" * 40_000}).status_code == 431
+        assert httpx.get(f"{collector.url}/healthz").status_code == 200
+    finally:
+        collector.stop()
+
+
+@pytest.mark.parametrize(("secret", "reason"), [
+    ("x", "bytes long"), ("a" * 64, "distinct characters"), ("abababababababababababababababab12", "distinct"),
+    (DEFAULT_SECRET, "built-in default"),
+])
+def test_production_refuses_weak_secret_keys(secret: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        Settings(mode="production", secret_key=secret)
+    assert Settings(mode="local", secret_key=secret).secret_key == secret  # local development stays easy
+
+
+def test_production_accepts_a_random_secret_key() -> None:
+    assert secret_key_problem(secrets.token_hex(32)) is None
+    assert Settings(mode="production", secret_key=secrets.token_urlsafe(32)).mode == "production"
+
+
+def test_driftloop_serve_refuses_a_weak_secret_at_start(tmp_path: Path) -> None:
+    env = {**os.environ, "DRIFTLOOP_MODE": "production", "DRIFTLOOP_SECRET_KEY": "short-secret",
+           "DRIFTLOOP_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    out = subprocess.run([sys.executable, "-m", "monitor.cli", "serve", "--no-migrate", "--port", "1"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "DRIFTLOOP_SECRET_KEY is 12 bytes long" in out.stdout + out.stderr

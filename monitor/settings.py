@@ -154,6 +154,12 @@ class Settings(BaseSettings):
     base_model: str | None = Field(
         None, description="Base causal LM: None for the offline SmolLM2-135M-Instruct, else a model id or local path."
     )
+    model_roots: str | None = Field(
+        None, description="Directories base models may be loaded from, separated by `:`; a job names a model by its "
+        "path relative to a root (`<root name>:<path>`). Unset: the bundled model's directory and "
+        "`<DRIFTLOOP_DATA_DIR>/models`. Model ids are allowed when DRIFTLOOP_BASE_MODEL names them or the project's "
+        "registry already holds them."
+    )
     retrain_on_alert: bool = Field(
         True, description="Handle alert rules' `retrain` action in this process (CLI, workers); false leaves the "
         "requests pending (a kill switch for automatic retraining)."

@@ -46,17 +46,19 @@ class RetrainRequest(NulFreeModel):
 
 
 @router.get("/models", summary="Model versions and the champion/challenger aliases")
-def get_models(session: SessionDep, project: ReaderProject) -> dict[str, Any]:
+def get_models(request: Request, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
     aliases = aliases_of(session, project.id)
-    return {"aliases": aliases, "versions": [version_summary(v, aliases) for v in list_versions(session, project.id)]}
+    settings: Settings = request.app.state.settings
+    return {"aliases": aliases,
+            "versions": [version_summary(v, aliases, settings) for v in list_versions(session, project.id)]}
 
 
 @router.get("/models/{version}", summary="One version (name or alias) with its evaluation and audit trail")
-def get_model(version: str, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
+def get_model(version: str, request: Request, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
     v = get_version(session, project.id, version)
     names = version_names(session, project.id)
     parent = names.get(v.parent_version_id) if v.parent_version_id else None
-    body = version_dict(v, aliases_of(session, project.id), parent)
+    body = version_dict(v, aliases_of(session, project.id), parent, request.app.state.settings)
     body["audit"] = [audit_dict(e, names) for e in audit_entries(session, project.id, version_id=v.id)]
     return body
 
@@ -72,7 +74,7 @@ def decide(version: str, decision: Literal["approve", "reject", "promote", "roll
         else:
             v = reject(session, project.id, version, actor=body.actor, reason=body.reason)
         session.commit()
-        return {"version": version_summary(v, aliases_of(session, project.id))}
+        return {"version": version_summary(v, aliases_of(session, project.id), settings)}
     # The swap commits in units of its own (alias move, then the hook's audit entry); this request's
     # session must hold no transaction meanwhile (read the id first: a rollback expires `project`).
     project_id = project.id
@@ -104,15 +106,15 @@ def start_retrain(body: RetrainRequest, request: Request, background: Background
     session.commit()
     # After the commit: the worker (or the background thread in embedded mode) must find the row.
     background.add_task(dispatch, job.id, settings=settings, factory=request.app.state.session_factory)
-    return job_dict(job)
+    return job_dict(job, settings)
 
 
 @router.get("/retrain/jobs", summary="Retraining jobs, newest first")
-def get_jobs(session: SessionDep, project: ReaderProject,
+def get_jobs(request: Request, session: SessionDep, project: ReaderProject,
              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
-    return [job_dict(j) for j in list_jobs(session, project.id, limit=limit)]
+    return [job_dict(j, request.app.state.settings) for j in list_jobs(session, project.id, limit=limit)]
 
 
 @router.get("/retrain/jobs/{job_id}", summary="One job with its progress and losses so far")
-def get_retrain_job(job_id: RowId, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
-    return job_dict(get_job(session, project.id, job_id))
+def get_retrain_job(job_id: RowId, request: Request, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
+    return job_dict(get_job(session, project.id, job_id), request.app.state.settings)

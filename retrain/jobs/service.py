@@ -24,8 +24,10 @@ from monitor.pipeline.models import MetricValue
 from monitor.queue import dispatch as queue_dispatch
 from monitor.queue import enqueue
 from monitor.settings import Settings, get_settings
+from retrain.jobs.base_models import check_base_model
 from retrain.jobs.config import effective_config
 from retrain.models import RetrainJob
+from retrain.public_paths import scrub, scrub_text
 
 log = logging.getLogger(__name__)
 STAGES = ("queued", "dataset", "train", "evaluate", "register", "done")
@@ -46,7 +48,9 @@ def create_job(session: Session, project_id: int, *, created_by: str, trigger: d
     project = session.get(Project, project_id)
     if project is None:
         raise NotFoundError(f"no project with id {project_id}")
-    effective_config(settings or get_settings(), project.config, params)  # refuse bad params now, not mid-run
+    settings = settings or get_settings()
+    cfg = effective_config(settings, project.config, params)  # refuse bad params now, not mid-run
+    check_base_model(session, project_id, cfg.base_model, settings)  # only allowed models (base_models.py)
     now = utcnow()
     job = RetrainJob(project_id=project_id, status="queued", stage="queued", progress=0.0, losses=[],
                      trigger=trigger or {}, params=params or {}, action_request_id=action_request_id,
@@ -116,10 +120,12 @@ def list_jobs(session: Session, project_id: int, *, limit: int = 50) -> list[Ret
     return list(session.scalars(stmt))
 
 
-def job_dict(job: RetrainJob) -> dict[str, Any]:
+def job_dict(job: RetrainJob, settings: Settings | None = None) -> dict[str, Any]:
+    """A job as clients see it: server paths in its message and results relative to their root."""
     return {"id": job.id, "status": job.status, "stage": job.stage, "progress": job.progress,
-            "losses": job.losses, "message": job.message, "trigger": job.trigger, "params": job.params,
-            "action_request_id": job.action_request_id, "version_id": job.version_id, "results": job.results,
+            "losses": job.losses, "message": scrub_text(job.message, settings), "trigger": job.trigger,
+            "params": job.params, "action_request_id": job.action_request_id, "version_id": job.version_id,
+            "results": scrub(job.results, settings),
             "attempts": job.attempts, "created_by": job.created_by, "created_at": iso(job.created_at),
             "started_at": iso(job.started_at), "finished_at": iso(job.finished_at),
             "updated_at": iso(job.updated_at)}

@@ -124,7 +124,9 @@ def test_manual_retrain_job_runs_and_reports_progress(
     v1 = client.get("/v1/models/challenger", headers=auth).json()
     assert v1["name"] == "v1" and v1["job_id"] == job["id"] and v1["created_by"] == "bob"
     assert v1["eval_results"]["challenger"]["similarity"] is None  # switched off by the job's params
-    assert Path(v1["adapter_path"]).is_dir()
+    # Clients see the adapter relative to the data directory, never the server's absolute path.
+    assert v1["adapter_path"] == f"data:adapters/project-{pid}/job-{job['id']}"
+    assert (Path(tiny_settings.data_dir) / "adapters" / f"project-{pid}" / f"job-{job['id']}").is_dir()
 
 
 def test_routes_are_scoped_and_authenticated(client: TestClient, session: Session) -> None:

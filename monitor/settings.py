@@ -164,6 +164,10 @@ class Settings(BaseSettings):
         True, description="Handle alert rules' `retrain` action in this process (CLI, workers); false leaves the "
         "requests pending (a kill switch for automatic retraining)."
     )
+    retrain_job_timeout_seconds: float = Field(
+        7200.0, ge=60, description="A queued or running retraining job with no progress for this long is marked "
+        "failed as abandoned (the process running it died); until then a project's next manual job gets 409."
+    )
     retrain_min_examples: int = Field(16, ge=1, description="Fewest training examples a retraining job accepts.")
     retrain_max_rows: int = Field(50_000, ge=1, description="Newest feedback rows a training set is built from.")
     retrain_lora_r: int = Field(8, ge=1, le=256, description="LoRA rank.")

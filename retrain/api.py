@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from monitor.api.deps import AdminProject, ReaderProject, RowId, SessionDep
 from monitor.schemas import NulFreeModel
 from monitor.settings import Settings
 from retrain.jobs.config import ConfigError
-from retrain.jobs.service import create_job, dispatch, get_job, job_dict, list_jobs
+from retrain.jobs.service import JobConflict, create_job, get_job, job_dict, list_jobs, submit
 from retrain.registry.service import (
     aliases_of,
     approve,
@@ -94,18 +95,24 @@ def get_audit(session: SessionDep, project: ReaderProject,
     return [audit_dict(e, names) for e in audit_entries(session, project.id, limit=limit)]
 
 
-@router.post("/retrain", status_code=status.HTTP_202_ACCEPTED, summary="Start a retraining job now")
-def start_retrain(body: RetrainRequest, request: Request, background: BackgroundTasks, session: SessionDep,
-                  project: AdminProject) -> dict[str, Any]:
+@router.post("/retrain", status_code=status.HTTP_202_ACCEPTED, summary="Start a retraining job now",
+             responses={409: {"description": "The project already has a queued or running job (`job_id`)."}})
+def start_retrain(body: RetrainRequest, request: Request, session: SessionDep,
+                  project: AdminProject) -> Any:
+    """Queue a job and answer at once: training runs on a worker (Celery's `gpu` queue) or, in embedded mode, on
+    the collector's serial runner (one job at a time), never in this request. One queued/running job per project."""
     settings: Settings = request.app.state.settings
     try:
         job = create_job(session, project.id, created_by=body.actor, params=body.params, settings=settings,
-                         trigger={"kind": "manual", "actor": body.actor, "reason": body.reason})
+                         trigger={"kind": "manual", "actor": body.actor, "reason": body.reason}, exclusive=True)
     except ConfigError as exc:  # the request's `params` are what did not fit
         raise ConfigError(str(exc), field="params") from None
+    except JobConflict as exc:
+        return JSONResponse({"detail": str(exc), "job_id": exc.job_id, "job_status": exc.status},
+                            status_code=status.HTTP_409_CONFLICT)
     session.commit()
-    # After the commit: the worker (or the background thread in embedded mode) must find the row.
-    background.add_task(dispatch, job.id, settings=settings, factory=request.app.state.session_factory)
+    # After the commit: the worker (or the serial runner in embedded mode) must find the row.
+    submit(job.id, settings=settings, factory=request.app.state.session_factory)
     return job_dict(job, settings)
 
 

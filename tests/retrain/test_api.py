@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from monitor.llm import LoadedLM
 from monitor.models import Project
+from monitor.queue import serial_runner
 from monitor.settings import Settings
 from retrain.serving import lm_cache
 from tests.retrain.helpers import add_candidate
@@ -117,7 +118,8 @@ def test_manual_retrain_job_runs_and_reports_progress(
     r = client.post("/v1/retrain", headers=auth, json={"actor": "bob", "reason": "weekly",
                                                        "params": {"eval": {"similarity": False}}})
     assert r.status_code == 202 and r.json()["status"] == "queued"
-    job = client.get(f"/v1/retrain/jobs/{r.json()['id']}", headers=auth).json()  # embedded: ran after the reply
+    serial_runner("gpu").join()  # embedded mode: the job ran on the serial runner after the reply
+    job = client.get(f"/v1/retrain/jobs/{r.json()['id']}", headers=auth).json()
     assert job["status"] == "succeeded", job["message"]
     assert job["progress"] == 1.0 and len(job["losses"]) == 3 and job["trigger"]["reason"] == "weekly"
     assert [j["id"] for j in client.get("/v1/retrain/jobs", headers=auth).json()] == [job["id"]]

@@ -45,7 +45,7 @@ def fuzz_target(pg_url: str, pg_engine: Engine, tmp_path_factory: pytest.TempPat
     with pytest.MonkeyPatch.context() as mp:
         # A valid POST /v1/retrain is accepted and recorded; running LoRA training on fuzzed data is not what
         # this test is about (tests/retrain covers it), so the job is not started.
-        mp.setattr("retrain.api.dispatch", lambda job_id, **_: CALLS.update(["retrain-dispatch"]))
+        mp.setattr("retrain.api.submit", lambda job_id, **_: CALLS.update(["retrain-dispatch"]))
         with TestClient(app, raise_server_exceptions=False) as client:
             yield {"app": app, "client": client, "key": key.key}
     print(f"\nschemathesis: {sum(v for k, v in CALLS.items() if k != 'retrain-dispatch')} cases over "

@@ -73,7 +73,9 @@ def serve(
     import uvicorn
 
     from monitor import migrations
+    from monitor.api.header_limit import server_limit
     from monitor.api.health_routes import multiprocess_mode
+    from monitor.settings import get_settings
 
     if migrate_first:
         migrations.upgrade()
@@ -84,9 +86,12 @@ def serve(
         shared_metrics = tempfile.mkdtemp(prefix="driftloop-prometheus-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared_metrics
     try:
+        # h11, not httptools: h11 stops reading a request whose line and headers exceed its limit while they
+        # arrive (monitor/api/header_limit.py answers 431 to what is over DRIFTLOOP_MAX_HEADER_BYTES but under it).
         uvicorn.run(
             "monitor.api.app:create_app", factory=True, host=host, port=port, workers=workers,
             log_level=log_level, access_log=access_log, log_config=_log_config(log_level),
+            http="h11", h11_max_incomplete_event_size=server_limit(get_settings().max_header_bytes),
         )
     finally:
         if shared_metrics is not None:

@@ -14,6 +14,8 @@ root (`monitor.composition`); the Celery task of a name calls the very same func
 from __future__ import annotations
 
 import logging
+import queue as _queue_mod
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -114,6 +116,74 @@ def dispatch(task_name: str, *args: Any, settings: Settings | None = None,
     settings = settings or get_settings()
     if runs_inline(settings):
         run_inline(task_name, *args, factory=factory, settings=settings)
+    else:
+        send(task_name, *args, queue=queue)
+
+
+class SerialRunner:
+    """Embedded mode's worker for heavy tasks (retraining): one daemon thread running queued tasks one at a time.
+
+    A web request must never run them itself: five `POST /v1/retrain` calls used to train five models at once
+    inside the collector (1.6 GB, crashed jobs). Here the request only queues the job id and answers; the thread
+    runs the jobs in order, each with the session factory and settings it was queued with. Started on first use.
+    A task that raises is logged and the next one runs (the task records its own failure, like a Celery task).
+    Jobs queued when the process ends are lost with it: their rows stay `queued` until the abandoned-job timeout
+    marks them failed (retrain.jobs.service).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._queue: _queue_mod.Queue[tuple[str, tuple[Any, ...], sessionmaker[Session] | None, Settings]] = (
+            _queue_mod.Queue())
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, task_name: str, *args: Any, factory: sessionmaker[Session] | None = None,
+               settings: Settings | None = None) -> None:
+        self._queue.put((task_name, args, factory, settings or get_settings()))
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name=f"driftloop-{self.name}", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            task_name, args, factory, settings = self._queue.get()
+            try:
+                run_inline(task_name, *args, factory=factory, settings=settings)
+            except Exception:
+                log.exception("%s: task %s%r failed", self.name, task_name, args)
+            finally:
+                self._queue.task_done()
+
+    def join(self) -> None:
+        """Wait until every queued task has run (tests, the CLI, shutdown)."""
+        self._queue.join()
+
+    def pending(self) -> int:
+        return self._queue.unfinished_tasks
+
+
+_serial: dict[str, SerialRunner] = {}
+_serial_lock = threading.Lock()
+
+
+def serial_runner(queue: str) -> SerialRunner:
+    """The process's serial runner of a queue (one thread per queue name: `gpu` work never runs two at a time)."""
+    with _serial_lock:
+        runner = _serial.get(queue)
+        if runner is None:
+            runner = _serial[queue] = SerialRunner(queue)
+        return runner
+
+
+def submit(task_name: str, *args: Any, settings: Settings | None = None,
+           factory: sessionmaker[Session] | None = None, queue: str = "default") -> None:
+    """Start committed work in the background: send it to Celery, or (embedded mode) hand it to this process's
+    serial runner for `queue`. Returns at once either way: for request handlers, which must not run it."""
+    settings = settings or get_settings()
+    if runs_inline(settings):
+        serial_runner(queue).submit(task_name, *args, factory=factory, settings=settings)
     else:
         send(task_name, *args, queue=queue)
 

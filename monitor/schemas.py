@@ -9,12 +9,15 @@ that one compiled schema serves every configuration.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
+
+from monitor.timestamps import UtcTime
 
 ClientId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 ShortText = Annotated[str, StringConstraints(max_length=256)]
@@ -59,12 +62,45 @@ def _check_metadata(value: dict[str, Any] | None, info: ValidationInfo) -> dict[
     if value is None:
         return None
     limits = _limits(info)
-    size = len(dump_json(value))
+    dumped = dump_json(value)
+    size = len(dumped)
     if size > limits.max_metadata_bytes:
         raise ValueError(f"serializes to {size} bytes; the limit is {limits.max_metadata_bytes}")
+    # NaN and Infinity serialize as null, integers past 64 bits as long digit runs: only then is a walk needed.
+    if _SUSPECT_NUMBER.search(dumped):
+        problem = _unstorable_number(value, "")
+        if problem:
+            raise ValueError(problem)
     if limits.may_contain_nul and _has_nul(value):
         raise ValueError("contains a NUL character (\\u0000), which cannot be stored")
     return value
+
+
+_SUSPECT_NUMBER = re.compile(rb"null|\d{19}")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _unstorable_number(value: Any, path: str) -> str | None:
+    """Why a number inside a JSON value would not be stored exactly (NaN/Infinity become null, integers past 64 bits
+    are refused by Postgres or rounded), naming its key path; None when every number is fine. Refused, never
+    changed: the client learns which field to fix."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{path or 'the value'} is {value!r}; only finite numbers can be stored (JSON has no NaN or Infinity)"
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        return f"{path or 'the value'} is an integer outside the 64-bit range; send it as a string to keep it exact"
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _unstorable_number(v, f"{path}.{k}" if path else str(k))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _unstorable_number(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
 
 
 def _has_nul(value: Any) -> bool:
@@ -102,22 +138,14 @@ def _no_nul_anywhere(model: BaseModel) -> None:
             raise ValueError(f"{name} contains a NUL character (\\u0000), which cannot be stored")
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
 class EventIn(BaseModel):
     """One LLM call as the app saw it."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
     event_id: ClientId = Field(description="Client-generated id, unique per project; a retried event is stored once.")
-    timestamp: datetime | None = Field(
-        None, description="When the call started (ISO 8601 or epoch seconds). Default: arrival."
+    timestamp: UtcTime | None = Field(
+        None, description="When the call started (ISO 8601 or epoch seconds), 1970..9999 in UTC. Default: arrival."
     )
     trace_id: ClientId | None = Field(None, description="Trace or conversation id, to group calls.")
     session_id: ClientId | None = Field(None, description="End-user session id.")
@@ -137,7 +165,6 @@ class EventIn(BaseModel):
 
     _text = field_validator("prompt", "response")(_check_text)
     _meta = field_validator("metadata")(_check_metadata)
-    _ts = field_validator("timestamp")(lambda v: _utc(v))
 
     @model_validator(mode="after")
     def _no_nul(self, info: ValidationInfo) -> EventIn:
@@ -153,7 +180,7 @@ class FeedbackIn(BaseModel):
 
     feedback_id: ClientId = Field(description="Client-generated id; a retried feedback is stored once.")
     event_id: ClientId = Field(description="The `event_id` of the call this feedback is about.")
-    timestamp: datetime | None = None
+    timestamp: UtcTime | None = None
     score: float | None = Field(None, ge=-1e6, le=1e6, description="Numeric score, e.g. 1 / 0 or 1..5.")
     label: ShortText | None = Field(None, description="Categorical label, e.g. `thumbs_up`.")
     comment: Annotated[str, StringConstraints(max_length=16_384)] | None = None
@@ -162,7 +189,6 @@ class FeedbackIn(BaseModel):
 
     _text = field_validator("corrected_response", "comment")(_check_text)
     _meta = field_validator("metadata")(_check_metadata)
-    _ts = field_validator("timestamp")(lambda v: _utc(v))
 
     @model_validator(mode="after")
     def _has_signal(self, info: ValidationInfo) -> FeedbackIn:

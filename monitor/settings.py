@@ -15,6 +15,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_SECRET = "local-dev-secret-change-me"
 
 
+MIN_SECRET_BYTES = 32
+MIN_SECRET_DISTINCT = 8
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why `key` is too weak for production (too short, too repetitive), or None."""
+    size = len(key.encode("utf-8"))
+    if size < MIN_SECRET_BYTES:
+        return f"is {size} bytes long; production needs at least {MIN_SECRET_BYTES} random bytes"
+    distinct = len(set(key))
+    if distinct < MIN_SECRET_DISTINCT:
+        return f"has only {distinct} distinct characters; production needs at least {MIN_SECRET_DISTINCT}"
+    return None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DRIFTLOOP_", env_file=".env", extra="ignore")
 
@@ -46,7 +61,10 @@ class Settings(BaseSettings):
         "", max_length=128,
         description="Prefix for every Celery key in Redis, so several deployments can share one Redis database.",
     )
-    secret_key: str = Field(DEFAULT_SECRET, description="Signs UI sessions. Must be changed outside local mode.")
+    secret_key: str = Field(
+        DEFAULT_SECRET, description="Signs UI sessions and encrypts webhook secrets. Outside local mode: at least "
+        "32 bytes with at least 8 distinct characters, and not the default (e.g. `openssl rand -hex 32`)."
+    )
     data_dir: Path = Field(Path("driftloop-data"), description="Adapters, caches and reports live here.")
 
     # Models. None means the offline default shipped as a package; any Hugging Face id or local path works
@@ -73,6 +91,10 @@ class Settings(BaseSettings):
     max_batch_events: int = Field(10_000, description="Most events (or feedback items) in one batch.")
     max_text_chars: int = Field(1_000_000, description="Longest prompt, response or corrected response.")
     max_metadata_bytes: int = Field(65_536, description="Largest serialized metadata object per event.")
+    max_header_bytes: int = Field(
+        32 * 1024, ge=1024, le=1024 * 1024,
+        description="Largest total size of a request's headers (names and values); larger requests get 431.",
+    )
 
     # Ingestion back-pressure: while the database is unreachable the collector answers 503 with this.
     retry_after_seconds: int = Field(5, description="Retry-After sent with 503 when the database is down.")
@@ -132,9 +154,19 @@ class Settings(BaseSettings):
     base_model: str | None = Field(
         None, description="Base causal LM: None for the offline SmolLM2-135M-Instruct, else a model id or local path."
     )
+    model_roots: str | None = Field(
+        None, description="Directories base models may be loaded from, separated by `:`; a job names a model by its "
+        "path relative to a root (`<root name>:<path>`). Unset: the bundled model's directory and "
+        "`<DRIFTLOOP_DATA_DIR>/models`. Model ids are allowed when DRIFTLOOP_BASE_MODEL names them or the project's "
+        "registry already holds them."
+    )
     retrain_on_alert: bool = Field(
         True, description="Handle alert rules' `retrain` action in this process (CLI, workers); false leaves the "
         "requests pending (a kill switch for automatic retraining)."
+    )
+    retrain_job_timeout_seconds: float = Field(
+        7200.0, ge=60, description="A queued or running retraining job with no progress for this long is marked "
+        "failed as abandoned (the process running it died); until then a project's next manual job gets 409."
     )
     retrain_min_examples: int = Field(16, ge=1, description="Fewest training examples a retraining job accepts.")
     retrain_max_rows: int = Field(50_000, ge=1, description="Newest feedback rows a training set is built from.")
@@ -210,11 +242,19 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _refuse_default_secret_outside_local(self) -> Settings:
-        if self.mode != "local" and self.secret_key == DEFAULT_SECRET:
+    def _refuse_weak_secret_outside_local(self) -> Settings:
+        # The key signs sessions and derives the key that encrypts webhook secrets: a short or repetitive one can
+        # be guessed offline from one signed cookie. The rule is checked at start, so a weak key never serves.
+        if self.mode == "local":
+            return self
+        if self.secret_key == DEFAULT_SECRET:
             raise ValueError(
                 "DRIFTLOOP_SECRET_KEY is the built-in default; set a random secret when DRIFTLOOP_MODE is not local"
             )
+        problem = secret_key_problem(self.secret_key)
+        if problem:
+            raise ValueError(f"DRIFTLOOP_SECRET_KEY {problem} (DRIFTLOOP_MODE={self.mode}); generate one with "
+                             "`openssl rand -hex 32`")
         return self
 
     @model_validator(mode="after")

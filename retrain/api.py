@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from monitor.api.deps import AdminProject, KeyPrincipal, ReaderProject, RowId, SessionDep
 from monitor.schemas import NulFreeModel
 from monitor.settings import Settings
 from retrain.jobs.config import ConfigError
-from retrain.jobs.service import create_job, dispatch, get_job, job_dict, list_jobs
+from retrain.jobs.service import JobConflict, create_job, get_job, job_dict, list_jobs, submit
 from retrain.registry.service import (
     aliases_of,
     approve,
@@ -48,17 +49,19 @@ class RetrainRequest(NulFreeModel):
 
 
 @router.get("/models", summary="Model versions and the champion/challenger aliases")
-def get_models(session: SessionDep, project: ReaderProject) -> dict[str, Any]:
+def get_models(request: Request, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
     aliases = aliases_of(session, project.id)
-    return {"aliases": aliases, "versions": [version_summary(v, aliases) for v in list_versions(session, project.id)]}
+    settings: Settings = request.app.state.settings
+    return {"aliases": aliases,
+            "versions": [version_summary(v, aliases, settings) for v in list_versions(session, project.id)]}
 
 
 @router.get("/models/{version}", summary="One version (name or alias) with its evaluation and audit trail")
-def get_model(version: str, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
+def get_model(version: str, request: Request, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
     v = get_version(session, project.id, version)
     names = version_names(session, project.id)
     parent = names.get(v.parent_version_id) if v.parent_version_id else None
-    body = version_dict(v, aliases_of(session, project.id), parent)
+    body = version_dict(v, aliases_of(session, project.id), parent, request.app.state.settings)
     body["audit"] = [audit_dict(e, names) for e in audit_entries(session, project.id, version_id=v.id)]
     return body
 
@@ -74,7 +77,7 @@ def decide(version: str, decision: Literal["approve", "reject", "promote", "roll
         else:
             v = reject(session, project.id, version, actor=body.actor, reason=body.reason, principal=principal)
         session.commit()
-        return {"version": version_summary(v, aliases_of(session, project.id))}
+        return {"version": version_summary(v, aliases_of(session, project.id), settings)}
     # The swap commits in units of its own (alias move, then the hook's audit entry); this request's
     # session must hold no transaction meanwhile (read the id first: a rollback expires `project`).
     project_id = project.id
@@ -94,27 +97,33 @@ def get_audit(session: SessionDep, project: ReaderProject,
     return [audit_dict(e, names) for e in audit_entries(session, project.id, limit=limit)]
 
 
-@router.post("/retrain", status_code=status.HTTP_202_ACCEPTED, summary="Start a retraining job now")
-def start_retrain(body: RetrainRequest, request: Request, background: BackgroundTasks, session: SessionDep,
-                  project: AdminProject) -> dict[str, Any]:
+@router.post("/retrain", status_code=status.HTTP_202_ACCEPTED, summary="Start a retraining job now",
+             responses={409: {"description": "The project already has a queued or running job (`job_id`)."}})
+def start_retrain(body: RetrainRequest, request: Request, session: SessionDep,
+                  project: AdminProject) -> Any:
+    """Queue a job and answer at once: training runs on a worker (Celery's `gpu` queue) or, in embedded mode, on
+    the collector's serial runner (one job at a time), never in this request. One queued/running job per project."""
     settings: Settings = request.app.state.settings
     try:
         job = create_job(session, project.id, created_by=body.actor, params=body.params, settings=settings,
-                         trigger={"kind": "manual", "actor": body.actor, "reason": body.reason})
+                         trigger={"kind": "manual", "actor": body.actor, "reason": body.reason}, exclusive=True)
     except ConfigError as exc:  # the request's `params` are what did not fit
         raise ConfigError(str(exc), field="params") from None
+    except JobConflict as exc:
+        return JSONResponse({"detail": str(exc), "job_id": exc.job_id, "job_status": exc.status},
+                            status_code=status.HTTP_409_CONFLICT)
     session.commit()
-    # After the commit: the worker (or the background thread in embedded mode) must find the row.
-    background.add_task(dispatch, job.id, settings=settings, factory=request.app.state.session_factory)
-    return job_dict(job)
+    # After the commit: the worker (or the serial runner in embedded mode) must find the row.
+    submit(job.id, settings=settings, factory=request.app.state.session_factory)
+    return job_dict(job, settings)
 
 
 @router.get("/retrain/jobs", summary="Retraining jobs, newest first")
-def get_jobs(session: SessionDep, project: ReaderProject,
+def get_jobs(request: Request, session: SessionDep, project: ReaderProject,
              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
-    return [job_dict(j) for j in list_jobs(session, project.id, limit=limit)]
+    return [job_dict(j, request.app.state.settings) for j in list_jobs(session, project.id, limit=limit)]
 
 
 @router.get("/retrain/jobs/{job_id}", summary="One job with its progress and losses so far")
-def get_retrain_job(job_id: RowId, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
-    return job_dict(get_job(session, project.id, job_id))
+def get_retrain_job(job_id: RowId, request: Request, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
+    return job_dict(get_job(session, project.id, job_id), request.app.state.settings)

@@ -205,7 +205,7 @@ def retrain_start(project: str = typer.Option(..., "-p", "--project"),
     from monitor.queue import runs_inline
     from monitor.settings import get_settings
     from retrain.jobs.config import ConfigError
-    from retrain.jobs.service import create_job, dispatch
+    from retrain.jobs.service import JobConflict, create_job, dispatch
 
     pid = _project_id(project)
     try:
@@ -215,9 +215,9 @@ def retrain_start(project: str = typer.Option(..., "-p", "--project"),
     who = actor or _default_actor()
     try:
         with session_scope() as s:
-            job_id = create_job(s, pid, created_by=who, params=overrides,
+            job_id = create_job(s, pid, created_by=who, params=overrides, exclusive=True,
                                 trigger={"kind": "manual", "actor": who, "reason": reason}).id
-    except ConfigError as exc:
+    except (ConfigError, JobConflict) as exc:
         _fail(str(exc))
     console.print(f"retraining job {job_id} created")
     settings = get_settings()

@@ -16,6 +16,7 @@ from monitor.alerts import routes as alert_routes
 from monitor.api import health_routes
 from monitor.api.body_cap import SmallBodies
 from monitor.api.errors import install_error_handlers, refuse_nul_in_parameters
+from monitor.api.header_limit import HeaderLimitMiddleware
 from monitor.api.openapi import build_openapi
 from monitor.api.ratelimit import build_rate_limiter
 from monitor.api.telemetry import LATENCY, REQUESTS
@@ -98,4 +99,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return app.openapi_schema
 
     app.openapi = _openapi  # type: ignore[method-assign]
+    # Added last, so outermost: oversized headers are refused before metrics, sessions or routes see them.
+    app.add_middleware(HeaderLimitMiddleware, max_header_bytes=settings.max_header_bytes)
     return app

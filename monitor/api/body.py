@@ -68,10 +68,17 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
+def printable(text: str) -> str:
+    """`text` with unpaired surrogates written as `\\udfff` escapes: an error that names a key the client sent must
+    still encode as UTF-8 (a lone surrogate in a key used to turn the 422 into a 500)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def field_problems(errors: list[Any], limit: int = 20) -> list[dict[str, Any]]:
     """Pydantic/FastAPI errors as `{field, message, type}`, without echoing (possibly huge) input values."""
     detail = [
-        {"field": _loc(tuple(e["loc"])) or "body", "message": e["msg"], "type": e["type"]} for e in errors[:limit]
+        {"field": printable(_loc(tuple(e["loc"])) or "body"), "message": printable(str(e["msg"])), "type": e["type"]}
+        for e in errors[:limit]
     ]
     if len(errors) > limit:
         detail.append({"field": "body", "message": f"... and {len(errors) - limit} more errors", "type": "truncated"})
@@ -116,12 +123,12 @@ def _unpaired_surrogate(raw: bytes) -> list[dict[str, Any]] | None:
     # it, so the answer can name the field instead.
     try:
         doc = json.loads(raw)
-    except ValueError:
+        for field, value in walk(doc):
+            reason = unstorable(value)
+            if reason and "surrogate" in reason:
+                return [{"field": printable(field), "message": reason, "type": "value_error"}]
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses: keep the parser's 422
         return None
-    for field, value in walk(doc):
-        reason = unstorable(value)
-        if reason and "surrogate" in reason:
-            return [{"field": field, "message": reason, "type": "value_error"}]
     return None
 
 

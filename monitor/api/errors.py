@@ -12,6 +12,7 @@ the request explains the error, it is a bug, and it stays a 500.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -22,14 +23,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 
-from monitor.api.body import field_problems, unstorable, walk
+from monitor.api.body import field_problems, printable, unstorable, walk
 from monitor.errors import ConflictError, FieldError, FieldErrors, NotFoundError
 from monitor.schemas import NUL_MESSAGE
 from monitor.yaml_input import YAMLInputError, load_untrusted
 
 
 def problem(field: str, message: str, kind: str = "value_error") -> dict[str, str]:
-    return {"field": field, "message": message, "type": kind}
+    return {"field": printable(field), "message": printable(message), "type": kind}
 
 
 def _int_or_str(raw: str) -> Any:
@@ -47,7 +48,12 @@ async def _request_values(request: Request) -> Iterator[tuple[str, Any]]:
     raw = getattr(request.state, "raw_body", None) or getattr(request, "_body", b"")
     if raw:
         # Parsed again off the event loop (a body can be megabytes), and YAML without aliases (issue #18).
-        values += await run_in_threadpool(lambda: list(walk(_document(raw))))
+        def named_values() -> list[tuple[str, Any]]:
+            with contextlib.suppress(RecursionError):  # nested past Python's limit: nothing here can be named
+                return list(walk(_document(raw)))
+            return []
+
+        values += await run_in_threadpool(named_values)
     return iter(values)
 
 

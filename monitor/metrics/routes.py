@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -11,6 +10,7 @@ from monitor.api.deps import ReaderProject, SessionDep
 from monitor.metrics.catalog import project_metrics
 from monitor.metrics.queries import latest_drift, query_metrics, row_dict
 from monitor.pipeline.config import project_config
+from monitor.timestamps import UtcTime
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
 
@@ -30,8 +30,9 @@ def get_metrics(
     metric: Annotated[str | None, Query(max_length=96, description="Exact name, or a pattern with *.")] = None,
     segment: Annotated[str, Query(max_length=320, description="Segment label, e.g. all or model_version=v2, or a "
                                   "glob as in alert rules (model_version=*).")] = "all",
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: Annotated[UtcTime | None, Query(description="Windows starting at or after this time (UTC, 1970..9999).")]
+    = None,
+    end: Annotated[UtcTime | None, Query(description="Windows starting before this time.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[dict[str, Any]]:
     rows = query_metrics(session, project.id, metric=metric, segment=segment, start=start, end=end, limit=limit)

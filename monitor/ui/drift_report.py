@@ -26,6 +26,7 @@ from monitor.pipeline.config import project_config
 from monitor.pipeline.models import EventVector, MetricValue
 from monitor.pipeline.vectors import load_vectors
 from monitor.pipeline.window_data import WindowFrame, load_reference, load_window
+from monitor.timestamps import parse_utc
 
 PRINCIPAL_COMPONENTS = 5
 MIN_ROWS = 2  # Evidently needs a few rows per side; fewer is a clear error, not a broken report
@@ -55,12 +56,9 @@ def window_key(ts: datetime) -> str:
 
 def parse_window(text: str) -> datetime:
     try:
-        ts = datetime.fromisoformat(text)
-    except ValueError:
-        raise ReportUnavailable(f"window_start {text!r} is not an ISO 8601 time such as 2026-11-22T10:00:00Z") from None
-    if ts.tzinfo is None:
-        raise ReportUnavailable(f"window_start {text!r} needs a time zone (end it with Z for UTC)")
-    return ts
+        return parse_utc(text)
+    except ValueError as exc:  # not ISO 8601, no zone, or outside the supported range (monitor/timestamps.py)
+        raise ReportUnavailable(f"window_start {exc}") from None
 
 
 def drift_row(session: Session, project_id: int, metric: str, window_start: datetime) -> MetricValue:

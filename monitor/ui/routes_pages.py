@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from monitor.alerts.queries import ALERT_STATUSES, alert_views, list_alerts
 from monitor.alerts.rule_service import list_rules, rule_view
 from monitor.alerts.triage import list_silences, rule_names, silence_dict
-from monitor.api.deps import SessionDep
+from monitor.api.deps import RowId, SessionDep
 from monitor.errors import ConflictError, NotFoundError
 from monitor.errors import NotFoundError as AlertNotFound
 from monitor.models import Project
@@ -117,7 +117,7 @@ def webhooks_page(slug: Slug, request: Request, session: SessionDep, operator: O
 
 
 @router.post("/p/{slug}/webhooks/deliveries/{delivery_id}/redeliver")
-def redeliver_action(slug: Slug, delivery_id: int, request: Request, session: SessionDep,
+def redeliver_action(slug: Slug, delivery_id: RowId, request: Request, session: SessionDep,
                      operator: FormOperatorDep) -> Response:
     project = project_or_404(session, slug)
     try:

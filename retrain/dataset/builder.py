@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import tempfile
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -49,11 +51,21 @@ class DatasetSnapshot:
         return canonical_jsonl(self.train, self.eval)
 
     def write(self, path: Path) -> Path:
-        """Write the snapshot atomically (tmp + rename); the file's SHA-256 is the content hash."""
+        """Write the snapshot atomically (a unique temp file + rename); the file's SHA-256 is the content hash.
+
+        The temp file is unique per writer (`tempfile` in the target directory): two jobs building the same
+        content-addressed snapshot at once each write their own file and the last rename wins with the same bytes
+        (a shared `.jsonl.tmp` name made one job's rename fail or move the other's half-written file)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(self.jsonl(), encoding="utf-8")
-        tmp.replace(path)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(self.jsonl())
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return path
 
 

@@ -32,9 +32,11 @@ from retrain.dataset.store import feedback_rows, store_snapshot
 from retrain.evaluation.gates import GateReport, evaluate_gates
 from retrain.evaluation.scoring import Evaluators, ModelEvaluation, default_evaluators, evaluate_model
 from retrain.jobs import alerting
+from retrain.jobs.base_models import check_base_model
 from retrain.jobs.config import RetrainConfig, effective_config
 from retrain.jobs.service import STAGE_END, update_job
 from retrain.models import ModelVersion, RetrainJob
+from retrain.public_paths import scrub_text
 from retrain.registry.service import VersionRef, ensure_champion, register_challenger
 from retrain.serving.lm_cache import get_lm
 from retrain.training.lora import TrainExample, TrainResult, train_lora
@@ -170,7 +172,8 @@ def _fail(session: Session, job_id: int, stage: str, exc: BaseException) -> None
         return
     now = utcnow()
     job.status, job.finished_at, job.updated_at = "failed", now, now
-    job.message = f"{stage}: {exc}" if isinstance(exc, JobError) else f"{stage}: {type(exc).__name__}: {exc}"
+    text = f"{stage}: {exc}" if isinstance(exc, JobError) else f"{stage}: {type(exc).__name__}: {exc}"
+    job.message = scrub_text(text)  # read keys, the UI and webhooks see it: no absolute server paths
     alerting.emit(session, job.project_id, "retrain.finished",
                {"job_id": job.id, "status": "failed", "stage": stage, "message": job.message[:2000],
                 "trigger": job.trigger})
@@ -206,7 +209,9 @@ def run_retrain_job(job_id: int, *, factory: sessionmaker[Session] | None = None
         update_job(factory, job_id, stage=stage, progress=STAGE_END["dataset"], results={"dataset": dataset},
                    message=f"dataset {snapshot.content_hash[:12]}: {len(snapshot.train)} train, "
                            f"{len(snapshot.eval)} held out")
-        lm = lm or get_lm(cfg.base_model, settings)
+        # Checked again at run time: the project's config may have changed since the job was created.
+        model_ref = run_unit(factory, lambda s: check_base_model(s, start.project_id, cfg.base_model, settings))
+        lm = lm or get_lm(model_ref, settings)
         base_name = cfg.base_model or DEFAULT_MODEL_ALIAS
         champion = run_unit(factory, lambda s: _champion_ref(s, start.project_id, base_name))
         out_dir = Path(settings.data_dir).resolve() / "adapters" / f"project-{start.project_id}" / f"job-{job_id}"
@@ -234,7 +239,7 @@ def run_retrain_job(job_id: int, *, factory: sessionmaker[Session] | None = None
         log.exception("retraining job %s failed in stage %s", job_id, stage)
         failure, failed_stage = exc, stage  # bound here: `exc` is unset after the except block
         run_unit(factory, lambda s: _fail(s, job_id, failed_stage, failure))
-        return JobOutcome(job_id, "failed", message=f"{stage}: {exc}")
+        return JobOutcome(job_id, "failed", message=scrub_text(f"{stage}: {exc}"))
 
 
 def _champion_ref(session: Session, project_id: int, base_name: str) -> VersionRef:

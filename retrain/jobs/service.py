@@ -8,9 +8,10 @@ process (`retrain.jobs.pipeline.run_job`, the same function the Celery task call
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,14 +19,17 @@ from monitor.alerts.evaluation import alert_payload
 from monitor.alerts.models import Alert, AlertRule, AlertTransition
 from monitor.db import utcnow
 from monitor.encoding import iso
-from monitor.errors import NotFoundError
+from monitor.errors import ConflictError, NotFoundError
 from monitor.models import Project
 from monitor.pipeline.models import MetricValue
 from monitor.queue import dispatch as queue_dispatch
 from monitor.queue import enqueue
+from monitor.queue import submit as queue_submit
 from monitor.settings import Settings, get_settings
+from retrain.jobs.base_models import check_base_model
 from retrain.jobs.config import effective_config
 from retrain.models import RetrainJob
+from retrain.public_paths import scrub, scrub_text
 
 log = logging.getLogger(__name__)
 STAGES = ("queued", "dataset", "train", "evaluate", "register", "done")
@@ -35,10 +39,59 @@ QUEUE = "gpu"
 TASK_NAME = "driftloop.retrain.run_job"
 
 
+ACTIVE = ("queued", "running")
+
+
+class JobConflict(ConflictError):
+    """The project already has a queued or running job (`job_id`): one at a time per project."""
+
+    def __init__(self, job: RetrainJob):
+        super().__init__(f"project already has retraining job {job.id} ({job.status}); wait for it to finish "
+                         f"(GET /v1/retrain/jobs/{job.id}) before starting another")
+        self.job_id = int(job.id)
+        self.status = job.status
+
+
+def _lock_project(session: Session, project_id: int) -> None:
+    # A no-op write on the project's row: on Postgres it takes the row's lock, on SQLite the database's write lock.
+    # Either way a second request for the same project waits here until the first commits, then sees its job:
+    # check-then-insert is atomic without a schema change.
+    session.execute(update(Project).where(Project.id == project_id).values(id=Project.id))
+
+
+def active_job(session: Session, project_id: int) -> RetrainJob | None:
+    return session.scalars(select(RetrainJob).where(RetrainJob.project_id == project_id,
+                                                    RetrainJob.status.in_(ACTIVE)).order_by(RetrainJob.id)).first()
+
+
+def fail_abandoned(session: Session, project_id: int | None, settings: Settings,
+                   now: datetime | None = None) -> list[int]:
+    """Mark failed the queued/running jobs that made no progress for `DRIFTLOOP_RETRAIN_JOB_TIMEOUT_SECONDS`: the
+    process running (or holding) them died. A live job writes progress every few seconds (and queued jobs wait
+    behind at most one job per project), so silence that long means nobody will finish it. Returns their ids."""
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=settings.retrain_job_timeout_seconds)
+    stmt = select(RetrainJob).where(RetrainJob.status.in_(ACTIVE), RetrainJob.updated_at < cutoff)
+    if project_id is not None:
+        stmt = stmt.where(RetrainJob.project_id == project_id)
+    failed = []
+    for job in session.scalars(stmt):
+        job.message = (f"{job.stage}: abandoned: no progress for more than {settings.retrain_job_timeout_seconds:g} s "
+                       f"while {job.status} (the process running it stopped); start a new job")
+        job.status, job.finished_at, job.updated_at = "failed", now, now
+        failed.append(int(job.id))
+    if failed:
+        log.warning("marked abandoned retraining jobs failed: %s", failed)
+    return failed
+
+
 def create_job(session: Session, project_id: int, *, created_by: str, trigger: dict[str, Any] | None = None,
                params: dict[str, Any] | None = None, action_request_id: int | None = None,
-               settings: Settings | None = None) -> RetrainJob:
-    """A queued job; for an alert action request, the one job of that request (created once)."""
+               settings: Settings | None = None, exclusive: bool = False) -> RetrainJob:
+    """A queued job; for an alert action request, the one job of that request (created once).
+
+    `exclusive` (manual requests: the API, the CLI): refused with `JobConflict` while the project has a queued or
+    running job, abandoned ones (see `fail_abandoned`) excepted."""
     if action_request_id is not None:
         existing = job_for_action(session, action_request_id)
         if existing is not None:
@@ -46,7 +99,15 @@ def create_job(session: Session, project_id: int, *, created_by: str, trigger: d
     project = session.get(Project, project_id)
     if project is None:
         raise NotFoundError(f"no project with id {project_id}")
-    effective_config(settings or get_settings(), project.config, params)  # refuse bad params now, not mid-run
+    settings = settings or get_settings()
+    if exclusive:
+        _lock_project(session, project_id)
+        fail_abandoned(session, project_id, settings)
+        running = active_job(session, project_id)
+        if running is not None:
+            raise JobConflict(running)
+    cfg = effective_config(settings, project.config, params)  # refuse bad params now, not mid-run
+    check_base_model(session, project_id, cfg.base_model, settings)  # only allowed models (base_models.py)
     now = utcnow()
     job = RetrainJob(project_id=project_id, status="queued", stage="queued", progress=0.0, losses=[],
                      trigger=trigger or {}, params=params or {}, action_request_id=action_request_id,
@@ -116,10 +177,12 @@ def list_jobs(session: Session, project_id: int, *, limit: int = 50) -> list[Ret
     return list(session.scalars(stmt))
 
 
-def job_dict(job: RetrainJob) -> dict[str, Any]:
+def job_dict(job: RetrainJob, settings: Settings | None = None) -> dict[str, Any]:
+    """A job as clients see it: server paths in its message and results relative to their root."""
     return {"id": job.id, "status": job.status, "stage": job.stage, "progress": job.progress,
-            "losses": job.losses, "message": job.message, "trigger": job.trigger, "params": job.params,
-            "action_request_id": job.action_request_id, "version_id": job.version_id, "results": job.results,
+            "losses": job.losses, "message": scrub_text(job.message, settings), "trigger": job.trigger,
+            "params": job.params, "action_request_id": job.action_request_id, "version_id": job.version_id,
+            "results": scrub(job.results, settings),
             "attempts": job.attempts, "created_by": job.created_by, "created_at": iso(job.created_at),
             "started_at": iso(job.started_at), "finished_at": iso(job.finished_at),
             "updated_at": iso(job.updated_at)}
@@ -129,6 +192,12 @@ def dispatch(job_id: int, *, settings: Settings | None = None,
              factory: sessionmaker[Session] | None = None) -> None:
     """Start a committed job: Celery's `gpu` queue, or (embedded mode) run it now in this process."""
     queue_dispatch(TASK_NAME, job_id, settings=settings, factory=factory, queue=QUEUE)
+
+
+def submit(job_id: int, *, settings: Settings | None = None, factory: sessionmaker[Session] | None = None) -> None:
+    """Start a committed job in the background and return: Celery's `gpu` queue, or (embedded mode) this
+    process's serial runner, which trains one job at a time. What request handlers call."""
+    queue_submit(TASK_NAME, job_id, settings=settings, factory=factory, queue=QUEUE)
 
 
 def dispatch_after_commit(session: Session, job_id: int, *, settings: Settings | None = None) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from monitor.ui.charts import line_chart, moving_average
 from retrain.dataset.builder import Example, read_snapshot
 from retrain.models import AuditEntry, ModelVersion
+from retrain.public_paths import public_path, scrub_text
 from retrain.registry.service import alias_target, aliases_of, audit_entries, version_names
 from retrain.views import audit_dict
 
@@ -46,18 +47,18 @@ def dataset_view(v: ModelVersion) -> DatasetView:
     if not v.dataset_path:
         problem = "this version has no training data (the base model)"
     elif not Path(v.dataset_path).is_file():
-        problem = f"the dataset file ({Path(v.dataset_path).name}) is not in this host's data directory"
+        problem = f"the dataset file is not on this host ({public_path(v.dataset_path)})"
     else:
         try:
             snapshot = read_snapshot(Path(v.dataset_path))
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            problem = f"the dataset file could not be read: {exc}"
+            problem = scrub_text(f"the dataset file could not be read: {exc}")
         else:
             if snapshot.content_hash != v.dataset_hash:
                 problem = (f"the dataset file's content hash {snapshot.content_hash[:12]}… does not match the "
                            f"recorded {str(v.dataset_hash)[:12]}…: it was changed after training")
             examples = list(snapshot.train[:DATA_EXAMPLES])
-    return DatasetView(v.dataset_path, v.dataset_hash, dict(v.dataset_stats or {}), examples, problem)
+    return DatasetView(public_path(v.dataset_path), v.dataset_hash, dict(v.dataset_stats or {}), examples, problem)
 
 
 def loss_chart(losses: list[float]) -> Markup | None:
@@ -145,7 +146,8 @@ def version_context(session: Session, project_id: int, v: ModelVersion) -> dict[
                         and (e["details"] or {}).get("from_version_id") for e in audit)
     trigger = dict(v.trigger or {})
     return {
-        "v": v, "aliases": sorted(a for a, n in aliases.items() if n == v.name), "champion": aliases.get("champion"),
+        "v": v, "base_model": public_path(v.base_model), "adapter": public_path(v.adapter_path),
+        "aliases": sorted(a for a, n in aliases.items() if n == v.name), "champion": aliases.get("champion"),
         "parent": names.get(v.parent_version_id) if v.parent_version_id else None,
         "trigger": trigger, "explanation": trigger.get("drift_explanation"),
         "dataset": dataset_view(v), "loss_chart": loss_chart(list(v.train_losses or [])),
@@ -166,5 +168,6 @@ def models_context(session: Session, project_id: int, versions: list[ModelVersio
 
 def overview_context(session: Session, project_id: int, versions: list[ModelVersion]) -> dict[str, Any]:
     champion = alias_target(session, project_id, "champion")
-    return {"champion": champion, "pending": [v for v in versions if v.status in PENDING],
+    return {"champion": champion, "champion_base": public_path(champion.base_model) if champion else None,
+            "pending": [v for v in versions if v.status in PENDING],
             "challenger": aliases_of(session, project_id).get("challenger")}

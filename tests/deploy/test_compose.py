@@ -30,7 +30,7 @@ from tests.deploy.compose import MissingVariable, load_compose
 from tests.support.services import repo_root
 
 ROOT = repo_root()
-SECRETS = {"DRIFTLOOP_SECRET_KEY": "a-long-random-production-secret", "POSTGRES_PASSWORD": "pg-pass",
+SECRETS = {"DRIFTLOOP_SECRET_KEY": "a-long-random-production-secret-0123456", "POSTGRES_PASSWORD": "pg-pass",
            "GRAFANA_DB_PASSWORD": "reader-pass", "GRAFANA_ADMIN_PASSWORD": "admin-pass"}
 DRIFTLOOP_SERVICES = ("collector", "worker", "gpu-worker", "beat", "model-server")
 

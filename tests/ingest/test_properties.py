@@ -5,6 +5,7 @@ text arrives in the database unchanged (or, holding NUL, is reported in partial_
 from __future__ import annotations
 
 import gzip
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,8 +26,10 @@ from monitor.projects.service import CreatedKey, get_project
 from monitor.sdk.items import EVENT, EVENT_FIELDS, Limits, encode_item, new_id
 from monitor.sdk.wire import pack_bodies
 from monitor.settings import Settings
+from monitor.timestamps import TimeRangeError, to_utc
 from tests.ingest.otlp.build import TRACE_ID, make_request, make_span
 from tests.support.factories import make_key
+from tests.support.hostile import DEEP_JSON, HOSTILE_DATETIME, HUGE_PATH_INT, LONE_SURROGATE_KEY, UNSTORABLE_NUMBER
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                            HealthCheck.too_slow])
@@ -139,3 +142,65 @@ def test_genai_span_text_arrives_unchanged_or_is_reported(
     else:
         assert reply.partial_success.rejected_spans == 0, reply.partial_success.error_message
         assert row is not None and (row.prompt, row.response) == (prompt, answer)
+
+
+# Issue #18, finding 6: the input classes that used to answer 500. Each gets a definite answer below 500, and a
+# 422 is valid JSON (UTF-8, whatever the key held) naming a field of the batch.
+def _post_raw(app_client: TestClient, key: CreatedKey, body: str) -> Any:
+    return app_client.post("/v1/events", content=body.encode("utf-8"), headers={
+        "Authorization": f"Bearer {key.key}", "Content-Type": "application/json"})
+
+
+def _raw_event(event_id: str, extra: str) -> str:
+    return '{"events": [{"event_id": "' + event_id + '", "prompt": "p", "response": "r", ' + extra + "}]}"
+
+
+@PROPERTY
+@given(ts=HOSTILE_DATETIME)
+def test_any_timestamp_is_stored_in_utc_or_refused_naming_it(
+    app_client: TestClient, session: Session, key: CreatedKey, ts: str
+) -> None:
+    event_id = new_id()
+    r = _post_raw(app_client, key, _raw_event(event_id, f'"timestamp": "{ts}"'))
+    try:
+        expected: datetime | None = to_utc(datetime.fromisoformat(ts))
+    except TimeRangeError:
+        expected = None
+    if expected is None:
+        assert r.status_code == 422, (ts, r.status_code, r.text[:300])
+        assert [d["field"] for d in r.json()["detail"]] == ["events[0].timestamp"]
+        assert _event(session, key, event_id) is None
+    else:
+        assert r.status_code == 200, (ts, r.text[:300])
+        row = _event(session, key, event_id)
+        assert row is not None and row.ts == expected
+
+
+@PROPERTY
+@given(metadata=st.one_of(
+    DEEP_JSON,
+    st.builds(lambda k: "{" + k + ": 1}", LONE_SURROGATE_KEY),
+    st.builds(lambda n: '{"a": {"b": [0, ' + n + "]}}", UNSTORABLE_NUMBER),
+))
+def test_hostile_metadata_gets_a_definite_answer_below_500(
+    app_client: TestClient, session: Session, key: CreatedKey, metadata: str
+) -> None:
+    event_id = new_id()
+    r = _post_raw(app_client, key, _raw_event(event_id, f'"metadata": {metadata}'))
+    assert r.status_code in (200, 422), (r.status_code, r.text[:300])
+    must_refuse = ("\\ud" in metadata or metadata.count("{") > 200 or "Infinity" in metadata or "NaN" in metadata
+                   or '[0, ' in metadata)
+    if must_refuse:
+        assert r.status_code == 422, (metadata[:200], r.text[:300])
+    if r.status_code == 422:
+        detail = json.loads(r.content.decode("utf-8"))["detail"]
+        assert detail and all(d["field"].startswith(("events", "body")) for d in detail), detail
+        assert _event(session, key, event_id) is None
+
+
+@PROPERTY
+@given(row_id=HUGE_PATH_INT)
+def test_path_ids_past_64_bits_are_refused_not_500(app_client: TestClient, key: CreatedKey, row_id: str) -> None:
+    auth = {"Authorization": f"Bearer {key.key}"}
+    assert app_client.get(f"/v1/retrain/jobs/{row_id}", headers=auth).status_code == 422
+    assert app_client.post(f"/v1/webhook-deliveries/{row_id}/redeliver", headers=auth).status_code == 422

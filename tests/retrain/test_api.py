@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from monitor.llm import LoadedLM
 from monitor.models import Project
+from monitor.queue import serial_runner
 from monitor.settings import Settings
 from retrain.serving import lm_cache
 from tests.retrain.helpers import add_candidate
@@ -117,14 +118,17 @@ def test_manual_retrain_job_runs_and_reports_progress(
     r = client.post("/v1/retrain", headers=auth, json={"actor": "bob", "reason": "weekly",
                                                        "params": {"eval": {"similarity": False}}})
     assert r.status_code == 202 and r.json()["status"] == "queued"
-    job = client.get(f"/v1/retrain/jobs/{r.json()['id']}", headers=auth).json()  # embedded: ran after the reply
+    serial_runner("gpu").join()  # embedded mode: the job ran on the serial runner after the reply
+    job = client.get(f"/v1/retrain/jobs/{r.json()['id']}", headers=auth).json()
     assert job["status"] == "succeeded", job["message"]
     assert job["progress"] == 1.0 and len(job["losses"]) == 3 and job["trigger"]["reason"] == "weekly"
     assert [j["id"] for j in client.get("/v1/retrain/jobs", headers=auth).json()] == [job["id"]]
     v1 = client.get("/v1/models/challenger", headers=auth).json()
     assert v1["name"] == "v1" and v1["job_id"] == job["id"] and v1["created_by"] == "bob"
     assert v1["eval_results"]["challenger"]["similarity"] is None  # switched off by the job's params
-    assert Path(v1["adapter_path"]).is_dir()
+    # Clients see the adapter relative to the data directory, never the server's absolute path.
+    assert v1["adapter_path"] == f"data:adapters/project-{pid}/job-{job['id']}"
+    assert (Path(tiny_settings.data_dir) / "adapters" / f"project-{pid}" / f"job-{job['id']}").is_dir()
 
 
 def test_routes_are_scoped_and_authenticated(client: TestClient, session: Session) -> None:

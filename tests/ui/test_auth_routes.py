@@ -55,7 +55,7 @@ def test_sign_in_sets_a_hardened_session_cookie_and_returns_to_the_page(client: 
 
 def test_cookies_are_secure_outside_local_mode(settings: Settings, connection: Connection,
                                                session_maker: sessionmaker[Session], operator: str) -> None:
-    prod = settings.model_copy(update={"mode": "production", "secret_key": "a-real-secret-for-this-test",
+    prod = settings.model_copy(update={"mode": "production", "secret_key": "a-real-secret-for-this-test-0123456789",
                                        "ui_cookie_samesite": "strict"})
     app = create_app(prod, engine=connection.engine)
     app.state.session_factory = session_maker

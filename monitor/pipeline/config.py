@@ -68,8 +68,9 @@ class ProjectConfig(BaseModel):
         description="Embedding detectors run per segment and field (`mmd`, `knn`, `classifier`, `evidently_*`).")
     drift_fields: list[Literal["prompt", "response"]] = Field(default_factory=lambda: ["prompt", "response"])  # type: ignore[arg-type]
     drift_alpha: float = Field(
-        0.01, gt=0, lt=0.5, description="False-page budget of a window: Benjamini-Hochberg level over its embedding-drift "
-        "rows (segments x fields x methods) on the calibrated p-values; the raw p-value stays in the row.")
+        0.01, gt=0, lt=0.5,
+        description="False-page budget of a window: Benjamini-Hochberg level over its embedding-drift rows "
+        "(segments x fields x methods) on the calibrated p-values; the raw p-value stays in the row.")
     drift_min_effect: float | None = Field(
         None, ge=0, le=1, description="None: mmd, knn and classifier are calibrated on the reference's own variation "
         "over time (docs/drift.md). A number skips the calibration and requires this effect size as well.")

@@ -11,8 +11,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.demo.traffic import mixed
-from monitor.ingest.service import ingest_events
 from monitor.drift.budget import bh_adjust
+from monitor.ingest.service import ingest_events
 from monitor.pipeline.models import DriftCalibration, MetricValue
 from monitor.projects.service import get_or_create_project
 from monitor.runner import process_window, run_pending

@@ -50,6 +50,8 @@ from monitor.drift.null import deflated_p, inflation, normal_score, required_sco
 from monitor.drift.result import DriftResult
 
 CALIBRATED_METHODS = ("mmd", "knn", "classifier")
+GATED_METHODS = ("mmd", "knn")
+"""Methods whose own time blocks are tested for non-stationarity; others share kNN's verdict."""
 FALLBACK_FLOORS = {"mmd": DEFAULT_MMD_MIN_EFFECT, "knn": 0.05, "classifier": DEFAULT_CLASSIFIER_MIN_EFFECT}
 """Conservative floors for references too small to calibrate: the pre-calibration defaults (docs/drift.md)."""
 MIN_BLOCK = 30
@@ -191,7 +193,7 @@ def _calibrate(
     alpha: float = 0.01,
     n_blocks: int = 8,
     min_block: int = MIN_BLOCK,
-    gate: float = 0.05,
+    gate: float = 0.01,
     n_bootstrap: int = 300,
 ) -> dict[str, Calibration]:
     if n_blocks < 3:
@@ -224,17 +226,31 @@ def _calibrate(
     h_blocks = effective_size(size, rest_size)
     h_window = effective_size(window, total)
     out: dict[str, Calibration] = {}
+    gates: dict[str, tuple[np.ndarray, float]] = {}
+
+    def gated(method: str) -> tuple[np.ndarray, float]:
+        """Time-block scores of `method` and its stationarity p: kNN and MMD test their own time blocks
+        against random blocks; the classifier (32 model fits per reference otherwise) shares kNN's gate."""
+        if method not in gates:
+            own = method if method in GATED_METHODS else "knn"
+            sigma = (median_bandwidth(ref, max_points=1000, rng=rng) or None) if own == "mmd" else None
+            scores = _block_scores(own, ref, time_blocks, rest_size, seed, sigma)
+            noise = _block_scores(own, ref, noise_blocks, rest_size, seed + 10_000, sigma)
+            gates[own] = (scores, float(mannwhitneyu(scores**2, noise**2, alternative="greater").pvalue))
+            if own != method:
+                gates[method] = (np.empty(0), gates[own][1])
+        return gates[method]
+
     for method in methods:
-        sigma = (median_bandwidth(ref, max_points=1000, rng=rng) or None) if method == "mmd" else None
-        scores = _block_scores(method, ref, time_blocks, rest_size, seed, sigma)
-        noise = _block_scores(method, ref, noise_blocks, rest_size, seed + 10_000, sigma)
-        p_ns = float(mannwhitneyu(scores**2, noise**2, alternative="greater").pvalue)
+        scores, p_ns = gated(method)
         if p_ns > gate:
             out[method] = Calibration(
                 method, 1.0, None, (1.0, 1.0), "reference_blocks", 0.0, alpha, threshold1, total, n_time, size,
                 window, p_ns, f"no variation between time blocks beyond sampling noise (p={p_ns:.3f} > {gate}): "
                 "λ = 1, the window's own null decides")
             continue
+        if scores.size == 0:
+            scores = _block_scores(method, ref, time_blocks, rest_size, seed)
         lam_blocks = inflation(scores)
         lam = carried_lambda(lam_blocks, h_blocks, h_window)
         boots = [carried_lambda(inflation(scores[rng.integers(0, n_time, n_time)]), h_blocks, h_window)

@@ -30,6 +30,7 @@ import numpy as np
 
 from monitor.drift._validate import DEFAULT_MIN_SAMPLES, check_alpha, check_pair, subsample
 from monitor.drift.mmd import permutation_p_value
+from monitor.drift.null import null_moments, z_score
 from monitor.drift.registry import register
 from monitor.drift.result import DriftResult
 
@@ -108,9 +109,13 @@ def knn_test(
     p_value = permutation_p_value(observed, null)
     chance = (m * (m - 1) + n * (n - 1)) / (total * (total - 1))
     effect = (observed / (total * k) - chance) / (1.0 - chance)
+    null_mean, null_sd, null_skew = null_moments(null)
     details = {
         "min_effect": min_effect,
         "k": k,
+        "null_sd": null_sd,
+        "null_skew": null_skew,
+        "z": z_score(observed, null_mean, null_sd),
         "n_permutations": n_permutations,
         "similarity": "cosine",
         "same_side_share": observed / (total * k),

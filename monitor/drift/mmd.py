@@ -30,6 +30,7 @@ import numpy as np
 from scipy.spatial.distance import pdist
 
 from monitor.drift._validate import DEFAULT_MIN_SAMPLES, check_alpha, check_pair, subsample
+from monitor.drift.null import null_moments, z_score
 from monitor.drift.registry import register
 from monitor.drift.result import DriftResult
 
@@ -278,6 +279,8 @@ def mmd_test(
     # The effect a same-distribution window reaches with probability alpha: what a calibrated floor
     # adds to (monitor/drift/thresholds.py), so natural variation and sampling noise are both covered.
     null_q = float(np.sqrt(max(float(np.quantile(permuted, 1.0 - alpha)), 0.0) / spread_sq))
-    details.update(spread=float(np.sqrt(spread_sq)), null_mean=float(permuted.mean()), null_effect_q=null_q)
+    null_mean, null_sd, null_skew = null_moments(permuted)
+    details.update(spread=float(np.sqrt(spread_sq)), null_mean=null_mean, null_effect_q=null_q,
+                   null_sd=null_sd, null_skew=null_skew, z=z_score(observed, null_mean, null_sd))
     is_drift = bool(p_value <= alpha and effect >= min_effect)
     return DriftResult("mmd", observed, p_value, alpha, is_drift, effect, m, n, details)

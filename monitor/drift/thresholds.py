@@ -1,46 +1,41 @@
-"""Per-project effect-size floors, derived from the project's own reference traffic.
+"""Per-project drift thresholds from the reference's own variation over time (genomic control).
 
-The old default verdict was `p <= alpha AND effect >= 0.05`, with 0.05 calibrated on hand-written
-queries from unrelated topics. On real support-bot traffic a shift to *neighbouring* intents has a
-much smaller effect (MMD/spread ~0.03-0.045 for 20% of the window on new CLINC150 intents), so the
-fixed floor hid it. A floor exists for one reason: to keep the natural wobble of a project's traffic
-(hour of day, weekday mix) from firing once windows are large enough for it to be "significant".
-How large that wobble is depends on the project, so it is measured on the project's reference, by
-running the detector itself on pieces of the reference the way it will later run on windows:
+A drift test asks "is this window a sample of the reference distribution?". Real quiet traffic is not
+one distribution: the topic mix moves with the hour and the weekday, so with windows of a thousand
+events an exact test finds an hour that differs from the day's average "significant", correctly and
+uselessly. The old answer, a fixed effect-size floor (0.05) calibrated on hand-written queries, also
+hid real shifts between neighbouring intents. Here the test statistic itself is corrected by how much
+the project's own traffic inflates it, the way genome-wide association studies correct for population
+structure (genomic control, Devlin & Roeder 1999):
 
-1. The reference rows, in arrival order, are cut into `n_blocks` equal time segments. From each,
-   a contiguous *time block* of `b = min(segment length, window size)` rows is taken and compared
-   with `b` rows drawn at random from the rest of the reference: the detector's signed effect
-   (MMD²_u/spread² for MMD, which is unbiased and so centred on 0 without drift; the kNN and
-   classifier effects are centred on 0 too). That is a window-sized piece of past traffic judged
-   against the rest of the reference, so it carries the traffic's variation over time. The same
-   on `n_shuffles` x `n_blocks` blocks of randomly chosen rows carries only sampling noise.
-2. **Is there natural variation?** A one-sided Mann-Whitney test of the time blocks' kNN effects
-   against the shuffled blocks' (kNN: a change in the intent mix moves local neighbourhoods long
-   before it moves a kernel mean). Not significant at `gate` (default 0.05): the traffic is
-   stationary at this resolution, the floor is 0, and the exact permutation p-value alone decides,
-   which keeps full sensitivity on steady traffic.
-3. **How much?** Otherwise the natural variation is the time blocks' mean effect above the shuffled
-   blocks' mean (noise cancels), plus one sd of the time blocks' natural spread (their variance
-   minus the noise variance), in effect units (square root for MMD). At decision time it is
-   combined with the window's own null quantile
-   (`details["null_effect_q"]`, the effect a same-distribution window reaches with probability
-   alpha): a window must differ from the reference by more than the reference differs from itself
-   over time *plus* sampling noise (`apply_calibration`).
-4. **Interval:** a bootstrap over the time blocks (resampled with replacement) gives a 90% interval
-   for the natural variation; the floor is its upper end (a floor set too low pages someone every
-   day; one set too high only delays a page on a project already known to move).
-5. A reference with fewer than `n_blocks * min_block` rows cannot be calibrated: the result says so
-   and the documented conservative fallback (the old fixed floors) applies.
+1. The reference rows, in arrival order, are cut into `n_blocks` (8) equal time segments; the centre
+   `b` rows of each form a time block (`b` = window size, at most a segment). The detector compares
+   every pair of time blocks (28 pairs) with its permutation test; each pair's evidence is turned into
+   a normal score (`monitor/drift/null.py`): N(0, 1) when the two blocks are the same traffic.
+2. **Does the traffic move on its own?** The same is done for 8 blocks of randomly chosen reference
+   rows (pure sampling noise, the same pair structure), and a one-sided Mann-Whitney test asks whether
+   the time pairs' kNN chi-squares (score²) exceed the random pairs'. Not significant at `gate` (0.05):
+   the traffic is stationary at this resolution, λ = 1, and the window's exact-null p-value decides.
+3. **How much?** Otherwise λ_pairs = median(score²) / median(χ²₁) over the time pairs, per method.
+   A statistic's chi-square inflation grows linearly with the effective sample size of the comparison
+   (score ~ √h · δ for a fixed difference δ), so it is carried from a pair of `b`-row blocks
+   (h = b/2) to the window test (h = n·N/(n + N) for n window rows against N reference rows):
+   λ = 1 + (λ_pairs - 1) · h_window / h_pair. The window's score is divided by √λ before the tail is
+   read: p_calibrated = 1 - Φ(score / √λ). A 90% bootstrap interval over the time blocks is stored
+   with it.
+4. A reference with fewer than `n_blocks * min_block` (240) rows cannot be calibrated: the documented
+   conservative fallback applies, the pre-calibration rule `p <= alpha AND effect >= 0.05`, and the
+   calibration says so (`source: "fallback"`).
 
-A reference can only show variation on the scale of a block: to calibrate for windows of n events
-against a daily cycle, the reference must span the cycle and hold several windows' worth of events
-(a pinned day, not the first 1,000 events). Everything is a function of the reference rows and the
-seed, so a recomputation gives the same floor; the pipeline caches it per reference.
+A reference can only show variation on the scale of its blocks: to calibrate windows against a daily
+cycle the reference must span the cycle (a pinned day, not the first 1,000 events). Everything is a
+function of the reference rows and the seed; the pipeline stores the calibration with the reference
+(table `drift_calibrations`) and only recomputes it when the reference's rows change.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
@@ -51,28 +46,42 @@ from threadpoolctl import threadpool_limits
 from monitor.drift.classifier import DEFAULT_CLASSIFIER_MIN_EFFECT, classifier_test
 from monitor.drift.knn import knn_test
 from monitor.drift.mmd import DEFAULT_MMD_MIN_EFFECT, median_bandwidth, mmd_test
+from monitor.drift.null import deflated_p, inflation, normal_score, required_score, tail_p
 from monitor.drift.result import DriftResult
 
 CALIBRATED_METHODS = ("mmd", "knn", "classifier")
+GATED_METHODS = ("mmd", "knn")
+"""Methods whose own time blocks are tested for non-stationarity; others share kNN's verdict."""
 FALLBACK_FLOORS = {"mmd": DEFAULT_MMD_MIN_EFFECT, "knn": 0.05, "classifier": DEFAULT_CLASSIFIER_MIN_EFFECT}
 """Conservative floors for references too small to calibrate: the pre-calibration defaults (docs/drift.md)."""
+MIN_BLOCK = 30
+CALIBRATION_PERMUTATIONS = 200
+"""Permutations per block-pair test: enough for the null's mean, sd and skewness (the score needs no tail)."""
 
 Source = Literal["reference_blocks", "fallback"]
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """The effect-size floor of one detector for one reference, and how it was obtained."""
+    """How one detector's verdict is corrected for one reference, and how that was obtained."""
 
     method: str
-    floor: float
+    lam: float
+    """Inflation the window's chi-square is divided by (>= 1; 1 = stationary or fallback)."""
+    lam_blocks: float | None
+    """λ measured on the time blocks, before carrying it to the window size."""
     interval: tuple[float, float]
     source: Source
+    floor: float
+    """Effect-size floor: 0 when calibrated, the fixed conservative floor in the fallback."""
+    alpha: float
+    score_threshold: float
+    """The normal score a window needs: √λ · Φ⁻¹(1 - alpha) (before the false-page budget)."""
     n_reference: int
     n_blocks: int
     block_size: int
+    window_size: int
     nonstationarity_p: float | None
-    candidate: float | None
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,94 +89,93 @@ class Calibration:
         out["interval"] = [float(self.interval[0]), float(self.interval[1])]
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        fields = dict(data)
+        fields["interval"] = (float(fields["interval"][0]), float(fields["interval"][1]))
+        return cls(**{k: fields[k] for k in cls.__dataclass_fields__})
 
-def _signed_effect(
-    method: str, reference: np.ndarray, current: np.ndarray, seed: int, bandwidth: float | None
-) -> float:
-    """The detector's effect of `current` against `reference`, signed (no permutations: only the size)."""
+
+def result_score(result: DriftResult) -> float:
+    """The window's evidence as a normal score: from its standardised statistic against the permutation
+    null (mmd, knn; Pearson III tail with the null's skewness) or from its analytic p-value (classifier)."""
+    z = result.details.get("z")
+    if z is not None and math.isfinite(float(z)):
+        return normal_score(tail_p(float(z), float(result.details.get("null_skew") or 0.0)))
+    return normal_score(result.p_value if result.p_value is not None else 1.0)
+
+
+def _block_score(method: str, rest: np.ndarray, block: np.ndarray, seed: int, bandwidth: float | None) -> float:
     if method == "mmd":
-        res = mmd_test(reference, current, seed=seed, n_permutations=1, min_effect=0.0, bandwidth=bandwidth)
-        spread = float(res.details.get("spread", 1.0)) or 1.0
-        return float(res.statistic) / spread**2
-    if method == "knn":
-        return float(knn_test(reference, current, seed=seed, n_permutations=1).effect_size or 0.0)
-    return float(classifier_test(reference, current, seed=seed, min_effect=0.0).effect_size or 0.0)
+        res = mmd_test(rest, block, seed=seed, n_permutations=CALIBRATION_PERMUTATIONS, min_effect=0.0,
+                       bandwidth=bandwidth)
+    elif method == "knn":
+        res = knn_test(rest, block, seed=seed, n_permutations=CALIBRATION_PERMUTATIONS)
+    else:
+        res = classifier_test(rest, block, seed=seed, min_effect=0.0)
+    return result_score(res)
 
 
-def _block_effects(
-    method: str, ref: np.ndarray, blocks: list[np.ndarray], rng: np.random.Generator, seed: int,
-    bandwidth: float | None = None,
-) -> np.ndarray:
-    """Signed effect of each block against an equal-size random sample of the rest of the reference.
-
-    MMD gets one bandwidth for all blocks (the reference's median distance, as the window test would
-    find): the same kernel everywhere, and one distance computation instead of one per block.
-    """
+def _block_scores(method: str, ref: np.ndarray, blocks: list[np.ndarray], rest_size: int, seed: int,
+                  bandwidth: float | None = None) -> np.ndarray:
+    """Score of each block against `rest_size` rows drawn (seeded) from the rest of the reference."""
+    rng = np.random.default_rng(seed)
     out = np.empty(len(blocks))
     for i, block in enumerate(blocks):
         outside = np.ones(ref.shape[0], dtype=bool)
         outside[block] = False
-        rest = rng.choice(np.flatnonzero(outside), block.size, replace=False)
-        out[i] = _signed_effect(method, ref[np.sort(rest)], ref[block], seed + i, bandwidth)
+        rest = np.sort(rng.choice(np.flatnonzero(outside), rest_size, replace=False))
+        out[i] = _block_score(method, ref[rest], ref[block], seed + i, bandwidth)
     return out
 
 
-def _floor_candidate(method: str, time_vals: np.ndarray, noise_vals: np.ndarray) -> float:
-    """Natural variation in effect units, by moments: the time blocks' mean above the shuffled blocks'
-    (sampling noise has the same mean in both, so it cancels), plus one standard deviation of the
-    natural part of their spread (time-block variance minus noise variance): an allowance for the hours
-    that differ more than average. Means, not upper quantiles: the squared MMD's noise is skewed, and
-    quantiles of 8 blocks swung from 0 to the full shift between references of the same cycle."""
-    mean_excess = float(np.mean(time_vals) - np.mean(noise_vals))
-    spread = float(np.sqrt(max(float(np.var(time_vals, ddof=1) - np.var(noise_vals, ddof=1)), 0.0)))
-    excess = max(mean_excess, 0.0) + spread
-    return float(np.sqrt(excess)) if method == "mmd" else excess
+def effective_size(n_a: int, n_b: int) -> float:
+    """n_a·n_b / (n_a + n_b): the sample size a two-sample comparison's chi-square grows with."""
+    return n_a * n_b / (n_a + n_b)
 
 
-def effective_floor(method: str, natural: float, null_q: float) -> float:
-    """Natural variation plus the sampling noise of this window (the effect a same-distribution window
-    reaches with probability alpha): MMD effects add in squares (MMD² is additive), the others linearly."""
-    if natural <= 0.0:
-        return 0.0
-    return float(np.hypot(natural, null_q)) if method == "mmd" else natural + null_q
+def carried_lambda(lam_blocks: float, h_blocks: float, h_window: float) -> float:
+    """λ of the block tests carried to the window test: the chi-square excess of a fixed difference grows
+    linearly with the comparison's effective size (score ~ √h · δ)."""
+    return 1.0 + max(lam_blocks - 1.0, 0.0) * h_window / h_blocks
 
 
-def apply_calibration(result: DriftResult, cal: Calibration) -> DriftResult:
+def apply_calibration(result: DriftResult, cal: Calibration, alpha: float | None = None) -> DriftResult:
     """The detector's result (run with min_effect=0) judged by the calibrated rule.
 
-    drift = p <= alpha AND effect >= floor, where floor is 0 on stationary references (the exact
-    p-value alone decides), the natural variation combined with this window's own null quantile on
-    non-stationary ones, and the fixed conservative floor when the reference was too small.
+    Calibrated: drift when p_calibrated = 1 - Φ(score / √λ) <= alpha. Fallback: the exact p-value and the
+    fixed effect floor (`p <= alpha AND effect >= 0.05`). The raw `p_value` is left as it is; the
+    calibrated one goes into `details["p_calibrated"]` (the false-page budget adjusts that one).
     """
     if result.method != cal.method:
         raise ValueError(f"calibration of {cal.method!r} applied to a {result.method!r} result")
-    null_q = float(result.details.get("null_effect_q", 0.0))
-    if cal.source == "fallback":
-        floor, interval = cal.floor, cal.interval
-    else:
-        floor = effective_floor(cal.method, cal.floor, null_q)
-        interval = (effective_floor(cal.method, cal.interval[0], null_q),
-                    effective_floor(cal.method, cal.interval[1], null_q))
+    alpha = result.threshold if alpha is None else alpha
     effect = result.effect_size if result.effect_size is not None else 0.0
-    p_ok = result.p_value is not None and result.p_value <= result.threshold
-    details = {**result.details, "min_effect": floor, "min_effect_interval": [interval[0], interval[1]],
-               "calibration": cal.to_dict()}
-    return replace(result, is_drift=bool(p_ok and effect >= floor), details=details)
+    score = result_score(result)
+    if cal.source == "fallback":
+        p_cal = result.p_value if result.p_value is not None else 1.0
+        is_drift = p_cal <= alpha and effect >= cal.floor
+    else:
+        p_cal = deflated_p(score, cal.lam)
+        is_drift = p_cal <= alpha
+    details = {**result.details, "score": score, "p_calibrated": p_cal, "lambda": cal.lam,
+               "min_effect": cal.floor, "calibration": cal.to_dict()}
+    return replace(result, is_drift=bool(is_drift), details=details)
 
 
 def calibrate(reference: np.ndarray, *, method: str, seed: int = 0, **params: Any) -> Calibration:
-    """The floor for `method` on this reference (rows in arrival order); see the module docstring."""
+    """The calibration of `method` on this reference (rows in arrival order); see the module docstring."""
     return calibrate_methods(reference, (method,), seed=seed, **params)[method]
 
 
 def calibrate_methods(
     reference: np.ndarray, methods: tuple[str, ...] | list[str], *, seed: int = 0, **params: Any
 ) -> dict[str, Calibration]:
-    """Floors for several methods of one reference, sharing the stationarity gate.
+    """Calibrations of several methods on one reference, sharing the stationarity gate.
 
-    `window_size` caps the block size (blocks should look like the windows they calibrate). One BLAS
-    thread: the block tests are many small products, where thread hand-offs on 2 busy cores cost more
-    than the maths (measured 20 ms vs 1.3 ms for a 1000 x 1000 by 1000 x 8 product).
+    `window_size` (the window's row count) sets the block size and the size λ is carried to. One BLAS
+    thread: block tests are many small products, where thread hand-offs on 2 busy cores cost more than the
+    maths.
     """
     unknown = [m for m in methods if m not in CALIBRATED_METHODS]
     if unknown:
@@ -182,66 +190,75 @@ def _calibrate(
     *,
     seed: int = 0,
     window_size: int | None = None,
+    alpha: float = 0.01,
     n_blocks: int = 8,
-    min_block: int = 25,
-    n_shuffles: int = 3,
-    gate: float = 0.05,
+    min_block: int = MIN_BLOCK,
+    gate: float = 0.01,
     n_bootstrap: int = 300,
 ) -> dict[str, Calibration]:
-    if n_blocks < 3 or n_shuffles < 1:
-        raise ValueError(f"n_blocks must be at least 3 and n_shuffles positive, got {n_blocks}, {n_shuffles}")
+    if n_blocks < 3:
+        raise ValueError(f"n_blocks must be at least 3, got {n_blocks}")
     if not 0.0 < gate < 1.0:
         raise ValueError(f"gate must be in (0, 1), got {gate}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if window_size is not None and window_size < 1:
         raise ValueError(f"window_size must be positive, got {window_size}")
     ref = np.asarray(reference)
     if ref.ndim != 2 or ref.shape[1] == 0 or not np.isfinite(ref).all():
         raise ValueError("reference must be a finite 2-D array (items x dimensions)")
     total = int(ref.shape[0])
-    # Half of each segment at most, so a block's comparison sample can come from the rest.
-    size = min(total // (2 * n_blocks), window_size or total)
+    window = int(window_size or total)
+    size = min(total // n_blocks, window)
+    threshold1 = required_score(alpha, 1.0)
     if size < min_block:
-        return {m: Calibration(m, FALLBACK_FLOORS[m], (FALLBACK_FLOORS[m], FALLBACK_FLOORS[m]), "fallback", total,
-                               0, 0, None, None,
-                               f"reference has {total} rows; calibration needs at least {2 * n_blocks * min_block}, "
-                               f"so the conservative fixed floor {FALLBACK_FLOORS[m]} applies") for m in methods}
+        return {m: Calibration(m, 1.0, None, (1.0, 1.0), "fallback", FALLBACK_FLOORS[m], alpha, threshold1, total, 0, 0,
+                               window, None,
+                               f"reference has {total} rows; calibration needs at least {n_blocks * min_block}, so the "
+                               f"conservative rule p <= alpha and effect >= {FALLBACK_FLOORS[m]} applies")
+                for m in methods}
     rng = np.random.default_rng(seed)
-    segments = np.array_split(np.arange(total), n_blocks)
-    time_blocks = [seg[(seg.size - size) // 2:][:size] for seg in segments]
-    noise_blocks = [np.sort(rng.choice(total, size, replace=False)) for _ in range(n_shuffles * n_blocks)]
-    knn_time = _block_effects("knn", ref, time_blocks, rng, seed)
-    knn_noise = _block_effects("knn", ref, noise_blocks, rng, seed + 10_000)
-    p_ns = float(mannwhitneyu(knn_time, knn_noise, alternative="greater").pvalue)
-    moving = p_ns <= gate
+    n_time = 2 * n_blocks
+    starts = np.linspace(0, total - size, n_time).round().astype(int)
+    time_blocks = [np.arange(st, st + size) for st in starts]
+    noise_blocks = [np.sort(rng.choice(total, size, replace=False)) for _ in range(n_time)]
+    rest_size = min(total - size, 3 * size)
+    h_blocks = effective_size(size, rest_size)
+    h_window = effective_size(window, total)
     out: dict[str, Calibration] = {}
+    gates: dict[str, tuple[np.ndarray, float]] = {}
+
+    def gated(method: str) -> tuple[np.ndarray, float]:
+        """Time-block scores of `method` and its stationarity p: kNN and MMD test their own time blocks
+        against random blocks; the classifier (32 model fits per reference otherwise) shares kNN's gate."""
+        if method not in gates:
+            own = method if method in GATED_METHODS else "knn"
+            sigma = (median_bandwidth(ref, max_points=1000, rng=rng) or None) if own == "mmd" else None
+            scores = _block_scores(own, ref, time_blocks, rest_size, seed, sigma)
+            noise = _block_scores(own, ref, noise_blocks, rest_size, seed + 10_000, sigma)
+            gates[own] = (scores, float(mannwhitneyu(scores**2, noise**2, alternative="greater").pvalue))
+            if own != method:
+                gates[method] = (np.empty(0), gates[own][1])
+        return gates[method]
+
     for method in methods:
-        if method == "knn":
-            time_vals, noise_vals = knn_time, knn_noise
-        elif moving:  # other detectors are only run on the blocks when there is variation to measure
-            sigma = (median_bandwidth(ref, max_points=1000, rng=rng) or None) if method == "mmd" else None
-            time_vals = _block_effects(method, ref, time_blocks, rng, seed, sigma)
-            noise_vals = _block_effects(method, ref, noise_blocks, rng, seed + 10_000, sigma)
-        else:
-            out[method] = Calibration(method, 0.0, (0.0, 0.0), "reference_blocks", total, n_blocks, size, p_ns,
-                                      None, _stationary(p_ns, gate))
+        scores, p_ns = gated(method)
+        if p_ns > gate:
+            out[method] = Calibration(
+                method, 1.0, None, (1.0, 1.0), "reference_blocks", 0.0, alpha, threshold1, total, n_time, size,
+                window, p_ns, f"no variation between time blocks beyond sampling noise (p={p_ns:.3f} > {gate}): "
+                "λ = 1, the window's own null decides")
             continue
-        candidate = _floor_candidate(method, time_vals, noise_vals)
-        boots = [_floor_candidate(method, time_vals[rng.integers(0, n_blocks, n_blocks)], noise_vals)
+        if scores.size == 0:
+            scores = _block_scores(method, ref, time_blocks, rest_size, seed)
+        lam_blocks = inflation(scores)
+        lam = carried_lambda(lam_blocks, h_blocks, h_window)
+        boots = [carried_lambda(inflation(scores[rng.integers(0, n_time, n_time)]), h_blocks, h_window)
                  for _ in range(n_bootstrap)]
         interval = (float(np.quantile(boots, 0.05)), float(np.quantile(boots, 0.95)))
-        if not moving:
-            out[method] = Calibration(method, 0.0, interval, "reference_blocks", total, n_blocks, size, p_ns,
-                                      candidate, _stationary(p_ns, gate))
-            continue
-        # The upper end of the interval, not the point estimate: with 8 blocks the estimate itself is noisy
-        # (for MMD it came out 0 on one reference of eight with a clear daily cycle), and a floor set too low
-        # pages someone every day, while one set too high only delays a page on a project known to move.
         out[method] = Calibration(
-            method, interval[1], interval, "reference_blocks", total, n_blocks, size, p_ns, candidate,
-            f"time blocks differ beyond sampling noise (p={p_ns:.3f}): the floor is the upper end of the 90% "
-            f"interval of their mean effect above the noise plus one sd of its natural spread")
+            method, lam, lam_blocks, interval, "reference_blocks", 0.0, alpha, required_score(alpha, lam), total,
+            n_time, size, window, p_ns,
+            f"time blocks differ beyond sampling noise (p={p_ns:.3f}): λ = {lam_blocks:.2f} for blocks of {size} "
+            f"against {rest_size} other reference rows, {lam:.2f} carried to {window} window rows against {total}")
     return out
-
-
-def _stationary(p_ns: float, gate: float) -> str:
-    return f"no variation between time blocks beyond sampling noise (p={p_ns:.3f} > {gate}): the p-value alone decides"

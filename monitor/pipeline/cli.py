@@ -39,16 +39,16 @@ def _fmt(x: float | None) -> str:
 
 
 def _floor_text(details: dict[str, Any]) -> str:
-    """The effect-size floor a drift row was judged by, with its interval and where it came from."""
+    """How a drift row was calibrated: λ (90% interval, source), or the fixed / fallback effect floor."""
     inner = details.get("details") or {}
-    if "min_effect" not in inner:
-        return ""
-    text = _fmt(inner["min_effect"])
-    interval = inner.get("min_effect_interval")
-    if interval:
-        text += f" ({_fmt(interval[0])}-{_fmt(interval[1])}"
-        text += f", {inner['calibration']['source']})" if "calibration" in inner else ")"
-    return text
+    cal = inner.get("calibration")
+    if cal is None:
+        return f"floor {_fmt(inner['min_effect'])}" if "min_effect" in inner else ""
+    if cal.get("source") == "fallback":
+        return f"floor {_fmt(cal.get('floor'))} (fallback: {cal.get('n_reference')} reference rows)"
+    interval = cal.get("interval") or [None, None]
+    return (f"λ {_fmt(cal.get('lam'))} ({_fmt(interval[0])}-{_fmt(interval[1])}, {cal.get('source')}; "
+            f"{cal.get('n_blocks')} blocks x {cal.get('block_size')} of {cal.get('n_reference')})")
 
 
 CELERY_APP = "monitor.worker.app"
@@ -152,10 +152,12 @@ def show_drift(
                       else "no drift results yet (run `driftloop run`, or wait for the workers)")
         return
     console.print(f"window {rows[0]['window_start']}  segment {segment}")
-    table = Table("metric", "statistic", "p-value", "threshold", "effect", "floor (90% interval, source)", "drift")
+    table = Table("metric", "statistic", "p-value", "p calibrated", "p adjusted (BH)", "alpha", "effect",
+                  "calibration (90% interval, source)", "drift")
     for r in rows:
-        table.add_row(r["metric"], _fmt(r["value"]), _fmt(r["p_value"]), _fmt(r["threshold"]),
-                      _fmt((r["details"] or {}).get("effect_size")), _floor_text(r["details"] or {}),
+        d = r["details"] or {}
+        table.add_row(r["metric"], _fmt(r["value"]), _fmt(r["p_value"]), _fmt(d.get("p_calibrated")),
+                      _fmt(d.get("p_adjusted")), _fmt(r["threshold"]), _fmt(d.get("effect_size")), _floor_text(d),
                       "[red]yes[/red]" if r["flagged"] else "no")
     console.print(table)
     for r in rows:

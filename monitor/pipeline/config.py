@@ -65,18 +65,22 @@ class ProjectConfig(BaseModel):
     max_segment_values: int = Field(20, ge=1, le=200, description="Per key, only the most frequent values get rows.")
     min_samples: int = Field(30, ge=1, description="Below this many events a window's ops metrics are insufficient.")
     drift_min_samples: int = Field(100, ge=20, description="Below this per side, drift is insufficient.")
-    drift_methods: list[str] = Field(default_factory=lambda: ["mmd"], min_length=1,
-                                     description="Embedding drift detectors to run: mmd, knn, classifier, evidently_*.")
+    drift_methods: list[str] = Field(
+        default_factory=lambda: ["mmd", "knn"], min_length=1,
+        description="Embedding detectors run per segment and field (`mmd`, `knn`, `classifier`, `evidently_*`).")
     drift_fields: list[Literal["prompt", "response"]] = Field(
         default_factory=lambda: ["prompt", "response"],  # type: ignore[arg-type]
         description="Texts whose embeddings are compared.")
-    drift_alpha: float = Field(0.01, gt=0, lt=0.5, description="Significance level of the drift tests.")
+    drift_alpha: float = Field(
+        0.01, gt=0, lt=0.5,
+        description="False-page budget of a window: Benjamini-Hochberg level over its embedding-drift rows "
+        "(segments x fields x methods) on the calibrated p-values; the raw p-value stays in the row.")
     drift_min_effect: float | None = Field(
-        None, ge=0, le=1, description="Fixed effect-size floor for mmd, knn and classifier; None derives it from the "
-        "reference's own variation over time (docs/drift.md).")
+        None, ge=0, le=1, description="None: mmd, knn and classifier are calibrated on the reference's own variation "
+        "over time (docs/drift.md). A number skips the calibration and requires this effect size as well.")
     drift_calibration_blocks: int = Field(
-        8, ge=3, le=50, description="Time-ordered blocks the reference is cut into to calibrate the floor; "
-        "a reference smaller than 25 per block falls back to the fixed floors.")
+        8, ge=3, le=50, description="Time segments the reference is cut into to calibrate; a reference with fewer "
+        "than 30 rows per segment uses the conservative fallback (effect >= 0.05).")
     drift_max_samples: int = Field(
         20_000, ge=100, description="Larger sides are subsampled (seeded) before anything is embedded.")
     safety_max_samples: int = Field(

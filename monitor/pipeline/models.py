@@ -100,3 +100,29 @@ class DriftClusterEvent(Base):
     metric: Mapped[str] = mapped_column(String(96), primary_key=True)
     cluster: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[int] = mapped_column(BigId, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
+
+
+class DriftCalibration(Base):
+    """How a drift detector's verdict is corrected for one reference (monitor/drift/thresholds.py).
+
+    Keyed by a hash of the reference's event ids (and what else the calibration depends on), so an edited
+    pinned range, a promotion or new first-N events give a new key and a fresh calibration, while every window
+    that shares a reference, and every recomputation of a window, reads the same stored row.
+    """
+
+    __tablename__ = "drift_calibrations"
+    __table_args__ = (
+        UniqueConstraint("project_id", "segment", "field", "method", "reference_key", name="uq_drift_calibrations_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    segment: Mapped[str] = mapped_column(String(320))
+    field: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(32))
+    reference_key: Mapped[str] = mapped_column(String(64))
+    n_reference: Mapped[int] = mapped_column(Integer)
+    lam: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(32))
+    calibration: Mapped[dict[str, Any]] = mapped_column(JsonDoc, default=dict)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -59,9 +59,12 @@ def drift_window(slug: Slug, window_start: str, request: Request, session: Sessi
     if not rows:
         raise PageError(404, f"no drift rows for the window starting {window_key(ts)}")
     explained = [r for r in rows if isinstance(r.details, dict) and r.details.get("explanation")]
+    calibrated = [(r, r.details["details"]["calibration"], r.details) for r in rows
+                  if isinstance(r.details, dict) and isinstance(r.details.get("details"), dict)
+                  and "calibration" in r.details["details"]]
     return render(request, "drift_window.html", {
         "title": f"{project.slug}: drift {window_key(ts)}", "project": project, "rows": rows,
-        "explained": explained, "window": window_key(ts), "window_end": rows[0].window_end}, operator=operator)
+        "explained": explained, "calibrated": calibrated, "window": window_key(ts), "window_end": rows[0].window_end}, operator=operator)
 
 
 @router.get("/p/{slug}/drift/{metric}/{window_start}/report.html")

@@ -1,18 +1,19 @@
-"""Calibrated floors through the real pipeline and database (Postgres and SQLite): stored in the row's
-details, identical after a recompute from scratch, and a fixed `drift_min_effect` still wins."""
+"""Calibrations through the real pipeline and database (Postgres and SQLite): stored with the reference
+(`drift_calibrations`) and in each row's details, read back unchanged by a recompute, recomputed identically
+from scratch, the window's rows judged by Benjamini-Hochberg, and a fixed `drift_min_effect` still wins."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.demo.traffic import mixed
+from monitor.drift.budget import bh_adjust
 from monitor.ingest.service import ingest_events
-from monitor.pipeline.models import MetricValue
-from monitor.pipeline.stages import drift as drift_stage
+from monitor.pipeline.models import DriftCalibration, MetricValue
 from monitor.projects.service import get_or_create_project
 from monitor.runner import process_window, run_pending
 from monitor.schemas import EventIn
@@ -50,19 +51,41 @@ def test_calibration_is_stored_and_survives_a_recompute(session_maker: sessionma
         inner = row.details["details"]  # the detector's own details, as DriftResult.to_dict() nests them
         cal = inner["calibration"]
         assert cal["source"] == "reference_blocks" and cal["method"] == "knn"
-        assert cal["n_reference"] == 400 and cal["n_blocks"] == 8 and cal["block_size"] == 25
-        assert 0.0 <= cal["nonstationarity_p"] <= 1.0 and "reason" in cal
-        assert len(inner["min_effect_interval"]) == 2
+        assert cal["n_reference"] == 400 and cal["n_blocks"] == 16 and cal["block_size"] == 50
+        assert cal["lam"] >= 1.0 and cal["score_threshold"] >= 2.32 and "computed_at" in cal and "reason" in cal
         assert row.threshold == 0.01 and row.p_value is not None
-        assert row.flagged == (row.p_value <= 0.01 and row.details["effect_size"] >= inner["min_effect"])
+        # BH over the window's embedding rows (one segment, one field, two methods): flagged is the adjusted decision.
+        window = [r for (m, t), r in rows.items() if t == T0 + timedelta(hours=1)]
+        assert len(window) == 2 and all(r.details["budget"]["family_size"] == 2 for r in window)
+        adjusted = bh_adjust([r.details["p_calibrated"] for r in window])
+        for r, adj in zip(window, adjusted, strict=True):
+            assert r.details["p_adjusted"] == pytest.approx(adj) and r.flagged == (adj <= 0.01)
+        stored = s.scalars(select(DriftCalibration).where(DriftCalibration.project_id == pid)).all()
+        assert {c.method for c in stored} == {"mmd", "knn"}
+        by_method = {c.method: c for c in stored}
+        assert by_method["knn"].lam == cal["lam"] and by_method["knn"].n_reference == 400
+        assert by_method["knn"].computed_at.isoformat() == cal["computed_at"]
         before = {k: (r.value, r.p_value, r.flagged, r.details) for k, r in rows.items()}
+        stored_before = {c.method: (c.reference_key, c.calibration, c.computed_at) for c in stored}
 
-    drift_stage._CALIBRATION_CACHE.clear()  # recalibrate from the stored reference, not from memory
-    for hour in (0, 1):
+    for hour in (0, 1):  # a recompute reads the stored calibration: same rows, same calibration row
         process_window(pid, T0 + timedelta(hours=hour), factory=session_maker, only=["drift"])
     with session_maker() as s:
         after = {k: (r.value, r.p_value, r.flagged, r.details) for k, r in _drift_rows(s, pid).items()}
-    assert after == before
+        stored_after = {c.method: (c.reference_key, c.calibration, c.computed_at)
+                        for c in s.scalars(select(DriftCalibration).where(DriftCalibration.project_id == pid))}
+        s.execute(delete(DriftCalibration).where(DriftCalibration.project_id == pid))
+        s.commit()
+    assert after == before and stored_after == stored_before
+
+    for hour in (0, 1):  # from scratch (calibration deleted): the same seed gives the same calibration
+        process_window(pid, T0 + timedelta(hours=hour), factory=session_maker, only=["drift"])
+    with session_maker() as s:
+        again = s.scalars(select(DriftCalibration).where(DriftCalibration.project_id == pid)).all()
+        assert {c.method: (c.reference_key, c.calibration) for c in again} == {
+            m: (k, c) for m, (k, c, _) in stored_before.items()}
+        recomputed = {k: (r.value, r.p_value, r.flagged) for k, r in _drift_rows(s, pid).items()}
+    assert recomputed == {k: v[:3] for k, v in before.items()}
 
 
 @pytest.mark.slow

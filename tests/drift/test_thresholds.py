@@ -1,4 +1,4 @@
-"""Per-reference floors (monitor/drift/thresholds.py): statistical checks on real public queries
+"""Per-reference calibration (monitor/drift/thresholds.py): statistical checks on real public queries
 (CLINC150 extract, MiniLM) and the rule's bookkeeping. The real-data tests embed the extract once per
 machine (cached under bench/results/)."""
 
@@ -12,10 +12,11 @@ from monitor.drift import get_detector
 from monitor.drift.calibration import IntentPool, cyclic_sample, load_intent_pool, new_intent_windows
 from monitor.drift.thresholds import (
     FALLBACK_FLOORS,
+    Calibration,
     apply_calibration,
     calibrate,
     calibrate_methods,
-    effective_floor,
+    carried_lambda,
 )
 from tests.drift.conftest import fpr_bound, unit_gaussian
 
@@ -25,16 +26,18 @@ def clinc() -> IntentPool:
     return load_intent_pool("clinc150")
 
 
-def _judged(method: str, ref: np.ndarray, cur: np.ndarray, cal: object, alpha: float, seed: int) -> tuple[bool, bool]:
-    """(plain p <= alpha, calibrated verdict) for one window."""
-    raw = get_detector(method)(ref, cur, alpha=alpha, seed=seed, n_permutations=100, min_effect=0.0)
-    return bool(raw.p_value is not None and raw.p_value <= alpha), apply_calibration(raw, cal).is_drift  # type: ignore[arg-type]
+def _judged(method: str, ref: np.ndarray, cur: np.ndarray, cal: Calibration, alpha: float,
+            seed: int) -> tuple[bool, bool]:
+    """(plain permutation p <= alpha, calibrated verdict) for one window."""
+    raw = get_detector(method)(ref, cur, alpha=alpha, seed=seed, n_permutations=300, min_effect=0.0)
+    return bool(raw.p_value is not None and raw.p_value <= alpha), apply_calibration(raw, cal, alpha).is_drift
 
 
 @pytest.mark.slow
 def test_calibrated_fpr_on_iid_quiet_windows(clinc: IntentPool) -> None:
     # 60 same-distribution windows (100 events against a 400-event reference, no shared rows), alpha 0.05:
-    # the calibrated verdict fires at most 0.05 + 3 binomial sd (0.134) of the time, for both methods.
+    # the calibrated verdict (z against the permutation null, Pearson III tail, deflated by λ) fires at most
+    # 0.05 + 3 binomial sd (0.134) of the time, for both methods.
     rng = np.random.default_rng(21)
     trials = 60
     fired = {"mmd": 0, "knn": 0}
@@ -42,7 +45,7 @@ def test_calibrated_fpr_on_iid_quiet_windows(clinc: IntentPool) -> None:
         for t in range(trials):
             rows = rng.permutation(clinc.vectors.shape[0])
             ref, cur = clinc.vectors[rows[:400]], clinc.vectors[rows[400:500]]
-            cals = calibrate_methods(ref, ("mmd", "knn"), seed=t, window_size=100)
+            cals = calibrate_methods(ref, ("mmd", "knn"), seed=t, window_size=100, alpha=0.05)
             for method in fired:
                 fired[method] += _judged(method, ref, cur, cals[method], 0.05, t)[1]
     for method, count in fired.items():
@@ -53,8 +56,8 @@ def test_calibrated_fpr_on_iid_quiet_windows(clinc: IntentPool) -> None:
 def test_calibrated_fpr_on_a_daily_cycle(clinc: IntentPool) -> None:
     # Quiet but non-stationary: 20 intents whose shares swing 0x-2x over the day, each with its own phase.
     # The reference spans the day (1,200 events in arrival order); the window is 150 events of one 5-minute
-    # slot. The plain permutation test calls most of these windows drift (the mix really differs from the
-    # day's average); the calibrated floor keeps the rate within the binomial bound at alpha 0.05.
+    # slot. The plain permutation test calls many of these windows drift (the mix really differs from the
+    # day's average); the λ-deflated verdict stays within the binomial bound at alpha 0.05.
     rng = np.random.default_rng(22)
     keep = sorted(set(clinc.intents.tolist()))[:20]
     trials = 20
@@ -64,7 +67,7 @@ def test_calibrated_fpr_on_a_daily_cycle(clinc: IntentPool) -> None:
             ref_rows = cyclic_sample(clinc, np.sort(rng.random(1200)), amplitude=1.0, rng=rng, seed=t, intents=keep)
             slot = (rng.random() + rng.random(150) / 288.0) % 1.0
             cur_rows = cyclic_sample(clinc, slot, amplitude=1.0, rng=rng, seed=t, intents=keep)
-            cal = calibrate(clinc.vectors[ref_rows], method="mmd", seed=t, window_size=150)
+            cal = calibrate(clinc.vectors[ref_rows], method="mmd", seed=t, window_size=150, alpha=0.05)
             p, c = _judged("mmd", clinc.vectors[ref_rows], clinc.vectors[cur_rows], cal, 0.05, t)
             plain += p
             calibrated += c
@@ -75,8 +78,7 @@ def test_calibrated_fpr_on_a_daily_cycle(clinc: IntentPool) -> None:
 @pytest.mark.slow
 def test_power_on_new_neighbouring_intents(clinc: IntentPool) -> None:
     # 30% of a 200-event window from 10 intents the reference never saw, each from a domain the reference
-    # knows (neighbours, not a new topic): the calibrated kNN rule finds it in >= 80% of 20 trials at
-    # alpha 0.01, and a tenth of 300-event windows too, in at least half.
+    # knows (neighbours, not a new topic): the calibrated kNN rule finds it in >= 80% of 20 trials at alpha 0.01.
     rng = np.random.default_rng(23)
     with threadpool_limits(1):
         hits = 0
@@ -87,53 +89,62 @@ def test_power_on_new_neighbouring_intents(clinc: IntentPool) -> None:
         assert hits >= 16, hits
 
 
-def test_small_reference_falls_back_to_the_fixed_floors() -> None:
+def test_small_reference_falls_back_to_the_conservative_rule() -> None:
     rng = np.random.default_rng(1)
-    cals = calibrate_methods(unit_gaussian(rng, 300, 8), ("mmd", "knn", "classifier"), seed=0)
+    cals = calibrate_methods(unit_gaussian(rng, 239, 8), ("mmd", "knn", "classifier"), seed=0)
     for method, cal in cals.items():
-        assert cal.source == "fallback" and cal.floor == FALLBACK_FLOORS[method]
-        assert "at least 400" in cal.reason
-    # Under the fallback the fixed floor applies as is (no window noise added).
-    ref, cur = unit_gaussian(rng, 300, 8), unit_gaussian(rng, 300, 8, shift=0.15)
+        assert cal.source == "fallback" and cal.floor == FALLBACK_FLOORS[method] and cal.lam == 1.0
+        assert "at least 240" in cal.reason
+    ref, cur = unit_gaussian(rng, 239, 8), unit_gaussian(rng, 239, 8, shift=0.15)
     judged = apply_calibration(get_detector("mmd")(ref, cur, seed=0, min_effect=0.0), cals["mmd"])
     assert judged.details["min_effect"] == FALLBACK_FLOORS["mmd"]
     assert judged.p_value is not None and judged.effect_size is not None
+    assert judged.details["p_calibrated"] == judged.p_value  # the exact permutation p-value decides
     assert judged.is_drift == (judged.p_value <= 0.01 and judged.effect_size >= FALLBACK_FLOORS["mmd"])
+    assert calibrate(unit_gaussian(rng, 240, 8), method="knn").source == "reference_blocks"
 
 
-def test_stationary_reference_leaves_the_p_value_in_charge() -> None:
+def test_stationary_reference_keeps_lambda_one() -> None:
     rng = np.random.default_rng(2)
     ref = unit_gaussian(rng, 800, 16)
     cal = calibrate(ref, method="knn", seed=0, window_size=100)
-    assert cal.source == "reference_blocks" and cal.n_blocks == 8 and cal.block_size == 50
+    assert cal.source == "reference_blocks" and cal.n_blocks == 16 and cal.block_size == 100
     assert cal.nonstationarity_p is not None and cal.nonstationarity_p > 0.05
-    assert cal.floor == 0.0 and cal.interval[0] <= cal.interval[1]
+    assert cal.lam == 1.0 and cal.floor == 0.0 and cal.score_threshold == pytest.approx(2.3263, abs=1e-3)
     cur = unit_gaussian(rng, 100, 16, shift=4.0)
     judged = apply_calibration(get_detector("knn")(ref, cur, seed=0, min_effect=0.0), cal)
-    assert judged.is_drift and judged.details["min_effect"] == 0.0
-    assert judged.details["calibration"]["floor"] == 0.0
+    assert judged.is_drift and judged.details["lambda"] == 1.0 and judged.details["p_calibrated"] < 1e-6
 
 
-def test_drifting_reference_gets_a_floor_above_its_own_variation() -> None:
-    # A reference whose mean walks over time: later blocks differ from the rest, so the gate fires and the
-    # floor is positive; a window from the middle of that walk is then not drift.
+def test_drifting_reference_gets_lambda_above_one_and_quiets_its_own_variation() -> None:
+    # A reference whose mean walks over time: its blocks differ from the rest beyond sampling noise, so λ > 1;
+    # a window from late in the walk is "significant" to the plain test but not after deflation by λ.
     rng = np.random.default_rng(3)
     n, dim = 1600, 16
-    walk = np.linspace(-1.0, 1.0, n)
     ref = rng.standard_normal((n, dim)).astype(np.float32)
-    ref[:, 0] += walk
-    cal = calibrate(ref, method="knn", seed=0, window_size=100)
-    assert cal.nonstationarity_p is not None and cal.nonstationarity_p <= 0.05
-    assert cal.floor > 0.0 and cal.interval[0] <= cal.candidate <= cal.interval[1] == cal.floor  # type: ignore[operator]
-    assert effective_floor("knn", cal.floor, 0.02) == pytest.approx(cal.floor + 0.02)
-    assert effective_floor("mmd", 0.03, 0.04) == pytest.approx(0.05)
-    assert effective_floor("mmd", 0.0, 0.04) == 0.0
+    ref[:, 0] += np.linspace(-1.0, 1.0, n)
+    cals = calibrate_methods(ref, ("mmd", "knn"), seed=0, window_size=100)
+    for cal in cals.values():
+        assert cal.nonstationarity_p is not None and cal.nonstationarity_p <= 0.05
+        assert cal.lam > 1.5 and cal.lam_blocks is not None and cal.interval[0] <= cal.interval[1]
+        assert cal.score_threshold > 2.33
+    for seed in range(3):
+        window = rng.standard_normal((100, dim)).astype(np.float32)
+        window[:, 0] += 0.8  # where the walk is at 90% of the reference's time
+        raw = get_detector("mmd")(ref, window, seed=seed, min_effect=0.0)
+        judged = apply_calibration(raw, cals["mmd"])
+        assert raw.p_value is not None and raw.p_value <= 0.01 and not judged.is_drift
+    # λ carries linearly with the effective sample size of the comparison.
+    assert carried_lambda(3.0, 50.0, 100.0) == pytest.approx(5.0)
+    assert carried_lambda(0.8, 50.0, 100.0) == 1.0
 
 
-def test_same_seed_same_calibration_and_bad_input_refused() -> None:
+def test_same_seed_same_calibration_round_trip_and_bad_input_refused() -> None:
     rng = np.random.default_rng(4)
     ref = unit_gaussian(rng, 600, 8)
-    assert calibrate(ref, method="mmd", seed=5) == calibrate(ref, method="mmd", seed=5)
+    cal = calibrate(ref, method="mmd", seed=5)
+    assert cal == calibrate(ref, method="mmd", seed=5)
+    assert Calibration.from_dict(cal.to_dict()) == cal
     with pytest.raises(ValueError, match="no calibration"):
         calibrate(ref, method="psi")
     with pytest.raises(ValueError, match="finite 2-D"):
@@ -147,7 +158,7 @@ def test_same_seed_same_calibration_and_bad_input_refused() -> None:
         apply_calibration(get_detector("mmd")(ref, ref, seed=0), knn_cal)
 
 
-def test_cli_shows_the_floor_its_interval_and_source() -> None:
+def test_cli_shows_the_calibration() -> None:
     from monitor.pipeline.cli import _floor_text
 
     rng = np.random.default_rng(9)
@@ -155,5 +166,5 @@ def test_cli_shows_the_floor_its_interval_and_source() -> None:
     judged = apply_calibration(get_detector("knn")(ref, ref[:100], seed=0, min_effect=0.0),
                                calibrate(ref, method="knn", window_size=100))
     text = _floor_text(judged.to_dict())
-    assert text.startswith("0") and "reference_blocks" in text
+    assert text.startswith("λ 1") and "reference_blocks" in text
     assert _floor_text({"details": {}}) == ""

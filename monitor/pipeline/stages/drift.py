@@ -6,22 +6,23 @@ recomputation of the same data gives the same numbers (a re-run task leaves an i
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections import OrderedDict
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.drift.budget import bh_adjust
 from monitor.drift.registry import get_detector
 from monitor.drift.result import DriftResult, InsufficientDataError
-from monitor.drift.thresholds import CALIBRATED_METHODS, Calibration, apply_calibration, calibrate_methods
+from monitor.drift.thresholds import CALIBRATED_METHODS, Calibration, apply_calibration
 from monitor.embeddings import get_embedder
 from monitor.metrics.catalog import SCALAR_METHODS, SCALAR_SERIES, drift_metric_name
 from monitor.models import Event
 from monitor.pipeline.clusters import store_cluster_members
+from monitor.pipeline.calibrations import reference_calibrations
 from monitor.pipeline.config import ProjectConfig
 from monitor.pipeline.context import WindowContext
 from monitor.pipeline.ops import MetricPoint
@@ -35,44 +36,43 @@ from monitor.settings import get_settings
 log = logging.getLogger(__name__)
 
 
-# Calibrations depend only on the reference rows (and the seed), so windows that share a reference share
-# one; a changed reference (edited range, promotion, new first-N events) has other ids and recalibrates.
-_CALIBRATION_CACHE: OrderedDict[tuple[Any, ...], dict[str, Calibration]] = OrderedDict()
-_CACHE_SIZE = 512
-
-
-def reference_calibrations(
-    cfg: ProjectConfig, ref_ids: np.ndarray, ref: np.ndarray, n_window: int, seed: int, model_key: str
-) -> dict[str, Calibration]:
-    """Calibrated floors of the project's drift methods for this reference (monitor/drift/thresholds.py);
-    empty when the project fixed its floor with `drift_min_effect`."""
-    methods = tuple(m for m in cfg.drift_methods if m in CALIBRATED_METHODS)
-    if not methods or cfg.drift_min_effect is not None:
-        return {}
-    # Blocks are window-sized; rounding the window size to a power of two lets similar windows share one.
-    window_size = 2 ** round(float(np.log2(max(n_window, 1))))
-    key = (hashlib.sha1(np.ascontiguousarray(ref_ids, dtype=np.int64).tobytes()).hexdigest(), methods, seed,
-           model_key, cfg.drift_calibration_blocks, window_size)
-    cals = _CALIBRATION_CACHE.get(key)
-    if cals is None:
-        cals = calibrate_methods(ref, methods, seed=seed, window_size=window_size,
-                                 n_blocks=cfg.drift_calibration_blocks)
-        _CALIBRATION_CACHE[key] = cals
-        while len(_CALIBRATION_CACHE) > _CACHE_SIZE:
-            _CALIBRATION_CACHE.popitem(last=False)
-    else:
-        _CALIBRATION_CACHE.move_to_end(key)
-    return cals
-
-
 def _run_detector(cfg: ProjectConfig, method: str, a: np.ndarray, b: np.ndarray, seed: int,
-                  cal: Calibration | None) -> DriftResult:
+                  cal: tuple[Calibration, str] | None) -> DriftResult:
     detector = get_detector(method)
     if cal is not None:
-        return apply_calibration(detector(a, b, alpha=cfg.drift_alpha, seed=seed, min_effect=0.0), cal)
+        judged = apply_calibration(detector(a, b, alpha=cfg.drift_alpha, seed=seed, min_effect=0.0), cal[0],
+                                   cfg.drift_alpha)
+        judged.details["calibration"]["computed_at"] = cal[1]
+        return judged
     if cfg.drift_min_effect is not None and method in CALIBRATED_METHODS:
         return detector(a, b, alpha=cfg.drift_alpha, seed=seed, min_effect=cfg.drift_min_effect)
     return detector(a, b, alpha=cfg.drift_alpha, seed=seed)
+
+
+def _budget(points: dict[str, list[MetricPoint]], cfg: ProjectConfig) -> list[tuple[str, int]]:
+    """Benjamini-Hochberg at `drift_alpha` over the window's embedding-drift rows (monitor/drift/budget.py).
+
+    `flagged` becomes the adjusted decision (and, for a fixed or fallback floor, the effect must clear it);
+    `p_value` stays raw; `details.p_adjusted` holds the BH-adjusted calibrated p-value. Returns the
+    (segment, index) of every row in the family."""
+    family = [(label, i) for label, pts in points.items() for i, pt in enumerate(pts)
+              if pt.status == "ok" and pt.metric.split(".")[-1] in CALIBRATED_METHODS and pt.p_value is not None]
+    if not family:
+        return family
+    raw = [points[label][i].details for label, i in family]
+    p_cal = [float(d.get("details", {}).get("p_calibrated", d["p_value"])) for d in raw]
+    adjusted = bh_adjust(p_cal)
+    for (label, i), p_adj, p_c in zip(family, adjusted, p_cal, strict=True):
+        pt = points[label][i]
+        inner = pt.details.get("details", {})
+        effect = pt.details.get("effect_size") or 0.0
+        flagged = bool(p_adj <= cfg.drift_alpha and effect >= float(inner.get("min_effect", 0.0)))
+        budget = {"method": "benjamini-hochberg", "alpha": cfg.drift_alpha, "family_size": len(family),
+                  "p_calibrated": p_c, "p_adjusted": float(p_adj)}
+        details = {**pt.details, "is_drift": flagged, "p_calibrated": p_c, "p_adjusted": float(p_adj),
+                   "budget": budget}
+        points[label][i] = replace(pt, flagged=flagged, details=details)
+    return family
 
 
 def _point(metric: str, result: DriftResult, extra: dict[str, Any] | None = None) -> MetricPoint:
@@ -127,6 +127,7 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
     sides = {label: _segment_sides(label, mask, cur, ref) for label, mask in masks.items()}
     points: dict[str, list[MetricPoint]] = {label: [] for label in masks}
     need = cfg.drift_min_samples
+    explain_inputs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, int]] = {}
 
     if len(cur) >= need and len(ref) >= need:
         embedder = get_embedder(settings.embedding_model, device=settings.device,
@@ -145,10 +146,12 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
                 a, a_ids = vecs[ref_in], ids[ref_in]  # in id (= arrival) order, which the calibration needs
                 cm = np.isin(ids, cur_sample)
                 b, b_ids = vecs[cm], ids[cm]
-                cals: dict[str, Calibration] = {}
+                cals: dict[str, tuple[Calibration, str]] = {}
                 if a.shape[0] >= need and b.shape[0] >= need:
-                    cals = reference_calibrations(cfg, a_ids, a, int(b.shape[0]),
-                                                  stable_seed(pid, label, field, "floor"), embedder.model_key)
+                    cals = reference_calibrations(session, cfg, project_id=pid, segment=label, field=field,
+                                                  ref_ids=a_ids, ref=a, n_window=int(b.shape[0]),
+                                                  seed=stable_seed(pid, label, field, "floor"),
+                                                  model_key=embedder.model_key)
                 for method in cfg.drift_methods:
                     metric = drift_metric_name(field, method)
                     if a.shape[0] < need or b.shape[0] < need:
@@ -161,18 +164,24 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
                         points[label].append(MetricPoint(metric, "insufficient", int(b.shape[0]),
                                                          details={"reason": str(exc)}))
                         continue
-                    extra = None
+                    points[label].append(_point(metric, result))
                     if label == ALL and field == "prompt":
-                        if result.is_drift:
-                            extra = _explain(session, ctx, metric, a, b, b_ids, seed)
-                        else:  # a recomputed window that no longer drifts keeps no stale members
-                            store_cluster_members(session, pid, ctx.window_start, metric, [])
-                    points[label].append(_point(metric, result, extra))
+                        explain_inputs[len(points[label]) - 1] = (a, b, b_ids, seed)
     else:
         for label in masks:
             for field in cfg.drift_fields:
                 for method in cfg.drift_methods:
                     points[label].append(_insufficient(drift_metric_name(field, method), len(ref), len(cur), need))
+
+    _budget(points, cfg)
+    # Flagged prompt rows of the whole traffic say what grew (after the budget: flagged is its decision).
+    for i, (a, b, b_ids, seed) in explain_inputs.items():
+        metric = points[ALL][i].metric
+        if points[ALL][i].flagged:
+            points[ALL][i] = replace(points[ALL][i], details={**points[ALL][i].details,
+                                                              **_explain(session, ctx, metric, a, b, b_ids, seed)})
+        else:  # a recomputed window that no longer drifts keeps no stale members
+            store_cluster_members(session, pid, ctx.window_start, metric, [])
 
     for label, mask in masks.items():
         ref_mask = np.isin(ref.ids, sides[label][1])

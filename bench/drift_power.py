@@ -1,7 +1,7 @@
-"""Drift decisions at their defaults on real intent queries: one command, prints the table.
+"""Drift decisions at their defaults on real intent queries: one command, prints the table of issue #16.
 
-    python bench/drift_calibration.py                 # held-out HWU64, 1,000 per side, 20 trials per cell
-    python bench/drift_calibration.py --dataset clinc150 --trials 40
+    python bench/drift_power.py                       # held-out HWU64, 1,000 per side, 20 trials per cell
+    python bench/drift_power.py --dataset clinc150 --trials 40
 
 Set-up (issue #16): the bot's usual traffic is every intent of the dataset but 10; the reference is
 drawn from it. The current window is the same traffic with a share (10%, 20%, 40%) of queries from
@@ -10,25 +10,27 @@ intents, not unrelated topics). Windows share no rows. "quiet" draws both window
 intents. "cyclic quiet" is non-stationary quiet traffic: every intent's share follows a daily cycle
 (±50%, own phase); the reference spans a whole day in arrival order (8 windows' worth of events) and
 the current window is a 5-minute slot at a random hour, so its topic mix differs from the day's
-average without anything new.
+average without anything new. The last column repeats 40% at 300 events per side (reference too).
 
 Rows (each trial computes every statistic once and applies each decision rule to it):
-- old defaults: p <= 0.01 AND effect >= 0.05 (the fixed floors before calibration);
-- mmd at alpha 0.05 without a floor;
-- new defaults: p <= 0.01 AND effect >= the floor calibrated on that trial's reference
-  (monitor/drift/thresholds.py), for mmd, classifier and knn; knn also at alpha 0.05;
+- defaults: `mmd` and `knn` (the default `drift_methods`), each calibrated on the trial's reference
+  (monitor/drift/thresholds.py), Benjamini-Hochberg at 0.01 over the window's two rows (one segment, one
+  field); the window is flagged when either row is;
+- `knn`, `mmd`, `classifier` alone, calibrated, at alpha 0.01;
+- `mmd` at the old fixed defaults (p <= 0.01 AND effect >= 0.05) and plain `mmd` at alpha 0.05;
 - Evidently's `model` method at its defaults, in the same run.
-Figures are the share of trials flagged. CLINC150 was used to choose the rule's constants; the
-default dataset, HWU64, was not.
+Figures are the share of trials flagged. CLINC150 was used to choose constants; HWU64, the default, was not.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import sys
 import time
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -37,19 +39,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from monitor.drift import get_detector  # noqa: E402
+from monitor.drift.budget import bh_decisions  # noqa: E402
 from monitor.drift.calibration import IntentPool, cyclic_sample, load_intent_pool, new_intent_windows  # noqa: E402
 from monitor.drift.thresholds import apply_calibration, calibrate_methods  # noqa: E402
 
 ROWS = (
+    ("defaults", "mmd + knn, calibrated, BH at 0.01"),
+    ("knn", "calibrated, alpha 0.01"),
+    ("mmd", "calibrated, alpha 0.01"),
+    ("classifier", "calibrated, alpha 0.01"),
     ("mmd", "old defaults (p<=0.01, effect>=0.05)"),
-    ("classifier", "old defaults (p<=0.01, effect>=0.05)"),
     ("mmd", "alpha 0.05, no floor"),
-    ("mmd", "new defaults (p<=0.01, calibrated floor)"),
-    ("classifier", "new defaults (p<=0.01, calibrated floor)"),
-    ("knn", "new defaults (p<=0.01, calibrated floor)"),
-    ("knn", "alpha 0.05, calibrated floor"),
     ("evidently_model", "Evidently defaults"),
 )
+CALIBRATED = ("mmd", "knn", "classifier")
 
 
 def cells(n: int, small_n: int) -> list[tuple[str, float | None, int]]:
@@ -58,8 +61,8 @@ def cells(n: int, small_n: int) -> list[tuple[str, float | None, int]]:
 
 
 def cyclic_windows(pool: IntentPool, n: int, rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A day-long reference of 8 windows' worth of events (arrival order; calibration needs blocks the
-    size of a window) and one 5-minute slot of n events of the same cyclic quiet traffic."""
+    """A day-long reference of 8 windows' worth of events (arrival order) and one 5-minute slot of n events
+    of the same cyclic quiet traffic."""
     ref_times = np.sort(rng.random(8 * n))
     start = rng.random()
     cur_times = (start + rng.random(n) / 288.0) % 1.0
@@ -71,24 +74,23 @@ def cyclic_windows(pool: IntentPool, n: int, rng: np.random.Generator, seed: int
 def run_trial(ref: np.ndarray, cur: np.ndarray, seed: int, timings: dict[str, list[float]]) -> dict[str, object]:
     out: dict[str, object] = {}
     start = time.perf_counter()
-    cals = calibrate_methods(ref, ("mmd", "classifier", "knn"), seed=seed, window_size=cur.shape[0])
-    timings["calibration (all three)"].append(time.perf_counter() - start)
+    cals = calibrate_methods(ref, CALIBRATED, seed=seed, window_size=cur.shape[0], alpha=0.01)
+    timings["calibration (three methods)"].append(time.perf_counter() - start)
+    p_cal: dict[str, float] = {}
     for method, cal in cals.items():
         start = time.perf_counter()
-        res = get_detector(method)(ref, cur, seed=seed, min_effect=0.0)
+        res = get_detector(method)(ref, cur, seed=seed, min_effect=0.0, alpha=0.01)
         timings[method].append(time.perf_counter() - start)
         p, eff = float(res.p_value or 1.0), float(res.effect_size or 0.0)
-        if method != "knn":
-            out[f"{method}|old defaults (p<=0.01, effect>=0.05)"] = p <= 0.01 and eff >= 0.05
         if method == "mmd":
+            out["mmd|old defaults (p<=0.01, effect>=0.05)"] = p <= 0.01 and eff >= 0.05
             out["mmd|alpha 0.05, no floor"] = p <= 0.05
-        judged = apply_calibration(res, cal)  # res ran at alpha 0.01, the default
-        out[f"{method}|new defaults (p<=0.01, calibrated floor)"] = judged.is_drift
-        out[f"floor {method}"] = float(judged.details["min_effect"])
-        if method == "knn":  # the same test at alpha 0.05 (its null quantile, hence floor, is alpha's own)
-            loose = get_detector("knn")(ref, cur, seed=seed, min_effect=0.0, alpha=0.05)
-            out["knn|alpha 0.05, calibrated floor"] = apply_calibration(loose, cal).is_drift
+        judged = apply_calibration(res, cal, 0.01)
+        out[f"{method}|calibrated, alpha 0.01"] = judged.is_drift
+        p_cal[method] = float(judged.details["p_calibrated"])
+        out[f"lambda {method}"] = cal.lam
         out[f"effect {method}"] = eff
+    out["defaults|mmd + knn, calibrated, BH at 0.01"] = bool(bh_decisions([p_cal["mmd"], p_cal["knn"]], 0.01).any())
     start = time.perf_counter()
     out["evidently_model|Evidently defaults"] = get_detector("evidently_model")(ref, cur, seed=seed).is_drift
     timings["evidently_model"].append(time.perf_counter() - start)
@@ -108,7 +110,6 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     timings: dict[str, list[float]] = defaultdict(list)
     table: dict[str, dict[str, float]] = {}
-    extras: dict[str, dict[str, float]] = {}
     started = time.perf_counter()
     for label, share, n in cells(args.n, args.small_n):
         outcomes = []
@@ -118,28 +119,31 @@ def main() -> None:
             else:
                 ref, cur = new_intent_windows(pool, n_reference=n, n_current=n, share=share, rng=rng)
             outcomes.append(run_trial(ref, cur, seed=t, timings=timings))
+            print(f"  {label}: trial {t + 1}/{args.trials} ({time.perf_counter() - started:.0f} s)",
+                  file=sys.stderr, flush=True)
         table[label] = {key: float(np.mean([o[key] for o in outcomes])) for key in outcomes[0]}
-        print(f"  done {label} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
 
     labels = list(table)
-    print(f"\n## Share of trials flagged — {args.dataset}, {args.n} per side, {args.trials} trials per cell\n")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"\n## Share of trials flagged — {args.dataset}, {args.n} per side, {args.trials} trials per cell, "
+          f"seed {args.seed} ({when}, {platform.machine()}, {platform.python_version()})\n")
     print("| detector | rule | " + " | ".join(labels) + " |")
     print("|---|---|" + "---:|" * len(labels))
     for method, rule in ROWS:
         key = f"{method}|{rule}"
         print(f"| `{method}` | {rule} | " + " | ".join(f"{table[c][key]:.2f}" for c in labels) + " |")
-    print("\nMean calibrated floor / mean effect size per cell:\n")
+    print("\nMean λ / mean effect size per cell:\n")
     print("| method | " + " | ".join(labels) + " |")
     print("|---|" + "---:|" * len(labels))
-    for method in ("mmd", "classifier", "knn"):
+    for method in CALIBRATED:
         print(f"| `{method}` | " + " | ".join(
-            f"{table[c][f'floor {method}']:.3f} / {table[c][f'effect {method}']:.3f}" for c in labels) + " |")
+            f"{table[c][f'lambda {method}']:.2f} / {table[c][f'effect {method}']:.3f}" for c in labels) + " |")
     print("\nMean seconds per call: " + ", ".join(f"{k} {np.mean(v):.2f}" for k, v in sorted(timings.items())))
     print(f"Total {time.perf_counter() - started:.0f} s")
-    extras["timings"] = {k: float(np.mean(v)) for k, v in timings.items()}
-    out = ROOT / "bench" / "results" / f"drift_calibration_{args.dataset}.json"
+    out = ROOT / "bench" / "results" / f"drift_power_{args.dataset}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "table": table, **extras}, indent=1))
+    out.write_text(json.dumps({"args": vars(args), "when": when, "table": table,
+                               "timings": {k: float(np.mean(v)) for k, v in timings.items()}}, indent=1))
 
 
 if __name__ == "__main__":

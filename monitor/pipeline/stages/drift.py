@@ -21,8 +21,8 @@ from monitor.drift.thresholds import CALIBRATED_METHODS, Calibration, apply_cali
 from monitor.embeddings import get_embedder
 from monitor.metrics.catalog import SCALAR_METHODS, SCALAR_SERIES, drift_metric_name
 from monitor.models import Event
-from monitor.pipeline.clusters import store_cluster_members
 from monitor.pipeline.calibrations import reference_calibrations
+from monitor.pipeline.clusters import store_cluster_members
 from monitor.pipeline.config import ProjectConfig
 from monitor.pipeline.context import WindowContext
 from monitor.pipeline.ops import MetricPoint

@@ -14,7 +14,11 @@ kept and why (see bench/data/toxicity/README.md for sources and licences):
 - paul-rottger/hatecheck-data: the 3,728 HateCheck test cases, split by template family into train and
   held-out test halves. A family is a hateful template with everything derived from it (its spelling
   variants, the counter-speech that quotes it: HateCheck's ``ref_templ_id``), filled for every target group,
-  so no test sentence has a near-duplicate in training.
+  so no test sentence has a near-duplicate in training;
+- the same HateCheck templates filled for 14 more identity groups (``hatecheck_more_groups.csv``): one case per
+  template and group, with the template family's train/test split. HateCheck names 7 groups; a scorer that is
+  fair to those may still flag "I live with two Hindus". Spelling-variant and slur templates are left out (their
+  cases are hand-perturbed upstream, not derivable from the template).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import argparse
 import csv
 import io
 import random
+import re
 import subprocess
 from pathlib import Path
 
@@ -106,6 +111,57 @@ def hatecheck(root: Path) -> None:
     _write("hatecheck.csv", ["text", "label", "functionality", "target_ident", "split", "family"], out)
 
 
+# The 14 groups added to HateCheck's 7: (group, singular, plural, adjective), filling [IDENTITY_S], [IDENTITY_P],
+# [IDENTITY_A] as HateCheck's template_placeholders.csv does for its own groups.
+MORE_GROUPS = (
+    ("jewish people", "Jewish person", "Jewish people", "Jewish"),
+    ("asian people", "Asian person", "Asian people", "Asian"),
+    ("chinese people", "Chinese person", "Chinese people", "Chinese"),
+    ("mexicans", "Mexican", "Mexicans", "Mexican"),
+    ("latino people", "Latino", "Latinos", "Latino"),
+    ("native americans", "Native American", "Native Americans", "Native American"),
+    ("middle eastern people", "Middle Eastern person", "Middle Eastern people", "Middle Eastern"),
+    ("arabs", "Arab", "Arabs", "Arab"),
+    ("hindus", "Hindu", "Hindus", "Hindu"),
+    ("lesbians", "lesbian", "lesbians", "lesbian"),
+    ("bisexual people", "bisexual person", "bisexual people", "bisexual"),
+    ("lgbtq people", "LGBTQ person", "LGBTQ people", "LGBTQ"),
+    ("mentally ill people", "mentally ill person", "mentally ill people", "mentally ill"),
+    ("autistic people", "autistic person", "autistic people", "autistic"),
+)
+
+
+def fill_template(template: str, singular: str, plural: str, adjective: str) -> str:
+    """A HateCheck case template with the identity slots filled: "a" becomes "an" before a value read with a
+    vowel sound (Asian, Arab, LGBTQ), and a slot opening the sentence is capitalised."""
+    text = template
+    for slot, value in (("[IDENTITY_S]", singular), ("[IDENTITY_P]", plural), ("[IDENTITY_A]", adjective)):
+        if value[0] in "AEIOUaeiou" or value.startswith("LGBTQ"):
+            text = re.sub(r"\b([Aa]) " + re.escape(slot), lambda m, v=value: f"{m.group(1)}n {v}", text)
+        text = text.replace(slot, value)
+    return _clean(text[:1].upper() + text[1:])
+
+
+def hatecheck_more_groups(root: Path) -> None:
+    repo, commit = root / SOURCES["hatecheck"][0] / "repo", SOURCES["hatecheck"][1]
+    rows = list(csv.DictReader(io.StringIO(_show(repo, commit, "test_suite_cases.csv"))))
+    families = sorted({r["ref_templ_id"] or r["templ_id"] for r in rows}, key=lambda f: int(float(f)))
+    test = set(random.Random(17).sample(families, len(families) // 2))  # the split hatecheck() uses
+    templates: dict[str, dict[str, str]] = {}
+    for r in rows:
+        t = r["case_templ"]
+        if "[IDENTITY" in t and "[SLUR" not in t and not r["functionality"].startswith("spell_"):
+            templates.setdefault(r["templ_id"], r)
+    out = []
+    for r in sorted(templates.values(), key=lambda r: int(float(r["templ_id"]))):
+        family = r["ref_templ_id"] or r["templ_id"]
+        for group, singular, plural, adjective in MORE_GROUPS:
+            out.append([fill_template(r["case_templ"], singular, plural, adjective),
+                        "1" if r["label_gold"] == "hateful" else "0", r["functionality"], group,
+                        "test" if family in test else "train", str(int(float(family)))])
+    _write("hatecheck_more_groups.csv", ["text", "label", "functionality", "target_ident", "split", "family"], out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mirror-root", type=Path, required=True,
@@ -114,6 +170,7 @@ def main() -> None:
     identity_templates(args.mirror_root)
     vicomtech(args.mirror_root)
     hatecheck(args.mirror_root)
+    hatecheck_more_groups(args.mirror_root)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 DATA = Path(__file__).resolve().parent / "data" / "toxicity"
-CACHE = Path(__file__).resolve().parent / "results" / "toxicity_embeddings.npz"
+# DRIFTLOOP_BENCH_EMBEDDING_CACHE moves the cache (e.g. to /tmp, shared between worktrees).
+CACHE = Path(os.environ.get("DRIFTLOOP_BENCH_EMBEDDING_CACHE")
+             or Path(__file__).resolve().parent / "results" / "toxicity_embeddings.npz")
 
 # HateCheck cases that state something neutral or positive about a group ("I am a trans woman",
 # "Muslims are great"): the per-group false-flag rate is measured on these. Counter-speech that quotes
@@ -28,6 +31,8 @@ ABUSE_FUNCTIONALITIES = ("target_indiv_nh", "target_group_nh")
 # Friendly profanity and abuse of objects: whether they count is a product decision; not trained on, and left
 # out of the figures.
 AMBIGUOUS_FUNCTIONALITIES = ("profanity_nh", "target_obj_nh")
+# HateCheck's templates filled for 14 more identity groups (bench/toxicity_data.py), same family split.
+MORE_GROUPS_FILE = "hatecheck_more_groups.csv"
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class LabelledSet:
     labels: np.ndarray  # 1 toxic / hateful, 0 not
     groups: list[str]  # identity group or functionality/template, "" when none
     units: list[str]  # what a validation split must keep together (a HateCheck template family; else the row)
+    targets: list[str]  # the identity group a HateCheck case names, "" elsewhere
 
 
 def _rows(name: str) -> list[dict[str, str]]:
@@ -47,14 +53,15 @@ def _rows(name: str) -> list[dict[str, str]]:
 def _make(name: str, rows: list[dict[str, str]], group_key: str | None) -> LabelledSet:
     return LabelledSet(name, [r["text"] for r in rows], np.array([int(r["label"]) for r in rows]),
                        [r[group_key] if group_key else "" for r in rows],
-                       [f"{name}:{r.get('family') or i}" for i, r in enumerate(rows)])
+                       [f"{name}:{r.get('family') or i}" for i, r in enumerate(rows)],
+                       [r.get("target_ident", "") for r in rows])
 
 
-def _hatecheck(split: str, *, as_toxicity: bool) -> list[dict[str, str]]:
+def _hatecheck(split: str, *, as_toxicity: bool, file: str = "hatecheck.csv") -> list[dict[str, str]]:
     """One HateCheck split. ``as_toxicity``: abuse relabelled toxic (training); else left out (hate figures).
     Ambiguous functionalities are left out of both."""
     out = []
-    for r in _rows("hatecheck.csv"):
+    for r in _rows(file):
         if r["split"] != split or r["functionality"] in AMBIGUOUS_FUNCTIONALITIES:
             continue
         if r["functionality"] in ABUSE_FUNCTIONALITIES:
@@ -71,24 +78,26 @@ def training_sets() -> list[LabelledSet]:
     return [
         _make("identity_templates", _rows("identity_templates.csv"), "template"),
         _make("hatecheck_train", _hatecheck("train", as_toxicity=True), "functionality"),
+        _make("more_groups_train", _hatecheck("train", as_toxicity=True, file=MORE_GROUPS_FILE), "functionality"),
         _make("stormfront_train", [r for r in _rows("stormfront.csv") if r["split"] == "train"], None),
         _make("wiki_train", [r for r in _rows("wiki_comments.csv") if r["split"] == "train"], None),
     ]
 
 
 def held_out_sets() -> list[LabelledSet]:
-    """Never trained on: the test splits of HateCheck (half its template families), Stormfront and the wiki
-    comments."""
+    """Never trained on: the test splits of HateCheck (half its template families; its 7 groups, then the same
+    templates filled for 14 more groups), Stormfront and the wiki comments."""
     return [
         _make("hatecheck_test", _hatecheck("test", as_toxicity=False), "target_ident"),
+        _make("more_groups_test", _hatecheck("test", as_toxicity=False, file=MORE_GROUPS_FILE), "target_ident"),
         _make("stormfront_test", [r for r in _rows("stormfront.csv") if r["split"] == "test"], None),
         _make("wiki_test", [r for r in _rows("wiki_comments.csv") if r["split"] == "test"], None),
     ]
 
 
-def hatecheck_functionalities() -> list[str]:
-    """Functionality of each held-out HateCheck case, in ``held_out_sets()`` order."""
-    return [r["functionality"] for r in _hatecheck("test", as_toxicity=False)]
+def hatecheck_functionalities(file: str = "hatecheck.csv") -> list[str]:
+    """Functionality of each held-out HateCheck case (of ``file``), in ``held_out_sets()`` order."""
+    return [r["functionality"] for r in _hatecheck("test", as_toxicity=False, file=file)]
 
 
 def hatecheck_test_all() -> LabelledSet:

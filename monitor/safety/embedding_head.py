@@ -5,7 +5,13 @@ Why this shape: the window stage already stores an all-MiniLM-L6-v2 vector for e
 not a second model pass, and it sees meaning rather than words: slur-free, implicit hate ("they breed like
 rats") lands near other hateful statements, and "I am a gay man" lands near other neutral self-descriptions
 instead of being flagged for the word "gay". The lexical model (alt-profanity-check) is one more input
-feature, because explicit abuse is what it does well.
+feature, because explicit abuse is what it does well. A few 0/1 cue features (``CUES``: a quoted phrase, a
+negation, reported speech, words that condemn hate) let the head tell "Muslims are scum" from
+'Statements like "Muslims are scum" are hateful' and "I don't hate Muslims": sentence embeddings put those
+close together, and they are where a monitor that flags counter-speech would punish the people pushing back.
+
+The head is an ensemble of small MLPs folded into one: members' hidden layers side by side (e.g. 5 x 32 = 160
+ReLU units) and the output the mean of their logits, so it costs one matrix product like a single MLP.
 
 The weights ship as a small ``.npz`` (plain arrays, no pickle) with a JSON metadata string: where the
 training data came from, the chosen threshold and its interval. ``python bench/train_toxicity_head.py``
@@ -15,6 +21,7 @@ rebuilds them from the public extracts in bench/data/toxicity/ (see docs/safety.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +37,20 @@ HEAD_FILE = "toxicity_head.npz"
 # The stored-vector key of the embedding model the head was trained on (monitor.embeddings.DEFAULT_KEY).
 HEAD_EMBEDDING_KEY = "all-minilm-l6-v2"
 _LEX_EPS = 1e-4
+
+# Cue features, in input order after the lexical log-odds; a head's metadata lists the cues it was trained with.
+CUES: dict[str, re.Pattern[str]] = {
+    # A quoted phrase of at least one word: counter-speech quotes the hate it answers.
+    "quote": re.compile(r"[\"“«][^\"“”«»]*\w[^\"“”«»]*[\"”»]"),
+    "negation": re.compile(r"\b(?:not|no|never|nobody|none|nothing|neither|nor|cannot)\b|n't\b", re.IGNORECASE),
+    "reported_speech": re.compile(
+        r"\b(?:say|says|said|saying|write|writes|wrote|writing|post|posts|posted|comments?|statements?|tweets?|"
+        r"threats?|calls?|calling|claims?|claiming|stuff like|things like|words like)\b", re.IGNORECASE),
+    "condemnation": re.compile(
+        r"\b(?:hateful|hate speech|bigot\w*|racis[mt]\w*|sexis[mt]\w*|homophob\w*|transphob\w*|islamophob\w*|"
+        r"hurtful|offensive|unacceptable|disgraceful|shameful|report(?:ed|ing)?|tolerate|dehumani[sz]\w*|"
+        r"appalling|vile)\b", re.IGNORECASE),
+}
 
 
 @dataclass(frozen=True)
@@ -50,6 +71,11 @@ class HeadWeights:
     @property
     def threshold(self) -> float:
         return float(self.meta["threshold"])
+
+    @property
+    def cues(self) -> tuple[str, ...]:
+        """The cue features the head was trained with (none for heads older than the cues)."""
+        return tuple(self.meta.get("cues", ()))
 
     def save(self, path: str | Path) -> None:
         arrays: dict[str, np.ndarray] = {"mean": self.mean, "scale": self.scale, "out_w": self.out_w,
@@ -76,6 +102,20 @@ def lexical_feature(probabilities: np.ndarray) -> np.ndarray:
     """The lexical model's probability as a log-odds feature (linear in what the lexical model learned)."""
     p = np.clip(np.asarray(probabilities, dtype=np.float64), _LEX_EPS, 1.0 - _LEX_EPS)
     return np.log(p / (1.0 - p)).astype(np.float32)
+
+
+def cue_features(texts: Sequence[str], cues: Sequence[str] = tuple(CUES)) -> np.ndarray:
+    """(texts x cues) matrix of 0/1: whether each cue's pattern occurs in each text."""
+    pats = [CUES[c] for c in cues]
+    return np.array([[1.0 if p.search(t) else 0.0 for p in pats] for t in texts], dtype=np.float32).reshape(
+        len(texts), len(pats))
+
+
+def head_features(texts: Sequence[str], vectors: np.ndarray, lexical: np.ndarray,
+                  cues: Sequence[str]) -> np.ndarray:
+    """The head's input: MiniLM vector, lexical log-odds, then the cue features (what training used too)."""
+    return np.concatenate([np.asarray(vectors, dtype=np.float32), lexical_feature(lexical)[:, None],
+                           cue_features(texts, cues)], axis=1)
 
 
 def head_probability(weights: HeadWeights, features: np.ndarray) -> np.ndarray:
@@ -105,6 +145,9 @@ class EmbeddingHeadScorer:
     def __init__(self, weights: str | Path | HeadWeights | None = None, *, batch_size: int = 4096,
                  device: str = "auto") -> None:
         self.weights = weights if isinstance(weights, HeadWeights) else HeadWeights.load(weights)
+        unknown = [c for c in self.weights.cues if c not in CUES]
+        if unknown:
+            raise ValueError(f"toxicity head uses cue features {unknown} this version does not know")
         if self.weights.meta.get("embedding_key") != HEAD_EMBEDDING_KEY:
             raise ValueError(f"toxicity head was trained on {self.weights.meta.get('embedding_key')!r} vectors; "
                              f"this scorer feeds it {HEAD_EMBEDDING_KEY!r}")
@@ -122,13 +165,13 @@ class EmbeddingHeadScorer:
         vecs = np.asarray(vectors, dtype=np.float32)
         if vecs.ndim != 2 or vecs.shape[0] != len(texts):
             raise ValueError(f"need one vector per text: {len(texts)} texts, vectors of shape {vecs.shape}")
-        if vecs.shape[1] + 1 != self.weights.n_features:
+        extra = 1 + len(self.weights.cues)
+        if vecs.shape[1] + extra != self.weights.n_features:
             raise ValueError(f"vectors have {vecs.shape[1]} dimensions; the head expects "
-                             f"{self.weights.n_features - 1} ({HEAD_EMBEDDING_KEY})")
+                             f"{self.weights.n_features - extra} ({HEAD_EMBEDDING_KEY})")
         if not texts:
             return np.zeros(0)
-        feats = np.concatenate([vecs, lexical_feature(_lexical(list(texts)))[:, None]], axis=1)
-        return head_probability(self.weights, feats)
+        return head_probability(self.weights, head_features(texts, vecs, _lexical(list(texts)), self.weights.cues))
 
     def _predict(self, batch: list[str]) -> np.ndarray:
         from monitor.embeddings import get_embedder

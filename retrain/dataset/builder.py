@@ -76,7 +76,9 @@ class BuildOptions:
     eval_fraction: float = 0.2
     min_chars: int = 2
     max_chars: int = 4000
-    toxicity_threshold: float = 0.3
+    # A target scored at or above this is dropped. None: the toxicity scorer's calibrated threshold, which the
+    # caller passes to build_dataset (the retrain job: the same threshold its toxicity gate uses).
+    toxicity_threshold: float | None = None
 
 
 def _normal(text: str) -> str:
@@ -99,10 +101,20 @@ def build_dataset(
     rows: Sequence[FeedbackRow],
     *,
     toxicity: Callable[[list[str]], Sequence[float]] | None = None,
+    toxicity_threshold: float | None = None,
     options: BuildOptions | None = None,
 ) -> DatasetSnapshot:
-    """Select, clean, deduplicate and split. Deterministic: the same rows give the same hash."""
+    """Select, clean, deduplicate and split. Deterministic: the same rows give the same hash.
+
+    ``toxicity`` scores targets; those at or above ``options.toxicity_threshold`` are dropped, or, when the
+    options leave it unset, at or above ``toxicity_threshold``: the scorer's own calibrated threshold
+    (``monitor.safety.toxicity.threshold_for``). A scorer without either threshold is refused: a constant
+    fitted to one scorer means nothing for another."""
     opts = options or BuildOptions()
+    threshold = opts.toxicity_threshold if opts.toxicity_threshold is not None else toxicity_threshold
+    if toxicity is not None and threshold is None:
+        raise ValueError("build_dataset: a toxicity scorer needs its threshold (toxicity_threshold=, "
+                         "e.g. threshold_for(scorer)) or options.toxicity_threshold")
     stats = {"rows": len(rows), "positive": 0, "corrected": 0, "pii_replaced": 0, "dropped_toxic": 0,
              "dropped_duplicate": 0, "dropped_length": 0}
     candidates: list[Example] = []
@@ -125,7 +137,8 @@ def build_dataset(
 
     if toxicity is not None and candidates:
         scores = toxicity([e.response for e in candidates])
-        kept = [e for e, s in zip(candidates, scores, strict=True) if s < opts.toxicity_threshold]
+        assert threshold is not None  # checked above
+        kept = [e for e, s in zip(candidates, scores, strict=True) if s < threshold]
         stats["dropped_toxic"] = len(candidates) - len(kept)
         candidates = kept
 

@@ -98,8 +98,10 @@ def _start(session: Session, job_id: int) -> _Start | JobOutcome:
 def _build(session: Session, start: _Start, cfg: RetrainConfig, settings: Settings,
            evaluators: Evaluators) -> tuple[DatasetSnapshot, Path]:
     rows = feedback_rows(session, start.project_id, limit=settings.retrain_max_rows)
+    # Targets are filtered at the threshold the toxicity gate counts with: the scorer's calibrated one unless
+    # DRIFTLOOP_TOXICITY_THRESHOLD or the config's eval/dataset section sets another.
     snapshot = build_dataset(rows, toxicity=lambda texts: [float(x) for x in evaluators.toxicity.score(texts)],
-                             options=cfg.dataset)
+                             toxicity_threshold=evaluators.toxicity_threshold, options=cfg.dataset)
     if len(snapshot.train) < cfg.min_examples:
         raise JobError(f"only {len(snapshot.train)} training examples after filtering (need {cfg.min_examples}; "
                        f"stats {snapshot.stats}): collect more positive or corrected feedback, or lower "

@@ -17,7 +17,7 @@ from monitor.demo.support_app import SupportApp
 from monitor.demo.traffic import mixed
 from monitor.models import Project
 from monitor.pipeline.config import project_config as pipeline_config
-from monitor.safety.toxicity import ProfanityScorer
+from monitor.safety.toxicity import ProfanityScorer, threshold_for
 from monitor.settings import Settings
 from retrain.dataset.builder import FeedbackRow, build_dataset
 from retrain.demo_loop import DEMO_RETRAIN, project_config, retrain_action_deferred
@@ -58,7 +58,7 @@ def test_the_demo_traffic_feedback_is_a_sensible_training_set() -> None:
     rows = demo_feedback()
     cfg = effective_config(Settings(), project_config(), None)
     snapshot = build_dataset(rows, toxicity=lambda t: [float(x) for x in ProfanityScorer().score(t)],
-                             options=cfg.dataset)
+                             toxicity_threshold=threshold_for(ProfanityScorer()), options=cfg.dataset)
     examples = snapshot.train + snapshot.eval
     assert len(snapshot.train) >= cfg.min_examples and len(snapshot.eval) >= 5
     targets = {e.response for e in examples}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from retrain.dataset.builder import FeedbackRow, build_dataset, read_snapshot
+from retrain.dataset.builder import BuildOptions, FeedbackRow, build_dataset, read_snapshot
 from retrain.dataset.pii import luhn_ok, scrub
 
 
@@ -46,7 +47,8 @@ def test_toxic_targets_dropped_and_duplicates_removed() -> None:
     rows = [row(1), row(2, response="You are an idiot, read the manual."),
             row(3, prompt="how do i export REPORT number 1?"),  # same prompt as e1 after normalisation
             row(4, prompt="How do I export report number 1?", corrected_response="Click Export on report 1.")]
-    snap = build_dataset(rows, toxicity=lambda texts: [0.9 if "idiot" in t else 0.0 for t in texts])
+    snap = build_dataset(rows, toxicity=lambda texts: [0.9 if "idiot" in t else 0.0 for t in texts],
+                         toxicity_threshold=0.5)
     examples = [*snap.train, *snap.eval]
     assert snap.stats["dropped_toxic"] == 1 and snap.stats["dropped_duplicate"] == 2
     assert [e.source for e in examples] == ["corrected"]  # the correction outranks the positive ratings
@@ -68,3 +70,16 @@ def test_split_and_hash_are_deterministic(tmp_path: Path) -> None:
 def test_scrub_never_crashes_and_is_idempotent(text: str) -> None:
     once, _ = scrub(text)
     assert scrub(once)[0] == once
+
+
+def test_the_toxicity_filter_uses_the_scorers_threshold_unless_the_options_set_one() -> None:
+    rows = [row(1), row(2, response="You are an idiot, read the manual.")]
+    scores = lambda texts: [0.4 if "idiot" in t else 0.0 for t in texts]  # noqa: E731
+    # The scorer's calibrated threshold decides: 0.4 is toxic for a scorer calibrated at 0.3, not at 0.6.
+    assert build_dataset(rows, toxicity=scores, toxicity_threshold=0.3).stats["dropped_toxic"] == 1
+    assert build_dataset(rows, toxicity=scores, toxicity_threshold=0.6).stats["dropped_toxic"] == 0
+    # A threshold in the options (project config) wins over the scorer's.
+    opts = BuildOptions(toxicity_threshold=0.35)
+    assert build_dataset(rows, toxicity=scores, toxicity_threshold=0.6, options=opts).stats["dropped_toxic"] == 1
+    with pytest.raises(ValueError, match="threshold"):  # no silent constant fitted to another scorer
+        build_dataset(rows, toxicity=scores)

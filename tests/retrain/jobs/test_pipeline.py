@@ -175,3 +175,38 @@ def test_too_little_data_fails_the_job_with_a_clear_message(
     assert job.message is not None and job.message.startswith("dataset: only") and "need 8" in job.message
     assert _versions(session, job_id) == 0
     assert _event_types(session, project) == ["retrain.started", "retrain.finished"]
+
+
+class FixedScorer:
+    """Every text scores 0.5: which answers the dataset filter drops depends only on the threshold it uses."""
+
+    name = "fixed"
+
+    def score(self, texts: Sequence[str | None]) -> np.ndarray:
+        return np.full(len(texts), 0.5)
+
+
+@pytest.mark.parametrize(("threshold", "dropped"), [(0.4, True), (0.6, False)])
+def test_the_dataset_filter_uses_the_evaluators_calibrated_threshold(
+    session: Session, session_maker: sessionmaker[Session], project: Project, tiny_settings: Settings,
+    threshold: float, dropped: bool,
+) -> None:
+    """The toxicity filter drops targets at the scorer's calibrated threshold (the one the toxicity gate counts
+    with), not at a constant: 0.5 is toxic for a scorer calibrated at 0.4 and fine for one at 0.6."""
+    job_id = _job(session, project, tiny_settings)
+    evaluators = Evaluators(FixedScorer(), threshold, None, None)
+
+    def no_model(*args: Any, **kwargs: Any) -> Any:
+        raise pipeline.JobError("stop after the dataset stage")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "get_lm", no_model)  # the next stage loads the model: stop there
+        outcome = run_retrain_job(job_id, factory=session_maker, settings=tiny_settings, evaluators=evaluators)
+    assert outcome.status == "failed"
+    session.expire_all()
+    job = session.get(RetrainJob, job_id)
+    assert job is not None and job.message is not None
+    if dropped:
+        assert job.message.startswith("dataset: only 0 training examples") and "'dropped_toxic': 20" in job.message
+    else:
+        assert job.message == "train: stop after the dataset stage"

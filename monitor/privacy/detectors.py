@@ -77,7 +77,8 @@ def iban_ok(text: str) -> bool:
     return int(number) % 97 == 1
 
 
-_DATE_LIKE: Final = re.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})$")
+# A date, alone or followed by more digits (an hour: `2024-01-15 12`), is not a phone number.
+_DATE_LIKE: Final = re.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})(?:$|[ T])")
 _IPV4_LIKE: Final = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 
 
@@ -88,8 +89,10 @@ def phone_ok(text: str) -> bool:
     if text.startswith("+") or "(" in text:
         return True
     separators = sum(1 for ch in text if ch in " .-")
-    # Two separators: `555-123-4567`, `020 7946 0958`. Dotted runs are version numbers more often than phones.
-    return separators >= 2 and not (text.count(".") >= 2 and " " not in text and "-" not in text)
+    # Two separators: `555-123-4567`, `020 7946 0958`. Short dotted runs are version numbers more often than
+    # phones; ten digits and more (`01.84.17.61.18`, `930.167.3943`) are not versions.
+    dotted_only = text.count(".") >= 2 and " " not in text and "-" not in text
+    return separators >= 2 and (not dotted_only or len(digits) >= 10)
 
 
 def ip_ok(text: str) -> bool:
@@ -172,7 +175,9 @@ CARD: Final = Detector(
 )
 PHONE: Final = Detector(
     "phone",
-    re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]\d{2,6}){1,4}(?![\w])"),
+    re.compile(
+        r"(?<![\w+])(?:\+\d{7,15}|(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]\d{2,6}){1,4})(?![\w])"
+    ),
     phone_ok,
     prefilter=_has_digits(2),
 )

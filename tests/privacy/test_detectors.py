@@ -27,6 +27,8 @@ def found(text: str, policy: Policy = ALL_MASK) -> list[tuple[str, str]]:
     ("ring +44 20 7946 0958", "phone", "+44 20 7946 0958"),
     ("tel. 030 901820 12", "phone", "030 901820 12"),
     ("+33 1 42 68 53 00 is Paris", "phone", "+33 1 42 68 53 00"),
+    ("whatsapp +447700677662 ok", "phone", "+447700677662"),
+    ("fr 01.84.17.61.18 ok", "phone", "01.84.17.61.18"),
     ("visa 4111 1111 1111 1111 exp", "card", "4111 1111 1111 1111"),
     ("amex 3782-822463-10005", "card", "3782-822463-10005"),
     ("mc 5555555555554444.", "card", "5555555555554444"),
@@ -52,6 +54,7 @@ def test_detects(text: str, kind: str, value: str) -> None:
     "4111 1111 1111 1112",  # Luhn off by one
     "9111111111111111 9 is not an issuer prefix",  # passes Luhn? either way: no card IIN starts with 9
     "meeting on 2024-01-15 or 15/01/2024 at 10.30",  # dates
+    "logged at 1978-04-13 12:30:00 and 2003-08-28T12",  # dates with times
     "upgrade to version 1.2.3 or 10.20.30",  # dotted versions are not phones
     "DE89 3704 0044 0532 0130 01",  # IBAN checksum off by one
     "commit 3f786850e387550fdab836ed7e6dc881de23001b",  # a hex digest is not a secret

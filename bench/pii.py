@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.privacy.detectors import DETECTORS  # noqa: E402
-from monitor.privacy.redact import Policy, Redactor, default_actions, parse_actions  # noqa: E402
+from monitor.privacy.detectors import DETECTORS
+from monitor.privacy.redact import Policy, Redactor, default_actions, parse_actions
 
 EXTRACT = Path(__file__).parent / "data" / "pii" / "presidio_synth_extract.json"
 MAPPED = {"EMAIL_ADDRESS": "email", "PHONE_NUMBER": "phone", "CREDIT_CARD": "card", "IBAN_CODE": "iban",
@@ -60,7 +60,7 @@ def evaluate(rows: list[dict]) -> None:  # type: ignore[type-arg]
             if name:
                 stats[name]["gold"] += 1
                 stats[name]["found"] += any(s < ge and gs < e and n == name for s, e, n in preds)
-    print(f"corpus: {len(rows)} texts ({EXTRACT.relative_to(Path.cwd()) if EXTRACT.is_relative_to(Path.cwd()) else EXTRACT})")
+    print(f"corpus: {len(rows)} texts (bench/data/pii/{EXTRACT.name})")
     print("| detector | default | gold spans | predicted | precision | recall | predicted spans on any gold PII |")
     print("|---|---|---:|---:|---:|---:|---:|")
     defaults = default_actions()

@@ -99,6 +99,30 @@ class Settings(BaseSettings):
     # Ingestion back-pressure: while the database is unreachable the collector answers 503 with this.
     retry_after_seconds: int = Field(5, description="Retry-After sent with 503 when the database is down.")
 
+    # Privacy (monitor/privacy, docs/privacy.md): PII is redacted at ingestion, before anything is stored. Projects
+    # override these in their config under "privacy".
+    pii_redaction: bool = Field(
+        True, description="Redact PII from events, feedback and OTLP spans before anything is stored (see "
+        "docs/privacy.md)."
+    )
+    pii_actions: str = Field(
+        "", description="Per-detector actions over the defaults, e.g. `email=hash,ip=mask` (detectors: email, "
+        "phone, card, iban, credential_url, api_key, ip, high_entropy; actions: off, mask, hash, drop, refuse; "
+        "`all=...` sets every detector). Default: mask the first six, ip and high_entropy off."
+    )
+    pii_on_error: Literal["refuse", "withhold"] = Field(
+        "refuse", description="When redaction fails or runs over its budget: `refuse` answers 503 and stores "
+        "nothing (the SDK retries later); `withhold` stores the items with their text fields set to null."
+    )
+    pii_budget_ms: float = Field(
+        20.0, gt=0, le=60_000, description="Redaction time budget per item in milliseconds (a batch gets the "
+        "sum); a batch over it is handled per DRIFTLOOP_PII_ON_ERROR."
+    )
+    pii_hash_secret: str | None = Field(
+        None, description="Key of the `hash` action (HMAC-SHA256, a key derived per project). Unset: derived from "
+        "DRIFTLOOP_SECRET_KEY."
+    )
+
     # Per-API-key rate limits (429 + Retry-After; nothing stored). The defaults sit far above what one busy app
     # sends (a few requests/s of 2,000-event batches) and stop a runaway client or a leaked key from drowning
     # the collector. 0 turns a limit off.
@@ -264,6 +288,13 @@ class Settings(BaseSettings):
                 f"DRIFTLOOP_RATE_LIMIT_EVENTS_BURST ({self.rate_limit_events_burst}) must be at least "
                 f"DRIFTLOOP_MAX_BATCH_EVENTS ({self.max_batch_events}), or a full batch could never be accepted"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _pii_actions_parse(self) -> Settings:
+        from monitor.privacy.redact import parse_actions
+
+        parse_actions(self.pii_actions or None)  # a typo must fail at start-up, not silently redact less
         return self
 
     @property

@@ -127,3 +127,37 @@ def get_jobs(request: Request, session: SessionDep, project: ReaderProject,
 @router.get("/retrain/jobs/{job_id}", summary="One job with its progress and losses so far")
 def get_retrain_job(job_id: RowId, request: Request, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
     return job_dict(get_job(session, project.id, job_id), request.app.state.settings)
+
+
+class ErasureRequest(NulFreeModel):
+    actor: Actor
+    reason: str | None = Field(None, max_length=4000)
+    session_id: str | None = Field(None, max_length=128, description="Erase every event of this session id.")
+    metadata: dict[str, str] | None = Field(
+        None, description="One key: value; erase every event whose metadata has it (string comparison)."
+    )
+    event_ids: list[str] = Field(default_factory=list, max_length=10_000, description="Client event ids.")
+    dry_run: bool = Field(False, description="Only report what would be erased.")
+
+
+@router.post("/erasure", summary="Erase a user's data (session, metadata value or event ids); dry run first")
+def post_erasure(body: ErasureRequest, request: Request, session: SessionDep, project: AdminProject) -> dict[str, Any]:
+    from monitor.errors import FieldError
+    from monitor.privacy.erasure import Selector
+    from retrain.registry.erasure import erase
+
+    if body.metadata is not None and len(body.metadata) != 1:
+        raise FieldError("body.metadata", "give exactly one key: value")
+    try:
+        sel = Selector(session_id=body.session_id,
+                       metadata=next(iter(body.metadata.items())) if body.metadata else None,
+                       event_ids=tuple(body.event_ids))
+    except ValueError as exc:
+        raise FieldError("body", str(exc)) from None
+    settings: Settings = request.app.state.settings
+    # Erasure commits in batches of its own; this request's session must hold no transaction meanwhile.
+    project_id = project.id
+    session.rollback()
+    out = erase(request.app.state.session_factory, project_id, sel, actor=body.actor, reason=body.reason,
+                batch_size=settings.retention_batch_size, dry_run=body.dry_run)
+    return out.as_dict()

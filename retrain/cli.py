@@ -257,9 +257,47 @@ def retrain_status(job: int | None = typer.Argument(None, help="Job id (default:
     follow_job(job, interval=interval, once=not follow)
 
 
+def erase_command(
+    project: str = typer.Option(..., "-p", "--project"),
+    session: str | None = typer.Option(None, "--session", help="Every event of this session id."),
+    metadata: str | None = typer.Option(None, "--metadata", help="Every event whose metadata has key=value."),
+    event: list[str] = typer.Option([], "--event", help="This client event id (repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be erased."),
+    reason: str | None = typer.Option(None, "--reason", help="Recorded in the audit entry."),
+    actor: str | None = typer.Option(None, "--actor", help="Default: the OS user."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Erase a user's data: events, embeddings, scores, feedback, drift examples and training-set lines; lists
+    the model versions trained on them and writes an audit entry."""
+    from monitor.db import session_factory
+    from monitor.privacy.erasure import Selector, parse_metadata
+    from monitor.settings import get_settings
+    from retrain.registry.erasure import erase
+
+    try:
+        sel = Selector(session_id=session, metadata=parse_metadata(metadata) if metadata else None,
+                       event_ids=tuple(event))
+    except ValueError as exc:
+        _fail(str(exc))
+    pid = _project_id(project)
+    out = erase(session_factory(), pid, sel, actor=actor or f"cli:{getpass.getuser()}", reason=reason,
+                batch_size=get_settings().retention_batch_size, dry_run=dry_run)
+    if as_json:
+        print(json.dumps(out.as_dict(), indent=2))
+        return
+    verb = "would erase" if dry_run else "erased"
+    e = out.events
+    console.print(f"{verb}: {e.events} events, {e.vectors} embeddings, {e.scores} scores, {e.feedback} feedback, "
+                  f"{out.snapshot_lines} training-set lines" + ("" if dry_run else f", {e.metric_examples} drift "
+                  f"examples; audit entry {out.audit_id}"))
+    if out.versions:
+        console.print(f"model versions trained on this data: {', '.join(out.versions)}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
     app.add_typer(retrain_app, name="retrain")
+    app.command("erase")(erase_command)
 
     @app.command("serve-model")
     def serve_model(project: str | None = typer.Option(None, "-p", "--project",

@@ -12,6 +12,10 @@ from monitor.api.body import M, decode_content, parse_batch, read_body
 from monitor.api.deps import IngestProject, SessionDep, charge_items
 from monitor.api.telemetry import ITEMS
 from monitor.ingest.service import IngestCounts, ingest_events, ingest_feedback
+from monitor.models import Project
+from monitor.privacy.ingest import M as Item
+from monitor.privacy.ingest import redact_batch
+from monitor.privacy.policy import project_privacy
 from monitor.schemas import EventBatch, FeedbackBatch, IngestResult, Limits
 from monitor.settings import Settings
 
@@ -24,9 +28,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
                          "`X-Driftloop-Project` names. Nothing stored."},
     413: {"description": "Body or batch larger than the configured limits; nothing stored."},
     415: {"description": "Unsupported Content-Encoding."},
-    422: {"description": "A field is invalid; `detail` names each field and why. Nothing stored."},
+    422: {"description": "A field is invalid, or holds PII the project refuses; `detail` names each field and why "
+                         "(never the value). Nothing stored."},
     429: {"description": "Rate limited (requests or items per API key); retry after `Retry-After` seconds."},
-    503: {"description": "Database unavailable; retry after `Retry-After` seconds. Nothing stored."},
+    503: {"description": "Database unavailable, or PII redaction failed; retry after `Retry-After` seconds. "
+                         "Nothing stored."},
 }
 
 
@@ -75,6 +81,13 @@ def _parse(model: type[M], request: Request, body: bytes, kind: str, key: str) -
         raise
 
 
+def redacted(request: Request, project: Project, kind: str, items: list[Item]) -> list[Item]:
+    """PII redacted per the project's policy, before anything is written (monitor/privacy)."""
+    settings = _settings(request)
+    privacy = project_privacy(settings, project.id, project.config)
+    return redact_batch(privacy, kind, items, retry_after=settings.retry_after_seconds)
+
+
 def count_stored(kind: str, counts: IngestCounts) -> IngestResult:
     ITEMS.labels(kind, "accepted").inc(counts.accepted)
     ITEMS.labels(kind, "duplicate").inc(counts.duplicates)
@@ -96,7 +109,7 @@ def post_events(
 ) -> IngestResult:
     batch = _parse(EventBatch, request, body, "event", "events")
     charge_items(request, len(batch.events))
-    counts = ingest_events(session, project.id, batch.events)
+    counts = ingest_events(session, project.id, redacted(request, project, "events", batch.events))
     session.commit()
     return count_stored("event", counts)
 
@@ -116,6 +129,6 @@ def post_feedback(
 ) -> IngestResult:
     batch = _parse(FeedbackBatch, request, body, "feedback", "feedback")
     charge_items(request, len(batch.feedback))
-    counts = ingest_feedback(session, project.id, batch.feedback)
+    counts = ingest_feedback(session, project.id, redacted(request, project, "feedback", batch.feedback))
     session.commit()
     return count_stored("feedback", counts)

@@ -60,6 +60,7 @@ class Client:
         gzip: bool = True,
         enabled: bool = True,
         default_model: str | None = None,
+        redact: bool | str | Mapping[str, str] = False,
         limits: Limits | None = None,
         retry: RetryPolicy | None = None,
         shutdown_timeout: float = 2.0,
@@ -81,7 +82,7 @@ class Client:
         self.shutdown_timeout = 2.0
         try:
             self._config = build_config(
-                url, api_key, batch_size, flush_interval, timeout, gzip, limits, retry, default_model
+                url, api_key, batch_size, flush_interval, timeout, gzip, limits, retry, default_model, redact
             )
             self._batch_size = self._config.batch_size
             self.shutdown_timeout = float(shutdown_timeout)

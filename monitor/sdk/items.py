@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from monitor.privacy.redact import PiiRefused, Policy, Redactor
+
 EVENT: Final = "events"
 FEEDBACK: Final = "feedback"
 
@@ -277,10 +279,35 @@ def encode_feedback(values: tuple[Any, ...], limits: Limits) -> bytes:
     return _encode(fields, metadata, limits)
 
 
+# Fields that can carry user text, redacted client-side when the Client is built with `redact=...`.
+_REDACTED: Final = {
+    EVENT: tuple(EVENT_FIELDS.index(n) for n in ("prompt", "response", "error", "metadata")),
+    FEEDBACK: tuple(FEEDBACK_FIELDS.index(n) for n in ("comment", "corrected_response", "metadata")),
+}
+
+
+def redact_values(kind: str, values: tuple[Any, ...], policy: Policy) -> tuple[Any, ...]:
+    """The raw tuple with PII redacted per `policy` (the collector's detectors, monitor/privacy). A value whose
+    action is `refuse` makes the item invalid (dropped and counted, never sent)."""
+    names = EVENT_FIELDS if kind == EVENT else FEEDBACK_FIELDS
+    redactor = Redactor(policy)
+    out = list(values)
+    for i in _REDACTED.get(kind, ()):
+        if i < len(out) and out[i] is not None:
+            try:
+                out[i] = redactor.value(out[i], names[i])
+            except PiiRefused as exc:
+                raise InvalidItem(f"{exc.field} {exc.message}") from None
+    return tuple(out)
+
+
 def encode_item(
-    kind: str, values: tuple[Any, ...], limits: Limits, default_model: str | None = None
+    kind: str, values: tuple[Any, ...], limits: Limits, default_model: str | None = None,
+    redact: Policy | None = None,
 ) -> bytes:
     """Dispatch on the queue tag (`EVENT` or `FEEDBACK`)."""
+    if redact is not None:
+        values = redact_values(kind, values, redact)
     if kind == EVENT:
         return encode_event(values, limits, default_model)
     if kind == FEEDBACK:

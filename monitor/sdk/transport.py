@@ -11,6 +11,7 @@ from typing import Final
 import httpx
 
 from monitor import __version__
+from monitor.privacy.redact import Policy, parse_actions
 from monitor.sdk.items import Limits
 from monitor.sdk.stats import Counters
 from monitor.sdk.wire import Outcome, RetryPolicy, Verdict, classify_response
@@ -29,6 +30,7 @@ class WorkerConfig:
     limits: Limits
     retry: RetryPolicy
     default_model: str | None
+    redact: Policy | None = None  # client-side PII redaction (monitor/privacy), None: off
 
 
 class Batch:
@@ -88,6 +90,7 @@ def build_config(
     limits: Limits | None,
     retry: RetryPolicy | None,
     default_model: str | None,
+    redact: bool | str | Mapping[str, str] = False,
 ) -> WorkerConfig:
     """Check the constructor's arguments (ValueError says which is wrong) and freeze them for the worker."""
     limits = limits or Limits()
@@ -112,4 +115,16 @@ def build_config(
         limits=limits,
         retry=retry or RetryPolicy(),
         default_model=default_model,
+        redact=client_policy(redact),
     )
+
+
+def client_policy(redact: bool | str | Mapping[str, str]) -> Policy | None:
+    """`True`: the collector's default detectors, masking; a string or mapping: detector=action over those
+    defaults (`hash` needs the project's key, which only the collector holds, so it is refused here)."""
+    if redact is False or redact is None:
+        return None
+    actions = parse_actions(None if redact is True else redact)
+    if "hash" in actions.values():
+        raise ValueError("redact: the `hash` action is collector-side only (it needs the project's key)")
+    return Policy(actions)

@@ -197,7 +197,7 @@ class Worker:
         cfg = self.config
         for raw in raw_items:
             try:
-                lines.append(encode_item(kind, raw[1:], cfg.limits, cfg.default_model))
+                lines.append(encode_item(kind, raw[1:], cfg.limits, cfg.default_model, cfg.redact))
             except Exception as exc:  # InvalidItem, or anything odd an app object did while being read
                 self._counters.add("dropped_invalid")
                 reason = exc.reason if isinstance(exc, InvalidItem) else f"{type(exc).__name__}: {exc}"

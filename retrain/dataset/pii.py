@@ -1,56 +1,21 @@
-"""Scrubbing personal data from training text: e-mail addresses, phone numbers and payment card numbers.
+"""Scrubbing personal data from training text, with the collector's detectors (monitor/privacy) all masking.
 
-Card numbers are only replaced when they pass the Luhn check, so order numbers and other long digit runs
-survive; phone numbers need a plausible shape (7-15 digits with separators or a leading +).
+Text stored since redaction at ingestion arrived is already redacted; this second pass covers rows stored
+before it, or by a project that turned it off, so a training set never carries the high-precision PII kinds.
 """
 
 from __future__ import annotations
 
-import re
+from monitor.privacy.detectors import luhn_ok
+from monitor.privacy.redact import Policy, Redactor, default_actions
 
-EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])")
-CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}(?!\w)")
+__all__ = ["luhn_ok", "scrub"]
 
-EMAIL_TOKEN, PHONE_TOKEN, CARD_TOKEN = "[EMAIL]", "[PHONE]", "[CARD]"
-
-
-def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def _card(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
-    return CARD_TOKEN if 13 <= len(digits) <= 19 and luhn_ok(digits) else match.group(0)
-
-
-def _phone(match: re.Match[str]) -> str:
-    text = match.group(0)
-    digits = re.sub(r"\D", "", text)
-    has_shape = text.startswith("+") or "(" in text or len(re.findall(r"[ .-]", text)) >= 2
-    return PHONE_TOKEN if 7 <= len(digits) <= 15 and has_shape else text
+_POLICY = Policy({name: "mask" if action != "off" else "off" for name, action in default_actions().items()})
 
 
 def scrub(text: str) -> tuple[str, int]:
-    """(text with PII replaced by tokens, number of replacements)."""
-    count = 0
-
-    def counted(fn):  # type: ignore[no-untyped-def]
-        def inner(m: re.Match[str]) -> str:
-            nonlocal count
-            out: str = fn(m)
-            count += out != m.group(0)
-            return out
-
-        return inner
-
-    text = EMAIL.sub(counted(lambda m: EMAIL_TOKEN), text)
-    text = CARD.sub(counted(_card), text)
-    text = PHONE.sub(counted(_phone), text)
-    return text, count
+    """(text with PII replaced by typed placeholders such as `<EMAIL>`, number of replacements)."""
+    redactor = Redactor(_POLICY)
+    out = redactor.text(text, "text")
+    return (out if out is not None else ""), sum(redactor.counts.values())

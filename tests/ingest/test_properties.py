@@ -48,8 +48,9 @@ def app_client(
 ) -> Iterator[TestClient]:
     url = request.getfixturevalue("pg_url" if backend == "postgres" else "sqlite_url")
     # Hypothesis sends requests back to back; rate limits are tested in tests/api/test_rate_limit.py.
+    # Stored exactly as sent is the property: PII redaction (tests/privacy) is off here.
     app = create_app(Settings(database_url=url, data_dir=tmp_path, rate_limit_per_second=0,
-                              rate_limit_events_per_second=0), engine=connection.engine)
+                              rate_limit_events_per_second=0, pii_redaction=False), engine=connection.engine)
     app.state.session_factory = session_maker
     with TestClient(app) as client:
         yield client

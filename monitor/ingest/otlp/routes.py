@@ -21,7 +21,7 @@ from monitor.ingest.otlp import (
     export_response_for,
     spans_to_events,
 )
-from monitor.ingest.routes import _limits, _settings, count_stored
+from monitor.ingest.routes import _limits, _settings, count_stored, redacted
 from monitor.ingest.service import ingest_events
 from monitor.schemas import EventIn
 
@@ -69,7 +69,7 @@ def post_traces(
         return Response(body, status_code=413, media_type=media)
     events = [EventIn.model_validate(e, context={"limits": limits}) for e in result.events]
     charge_items(request, len(events))
-    counts = ingest_events(session, project.id, events)
+    counts = ingest_events(session, project.id, redacted(request, project, "events", events))
     session.commit()
     count_stored("event", counts)
     ITEMS.labels("event", "rejected").inc(result.rejected_spans)

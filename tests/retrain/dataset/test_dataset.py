@@ -34,7 +34,7 @@ def test_pii_is_scrubbed() -> None:
     text = ("Mail jane.doe+x@example.co.uk or call +1 (415) 555-0132; card 4111 1111 1111 1111, "
             "order 1234567890123 stays.")
     out, n = scrub(text)
-    assert "[EMAIL]" in out and "[PHONE]" in out and "[CARD]" in out
+    assert "<EMAIL>" in out and "<PHONE>" in out and "<CARD>" in out
     assert "jane.doe" not in out and "4111" not in out and "555-0132" not in out
     assert "1234567890123" in out  # fails the Luhn check: not a card
     assert n == 3

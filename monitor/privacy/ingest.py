@@ -1,0 +1,97 @@
+"""Redaction at ingestion, before the first write: the one call each ingestion route makes.
+
+Fail closed: if the redactor raises, or the batch takes longer than its budget (`budget per item x items`), no
+text of the affected items is stored raw. Policy `refuse` answers 503 with Retry-After (nothing stored; the SDK
+keeps the batch and retries), `withhold` stores the items with every redactable field set to null.
+A detector whose action is `refuse` makes the whole batch a 422 naming the item, field and detector.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
+
+from fastapi import HTTPException
+from prometheus_client import Counter as PromCounter
+from pydantic import BaseModel
+
+from monitor.errors import FieldError
+from monitor.privacy.policy import ProjectPrivacy
+from monitor.privacy.redact import PiiRefused, Redactor
+
+M = TypeVar("M", bound=BaseModel)
+
+# Which fields of each kind can carry user text. Ids, model names and labels are identifiers the app chooses.
+TEXT_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "events": ("prompt", "response", "error", "metadata"),
+    "feedback": ("comment", "corrected_response", "metadata"),
+}
+
+REDACTIONS = PromCounter(
+    "driftloop_pii_redactions_total", "PII found at ingestion, by detector (each occurrence, whatever the action)",
+    ["detector"],
+)
+FAILURES = PromCounter(
+    "driftloop_pii_failures_total", "Batches whose redaction failed or ran over budget, by outcome "
+    "(refused: 503, withheld: stored with text fields null)", ["outcome"],
+)
+
+# A redactor that hangs must not hang the request: it runs here and the request waits at most its budget. A
+# thread stuck in a hung detector stays busy; later batches then queue behind it, run over budget and are
+# refused too (fail closed), rather than stored raw.
+# A floor on a batch's budget: on a loaded machine a thread may wait tens of milliseconds just to be scheduled,
+# and a healthy batch must not be refused for that.
+MIN_BUDGET_SECONDS: Final = 1.0
+_POOL: Final = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="driftloop-redact")
+_redactor_factory: Callable[[ProjectPrivacy], Redactor] = lambda p: Redactor(p.policy)  # noqa: E731  (tests swap it)
+
+
+def _withheld(item: M, fields: Sequence[str]) -> M:
+    return item.model_copy(update=dict.fromkeys(fields))
+
+
+def _redact_all(privacy: ProjectPrivacy, kind: str, items: Sequence[M]) -> tuple[list[M], Counter[str]]:
+    redactor = _redactor_factory(privacy)
+    fields = TEXT_FIELDS[kind]
+    out: list[M] = []
+    for i, item in enumerate(items):
+        update: dict[str, Any] = {}
+        for name in fields:
+            value = getattr(item, name)
+            if value is None:
+                continue
+            try:
+                update[name] = redactor.value(value, name)
+            except PiiRefused as exc:
+                raise FieldError(f"body.{kind}[{i}].{exc.field}", exc.message) from None
+        out.append(item.model_copy(update=update) if update else item)
+    return out, redactor.counts
+
+
+def redact_batch(privacy: ProjectPrivacy, kind: str, items: Sequence[M], *, retry_after: int = 5) -> list[M]:
+    """The items as they may be stored. Raises FieldError (422) for a refused value, HTTPException 503 when
+    redaction failed under the `refuse` policy."""
+    if not privacy.enabled or not items:
+        return list(items)
+    budget = max(MIN_BUDGET_SECONDS, privacy.budget_seconds * len(items))
+    future = _POOL.submit(_redact_all, privacy, kind, items)
+    try:
+        redacted, counts = future.result(timeout=budget)
+    except FieldError:
+        raise
+    except Exception as exc:  # the redactor raised, or the batch ran over its budget
+        future.cancel()
+        reason = "timed out" if isinstance(exc, TimeoutError | concurrent.futures.TimeoutError) else "failed"
+        if privacy.on_error == "withhold":
+            FAILURES.labels("withheld").inc()
+            return [_withheld(item, TEXT_FIELDS[kind]) for item in items]
+        FAILURES.labels("refused").inc()
+        raise HTTPException(
+            503, f"PII redaction {reason} ({type(exc).__name__}); nothing was stored, retry later",
+            headers={"Retry-After": str(retry_after)},
+        ) from None
+    for detector, n in counts.items():
+        REDACTIONS.labels(detector).inc(n)
+    return redacted

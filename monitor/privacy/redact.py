@@ -1,0 +1,148 @@
+"""Redaction: find PII with the detectors, then mask, hash, withhold or refuse, per detector. Standard library only.
+
+Actions:
+- `mask`: a typed placeholder, `<EMAIL>`.
+- `hash`: `<EMAIL:3f9a12bc0d4e>`, the first 12 hex digits of HMAC-SHA256 under a per-project key, so the same
+  value maps to the same token (joinable within a project, not across projects, and not reversible without the
+  key).
+- `drop`: the whole field is withheld (stored as null).
+- `refuse`: the whole event is refused; the error names the field and the detector, never the value.
+- `off`: the detector does not run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from monitor.privacy.detectors import BY_NAME, DEFAULT_ON, DETECTORS, Detector
+
+ACTIONS: Final = ("off", "mask", "hash", "drop", "refuse")
+_SEVERITY: Final = {"mask": 0, "hash": 0, "drop": 1, "refuse": 2}
+
+
+class PiiRefused(Exception):
+    """A field holds PII whose action is `refuse`. The message names the field and detector only."""
+
+    def __init__(self, field: str, detector: str) -> None:
+        self.message = f"contains {detector.replace('_', ' ')}, which this project refuses to store"
+        super().__init__(f"{field} {self.message}")
+        self.field = field
+        self.detector = detector
+
+
+def default_actions() -> dict[str, str]:
+    return {d.name: ("mask" if d.name in DEFAULT_ON else "off") for d in DETECTORS}
+
+
+def parse_actions(spec: str | Mapping[str, str] | None, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`base` (default: the defaults) updated by `spec`: a mapping or `"email=hash,ip=mask"`. The key `all` (or
+    `*`) sets every detector first. Unknown detectors or actions are refused with a ValueError naming them."""
+    actions = dict(base if base is not None else default_actions())
+    if spec is None:
+        return actions
+    if isinstance(spec, str):
+        pairs = [p.split("=", 1) for p in spec.replace(";", ",").split(",") if p.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError(f"PII actions {spec!r}: expected detector=action pairs separated by commas")
+        items = [(k.strip().lower(), v.strip().lower()) for k, v in pairs]
+    else:
+        items = [(str(k).strip().lower(), str(v).strip().lower()) for k, v in spec.items()]
+    for name, action in sorted(items, key=lambda kv: kv[0] not in ("all", "*")):
+        if action not in ACTIONS:
+            raise ValueError(f"unknown PII action {action!r} for {name!r}: choose from {', '.join(ACTIONS)}")
+        if name in ("all", "*"):
+            actions = dict.fromkeys(actions, action)
+        elif name in BY_NAME:
+            actions[name] = action
+        else:
+            raise ValueError(f"unknown PII detector {name!r}: choose from {', '.join(BY_NAME)}")
+    return actions
+
+
+@dataclass(frozen=True)
+class Policy:
+    actions: Mapping[str, str] = field(default_factory=default_actions)
+    hash_key: bytes = b""  # per-project HMAC key; required when any action is `hash`
+
+    def __post_init__(self) -> None:
+        if "hash" in self.actions.values() and not self.hash_key:
+            raise ValueError("the `hash` PII action needs a hash key")
+
+    @property
+    def active(self) -> tuple[tuple[Detector, str], ...]:
+        return tuple((d, self.actions[d.name]) for d in DETECTORS if self.actions.get(d.name, "off") != "off")
+
+
+def _normalise(detector: str, value: str) -> str:
+    if detector == "email":
+        return value.lower()
+    if detector in ("card", "phone"):
+        return "".join(ch for ch in value if ch.isdigit())
+    if detector == "iban":
+        return "".join(ch for ch in value if ch.isalnum()).upper()
+    return value
+
+
+class Redactor:
+    """Applies one policy; counts what it found per detector in `counts` (for metrics)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._active = policy.active
+        self.counts: Counter[str] = Counter()
+
+    def token(self, detector: str, value: str) -> str:
+        digest = hmac.new(self.policy.hash_key, f"{detector}:{_normalise(detector, value)}".encode(),
+                          hashlib.sha256).hexdigest()
+        return f"<{detector.upper()}:{digest[:12]}>"
+
+    def find(self, text: str) -> list[tuple[int, int, Detector, str]]:
+        """Non-overlapping (start, end, detector, action) spans, earlier detectors winning overlaps."""
+        spans: list[tuple[int, int, Detector, str]] = []
+        for detector, action in self._active:
+            if detector.prefilter is not None and not detector.prefilter(text):
+                continue
+            for m in detector.pattern.finditer(text):
+                start, end = m.span()
+                if any(s < end and start < e for s, e, _, _ in spans):
+                    continue
+                if detector.validate is None or detector.validate(m.group(0)):
+                    spans.append((start, end, detector, action))
+        spans.sort(key=lambda s: s[0])
+        return spans
+
+    def text(self, value: str, field: str) -> str | None:
+        """The redacted text; None when the field is to be withheld; PiiRefused when the event is refused."""
+        spans = self.find(value)
+        if not spans:
+            return value
+        for _, _, detector, _ in spans:
+            self.counts[detector.name] += 1
+        worst = max(spans, key=lambda s: _SEVERITY[s[3]])
+        if worst[3] == "refuse":
+            raise PiiRefused(field, worst[2].name)
+        if worst[3] == "drop":
+            return None
+        out: list[str] = []
+        pos = 0
+        for start, end, detector, action in spans:
+            out.append(value[pos:start])
+            out.append(self.token(detector.name, value[start:end]) if action == "hash" else f"<{detector.placeholder}>")
+            pos = end
+        out.append(value[pos:])
+        return "".join(out)
+
+    def value(self, value: Any, field: str) -> Any:
+        """Strings anywhere inside a JSON value (metadata) redacted; keys are kept as they are."""
+        if isinstance(value, str):
+            return self.text(value, field)
+        if isinstance(value, Mapping):
+            return {k: self.value(v, f"{field}.{k}") for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(v, f"{field}[{i}]") for i, v in enumerate(value)]
+        return value

@@ -55,8 +55,8 @@ def test_set_unset_and_history(db: str) -> None:
     code, out = _cli("projects", "config", "set", "shop", "reference.n", "500")  # nested: keeps reference.kind
     assert code == 0, out
     assert _config(db) == {"window_seconds": 1800, "reference": {"kind": "first_n", "n": 500, "model_version": None}}
-    code, out = _cli("projects", "config", "set", "shop", "drift_methods", "[mmd, knn]")
-    assert code == 0 and _config(db)["drift_methods"] == ["mmd", "knn"]
+    code, out = _cli("projects", "config", "set", "shop", "drift_methods", "[mmd, classifier]")
+    assert code == 0 and _config(db)["drift_methods"] == ["mmd", "classifier"]
     code, out = _cli("projects", "config", "show", "shop")
     assert code == 0 and "1800" in out and "default" in out and "set" in out
     code, out = _cli("projects", "config", "unset", "shop", "window_seconds")
@@ -72,7 +72,7 @@ def test_set_unset_and_history(db: str) -> None:
         assert [r.diff[0]["key"] for r in rows] == ["window_seconds", "reference.n", "drift_methods", "window_seconds"]
         assert rows[1].before == {"window_seconds": 1800} and rows[1].source == "cli"
     engine.dispose()
-    code, out = _cli("projects", "config", "set", "shop", "drift_methods", "[mmd, knn]")
+    code, out = _cli("projects", "config", "set", "shop", "drift_methods", "[mmd, classifier]")
     assert code == 0 and "no change" in out  # a no-op is not audited
     assert len(_cli("projects", "config", "history", "shop", "--json")[1].split('"id"')) - 1 == 4
 
@@ -146,6 +146,6 @@ def test_list_show_and_metrics(db: str) -> None:
     assert code == 0 and "1 live key(s)" in out and "window_seconds" in out
     code, out = _cli("projects", "metrics", "shop", "--all")
     assert code == 0 and "bias.toxicity_rate.gap" in out
-    assert "drift.prompt.classifier" in out and "drift_methods is ['mmd']" in out
+    assert "drift.prompt.classifier" in out and "drift_methods is ['mmd'," in out and "add 'classifier'" in out
     code, out = _cli("projects", "show", "nope")
     assert code == 1 and "no project named 'nope'" in out

@@ -107,6 +107,7 @@ def _example(route: str) -> dict[str, Any] | None:
         "POST /v1/webhook-deliveries/{delivery_id}/redeliver": {},
         "POST /v1/models/{version}/{decision}": {"json": {"actor": "mallory", "reason": "r", "override": True}},
         "POST /v1/retrain": {"json": {"actor": "mallory"}},
+        "POST /v1/erasure": {"json": {"actor": "mallory", "session_id": "victim-session", "dry_run": True}},
         "PUT /v1/project/config": {"json": {"window_seconds": 1800}},
         "PATCH /v1/project/config": {"json": {"segment_keys": ["region"]}},
         "POST /v1/alerts/{alert_id}/ack": {"json": {"comment": "on it", "actor": "mallory"}},

@@ -52,8 +52,8 @@ def _report(result: Any, as_json: bool) -> None:
                       + (" with --recompute" if plan.families and not plan.rebucket else ""), highlight=False,
                       soft_wrap=True)
     elif result.recomputed:
-        console.print(f"[green]saved[/green] (change {result.change_id}). {plan.describe()}: marked for "
-                      "recomputation (`driftloop run`, or the workers)", highlight=False, soft_wrap=True)
+        console.print(f"[green]saved[/green] (change {result.change_id}). {plan.describe(done=True)} "
+                      "(`driftloop run`, or the workers, computes them)", highlight=False, soft_wrap=True)
     else:
         note = (f"; {plan.windows} computed window(s) keep their values (--recompute to recompute them)"
                 if plan.families and plan.windows else "")

@@ -120,6 +120,14 @@ def test_apply_dry_run_shows_the_diff_and_the_windows_it_would_recompute(db: str
         assert len(dirty) == 3  # the computed ones; the never-computed window was not touched
         change = s.scalars(select(ProjectConfigChange)).one()
         assert change.recomputed_windows == 3
+    # A new window length without --recompute keeps the old states; they are not windows of the new length,
+    # so a later change does not count or mark them.
+    assert _cli("projects", "config", "set", "shop", "window_seconds", "1800")[0] == 0
+    code, out = _cli("projects", "config", "set", "shop", "drift_alpha", "0.05", "--dry-run")
+    assert "0 computed window(s)" in out, out
+    assert _cli("projects", "config", "unset", "shop", "window_seconds")[0] == 0
+    code, out = _cli("projects", "config", "set", "shop", "drift_alpha", "0.05", "--dry-run")
+    assert "3 computed window(s)" in out, out
     # A new window length re-buckets: the old window states go, and the scan starts over.
     code, out = _cli("projects", "config", "set", "shop", "window_seconds", "7200", "--dry-run")
     assert "window length changes: all 3 computed window(s)" in out and "re-bucketed" in out, out

@@ -116,6 +116,9 @@ def projects_show(slug: str = Slug, as_json: bool = typer.Option(False, "--json"
                   f"key(s), {data['windows_computed']} window(s) computed, last event {data['last_event'] or '—'}",
                   highlight=False)
     _settings_table(data["config"], set(data["settings_changed"]))
+    for problem in data["config_errors"]:
+        err.print(f"[red]invalid setting:[/red] {problem} (fix it with `driftloop projects config set|unset`)",
+                  highlight=False, soft_wrap=True)
 
 
 def _settings_table(config: dict[str, Any], changed: set[str]) -> None:

@@ -96,7 +96,7 @@ def with_key(config: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
         child = node.get(part)
         if child is None:
             # Fill the nested object from its effective value, so `reference.n 500` keeps reference.kind.
-            child = _lookup(effective(config), parts[: i + 1])
+            child = _lookup(_lenient(config), parts[: i + 1])
             child = dict(child) if isinstance(child, dict) else {}
         elif not isinstance(child, dict):
             raise FieldError(".".join(parts[: i + 1]), "is not an object; set it whole")
@@ -154,9 +154,18 @@ class Change:
         return {"key": self.key, "before": self.before, "after": self.after}
 
 
+def _lenient(config: dict[str, Any]) -> dict[str, Any]:
+    """The effective config, or, for one that no longer validates (edited by hand), the defaults overlaid with
+    what is stored: a change that fixes it must still show what it changes."""
+    try:
+        return effective(config)
+    except FieldErrors:
+        return {**effective({}), **(config or {})}
+
+
 def diff(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
     """Per dotted key, the effective values that differ (defaults filled in on both sides)."""
-    a, b = _flatten(effective(before)), _flatten(effective(after))
+    a, b = _flatten(_lenient(before)), _flatten(effective(after))
     return [Change(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 

@@ -157,3 +157,16 @@ def test_list_show_and_metrics(db: str) -> None:
     assert "drift.prompt.classifier" in out and "drift_methods is ['mmd']" in out
     code, out = _cli("projects", "show", "nope")
     assert code == 1 and "no project named 'nope'" in out
+
+
+def test_a_config_edited_by_hand_is_shown_with_its_problems_and_can_be_fixed(db: str) -> None:
+    engine = make_engine(db)
+    with Session(engine) as s:
+        project = s.scalars(select(Project).where(Project.slug == "shop")).one()
+        project.config = {"window_seconds": 5, "drift_methods": ["mmd"]}  # what a psql UPDATE could leave
+        s.commit()
+    engine.dispose()
+    code, out = _cli("projects", "show", "shop")
+    assert code == 0 and "invalid setting: window_seconds" in out, out
+    code, out = _cli("projects", "config", "set", "shop", "window_seconds", "600")
+    assert code == 0 and _config(db) == {"window_seconds": 600, "drift_methods": ["mmd"]}, out

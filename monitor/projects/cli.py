@@ -52,8 +52,8 @@ def _report(result: Any, as_json: bool) -> None:
                       + (" with --recompute" if plan.families and not plan.rebucket else ""), highlight=False,
                       soft_wrap=True)
     elif result.recomputed:
-        console.print(f"[green]saved[/green] (change {result.change_id}). {plan.describe()}: marked for "
-                      "recomputation (`driftloop run`, or the workers)", highlight=False, soft_wrap=True)
+        console.print(f"[green]saved[/green] (change {result.change_id}). {plan.describe(done=True)} "
+                      "(`driftloop run`, or the workers, computes them)", highlight=False, soft_wrap=True)
     else:
         note = (f"; {plan.windows} computed window(s) keep their values (--recompute to recompute them)"
                 if plan.families and plan.windows else "")
@@ -116,6 +116,9 @@ def projects_show(slug: str = Slug, as_json: bool = typer.Option(False, "--json"
                   f"key(s), {data['windows_computed']} window(s) computed, last event {data['last_event'] or '—'}",
                   highlight=False)
     _settings_table(data["config"], set(data["settings_changed"]))
+    for problem in data["config_errors"]:
+        err.print(f"[red]invalid setting:[/red] {problem} (fix it with `driftloop projects config set|unset`)",
+                  highlight=False, soft_wrap=True)
 
 
 def _settings_table(config: dict[str, Any], changed: set[str]) -> None:

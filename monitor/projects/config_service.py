@@ -96,7 +96,7 @@ def with_key(config: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
         child = node.get(part)
         if child is None:
             # Fill the nested object from its effective value, so `reference.n 500` keeps reference.kind.
-            child = _lookup(effective(config), parts[: i + 1])
+            child = _lookup(_lenient(config), parts[: i + 1])
             child = dict(child) if isinstance(child, dict) else {}
         elif not isinstance(child, dict):
             raise FieldError(".".join(parts[: i + 1]), "is not an object; set it whole")
@@ -154,9 +154,18 @@ class Change:
         return {"key": self.key, "before": self.before, "after": self.after}
 
 
+def _lenient(config: dict[str, Any]) -> dict[str, Any]:
+    """The effective config, or, for one that no longer validates (edited by hand), the defaults overlaid with
+    what is stored: a change that fixes it must still show what it changes."""
+    try:
+        return effective(config)
+    except FieldErrors:
+        return {**effective({}), **(config or {})}
+
+
 def diff(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
     """Per dotted key, the effective values that differ (defaults filled in on both sides)."""
-    a, b = _flatten(effective(before)), _flatten(effective(after))
+    a, b = _flatten(_lenient(before)), _flatten(effective(after))
     return [Change(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
@@ -169,34 +178,44 @@ class Recompute:
     first: datetime | None = None
     last: datetime | None = None
     rebucket: bool = False
+    starts: list[datetime] = field(default_factory=list, repr=False)  # the windows to mark (not rebucketing)
 
     def as_dict(self) -> dict[str, Any]:
         return {"families": self.families, "windows": self.windows,
                 "first_window": self.first.isoformat() if self.first else None,
                 "last_window": self.last.isoformat() if self.last else None, "rebucket": self.rebucket}
 
-    def describe(self) -> str:
+    def describe(self, done: bool = False) -> str:
         if not self.families:
             return "no computed window is affected"
         span = f" ({self.first:%Y-%m-%d %H:%M} to {self.last:%Y-%m-%d %H:%M} UTC)" if self.first and self.last else ""
         what = ", ".join(self.families)
         if self.rebucket:
-            return (f"window length changes: all {self.windows} computed window(s){span} are dropped and every event "
+            verb = "were dropped" if done else "are dropped"
+            return (f"window length changes: all {self.windows} computed window(s){span} {verb} and every event "
                     f"is re-bucketed into new windows ({what} metrics); old windows' metric rows stay until retention")
+        if done:
+            return f"{self.windows} computed window(s){span} marked for recomputation of {what} metrics"
         return f"{self.windows} computed window(s){span} would be recomputed for {what} metrics"
 
 
-def recompute_plan(session: Session, project_id: int, changes: list[Change]) -> Recompute:
+def recompute_plan(session: Session, project_id: int, changes: list[Change], window_seconds: int) -> Recompute:
+    """The computed windows a change affects. Without a new window length, only windows of the current length:
+    states left from an earlier length (changed without recomputing) are not windows of this config."""
     tops = {c.key.split(".")[0] for c in changes}
     families = sorted({f for t in tops for f in AFFECTS.get(t, ())})
     plan = Recompute(families=families, rebucket=REBUCKET in tops)
     if not families:
         return plan
-    n, first, last = session.execute(
-        select(func.count(), func.min(WindowState.window_start), func.max(WindowState.window_start))
+    rows = session.execute(
+        select(WindowState.window_start, WindowState.window_end)
         .where(WindowState.project_id == project_id, WindowState.computed_at.is_not(None))
-    ).one()
-    plan.windows, plan.first, plan.last = int(n), first, last
+        .order_by(WindowState.window_start)
+    ).all()
+    starts = [s for s, e in rows if plan.rebucket or (e - s).total_seconds() == window_seconds]
+    plan.windows = len(starts)
+    plan.first, plan.last = (starts[0], starts[-1]) if starts else (None, None)
+    plan.starts = [] if plan.rebucket else starts
     return plan
 
 
@@ -213,7 +232,7 @@ class ConfigResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"project": self.project, "dry_run": self.dry_run, "changes": [c.as_dict() for c in self.changes],
-                "recompute": {**self.recompute.as_dict(), "description": self.recompute.describe(),
+                "recompute": {**self.recompute.as_dict(), "description": self.recompute.describe(self.recomputed),
                               "done": self.recomputed},
                 "config": self.config, "stored": self.stored, "change_id": self.change_id}
 
@@ -233,7 +252,7 @@ def change_config(
     # changed in a later release still reaches projects that never chose otherwise.
     stored = {k: parsed[k] for k in new_config}
     changes = diff(before, stored)
-    plan = recompute_plan(session, project.id, changes)
+    plan = recompute_plan(session, project.id, changes, int(parsed["window_seconds"]))
     result = ConfigResult(project=project.slug, config=effective(stored), stored=stored, changes=changes,
                           recompute=plan, dry_run=dry_run, recomputed=False)
     if dry_run or not changes:
@@ -257,11 +276,12 @@ def _mark_for_recompute(session: Session, project_id: int, plan: Recompute) -> i
         session.execute(delete(ScanMark).where(ScanMark.project_id == project_id))
         return plan.windows
     now = utcnow()
-    session.execute(
-        update(WindowState)
-        .where(WindowState.project_id == project_id, WindowState.computed_at.is_not(None))
-        .values(dirty_since=func.coalesce(WindowState.dirty_since, now), complete=False)
-    )
+    for i in range(0, len(plan.starts), 500):  # bounded IN lists
+        session.execute(
+            update(WindowState)
+            .where(WindowState.project_id == project_id, WindowState.window_start.in_(plan.starts[i:i + 500]))
+            .values(dirty_since=func.coalesce(WindowState.dirty_since, now), complete=False)
+        )
     return plan.windows
 
 

@@ -7,9 +7,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from monitor.errors import FieldErrors
 from monitor.models import ApiKey, Event, Project
-from monitor.pipeline.config import project_config
 from monitor.pipeline.models import WindowState
+from monitor.projects.config_service import effective
 from monitor.projects.service import get_project
 
 
@@ -35,10 +36,14 @@ def summary(session: Session, project: Project) -> dict[str, Any]:
         ApiKey.project_id == project.id, ApiKey.revoked_at.is_(None)))
     windows = session.scalar(select(func.count()).select_from(WindowState).where(
         WindowState.project_id == project.id, WindowState.computed_at.is_not(None)))
+    stored = dict(project.config or {})
+    try:
+        config, problems = effective(stored), []
+    except FieldErrors as exc:  # edited by hand in the database: show it, and what is wrong with it
+        config, problems = stored, [f"{p.field}: {p.message}" for p in exc.problems]
     return {"slug": project.slug, "name": project.name, "created_at": project.created_at.isoformat(),
             "events": n, "last_event": last, "keys": int(keys or 0), "windows_computed": int(windows or 0),
-            "settings_changed": sorted(project.config or {}),
-            "config": project_config(project).model_dump(mode="json")}
+            "settings_changed": sorted(stored), "config": config, "config_errors": problems}
 
 
 def project_summary(session: Session, slug: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 
 from monitor.api.deps import AdminProject, ReaderProject, SessionDep
+from monitor.errors import FieldErrors
 from monitor.metrics.catalog import project_metrics
 from monitor.pipeline.config import project_config
 from monitor.projects.config_service import change_config, change_view, effective, history, patch_config
@@ -31,9 +32,16 @@ def get_project_summary(session: SessionDep, project: ReaderProject) -> dict[str
     return summary(session, project)
 
 
-@router.get("/project/config", summary="Every setting with its value (defaults filled in) and what was set")
+@router.get("/project/config", summary="Every setting with its value (defaults filled in) and what was set",
+            description="`errors` lists what does not validate in a config edited by hand in the database (then "
+            "`config` is what is stored); a PUT or PATCH that fixes it is accepted.")
 def get_config(project: ReaderProject) -> dict[str, Any]:
-    return {"project": project.slug, "config": effective(project.config), "stored": dict(project.config or {})}
+    stored = dict(project.config or {})
+    try:
+        config, errors = effective(stored), []
+    except FieldErrors as exc:
+        config, errors = stored, [{"field": p.field, "message": p.message} for p in exc.problems]
+    return {"project": project.slug, "config": config, "stored": stored, "errors": errors}
 
 
 @router.put("/project/config", summary="Replace the project's settings (omitted ones go back to their defaults)",

@@ -173,7 +173,7 @@ async def save_section(slug: Slug, section: str, request: Request, session: Sess
     if not result.changes:
         notice = f"{spec.title}: nothing changed."
     elif result.recomputed:
-        notice = f"{spec.title} saved. {result.recompute.describe()}: marked for recomputation."
+        notice = f"{spec.title} saved. {result.recompute.describe(done=True)}."
     else:
         notice = f"{spec.title} saved; applies to windows computed from now on ({result.recompute.describe()})."
     return RedirectResponse(f"/ui/p/{project.slug}/settings?saved={notice}#{section}", status_code=303)

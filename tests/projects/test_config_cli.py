@@ -120,6 +120,14 @@ def test_apply_dry_run_shows_the_diff_and_the_windows_it_would_recompute(db: str
         assert len(dirty) == 3  # the computed ones; the never-computed window was not touched
         change = s.scalars(select(ProjectConfigChange)).one()
         assert change.recomputed_windows == 3
+    # A new window length without --recompute keeps the old states; they are not windows of the new length,
+    # so a later change does not count or mark them.
+    assert _cli("projects", "config", "set", "shop", "window_seconds", "1800")[0] == 0
+    code, out = _cli("projects", "config", "set", "shop", "drift_alpha", "0.05", "--dry-run")
+    assert "0 computed window(s)" in out, out
+    assert _cli("projects", "config", "unset", "shop", "window_seconds")[0] == 0
+    code, out = _cli("projects", "config", "set", "shop", "drift_alpha", "0.05", "--dry-run")
+    assert "3 computed window(s)" in out, out
     # A new window length re-buckets: the old window states go, and the scan starts over.
     code, out = _cli("projects", "config", "set", "shop", "window_seconds", "7200", "--dry-run")
     assert "window length changes: all 3 computed window(s)" in out and "re-bucketed" in out, out
@@ -149,3 +157,16 @@ def test_list_show_and_metrics(db: str) -> None:
     assert "drift.prompt.classifier" in out and "drift_methods is ['mmd'," in out and "add 'classifier'" in out
     code, out = _cli("projects", "show", "nope")
     assert code == 1 and "no project named 'nope'" in out
+
+
+def test_a_config_edited_by_hand_is_shown_with_its_problems_and_can_be_fixed(db: str) -> None:
+    engine = make_engine(db)
+    with Session(engine) as s:
+        project = s.scalars(select(Project).where(Project.slug == "shop")).one()
+        project.config = {"window_seconds": 5, "drift_methods": ["mmd"]}  # what a psql UPDATE could leave
+        s.commit()
+    engine.dispose()
+    code, out = _cli("projects", "show", "shop")
+    assert code == 0 and "invalid setting: window_seconds" in out, out
+    code, out = _cli("projects", "config", "set", "shop", "window_seconds", "600")
+    assert code == 0 and _config(db) == {"window_seconds": 600, "drift_methods": ["mmd"]}, out

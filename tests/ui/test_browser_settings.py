@@ -117,12 +117,14 @@ def test_change_settings_see_an_error_inline_and_the_audit(page: Any, live: Live
     page.screenshot(path=str(ARTIFACTS / "ui-settings-error.png"), full_page=True)
     assert _config(live) == {}
 
-    # Fixed: saved, and the notice says it applies from now on.
-    page.locator("form[data-section=windows] input[name=window_seconds]").fill("1800")
+    # Fixed (the length back to its default, a segment key added): saved, applying from now on.
+    page.locator("form[data-section=windows] input[name=window_seconds]").fill("")
+    page.locator("form[data-section=windows] input[name=segment_keys]").fill("region, plan")
     page.locator("form[data-section=windows] button[type=submit]").click()
     page.wait_for_url(re.compile(r".*/settings\?saved=.*"))
-    assert "Windows and segments saved" in page.locator("p.notice").inner_text()
-    assert _config(live) == {"window_seconds": 1800}
+    notice = page.locator("p.notice").inner_text()
+    assert "Windows and segments saved" in notice and "applies to windows computed from now on" in notice
+    assert _config(live) == {"segment_keys": ["region", "plan"]}
 
     # The reference: first 500 events of v2, recomputing what was computed.
     ref = page.locator("form[data-section=reference]")
@@ -132,7 +134,8 @@ def test_change_settings_see_an_error_inline_and_the_audit(page: Any, live: Live
     ref.locator("button[type=submit]").click()
     page.wait_for_url(re.compile(r".*/settings\?saved=.*"))
     notice = page.locator("p.notice").inner_text()
-    assert "Reference saved" in notice and "4 computed window(s)" in notice and "marked for recomputation" in notice
+    assert "Reference saved" in notice and "4 computed window(s)" in notice, notice
+    assert "marked for recomputation" in notice, notice
     assert _config(live)["reference"] == {"kind": "first_n", "n": 500, "model_version": "v2"}
 
     rows = page.locator("table.history tbody tr, table.history tr:has(td)")

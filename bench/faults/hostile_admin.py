@@ -113,8 +113,9 @@ def run(report: Report, attackers: int, seconds: float, only: str = "") -> None:
                        f"{attackers} attacker threads, {seconds:g} s; payloads: "
                        + ", ".join(f"{label} ({len(body):,} B)" for label, _, body, _, _ in kinds))
             baseline = probe(url, seconds / 2)
-            report.found(f"/healthz alone: {len(baseline.samples):,} requests, p50 {percentile_ms(baseline.samples, 50):.2f}"
-                         f" ms, p99 {percentile_ms(baseline.samples, 99):.2f} ms")
+            alone = baseline.samples
+            report.found(f"/healthz alone: {len(alone):,} requests, p50 {percentile_ms(alone, 50):.2f} ms, "
+                         f"p99 {percentile_ms(alone, 99):.2f} ms")
 
             outcomes: Counter[tuple[str, int]] = Counter()
             wrong: list[str] = []

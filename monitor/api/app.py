@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -43,6 +44,10 @@ def _route_name(request: Request) -> str:
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
+    # The event loop shares the GIL with worker threads doing blocking work (monitor/offload.py, sync routes).
+    # At the default 5 ms switch interval a loop waiting behind a few busy threads answers /healthz tens of
+    # ms late; 1 ms hands the GIL over sooner (issue #18: /healthz p99 under hostile admin load).
+    sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
     composition.wire()  # the API is an entry point: work it queues runs inline or on Celery through the seam
     app = FastAPI(
         title="driftloop collector",

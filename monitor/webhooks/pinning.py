@@ -15,6 +15,7 @@ connecting unpinned.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import ssl
 from collections.abc import Iterable
@@ -87,18 +88,27 @@ class PinnedBackend(SyncBackend):
         raise last
 
 
+@functools.cache
+def _default_context() -> ssl.SSLContext:
+    """One verifying context for every delivery (loading the CA bundle costs milliseconds; contexts are
+    safe to share between threads)."""
+    return httpx.create_ssl_context(verify=True, trust_env=False)
+
+
 class PinnedTransport(httpx.HTTPTransport):
     """An httpx transport whose every connection goes through a `PinnedBackend`. No proxies, HTTP/1.1."""
 
     def __init__(self, *, allow_private: bool, resolve: Resolver = system_resolver,
                  verify: ssl.SSLContext | bool = True) -> None:
-        super().__init__(verify=verify, trust_env=False, retries=0)
+        context = verify if isinstance(verify, ssl.SSLContext) else _default_context() if verify else \
+            httpx.create_ssl_context(verify=False)
+        super().__init__(verify=context, trust_env=False, retries=0)
         replaced = getattr(self, "_pool", None)
         # If this fails, httpx changed how HTTPTransport holds its pool: fix the swap below before upgrading.
         assert isinstance(replaced, httpcore.ConnectionPool), "httpx.HTTPTransport._pool is not a ConnectionPool"
         self.backend = PinnedBackend(allow_private=allow_private, resolve=resolve)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            ssl_context=context,
             max_connections=1, max_keepalive_connections=0, http1=True, http2=False, retries=0,
             network_backend=self.backend,
         )

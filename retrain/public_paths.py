@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from monitor.settings import Settings, get_settings
 from retrain.jobs.base_models import model_roots
@@ -44,6 +44,10 @@ def public_path(path: str | Path | None, settings: Settings | None = None) -> st
     return best[1] if best else f"<server path>/{absolute.name}"
 
 
+@overload
+def scrub_text(text: str, settings: Settings | None = None) -> str: ...
+@overload
+def scrub_text(text: None, settings: Settings | None = None) -> None: ...
 def scrub_text(text: str | None, settings: Settings | None = None) -> str | None:
     """Every absolute path inside `text` replaced by its public form."""
     if not text or "/" not in text:

@@ -144,17 +144,30 @@ def _check_count(name: str, value: object) -> int:
     return int(number)
 
 
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 1, 1, tzinfo=UTC)  # exclusive, as the collector's
+
+
 def _check_timestamp(value: object) -> float | str:
-    """Epoch seconds stay a float (cheap); datetimes and ISO strings become canonical UTC ISO strings."""
-    if isinstance(value, datetime):
-        # A naive datetime means local time in Python (`datetime.now()`); make that explicit.
-        return value.astimezone(UTC).isoformat()
+    """Epoch seconds stay a float (cheap); datetimes and ISO strings become canonical UTC ISO strings.
+
+    The collector accepts 1970-01-01 .. 9999-01-01 UTC; anything outside is refused here, so the client never
+    spools an item the collector will refuse on every retry.
+    """
     if isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value)
+            value = datetime.fromisoformat(value)
         except ValueError:
             raise InvalidItem(f"timestamp {value!r:.60} is not an ISO-8601 date-time") from None
-        return parsed.astimezone(UTC).isoformat()
+    if isinstance(value, datetime):
+        try:
+            # A naive datetime means local time in Python (`datetime.now()`); make that explicit.
+            utc = value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            utc = None
+        if utc is None or not _EARLIEST <= utc < _LATEST:
+            raise InvalidItem(f"timestamp {value.isoformat()!r:.60} is outside 1970-01-01 .. 9999-01-01 UTC")
+        return utc.isoformat()
     return _check_number("timestamp", value, 0, _MAX_EPOCH_SECONDS)
 
 

@@ -103,6 +103,7 @@ def _example(route: str) -> dict[str, Any] | None:
         "POST /v1/webhook-deliveries/{delivery_id}/redeliver": {},
         "POST /v1/models/{version}/{decision}": {"json": {"actor": "mallory", "reason": "r", "override": True}},
         "POST /v1/retrain": {"json": {"actor": "mallory"}},
+        "POST /v1/erasure": {"json": {"actor": "mallory", "session_id": "s1"}},
     }
     if route.startswith("GET "):
         return examples.get(route, {})  # the path (with the victim's resources) is the whole request

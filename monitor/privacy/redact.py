@@ -104,15 +104,28 @@ class Redactor:
     def find(self, text: str) -> list[tuple[int, int, Detector, str]]:
         """Non-overlapping (start, end, detector, action) spans, earlier detectors winning overlaps."""
         spans: list[tuple[int, int, Detector, str]] = []
+        gates: dict[Any, Any] = {}  # detectors share prefilters (three need digits): each runs once per text
         for detector, action in self._active:
-            if detector.prefilter is not None and not detector.prefilter(text):
-                continue
-            for m in detector.pattern.finditer(text):
-                start, end = m.span()
-                if any(s < end and start < e for s, e, _, _ in spans):
+            gate = detector.prefilter
+            if gate is not None:
+                passed = gates.get(gate)
+                if passed is None:
+                    passed = gates[gate] = gate(text)
+                if not passed:
                     continue
-                if detector.validate is None or detector.validate(m.group(0)):
-                    spans.append((start, end, detector, action))
+            where = detector.windows
+            if where is None:
+                windows: list[tuple[int, int]] = [(0, len(text))]
+            else:
+                found = gates.get(where)
+                windows = found if found is not None else gates.setdefault(where, where(text))
+            for lo, hi in windows:
+                for m in detector.pattern.finditer(text, lo, hi):
+                    start, end = m.span()
+                    if any(s < end and start < e for s, e, _, _ in spans):
+                        continue
+                    if detector.validate is None or detector.validate(m.group(0)):
+                        spans.append((start, end, detector, action))
         spans.sort(key=lambda s: s[0])
         return spans
 

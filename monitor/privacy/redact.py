@@ -129,7 +129,7 @@ class Redactor:
         spans.sort(key=lambda s: s[0])
         return spans
 
-    def text(self, value: str, field: str) -> str | None:
+    def redact_text(self, value: str, field: str) -> str | None:
         """The redacted text; None when the field is to be withheld; PiiRefused when the event is refused."""
         spans = self.find(value)
         if not spans:
@@ -153,7 +153,7 @@ class Redactor:
     def value(self, value: Any, field: str) -> Any:
         """Strings anywhere inside a JSON value (metadata) redacted; keys are kept as they are."""
         if isinstance(value, str):
-            return self.text(value, field)
+            return self.redact_text(value, field)
         if isinstance(value, Mapping):
             return {k: self.value(v, f"{field}.{k}") for k, v in value.items()}
         if isinstance(value, list | tuple):

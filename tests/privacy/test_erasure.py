@@ -49,7 +49,9 @@ def _seed(session: Session, key: CreatedKey, tmp_path: Path) -> int:
                                 for i, p in (("gone-0", f"{SECRET} question 0"), ("kept-1", "kept question 1"))))
     for name, path in (("v1", snapshot), ("v2", None)):
         session.add(ModelVersion(project_id=pid, name=name, base_model="base", status="candidate",
-                                 created_by="test", dataset_path=str(path) if path else None))
+                                 created_by="test", dataset_path=str(path) if path else None,
+                                 eval_results={"samples": [{"prompt": f"{SECRET} question 0", "reference": "r",
+                                                            "answer": "a"}]}))
     session.commit()
     return pid
 

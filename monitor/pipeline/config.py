@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitor.models import Project
+from monitor.privacy.redact import parse_actions
 
 
 class RangeReference(BaseModel):
@@ -50,6 +51,22 @@ class ProbeSchedule(BaseModel):
     every_hours: int = Field(24, ge=1, le=24 * 30)
     max_new_tokens: int = Field(32, ge=4, le=512)
     n_bootstrap: int = Field(1000, ge=100, le=100_000)
+
+
+class PrivacyConfig(BaseModel):
+    """This project's PII redaction, over the global DRIFTLOOP_PII_* settings (monitor/privacy/policy.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool | None = None
+    actions: dict[str, str] | str | None = None
+    on_error: Literal["refuse", "withhold"] | None = None
+    budget_ms: float | None = Field(None, gt=0, le=60_000)
+
+    @field_validator("actions")
+    @classmethod
+    def _known_actions(cls, value: dict[str, str] | str | None) -> dict[str, str] | str | None:
+        parse_actions(value)  # unknown detectors or actions: a ValueError naming them
+        return value
 
 
 class ProjectConfig(BaseModel):
@@ -100,6 +117,8 @@ class ProjectConfig(BaseModel):
     # The closed loop's per-project overrides; `retrain.jobs.config` validates them (the pipeline only carries them:
     # `monitor` does not know the loop's keys, and must not refuse a project config because of them).
     retrain: dict[str, Any] | None = Field(None, description="Retraining overrides (see retrain/jobs/config.py).")
+    privacy: PrivacyConfig | None = Field(
+        None, description="PII redaction overrides: enabled, actions, on_error, budget_ms (see docs/privacy.md).")
 
 
 def project_config(project: Project) -> ProjectConfig:

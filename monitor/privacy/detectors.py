@@ -26,6 +26,10 @@ class Detector:
     # A cheap test on the whole text; when it fails the regex is not run at all (most texts hold no PII, and
     # a substring test is ~50x cheaper than a regex scan).
     prefilter: Callable[[str], bool] | None = None
+    # Where in the text to look: (start, end) windows, or None for everywhere. Scanning a whole prompt with a
+    # pattern that starts with a character class costs ~0.1 µs per character; most PII sits in short windows
+    # found far more cheaply (around an `@`, inside a run of digits).
+    windows: Callable[[str], list[tuple[int, int]]] | None = None
 
     @property
     def placeholder(self) -> str:
@@ -120,22 +124,68 @@ def high_entropy_ok(text: str) -> bool:
     )
 
 
-def _has_digits(n: int) -> Callable[[str], bool]:
-    run = re.compile(r"\d" * n)
-
-    def check(text: str) -> bool:
-        return run.search(text) is not None
-
-    return check
+_TWO_DIGITS: Final = re.compile(r"\d\d")
+# A run of digits with the separators phone and card numbers use (at least 6 characters): card and phone
+# patterns only need to look inside these.
+_NUMBER_RUN: Final = re.compile(r"[+(]?\d[\d ().-]{4,}\d")
+_IBAN_GATE: Final = re.compile(r"[A-Za-z]{2}\d\d")
 
 
-_KEY_PREFIXES: Final = ("sk-", "sk_", "rk_", "gh", "github_pat_", "xox", "AKIA", "ASIA", "AIza", "glpat-",
-                        "eyJ", "dl_", "-----BEGIN", "hf_", "npm_", "SG.")
+_runs_cache: tuple[str, list[tuple[int, int, int]]] = ("", [])
+
+
+def _number_runs(text: str) -> list[tuple[int, int, int]]:
+    """(start, end + 1, digits) of each run; card and phone ask for the same text in turn, so the last is kept."""
+    global _runs_cache
+    cached = _runs_cache
+    if cached[0] is text:
+        return cached[1]
+    # One character more at the end, so a pattern's look-ahead still sees what follows the run.
+    runs = [(m.start(), min(len(text), m.end() + 1), sum(ch.isdigit() for ch in m.group(0)))
+            for m in _NUMBER_RUN.finditer(text)]
+    _runs_cache = (text, runs)
+    return runs
+
+
+def card_windows(text: str) -> list[tuple[int, int]]:
+    return [(s, e) for s, e, n in _number_runs(text) if n >= 13]
+
+
+def phone_windows(text: str) -> list[tuple[int, int]]:
+    return [(s, e) for s, e, n in _number_runs(text) if n >= 7]
+
+
+_LOCAL_REVERSED: Final = re.compile(r"[\w.+-]{1,64}")
+_DOMAIN: Final = re.compile(r"[A-Za-z0-9.-]{3,300}")
+
+
+def around_at_signs(text: str) -> list[tuple[int, int]]:
+    """The stretch of e-mail-address characters around each `@` (the e-mail pattern then runs only there)."""
+    out: list[tuple[int, int]] = []
+    i = text.find("@")
+    while i >= 0:
+        local = _LOCAL_REVERSED.match(text[max(0, i - 64):i][::-1])
+        domain = _DOMAIN.match(text, i + 1)
+        if local and domain:
+            out.append((i - local.end(), min(len(text), domain.end() + 1)))
+        i = text.find("@", i + 1)
+    return out
+
+
+def has_two_digits(text: str) -> bool:
+    return _TWO_DIGITS.search(text) is not None
+
+
+def _may_hold_key(text: str) -> bool:
+    # Every key format below contains `-` or `_`, or starts with one of these; substring tests cost nanoseconds,
+    # the alternation regex microseconds, and most texts have none of them.
+    return "_" in text or "-" in text or "AKIA" in text or "ASIA" in text or "AIza" in text or "eyJ" in text
 
 EMAIL: Final = Detector(
     "email",
     re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}(?![\w-])"),
     prefilter=lambda t: "@" in t,
+    windows=around_at_signs,
 )
 CREDENTIAL_URL: Final = Detector(
     "credential_url",
@@ -159,19 +209,20 @@ API_KEY: Final = Detector(
         r"|-----BEGIN [A-Z ]{0,20}PRIVATE KEY-----[\s\S]{0,8192}?-----END [A-Z ]{0,20}PRIVATE KEY-----"
         r")"
     ),
-    prefilter=lambda t: any(p in t for p in _KEY_PREFIXES),
+    prefilter=_may_hold_key,
 )
 IBAN: Final = Detector(
     "iban",
     re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b"),
     iban_ok,
-    prefilter=_has_digits(2),
+    prefilter=lambda t: _IBAN_GATE.search(t) is not None,
 )
 CARD: Final = Detector(
     "card",
     re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"),
     card_ok,
-    prefilter=_has_digits(4),
+    prefilter=has_two_digits,
+    windows=card_windows,
 )
 PHONE: Final = Detector(
     "phone",
@@ -179,7 +230,8 @@ PHONE: Final = Detector(
         r"(?<![\w+])(?:\+\d{7,15}|(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]\d{2,6}){1,4})(?![\w])"
     ),
     phone_ok,
-    prefilter=_has_digits(2),
+    prefilter=has_two_digits,
+    windows=phone_windows,
 )
 IP: Final = Detector(
     "ip",

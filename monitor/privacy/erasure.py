@@ -56,6 +56,7 @@ class ErasureReport:
     metric_examples: int = 0
     batches: int = 0
     client_event_ids: set[str] = field(default_factory=set)
+    texts: set[str] = field(default_factory=set)  # prompts and responses erased (to find quotes of them)
 
     def as_dict(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "events": self.events, "vectors": self.vectors, "scores": self.scores,
@@ -111,6 +112,11 @@ def delete_batch(session: Session, project_id: int, sel: Selector, batch_size: i
     return out, texts
 
 
+def scrub_texts(value: Any, texts: set[str]) -> tuple[Any, int]:
+    """`value` (JSON) with every string equal to one of `texts` replaced by `<erased>`, and how many were."""
+    return _scrub(value, texts)
+
+
 def _scrub(value: Any, texts: set[str]) -> tuple[Any, int]:
     if isinstance(value, str):
         return (ERASED, 1) if value in texts else (value, 0)
@@ -157,5 +163,6 @@ def erase_events(
         report.scores += batch.scores
         report.feedback += batch.feedback
         report.client_event_ids |= batch.client_event_ids
+        report.texts |= texts
         report.metric_examples += run_unit(factory, lambda s, t=texts: scrub_metric_examples(s, project_id, t))  # type: ignore[misc]
     return report

@@ -63,9 +63,11 @@ def _redact_all(privacy: ProjectPrivacy, kind: str, items: Sequence[M]) -> tuple
             if value is None:
                 continue
             try:
-                update[name] = redactor.value(value, name)
+                new = redactor.value(value, name)
             except PiiRefused as exc:
                 raise FieldError(f"body.{kind}[{i}].{exc.field}", exc.message) from None
+            if new != value:
+                update[name] = new
         out.append(item.model_copy(update=update) if update else item)
     return out, redactor.counts
 

@@ -104,19 +104,32 @@ class Redactor:
     def find(self, text: str) -> list[tuple[int, int, Detector, str]]:
         """Non-overlapping (start, end, detector, action) spans, earlier detectors winning overlaps."""
         spans: list[tuple[int, int, Detector, str]] = []
+        gates: dict[Any, Any] = {}  # detectors share prefilters (three need digits): each runs once per text
         for detector, action in self._active:
-            if detector.prefilter is not None and not detector.prefilter(text):
-                continue
-            for m in detector.pattern.finditer(text):
-                start, end = m.span()
-                if any(s < end and start < e for s, e, _, _ in spans):
+            gate = detector.prefilter
+            if gate is not None:
+                passed = gates.get(gate)
+                if passed is None:
+                    passed = gates[gate] = gate(text)
+                if not passed:
                     continue
-                if detector.validate is None or detector.validate(m.group(0)):
-                    spans.append((start, end, detector, action))
+            where = detector.windows
+            if where is None:
+                windows: list[tuple[int, int]] = [(0, len(text))]
+            else:
+                found = gates.get(where)
+                windows = found if found is not None else gates.setdefault(where, where(text))
+            for lo, hi in windows:
+                for m in detector.pattern.finditer(text, lo, hi):
+                    start, end = m.span()
+                    if any(s < end and start < e for s, e, _, _ in spans):
+                        continue
+                    if detector.validate is None or detector.validate(m.group(0)):
+                        spans.append((start, end, detector, action))
         spans.sort(key=lambda s: s[0])
         return spans
 
-    def text(self, value: str, field: str) -> str | None:
+    def redact_text(self, value: str, field: str) -> str | None:
         """The redacted text; None when the field is to be withheld; PiiRefused when the event is refused."""
         spans = self.find(value)
         if not spans:
@@ -140,7 +153,7 @@ class Redactor:
     def value(self, value: Any, field: str) -> Any:
         """Strings anywhere inside a JSON value (metadata) redacted; keys are kept as they are."""
         if isinstance(value, str):
-            return self.text(value, field)
+            return self.redact_text(value, field)
         if isinstance(value, Mapping):
             return {k: self.value(v, f"{field}.{k}") for k, v in value.items()}
         if isinstance(value, list | tuple):

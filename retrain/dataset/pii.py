@@ -17,5 +17,5 @@ _POLICY = Policy({name: "mask" if action != "off" else "off" for name, action in
 def scrub(text: str) -> tuple[str, int]:
     """(text with PII replaced by typed placeholders such as `<EMAIL>`, number of replacements)."""
     redactor = Redactor(_POLICY)
-    out = redactor.text(text, "text")
+    out = redactor.redact_text(text, "text")
     return (out if out is not None else ""), sum(redactor.counts.values())

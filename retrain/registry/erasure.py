@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.db import run_unit
-from monitor.privacy.erasure import ErasureReport, Selector, erase_events
-from retrain.models import ModelVersion
+from monitor.privacy.erasure import ErasureReport, Selector, erase_events, scrub_texts
+from retrain.models import ModelVersion, RetrainJob
 from retrain.registry.service import audit
 
 
@@ -34,19 +34,25 @@ class FullErasure:
                 "audit_id": self.audit_id}
 
 
-def _snapshot_hits(path: Path, ids: set[str]) -> tuple[list[str], int]:
+def _snapshot_hits(path: Path, ids: set[str], texts: set[str]) -> tuple[list[str], int]:
+    """Lines kept, lines removed; the removed lines' texts are added to `texts` (evaluations quote them)."""
     kept: list[str] = []
     removed = 0
     for line in path.read_text(encoding="utf-8").splitlines():
-        if json.loads(line).get("event_id") in ids:
+        rec = json.loads(line)
+        if rec.get("event_id") in ids:
             removed += 1
+            texts.update(v for k, v in rec.items() if k in ("prompt", "response") and isinstance(v, str) and v)
         else:
             kept.append(line)
     return kept, removed
 
 
-def scrub_snapshots(session: Session, project_id: int, ids: set[str], *, dry_run: bool) -> tuple[list[str], int]:
-    """(names of versions whose training set held any of the events, snapshot lines removed or to remove)."""
+def scrub_snapshots(session: Session, project_id: int, ids: set[str], *, dry_run: bool,
+                    texts: set[str] | None = None) -> tuple[list[str], int]:
+    """(names of versions whose training set held any of the events, snapshot lines removed or to remove).
+    Unless `dry_run`, evaluation samples quoting the erased texts (`eval_results`, jobs' `results`) are scrubbed."""
+    texts = set() if texts is None else texts
     names: list[str] = []
     total = 0
     if not ids:
@@ -60,7 +66,7 @@ def scrub_snapshots(session: Session, project_id: int, ids: set[str], *, dry_run
         if str(path) not in seen:
             if not path.is_file():
                 continue
-            kept, removed = _snapshot_hits(path, ids)
+            kept, removed = _snapshot_hits(path, ids, texts)
             seen[str(path)] = removed
             total += removed
             if removed and not dry_run:
@@ -74,6 +80,15 @@ def scrub_snapshots(session: Session, project_id: int, ids: set[str], *, dry_run
                 stats = dict(v.dataset_stats or {})
                 stats["erased_examples"] = int(stats.get("erased_examples", 0)) + removed
                 v.dataset_stats = stats
+    if not dry_run and texts:
+        for version in session.scalars(select(ModelVersion).where(ModelVersion.project_id == project_id)):
+            scrubbed, n = scrub_texts(version.eval_results, texts)
+            if n:
+                version.eval_results = scrubbed
+        for job in session.scalars(select(RetrainJob).where(RetrainJob.project_id == project_id)):
+            scrubbed, n = scrub_texts(job.results, texts)
+            if n:
+                job.results = scrubbed
     return names, total
 
 
@@ -87,7 +102,7 @@ def erase(
 
     def registry(session: Session) -> None:
         out.versions, out.snapshot_lines = scrub_snapshots(session, project_id, events.client_event_ids,
-                                                           dry_run=dry_run)
+                                                           dry_run=dry_run, texts=set(events.texts))
         if not dry_run:
             # The audit entry names the selector and counts, never the erased content.
             entry = audit(session, project_id, actor=actor, action="erase", reason=reason,

@@ -82,20 +82,20 @@ def test_validators() -> None:
 
 def test_actions_mask_hash_drop_refuse() -> None:
     text = "mail bob@corp.io and BOB@corp.io, card 4111-1111-1111-1111"
-    masked = Redactor(Policy()).text(text, "prompt")
+    masked = Redactor(Policy()).redact_text(text, "prompt")
     assert masked == "mail <EMAIL> and <EMAIL>, card <CARD>"
-    hashed = Redactor(Policy(parse_actions("email=hash"), b"project-1")).text(text, "prompt")
+    hashed = Redactor(Policy(parse_actions("email=hash"), b"project-1")).redact_text(text, "prompt")
     assert hashed is not None and "bob" not in hashed.lower() and "<CARD>" in hashed
     tokens = [w.strip(",") for w in hashed.split() if w.startswith("<EMAIL:")]
     assert len(tokens) == 2 and tokens[0] == tokens[1]  # same address (case-insensitively) -> same token
-    other = Redactor(Policy(parse_actions("email=hash"), b"project-2")).text(text, "prompt")
+    other = Redactor(Policy(parse_actions("email=hash"), b"project-2")).redact_text(text, "prompt")
     assert other is not None and tokens[0] not in other  # another project's key -> another token
-    assert Redactor(Policy(parse_actions("card=drop"))).text(text, "prompt") is None
+    assert Redactor(Policy(parse_actions("card=drop"))).redact_text(text, "prompt") is None
     with pytest.raises(PiiRefused) as refused:
-        Redactor(Policy(parse_actions("card=refuse"))).text(text, "response")
+        Redactor(Policy(parse_actions("card=refuse"))).redact_text(text, "response")
     assert refused.value.field == "response" and refused.value.detector == "card"
     assert "4111" not in str(refused.value)
-    assert Redactor(Policy(parse_actions("all=off"))).text(text, "prompt") == text
+    assert Redactor(Policy(parse_actions("all=off"))).redact_text(text, "prompt") == text
 
 
 def test_metadata_values_are_redacted_and_counted() -> None:
@@ -126,8 +126,8 @@ def test_overlaps_go_to_the_earlier_detector() -> None:
 @given(st.text(max_size=300))
 def test_redaction_never_crashes_and_is_idempotent(text: str) -> None:
     r = Redactor(ALL_MASK)
-    once = r.text(text, "t")
-    assert once is not None and r.text(once, "t") == once
+    once = r.redact_text(text, "t")
+    assert once is not None and r.redact_text(once, "t") == once
 
 
 def test_detector_modules_use_only_the_standard_library() -> None:

@@ -49,7 +49,9 @@ def _seed(session: Session, key: CreatedKey, tmp_path: Path) -> int:
                                 for i, p in (("gone-0", f"{SECRET} question 0"), ("kept-1", "kept question 1"))))
     for name, path in (("v1", snapshot), ("v2", None)):
         session.add(ModelVersion(project_id=pid, name=name, base_model="base", status="candidate",
-                                 created_by="test", dataset_path=str(path) if path else None))
+                                 created_by="test", dataset_path=str(path) if path else None,
+                                 eval_results={"samples": [{"prompt": f"{SECRET} question 0", "reference": "r",
+                                                            "answer": "a"}]}))
     session.commit()
     return pid
 
@@ -116,3 +118,45 @@ def test_admin_api(client: TestClient, session: Session, tmp_path: Path) -> None
     assert _count(session, Event, pid) == 2
     bad = client.post("/v1/erasure", json={"actor": "dpo"}, headers={"Authorization": f"Bearer {key.key}"})
     assert bad.status_code == 422
+
+
+def test_cli_dry_run_then_erase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from monitor import migrations
+    from monitor.cli import app
+    from monitor.db import reset_engines
+    from monitor.settings import reset_settings_cache
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("DRIFTLOOP_DATABASE_URL", url)
+    monkeypatch.setenv("DRIFTLOOP_DATA_DIR", str(tmp_path / "data"))
+    reset_settings_cache()
+    reset_engines()
+    try:
+        migrations.upgrade(url)
+        from sqlalchemy import create_engine
+
+        engine = create_engine(url)
+        with Session(engine) as s:
+            key = make_key(s)
+            _seed(s, key, tmp_path)
+
+        def run(*args: str) -> str:
+            result = CliRunner().invoke(app, list(args))
+            assert result.exit_code == 0, result.output
+            return result.output
+
+        dry = json.loads(run("erase", "-p", key.project_slug, "--session", "user-42", "--dry-run", "--json"))
+        assert dry["events"] == 3 and dry["model_versions"] == ["v1"] and dry["audit_id"] is None
+        out = run("erase", "-p", key.project_slug, "--session", "user-42", "--reason", "request 17")
+        assert "erased: 3 events" in out and "v1" in out
+        with Session(engine) as s:
+            assert s.scalar(select(func.count()).select_from(Event)) == 2
+            assert s.scalars(select(AuditEntry.reason)).all() == ["request 17"]
+        bad = CliRunner().invoke(app, ["erase", "-p", key.project_slug, "--session", "a", "--event", "b"])
+        assert bad.exit_code != 0 and "exactly one" in bad.output
+        engine.dispose()
+    finally:
+        reset_settings_cache()
+        reset_engines()

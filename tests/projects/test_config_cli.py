@@ -83,6 +83,8 @@ def test_set_unset_and_history(db: str) -> None:
     (["drift_fields", "[prompt, title]"], "drift_fields.1: Input should be 'prompt' or 'response'"),
     (["windw_seconds", "1800"], "windw_seconds: unknown setting; known settings: window_seconds"),
     (["reference.size", "10"], "reference.size: unknown setting"),
+    (["privacy.actions", "{emial: mask}"], "privacy.actions: Value error, unknown PII detector 'emial'"),
+    (["privacy.on_error", "ignore"], "privacy.on_error: Input should be 'refuse' or 'withhold'"),
 ])
 def test_validation_errors_name_the_field_and_change_nothing(db: str, args: list[str], message: str) -> None:
     code, out = _cli("projects", "config", "set", "shop", *args)

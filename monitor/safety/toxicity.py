@@ -32,7 +32,7 @@ from monitor.safety.serialization import json_safe
 # The default scorer's (minilm-head) decision threshold: chosen on the validation split of its training data
 # (maximal source-balanced Youden J; bootstrap interval in the head's metadata and docs/safety.md) by
 # `python bench/train_toxicity_head.py`; a test checks it equals the shipped head's threshold.
-DEFAULT_TOXICITY_THRESHOLD = 0.606
+DEFAULT_TOXICITY_THRESHOLD = 0.945
 
 # Chosen for the profanity backend from its scores on realistic hateful vs neutral
 # statements (monitor/safety/data/calibration.yaml; `python bench/safety_calibration.py`, figures

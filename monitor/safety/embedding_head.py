@@ -34,6 +34,10 @@ import numpy as np
 from monitor.safety.batching import score_in_batches
 
 HEAD_FILE = "toxicity_head.npz"
+# Other heads shipped in the package, by the name ``minilm-head:<name>`` selects (see docs/safety.md):
+# "ensemble" is the 5-MLP ensemble with cue features, fairer to identity mentions (21 groups <= 5% neutral
+# false flags) but with lower recall on plain rudeness at its calibrated threshold; not yet the default.
+PACKAGED_HEADS = {"ensemble": "toxicity_head_ensemble.npz"}
 # The stored-vector key of the embedding model the head was trained on (monitor.embeddings.DEFAULT_KEY).
 HEAD_EMBEDDING_KEY = "all-minilm-l6-v2"
 _LEX_EPS = 1e-4
@@ -87,7 +91,12 @@ class HeadWeights:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> HeadWeights:
-        source = resources.files("monitor.safety.data").joinpath(HEAD_FILE) if path is None else Path(path)
+        """The default head (``path`` None), a packaged one by name (``PACKAGED_HEADS``), or a file."""
+        if path is None or str(path) in PACKAGED_HEADS:
+            name = HEAD_FILE if path is None else PACKAGED_HEADS[str(path)]
+            source: Any = resources.files("monitor.safety.data").joinpath(name)
+        else:
+            source = Path(path)
         with source.open("rb") as f, np.load(f, allow_pickle=False) as z:
             hidden = []
             i = 0

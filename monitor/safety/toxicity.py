@@ -32,7 +32,7 @@ from monitor.safety.serialization import json_safe
 # The default scorer's (minilm-head) decision threshold: chosen on the validation split of its training data
 # (maximal source-balanced Youden J; bootstrap interval in the head's metadata and docs/safety.md) by
 # `python bench/train_toxicity_head.py`; a test checks it equals the shipped head's threshold.
-DEFAULT_TOXICITY_THRESHOLD = 0.945
+DEFAULT_TOXICITY_THRESHOLD = 0.606
 
 # Chosen for the profanity backend from its scores on realistic hateful vs neutral
 # statements (monitor/safety/data/calibration.yaml; `python bench/safety_calibration.py`, figures
@@ -124,7 +124,7 @@ class DetoxifyScorer:
 
 
 def get_scorer(spec: str = DEFAULT_TOXICITY_SCORER, **options: Any) -> ToxicityScorer:
-    """Build a scorer from a spec string: ``minilm-head[:<weights .npz>]``, ``profanity``,
+    """Build a scorer from a spec string: ``minilm-head[:<weights .npz> or packaged name]``, ``profanity``,
     ``hf:<model id or path>``, ``detoxify[:<variant>]``.
 
     ``options`` go to the backend's constructor (e.g. ``batch_size``, ``toxic_labels`` for hf).

@@ -11,12 +11,20 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from monitor.safety import DEFAULT_TOXICITY_THRESHOLD, DisparityConfig, disparity_report, get_scorer
-from monitor.safety.embedding_head import CUES, HEAD_FILE, EmbeddingHeadScorer, HeadWeights, cue_features
+from monitor.safety.embedding_head import (
+    CUES,
+    HEAD_FILE,
+    PACKAGED_HEADS,
+    EmbeddingHeadScorer,
+    HeadWeights,
+    cue_features,
+)
 from monitor.safety.intervals import wilson_interval
 from monitor.safety.toxicity import threshold_for
 
@@ -24,8 +32,9 @@ HATECHECK = Path(__file__).resolve().parents[2] / "bench" / "data" / "toxicity" 
 # HateCheck's templates filled for 14 more groups (bench/toxicity_data.py); same template-family split.
 MORE_GROUPS = HATECHECK.with_name("hatecheck_more_groups.csv")
 NEUTRAL = ("ident_neutral_nh", "ident_pos_nh")
-# Bounds for the 14 more groups, from the shipped head's held-out figures (2026-12-04, bench/safety_quality.py):
-# worst group 1 of 20 (5.0%), 10 of 280 overall (3.6%), ROC AUC 0.892 (the lexical model: 0.578).
+# Bounds for the 14 more groups, from the ensemble head's (minilm-head:ensemble) held-out figures (2026-12-04,
+# bench/safety_quality.py): worst group 1 of 20 (5.0%), 10 of 280 overall (3.6%), ROC AUC 0.892 (lexical: 0.578).
+# The default head flags 55% of neutral statements about mentally ill people: the reason the ensemble exists.
 MORE_GROUPS_BOUND = 0.05
 MORE_GROUPS_OVERALL_BOUND = 0.05
 MORE_GROUPS_MIN_AUC = 0.85
@@ -55,8 +64,15 @@ def more_groups_test() -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def more_groups_scores(head: EmbeddingHeadScorer, more_groups_test: list[dict[str, str]]) -> np.ndarray:
-    return head.score([r["text"] for r in more_groups_test])
+def ensemble() -> EmbeddingHeadScorer:
+    scorer = get_scorer("minilm-head:ensemble")
+    assert isinstance(scorer, EmbeddingHeadScorer)
+    return scorer
+
+
+@pytest.fixture(scope="module")
+def more_groups_scores(ensemble: EmbeddingHeadScorer, more_groups_test: list[dict[str, str]]) -> np.ndarray:
+    return ensemble.score([r["text"] for r in more_groups_test])
 
 
 def test_loads_offline_from_the_package_with_its_calibrated_threshold(head: EmbeddingHeadScorer) -> None:
@@ -144,22 +160,27 @@ def test_disparity_does_not_fire_on_counterfactual_neutral_statements(
     assert disparity_report(groups, toxic=lex_flags, config=config).get("toxicity_rate").is_flagged
 
 
-def test_the_weights_file_is_plain_arrays_an_ensemble_and_records_its_threshold() -> None:
-    """No pickle: every array loads with allow_pickle=False and none is an object array. The hidden layer is
-    the folded ensemble the metadata describes, the cues are the ones this version computes, and the threshold
-    the scorer uses is the one calibrated on held-out validation data (inside its bootstrap interval, and within
-    the neutral-identity false-flag budget it was chosen under)."""
+def _packaged_meta(name: str) -> tuple[dict[str, Any], tuple[int, ...]]:
     from importlib import resources
 
-    with resources.files("monitor.safety.data").joinpath(HEAD_FILE).open("rb") as f, \
-            np.load(f, allow_pickle=False) as z:
+    with resources.files("monitor.safety.data").joinpath(name).open("rb") as f, np.load(f, allow_pickle=False) as z:
         assert all(z[k].dtype != object for k in z.files)
-        meta = json.loads(str(z["meta"]))
-        assert z["hidden0_w"].shape == (384 + 1 + len(CUES), meta["hidden_units"])
         assert "hidden1_w" not in z.files
+        return json.loads(str(z["meta"])), z["hidden0_w"].shape
+
+
+def test_the_weights_files_are_plain_arrays_and_record_their_calibrated_threshold() -> None:
+    """No pickle: every array loads with allow_pickle=False and none is an object array. The ensemble's hidden
+    layer is the folded ensemble its metadata describes, its cues are the ones this version computes, and the
+    threshold its scorer uses is the one calibrated on held-out validation data (inside its bootstrap interval,
+    within the neutral-identity false-flag budget it was chosen under)."""
+    default_meta, _ = _packaged_meta(HEAD_FILE)
+    assert default_meta["threshold"] == DEFAULT_TOXICITY_THRESHOLD
+    meta, shape = _packaged_meta(PACKAGED_HEADS["ensemble"])
+    assert shape == (384 + 1 + len(CUES), meta["hidden_units"])
     assert meta["hidden_units"] == meta["ensemble"] * meta["member_hidden_units"] and meta["ensemble"] >= 5
     assert meta["cues"] == list(CUES)
-    assert meta["threshold"] == DEFAULT_TOXICITY_THRESHOLD == get_scorer("minilm-head").threshold  # type: ignore[attr-defined]
+    assert meta["threshold"] == get_scorer("minilm-head:ensemble").threshold  # type: ignore[attr-defined]
     low, high = meta["threshold_ci95"]
     assert low <= meta["threshold"] <= high
     assert meta["validation_neutral_identity_fpr"] <= meta["max_neutral_identity_fpr"]
@@ -178,13 +199,13 @@ def test_cue_features_mark_quotes_negation_and_counter_speech() -> None:
 
 
 def test_false_flag_rate_on_neutral_mentions_of_14_more_groups_is_bounded_per_group(
-    head: EmbeddingHeadScorer, more_groups_test: list[dict[str, str]], more_groups_scores: np.ndarray
+    ensemble: EmbeddingHeadScorer, more_groups_test: list[dict[str, str]], more_groups_scores: np.ndarray
 ) -> None:
     """The same held-out neutral templates filled for 14 groups HateCheck does not name (Hindus, Arabs, LGBTQ,
     autistic people, ...): at most MORE_GROUPS_BOUND of each group's 20 neutral statements flagged."""
     neutral = np.array([r["functionality"] in NEUTRAL for r in more_groups_test])
     groups = np.array([r["target_ident"] for r in more_groups_test])
-    flagged = more_groups_scores >= head.threshold
+    flagged = more_groups_scores >= ensemble.threshold
     names = sorted(set(groups.tolist()))
     assert len(names) == 14
     for g in names:

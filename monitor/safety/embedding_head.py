@@ -5,12 +5,13 @@ Why this shape: the window stage already stores an all-MiniLM-L6-v2 vector for e
 not a second model pass, and it sees meaning rather than words: slur-free, implicit hate ("they breed like
 rats") lands near other hateful statements, and "I am a gay man" lands near other neutral self-descriptions
 instead of being flagged for the word "gay". The lexical model (alt-profanity-check) is one more input
-feature, because explicit abuse is what it does well. A few 0/1 cue features (``CUES``: a quoted phrase, a
+feature, because explicit abuse is what it does well. In the ensemble head (``minilm-head:ensemble``), a few
+0/1 cue features (``CUES``: a quoted phrase, a
 negation, reported speech, words that condemn hate) let the head tell "Muslims are scum" from
 'Statements like "Muslims are scum" are hateful' and "I don't hate Muslims": sentence embeddings put those
 close together, and they are where a monitor that flags counter-speech would punish the people pushing back.
 
-The head is an ensemble of small MLPs folded into one: members' hidden layers side by side (e.g. 5 x 32 = 160
+That head is an ensemble of small MLPs folded into one: members' hidden layers side by side (e.g. 5 x 32 = 160
 ReLU units) and the output the mean of their logits, so it costs one matrix product like a single MLP.
 
 The weights ship as a small ``.npz`` (plain arrays, no pickle) with a JSON metadata string: where the

@@ -8,8 +8,9 @@ instead of being flagged for the word "gay". The lexical model (alt-profanity-ch
 feature, because explicit abuse is what it does well. In the ensemble head (``minilm-head:ensemble``), a few
 0/1 cue features (``CUES``: a quoted phrase, a
 negation, reported speech, words that condemn hate) let the head tell "Muslims are scum" from
-'Statements like "Muslims are scum" are hateful' and "I don't hate Muslims": sentence embeddings put those
-close together, and they are where a monitor that flags counter-speech would punish the people pushing back.
+'Statements like "Muslims are scum" are hateful': sentence embeddings put those close together, and they are
+where a monitor that flags counter-speech would punish the people pushing back. (Negated hate, "I don't hate
+Muslims", is still flagged about as often as by the default head: see docs/safety.md.)
 
 That head is an ensemble of small MLPs folded into one: members' hidden layers side by side (e.g. 5 x 32 = 160
 ReLU units) and the output the mean of their logits, so it costs one matrix product like a single MLP.

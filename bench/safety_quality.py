@@ -2,12 +2,13 @@
 
     python bench/safety_quality.py [--scorer hf:<model>] [--hatecheck-functionalities]
 
-For the default (minilm-head), the lexical model (profanity) and any scorer given with --scorer, in the same
+For the default (minilm-head), the ensemble head (minilm-head:ensemble), the lexical model (profanity) and any
+scorer given with --scorer, in the same
 run, on data never used for training (bench/data/toxicity/: the test splits of HateCheck, i.e. half its
-template families, of Stormfront and of the wiki comments): ROC AUC, recall and false-flag rate at each
-scorer's default threshold, the false-flag rate on neutral statements about each identity group (HateCheck
-ident_neutral / ident_pos cases, with Wilson intervals), and texts/s (minilm-head given stored vectors, and
-including the embedding pass).
+template families, of the same templates filled for 14 more groups, of Stormfront and of the wiki comments):
+ROC AUC, recall and false-flag rate at each scorer's default threshold, the false-flag rate on neutral
+statements about each of 21 identity groups (HateCheck ident_neutral / ident_pos cases, with Wilson
+intervals), and texts/s (minilm-head given stored vectors, and including the embedding pass).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from toxicity_sets import (
+    MORE_GROUPS_FILE,
     NEUTRAL_FUNCTIONALITIES,
     LabelledSet,
     embed_cached,
@@ -50,7 +52,7 @@ def quality_table(scorers: dict[str, ToxicityScorer], sets: list[LabelledSet]) -
     from sklearn.metrics import roc_auc_score
 
     all_scores = {name: {s.name: scores_of(sc, s) for s in sets} for name, sc in scorers.items()}
-    print(f"{'scorer':<14}{'threshold':>10}  " + "  ".join(f"{s.name + ' AUC / recall / FPR':>36}" for s in sets))
+    print(f"{'scorer':<22}{'threshold':>10}  " + "  ".join(f"{s.name + ' AUC / recall / FPR':>36}" for s in sets))
     for name, sc in scorers.items():
         t = threshold_for(sc)
         cells = []
@@ -59,19 +61,23 @@ def quality_table(scorers: dict[str, ToxicityScorer], sets: list[LabelledSet]) -
             flag = p >= t
             auc = roc_auc_score(s.labels, p)
             cells.append(f"{auc:.3f} / {_pct(flag[s.labels == 1].mean())} / {_pct(flag[s.labels == 0].mean())}")
-        print(f"{name:<14}{t:>10.3f}  " + "  ".join(f"{c:>36}" for c in cells))
+        print(f"{name:<22}{t:>10.3f}  " + "  ".join(f"{c:>36}" for c in cells))
     return all_scores
 
 
-def per_group_neutral(scorers: dict[str, ToxicityScorer], hatecheck: LabelledSet,
-                      scores: dict[str, np.ndarray]) -> None:
-    funcs = np.array(hatecheck_functionalities())
-    groups = np.array(hatecheck.groups)
+def per_group_neutral(scorers: dict[str, ToxicityScorer], sets: list[LabelledSet],
+                      all_scores: dict[str, dict[str, np.ndarray]]) -> None:
+    """HateCheck's 7 groups, then the 14 more its templates were filled for (held-out template families)."""
+    parts = [("hatecheck_test", "hatecheck.csv"), ("more_groups_test", MORE_GROUPS_FILE)]
+    by_name = {s.name: s for s in sets}
+    funcs = np.concatenate([np.array(hatecheck_functionalities(file)) for _, file in parts])
+    groups = np.concatenate([np.array(by_name[name].groups) for name, _ in parts])
+    scores = {n: np.concatenate([all_scores[n][name] for name, _ in parts]) for n in scorers}
     neutral = np.isin(funcs, NEUTRAL_FUNCTIONALITIES)
-    names = sorted(set(groups[neutral].tolist()))
-    print("\nFalse-flag rate on neutral statements per identity group (HateCheck ident_neutral + ident_pos; "
-          "95% Wilson interval)")
-    print(f"{'group':<18}{'n':>4}  " + "  ".join(f"{n:>24}" for n in scorers))
+    names = list(dict.fromkeys(groups[neutral].tolist()))
+    print("\nFalse-flag rate on neutral statements per identity group (held-out HateCheck ident_neutral + ident_pos "
+          "templates: its 7 groups, then 14 more; 95% Wilson interval)")
+    print(f"{'group':<22}{'n':>4}  " + "  ".join(f"{n:>24}" for n in scorers))
     for g in [*names, "all"]:
         m = neutral & ((groups == g) if g != "all" else True)
         cells = []
@@ -79,7 +85,11 @@ def per_group_neutral(scorers: dict[str, ToxicityScorer], hatecheck: LabelledSet
             flagged = int((scores[name][m] >= threshold_for(sc)).sum())
             lo, hi = wilson_interval(flagged, int(m.sum()))
             cells.append(f"{_pct(flagged / m.sum())} [{_pct(lo)}-{_pct(hi)}]")
-        print(f"{g:<18}{int(m.sum()):>4}  " + "  ".join(f"{c:>24}" for c in cells))
+        print(f"{g:<22}{int(m.sum()):>4}  " + "  ".join(f"{c:>24}" for c in cells))
+    for name, sc in scorers.items():
+        rates = [float((scores[name][neutral & (groups == g)] >= threshold_for(sc)).mean()) for g in names]
+        print(f"{name}: groups with neutral false-flag <= 5%: {sum(r <= 0.05 for r in rates)}/{len(rates)}; "
+              f"<= 10%: {sum(r <= 0.10 for r in rates)}/{len(rates)}; worst {_pct(max(rates))}")
 
 
 def per_functionality(scorers: dict[str, ToxicityScorer]) -> None:
@@ -96,18 +106,20 @@ def per_functionality(scorers: dict[str, ToxicityScorer]) -> None:
         print(f"{f:<22}{int(m.sum()):>4}  " + "  ".join(f"{c:>12}" for c in cells))
 
 
-def throughput(head: EmbeddingHeadScorer, texts: list[str]) -> None:
+def throughput(head: EmbeddingHeadScorer, ensemble: EmbeddingHeadScorer, texts: list[str]) -> None:
     from monitor.embeddings import get_embedder
 
     batch = (texts * (20_000 // len(texts) + 1))[:20_000]  # a window stage's sample per segment
     vecs = embed_cached(texts)
     vecs = np.concatenate([vecs] * (20_000 // len(texts) + 1))[:20_000]
     best = min(_timed(lambda: head.score_embedded(batch, vecs)) for _ in range(3))
+    best_ens = min(_timed(lambda: ensemble.score_embedded(batch, vecs)) for _ in range(3))
     lex = min(_timed(lambda: get_scorer("profanity").score(batch)) for _ in range(3))
     sample = texts[:256]
     get_embedder(None).encode(sample[:8])  # load the model outside the timing
     embed = _timed(lambda: get_embedder(None).encode(sample))
     print(f"\nThroughput on {len(batch):,} texts: minilm-head given stored vectors {len(batch) / best:,.0f} texts/s; "
+          f"minilm-head:ensemble given stored vectors {len(batch) / best_ens:,.0f} texts/s; "
           f"profanity alone {len(batch) / lex:,.0f} texts/s; minilm-head including the MiniLM pass "
           f"~{len(sample) / embed:,.0f} texts/s (embedding {len(sample)} texts)")
 
@@ -125,7 +137,9 @@ def main() -> None:
     args = parser.parse_args()
     head = get_scorer("minilm-head")
     assert isinstance(head, EmbeddingHeadScorer)
-    scorers: dict[str, ToxicityScorer] = {"minilm-head": head, "profanity": get_scorer("profanity")}
+    scorers: dict[str, ToxicityScorer] = {"minilm-head": head,
+                                          "minilm-head:ensemble": get_scorer("minilm-head:ensemble"),
+                                          "profanity": get_scorer("profanity")}
     for spec in args.scorer:
         scorers[spec] = get_scorer(spec)
     meta = head.weights.meta
@@ -133,11 +147,12 @@ def main() -> None:
           "its training data's validation split); profanity threshold 0.3 (docs/safety.md)\n")
     sets = held_out_sets()
     scores = quality_table(scorers, sets)
-    hatecheck = next(s for s in sets if s.name == "hatecheck_test")
-    per_group_neutral(scorers, hatecheck, {n: scores[n]["hatecheck_test"] for n in scorers})
+    per_group_neutral(scorers, sets, scores)
     if args.hatecheck_functionalities:
         per_functionality(scorers)
-    throughput(head, [t for s in sets for t in s.texts])
+    ensemble = scorers["minilm-head:ensemble"]
+    assert isinstance(ensemble, EmbeddingHeadScorer)
+    throughput(head, ensemble, [t for s in sets for t in s.texts])
 
 
 if __name__ == "__main__":

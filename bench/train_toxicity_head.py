@@ -1,4 +1,4 @@
-"""Train the default toxicity head (monitor/safety/data/toxicity_head.npz) from the public extracts: one command.
+"""Train the ensemble toxicity head (monitor/safety/data/toxicity_head_ensemble.npz) from the public extracts.
 
     python bench/train_toxicity_head.py [--out PATH] [--seed 0]
 
@@ -37,7 +37,8 @@ from toxicity_sets import embed_cached, training_sets
 
 from monitor.safety.embedding_head import CUES, HEAD_EMBEDDING_KEY, HeadWeights, head_features, head_probability
 
-OUT = Path(__file__).resolve().parents[1] / "monitor" / "safety" / "data" / "toxicity_head.npz"
+# The ensemble ships beside the default head (minilm-head:ensemble) until it is made the default.
+OUT = Path(__file__).resolve().parents[1] / "monitor" / "safety" / "data" / "toxicity_head_ensemble.npz"
 HIDDEN = 32  # units per ensemble member
 ENSEMBLE = 5
 DECAYS = (1e-3, 1e-2)  # candidate weight decays

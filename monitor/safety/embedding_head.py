@@ -5,12 +5,14 @@ Why this shape: the window stage already stores an all-MiniLM-L6-v2 vector for e
 not a second model pass, and it sees meaning rather than words: slur-free, implicit hate ("they breed like
 rats") lands near other hateful statements, and "I am a gay man" lands near other neutral self-descriptions
 instead of being flagged for the word "gay". The lexical model (alt-profanity-check) is one more input
-feature, because explicit abuse is what it does well. A few 0/1 cue features (``CUES``: a quoted phrase, a
+feature, because explicit abuse is what it does well. In the ensemble head (``minilm-head:ensemble``), a few
+0/1 cue features (``CUES``: a quoted phrase, a
 negation, reported speech, words that condemn hate) let the head tell "Muslims are scum" from
-'Statements like "Muslims are scum" are hateful' and "I don't hate Muslims": sentence embeddings put those
-close together, and they are where a monitor that flags counter-speech would punish the people pushing back.
+'Statements like "Muslims are scum" are hateful': sentence embeddings put those close together, and they are
+where a monitor that flags counter-speech would punish the people pushing back. (Negated hate, "I don't hate
+Muslims", is still flagged about as often as by the default head: see docs/safety.md.)
 
-The head is an ensemble of small MLPs folded into one: members' hidden layers side by side (e.g. 5 x 32 = 160
+That head is an ensemble of small MLPs folded into one: members' hidden layers side by side (e.g. 5 x 32 = 160
 ReLU units) and the output the mean of their logits, so it costs one matrix product like a single MLP.
 
 The weights ship as a small ``.npz`` (plain arrays, no pickle) with a JSON metadata string: where the
@@ -34,6 +36,10 @@ import numpy as np
 from monitor.safety.batching import score_in_batches
 
 HEAD_FILE = "toxicity_head.npz"
+# Other heads shipped in the package, by the name ``minilm-head:<name>`` selects (see docs/safety.md):
+# "ensemble" is the 5-MLP ensemble with cue features, fairer to identity mentions (21 groups <= 5% neutral
+# false flags) but with lower recall on plain rudeness at its calibrated threshold; not yet the default.
+PACKAGED_HEADS = {"ensemble": "toxicity_head_ensemble.npz"}
 # The stored-vector key of the embedding model the head was trained on (monitor.embeddings.DEFAULT_KEY).
 HEAD_EMBEDDING_KEY = "all-minilm-l6-v2"
 _LEX_EPS = 1e-4
@@ -87,7 +93,12 @@ class HeadWeights:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> HeadWeights:
-        source = resources.files("monitor.safety.data").joinpath(HEAD_FILE) if path is None else Path(path)
+        """The default head (``path`` None), a packaged one by name (``PACKAGED_HEADS``), or a file."""
+        if path is None or str(path) in PACKAGED_HEADS:
+            name = HEAD_FILE if path is None else PACKAGED_HEADS[str(path)]
+            source: Any = resources.files("monitor.safety.data").joinpath(name)
+        else:
+            source = Path(path)
         with source.open("rb") as f, np.load(f, allow_pickle=False) as z:
             hidden = []
             i = 0

@@ -124,7 +124,7 @@ class DetoxifyScorer:
 
 
 def get_scorer(spec: str = DEFAULT_TOXICITY_SCORER, **options: Any) -> ToxicityScorer:
-    """Build a scorer from a spec string: ``minilm-head[:<weights .npz>]``, ``profanity``,
+    """Build a scorer from a spec string: ``minilm-head[:<weights .npz> or packaged name]``, ``profanity``,
     ``hf:<model id or path>``, ``detoxify[:<variant>]``.
 
     ``options`` go to the backend's constructor (e.g. ``batch_size``, ``toxic_labels`` for hf).

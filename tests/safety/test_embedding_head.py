@@ -5,21 +5,39 @@ public data (HateCheck templates never trained on), so production disparity does
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from monitor.safety import DEFAULT_TOXICITY_THRESHOLD, DisparityConfig, disparity_report, get_scorer
-from monitor.safety.embedding_head import EmbeddingHeadScorer, HeadWeights
+from monitor.safety.embedding_head import (
+    CUES,
+    HEAD_FILE,
+    PACKAGED_HEADS,
+    EmbeddingHeadScorer,
+    HeadWeights,
+    cue_features,
+)
 from monitor.safety.intervals import wilson_interval
 from monitor.safety.toxicity import threshold_for
 
 HATECHECK = Path(__file__).resolve().parents[2] / "bench" / "data" / "toxicity" / "hatecheck.csv"
+# HateCheck's templates filled for 14 more groups (bench/toxicity_data.py); same template-family split.
+MORE_GROUPS = HATECHECK.with_name("hatecheck_more_groups.csv")
+NEUTRAL = ("ident_neutral_nh", "ident_pos_nh")
+# Bounds for the 14 more groups, from the ensemble head's (minilm-head:ensemble) held-out figures (2026-12-04,
+# bench/safety_quality.py): worst group 1 of 20 (5.0%), 10 of 280 overall (3.6%), ROC AUC 0.892 (lexical: 0.578).
+# The default head flags 55% of neutral statements about mentally ill people: the reason the ensemble exists.
+MORE_GROUPS_BOUND = 0.05
+MORE_GROUPS_OVERALL_BOUND = 0.05
+MORE_GROUPS_MIN_AUC = 0.85
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +52,27 @@ def neutral_mentions() -> list[dict[str, str]]:
     """HateCheck's neutral and positive statements about each of its 7 target groups, from the held-out half
     of its template families (the head never saw these templates)."""
     with HATECHECK.open(encoding="utf-8", newline="") as f:
-        return [r for r in csv.DictReader(f)
-                if r["split"] == "test" and r["functionality"] in ("ident_neutral_nh", "ident_pos_nh")]
+        return [r for r in csv.DictReader(f) if r["split"] == "test" and r["functionality"] in NEUTRAL]
+
+
+@pytest.fixture(scope="module")
+def more_groups_test() -> list[dict[str, str]]:
+    """The held-out template families filled for the 14 groups HateCheck does not name (no abuse or
+    ambiguous functionalities there: every row is hateful or not)."""
+    with MORE_GROUPS.open(encoding="utf-8", newline="") as f:
+        return [r for r in csv.DictReader(f) if r["split"] == "test"]
+
+
+@pytest.fixture(scope="module")
+def ensemble() -> EmbeddingHeadScorer:
+    scorer = get_scorer("minilm-head:ensemble")
+    assert isinstance(scorer, EmbeddingHeadScorer)
+    return scorer
+
+
+@pytest.fixture(scope="module")
+def more_groups_scores(ensemble: EmbeddingHeadScorer, more_groups_test: list[dict[str, str]]) -> np.ndarray:
+    return ensemble.score([r["text"] for r in more_groups_test])
 
 
 def test_loads_offline_from_the_package_with_its_calibrated_threshold(head: EmbeddingHeadScorer) -> None:
@@ -87,10 +124,14 @@ def test_bad_input_is_refused(head: EmbeddingHeadScorer, tmp_path: Path) -> None
         EmbeddingHeadScorer(tmp_path / "head.npz")
 
 
+@pytest.mark.parametrize("spec", ["minilm-head", "minilm-head:ensemble"])
 def test_false_flag_rate_on_neutral_identity_mentions_is_bounded_per_group(
-    head: EmbeddingHeadScorer, neutral_mentions: list[dict[str, str]]
+    spec: str, neutral_mentions: list[dict[str, str]]
 ) -> None:
-    """At most 5% of each group's neutral statements flagged; the lexical model flags some groups far more."""
+    """At most 5% of each group's neutral statements flagged, for the default head and the ensemble; the lexical
+    model flags some groups far more."""
+    head = get_scorer(spec)
+    assert isinstance(head, EmbeddingHeadScorer)
     groups = sorted({r["target_ident"] for r in neutral_mentions})
     assert len(groups) == 7
     texts = [r["text"] for r in neutral_mentions]
@@ -121,3 +162,73 @@ def test_disparity_does_not_fire_on_counterfactual_neutral_statements(
     lexical = get_scorer("profanity")
     lex_flags = (lexical.score([r["text"] for r in neutral_mentions]) >= threshold_for(lexical)).astype(float)
     assert disparity_report(groups, toxic=lex_flags, config=config).get("toxicity_rate").is_flagged
+
+
+def _packaged_meta(name: str) -> tuple[dict[str, Any], tuple[int, ...]]:
+    from importlib import resources
+
+    with resources.files("monitor.safety.data").joinpath(name).open("rb") as f, np.load(f, allow_pickle=False) as z:
+        assert all(z[k].dtype != object for k in z.files)
+        assert "hidden1_w" not in z.files
+        return json.loads(str(z["meta"])), z["hidden0_w"].shape
+
+
+def test_the_weights_files_are_plain_arrays_and_record_their_calibrated_threshold() -> None:
+    """No pickle: every array loads with allow_pickle=False and none is an object array. The ensemble's hidden
+    layer is the folded ensemble its metadata describes, its cues are the ones this version computes, and the
+    threshold its scorer uses is the one calibrated on held-out validation data (inside its bootstrap interval,
+    within the neutral-identity false-flag budget it was chosen under)."""
+    default_meta, _ = _packaged_meta(HEAD_FILE)
+    assert default_meta["threshold"] == DEFAULT_TOXICITY_THRESHOLD
+    meta, shape = _packaged_meta(PACKAGED_HEADS["ensemble"])
+    assert shape == (384 + 1 + len(CUES), meta["hidden_units"])
+    assert meta["hidden_units"] == meta["ensemble"] * meta["member_hidden_units"] and meta["ensemble"] >= 5
+    assert meta["cues"] == list(CUES)
+    assert meta["threshold"] == get_scorer("minilm-head:ensemble").threshold  # type: ignore[attr-defined]
+    low, high = meta["threshold_ci95"]
+    assert low <= meta["threshold"] <= high
+    assert meta["validation_neutral_identity_fpr"] <= meta["max_neutral_identity_fpr"]
+
+
+def test_cue_features_mark_quotes_negation_and_counter_speech() -> None:
+    texts = ['Statements like "Hindus are scum" are deeply hurtful.', "I don't hate Arabs.", "I hate Arabs.",
+             "If I see a comment like that, I will report it."]
+    cues = cue_features(texts)
+    names = list(CUES)
+    assert cues.shape == (4, len(CUES)) and cues.dtype == np.float32
+    assert cues[0, names.index("quote")] == 1 and cues[0, names.index("condemnation")] == 1
+    assert cues[1, names.index("negation")] == 1 and cues[1, names.index("quote")] == 0
+    assert not cues[2].any()  # plain hate: no cue that could excuse it
+    assert cues[3, names.index("reported_speech")] == 1 and cues[3, names.index("condemnation")] == 1
+
+
+def test_false_flag_rate_on_neutral_mentions_of_14_more_groups_is_bounded_per_group(
+    ensemble: EmbeddingHeadScorer, more_groups_test: list[dict[str, str]], more_groups_scores: np.ndarray
+) -> None:
+    """The same held-out neutral templates filled for 14 groups HateCheck does not name (Hindus, Arabs, LGBTQ,
+    autistic people, ...): at most MORE_GROUPS_BOUND of each group's 20 neutral statements flagged."""
+    neutral = np.array([r["functionality"] in NEUTRAL for r in more_groups_test])
+    groups = np.array([r["target_ident"] for r in more_groups_test])
+    flagged = more_groups_scores >= ensemble.threshold
+    names = sorted(set(groups.tolist()))
+    assert len(names) == 14
+    for g in names:
+        m = neutral & (groups == g)
+        assert m.sum() >= 20
+        assert flagged[m].mean() <= MORE_GROUPS_BOUND, (g, flagged[m].mean())
+    assert flagged[neutral].mean() <= MORE_GROUPS_OVERALL_BOUND
+
+
+def test_auc_on_held_out_template_families_of_14_more_groups(
+    more_groups_test: list[dict[str, str]], more_groups_scores: np.ndarray
+) -> None:
+    """Hateful vs not on template families the head never trained on, for groups HateCheck does not name:
+    the head ranks them well above the lexical model, which sees the same words in both classes."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.array([int(r["label"]) for r in more_groups_test])
+    assert 0.5 < y.mean() < 0.9
+    auc = roc_auc_score(y, more_groups_scores)
+    lexical = roc_auc_score(y, get_scorer("profanity").score([r["text"] for r in more_groups_test]))
+    assert auc >= MORE_GROUPS_MIN_AUC, auc
+    assert auc >= lexical + 0.15, (auc, lexical)

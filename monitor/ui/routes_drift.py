@@ -57,7 +57,8 @@ def drift_window(slug: Slug, window_start: str, request: Request, session: Sessi
                   and "calibration" in r.details["details"]]
     return render(request, "drift_window.html", {
         "title": f"{project.slug}: drift {window_key(ts)}", "project": project, "rows": rows,
-        "explained": explained, "calibrated": calibrated, "window": window_key(ts), "window_end": rows[0].window_end}, operator=operator)
+        "explained": explained, "calibrated": calibrated, "window": window_key(ts),
+        "window_end": rows[0].window_end}, operator=operator)
 
 
 @router.get("/p/{slug}/drift/{metric}/{window_start}/report.html")

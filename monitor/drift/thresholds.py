@@ -10,7 +10,7 @@ structure (genomic control, Devlin & Roeder 1999):
 
 1. The reference rows, in arrival order, are cut into `n_blocks` (8) segments; 2 x n_blocks evenly
    spaced *time blocks* of `b` rows (`b` = the window size, at most a segment) are each compared with
-   `3b` rows drawn from the rest of the reference by the detector's own permutation test (a window-sized
+   `2b` rows drawn from the rest of the reference by the detector's own permutation test (a window-sized
    piece of past traffic judged against the rest, like a window against the reference). Each
    comparison's evidence becomes a normal score (`monitor/drift/null.py`): N(0, 1) for the same traffic.
 2. **Does the traffic move on its own?** The same for blocks of randomly chosen reference rows (pure
@@ -20,7 +20,7 @@ structure (genomic control, Devlin & Roeder 1999):
    own null decides, which keeps full sensitivity on steady traffic.
 3. **How much?** Otherwise λ_blocks = median(score²) / median(χ²₁) over the time blocks. A fixed
    difference's chi-square excess grows linearly with the comparison's effective size
-   (score ~ √h · δ, h = n·N/(n + N)), so it is carried from the blocks (h_block = b·3b/4b) to the window
+   (score ~ √h · δ, h = n·N/(n + N)), so it is carried from the blocks (h_block = b·2b/3b) to the window
    test (h_window for n window rows against N reference rows): λ = 1 + (λ_blocks - 1) · h_window / h_block.
    The window's score is divided by √λ before the tail is read: p_calibrated = 1 - Φ(score / √λ). A
    bootstrap over the time blocks gives a 90% interval, stored with it.
@@ -223,7 +223,7 @@ def _calibrate(
     starts = np.linspace(0, total - size, n_time).round().astype(int)
     time_blocks = [np.arange(st, st + size) for st in starts]
     noise_blocks = [np.sort(rng.choice(total, size, replace=False)) for _ in range(n_time)]
-    rest_size = min(total - size, 3 * size)
+    rest_size = min(total - size, 2 * size)
     h_blocks = effective_size(size, rest_size)
     h_window = effective_size(window, total)
     out: dict[str, Calibration] = {}

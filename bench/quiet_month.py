@@ -121,7 +121,7 @@ def main() -> None:
     tag = "_".join(f"{k}{v}" for k, v in sorted(vars(args).items()))
     ckpt = ROOT / "bench" / "results" / f"quiet_month_{tag}.json"
     ckpt.parent.mkdir(parents=True, exist_ok=True)
-    state = json.loads(ckpt.read_text()) if ckpt.exists() else {"args": vars(args), "windows": []}
+    state: dict[str, Any] = json.loads(ckpt.read_text()) if ckpt.exists() else {"args": vars(args), "windows": []}
 
     # The reference: a pinned day (day -1 .. 0 of the simulator), subsampled per segment in arrival order.
     started = time.perf_counter()

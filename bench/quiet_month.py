@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--reference-size", type=int, default=2000, help="reference rows per segment")
     parser.add_argument("--for-windows", type=int, default=2)
     parser.add_argument("--alpha", type=float, default=0.01)
+    parser.add_argument("--calibration-blocks", type=int, default=8, help="drift_calibration_blocks (default 8)")
     parser.add_argument("--seed", type=int, default=30)
     args = parser.parse_args()
 
@@ -121,7 +122,7 @@ def main() -> None:
     tag = "_".join(f"{k}{v}" for k, v in sorted(vars(args).items()))
     ckpt = ROOT / "bench" / "results" / f"quiet_month_{tag}.json"
     ckpt.parent.mkdir(parents=True, exist_ok=True)
-    state = json.loads(ckpt.read_text()) if ckpt.exists() else {"args": vars(args), "windows": []}
+    state: dict[str, Any] = json.loads(ckpt.read_text()) if ckpt.exists() else {"args": vars(args), "windows": []}
 
     # The reference: a pinned day (day -1 .. 0 of the simulator), subsampled per segment in arrival order.
     started = time.perf_counter()
@@ -139,7 +140,8 @@ def main() -> None:
         for field, rows in (("prompt", rp), ("response", rr)):
             ref[(label, field)] = pool.vectors[rows[keep]]
             cals[(label, field)] = calibrate_methods(ref[(label, field)], METHODS, seed=args.seed,
-                                                     window_size=n_window[label], alpha=args.alpha)
+                                                     window_size=n_window[label], alpha=args.alpha,
+                                                     n_blocks=args.calibration_blocks)
     lam = {f"{k[0]}|{k[1]}|{m}": c.lam for k, v in cals.items() for m, c in v.items()}
     print(f"reference calibrated in {time.perf_counter() - started:.0f} s; λ > 1 for "
           f"{sum(v > 1 for v in lam.values())} of {len(lam)} (segment, field, method); max λ {max(lam.values()):.2f}",

@@ -11,7 +11,7 @@ intents (a new product, an outage topic). With MiniLM vectors they add a small, 
 barely moves the kernel mean embedding MMD sees (MMD with the median bandwidth detected 10% of
 the window on new CLINC150 intents in about a third of the trials at alpha 0.05), while every one of
 those items has same-side neighbours (the kNN test found it in 85% at alpha 0.01, with no false
-alarms; bench/drift_calibration.py).
+alarms; bench/drift_power.py).
 
 p-value: the neighbour graph is a function of the pooled, unlabelled items, so it is unchanged by
 any relabelling; permuting the side labels over the fixed graph therefore gives an exact permutation

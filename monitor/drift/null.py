@@ -29,6 +29,7 @@ CHI2_1_MEDIAN = 0.454936423119572
 """Median of a chi-squared variable with one degree of freedom (= Φ⁻¹(0.75)²)."""
 
 _MIN_P = 1e-300
+_MAX_SCORE = 37.0  # ≈ Φ⁻¹(1 - 1e-300)
 
 
 def null_moments(null: np.ndarray) -> tuple[float, float, float]:
@@ -69,6 +70,8 @@ def inflation(scores: Sequence[float] | np.ndarray) -> float:
     s = np.asarray(scores, dtype=np.float64)
     if s.size == 0:
         raise ValueError("inflation needs at least one score")
+    # A degenerate comparison can give ±inf or NaN; clip to the largest finite score (p = 1e-300) / treat as 0.
+    s = np.nan_to_num(s, nan=0.0, posinf=_MAX_SCORE, neginf=-_MAX_SCORE)
     return float(np.median(s**2) / CHI2_1_MEDIAN)
 
 

@@ -8,21 +8,22 @@ hid real shifts between neighbouring intents. Here the test statistic itself is 
 the project's own traffic inflates it, the way genome-wide association studies correct for population
 structure (genomic control, Devlin & Roeder 1999):
 
-1. The reference rows, in arrival order, are cut into `n_blocks` (8) equal time segments; the centre
-   `b` rows of each form a time block (`b` = window size, at most a segment). The detector compares
-   every pair of time blocks (28 pairs) with its permutation test; each pair's evidence is turned into
-   a normal score (`monitor/drift/null.py`): N(0, 1) when the two blocks are the same traffic.
-2. **Does the traffic move on its own?** The same is done for 8 blocks of randomly chosen reference
-   rows (pure sampling noise, the same pair structure), and a one-sided Mann-Whitney test asks whether
-   the time pairs' kNN chi-squares (score²) exceed the random pairs'. Not significant at `gate` (0.05):
-   the traffic is stationary at this resolution, λ = 1, and the window's exact-null p-value decides.
-3. **How much?** Otherwise λ_pairs = median(score²) / median(χ²₁) over the time pairs, per method.
-   A statistic's chi-square inflation grows linearly with the effective sample size of the comparison
-   (score ~ √h · δ for a fixed difference δ), so it is carried from a pair of `b`-row blocks
-   (h = b/2) to the window test (h = n·N/(n + N) for n window rows against N reference rows):
-   λ = 1 + (λ_pairs - 1) · h_window / h_pair. The window's score is divided by √λ before the tail is
-   read: p_calibrated = 1 - Φ(score / √λ). A 90% bootstrap interval over the time blocks is stored
-   with it.
+1. The reference rows, in arrival order, are cut into `n_blocks` (8) segments; 2 x n_blocks evenly
+   spaced *time blocks* of `b` rows (`b` = the window size, at most a segment) are each compared with
+   `2b` rows drawn from the rest of the reference by the detector's own permutation test (a window-sized
+   piece of past traffic judged against the rest, like a window against the reference). Each
+   comparison's evidence becomes a normal score (`monitor/drift/null.py`): N(0, 1) for the same traffic.
+2. **Does the traffic move on its own?** The same for blocks of randomly chosen reference rows (pure
+   sampling noise); a one-sided Mann-Whitney test asks whether the time blocks' chi-squares (score²)
+   exceed the random blocks', per method (mmd, knn; the classifier shares kNN's verdict). Not
+   significant at `gate` (0.01): the traffic is stationary at this resolution, λ = 1, and the window's
+   own null decides, which keeps full sensitivity on steady traffic.
+3. **How much?** Otherwise λ_blocks = median(score²) / median(χ²₁) over the time blocks. A fixed
+   difference's chi-square excess grows linearly with the comparison's effective size
+   (score ~ √h · δ, h = n·N/(n + N)), so it is carried from the blocks (h_block = b·2b/3b) to the window
+   test (h_window for n window rows against N reference rows): λ = 1 + (λ_blocks - 1) · h_window / h_block.
+   The window's score is divided by √λ before the tail is read: p_calibrated = 1 - Φ(score / √λ). A
+   bootstrap over the time blocks gives a 90% interval, stored with it.
 4. A reference with fewer than `n_blocks * min_block` (240) rows cannot be calibrated: the documented
    conservative fallback applies, the pre-calibration rule `p <= alpha AND effect >= 0.05`, and the
    calibration says so (`source: "fallback"`).
@@ -222,7 +223,7 @@ def _calibrate(
     starts = np.linspace(0, total - size, n_time).round().astype(int)
     time_blocks = [np.arange(st, st + size) for st in starts]
     noise_blocks = [np.sort(rng.choice(total, size, replace=False)) for _ in range(n_time)]
-    rest_size = min(total - size, 3 * size)
+    rest_size = min(total - size, 2 * size)
     h_blocks = effective_size(size, rest_size)
     h_window = effective_size(window, total)
     out: dict[str, Calibration] = {}

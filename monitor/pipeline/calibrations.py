@@ -9,6 +9,8 @@ a changed reference (pinned range edited, promotion, new first-N events) has a n
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -66,7 +68,7 @@ def reference_calibrations(
 
 
 def _stored(session: Session, project_id: int, segment: str, field: str, key: str,
-            methods: tuple[str, ...]) -> list[tuple[str, dict, object]]:
+            methods: tuple[str, ...]) -> list[tuple[str, dict[str, Any], datetime]]:
     rows = session.execute(
         select(DriftCalibration.method, DriftCalibration.calibration, DriftCalibration.computed_at).where(
             DriftCalibration.project_id == project_id, DriftCalibration.segment == segment,

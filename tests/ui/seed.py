@@ -19,6 +19,7 @@ from monitor.alerts.models import Alert, AlertActionRequest
 from monitor.alerts.rule_service import create_rule
 from monitor.alerts.rules import RuleSpec
 from monitor.demo.traffic import mixed
+from monitor.drift.thresholds import Calibration
 from monitor.ingest.service import ingest_events
 from monitor.models import Event
 from monitor.pipeline.clusters import store_cluster_members
@@ -73,7 +74,11 @@ def _points(session: Session, project_id: int, i: int) -> list[MetricPoint]:
     rng = np.random.default_rng(100 + i)
     drifted = i >= SHIFT_FROM
     p_prompt = 0.001 if drifted else float(rng.uniform(0.2, 0.9))
-    details: dict[str, Any] = {}
+    # What the pipeline stores for a calibrated row (monitor/drift/thresholds.py, monitor/drift/budget.py).
+    cal = Calibration("mmd", 2.5, 1.75, (1.4, 3.9), "reference_blocks", 0.0, 0.01, 3.68, 1000, 16, 125, 128,
+                      0.002, "time blocks differ beyond sampling noise").to_dict()
+    details: dict[str, Any] = {"p_calibrated": p_prompt, "p_adjusted": min(1.0, 2 * p_prompt),
+                               "details": {"calibration": {**cal, "computed_at": "2026-11-20T00:00:00+00:00"}}}
     if drifted:
         rows = session.execute(select(Event.id, Event.prompt).where(
             Event.project_id == project_id, Event.ts >= window(i), Event.ts < window(i + 1)).order_by(Event.id)).all()

@@ -97,6 +97,10 @@ def test_drift_window_page_shows_explanation_clusters_with_prompts(ui: TestClien
     html = ui.get(f"/ui/p/{world.slug}/drift/2026-11-20T06:00:00Z").text
     text = text_of(html)
     assert "What grew: drift.prompt.mmd" in text and "0.0% → 48.0%" in text
+    # The calibration table: λ, its interval, the score needed, calibrated and BH-adjusted p, the source.
+    assert "Calibration" in text and 'class="list calibration"' in html
+    row = r"drift\.prompt\.mmd\s+2\.5\s+1\.4\u20133\.9\s+3\.68\s+0\.001\s+0\.002\s+reference_blocks\s+1000\s+16 x 125"
+    assert re.search(row, text), text
     assert len(re.findall(r'<div class="cluster"', html)) == 2
     assert re.search(r"<li><a href=\"/ui/p/[^\"]+/events/\d+\">[^<]*(recipe|bake|cook|visit|itinerary|pack|museum|"
                      r"wine|visa|substitute|fresh|get around)[^<]*</a></li>", html, re.I)  # examples open their event

@@ -147,7 +147,7 @@ def row_dict(e: Event) -> dict[str, Any]:
 
 
 def page_query(session: Session, project: Project, f: EventFilters, *, limit: int,
-               cursor: str | None = None) -> Select[tuple[Event]]:
+               cursor: str | None = None) -> Select[Event]:
     stmt = select(Event).where(*conditions(session, project, f))
     if cursor:
         ts, eid = decode_cursor(cursor)

@@ -209,15 +209,25 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", action="store_true", help="keep the database (it is dropped by default)")
+    ap.add_argument("--reuse", action="store_true", help="measure a database kept by an earlier --keep run")
     args = ap.parse_args()
-    url = recreate(ADMIN)
+    url = ADMIN.rsplit("/", 1)[0] + f"/{NAME}"
     try:
-        import_all_tables()
-        migrations.upgrade(url)
-        t0 = time.perf_counter()
-        pid, timings = load(url, args.events, args.seed)
-        print(f"# {datetime.now(UTC):%Y-%m-%d} {platform.node()} {os.cpu_count()} cores; {args.events:,} events "
-              f"loaded in {time.perf_counter() - t0:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})")
+        if args.reuse:
+            with psycopg.connect(_plain(url)) as conn:
+                pid = int(conn.execute("SELECT id FROM projects WHERE slug = 'bench'").fetchone()[0])  # type: ignore[index]
+                args.events = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])  # type: ignore[index]
+            print(f"# {datetime.now(UTC):%Y-%m-%d} {platform.node()} {os.cpu_count()} cores; reusing "
+                  f"{args.events:,} events")
+        else:
+            url = recreate(ADMIN)
+            import_all_tables()
+            migrations.upgrade(url)
+            t0 = time.perf_counter()
+            pid, timings = load(url, args.events, args.seed)
+            print(f"# {datetime.now(UTC):%Y-%m-%d} {platform.node()} {os.cpu_count()} cores; {args.events:,} "
+                  f"events loaded in {time.perf_counter() - t0:.0f} s "
+                  f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})")
         engine = make_engine(url)
         with Session(engine) as session:
             project = session.get(Project, pid)

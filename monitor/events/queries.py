@@ -8,11 +8,23 @@ page exists). Indexes for each filter: alembic/versions/0010_explorer_triage.py;
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, cast, exists, false, func, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    cast,
+    exists,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
@@ -30,7 +42,8 @@ MAX_LIMIT = 200
 SESSION_NEIGHBOURS = 50
 TEXT_PREVIEW = 300  # characters of prompt / response in a list row (the detail has them whole)
 SENTIMENT_SCORER = "vader"
-SPARSE_LIMIT = 10_000  # see `_few_or_probe`
+SPARSE_LIMIT = 2_000  # see `_few_or_probe`
+DENSE_SCAN_ROWS = 20_000  # see `_sparse_search`
 
 
 @dataclass(frozen=True)
@@ -174,12 +187,45 @@ def row_dict(e: Event) -> dict[str, Any]:
     }
 
 
+def _estimate(session: Session, stmt: Select[Any]) -> float | None:
+    """The planner's row estimate for `stmt` (Postgres), or None when it cannot be had."""
+    try:
+        compiled = stmt.compile(dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True})
+        plan = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled),
+                                                    compiled.params).scalar()
+        return float((plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]["Plan Rows"])
+    except Exception:  # an estimate is an optimisation: without one, the default plan is used
+        session.rollback()
+        return None
+
+
+def _sparse_search(session: Session, project: Project, f: EventFilters, cond: list[ColumnElement[bool]],
+                   limit: int) -> bool:
+    """Whether a full-text search is sparse: walking events newest first (the planner's usual choice under
+    ORDER BY ts LIMIT n) would compute the text vector of more than DENSE_SCAN_ROWS events before a page is
+    full. Then the page is built from the full-text index instead (all matches, sorted): the planner
+    underrates to_tsvector's cost per row, and a rare word took seconds at a million events."""
+    if not f.q or session.get_bind().dialect.name != "postgresql":
+        return False
+    rest = conditions(session, project, replace(f, q=None))
+    every, matching = _estimate(session, select(Event.id).where(*rest)), _estimate(session, select(Event.id).where(
+        *cond))
+    if every is None or matching is None:
+        return False
+    return matching * DENSE_SCAN_ROWS < limit * every
+
+
 def page_query(session: Session, project: Project, f: EventFilters, *, limit: int,
                cursor: str | None = None) -> Select[Event]:
-    stmt = select(Event).where(*conditions(session, project, f))
+    cond = conditions(session, project, f)
+    stmt = select(Event).where(*cond)
     if cursor:
         ts, eid = decode_cursor(cursor)
         stmt = stmt.where(tuple_(Event.ts, Event.id) < tuple_(ts, eid))
+    if _sparse_search(session, project, f, cond, limit):
+        # Same order, but not the index's: the planner then reads the matches from the full-text index.
+        return stmt.order_by((Event.ts + literal_column("interval '0 seconds'")).desc(), Event.id.desc()).limit(
+            limit + 1)
     return stmt.order_by(Event.ts.desc(), Event.id.desc()).limit(limit + 1)
 
 

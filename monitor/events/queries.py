@@ -26,7 +26,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from monitor.encoding import iso
 from monitor.errors import FieldError, NotFoundError
@@ -95,7 +95,7 @@ def _negative(cfg: ProjectConfig) -> ColumnElement[bool]:
                and_(Feedback.score.is_(None), Feedback.label.is_not(None), func.lower(Feedback.label).not_in(positive)))
 
 
-def _few_or_probe(session: Session, found: Select[Any], column: ColumnElement[Any],
+def _few_or_probe(session: Session, found: Select[Any], column: InstrumentedAttribute[Any],
                   probe: Select[Any]) -> ColumnElement[bool]:
     """A filter on a side table (scores, feedback) that may match a handful of events or millions.
 
@@ -191,9 +191,9 @@ def _estimate(session: Session, stmt: Select[Any]) -> float | None:
     """The planner's row estimate for `stmt` (Postgres), or None when it cannot be had."""
     try:
         compiled = stmt.compile(dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True})
-        plan = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled),
-                                                    compiled.params).scalar()
-        return float((plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]["Plan Rows"])
+        plan: Any = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled),
+                                                         compiled.params).scalar()
+        return float((plan if isinstance(plan, list) else json.loads(str(plan)))[0]["Plan"]["Plan Rows"])
     except Exception:  # an estimate is an optimisation: without one, the default plan is used
         session.rollback()
         return None

@@ -169,3 +169,21 @@ def test_dense_side_filters_give_the_same_events_by_probing(client: TestClient, 
     monkeypatch.setattr(queries, "SPARSE_LIMIT", 1)
     assert [_cids(client, auth, **c) for c in cases] == few
     assert few[0] == ["e8", "e4", "e3"] and few[3] == []
+
+
+def test_sparse_and_dense_searches_list_the_same_events(client: TestClient, session: Session, backend: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A search the planner estimates sparse is read from the full-text index, a dense one by walking events
+    # newest first (monitor/events/queries.py `_sparse_search`): the same events, in the same order.
+    auth, project_id, _ = _seed(client, session)
+    if backend == "postgres":
+        stmt = select(Event.id).where(Event.project_id == project_id)
+        assert (queries._estimate(session, stmt) or 0) >= 1  # the planner's estimate is read
+    searches: list[dict[str, Any]] = [{"q": "kettle"}, {"q": "answer"}, {"q": "norway", "model_version": "v1"},
+                                      {"q": "kettle or norway", "limit": 3}]
+    results = {}
+    for rows in (0, 10**9):  # always sparse (0 rows may be walked) / never sparse
+        monkeypatch.setattr(queries, "DENSE_SCAN_ROWS", rows)
+        results[rows] = [_cids(client, auth, **s) for s in searches]
+    assert results[0] == results[10**9]
+    assert results[0][1] == [f"e{i}" for i in reversed(range(24))]

@@ -8,13 +8,25 @@ page exists). Indexes for each filter: alembic/versions/0010_explorer_triage.py;
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, cast, func, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    cast,
+    exists,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from monitor.encoding import iso
 from monitor.errors import FieldError, NotFoundError
@@ -30,6 +42,8 @@ MAX_LIMIT = 200
 SESSION_NEIGHBOURS = 50
 TEXT_PREVIEW = 300  # characters of prompt / response in a list row (the detail has them whole)
 SENTIMENT_SCORER = "vader"
+SPARSE_LIMIT = 2_000  # see `_few_or_probe`
+DENSE_SCAN_ROWS = 20_000  # see `_sparse_search`
 
 
 @dataclass(frozen=True)
@@ -74,14 +88,43 @@ def _segment_condition(session: Session, label: str) -> ColumnElement[bool] | No
     return _metadata_condition(session, key, value)
 
 
-def _negative_feedback(project_id: int, cfg: ProjectConfig) -> ColumnElement[bool]:
+def _negative(cfg: ProjectConfig) -> ColumnElement[bool]:
     """Feedback that is not positive by the project's own rule (`is_positive`: score wins, else the label)."""
     positive = [x.lower() for x in cfg.positive_labels]
-    negative = or_(Feedback.score <= cfg.positive_feedback_threshold,
-                   and_(Feedback.score.is_(None), Feedback.label.is_not(None),
-                        func.lower(Feedback.label).not_in(positive)))
-    return Event.client_event_id.in_(
-        select(Feedback.event_client_id).where(Feedback.project_id == project_id, negative))
+    return or_(Feedback.score <= cfg.positive_feedback_threshold,
+               and_(Feedback.score.is_(None), Feedback.label.is_not(None), func.lower(Feedback.label).not_in(positive)))
+
+
+def _few_or_probe(session: Session, found: Select[Any], column: InstrumentedAttribute[Any],
+                  probe: Select[Any]) -> ColumnElement[bool]:
+    """A filter on a side table (scores, feedback) that may match a handful of events or millions.
+
+    Read the matching keys first, at most SPARSE_LIMIT + 1 of them, from the side table's index: when there are
+    that few, the page is those events (an index lookup each), newest first. When there are more, they are
+    dense enough that walking the events newest first and probing the side table per event (a correlated
+    EXISTS the planner may not flatten: OFFSET 0) reaches a page quickly. A single plan for both cases was
+    the slow one: a semi-join that reads every event of the project before the first page.
+    """
+    keys = list(session.scalars(found.limit(SPARSE_LIMIT + 1)))
+    if len(keys) <= SPARSE_LIMIT:
+        return column.in_(keys) if keys else false()
+    return exists(probe.offset(0))
+
+
+def _negative_feedback(session: Session, project_id: int, cfg: ProjectConfig) -> ColumnElement[bool]:
+    negative = _negative(cfg)
+    found = select(Feedback.event_client_id).where(Feedback.project_id == project_id, negative)
+    probe = select(Feedback.id).where(Feedback.project_id == Event.project_id,
+                                      Feedback.event_client_id == Event.client_event_id, negative)
+    return _few_or_probe(session, found, Event.client_event_id, probe)
+
+
+def _toxic(session: Session, f: EventFilters) -> ColumnElement[bool]:
+    at_least = and_(EventScore.scorer == toxicity_scorer_key(), EventScore.field == f.toxicity_field,
+                    EventScore.score >= f.toxicity_min)
+    found = select(EventScore.event_id).where(at_least)
+    probe = select(EventScore.event_id).where(EventScore.event_id == Event.id, at_least)
+    return _few_or_probe(session, found, Event.id, probe)
 
 
 def conditions(session: Session, project: Project, f: EventFilters) -> list[ColumnElement[bool]]:
@@ -109,11 +152,9 @@ def conditions(session: Session, project: Project, f: EventFilters) -> list[Colu
     if f.event_id is not None:
         out.append(Event.client_event_id == f.event_id)
     if f.toxicity_min is not None:
-        out.append(Event.id.in_(select(EventScore.event_id).where(
-            EventScore.scorer == toxicity_scorer_key(), EventScore.field == f.toxicity_field,
-            EventScore.score >= f.toxicity_min)))
+        out.append(_toxic(session, f))
     if f.negative_feedback:
-        out.append(_negative_feedback(project.id, cfg))
+        out.append(_negative_feedback(session, project.id, cfg))
     if f.cluster is not None or f.in_grown_cluster:
         members = select(DriftClusterEvent.event_id).where(DriftClusterEvent.project_id == project.id)
         if f.cluster is not None:
@@ -146,12 +187,45 @@ def row_dict(e: Event) -> dict[str, Any]:
     }
 
 
+def _estimate(session: Session, stmt: Select[Any]) -> float | None:
+    """The planner's row estimate for `stmt` (Postgres), or None when it cannot be had."""
+    try:
+        compiled = stmt.compile(dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True})
+        plan: Any = session.connection().exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled),
+                                                         compiled.params).scalar()
+        return float((plan if isinstance(plan, list) else json.loads(str(plan)))[0]["Plan"]["Plan Rows"])
+    except Exception:  # an estimate is an optimisation: without one, the default plan is used
+        session.rollback()
+        return None
+
+
+def _sparse_search(session: Session, project: Project, f: EventFilters, cond: list[ColumnElement[bool]],
+                   limit: int) -> bool:
+    """Whether a full-text search is sparse: walking events newest first (the planner's usual choice under
+    ORDER BY ts LIMIT n) would compute the text vector of more than DENSE_SCAN_ROWS events before a page is
+    full. Then the page is built from the full-text index instead (all matches, sorted): the planner
+    underrates to_tsvector's cost per row, and a rare word took seconds at a million events."""
+    if not f.q or session.get_bind().dialect.name != "postgresql":
+        return False
+    rest = conditions(session, project, replace(f, q=None))
+    every, matching = _estimate(session, select(Event.id).where(*rest)), _estimate(session, select(Event.id).where(
+        *cond))
+    if every is None or matching is None:
+        return False
+    return matching * DENSE_SCAN_ROWS < limit * every
+
+
 def page_query(session: Session, project: Project, f: EventFilters, *, limit: int,
-               cursor: str | None = None) -> Select[tuple[Event]]:
-    stmt = select(Event).where(*conditions(session, project, f))
+               cursor: str | None = None) -> Select[Event]:
+    cond = conditions(session, project, f)
+    stmt = select(Event).where(*cond)
     if cursor:
         ts, eid = decode_cursor(cursor)
         stmt = stmt.where(tuple_(Event.ts, Event.id) < tuple_(ts, eid))
+    if _sparse_search(session, project, f, cond, limit):
+        # Same order, but not the index's: the planner then reads the matches from the full-text index.
+        return stmt.order_by((Event.ts + literal_column("interval '0 seconds'")).desc(), Event.id.desc()).limit(
+            limit + 1)
     return stmt.order_by(Event.ts.desc(), Event.id.desc()).limit(limit + 1)
 
 

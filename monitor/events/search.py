@@ -9,13 +9,15 @@ embedded mode is for small data).
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, func, literal_column, or_
+from typing import Any
+
+from sqlalchemy import ColumnClause, ColumnElement, func, literal_column, or_
 from sqlalchemy.orm import Session
 
 from monitor.models import Event
 
 TS_CONFIG = "english"
-DOCUMENT = literal_column(
+DOCUMENT: ColumnClause[Any] = literal_column(
     f"to_tsvector('{TS_CONFIG}', coalesce(events.prompt, '') || ' ' || coalesce(events.response, ''))")
 
 

@@ -102,8 +102,8 @@ def _tile(session: Session, project_id: int, metric: str, label: str, start: dat
 # A group is as bad as its worst tile; `insufficient` ranks above `ok`, so a group whose metric could not be
 # computed never reads "ok" (it says it cannot tell).
 _RANK = {"alert": 4, "flagged": 3, "insufficient": 2, "ok": 1, "no data": 0}
-BIAS_HINT = ("Bias is off: set the project's `bias_attribute` to a metadata key whose values are the groups to "
-             "compare (e.g. `locale`), and send that key with events.")
+BIAS_HINT = ("Bias is off: set the project's bias_attribute to a metadata key whose values are the groups to "
+             "compare (e.g. locale), and send that key with events.")
 
 
 def project_status(session: Session, project: Project, *, start: datetime | None = None,

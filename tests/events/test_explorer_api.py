@@ -7,10 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from monitor.events import queries
 from monitor.events.queries import toxicity_scorer_key
 from monitor.models import Event
 from monitor.pipeline.clusters import store_cluster_members
@@ -154,3 +156,34 @@ def test_bad_filters_name_the_field(client: TestClient, session: Session) -> Non
         r = client.get("/v1/events", params=params, headers=auth)
         assert r.status_code == 422, (params, r.text)
         assert field in r.text, (params, r.text)
+
+
+def test_dense_side_filters_give_the_same_events_by_probing(client: TestClient, session: Session,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # Scores and negative feedback are read first when few match, and probed per event when many do
+    # (monitor/events/queries.py `_few_or_probe`): both plans must list the same events.
+    auth, _, _ = _seed(client, session)
+    cases: list[dict[str, Any]] = [{"toxicity_min": 0.5}, {"negative_feedback": True},
+                                   {"toxicity_min": 0.9, "model_version": "v1"}, {"toxicity_min": 0.99}]
+    few = [_cids(client, auth, **c) for c in cases]
+    monkeypatch.setattr(queries, "SPARSE_LIMIT", 1)
+    assert [_cids(client, auth, **c) for c in cases] == few
+    assert few[0] == ["e8", "e4", "e3"] and few[3] == []
+
+
+def test_sparse_and_dense_searches_list_the_same_events(client: TestClient, session: Session, backend: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A search the planner estimates sparse is read from the full-text index, a dense one by walking events
+    # newest first (monitor/events/queries.py `_sparse_search`): the same events, in the same order.
+    auth, project_id, _ = _seed(client, session)
+    if backend == "postgres":
+        stmt = select(Event.id).where(Event.project_id == project_id)
+        assert (queries._estimate(session, stmt) or 0) >= 1  # the planner's estimate is read
+    searches: list[dict[str, Any]] = [{"q": "kettle"}, {"q": "answer"}, {"q": "norway", "model_version": "v1"},
+                                      {"q": "kettle or norway", "limit": 3}]
+    results = {}
+    for rows in (0, 10**9):  # always sparse (0 rows may be walked) / never sparse
+        monkeypatch.setattr(queries, "DENSE_SCAN_ROWS", rows)
+        results[rows] = [_cids(client, auth, **s) for s in searches]
+    assert results[0] == results[10**9]
+    assert results[0][1] == [f"e{i}" for i in reversed(range(24))]

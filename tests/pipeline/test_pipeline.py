@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.demo.traffic import mixed
 from monitor.embeddings import get_embedder
 from monitor.ingest.service import ingest_events, ingest_feedback
-from monitor.pipeline.models import EventVector, MetricValue
+from monitor.models import Event
+from monitor.pipeline.models import DriftClusterEvent, EventVector, MetricValue
 from monitor.pipeline.vectors import ensure_vectors
 from monitor.projects.service import get_or_create_project
 from monitor.runner import process_window, run_pending
@@ -43,6 +44,18 @@ def _rows(session: Session, project_id: int, metric: str, segment: str = "all") 
     return list(session.scalars(select(MetricValue).where(
         MetricValue.project_id == project_id, MetricValue.metric == metric, MetricValue.segment == segment
     ).order_by(MetricValue.window_start)))
+
+
+def _members(session: Session, pid: int) -> dict[int, dict[int, str]]:
+    """Stored cluster members of the drifted window: cluster -> {event id: prompt}."""
+    out: dict[int, dict[int, str]] = {}
+    rows = session.execute(select(DriftClusterEvent.cluster, Event.id, Event.prompt).join(
+        Event, DriftClusterEvent.event_id == Event.id).where(
+        DriftClusterEvent.project_id == pid, DriftClusterEvent.window_start == T0 + timedelta(hours=2),
+        DriftClusterEvent.metric == "drift.prompt.mmd"))
+    for cluster, eid, prompt in rows:
+        out.setdefault(int(cluster), {})[int(eid)] = str(prompt)
+    return out
 
 
 @pytest.mark.slow
@@ -85,6 +98,17 @@ def test_window_pipeline(session_maker: sessionmaker[Session]) -> None:
         # was a quiet topic.
         top = [topic_of(e) for e in clusters[0]["examples"] if e]
         assert len(top) >= 3 and all(t in GROWN for t in top), top
+        # Every member of each reported cluster is stored for the explorer (monitor/pipeline/clusters.py): as many
+        # as the explanation counted, all events of the drifted window, the examples among them, and the top
+        # cluster's members mostly grown topic (not just its five nearest examples).
+        members = _members(s, pid)
+        for c in clusters:
+            assert len(members[c["cluster"]]) == c["n_current"] > 0
+            assert set(c["example_event_ids"]) <= set(members[c["cluster"]])
+        grown = [topic_of(p) in GROWN for p in members[clusters[0]["cluster"]].values()]
+        assert np.mean(grown) >= 0.8, np.mean(grown)
+        assert s.scalar(select(func.count()).select_from(DriftClusterEvent).where(
+            DriftClusterEvent.project_id == pid, DriftClusterEvent.window_start < T0 + timedelta(hours=2))) == 0
         # Segments: the new model version only exists in the shifted window; its reference slice is empty.
         v2 = _rows(s, pid, "drift.prompt.mmd", "model_version=v2")
         assert [r.status for r in v2] == ["insufficient"]
@@ -104,6 +128,7 @@ def test_window_pipeline(session_maker: sessionmaker[Session]) -> None:
         again = {(r.metric, r.segment, r.window_start): (r.value, r.p_value, r.flagged)
                  for r in s.scalars(select(MetricValue).where(MetricValue.project_id == pid))}
         assert again == snapshot
+        assert {c: set(m) for c, m in _members(s, pid).items()} == {c: set(m) for c, m in members.items()}
         assert s.scalar(select(func.count()).select_from(EventVector)) == vectors
 
     # A late event re-opens only its own window.

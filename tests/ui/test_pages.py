@@ -4,6 +4,7 @@ redelivery, a window's drift, the challenger page and the versions list."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from html import unescape
 from typing import Any
 
@@ -11,13 +12,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.pipeline.ops import MetricPoint
+from monitor.pipeline.store import upsert_points
+from monitor.projects.service import get_or_create_project
 from monitor.settings import Settings
 from retrain.registry.service import get_version
 from retrain.ui.pages import tidy_answer
 from tests.support.factories import unique_slug
 from tests.support.webhook_receiver import Receiver
 from tests.ui.conftest import csrf_of
-from tests.ui.seed import World, seed_world
+from tests.ui.seed import T0, World, seed_world
 
 
 @pytest.fixture
@@ -48,6 +52,37 @@ def test_overview_shows_status_sparklines_alerts_champion_and_pending(ui: TestCl
     assert "prompt-drift on drift.prompt.mmd (all)" in text
     assert re.search(r"Champion: v0\b", text)
     assert f'href="/ui/p/{world.slug}/models/{world.challenger}"' in html and "candidate" in text
+
+
+def test_overview_units_insufficient_bias_hint_and_time_range(ui: TestClient, world: World,
+                                                              session_maker: sessionmaker[Session]) -> None:
+    html = card(ui.get(f"/ui/p/{world.slug}/").text, world.slug)
+    text = text_of(html)
+    assert re.search(r"toxic responses \d+(\.\d+)?%", text) and re.search(r"latency p95 \(ms\) \d+ ms", text)
+    assert re.search(r"toxicity gap \d+(\.\d+)? pp", text)
+    # A project whose bias metric could not be computed says so (not "ok"), with the reason; a project without
+    # a bias attribute is told how to enable bias.
+    other = unique_slug("ui")
+    with session_maker() as s:
+        p = get_or_create_project(s, other)
+        upsert_points(s, p.id, "all", T0, T0 + timedelta(hours=1), [
+            MetricPoint("bias.toxicity_rate.gap", "ok", 60, value=0.01, p_value=0.7, flagged=False),
+            MetricPoint("bias.sentiment.gap", "insufficient", 12,
+                        details={"reason": "1 group(s) with at least 30 events; need 2"})])
+        s.commit()
+    bias = card(ui.get(f"/ui/p/{other}/").text, other)
+    kinds = dict(re.findall(r'data-kind="(\w+)">\s*<h3>\w+ <span class="badge [^"]+">([^<]+)</span>', bias))
+    assert kinds["bias"] == "insufficient" and kinds["drift"] == "no data"
+    assert "1 group(s) with at least 30 events; need 2" in text_of(bias)
+    fresh = unique_slug("ui")
+    with session_maker() as s:
+        get_or_create_project(s, fresh)
+        s.commit()
+    assert "set the project's bias_attribute" in text_of(card(ui.get(f"/ui/p/{fresh}/").text, fresh))
+    # The range picks the windows shown: before the seeded windows there is nothing.
+    early = card(ui.get(f"/ui/p/{world.slug}/?to=2026-11-19T00:00").text, world.slug)
+    assert "latest computed window: —" in text_of(early)
+    assert ui.get(f"/ui/p/{world.slug}/drift?from=2026-11-20T06:00").text.count("/events?window=") == 2
 
 
 def test_alerts_page_lists_the_alert_with_its_transitions_and_values(ui: TestClient, world: World) -> None:

@@ -170,3 +170,22 @@ def test_cli_shows_the_calibration() -> None:
     text = _floor_text(judged.to_dict())
     assert text.startswith("λ 1") and "reference_blocks" in text
     assert _floor_text({"details": {}}) == ""
+
+
+def test_reference_smaller_than_the_window_shares_the_gate_and_stays_quiet() -> None:
+    # Issue #16, small references: 480 reference rows whose mean walks over time, windows of 400 rows, so the
+    # calibration blocks (60 rows) are far smaller than the window. kNN alone sees the walk weakly in blocks
+    # that small (its gate missed it before); whether the traffic moves is one question, answered for every
+    # method by the signed block scores of both (Bonferroni), and the same rows shuffled keep λ = 1.
+    rng = np.random.default_rng(5)
+    n, dim, window = 480, 16, 400
+    ref = rng.standard_normal((n, dim)).astype(np.float32)
+    ref[:, 0] += np.linspace(-1.0, 1.0, n)
+    cals = calibrate_methods(ref, ("mmd", "knn"), seed=0, window_size=window)
+    for cal in cals.values():
+        assert cal.block_size == 60 and cal.nonstationarity_p is not None and cal.nonstationarity_p <= 0.01
+        assert cal.lam > 2.0
+    assert cals["mmd"].nonstationarity_p == cals["knn"].nonstationarity_p
+    shuffled = calibrate_methods(ref[rng.permutation(n)], ("mmd", "knn"), seed=0, window_size=window)
+    for cal in shuffled.values():
+        assert cal.lam == 1.0 and cal.nonstationarity_p is not None and cal.nonstationarity_p > 0.05

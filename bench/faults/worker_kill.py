@@ -7,7 +7,8 @@ Real parts: Postgres (a fresh database), Redis with this run's own key prefix, C
 
 - metric: a window of events, a scheduler tick sends its chain; worker A is killed (whole process group,
   SIGKILL) while the database shows it inside the drift stage's transaction with rows written but not
-  committed (`pg_stat_activity`: its connection holds a transaction id, its query on event_vectors). Worker B is
+  committed (`pg_stat_activity`: its connection holds a transaction id, its query on one of the drift stage's
+  tables). Worker B is
   started; nothing is re-sent: the unacknowledged task must come back by itself (visibility timeout).
   Promises: no partial result at the kill, the window completes on B, one metric row per key, and the rows
   equal a clean in-process recomputation.
@@ -69,7 +70,8 @@ def metric_task(report: Report, env: dict[str, str], db_url: str, events: int, l
     try:
         sent = tick(factory=factory)
         report.did(f"worker A (pid {a.pid}) up; a scheduler tick sent {sent} window chain(s)")
-        mid = wait_for(lambda: open_write_transaction(db_url, "fault-worker-a", "event_vectors"), 300,
+        mid = wait_for(lambda: open_write_transaction(
+            db_url, "fault-worker-a", "event_vectors", "drift_calibrations", "drift_cluster_events"), 300,
                        "worker A to be inside the drift stage with uncommitted rows")
         kill_worker(a)
         killed_at = time.monotonic()

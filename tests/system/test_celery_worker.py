@@ -148,7 +148,8 @@ def test_worker_killed_mid_task_is_redelivered_and_leaves_one_correct_row(
     try:
         # Mid-task, proven by the database: worker A's connection holds a transaction that has written vectors
         # and not committed (a task that had already finished would hold none).
-        mid = wait_for(lambda: open_write_transaction(pg_url, "test-worker-a", "event_vectors"), 180,
+        mid = wait_for(lambda: open_write_transaction(
+            pg_url, "test-worker-a", "event_vectors", "drift_calibrations", "drift_cluster_events"), 180,
                        "worker A to be inside the drift stage with uncommitted rows")
     finally:
         kill_worker(worker)

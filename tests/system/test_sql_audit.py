@@ -16,6 +16,10 @@ REVIEWED: dict[tuple[str, str], str] = {
         "the staging table, column list and conflict columns come from module constants (_EVENT_COLUMNS, "
         "_FEEDBACK_COLUMNS) and the ORM table name; every value travels through COPY, never through the SQL text"
     ),
+    ("monitor/events/queries.py", "_estimate"): (
+        "prefixes EXPLAIN to a statement SQLAlchemy compiled from the explorer's own query; its values stay bound "
+        "parameters (compiled.params), never part of the SQL text"
+    ),
 }
 
 

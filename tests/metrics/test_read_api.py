@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -60,35 +61,9 @@ def test_metrics_and_latest_drift(client: TestClient, session: Session) -> None:
     assert {"ops.latency_p95", "drift.prompt.mmd", "feedback.positive_rate"} <= names
 
 
-def test_cli_metrics_and_drift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from monitor import migrations
-    from monitor.db import session_scope
-    from monitor.projects.service import get_or_create_project
-
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    migrations.upgrade(url)
-    monkeypatch.setenv("DRIFTLOOP_DATABASE_URL", url)
-    reset_settings_cache()
-    reset_engines()
-    try:
-        with session_scope() as s:
-            _seed(s, get_or_create_project(s, "shop").id)
-        runner = CliRunner()
-        out = runner.invoke(cli, ["metrics", "shop", "--metric", "ops.volume", "--since", "2026-11-19", "--json"])
-        assert out.exit_code == 0, out.output
-        assert '"value": 102.0' in out.output
-        out = runner.invoke(cli, ["drift", "shop"])
-        assert out.exit_code == 0 and "Plan a trip to Kyoto" in out.output and "yes" in out.output
-        assert runner.invoke(cli, ["drift", "nope"]).exit_code == 1
-    finally:
-        reset_settings_cache()
-        reset_engines()
-
-
-def test_cli_segment_globs_and_any_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`--segment` matches like alert rules do (fnmatch, case-sensitive); `drift --window TS` shows any window."""
-    import json
-
+@pytest.fixture
+def cli_shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """A migrated SQLite database that the CLI reads (DRIFTLOOP_DATABASE_URL), with project `shop` seeded."""
     from monitor import migrations
     from monitor.db import session_scope
     from monitor.projects.service import get_or_create_project
@@ -102,33 +77,53 @@ def test_cli_segment_globs_and_any_window(tmp_path: Path, monkeypatch: pytest.Mo
         with session_scope() as s:
             pid = get_or_create_project(s, "shop").id
             _seed(s, pid)
-            upsert_points(s, pid, "model_version=V3", T0, T0 + timedelta(hours=1),
-                          [MetricPoint("ops.volume", "ok", 5, value=5.0)])
-        runner = CliRunner()
-
-        def segments(pattern: str) -> set[str]:
-            out = runner.invoke(cli, ["metrics", "shop", "--metric", "ops.volume", "--since", "2026-11-19",
-                                      "--segment", pattern, "--json"])
-            assert out.exit_code == 0, out.output
-            return {r["segment"] for r in json.loads(out.output)}
-
-        assert segments("model_version=*") == {"model_version=v2", "model_version=V3"}
-        assert segments("model_version=v?") == {"model_version=v2"}  # case-sensitive, as rules match
-        assert segments("*") == {"all", "model_version=v2", "model_version=V3"}
-        assert segments("all") == {"all"}
-        assert segments("region=*") == set()
-        first = runner.invoke(cli, ["drift", "shop", "--window", "2026-11-20T00:30"])
-        assert first.exit_code == 0 and "window 2026-11-20T00:00:00+00:00" in first.output, first.output
-        assert "Kyoto" not in first.output  # the first window did not drift
-        latest = runner.invoke(cli, ["drift", "shop"])
-        assert "window 2026-11-20T02:00:00+00:00" in latest.output
-        none = runner.invoke(cli, ["drift", "shop", "--window", "2026-10-01T00:00"])
-        assert none.exit_code == 0 and "no drift results for the window containing" in none.output
-        bad = runner.invoke(cli, ["drift", "shop", "--window", "yesterday"])
-        assert bad.exit_code == 1 and "not an ISO time" in bad.output
+        yield pid
     finally:
         reset_settings_cache()
         reset_engines()
+
+
+def test_cli_metrics_and_drift(cli_shop: int) -> None:
+    runner = CliRunner()
+    out = runner.invoke(cli, ["metrics", "shop", "--metric", "ops.volume", "--since", "2026-11-19", "--json"])
+    assert out.exit_code == 0, out.output
+    assert '"value": 102.0' in out.output
+    out = runner.invoke(cli, ["drift", "shop"])
+    assert out.exit_code == 0 and "Plan a trip to Kyoto" in out.output and "yes" in out.output
+    assert runner.invoke(cli, ["drift", "nope"]).exit_code == 1
+
+
+def test_cli_segment_globs_and_any_window(cli_shop: int) -> None:
+    """`--segment` matches like alert rules do (fnmatch, case-sensitive); `drift --window TS` shows any window."""
+    import json
+
+    from monitor.db import session_scope
+
+    with session_scope() as s:
+        upsert_points(s, cli_shop, "model_version=V3", T0, T0 + timedelta(hours=1),
+                      [MetricPoint("ops.volume", "ok", 5, value=5.0)])
+    runner = CliRunner()
+
+    def segments(pattern: str) -> set[str]:
+        out = runner.invoke(cli, ["metrics", "shop", "--metric", "ops.volume", "--since", "2026-11-19",
+                                  "--segment", pattern, "--json"])
+        assert out.exit_code == 0, out.output
+        return {r["segment"] for r in json.loads(out.output)}
+
+    assert segments("model_version=*") == {"model_version=v2", "model_version=V3"}
+    assert segments("model_version=v?") == {"model_version=v2"}  # case-sensitive, as rules match
+    assert segments("*") == {"all", "model_version=v2", "model_version=V3"}
+    assert segments("all") == {"all"}
+    assert segments("region=*") == set()
+    first = runner.invoke(cli, ["drift", "shop", "--window", "2026-11-20T00:30"])
+    assert first.exit_code == 0 and "window 2026-11-20T00:00:00+00:00" in first.output, first.output
+    assert "Kyoto" not in first.output  # the first window did not drift
+    latest = runner.invoke(cli, ["drift", "shop"])
+    assert "window 2026-11-20T02:00:00+00:00" in latest.output
+    none = runner.invoke(cli, ["drift", "shop", "--window", "2026-10-01T00:00"])
+    assert none.exit_code == 0 and "no drift results for the window containing" in none.output
+    bad = runner.invoke(cli, ["drift", "shop", "--window", "yesterday"])
+    assert bad.exit_code == 1 and "not an ISO time" in bad.output
 
 
 def test_run_reports_the_total_before_the_first_window(sqlite_url: str) -> None:

@@ -8,7 +8,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,9 +24,10 @@ from monitor.settings import Settings
 from monitor.ui.accounts import create_operator
 from tests.support import services
 from tests.ui.seed import PASSWORD
+from tests.ui.test_browser import ARTIFACTS, browser, page
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = services.repo_root() / "tests" / "artifacts"
+__all__ = ["browser", "page"]  # the browser fixtures, shared with tests/ui/test_browser.py
+
 OPERATOR = "olga"
 SLUG = "support-bot"
 pytestmark = pytest.mark.slow
@@ -64,25 +64,6 @@ def live(_servers: tuple[str, str], worker_id: str, tmp_path_factory: pytest.Tem
     finally:
         engine.dispose()
         services.drop_database(_servers[0], name)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.is_file(), "Chromium is missing: `apt-get install -y chromium` (make install does it)"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox"])
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    context.set_default_timeout(30_000)
-    yield context.new_page()
-    context.close()
 
 
 def _config(live: Live) -> dict[str, Any]:

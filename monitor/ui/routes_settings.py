@@ -46,6 +46,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("feedback", "Feedback", ("positive_feedback_threshold", "positive_labels")),
 )
 _BY_NAME = {s.name: s for s in SECTIONS}
+# Settings without a form (nested ones: probes, retrain, privacy): derived from the schema, so a new one shows.
+OTHER = tuple(k for k in ProjectConfig.model_fields if k not in {key.split(".")[0] for s in SECTIONS for key in s.keys})
 REFERENCE_HELP = {
     "reference.kind": "first_n: the first N events (of a model version, if named); range: a pinned time range.",
     "reference.n": "first_n only: how many events (50 to 200,000).",
@@ -95,7 +97,7 @@ def _page(request: Request, session: SessionDep, operator: Any, project: Project
     sections = [{"name": s.name, "title": s.title, "intro": s.intro,
                  "fields": _fields(s, stored, current, sent if failed == s.name else None,
                                    (errors or {}) if failed == s.name else {})} for s in SECTIONS]
-    other = {k: current.get(k) for k in ("probes", "retrain")}
+    other = {k: current.get(k) for k in OTHER}
     return render(request, "settings.html", {
         "title": f"{project.slug}: settings", "project": project, "sections": sections, "other": other,
         "history": [change_view(r) for r in history(session, project.id, 10)], "notice": notice,

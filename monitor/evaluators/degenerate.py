@@ -4,8 +4,13 @@ Three checks, the worst wins:
 - empty: no response, or only whitespace/punctuation;
 - loop: the share of the response's word 4-grams that repeat an earlier one (a model stuck in a loop repeats
   whole phrases; normal prose repeats almost none), scaled so that `loop_share` counts as certain;
-- truncated: the text stops mid-sentence (no closing punctuation, bracket, quote, code fence, list item or emoji)
-  after a response long enough to have ended properly (short chatty answers often end without a full stop).
+- truncated: the text stops mid-sentence (no closing punctuation, bracket, quote, code fence or emoji, and the
+  last line is prose: not a list item, heading, table row or number) after a response long enough to have ended
+  properly (short chatty answers often end without a full stop).
+
+The defaults were set on PandaLM's responses (the calibration set of bench/evaluators.py): 90% of those real
+answers repeat under 17% of their 4-grams, so half the `loop_share` of 0.5 (25%) labels a loop; their false
+"truncations" were all list items, tables and headings, hence the last-line rule.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from monitor.evaluators.params import ThresholdParams, params_version
 _WORD = re.compile(r"\w+", re.UNICODE)
 _ENDS_CLEANLY = re.compile(r"""(?:[.!?…:;)\]}"'»\u201d\u2019*`>|~\u2600-\u27bf\U0001f300-\U0001faff]|```)\s*$""")
 _CONTENT = re.compile(r"\w", re.UNICODE)
+# A last line that is not running prose: "- item", "3. item", "# Heading", "| a | b |", "Day 9: ...", "#tag".
+_NOT_PROSE = re.compile(r"^\s*(?:[-*•+#>]|\d+[.):]|[A-Z][\w ]{0,20}:|.*\|)|(?:\d|#\w+)\s*$")
 
 
 class DegenerateParams(ThresholdParams):
-    loop_share: float = Field(0.3, gt=0, le=1, description="Share of repeated 4-grams that counts as a sure loop.")
+    loop_share: float = Field(0.5, gt=0, le=1, description="Share of repeated 4-grams that counts as a sure loop.")
     min_truncation_chars: int = Field(80, ge=0, description="Shorter answers are not judged truncated.")
     truncation_score: float = Field(0.7, ge=0, le=1, description="Value given to an answer that stops mid-sentence.")
 
@@ -46,7 +53,10 @@ def repeated_share(text: str, n: int = 4) -> float:
 
 def ends_mid_sentence(text: str) -> bool:
     stripped = text.rstrip()
-    return bool(stripped) and not _ENDS_CLEANLY.search(stripped) and not stripped.endswith(("\n", "-"))
+    if not stripped or _ENDS_CLEANLY.search(stripped):
+        return False
+    last_line = stripped.rsplit("\n", 1)[-1]
+    return not _NOT_PROSE.search(last_line)
 
 
 def degenerate_score(response: str | None, p: DegenerateParams) -> tuple[float, str]:

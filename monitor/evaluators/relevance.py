@@ -20,7 +20,7 @@ from monitor.evaluators.base import EvalItem, EvalResult, scored, unscored
 from monitor.evaluators.params import ThresholdParams, params_version
 
 CALIBRATED_FOR = "all-minilm-l6-v2"  # the embedding model key the constants were fitted with
-SLOPE, INTERCEPT = 12.0, -3.0  # logistic(SLOPE * cosine + INTERCEPT); fitted by bench/evaluators.py
+SLOPE, INTERCEPT = 18.020, -3.906  # logistic(SLOPE * cosine + INTERCEPT): `bench/evaluators.py --calibrate-relevance`
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

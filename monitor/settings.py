@@ -247,6 +247,19 @@ class Settings(BaseSettings):
         None, description="Project API key for the model server's logging (the `ingest` scope is all it needs)."
     )
 
+    # The LLM judge (issue #21): any OpenAI-compatible endpoint; a project's evaluator params override these.
+    judge_base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL of the LLM judge, e.g. http://localhost:8000/v1 (vLLM) or "
+        "http://localhost:11434/v1 (Ollama).")
+    judge_model: str | None = Field(None, description="Model name the LLM judge is asked for.")
+    judge_api_key: str | None = Field(
+        None, description="Bearer key for the judge endpoint (a project's stored key, if named, wins).")
+    judge_timeout_seconds: float = Field(30.0, gt=0, le=600, description="Timeout of one judge request.")
+    judge_window_deadline_seconds: float = Field(
+        120.0, gt=0, le=3600, description="Most time a judge may spend on one window; items left then are errors.")
+    judge_max_tokens_per_day: int | None = Field(
+        200_000, ge=0, description="Token budget per project and judge per UTC day; None = no limit.")
+
     # The approval UI (/ui): operator sign-in sessions and their cookies.
     ui_session_hours: float = Field(
         12.0, gt=0, le=24 * 30, description="A UI sign-in lasts this long; then the operator signs in again."

@@ -11,7 +11,7 @@ import importlib
 TABLE_MODULES = (
     "monitor.models", "monitor.pipeline.models", "monitor.alerts.models", "monitor.webhooks.models",
     "monitor.ui.models", "monitor.projects.models", "monitor.evaluators.models",
-    "retrain.models",
+    "monitor.evaluators.judge.models", "retrain.models",
 )
 
 

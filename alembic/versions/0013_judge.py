@@ -1,7 +1,7 @@
 """LLM judge: tokens spent per project, judge and day; sealed judge API keys (issue #21).
 
-Revision ID: 0012_judge
-Revises: 0011_drift_calibrations
+Revision ID: 0013_judge
+Revises: 0012_eval_scores
 Create Date: 2026-12-04
 """
 

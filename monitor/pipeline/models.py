@@ -22,6 +22,9 @@ class EventVector(Base):
     model_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     dim: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+    # The event's timestamp: the partition key when storage is partitioned by time (monitor/partitions/), so an
+    # expired day's vectors go with its events. Null only in rows written before revision 0013.
+    event_ts: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class MetricValue(Base):
@@ -83,6 +86,7 @@ class EventScore(Base):
     field: Mapped[str] = mapped_column(String(16), primary_key=True)
     scorer: Mapped[str] = mapped_column(String(96), primary_key=True)
     score: Mapped[float] = mapped_column(Float)
+    event_ts: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # as EventVector.event_ts
 
 
 class DriftClusterEvent(Base):

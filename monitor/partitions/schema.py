@@ -48,13 +48,15 @@ EVENTS = PartitionedTable(
     unique=(("uq_events_project_client_id", ("project_id", "client_event_id")),),
     indexes=(("ix_events_project_ts", "(project_id, ts)"), ("ix_events_project_received", "(project_id, received_at)"),
              ("ix_events_project_session", "(project_id, session_id)"),
-             ("ix_events_fts", f"USING gin ({FTS_EXPRESSION})"), ("ix_events_metadata", "USING gin (metadata jsonb_path_ops)")),
+             ("ix_events_fts", f"USING gin ({FTS_EXPRESSION})"),
+             ("ix_events_metadata", "USING gin (metadata jsonb_path_ops)")),
     keys_table="event_keys",
 )
 FEEDBACK = PartitionedTable(
     name="feedback", key="ts", id_column="id", partitioned_pk=("id", "ts"), plain_pk=("id",),
     unique=(("uq_feedback_project_client_id", ("project_id", "client_feedback_id")),),
-    indexes=(("ix_feedback_project_event", "(project_id, event_client_id)"), ("ix_feedback_project_ts", "(project_id, ts)"),
+    indexes=(("ix_feedback_project_event", "(project_id, event_client_id)"),
+             ("ix_feedback_project_ts", "(project_id, ts)"),
              ("ix_feedback_project_score", "(project_id, score)")),
     keys_table="feedback_keys",
 )

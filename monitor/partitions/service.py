@@ -12,6 +12,7 @@ and the next upkeep run moves it into its own range.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,7 +20,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from monitor.partitions.bounds import Bounds, Interval, bounds_between
-from monitor.partitions.schema import BY_NAME, PartitionedTable
+from monitor.partitions.schema import BY_NAME, KEY_COLUMNS, PartitionedTable
 
 _CACHE_KEY = "driftloop_partitioned_tables"
 _RANGE = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
@@ -80,15 +81,15 @@ def create_partition(session: Session, spec: PartitionedTable, bounds: Bounds) -
     values = f"FOR VALUES FROM ({_literal(bounds.lower)}) TO ({_literal(bounds.upper)})"
     in_range = f"{spec.key} >= {_literal(bounds.lower)} AND {spec.key} < {_literal(bounds.upper)}"
     default = spec.default_partition
-    waiting = session.execute(text(f"SELECT 1 FROM {default} WHERE {in_range} LIMIT 1")).first()  # noqa: S608
+    waiting = session.execute(text(f"SELECT 1 FROM {default} WHERE {in_range} LIMIT 1")).first()
     if waiting is None:
         session.execute(text(f"CREATE TABLE {name} PARTITION OF {spec.name} {values}"))
         return 0
     # Postgres refuses a new range while DEFAULT holds rows of it: build the table beside, move, then attach.
     session.execute(text(f"CREATE TABLE {name} (LIKE {spec.name} INCLUDING DEFAULTS)"))
-    moved = session.execute(text(
-        f"WITH moved AS (DELETE FROM {default} WHERE {in_range} RETURNING *) "  # noqa: S608
-        f"INSERT INTO {name} SELECT * FROM moved")).rowcount
+    moved = session.connection().exec_driver_sql(
+        f"WITH moved AS (DELETE FROM {default} WHERE {in_range} RETURNING *) "
+        f"INSERT INTO {name} SELECT * FROM moved").rowcount
     session.execute(text(f"ALTER TABLE {spec.name} ATTACH PARTITION {name} {values}"))
     return int(moved)
 
@@ -112,7 +113,7 @@ def ensure_partitions(session: Session, start: datetime, end: datetime, interval
         spec = BY_NAME[name]
         existing = [p.bounds for p in list_partitions(session, name) if p.bounds is not None]
         wanted = set(bounds_between(start, end, interval))
-        lo, hi = session.execute(text(f"SELECT min({spec.key}), max({spec.key}) FROM {spec.default_partition}")).one()  # noqa: S608
+        lo, hi = session.execute(text(f"SELECT min({spec.key}), max({spec.key}) FROM {spec.default_partition}")).one()
         if lo is not None:
             wanted.update(bounds_between(lo, hi, interval))
         for b in sorted(wanted):
@@ -133,6 +134,7 @@ def ensure_ahead(session: Session, now: datetime, interval: Interval, ahead_days
 class Dropped:
     partitions: list[str]
     rows: dict[str, int]  # table -> rows in the dropped partitions
+    partitioned: bool = False  # whether storage is partitioned at all
 
 
 def drop_expired_partitions(session: Session, cutoff: datetime) -> Dropped:
@@ -140,8 +142,8 @@ def drop_expired_partitions(session: Session, cutoff: datetime) -> Dropped:
     dedupe keys of what went. Rows older than the cutoff in a range that straddles it, or in DEFAULT, are left
     to the batched DELETE. Waits at most 2 s for its lock: a drop queued behind a long report would make every
     ingest queue behind it; the next run tries again."""
-    out = Dropped([], {})
     present = partitioned_tables(session.connection())
+    out = Dropped([], {}, partitioned="events" in present)
     if not present:
         return out
     _utc(session)
@@ -150,8 +152,20 @@ def drop_expired_partitions(session: Session, cutoff: datetime) -> Dropped:
         for part in list_partitions(session, name):
             if part.bounds is None or part.bounds.upper > cutoff:
                 continue
-            rows = int(session.execute(text(f"SELECT count(*) FROM {part.name}")).scalar_one())  # noqa: S608
+            rows = int(session.execute(text(f"SELECT count(*) FROM {part.name}")).scalar_one())
             session.execute(text(f"DROP TABLE {part.name}"))
             out.partitions.append(part.name)
             out.rows[name] = out.rows.get(name, 0) + rows
     return out
+
+
+def forget_client_ids(session: Session, project_id: int, *, events: Iterable[str] = (),
+                      feedback: Iterable[str] = ()) -> None:
+    """Erasure: the dedupe keys of erased rows go too, so that the project could send them again, as it could
+    with plain tables (a no-op unless partitioned)."""
+    present = partitioned_tables(session.connection())
+    for table, ids in (("events", list(events)), ("feedback", list(feedback))):
+        keys = BY_NAME[table].keys_table
+        if table in present and keys and ids:
+            session.execute(text(f"DELETE FROM {keys} WHERE project_id = :p AND {KEY_COLUMNS[keys]} = ANY(:ids)"),
+                            {"p": project_id, "ids": ids})

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.db import run_unit, utcnow
 from monitor.models import Event, Feedback, Project
-from monitor.partitions.service import drop_expired_partitions
+from monitor.partitions.service import Dropped, drop_expired_partitions
 from monitor.pipeline.models import EventScore, EventVector
 
 
@@ -149,8 +149,8 @@ def apply_retention(
         # project's rows, so a run limited to some projects leaves them to the DELETE below.
         dropped = run_unit(factory, partial(drop_expired_partitions, cutoff=cutoff))
         report.partitions_dropped, report.partition_rows = dropped.partitions, dropped.rows
-        if dropped.partitions:
-            report.batches += _forget_dropped(factory, cutoff, batch_size)
+    else:
+        dropped = Dropped([], {})
     for project_id, slug in run_unit(factory, lambda s: _projects(s, project_ids)):
         if dry_run:
             report.projects[slug] = run_unit(factory, partial(expired_counts, project_id=project_id, cutoff=cutoff))
@@ -166,16 +166,20 @@ def apply_retention(
             if batch.events < batch_size and batch.feedback < batch_size:
                 break  # both ran dry (rows skipped as locked by a parallel run are that run's to delete)
         report.projects[slug] = done
+    if dropped.partitioned:
+        report.batches += _forget_expired(factory, cutoff, batch_size)
     return report
 
 
-def _forget_dropped(factory: sessionmaker[Session], cutoff: datetime, batch_size: int) -> int:
-    """After a partition drop: the dedupe keys of the events and feedback that went, and the drift cluster
-    memberships of dropped events (no foreign key cascades to a partitioned table), in short batches."""
+def _forget_expired(factory: sessionmaker[Session], cutoff: datetime, batch_size: int) -> int:
+    """Partitioned storage, after the drops and DELETEs: the dedupe keys of the expired events and feedback, and
+    the drift cluster memberships of events that went (no foreign key cascades from a partitioned table), in
+    short batches."""
     batches = 0
-    statements = [f"DELETE FROM {keys} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {keys} WHERE ts < :cutoff "  # noqa: S608
+    statements = [f"DELETE FROM {keys} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {keys} WHERE ts < :cutoff "
                   "LIMIT :n FOR UPDATE SKIP LOCKED))" for keys in ("event_keys", "feedback_keys")]
-    statements.append("DELETE FROM drift_cluster_events WHERE ctid = ANY(ARRAY(SELECT d.ctid FROM drift_cluster_events d "
+    statements.append("DELETE FROM drift_cluster_events WHERE ctid = ANY(ARRAY("
+                      "SELECT d.ctid FROM drift_cluster_events d "
                       "WHERE d.window_start < :cutoff AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = d.event_id) "
                       "LIMIT :n FOR UPDATE SKIP LOCKED))")
     for sql in statements:

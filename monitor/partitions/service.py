@@ -15,11 +15,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import Connection, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.partitions.bounds import Bounds, Interval, bounds_between
+from monitor.db import run_unit
+from monitor.partitions.bounds import Bounds, Interval, bounds_between, bounds_of
 from monitor.partitions.schema import BY_NAME, KEY_COLUMNS, PartitionedTable
 
 _CACHE_KEY = "driftloop_partitioned_tables"
@@ -113,9 +115,11 @@ def ensure_partitions(session: Session, start: datetime, end: datetime, interval
         spec = BY_NAME[name]
         existing = [p.bounds for p in list_partitions(session, name) if p.bounds is not None]
         wanted = set(bounds_between(start, end, interval))
-        lo, hi = session.execute(text(f"SELECT min({spec.key}), max({spec.key}) FROM {spec.default_partition}")).one()
-        if lo is not None:
-            wanted.update(bounds_between(lo, hi, interval))
+        # only the ranges that rows in DEFAULT belong to (not every range between its oldest and newest row);
+        # date_trunc's weeks start on Monday, as ours do, and the transaction's TimeZone is UTC
+        waiting = session.scalars(text(
+            f"SELECT DISTINCT date_trunc('{interval}', {spec.key}) FROM {spec.default_partition}"))
+        wanted.update(bounds_of(ts, interval) for ts in waiting)
         for b in sorted(wanted):
             if any(b.lower < e.upper and e.lower < b.upper for e in existing):
                 continue
@@ -169,3 +173,35 @@ def forget_client_ids(session: Session, project_id: int, *, events: Iterable[str
         if table in present and keys and ids:
             session.execute(text(f"DELETE FROM {keys} WHERE project_id = :p AND {KEY_COLUMNS[keys]} = ANY(:ids)"),
                             {"p": project_id, "ids": ids})
+
+
+def _interval_in_use(session: Session, configured: str) -> Interval | None:
+    """The configured interval; when the setting is `off` on a converted database (it was unset after the
+    migration), the width of the newest range, so upkeep goes on rather than filling DEFAULT."""
+    if configured != "off":
+        return configured  # type: ignore[return-value]
+    ranges = [p.bounds for p in list_partitions(session, "events") if p.bounds is not None]
+    if not ranges:
+        return None
+    width = max(ranges).upper - max(ranges).lower
+    return "day" if width <= timedelta(days=1) else "week" if width <= timedelta(days=7) else "month"
+
+
+def upkeep(session: Session, now: datetime, configured: str, ahead_days: int) -> Upkeep:
+    """What beat runs: ranges ahead, and ranges for rows waiting in DEFAULT (a no-op unless partitioned)."""
+    if "events" not in partitioned_tables(session.connection()):
+        return Upkeep([], 0)
+    _utc(session)
+    interval = _interval_in_use(session, configured)
+    if interval is None:
+        return Upkeep([], 0)
+    return ensure_ahead(session, now, interval, ahead_days)
+
+
+def upkeep_after_run(factory: sessionmaker[Session], now: datetime) -> None:
+    """The in-process runner's upkeep (beat's `driftloop.partitions` task in production)."""
+    from monitor.settings import get_settings
+
+    settings = get_settings()
+    run_unit(factory, partial(upkeep, now=now, configured=settings.partition_interval,
+                              ahead_days=settings.partition_ahead_days))

@@ -157,6 +157,19 @@ class Settings(BaseSettings):
         description="How often beat applies the retention policy (the in-process runner: after every run).",
     )
 
+    # Time-partitioned storage (Postgres): read by migration 0013, which converts the growing tables, and by
+    # beat's upkeep, which creates ranges ahead. Off by default until a deployment opts in.
+    partition_interval: Literal["off", "day", "week", "month"] = Field(
+        "off", description="Postgres only: partition events, feedback, embeddings and scores by time in ranges of "
+        "this length (`day`, `week`, `month`); migration 0013 converts the tables. `off` keeps plain tables."
+    )
+    partition_ahead_days: int = Field(
+        7, ge=1, le=366, description="How many days ahead beat creates partitions."
+    )
+    partition_interval_seconds: float = Field(
+        3600.0, ge=60, description="How often beat creates partitions ahead and empties the DEFAULT partition."
+    )
+
     # Webhooks. Private, loopback and link-local targets are refused unless allowed here: an alert endpoint
     # must not become a way to reach the services next to driftloop (SSRF). Local development and tests
     # that post to 127.0.0.1 set this to true.

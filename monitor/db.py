@@ -102,6 +102,23 @@ def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:
     return sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
 
 
+class ReadOnlySessionError(RuntimeError):
+    """A write through a session meant only for reads (bound to the read replica)."""
+
+
+def _refuse_flush(session: Session, *_: Any) -> None:
+    raise ReadOnlySessionError("a read-only session (DRIFTLOOP_READ_DATABASE_URL) was asked to write; "
+                               "writes go through the primary's session")
+
+
+def read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reads only (bound to the read replica): an ORM flush is refused here, with a message, rather
+    than by the replica's "cannot execute INSERT in a read-only transaction" at the end of a request."""
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    event.listen(factory, "before_flush", _refuse_flush)
+    return factory
+
+
 @contextmanager
 def session_scope(engine: Engine | None = None) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error. For CLI commands and tasks."""

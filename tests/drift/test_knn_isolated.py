@@ -87,9 +87,9 @@ def test_calibrated_verdict_stays_quiet_on_a_daily_cycle() -> None:
 
 
 def test_power_on_new_near_domain_intents_beats_the_same_side_count() -> None:
-    # 10% of a 300-item window from 3 new intents, each next to a known one (centre moved 0.9 towards a random direction; known intents are ~1.4 apart):
-    # the isolated-items statistic finds it at alpha 0.01 in >= 14 of 20 trials, and more often than the
-    # same-side link count on the very same windows.
+    # 10% of a 300-item window from 3 new intents, each next to a known one (centre moved 0.9 towards a random
+    # direction; known intents are ~1.4 apart): the isolated-items statistic finds it at alpha 0.01 in >= 14
+    # of 20 trials, and more often than the same-side link count on the very same windows.
     rng = np.random.default_rng(163)
     centres = _centres(rng, 20)
     near = centres[:3] + 0.9 * _centres(rng, 3)

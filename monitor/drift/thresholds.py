@@ -214,15 +214,7 @@ def _calibrate(
         raise ValueError("reference must be a finite 2-D array (items x dimensions)")
     total = int(ref.shape[0])
     window = int(window_size or total)
-    # The stationarity gate compares 2·n_blocks disjoint-ish time blocks of at most a segment (Mann-Whitney
-    # needs roughly independent blocks). λ is then measured on blocks of the window's own size whenever the
-    # reference holds a block plus 2 blocks of "rest", not extrapolated: MMD's score grows faster than √h with
-    # the comparison size h, and blocks of a day-long reference span more of the daily cycle the larger they
-    # are, so a carried λ depends on the block size (8 / 46 / 59 from blocks of 75 / 150 / 300 rows on one
-    # reference, docs/drift.md). Those λ blocks overlap when the reference is shorter than 2·n_blocks
-    # windows; their median still tracks the movement, only the bootstrap interval is then too narrow.
     size = min(total // n_blocks, window)
-    lam_size = max(size, min(window, total // 3))
     threshold1 = required_score(alpha, 1.0)
     if size < min_block:
         return {m: Calibration(m, 1.0, None, (1.0, 1.0), "fallback", FALLBACK_FLOORS[m], alpha, threshold1, total, 0, 0,
@@ -236,10 +228,7 @@ def _calibrate(
     time_blocks = [np.arange(st, st + size) for st in starts]
     noise_blocks = [np.sort(rng.choice(total, size, replace=False)) for _ in range(n_time)]
     rest_size = min(total - size, 2 * size)
-    lam_rest = min(total - lam_size, 2 * lam_size)
-    lam_starts = np.linspace(0, total - lam_size, n_time).round().astype(int)
-    lam_blocks_rows = [np.arange(st, st + lam_size) for st in lam_starts]
-    h_blocks = effective_size(lam_size, lam_rest)
+    h_blocks = effective_size(size, rest_size)
     h_window = effective_size(window, total)
     out: dict[str, Calibration] = {}
 
@@ -265,12 +254,8 @@ def _calibrate(
                 window, p_ns, f"no variation between time blocks beyond sampling noise (p={p_ns:.3f} > {gate}): "
                 "λ = 1, the window's own null decides")
             continue
-        if lam_size != size or scores.size == 0:
-            # Window-sized blocks (or the classifier's own, which skips the gate's 32 model fits): only once
-            # the traffic is known to move.
-            sigma = (median_bandwidth(ref, max_points=1000, rng=np.random.default_rng(seed))
-                     or None) if method == "mmd" else None
-            scores = _block_scores(method, ref, lam_blocks_rows, lam_rest, seed + 20_000, sigma)
+        if scores.size == 0:  # the classifier's own blocks, only once the traffic is known to move
+            scores = _block_scores(method, ref, time_blocks, rest_size, seed)
         lam_blocks = inflation(scores)
         lam = carried_lambda(lam_blocks, h_blocks, h_window)
         boots = [carried_lambda(inflation(scores[rng.integers(0, n_time, n_time)]), h_blocks, h_window)
@@ -278,7 +263,7 @@ def _calibrate(
         interval = (float(np.quantile(boots, 0.05)), float(np.quantile(boots, 0.95)))
         out[method] = Calibration(
             method, lam, lam_blocks, interval, "reference_blocks", 0.0, alpha, required_score(alpha, lam), total,
-            n_time, lam_size, window, p_ns,
-            f"time blocks differ beyond sampling noise (p={p_ns:.3f}): λ = {lam_blocks:.2f} for blocks of {lam_size} "
-            f"against {lam_rest} other reference rows, {lam:.2f} carried to {window} window rows against {total}")
+            n_time, size, window, p_ns,
+            f"time blocks differ beyond sampling noise (p={p_ns:.3f}): λ = {lam_blocks:.2f} for blocks of {size} "
+            f"against {rest_size} other reference rows, {lam:.2f} carried to {window} window rows against {total}")
     return out

@@ -183,8 +183,7 @@ def test_reference_smaller_than_the_window_shares_the_gate_and_stays_quiet() -> 
     ref[:, 0] += np.linspace(-1.0, 1.0, n)
     cals = calibrate_methods(ref, ("mmd", "knn"), seed=0, window_size=window)
     for cal in cals.values():
-        # λ is measured on blocks as close to the window as the reference allows: a third of it (160 rows).
-        assert cal.block_size == 160 and cal.nonstationarity_p is not None and cal.nonstationarity_p <= 0.01
+        assert cal.block_size == 60 and cal.nonstationarity_p is not None and cal.nonstationarity_p <= 0.01
         assert cal.lam > 2.0
     assert cals["mmd"].nonstationarity_p == cals["knn"].nonstationarity_p
     shuffled = calibrate_methods(ref[rng.permutation(n)], ("mmd", "knn"), seed=0, window_size=window)

@@ -143,6 +143,9 @@ def main() -> None:
                                                      window_size=n_window[label], alpha=args.alpha,
                                                      n_blocks=args.calibration_blocks)
     lam = {f"{k[0]}|{k[1]}|{m}": c.lam for k, v in cals.items() for m, c in v.items()}
+    state["lambda"] = lam
+    print("λ of `all`: " + ", ".join(f"{k.split('|', 1)[1]} {v:.1f}" for k, v in lam.items() if k.startswith("all|")),
+          file=sys.stderr, flush=True)
     print(f"reference calibrated in {time.perf_counter() - started:.0f} s; λ > 1 for "
           f"{sum(v > 1 for v in lam.values())} of {len(lam)} (segment, field, method); max λ {max(lam.values()):.2f}",
           file=sys.stderr, flush=True)

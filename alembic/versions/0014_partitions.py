@@ -1,8 +1,8 @@
 """Time-partitioned storage (issue #22): children carry their event's timestamp; on Postgres with
 DRIFTLOOP_PARTITION_INTERVAL set, events, feedback, embeddings and scores become range partitions by time.
 
-Revision ID: 0013_partitions
-Revises: 0011_drift_calibrations
+Revision ID: 0014_partitions
+Revises: 0013_judge
 Create Date: 2026-12-04
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013_partitions"
-down_revision: str | None = "0011_drift_calibrations"
+revision: str = "0014_partitions"
+down_revision: str | None = "0013_judge"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -21,7 +21,7 @@ Ts = sa.DateTime(timezone=True)
 
 
 def _progress(message: str) -> None:
-    print(f"0013_partitions: {message}", file=sys.stderr, flush=True)
+    print(f"0014_partitions: {message}", file=sys.stderr, flush=True)
 
 
 def upgrade() -> None:

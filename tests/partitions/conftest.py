@@ -1,4 +1,4 @@
-"""A Postgres database of this module's own, migrated with DRIFTLOOP_PARTITION_INTERVAL=day (so migration 0013
+"""A Postgres database of this module's own, migrated with DRIFTLOOP_PARTITION_INTERVAL=day (so migration 0014
 converts it), and a session factory bound to it."""
 
 from __future__ import annotations

@@ -76,6 +76,14 @@ class LanguageMismatchEvaluator:
 
     def evaluate(self, items: Sequence[EvalItem]) -> list[EvalResult]:
         ident = identifier(self.params.languages)
+        known: dict[str, tuple[dict[str, float], str, float]] = {}  # apps repeat prompts: identify each text once
+
+        def dist(text: str) -> tuple[dict[str, float], str, float]:
+            found = known.get(text)
+            if found is None:
+                found = known[text] = distribution(ident, text)
+            return found
+
         out = []
         for item in items:
             if not item.response or letters(item.response) < self.params.min_letters:
@@ -84,8 +92,8 @@ class LanguageMismatchEvaluator:
             if letters(item.prompt) < self.params.min_letters:
                 out.append(unscored("prompt too short to tell its language"))
                 continue
-            pp, lp, cp = distribution(ident, item.prompt)
-            pr, lr, cr = distribution(ident, item.response)
+            pp, lp, cp = dist(item.prompt)
+            pr, lr, cr = dist(item.response)
             value = mismatch(pp, pr)
             out.append(scored(value, self.params.threshold,
                               f"prompt {lp} ({cp:.0%}), response {lr} ({cr:.0%})"))

@@ -10,9 +10,9 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 LOCKED := $(VENV)/.locked
 PROJECT := $(VENV)/.project
 
-.PHONY: install chromium test lint demo lock
+.PHONY: install chromium nginx test lint demo lock
 
-install: chromium $(PROJECT)
+install: chromium nginx $(PROJECT)
 
 # A lock change rebuilds the virtualenv from scratch: packages the old lock had and the new one drops must go.
 $(LOCKED): lock/requirements.txt lock/nodeps.txt
@@ -49,3 +49,13 @@ chromium:
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -q chromium >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null); \
 	else echo "note: the UI browser tests need Chromium at /usr/bin/chromium (sudo apt-get install -y chromium)"; fi
+
+# The load-balancer tests and the collector_kill fault script run several collectors behind Debian's nginx
+# (deploy/nginx/). Only the binary is used: each test starts its own nginx on a free port (the package's own
+# service is not started in containers, and nothing here relies on it).
+nginx:
+	@if [ -x /usr/sbin/nginx ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q nginx >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q nginx >/dev/null); \
+	else echo "note: the load-balancer tests need nginx at /usr/sbin/nginx (sudo apt-get install -y nginx)"; fi

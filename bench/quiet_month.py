@@ -114,15 +114,19 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--calibration-blocks", type=int, default=8, help="drift_calibration_blocks (default 8)")
     parser.add_argument("--seed", type=int, default=30)
+    parser.add_argument("--report-only", action="store_true", help="report the checkpoint of these arguments as it is")
     args = parser.parse_args()
 
     pool = load_intent_pool("hwu64")
     sim = Simulator(pool, segments=args.segments, seed=args.seed)
     labels = segment_labels(args.segments)
-    tag = "_".join(f"{k}{v}" for k, v in sorted(vars(args).items()))
+    tag = "_".join(f"{k}{v}" for k, v in sorted(vars(args).items()) if k != "report_only")
     ckpt = ROOT / "bench" / "results" / f"quiet_month_{tag}.json"
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     state: dict[str, Any] = json.loads(ckpt.read_text()) if ckpt.exists() else {"args": vars(args), "windows": []}
+    if args.report_only:
+        report(state, args)
+        return
 
     # The reference: a pinned day (day -1 .. 0 of the simulator), subsampled per segment in arrival order.
     started = time.perf_counter()
@@ -143,6 +147,9 @@ def main() -> None:
                                                      window_size=n_window[label], alpha=args.alpha,
                                                      n_blocks=args.calibration_blocks)
     lam = {f"{k[0]}|{k[1]}|{m}": c.lam for k, v in cals.items() for m, c in v.items()}
+    state["lambda"] = lam
+    print("λ of `all`: " + ", ".join(f"{k.split('|', 1)[1]} {v:.1f}" for k, v in lam.items() if k.startswith("all|")),
+          file=sys.stderr, flush=True)
     print(f"reference calibrated in {time.perf_counter() - started:.0f} s; λ > 1 for "
           f"{sum(v > 1 for v in lam.values())} of {len(lam)} (segment, field, method); max λ {max(lam.values()):.2f}",
           file=sys.stderr, flush=True)
@@ -176,32 +183,42 @@ def main() -> None:
     report(state, args)
 
 
-def report(state: dict[str, Any], args: argparse.Namespace) -> None:
-    """Pages by alert-rule semantics: one rule per drift metric over every segment, for_windows consecutive."""
+def pages(state: dict[str, Any], args: argparse.Namespace, need: int, of: int) -> tuple[int, int | None]:
+    """(false pages before the shift, windows from the shift to the first page) when a rule fires once `need` of
+    its last `of` windows are flagged (need = of = for_windows: the alert rule's consecutive windows). One rule
+    per drift metric (field x method) and segment; a page is a transition to firing."""
     rules = [f"{f}|{m}" for f in FIELDS for m in METHODS]
-    firing: dict[tuple[str, str], int] = {}
+    recent: dict[tuple[str, str], list[bool]] = {}
+    firing: dict[tuple[str, str], bool] = {}
     quiet_pages = 0
     first_page_after_shift: int | None = None
-    quiet_windows = shift_start = 0
-    flagged_quiet = 0
+    shift_start: int | None = None
     for row in state["windows"]:
         flagged = set(row["flagged"])
-        if row["shift"] == 0:
-            quiet_windows += 1
-            flagged_quiet += bool(flagged)
-        elif shift_start == 0:
+        if row["shift"] > 0 and shift_start is None:
             shift_start = row["w"]
         for label in segment_labels(args.segments):
             for rule in rules:
                 key = (label, rule)
-                hit = f"{label}|{rule}" in flagged
-                run = firing.get(key, 0) + 1 if hit else 0
-                if run == args.for_windows:  # a transition to firing: a page
+                last = [*recent.get(key, []), f"{label}|{rule}" in flagged][-of:]
+                recent[key] = last
+                now = sum(last) >= need
+                if now and not firing.get(key, False):
                     if row["shift"] == 0:
                         quiet_pages += 1
-                    elif first_page_after_shift is None:
+                    elif first_page_after_shift is None and shift_start is not None:
                         first_page_after_shift = row["w"] - shift_start + 1
-                firing[key] = run
+                firing[key] = now
+    return quiet_pages, first_page_after_shift
+
+
+def report(state: dict[str, Any], args: argparse.Namespace) -> None:
+    """Pages by alert-rule semantics (one rule per drift metric over every segment, for_windows consecutive),
+    and the same flags under other persistence rules for comparison."""
+    quiet_windows = sum(row["shift"] == 0 for row in state["windows"])
+    flagged_quiet = sum(row["shift"] == 0 and bool(row["flagged"]) for row in state["windows"])
+    shift_start = any(row["shift"] > 0 for row in state["windows"])
+    quiet_pages, first_page_after_shift = pages(state, args, args.for_windows, args.for_windows)
     days = quiet_windows / WINDOWS_PER_DAY
     print(f"\n## quiet_month: {len(state['windows'])} windows ({len(state['windows']) / WINDOWS_PER_DAY:.2f} days), "
           f"{args.segments} segments + all, {args.events} events/window, for_windows {args.for_windows}\n")
@@ -216,6 +233,13 @@ def report(state: dict[str, Any], args: argparse.Namespace) -> None:
     if shift_start:
         paged = first_page_after_shift or "not paged"
         print(f"| windows from the {args.shift:.0%} shift to the first page | {paged} |")
+    print("\nThe same flags under other persistence rules (a rule fires when `need` of its last `of` windows are "
+          "flagged):\n\n| rule | false pages | per 30 days | windows from the shift to the first page |\n"
+          "|---|---:|---:|---:|")
+    for need, of in ((1, 1), (2, 2), (2, 3), (3, 3)):
+        false_pages, first = pages(state, args, need, of)
+        per_month = f"{false_pages / days * 30:.2f}" if days > 0 else "-"
+        print(f"| {need} of {of} | {false_pages} | {per_month} | {(first or 'not paged') if shift_start else '-'} |")
 
 
 if __name__ == "__main__":

@@ -42,18 +42,45 @@ def version() -> None:
 def migrate(
     revision: str = typer.Argument("head", help="Target revision (upgrade), e.g. head."),
     down: bool = typer.Option(False, "--down", help="Downgrade to REVISION instead (e.g. -1 or base)."),
+    wait: float | None = typer.Option(
+        None, "--wait", min=0, metavar="SECONDS",
+        help="Change nothing: wait up to SECONDS for another process (a migration Job) to bring the schema to "
+             "head; exit 1 if it does not."),
 ) -> None:
     """Upgrade (or downgrade) the database schema."""
     from monitor import migrations
     from monitor.settings import get_settings
 
     url = get_settings().database_url
+    if wait is not None:
+        _wait_for_head(url, wait)
+        return
     target = ("-1" if revision == "head" else revision) if down else revision
     try:
         (migrations.downgrade if down else migrations.upgrade)(url, target)
     except Exception as exc:
         _fail(f"migration failed on {_redact(url)}: {exc}")
     console.print(f"[green]database {'downgraded' if down else 'upgraded'} to {target}[/green] ({_redact(url)})")
+
+
+def _wait_for_head(url: str, seconds: float) -> None:
+    # Kubernetes runs the upgrade once, in a Job; the workers, beat and the model server start only when it is
+    # done (an init container runs this), so no process of a new version meets an old schema.
+    import time
+
+    from monitor import readiness
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            readiness.check_database(url)
+        except readiness.NotReady as exc:
+            if time.monotonic() >= deadline:
+                _fail(f"schema not at head after {seconds:g}s: {exc}")
+            time.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
+            continue
+        console.print(f"[green]database at head[/green] ({_redact(url)})")
+        return
 
 
 @app.command()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -9,6 +12,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -98,6 +102,23 @@ def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:
     return sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
 
 
+class ReadOnlySessionError(RuntimeError):
+    """A write through a session meant only for reads (bound to the read replica)."""
+
+
+def _refuse_flush(session: Session, *_: Any) -> None:
+    raise ReadOnlySessionError("a read-only session (DRIFTLOOP_READ_DATABASE_URL) was asked to write; "
+                               "writes go through the primary's session")
+
+
+def read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reads only (bound to the read replica): an ORM flush is refused here, with a message, rather
+    than by the replica's "cannot execute INSERT in a read-only transaction" at the end of a request."""
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    event.listen(factory, "before_flush", _refuse_flush)
+    return factory
+
+
 @contextmanager
 def session_scope(engine: Engine | None = None) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error. For CLI commands and tasks."""
@@ -112,16 +133,35 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         session.close()
 
 
-def run_unit(factory: sessionmaker[Session], fn: Callable[[Session], T]) -> T:
-    """Run `fn` in a session of its own and commit once; roll back on any error (the edge of a task stage)."""
-    with factory() as session:
-        try:
-            out = fn(session)
-            session.commit()
-            return out
-        except BaseException:
-            session.rollback()
-            raise
+UNIT_ATTEMPTS = 5
+
+
+def is_sqlite_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked": another connection holds the write lock past the busy timeout, or (in WAL
+    mode) this transaction read a snapshot that another connection's commit made stale before it could write.
+    The second kind fails at once, whatever the busy timeout, and only a new transaction gets past it."""
+    return (isinstance(exc, OperationalError) and isinstance(exc.orig, sqlite3.OperationalError)
+            and "database is locked" in str(exc.orig))
+
+
+def run_unit(factory: sessionmaker[Session], fn: Callable[[Session], T], *, attempts: int = UNIT_ATTEMPTS) -> T:
+    """Run `fn` in a session of its own and commit once; roll back on any error (the edge of a task stage).
+
+    On SQLite a unit that lost the write lock to another connection is rolled back and run again in a new
+    transaction (up to `attempts` times, with a short random back-off): the embedded mode has several writers
+    in one process (ingest, the runner, webhook delivery) and units are idempotent by design."""
+    for attempt in range(1, attempts + 1):
+        with factory() as session:
+            try:
+                out = fn(session)
+                session.commit()
+                return out
+            except BaseException as exc:
+                session.rollback()
+                if attempt == attempts or not is_sqlite_busy(exc):
+                    raise
+        time.sleep(random.uniform(0.0, min(0.05 * 2**attempt, 1.0)))  # de-synchronise the writers that collided
+    raise AssertionError("unreachable")
 
 
 def reset_engines() -> None:

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. Default: a SQLite file in the working directory (embedded mode). "
         "Use postgresql+psycopg://user@host/db for production.",
     )
+    read_database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of a read-only Postgres streaming replica of DRIFTLOOP_DATABASE_URL. The read "
+        "API (GET routes of events, metrics, alerts, webhooks, projects) and the UI pages read from it; writes, "
+        "API-key and UI-login checks always go to the primary. Unset: everything uses the primary.",
+    )
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker and result backend.")
     runner: Literal["inprocess", "celery"] = Field(
         "inprocess", description="`inprocess` runs tasks in the calling process (embedded); `celery` queues them."
@@ -155,6 +161,19 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = Field(
         3600.0, ge=60,
         description="How often beat applies the retention policy (the in-process runner: after every run).",
+    )
+
+    # Time-partitioned storage (Postgres): read by migration 0013, which converts the growing tables, and by
+    # beat's upkeep, which creates ranges ahead. Off by default until a deployment opts in.
+    partition_interval: Literal["off", "day", "week", "month"] = Field(
+        "off", description="Postgres only: partition events, feedback, embeddings and scores by time in ranges of "
+        "this length (`day`, `week`, `month`); migration 0013 converts the tables. `off` keeps plain tables."
+    )
+    partition_ahead_days: int = Field(
+        7, ge=1, le=366, description="How many days ahead beat creates partitions."
+    )
+    partition_interval_seconds: float = Field(
+        3600.0, ge=60, description="How often beat creates partitions ahead and empties the DEFAULT partition."
     )
 
     # Webhooks. Private, loopback and link-local targets are refused unless allowed here: an alert endpoint
@@ -301,6 +320,14 @@ class Settings(BaseSettings):
                 f"DRIFTLOOP_RATE_LIMIT_EVENTS_BURST ({self.rate_limit_events_burst}) must be at least "
                 f"DRIFTLOOP_MAX_BATCH_EVENTS ({self.max_batch_events}), or a full batch could never be accepted"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _replica_is_postgres(self) -> Settings:
+        # SQLite has one file and no replicas; a replica of a Postgres primary is itself Postgres.
+        if self.read_database_url and (self.is_sqlite or not self.read_database_url.startswith("postgresql")):
+            raise ValueError("DRIFTLOOP_READ_DATABASE_URL needs Postgres for both it and DRIFTLOOP_DATABASE_URL "
+                             "(a streaming replica of the primary); leave it unset with SQLite")
         return self
 
     @model_validator(mode="after")

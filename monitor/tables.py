@@ -10,7 +10,8 @@ import importlib
 
 TABLE_MODULES = (
     "monitor.models", "monitor.pipeline.models", "monitor.alerts.models", "monitor.webhooks.models",
-    "monitor.ui.models", "monitor.projects.models", "monitor.evaluators.judge.models", "retrain.models",
+    "monitor.ui.models", "monitor.projects.models", "monitor.evaluators.models",
+    "monitor.evaluators.judge.models", "retrain.models",
 )
 
 

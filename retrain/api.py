@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from monitor.api.deps import AdminProject, KeyPrincipal, ReaderProject, RowId, SessionDep
+from monitor.api.deps import AdminProject, KeyPrincipal, ReaderProject, ReadSessionDep, RowId, SessionDep
 from monitor.schemas import NulFreeModel
 from monitor.settings import Settings
 from retrain.jobs.config import ConfigError
@@ -49,7 +49,7 @@ class RetrainRequest(NulFreeModel):
 
 
 @router.get("/models", summary="Model versions and the champion/challenger aliases")
-def get_models(request: Request, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
+def get_models(request: Request, session: ReadSessionDep, project: ReaderProject) -> dict[str, Any]:
     aliases = aliases_of(session, project.id)
     settings: Settings = request.app.state.settings
     return {"aliases": aliases,
@@ -57,7 +57,7 @@ def get_models(request: Request, session: SessionDep, project: ReaderProject) ->
 
 
 @router.get("/models/{version}", summary="One version (name or alias) with its evaluation and audit trail")
-def get_model(version: str, request: Request, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
+def get_model(version: str, request: Request, session: ReadSessionDep, project: ReaderProject) -> dict[str, Any]:
     v = get_version(session, project.id, version)
     names = version_names(session, project.id)
     parent = names.get(v.parent_version_id) if v.parent_version_id else None
@@ -91,7 +91,7 @@ def decide(version: str, decision: Literal["approve", "reject", "promote", "roll
 
 
 @router.get("/audit", summary="The audit log of the project's model registry, newest first")
-def get_audit(session: SessionDep, project: ReaderProject,
+def get_audit(session: ReadSessionDep, project: ReaderProject,
               limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     names = version_names(session, project.id)
     return [audit_dict(e, names) for e in audit_entries(session, project.id, limit=limit)]
@@ -119,13 +119,13 @@ def start_retrain(body: RetrainRequest, request: Request, session: SessionDep,
 
 
 @router.get("/retrain/jobs", summary="Retraining jobs, newest first")
-def get_jobs(request: Request, session: SessionDep, project: ReaderProject,
+def get_jobs(request: Request, session: ReadSessionDep, project: ReaderProject,
              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
     return [job_dict(j, request.app.state.settings) for j in list_jobs(session, project.id, limit=limit)]
 
 
 @router.get("/retrain/jobs/{job_id}", summary="One job with its progress and losses so far")
-def get_retrain_job(job_id: RowId, request: Request, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
+def get_retrain_job(job_id: RowId, request: Request, session: ReadSessionDep, project: ReaderProject) -> dict[str, Any]:
     return job_dict(get_job(session, project.id, job_id), request.app.state.settings)
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.alerts.models import AlertActionRequest
-from monitor.db import utcnow
+from monitor.db import is_sqlite_busy, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ def handle(session: Session, request: AlertActionRequest) -> bool:
             result = handler(session, request)
         request.status, request.result, request.error = "done", result or {}, None
     except Exception as exc:  # a broken handler must not undo the alert transition that asked for it
+        if is_sqlite_busy(exc):
+            raise  # not the handler's fault: the whole unit must start again in a new transaction (run_unit)
         log.exception("action %s for request %s failed", request.action, request.id)
         request.status, request.error = "failed", f"{type(exc).__name__}: {exc}"[:2000]
     request.updated_at = utcnow()

@@ -23,7 +23,7 @@ from monitor.alerts.rule_service import (
 from monitor.alerts.rules import MAX_YAML_BYTES, NAME_PATTERN, RuleSpec, parse_rule_file
 from monitor.alerts.triage import ack_dict, acknowledge, lift, list_silences, rule_names, silence, silence_dict
 from monitor.api.body import read_body
-from monitor.api.deps import AdminProject, ReaderProject, RowId, SessionDep
+from monitor.api.deps import AdminProject, ReaderProject, ReadSessionDep, RowId, SessionDep
 from monitor.db import utcnow
 from monitor.errors import FieldError
 from monitor.offload import run_blocking
@@ -32,7 +32,7 @@ router = APIRouter(prefix="/v1", tags=["alerts"])
 
 
 @router.get("/alert-rules", summary="The project's alert rules")
-def get_rules(session: SessionDep, project: ReaderProject) -> list[dict[str, Any]]:
+def get_rules(session: ReadSessionDep, project: ReaderProject) -> list[dict[str, Any]]:
     return [rule_view(r) for r in list_rules(session, project.id)]
 
 
@@ -44,7 +44,7 @@ def post_rule(spec: RuleSpec, session: SessionDep, project: AdminProject) -> dic
 
 
 @router.get("/alert-rules/{name}", summary="One alert rule")
-def get_one_rule(name: str, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
+def get_one_rule(name: str, session: ReadSessionDep, project: ReaderProject) -> dict[str, Any]:
     return rule_view(get_rule(session, project.id, name))
 
 
@@ -103,7 +103,7 @@ async def import_rules(
 
 @router.get("/alerts", summary="Alerts, newest first, each with its transitions and their metric values")
 def get_alerts(
-    session: SessionDep, project: ReaderProject,
+    session: ReadSessionDep, project: ReaderProject,
     alert_status: Annotated[str | None, Query(alias="status", pattern="^(" + "|".join(ALERT_STATUSES) + ")$")] = None,
     rule: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -113,7 +113,7 @@ def get_alerts(
 
 @router.get("/alert-actions", summary="Action requests (e.g. retrain) made by firing alerts")
 def get_action_requests(
-    session: SessionDep, project: ReaderProject,
+    session: ReadSessionDep, project: ReaderProject,
     request_status: Annotated[str | None, Query(alias="status", pattern="^(pending|done|failed)$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
@@ -150,7 +150,7 @@ def post_ack(alert_id: RowId, body: AckIn, request: Request, session: SessionDep
 
 
 @router.get("/alert-silences", summary="Silences, newest first (active_only for those in force now)")
-def get_silences(session: SessionDep, project: ReaderProject, active_only: bool = False) -> list[dict[str, Any]]:
+def get_silences(session: ReadSessionDep, project: ReaderProject, active_only: bool = False) -> list[dict[str, Any]]:
     names = rule_names(session, project.id)
     return [silence_dict(s, names.get(s.rule_id) if s.rule_id else None)
             for s in list_silences(session, project.id, active_only=active_only)]

@@ -74,6 +74,9 @@ def rule_warnings(project: Project, specs: Sequence[RuleLike]) -> list[str]:
     out = []
     for spec in specs:
         entry = computed.get(spec.metric)
+        if entry is None and spec.metric.startswith("eval."):  # an evaluator name the project does not configure
+            out.append(f"rule {spec.name!r}: project {project.slug!r} has no evaluator named "
+                       f"{spec.metric.split('.')[1]!r}, so the rule cannot fire: add it to `evaluators`")
         if entry is not None and not entry.computed:
             out.append(f"rule {spec.name!r}: project {project.slug!r} does not compute {spec.metric!r} with its "
                        f"current settings, so the rule cannot fire: {entry.note}")

@@ -21,7 +21,7 @@ from monitor.api.header_limit import HeaderLimitMiddleware
 from monitor.api.openapi import build_openapi
 from monitor.api.ratelimit import build_rate_limiter
 from monitor.api.telemetry import LATENCY, REQUESTS
-from monitor.db import make_engine, session_factory
+from monitor.db import make_engine, read_session_factory, session_factory
 from monitor.events import routes as event_routes
 from monitor.ingest import routes as ingest_routes
 from monitor.ingest.otlp import routes as otlp_routes
@@ -41,9 +41,13 @@ def _route_name(request: Request) -> str:
     return str(getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched")
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, engine: Engine | None = None,
+               read_engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
+    # Reads (GET routes, UI pages) go to the replica when one is configured; without one, to the primary.
+    if read_engine is None and settings.read_database_url:
+        read_engine = make_engine(settings.read_database_url)
     # The event loop shares the GIL with worker threads doing blocking work (monitor/offload.py, sync routes).
     # At the default 5 ms switch interval a loop waiting behind a few busy threads answers /healthz tens of
     # ms late; 1 ms hands the GIL over sooner (issue #18: /healthz p99 under hostile admin load).
@@ -59,6 +63,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory(engine)
+    app.state.read_engine = read_engine  # None: reads share the request's primary session
+    app.state.read_session_factory = read_session_factory(read_engine) if read_engine is not None else None
     app.state.rate_limiter = build_rate_limiter(settings)
 
     app.include_router(health_routes.router)

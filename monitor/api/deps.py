@@ -29,7 +29,25 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
+def get_read_session(request: Request, primary: Annotated[Session, Depends(get_session)]) -> Iterator[Session]:
+    """The session GET routes and UI pages read through: one on the read replica when DRIFTLOOP_READ_DATABASE_URL
+    is set (it refuses writes), else the request's own primary session (no second connection). API keys and UI
+    logins are still checked on the primary (`require_project` uses `get_session`), so a key revoked a moment ago
+    is refused whatever the replica's lag."""
+    factory: sessionmaker[Session] | None = request.app.state.read_session_factory
+    if factory is None:
+        yield primary
+        return
+    session = factory()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+ReadSessionDep = Annotated[Session, Depends(get_read_session)]
 # A row id in a path: bounded to the database's 64-bit ids, so a huge number is a 422, not a database error.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 

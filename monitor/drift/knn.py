@@ -26,7 +26,10 @@ cluster, the effect is about eps/2 (like the classifier's AUC - 0.5).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
+from scipy.stats import binom
 
 from monitor.drift._validate import DEFAULT_MIN_SAMPLES, check_alpha, check_pair, subsample
 from monitor.drift.mmd import permutation_p_value
@@ -36,6 +39,13 @@ from monitor.drift.result import DriftResult
 
 _ROWS_PER_BLOCK = 512  # similarity rows computed at a time: 512 x N float32 (8 MB at N = 4000)
 _PERMS_PER_CHUNK = 100
+ISOLATION_TAIL = 0.02
+"""An item is *isolated* when so many of its k neighbours are on the current side that chance alone gives
+that at most this often (binomial tail at the chance share). 0.02 was chosen on CLINC150 (bench/data): at
+1,000 per side it means 9 of 10 neighbours; 10 of 10 (tail 0.001) lost power to too few counted items, 8 of
+10 (0.055) drowned the new cluster in chance ones."""
+
+Statistic = Literal["isolated", "same_side"]
 
 
 def neighbour_graph(pooled: np.ndarray, k: int) -> np.ndarray:
@@ -62,6 +72,22 @@ def _same_side_counts(labels: np.ndarray, graph: np.ndarray) -> np.ndarray:
     return np.count_nonzero(labels[:, :, None] == labels[:, graph], axis=(1, 2))
 
 
+def _isolated_counts(labels: np.ndarray, graph: np.ndarray, need: int) -> np.ndarray:
+    """Current-side items (label True) with at least `need` current-side neighbours, per row of `labels`."""
+    current_neighbours = np.count_nonzero(labels[:, graph], axis=2)
+    return np.count_nonzero((current_neighbours >= need) & labels, axis=1)
+
+
+def isolation_need(k: int, n_current: int, total: int) -> int:
+    """Fewest current-side neighbours (of k) that chance gives a current item with probability <= ISOLATION_TAIL:
+    the smallest j with P(Binomial(k, q) >= j) <= ISOLATION_TAIL, q = (n - 1)/(N - 1) the chance share; k if none."""
+    q = (n_current - 1) / max(total - 1, 1)
+    for j in range(1, k + 1):
+        if float(binom.sf(j - 1, k, q)) <= ISOLATION_TAIL:
+            return j
+    return k
+
+
 @register("knn", kind="embedding")
 def knn_test(
     reference: np.ndarray,
@@ -74,6 +100,7 @@ def knn_test(
     min_effect: float = 0.0,
     max_per_side: int = 2000,
     min_samples: int = DEFAULT_MIN_SAMPLES,
+    statistic: Statistic = "isolated",
 ) -> DriftResult:
     """k-nearest-neighbour two-sample test (cosine); drift when p <= alpha AND effect >= min_effect.
 
@@ -87,6 +114,8 @@ def knn_test(
         raise ValueError(f"n_permutations must be positive, got {n_permutations}")
     if max_per_side < 2:
         raise ValueError(f"max_per_side must be at least 2, got {max_per_side}")
+    if statistic not in ("isolated", "same_side"):
+        raise ValueError(f"statistic must be 'isolated' or 'same_side', got {statistic!r}")
     ref, cur = check_pair(reference, current, kind="embedding", min_samples=min_samples)
     rng = np.random.default_rng(seed)
     ref, cur = subsample(ref, max_per_side, rng), subsample(cur, max_per_side, rng)
@@ -95,8 +124,11 @@ def knn_test(
     k = min(k, total - 1)
     graph = neighbour_graph(np.concatenate([ref, cur]), k)
     labels = np.concatenate([np.zeros(m, dtype=bool), np.ones(n, dtype=bool)])
-    observed = float(_same_side_counts(labels[None, :], graph)[0])
+    need = isolation_need(k, n, total)
+    observed_same = float(_same_side_counts(labels[None, :], graph)[0])
+    observed_iso = float(_isolated_counts(labels[None, :], graph, need)[0])
     permuted: list[np.ndarray] = []
+    permuted_iso: list[np.ndarray] = []
     done = 0
     while done < n_permutations:
         size = min(_PERMS_PER_CHUNK, n_permutations - done)
@@ -104,25 +136,35 @@ def knn_test(
         # The m smallest keys of each row mark a uniformly random size-m 'reference' set.
         perm_labels = keys > np.partition(keys, m - 1, axis=1)[:, m - 1 : m]
         permuted.append(_same_side_counts(perm_labels, graph).astype(np.float64))
+        permuted_iso.append(_isolated_counts(perm_labels, graph, need).astype(np.float64))
         done += size
-    null = np.concatenate(permuted)
+    null_same = np.concatenate(permuted)
+    null_iso = np.concatenate(permuted_iso)
+    observed, null = (observed_iso, null_iso) if statistic == "isolated" else (observed_same, null_same)
     p_value = permutation_p_value(observed, null)
     chance = (m * (m - 1) + n * (n - 1)) / (total * (total - 1))
-    effect = (observed / (total * k) - chance) / (1.0 - chance)
+    # The effect size stays the same-side link share above chance (descriptive, for either statistic).
+    effect = (observed_same / (total * k) - chance) / (1.0 - chance)
     null_mean, null_sd, null_skew = null_moments(null)
     details = {
         "min_effect": min_effect,
         "k": k,
+        "statistic": statistic,
+        "isolation_need": need,
+        "isolated": observed_iso,
+        "isolated_null_mean": float(null_iso.mean()),
+        # Share of the window in current-only neighbourhoods beyond chance: ~ the share of new intents.
+        "isolated_excess_share": (observed_iso - float(null_iso.mean())) / n,
         "null_sd": null_sd,
         "null_skew": null_skew,
         "z": z_score(observed, null_mean, null_sd),
         "n_permutations": n_permutations,
         "similarity": "cosine",
-        "same_side_share": observed / (total * k),
+        "same_side_share": observed_same / (total * k),
         "chance_share": chance,
-        "null_mean_share": float(null.mean()) / (total * k),
+        "null_mean_share": float(null_same.mean()) / (total * k),
         # The effect a same-distribution window reaches with probability alpha (see thresholds.py).
-        "null_effect_q": (float(np.quantile(null, 1.0 - alpha)) / (total * k) - chance) / (1.0 - chance),
+        "null_effect_q": (float(np.quantile(null_same, 1.0 - alpha)) / (total * k) - chance) / (1.0 - chance),
     }
     is_drift = bool(p_value <= alpha and effect >= min_effect)
     return DriftResult("knn", observed, p_value, alpha, is_drift, effect, m, n, details)

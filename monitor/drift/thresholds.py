@@ -265,5 +265,8 @@ def _calibrate(
             method, lam, lam_blocks, interval, "reference_blocks", 0.0, alpha, required_score(alpha, lam), total,
             n_time, size, window, p_ns,
             f"time blocks differ beyond sampling noise (p={p_ns:.3f}): λ = {lam_blocks:.2f} for blocks of {size} "
-            f"against {rest_size} other reference rows, {lam:.2f} carried to {window} window rows against {total}")
+            f"against {rest_size} other reference rows, {lam:.2f} carried to {window} window rows against {total}"
+            + (f"; an extrapolation (x{h_window / h_blocks:.1f} in effective size) that is unreliable for mmd: a "
+               f"reference of at least {n_blocks} windows ({n_blocks * window} rows) measures it at the window's size"
+               if size < window else ""))
     return out

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from monitor.api.deps import ReaderProject, RowId, SessionDep
+from monitor.api.deps import ReaderProject, ReadSessionDep, RowId
 from monitor.events.filters import build_filters
 from monitor.events.queries import MAX_LIMIT, event_detail, list_events
 
@@ -21,7 +21,7 @@ Text = Annotated[str | None, Query(max_length=256)]
     "response's `next_cursor` as `cursor` for the next page; it is null on the last page.",
 )
 def get_events(
-    session: SessionDep, project: ReaderProject,
+    session: ReadSessionDep, project: ReaderProject,
     start: Annotated[str | None, Query(description="ISO 8601: events at or after")] = None,
     end: Annotated[str | None, Query(description="ISO 8601: events before")] = None,
     window: Annotated[str | None, Query(description="A window's start (ISO 8601): the events of that window")] = None,
@@ -56,5 +56,5 @@ def get_events(
 
 
 @router.get("/events/{event_id}", summary="One event: every score, its feedback, its drift clusters, its session")
-def get_event(event_id: RowId, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
+def get_event(event_id: RowId, session: ReadSessionDep, project: ReaderProject) -> dict[str, Any]:
     return event_detail(session, project, event_id)

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from monitor.db import utcnow
 from monitor.models import Event, Feedback
+from monitor.partitions.schema import BY_NAME
+from monitor.partitions.service import partitioned_tables
 from monitor.schemas import EventIn, FeedbackIn, dump_json
 
 
@@ -105,14 +107,16 @@ def _write(
         return IngestCounts(0, 0)
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        inserted = _copy_insert(conn.connection.driver_connection, table.name, columns, rows, conflict)
+        keys_table = BY_NAME[table.name].keys_table if table.name in partitioned_tables(conn) else None
+        inserted = _copy_insert(conn.connection.driver_connection, table.name, columns, rows, conflict, keys_table)
     else:
         inserted = _sqlite_insert(conn, table, columns, rows, conflict)
     return IngestCounts(accepted=inserted, duplicates=len(rows) - inserted)
 
 
 def _copy_insert(
-    raw: Any, table: str, columns: tuple[tuple[str, str], ...], rows: list[tuple[Any, ...]], conflict: tuple[str, str]
+    raw: Any, table: str, columns: tuple[tuple[str, str], ...], rows: list[tuple[Any, ...]], conflict: tuple[str, str],
+    keys_table: str | None = None,
 ) -> int:
     staging = f"_ingest_{table}"
     names = ", ".join(c for c, _ in columns)
@@ -125,14 +129,26 @@ def _copy_insert(
         with cur.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        cur.execute(
-            f"INSERT INTO {table} ({names}) SELECT {select_cols} FROM {staging} "
-            f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
-        )
+        cur.execute(_insert_sql(table, names, select_cols, staging, conflict, keys_table))
         inserted = int(cur.rowcount)
         # Several batches may share one transaction (tests, bulk imports): empty the staging table now.
         cur.execute(f"TRUNCATE {staging}")
     return inserted
+
+
+def _insert_sql(table: str, names: str, select_cols: str, staging: str, conflict: tuple[str, str],
+                keys_table: str | None) -> str:
+    if keys_table is None:
+        return (f"INSERT INTO {table} ({names}) SELECT {select_cols} FROM {staging} "
+                f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING")
+    # Partitioned by time (monitor/partitions/): the table's own unique key includes the timestamp, so the
+    # client id is claimed first in the small keys table (one row per id, whichever partition the event went
+    # to). A concurrent retry waits on the claim and then skips; only rows whose claim was new are inserted.
+    key = ", ".join(conflict)
+    return (f"WITH claimed AS (INSERT INTO {keys_table} ({key}, ts) "
+            f"SELECT DISTINCT ON ({key}) {key}, ts FROM {staging} ON CONFLICT DO NOTHING RETURNING {key}, ts) "
+            f"INSERT INTO {table} ({names}) SELECT {select_cols} FROM {staging} JOIN claimed USING ({key}, ts) "
+            "ON CONFLICT DO NOTHING")
 
 
 def _sqlite_insert(

@@ -8,13 +8,14 @@ A metric row carries `value` (the headline number), and where it applies `p_valu
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from monitor.pipeline.config import ProjectConfig
 
-Kind = Literal["ops", "feedback", "drift", "safety", "bias"]
+Kind = Literal["ops", "feedback", "drift", "safety", "bias", "eval"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,33 @@ OPS_METRICS = (
     ("ops.completion_tokens_mean", "Mean completion tokens", "tokens"),
     ("ops.tokens_total", "Prompt plus completion tokens", "tokens"),
 )
+
+
+# Per evaluator (monitor/pipeline/stages/evaluators.py). Evaluator names are the project's own, so these names are
+# a family: `eval.<name>.<stat>` for any valid evaluator name; the catalog lists the built-in kinds' default names.
+EVAL_STATS = (
+    ("mean", "Mean score of evaluator {name} over the sampled events", "score"),
+    ("rate", "Share of sampled events evaluator {name} labels (score at or above its threshold)", "ratio"),
+    ("coverage", "Share of sampled events evaluator {name} scored (low when it fails or cannot score)", "ratio"),
+)
+_EVAL_NAME = re.compile(r"^eval\.([a-z][a-z0-9_]{0,47})\.([a-z_]+)$")
+
+
+def eval_metric(name: str) -> MetricSpec | None:
+    """The spec of `eval.<evaluator>.<stat>`, or None when `name` is not of that shape."""
+    m = _EVAL_NAME.match(name)
+    if not m:
+        return None
+    for stat, desc, unit in EVAL_STATS:
+        if stat == m.group(2):
+            return MetricSpec(name, "eval", desc.format(name=m.group(1)), unit)
+    return None
+
+
+def evaluator_kinds() -> list[str]:
+    from monitor.evaluators.registry import BUILTINS
+
+    return list(BUILTINS)
 
 
 def drift_metric_name(series: str, method: str) -> str:
@@ -71,6 +99,8 @@ def _specs() -> list[MetricSpec]:
     specs += [MetricSpec(f"bias.probe.{axis}.{m}_gap", "bias",
                          f"Counterfactual probe gap in {m.replace('_', ' ')} across {axis} groups", "gap")
               for axis in load_probe_set().axis_names for m in PROBE_METRICS]
+    specs += [spec for kind in evaluator_kinds() for stat, _, _ in EVAL_STATS
+              if (spec := eval_metric(f"eval.{kind}.{stat}")) is not None]
     return specs
 
 
@@ -88,6 +118,9 @@ def get_metric(name: str) -> MetricSpec:
     try:
         return catalog()[name]
     except KeyError:
+        spec = eval_metric(name)  # an evaluator the project named itself
+        if spec is not None:
+            return spec
         known = ", ".join(sorted(catalog())[:40])
         raise KeyError(f"unknown metric {name!r}; known metrics include: {known}") from None
 
@@ -117,6 +150,12 @@ def _why_not(name: str, cfg: ProjectConfig) -> str:
     every scalar series with ks and psi; safety always; bias gaps with a `bias_attribute`; probe gaps from
     the probe job (scheduled with `probes`, or on demand with `driftloop bias probe`)."""
     parts = name.split(".")
+    if parts[0] == "eval":
+        named = {e.name: e for e in cfg.evaluators}
+        if parts[1] not in named:
+            return f"no evaluator named {parts[1]!r}: add one to `evaluators` (docs/evaluators.md)"
+        if not named[parts[1]].enabled:
+            return f"evaluator {parts[1]!r} is disabled"
     if parts[0] == "drift" and parts[1] in EMBEDDING_FIELDS:
         if parts[1] not in cfg.drift_fields:
             return f"drift_fields is {cfg.drift_fields}: add {parts[1]!r} to compute it"
@@ -134,8 +173,13 @@ def _why_not(name: str, cfg: ProjectConfig) -> str:
 
 def project_metrics(cfg: ProjectConfig) -> list[ProjectMetric]:
     """Every catalog metric with `computed` and a `note` for this project's configuration."""
+    specs = all_metrics()
+    listed = {s.name for s in specs}
+    # The project's own evaluator names (the catalog lists only the built-in kinds' default names).
+    specs += [spec for e in cfg.evaluators for stat, _, _ in EVAL_STATS
+              if f"eval.{e.name}.{stat}" not in listed and (spec := eval_metric(f"eval.{e.name}.{stat}")) is not None]
     out = []
-    for spec in all_metrics():
+    for spec in specs:
         why = _why_not(spec.name, cfg)
         note = why or ("computed on demand (`driftloop bias probe`) and on the probe schedule"
                        if spec.name.startswith("bias.probe.") else "")

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from monitor.api.deps import ReaderProject, SessionDep
+from monitor.api.deps import ReaderProject, ReadSessionDep
 from monitor.metrics.catalog import project_metrics
 from monitor.metrics.queries import latest_drift, query_metrics, row_dict
 from monitor.pipeline.config import project_config
@@ -25,7 +25,7 @@ def catalog(project: ReaderProject) -> list[dict[str, object]]:
 
 @router.get("/metrics", summary="Metric rows of the key's project")
 def get_metrics(
-    session: SessionDep,
+    session: ReadSessionDep,
     project: ReaderProject,
     metric: Annotated[str | None, Query(max_length=96, description="Exact name, or a pattern with *.")] = None,
     segment: Annotated[str, Query(max_length=320, description="Segment label, e.g. all or model_version=v2, or a "
@@ -41,7 +41,7 @@ def get_metrics(
 
 @router.get("/drift/latest", summary="The latest window's drift results, with the explanation when drift fired")
 def get_latest_drift(
-    session: SessionDep, project: ReaderProject, segment: Annotated[str, Query(max_length=320)] = "all"
+    session: ReadSessionDep, project: ReaderProject, segment: Annotated[str, Query(max_length=320)] = "all"
 ) -> dict[str, Any]:
     rows = latest_drift(session, project.id, segment)
     return {

@@ -69,6 +69,30 @@ class PrivacyConfig(BaseModel):
         return value
 
 
+class EvaluatorSpec(BaseModel):
+    """One evaluator run on this project's windows (docs/evaluators.md): which kind, on what share of which
+    segments' events, with which parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field("", max_length=48, pattern=r"^$|^[a-z][a-z0-9_]*$",
+                      description="Metric names are eval.<name>.*; defaults to the kind.")
+    kind: str = Field(max_length=48, description="A built-in evaluator (monitor/evaluators/registry.py).")
+    sample_share: float = Field(1.0, gt=0, le=1, description="Share of the window's events scored (hash-rank sample).")
+    max_per_window: int = Field(2000, ge=1, le=200_000, description="At most this many events scored per segment.")
+    segments: list[str] | None = Field(None, max_length=50, description="Only these segment labels; None: all.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Kind-specific settings (threshold, ...).")
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _known_kind(self) -> EvaluatorSpec:
+        from monitor.evaluators.registry import check_params  # the built-ins' params models; no heavy imports
+
+        check_params(self.kind, self.params)
+        if not self.name:
+            self.name = self.kind
+        return self
+
+
 class ProjectConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -119,6 +143,19 @@ class ProjectConfig(BaseModel):
     retrain: dict[str, Any] | None = Field(None, description="Retraining overrides (see retrain/jobs/config.py).")
     privacy: PrivacyConfig | None = Field(
         None, description="PII redaction overrides: enabled, actions, on_error, budget_ms (see docs/privacy.md).")
+    evaluators: list[EvaluatorSpec] = Field(
+        default_factory=list, max_length=20, description="Online evaluators scored per window (docs/evaluators.md).")
+    evaluator_context_key: str = Field(
+        "context", max_length=64, description="Event metadata key holding retrieved passages for evaluators.")
+
+    @field_validator("evaluators")
+    @classmethod
+    def _unique_names(cls, specs: list[EvaluatorSpec]) -> list[EvaluatorSpec]:
+        names = [s.name for s in specs]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"evaluator name(s) used twice: {', '.join(twice)} (give each a distinct name)")
+        return specs
 
 
 def project_config(project: Project) -> ProjectConfig:

@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from monitor.db import UTCDateTime, utcnow
-from monitor.models import Base, BigId, JsonDoc
+from monitor.models import Base, BigId, Event, JsonDoc
+
+
+def _event_ts_of_row(context: Any) -> datetime | None:
+    """Default of `event_ts` for a row written without one (single ORM adds; the bulk writers pass it): the
+    event's own timestamp. On partitioned storage it routes the row, so it must not stay empty."""
+    event_id = context.get_current_parameters()["event_id"]
+    return context.connection.scalar(select(Event.ts).where(Event.id == event_id))
 
 
 class EventVector(Base):
@@ -22,6 +29,9 @@ class EventVector(Base):
     model_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     dim: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+    # The event's timestamp: the partition key when storage is partitioned by time (monitor/partitions/), so an
+    # expired day's vectors go with its events. Null only in rows written before revision 0013.
+    event_ts: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, default=_event_ts_of_row)
 
 
 class MetricValue(Base):
@@ -83,6 +93,8 @@ class EventScore(Base):
     field: Mapped[str] = mapped_column(String(16), primary_key=True)
     scorer: Mapped[str] = mapped_column(String(96), primary_key=True)
     score: Mapped[float] = mapped_column(Float)
+    event_ts: Mapped[datetime | None] = mapped_column(  # as EventVector.event_ts
+        UTCDateTime(), nullable=True, default=_event_ts_of_row)
 
 
 class DriftClusterEvent(Base):

@@ -41,13 +41,16 @@ def event_scores_for(session: Session, event_ids: Sequence[int], field: str, sco
     todo = [e for e in event_ids if e not in out]
     ins = pg_insert(EventScore) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(EventScore)
     for i in range(0, len(todo), 2048):
-        pairs = [(eid, t) for cond in id_conditions(session, Event.id, todo[i : i + 2048])
-                 for eid, t in session.execute(select(Event.id, col).where(cond)) if t]
+        found = [(eid, ts, t) for cond in id_conditions(session, Event.id, todo[i : i + 2048])
+                 for eid, ts, t in session.execute(select(Event.id, Event.ts, col).where(cond)) if t]
+        pairs = [(eid, t) for eid, _, t in found]
+        event_ts = {eid: ts for eid, ts, _ in found}
         if not pairs:
             continue
         values = np.asarray(fn([eid for eid, _ in pairs], [t for _, t in pairs]), dtype=np.float64)
-        rows = [{"event_id": eid, "field": field, "scorer": scorer, "score": float(v)}
+        rows = [{"event_id": eid, "field": field, "scorer": scorer, "score": float(v), "event_ts": event_ts[eid]}
                 for (eid, _), v in zip(pairs, values, strict=True)]
-        session.execute(ins.on_conflict_do_nothing(index_elements=["event_id", "field", "scorer"]), rows)
+        # No conflict target: plain tables key on (event, field, scorer), partitioned ones add event_ts.
+        session.execute(ins.on_conflict_do_nothing(), rows)
         out.update((r["event_id"], r["score"]) for r in rows)
     return out

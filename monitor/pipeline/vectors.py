@@ -52,8 +52,10 @@ def ensure_vectors(
     dialect = session.get_bind().dialect.name
     known: dict[str, bytes] = {}
     for chunk in chunks(todo, 2048):
-        pairs = [(i, t) for cond in id_conditions(session, Event.id, chunk)
-                 for i, t in session.execute(select(Event.id, col).where(cond)) if t]
+        found = [(i, ts, t) for cond in id_conditions(session, Event.id, chunk)
+                 for i, ts, t in session.execute(select(Event.id, Event.ts, col).where(cond)) if t]
+        pairs = [(i, t) for i, _, t in found]
+        event_ts = {i: ts for i, ts, _ in found}
         if not pairs:
             continue
         unique = [t for t in dict.fromkeys(t for _, t in pairs) if t not in known]
@@ -62,11 +64,13 @@ def ensure_vectors(
             known.update((t, vecs[k].tobytes()) for k, t in enumerate(unique))
         dim = len(known[pairs[0][1]]) // 2  # float16
         rows = [
-            {"event_id": i, "field": field, "model_key": model_key, "dim": dim, "vector": known[t]}
+            {"event_id": i, "field": field, "model_key": model_key, "dim": dim, "vector": known[t],
+             "event_ts": event_ts[i]}
             for i, t in pairs
         ]
         ins = pg_insert(EventVector) if dialect == "postgresql" else sqlite_insert(EventVector)
-        session.execute(ins.on_conflict_do_nothing(index_elements=["event_id", "field", "model_key"]), rows)
+        # No conflict target: plain tables key on (event, field, model), partitioned ones add event_ts.
+        session.execute(ins.on_conflict_do_nothing(), rows)
         embedded += len(unique)
         if progress:
             progress(len(pairs))

@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, and_, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.db import run_unit
 from monitor.models import Event, Feedback
-from monitor.pipeline.models import EventScore, EventVector, MetricValue
+from monitor.partitions.service import forget_client_ids
+from monitor.pipeline.models import DriftClusterEvent, EventScore, EventVector, MetricValue
 
 ERASED = "<erased>"
 
@@ -106,9 +107,13 @@ def delete_batch(session: Session, project_id: int, sel: Selector, batch_size: i
     texts = {t for r in rows for t in (r[2], r[3]) if t}
     out.vectors = _rowcount(session, delete(EventVector).where(EventVector.event_id.in_(ids)))
     out.scores = _rowcount(session, delete(EventScore).where(EventScore.event_id.in_(ids)))
-    out.feedback = _rowcount(session, delete(Feedback).where(
-        Feedback.project_id == project_id, Feedback.event_client_id.in_(out.client_event_ids)))
+    of_events = and_(Feedback.project_id == project_id, Feedback.event_client_id.in_(out.client_event_ids))
+    feedback_ids = list(session.scalars(select(Feedback.client_feedback_id).where(of_events)))
+    out.feedback = _rowcount(session, delete(Feedback).where(of_events))
+    # no foreign key cascades from a partitioned events table (monitor/partitions/schema.py): say it here
+    _rowcount(session, delete(DriftClusterEvent).where(DriftClusterEvent.event_id.in_(ids)))
     out.events = _rowcount(session, delete(Event).where(Event.id.in_(ids)))
+    forget_client_ids(session, project_id, events=out.client_event_ids, feedback=feedback_ids)
     return out, texts
 
 

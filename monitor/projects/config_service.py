@@ -27,11 +27,11 @@ from monitor.projects.models import ProjectConfigChange
 # What each top-level key changes in windows already computed. Keys not listed here (probes, retrain) change
 # no stored window: probes run on their own schedule, retraining reads its overrides when a job starts.
 AFFECTS: dict[str, tuple[str, ...]] = {
-    "window_seconds": ("ops", "feedback", "drift", "safety", "bias"),
-    "segment_keys": ("ops", "feedback", "drift", "safety", "bias"),
-    "max_segment_values": ("ops", "feedback", "drift", "safety", "bias"),
+    "window_seconds": ("ops", "feedback", "drift", "safety", "bias", "eval"),
+    "segment_keys": ("ops", "feedback", "drift", "safety", "bias", "eval"),
+    "max_segment_values": ("ops", "feedback", "drift", "safety", "bias", "eval"),
     "reference": ("drift",),
-    "min_samples": ("ops", "safety"),
+    "min_samples": ("ops", "safety", "eval"),
     "drift_min_samples": ("drift",),
     "drift_methods": ("drift",),
     "drift_fields": ("drift",),
@@ -45,6 +45,9 @@ AFFECTS: dict[str, tuple[str, ...]] = {
     "bias_alpha": ("bias",),
     "positive_feedback_threshold": ("feedback", "bias"),
     "positive_labels": ("feedback", "bias"),
+    # Stored scores are reused per (event, evaluator version): recomputing scores only what a change made new.
+    "evaluators": ("eval",),
+    "evaluator_context_key": ("eval",),
 }
 # A new window length moves every boundary: the old windows' states are dropped and every event re-bucketed.
 REBUCKET = "window_seconds"

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 
-from monitor.api.deps import AdminProject, ReaderProject, SessionDep
+from monitor.api.deps import AdminProject, ReaderProject, ReadSessionDep, SessionDep
 from monitor.errors import FieldErrors
 from monitor.metrics.catalog import project_metrics
 from monitor.pipeline.config import project_config
@@ -28,7 +28,7 @@ def _actor(request: Request) -> str:
 
 
 @router.get("/project", summary="The key's project: counts, live keys, computed windows, every setting")
-def get_project_summary(session: SessionDep, project: ReaderProject) -> dict[str, Any]:
+def get_project_summary(session: ReadSessionDep, project: ReaderProject) -> dict[str, Any]:
     return summary(session, project)
 
 
@@ -66,7 +66,7 @@ def patch_project_config(request: Request, body: ConfigBody, session: SessionDep
 
 
 @router.get("/project/config/history", summary="Changes of the project's settings, newest first")
-def get_config_history(session: SessionDep, project: ReaderProject,
+def get_config_history(session: ReadSessionDep, project: ReaderProject,
                        limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
     return [change_view(r) for r in history(session, project.id, limit)]
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request
 from sqlalchemy import case, func, select
 from starlette.responses import FileResponse, Response
 
-from monitor.api.deps import SessionDep
+from monitor.api.deps import ReadSessionDep
 from monitor.pipeline.models import MetricValue
 from monitor.ui.drift_report import ReportUnavailable, drift_report, drift_row, parse_window, window_key
 from monitor.ui.render import render
@@ -23,8 +23,8 @@ Metric = Annotated[str, Path(pattern=r"^drift\.[a-z0-9_]+\.[a-z0-9_]+$", max_len
 
 
 @router.get("/p/{slug}/drift")
-def drift_windows(slug: Slug, request: Request, session: SessionDep, operator: OperatorDep, range_: RangeParam = None,
-                  from_: FromParam = None, to: ToParam = None) -> Response:
+def drift_windows(slug: Slug, request: Request, session: ReadSessionDep, operator: OperatorDep,
+                  range_: RangeParam = None, from_: FromParam = None, to: ToParam = None) -> Response:
     """Every window with drift rows (newest first), so any window's drift and report is a click away."""
     project = project_or_404(session, slug)
     tr = parse_range(range_, from_, to)
@@ -46,7 +46,7 @@ def drift_windows(slug: Slug, request: Request, session: SessionDep, operator: O
 
 
 @router.get("/p/{slug}/drift/{window_start}")
-def drift_window(slug: Slug, window_start: str, request: Request, session: SessionDep,
+def drift_window(slug: Slug, window_start: str, request: Request, session: ReadSessionDep,
                  operator: OperatorDep) -> Response:
     project = project_or_404(session, slug)
     try:
@@ -69,7 +69,7 @@ def drift_window(slug: Slug, window_start: str, request: Request, session: Sessi
 
 
 @router.get("/p/{slug}/drift/{metric}/{window_start}/report.html")
-def drift_report_download(slug: Slug, metric: Metric, window_start: str, request: Request, session: SessionDep,
+def drift_report_download(slug: Slug, metric: Metric, window_start: str, request: Request, session: ReadSessionDep,
                           operator: OperatorDep) -> Response:
     project = project_or_404(session, slug)
     try:

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from monitor.api.deps import SessionDep
+from monitor.api.deps import ReadSessionDep
 from monitor.errors import FieldError, NotFoundError
 from monitor.events.filters import build_filters
 from monitor.events.queries import event_detail, list_events
@@ -48,7 +48,7 @@ def _int(name: str, raw: str | None) -> int | None:
 
 @router.get("/p/{slug}/events")
 def events_page(
-    slug: Slug, request: Request, session: SessionDep, operator: OperatorDep,
+    slug: Slug, request: Request, session: ReadSessionDep, operator: OperatorDep,
     q: Annotated[str | None, Query(max_length=200)] = None, segment: Opt = None, model_version: Opt = None,
     template_version: Opt = None, metadata: Opt = None, toxicity_min: Opt = None, toxicity_field: Opt = None,
     negative_feedback: Opt = None, cluster_window: Opt = None, cluster_metric: Opt = None, cluster: Opt = None,
@@ -87,7 +87,7 @@ def events_page(
 
 @router.get("/p/{slug}/events/{event_id}")
 def event_page(slug: Slug, event_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request,
-               session: SessionDep, operator: OperatorDep) -> Response:
+               session: ReadSessionDep, operator: OperatorDep) -> Response:
     project = project_or_404(session, slug)
     try:
         event = event_detail(session, project, event_id)

@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from monitor.alerts.queries import ALERT_STATUSES, alert_views, list_alerts
 from monitor.alerts.rule_service import list_rules, rule_view
 from monitor.alerts.triage import list_silences, rule_names, silence_dict
-from monitor.api.deps import RowId, SessionDep
+from monitor.api.deps import ReadSessionDep, RowId, SessionDep
 from monitor.errors import ConflictError, NotFoundError
 from monitor.errors import NotFoundError as AlertNotFound
 from monitor.models import Project
@@ -53,7 +53,7 @@ ToParam = Annotated[str | None, Query(max_length=40)]
 
 
 @router.get("/")
-def overview(request: Request, session: SessionDep, operator: OperatorDep, range_: RangeParam = None,
+def overview(request: Request, session: ReadSessionDep, operator: OperatorDep, range_: RangeParam = None,
              from_: FromParam = None, to: ToParam = None) -> Response:
     tr = parse_range(range_, from_, to)
     return render(request, "overview.html", {"title": "Overview", "tr": tr,
@@ -62,8 +62,8 @@ def overview(request: Request, session: SessionDep, operator: OperatorDep, range
 
 
 @router.get("/p/{slug}/")
-def project_page(slug: Slug, request: Request, session: SessionDep, operator: OperatorDep, range_: RangeParam = None,
-                 from_: FromParam = None, to: ToParam = None) -> Response:
+def project_page(slug: Slug, request: Request, session: ReadSessionDep, operator: OperatorDep,
+                 range_: RangeParam = None, from_: FromParam = None, to: ToParam = None) -> Response:
     project = project_or_404(session, slug)
     tr = parse_range(range_, from_, to)
     return render(request, "overview.html", {"title": project.slug, "project": project, "tr": tr,
@@ -72,7 +72,7 @@ def project_page(slug: Slug, request: Request, session: SessionDep, operator: Op
 
 @router.get("/p/{slug}/alerts")
 def alerts_page(
-    slug: Slug, request: Request, session: SessionDep, operator: OperatorDep,
+    slug: Slug, request: Request, session: ReadSessionDep, operator: OperatorDep,
     status: Annotated[str | None, Query(pattern="^(" + "|".join(ALERT_STATUSES) + ")$")] = None,
     range_: RangeParam = None, from_: FromParam = None, to: ToParam = None, done: str | None = None,
 ) -> Response:
@@ -110,7 +110,7 @@ def _webhooks_page(request: Request, session: SessionDep, operator: OperatorDep,
 
 
 @router.get("/p/{slug}/webhooks")
-def webhooks_page(slug: Slug, request: Request, session: SessionDep, operator: OperatorDep,
+def webhooks_page(slug: Slug, request: Request, session: ReadSessionDep, operator: OperatorDep,
                   done: str | None = None) -> Response:
     project = project_or_404(session, slug)
     return _webhooks_page(request, session, operator, project, notice=NOTICES.get(done or ""))

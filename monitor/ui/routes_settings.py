@@ -11,7 +11,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import RedirectResponse, Response
 
 from monitor.alerts.rule_service import list_rules, rule_warnings
-from monitor.api.deps import SessionDep
+from monitor.api.deps import ReadSessionDep, SessionDep
 from monitor.errors import FieldError, FieldErrors
 from monitor.models import Project
 from monitor.pipeline.config import ProjectConfig
@@ -107,7 +107,7 @@ def _page(request: Request, session: SessionDep, operator: Any, project: Project
 
 
 @router.get("/p/{slug}/settings")
-def settings_page(slug: Slug, request: Request, session: SessionDep, operator: OperatorDep,
+def settings_page(slug: Slug, request: Request, session: ReadSessionDep, operator: OperatorDep,
                   saved: str | None = None) -> Response:
     project = project_or_404(session, slug)
     return _page(request, session, operator, project, notice=saved)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from monitor.alerts.rules import NAME_PATTERN
-from monitor.api.deps import AdminProject, ReaderProject, RowId, SessionDep
+from monitor.api.deps import AdminProject, ReaderProject, ReadSessionDep, RowId, SessionDep
 from monitor.settings import Settings
 from monitor.webhooks.endpoints import (
     EndpointPatch,
@@ -39,7 +39,7 @@ class EndpointCreated(BaseModel):
 
 
 @router.get("/webhook-endpoints", summary="The project's webhook endpoints (never their secrets)")
-def get_endpoints(session: SessionDep, project: ReaderProject) -> list[dict[str, Any]]:
+def get_endpoints(session: ReadSessionDep, project: ReaderProject) -> list[dict[str, Any]]:
     return [endpoint_view(e) for e in list_endpoints(session, project.id)]
 
 
@@ -51,7 +51,7 @@ def post_endpoint(spec: EndpointSpec, request: Request, session: SessionDep, pro
 
 
 @router.get("/webhook-endpoints/{name}", summary="One endpoint (without its secret)")
-def get_one_endpoint(name: str, session: SessionDep, project: ReaderProject) -> dict[str, Any]:
+def get_one_endpoint(name: str, session: ReadSessionDep, project: ReaderProject) -> dict[str, Any]:
     return endpoint_view(get_endpoint(session, project.id, name))
 
 
@@ -81,7 +81,7 @@ def remove_endpoint(name: str, session: SessionDep, project: AdminProject) -> Re
 
 @router.get("/webhook-deliveries", summary="The delivery log, newest first, with every attempt")
 def get_deliveries(
-    session: SessionDep, project: ReaderProject,
+    session: ReadSessionDep, project: ReaderProject,
     endpoint: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
     delivery_status: Annotated[str | None, Query(alias="status", pattern="^(pending|succeeded|failed)$")] = None,
     event_type: Annotated[str | None, Query(pattern="^(" + "|".join(t.replace(".", r"\.") for t in EVENT_TYPES)

@@ -24,6 +24,7 @@ def _conf(settings: Settings) -> dict[str, Any]:
             "driftloop-tick": {"task": "driftloop.tick", "schedule": settings.tick_seconds},
             "driftloop-probes": {"task": "driftloop.schedule_probes", "schedule": 3600.0},
             "driftloop-webhooks-sweep": {"task": "driftloop.webhooks.sweep", "schedule": settings.tick_seconds},
+            "driftloop-partitions": {"task": "driftloop.partitions", "schedule": settings.partition_interval_seconds},
             "driftloop-retention": {"task": "driftloop.retention", "schedule": settings.retention_interval_seconds},
         },
     }

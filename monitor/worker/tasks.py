@@ -67,6 +67,18 @@ def run_probes_task(project_id: int) -> int:
     return run_unit(session_factory(), lambda s: run_scheduled_probe(s, project_id, get_settings().data_dir / "probes"))
 
 
+@celery_app.task(name="driftloop.partitions")
+def partitions_task() -> dict[str, object]:
+    """Create time partitions ahead and move rows out of DEFAULT (a no-op unless storage is partitioned)."""
+    from monitor.partitions.service import upkeep
+    from monitor.settings import get_settings
+
+    settings = get_settings()
+    done = run_unit(session_factory(), lambda s: upkeep(s, utcnow(), settings.partition_interval,
+                                                        settings.partition_ahead_days))
+    return {"created": done.created, "moved_from_default": done.moved_from_default}
+
+
 @celery_app.task(name="driftloop.retention")
 def retention_task() -> dict[str, object]:
     """Delete events and feedback past DRIFTLOOP_RETENTION_DAYS, in short batches (a no-op when unset)."""

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, Path, Request
 from starlette.responses import RedirectResponse, Response
 
 from monitor import principals
-from monitor.api.deps import SessionDep
+from monitor.api.deps import ReadSessionDep, SessionDep
 from monitor.errors import NotFoundError
 from monitor.ui.accounts import CurrentOperator
 from monitor.ui.render import render
@@ -44,7 +44,7 @@ class FormProblem(ValueError):
 
 
 @router.get("/p/{slug}/models")
-def models_page(slug: Slug, request: Request, session: SessionDep, operator: OperatorDep) -> Response:
+def models_page(slug: Slug, request: Request, session: ReadSessionDep, operator: OperatorDep) -> Response:
     project = project_or_404(session, slug)
     versions = list_versions(session, project.id)
     return render(request, "retrain/models.html", {"title": f"{project.slug}: models", "project": project,
@@ -66,7 +66,7 @@ def _version_page(request: Request, session: SessionDep, operator: CurrentOperat
 
 
 @router.get("/p/{slug}/models/{version}")
-def version_page(slug: Slug, version: Version, request: Request, session: SessionDep, operator: OperatorDep,
+def version_page(slug: Slug, version: Version, request: Request, session: ReadSessionDep, operator: OperatorDep,
                  done: str | None = None) -> Response:
     return _version_page(request, session, operator, slug, version, notice=NOTICES.get(done or ""))
 

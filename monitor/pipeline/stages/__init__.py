@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from monitor.drift.determinism import single_blas_thread
 from monitor.pipeline.context import StageFn, WindowContext, window_context
 from monitor.pipeline.stages.drift import compute_drift
+from monitor.pipeline.stages.evaluators import compute_evaluators
 from monitor.pipeline.stages.ops import compute_ops
 from monitor.pipeline.stages.safety import compute_safety
 
@@ -32,6 +33,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("ops", "default", compute_ops),
     Stage("drift", "gpu", compute_drift),
     Stage("safety", "gpu", compute_safety),
+    Stage("evaluators", "gpu", compute_evaluators),
 )
 
 

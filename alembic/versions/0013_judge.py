@@ -1,7 +1,7 @@
 """LLM judge: tokens spent per project, judge and day; sealed judge API keys (issue #21).
 
-Revision ID: 0012_judge
-Revises: 0011_drift_calibrations
+Revision ID: 0013_judge
+Revises: 0012_eval_scores
 Create Date: 2026-12-04
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_judge"
-down_revision: str | None = "0011_drift_calibrations"
+revision: str = "0013_judge"
+down_revision: str | None = "0012_eval_scores"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

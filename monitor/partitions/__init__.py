@@ -1,0 +1,1 @@
+"""Time-partitioned storage on Postgres: bounds (pure), partition upkeep and the conversion of plain tables."""

@@ -1,0 +1,158 @@
+"""Convert the growing tables between the plain and the partitioned shape on Postgres (migration 0013).
+
+Each table is rebuilt, not altered in place (Postgres cannot partition an existing table): the old one is
+renamed aside, the new one created under the real name with the other shape's keys, the rows copied in
+batches along the id (with a progress note), and the old one dropped, all inside the migration's transaction,
+so a failure leaves the database as it was. The tables are locked against writes (SHARE ROW EXCLUSIVE: reads
+go on, ingestion waits) for the whole conversion; docs/scaling.md says how long that is per million rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection
+
+from monitor.partitions.bounds import Interval, bounds_between
+from monitor.partitions.schema import EVENT_CHILDREN, KEY_COLUMNS, TABLES, PartitionedTable
+
+Progress = Callable[[str], None]
+BATCH_ROWS = 50_000
+
+
+def _q(conn: Connection, sql: str) -> None:
+    conn.exec_driver_sql(sql)
+
+
+def _cols(conn: Connection, table: str) -> list[str]:
+    return list(conn.exec_driver_sql(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %(t)s::regclass AND attnum > 0 AND NOT attisdropped "
+        "ORDER BY attnum", {"t": table}).scalars())
+
+
+def _set_aside(conn: Connection, spec: PartitionedTable) -> str:
+    """Rename the table to `<name>_old` and drop its indexes and constraints but the primary key (renamed), so
+    the new table can take their names. The sequence of an id column is kept (its owner changes later)."""
+    old = f"{spec.name}_old"
+    _q(conn, f"ALTER TABLE {spec.name} RENAME TO {old}")
+    _q(conn, f"ALTER TABLE {old} RENAME CONSTRAINT {spec.name}_pkey TO {old}_pkey")
+    for name, _ in spec.unique:
+        _q(conn, f"ALTER TABLE {old} DROP CONSTRAINT IF EXISTS {name}")
+    for name, _ in spec.indexes:
+        _q(conn, f"DROP INDEX IF EXISTS {name}")
+    if spec.id_column == "id":
+        _q(conn, f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY NONE")
+    return old
+
+
+def _build(conn: Connection, spec: PartitionedTable, old: str, partitioned: bool) -> None:
+    by = f" PARTITION BY RANGE ({spec.key})" if partitioned else ""
+    _q(conn, f"CREATE TABLE {spec.name} (LIKE {old} INCLUDING DEFAULTS){by}")
+    pk = spec.partitioned_pk if partitioned else spec.plain_pk
+    _q(conn, f"ALTER TABLE {spec.name} ADD CONSTRAINT {spec.name}_pkey PRIMARY KEY ({', '.join(pk)})")
+    if not partitioned and spec.key == "event_ts":
+        _q(conn, f"ALTER TABLE {spec.name} ALTER COLUMN event_ts DROP NOT NULL")
+    for name, cols in spec.unique:
+        key = (*cols, spec.key) if partitioned else cols
+        _q(conn, f"ALTER TABLE {spec.name} ADD CONSTRAINT {name} UNIQUE ({', '.join(key)})")
+    for name, how in spec.indexes:
+        _q(conn, f"CREATE INDEX {name} ON {spec.name} {how}")
+    if spec.id_column == "id":
+        _q(conn, f"ALTER TABLE {spec.name} ADD CONSTRAINT {spec.name}_project_id_fkey FOREIGN KEY (project_id) "
+                 "REFERENCES projects (id) ON DELETE CASCADE")
+
+
+def _copy(conn: Connection, spec: PartitionedTable, old: str, select: str, progress: Progress) -> int:
+    cols = ", ".join(_cols(conn, spec.name))
+    idc = spec.id_column
+    lo, hi, total = conn.exec_driver_sql(f"SELECT min({idc}), max({idc}), count(*) FROM {old}").one()
+    copied, started = 0, time.monotonic()
+    if lo is None:
+        return 0
+    step = BATCH_ROWS
+    for start in range(int(lo), int(hi) + 1, step):
+        copied += conn.exec_driver_sql(
+            f"INSERT INTO {spec.name} ({cols}) {select} WHERE o.{spec.id_column} >= {start} "
+            f"AND o.{spec.id_column} < {start + step}").rowcount
+        progress(f"{spec.name}: {copied}/{total} rows ({time.monotonic() - started:.1f} s)")
+    return copied
+
+
+def _data_range(conn: Connection, old: str, key: str) -> tuple[datetime | None, datetime | None]:
+    lo, hi = conn.exec_driver_sql(f"SELECT min({key}), max({key}) FROM {old}").one()
+    return lo, hi
+
+
+def to_partitioned(conn: Connection, interval: Interval, ahead_days: int = 7,
+                   progress: Progress = lambda _m: None, now: datetime | None = None) -> dict[str, int]:
+    """Plain -> partitioned. Returns rows copied per table."""
+    now = now or datetime.now(UTC)
+    _q(conn, "SET LOCAL TimeZone = 'UTC'")
+    for spec in TABLES:
+        _q(conn, f"LOCK TABLE {spec.name} IN SHARE ROW EXCLUSIVE MODE")
+    for child in EVENT_CHILDREN:
+        _q(conn, f"ALTER TABLE {child} DROP CONSTRAINT IF EXISTS {child}_event_id_fkey")
+    copied: dict[str, int] = {}
+    for spec in TABLES:
+        old = _set_aside(conn, spec)
+        if spec.key == "event_ts":
+            # the event's timestamp, from the already converted events; an orphan (none exist: there was a
+            # foreign key) would fall out of the join
+            lo, hi = _data_range(conn, "events", "ts")
+            cols = [c for c in _cols(conn, old) if c != "event_ts"]
+            # (event_ts is the last column of both tables: 0013 added it)
+            select = (f"SELECT {', '.join('o.' + c for c in cols)}, e.ts FROM {old} o "
+                      "JOIN events e ON e.id = o.event_id")
+        else:
+            lo, hi = _data_range(conn, old, spec.key)
+            select = f"SELECT o.* FROM {old} o"
+        _build(conn, spec, old, partitioned=True)
+        start = min(lo, now) if lo else now - timedelta(days=1)
+        end = max(hi, now + timedelta(days=ahead_days)) if hi else now + timedelta(days=ahead_days)
+        for b in bounds_between(start, end, interval):
+            _q(conn, f"CREATE TABLE {spec.partition_name(b.suffix())} PARTITION OF {spec.name} "
+                     f"FOR VALUES FROM ('{b.lower.isoformat()}') TO ('{b.upper.isoformat()}')")
+        _q(conn, f"CREATE TABLE {spec.default_partition} PARTITION OF {spec.name} DEFAULT")
+        copied[spec.name] = _copy(conn, spec, old, select, progress)
+        _q(conn, f"DROP TABLE {old}")
+        if spec.id_column == "id":
+            _q(conn, f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY {spec.name}.id")
+        if spec.keys_table:
+            client = KEY_COLUMNS[spec.keys_table]
+            _q(conn, f"CREATE TABLE {spec.keys_table} (project_id integer NOT NULL, {client} varchar(128) NOT NULL, "
+                     f"ts timestamptz NOT NULL, PRIMARY KEY (project_id, {client}))")
+            _q(conn, f"CREATE INDEX ix_{spec.keys_table}_ts ON {spec.keys_table} (ts)")
+            _q(conn, f"INSERT INTO {spec.keys_table} SELECT project_id, {client}, min(ts) FROM {spec.name} "
+                     f"GROUP BY project_id, {client}")
+    return copied
+
+
+def to_plain(conn: Connection, progress: Progress = lambda _m: None) -> dict[str, int]:
+    """Partitioned -> plain (the migration's downgrade). Returns rows copied per table."""
+    for spec in TABLES:
+        _q(conn, f"LOCK TABLE {spec.name} IN SHARE ROW EXCLUSIVE MODE")
+    copied: dict[str, int] = {}
+    for spec in TABLES:
+        old = f"{spec.name}_old"
+        _q(conn, f"ALTER TABLE {spec.name} RENAME TO {old}")
+        _q(conn, f"ALTER TABLE {old} RENAME CONSTRAINT {spec.name}_pkey TO {old}_pkey")
+        _q(conn, f"ALTER TABLE {old} DROP CONSTRAINT IF EXISTS {spec.name}_project_id_fkey")
+        for name, _ in spec.unique:
+            _q(conn, f"ALTER TABLE {old} DROP CONSTRAINT {name}")
+        for name, _ in spec.indexes:
+            _q(conn, f"DROP INDEX IF EXISTS {name}")
+        if spec.id_column == "id":
+            _q(conn, f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY NONE")
+        _build(conn, spec, old, partitioned=False)
+        copied[spec.name] = _copy(conn, spec, old, f"SELECT o.* FROM {old} o", progress)
+        _q(conn, f"DROP TABLE {old}")  # and its partitions
+        if spec.id_column == "id":
+            _q(conn, f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY {spec.name}.id")
+        if spec.keys_table:
+            _q(conn, f"DROP TABLE {spec.keys_table}")
+    for child in EVENT_CHILDREN:
+        _q(conn, f"ALTER TABLE {child} ADD CONSTRAINT {child}_event_id_fkey FOREIGN KEY (event_id) "
+                 "REFERENCES events (id) ON DELETE CASCADE")
+    return copied

@@ -1,0 +1,79 @@
+"""What is partitioned on Postgres, by which column, and the keys each table has in either shape.
+
+The SQLAlchemy models describe the plain shape (SQLite, and Postgres before conversion). A partitioned table's
+primary key and unique constraints must contain the partition key, and nothing may hold a foreign key to it
+unless the key includes that column; so when converted:
+
+- `events` and `feedback` (by `ts`) get primary key `(id, ts)`. Exactly-once ingestion is kept by two small
+  non-partitioned tables, `event_keys` and `feedback_keys`, whose primary key is the client id per project
+  (a retry whose server-assigned timestamp differs would otherwise land in another partition as a new row).
+- `event_vectors` and `event_scores` (by `event_ts`, their event's timestamp, written with them) so an
+  expired day's embeddings and scores go with its events; their foreign keys to `events` are dropped, as is
+  `drift_cluster_events`'s (retention and erasure delete those rows explicitly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitor.models import FTS_EXPRESSION
+
+
+@dataclass(frozen=True)
+class PartitionedTable:
+    name: str
+    key: str  # the partition column (a timestamptz)
+    id_column: str  # what the conversion walks through in batches
+    partitioned_pk: tuple[str, ...]
+    plain_pk: tuple[str, ...]
+    # (constraint name, plain columns); partitioned, the partition key is appended
+    unique: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # (name, "USING method (expr)" or "(cols)") — identical in both shapes
+    indexes: tuple[tuple[str, str], ...] = ()
+    # the dedupe table that keeps the plain unique key across partitions, and that key's columns
+    keys_table: str | None = None
+    # the plain shape's foreign key to events (children)
+    event_fk: bool = False
+
+    def partition_name(self, suffix: str) -> str:
+        return f"{self.name}_{suffix}"
+
+    @property
+    def default_partition(self) -> str:
+        return f"{self.name}_default"
+
+
+EVENTS = PartitionedTable(
+    name="events", key="ts", id_column="id", partitioned_pk=("id", "ts"), plain_pk=("id",),
+    unique=(("uq_events_project_client_id", ("project_id", "client_event_id")),),
+    indexes=(("ix_events_project_ts", "(project_id, ts)"), ("ix_events_project_received", "(project_id, received_at)"),
+             ("ix_events_project_session", "(project_id, session_id)"),
+             ("ix_events_fts", f"USING gin ({FTS_EXPRESSION})"),
+             ("ix_events_metadata", "USING gin (metadata jsonb_path_ops)")),
+    keys_table="event_keys",
+)
+FEEDBACK = PartitionedTable(
+    name="feedback", key="ts", id_column="id", partitioned_pk=("id", "ts"), plain_pk=("id",),
+    unique=(("uq_feedback_project_client_id", ("project_id", "client_feedback_id")),),
+    indexes=(("ix_feedback_project_event", "(project_id, event_client_id)"),
+             ("ix_feedback_project_ts", "(project_id, ts)"),
+             ("ix_feedback_project_score", "(project_id, score)")),
+    keys_table="feedback_keys",
+)
+EVENT_VECTORS = PartitionedTable(
+    name="event_vectors", key="event_ts", id_column="event_id",
+    partitioned_pk=("event_id", "field", "model_key", "event_ts"), plain_pk=("event_id", "field", "model_key"),
+    event_fk=True,
+)
+EVENT_SCORES = PartitionedTable(
+    name="event_scores", key="event_ts", id_column="event_id",
+    partitioned_pk=("event_id", "field", "scorer", "event_ts"), plain_pk=("event_id", "field", "scorer"),
+    indexes=(("ix_event_scores_scorer_score", "(scorer, field, score)"),), event_fk=True,
+)
+# Parents first: the children's conversion reads each row's event timestamp from the converted events.
+TABLES: tuple[PartitionedTable, ...] = (EVENTS, FEEDBACK, EVENT_VECTORS, EVENT_SCORES)
+BY_NAME = {t.name: t for t in TABLES}
+# The client-id column of each keys table's plain unique key
+KEY_COLUMNS = {"event_keys": "client_event_id", "feedback_keys": "client_feedback_id"}
+# Tables that lose their foreign key to `events` when it is partitioned (and get it back when it is not).
+EVENT_CHILDREN = ("event_vectors", "event_scores", "drift_cluster_events")

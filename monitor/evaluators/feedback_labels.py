@@ -66,7 +66,7 @@ def load_baseline(session: Session, ctx: WindowContext, name: str, version: str)
                EvalScore.value.is_not(None), Event.project_id == pid, Event.ts < ctx.window_start, has_feedback)
         .order_by(Event.ts.desc()).limit(BASELINE_MAX)).all()
     labels = human_labels(session, pid, [r[0] for r in rows], ctx.config)
-    kept = [(float(v), labels[e]) for e, v in rows if e in labels]
+    kept = [(float(v), labels[e]) for e, v in rows if e in labels and v is not None]
     return (np.array([k[0] for k in kept], dtype=float), np.array([k[1] for k in kept], dtype=bool))
 
 

@@ -86,7 +86,7 @@ class InjectionEvaluator:
     """Scores prompts; value = probability of an injection/jailbreak attempt, label = value >= threshold."""
 
     fields = frozenset({"prompt", "prompt_vec"})
-    good_when_high = False  # an attack prompt is not a sign of a good answer
+    good_when_high: bool | None = False  # an attack prompt is not a sign of a good answer
 
     def __init__(self, name: str = "injection", *, weights: str | Path | HeadWeights | None = None,
                  threshold: float | None = None, device: str = "auto", use_stored_vectors: bool = True) -> None:

@@ -69,7 +69,7 @@ _SHARED_CACHE = _Cache()
 
 
 class JudgeEvaluator:
-    good_when_high = True  # every rubric scores 5 = good
+    good_when_high: bool | None = True  # every rubric scores 5 = good
 
     def __init__(self, client: JudgeClient, *, name: str = "judge", rubric: str | Rubric = "helpfulness",
                  policy: str = "", threshold: float = 0.5, ledger: SpendLedger | None = None,

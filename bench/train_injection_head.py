@@ -39,7 +39,8 @@ VERSION = "1"
 
 
 def load(split: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").split("\n") if line]  # not splitlines: U+2028 is in texts
+    # split("\n"), not splitlines(): some texts hold U+2028, which splitlines() would cut at.
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").split("\n") if line]
     rows = [r for r in rows if r["split"] == split]
     return ([r["text"] for r in rows], np.array([r["label"] for r in rows]), np.array([r["source"] for r in rows]),
             np.array([r["group"] for r in rows]))
@@ -116,7 +117,7 @@ def main() -> None:
     head = fit(kind, x, y, w, args.seed)
     head.meta.update({"threshold": threshold, "validation_auc": round(results[kind][0], 4),
                       "max_benign_fpr": MAX_BENIGN_FPR, "trained_on": "bench/data/evaluators/injection_prompts.jsonl "
-                      "split=train", "n_train": int(len(y))})
+                      "split=train", "n_train": len(y)})
     args.out.parent.mkdir(parents=True, exist_ok=True)
     head.save(args.out)
     print(f"chose {kind}, threshold {threshold:.4f}; wrote {args.out}")

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.evaluators.base import EvalItem, EvalResult
 from monitor.safety.embedding_head import HEAD_EMBEDDING_KEY, HeadWeights, head_probability
@@ -76,14 +77,19 @@ def _explain(text: str, p: float, threshold: float) -> str:
     return f"{verdict} (p={p:.2f}, threshold {threshold:.2f}){cues}"
 
 
+class InjectionParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    threshold: float | None = Field(None, gt=0.0, lt=1.0, description="Default: the head's calibrated threshold.")
+
+
 class InjectionEvaluator:
     """Scores prompts; value = probability of an injection/jailbreak attempt, label = value >= threshold."""
 
     fields = frozenset({"prompt", "prompt_vec"})
-    good_when_high = False  # an attack prompt is not a sign of a good answer
+    good_when_high: bool | None = False  # an attack prompt is not a sign of a good answer
 
     def __init__(self, name: str = "injection", *, weights: str | Path | HeadWeights | None = None,
-                 threshold: float | None = None, device: str = "auto") -> None:
+                 threshold: float | None = None, device: str = "auto", use_stored_vectors: bool = True) -> None:
         self.weights = weights if isinstance(weights, HeadWeights) else HeadWeights.load(weights or HEAD_PATH)
         if self.weights.meta.get("embedding_key") != HEAD_EMBEDDING_KEY:
             raise ValueError(f"injection head was trained on {self.weights.meta.get('embedding_key')!r} vectors")
@@ -94,6 +100,11 @@ class InjectionEvaluator:
         if not 0.0 < self.threshold < 1.0:
             raise ValueError("threshold must be in (0, 1)")
         self.version = f"head-{self.weights.meta.get('version', '1')}-t{self.threshold:.3f}"
+        self.params = InjectionParams(threshold=self.threshold)  # resolved: what the stage reports as threshold
+        # Stored vectors of another embedding model (DRIFTLOOP_EMBEDDING_MODEL) would feed the head the wrong
+        # space, even at the same dimension: then only the text is asked for and the head embeds it itself.
+        if not use_stored_vectors:
+            self.fields = frozenset({"prompt"})
         self.device = device
         self._lock = threading.Lock()
 

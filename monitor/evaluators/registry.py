@@ -13,6 +13,8 @@ from pydantic import BaseModel, ValidationError
 
 from monitor.evaluators.base import Evaluator
 from monitor.evaluators.degenerate import DegenerateEvaluator, DegenerateParams
+from monitor.evaluators.injection import InjectionParams
+from monitor.evaluators.judge.params import JudgeParams
 from monitor.evaluators.language import LanguageMismatchEvaluator, LanguageParams
 from monitor.evaluators.params import ThresholdParams
 from monitor.evaluators.pii_leak import PiiLeakEvaluator, PiiLeakParams
@@ -63,12 +65,35 @@ def _degenerate(spec: EvaluatorSpec, settings: Settings) -> Evaluator:
     return DegenerateEvaluator(spec.name, parse_params(DegenerateParams, spec.params))
 
 
+def _injection(spec: EvaluatorSpec, settings: Settings) -> Evaluator:
+    from monitor.embeddings import resolve_embedding_model
+    from monitor.evaluators.injection import InjectionEvaluator
+    from monitor.safety.embedding_head import HEAD_EMBEDDING_KEY
+
+    params = parse_params(InjectionParams, spec.params)
+    try:
+        key = resolve_embedding_model(settings.embedding_model)[1]
+    except RuntimeError:
+        key = None
+    return InjectionEvaluator(spec.name, threshold=params.threshold, device=settings.device,
+                              use_stored_vectors=key == HEAD_EMBEDDING_KEY)
+
+
+def _judge(spec: EvaluatorSpec, settings: Settings) -> Evaluator:
+    from monitor.evaluators.judge.params import build_judge
+
+    parse_params(JudgeParams, spec.params)
+    return build_judge(spec.name, spec.params, settings)
+
+
 BUILTINS: dict[str, Factory] = {
     "refusal": _refusal,
     "relevance": _relevance,
     "pii_leak": _pii_leak,
     "language_mismatch": _language,
     "degenerate": _degenerate,
+    "injection": _injection,
+    "judge": _judge,
 }
 
 # The params model of each kind, so a project config is checked when it is set, not when a window first runs.
@@ -78,6 +103,8 @@ PARAMS: dict[str, type[BaseModel]] = {
     "pii_leak": PiiLeakParams,
     "language_mismatch": LanguageParams,
     "degenerate": DegenerateParams,
+    "injection": InjectionParams,
+    "judge": JudgeParams,
 }
 
 

@@ -50,6 +50,8 @@ EVAL_STATS = (
     ("mean", "Mean score of evaluator {name} over the sampled events", "score"),
     ("rate", "Share of sampled events evaluator {name} labels (score at or above its threshold)", "ratio"),
     ("coverage", "Share of sampled events evaluator {name} scored (low when it fails or cannot score)", "ratio"),
+    ("agreement", "ROC AUC of evaluator {name} against users' thumbs and corrections (flagged: dropped "
+     "significantly vs its baseline)", "auc"),
 )
 _EVAL_NAME = re.compile(r"^eval\.([a-z][a-z0-9_]{0,47})\.([a-z_]+)$")
 

@@ -42,7 +42,7 @@ def judge_server() -> Iterator[JudgeServer]:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             body["_auth"] = self.headers.get("Authorization")
             state.requests.append(body)

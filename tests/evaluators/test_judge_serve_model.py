@@ -83,7 +83,8 @@ def test_smollm2_judge_gives_verdicts(session: Session, session_maker: sessionma
     project = get_or_create_project(session, unique_slug())
     session.commit()
     with serving(settings, project.slug, session_maker, lm) as url:
-        ev = JudgeEvaluator(JudgeClient(url, "champion", max_tokens=60), rubric="helpfulness", cache=_Cache(),
+        ev = JudgeEvaluator(JudgeClient(url, "champion", max_tokens=40, timeout_s=300, max_attempts=1),
+                            rubric="helpfulness", cache=_Cache(),
                             window_deadline_s=600)
         try:
             results = ev.evaluate(ITEMS)

@@ -67,6 +67,9 @@ class JudgeClient:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(headers=headers, transport=transport, follow_redirects=False)
 
+    def set_api_key(self, api_key: str) -> None:
+        self._http.headers["Authorization"] = f"Bearer {api_key}"
+
     def close(self) -> None:
         self._http.close()
 

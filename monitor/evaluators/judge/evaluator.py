@@ -17,12 +17,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from monitor.evaluators.base import EvalItem, EvalResult, EvaluatorFailed
 from monitor.evaluators.judge.client import Completion, DeadlineReached, JudgeCallError, JudgeClient
 from monitor.evaluators.judge.rubrics import RUBRICS, Rubric, missing_fields, render
 from monitor.evaluators.judge.spend import MemoryLedger, SpendLedger
 from monitor.evaluators.judge.verdict import VerdictError, parse_verdict
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from monitor.settings import Settings
 
 BUDGET_MESSAGE = "token budget exhausted"
 
@@ -63,7 +69,7 @@ _SHARED_CACHE = _Cache()
 
 
 class JudgeEvaluator:
-    good_when_high = True  # every rubric scores 5 = good
+    good_when_high: bool | None = True  # every rubric scores 5 = good
 
     def __init__(self, client: JudgeClient, *, name: str = "judge", rubric: str | Rubric = "helpfulness",
                  policy: str = "", threshold: float = 0.5, ledger: SpendLedger | None = None,
@@ -84,6 +90,28 @@ class JudgeEvaluator:
         fp = self.rubric.fingerprint(policy)
         self.version = f"{self.rubric.name}-{fp}-{client.model}-t{threshold:g}"[:64]
         self.stats = JudgeStats(0, 0, 0, 0, ())
+        self.params: Any = None  # the validated JudgeParams when built from a project's spec (registry)
+        self.daily_limit: int | None = self.ledger.limit
+
+    def bind_project(self, session: Session, project_id: int, settings: Settings) -> None:
+        """Called by the window stage: the project's persistent budget and, if named, its stored API key.
+
+        On Postgres the ledger commits in transactions of its own (tokens spent on a window that rolls back were
+        still paid for, and workers do not queue behind one window's lock); SQLite has one writer, so there the
+        ledger writes inside the window's transaction (savepoints)."""
+        from sqlalchemy.orm import sessionmaker
+
+        from monitor.evaluators.judge.keys import judge_key
+        from monitor.evaluators.judge.spend import SqlLedger
+
+        key_name = getattr(self.params, "api_key_name", None)
+        if key_name:
+            self.client.set_api_key(judge_key(session, project_id, key_name, settings=settings))
+        bind = session.get_bind()
+        if bind.dialect.name == "postgresql":
+            self.ledger = SqlLedger(sessionmaker(bind=bind), project_id, self.name, self.daily_limit)
+        else:
+            self.ledger = SqlLedger.in_session(session, project_id, self.name, self.daily_limit)
 
     def _key(self, messages: list[dict[str, str]]) -> str:
         raw = json.dumps([self.client.model, self.rubric.name, messages], sort_keys=True)

@@ -51,6 +51,9 @@ def build_judge(name: str, params: Mapping[str, Any], settings: Settings, *, api
                          timeout_s=p.timeout_seconds or settings.judge_timeout_seconds,
                          max_tokens=p.max_output_tokens, use_schema=p.use_schema)
     limit = p.max_tokens_per_day if p.max_tokens_per_day is not None else settings.judge_max_tokens_per_day
-    return JudgeEvaluator(client, name=name, rubric=p.rubric, policy=p.policy, threshold=p.threshold,
-                          ledger=ledger or MemoryLedger(limit),
-                          window_deadline_s=p.window_deadline_seconds or settings.judge_window_deadline_seconds)
+    ev = JudgeEvaluator(client, name=name, rubric=p.rubric, policy=p.policy, threshold=p.threshold,
+                        ledger=ledger or MemoryLedger(limit),
+                        window_deadline_s=p.window_deadline_seconds or settings.judge_window_deadline_seconds)
+    ev.params = p
+    ev.daily_limit = limit
+    return ev

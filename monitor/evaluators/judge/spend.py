@@ -8,7 +8,8 @@ tokens spent on a window that later rolls back were still paid for.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -66,6 +67,23 @@ class SqlLedger:
         self.evaluator = evaluator
         self.limit = limit
         self.clock = clock
+        self._session: Session | None = None
+
+    @classmethod
+    def in_session(cls, session: Session, project_id: int, evaluator: str, limit: int | None) -> SqlLedger:
+        """A ledger writing through ``session`` (savepoints): it commits with the caller's transaction."""
+        ledger = cls(sessionmaker(), project_id, evaluator, limit)
+        ledger._session = session
+        return ledger
+
+    @contextmanager
+    def _unit(self) -> Iterator[Session]:
+        if self._session is not None:
+            with self._session.begin_nested():
+                yield self._session
+        else:
+            with self.factory() as session, session.begin():
+                yield session
 
     def _key(self) -> tuple[int, str, str]:
         return self.project_id, self.evaluator, utc_day(self.clock())
@@ -82,7 +100,7 @@ class SqlLedger:
 
     def reserve(self, tokens: int) -> bool:
         key = self._key()
-        with self.factory() as session, session.begin():
+        with self._unit() as session:
             self._ensure_row(session, key)
             stmt = update(JudgeSpend).where(
                 JudgeSpend.project_id == key[0], JudgeSpend.evaluator == key[1], JudgeSpend.period == key[2])
@@ -96,13 +114,13 @@ class SqlLedger:
         if actual == reserved:
             return
         key = self._key()
-        with self.factory() as session, session.begin():
+        with self._unit() as session:
             session.execute(update(JudgeSpend).where(
                 JudgeSpend.project_id == key[0], JudgeSpend.evaluator == key[1], JudgeSpend.period == key[2])
                 .values(tokens=JudgeSpend.tokens + (actual - reserved), updated_at=utcnow()))
 
     def spent(self) -> int:
         key = self._key()
-        with self.factory() as session:
+        with self._unit() as session:
             return int(session.scalar(select(JudgeSpend.tokens).where(
                 JudgeSpend.project_id == key[0], JudgeSpend.evaluator == key[1], JudgeSpend.period == key[2])) or 0)

@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from monitor.evaluators.base import EvalResult, Evaluator
+from monitor.evaluators.feedback_labels import agreement_row, load_baseline
 from monitor.evaluators.items import load_items
 from monitor.evaluators.registry import build
 from monitor.evaluators.store import store_scores, stored_scores
@@ -69,7 +70,10 @@ def score(session: Session, project_id: int, evaluator: Evaluator, ids: list[int
             if len(out) != len(items):
                 raise RuntimeError(f"returned {len(out)} results for {len(items)} events")
             fresh = {item.event_id: r for item, r in zip(items, out, strict=True)}
-            store_scores(session, project_id, evaluator.name, evaluator.version, fresh)
+            # Only scores are kept: an item error (a judge's budget or deadline, a correction not yet given)
+            # may not recur, so a recompute asks again instead of reusing the error forever.
+            store_scores(session, project_id, evaluator.name, evaluator.version,
+                         {e: r for e, r in fresh.items() if r.value is not None})
             results.update(fresh)
     except Exception as exc:  # whatever broke, the window is computed and the failure is reported in its rows
         log.warning("evaluator %s failed on project %s: %s", evaluator.name, project_id, exc)
@@ -132,6 +136,11 @@ def compute_evaluators(session: Session, ctx: WindowContext) -> int:
             evaluator = build(spec, get_settings())
         except Exception as exc:  # a config that validated once but no longer builds (e.g. a removed model)
             failure = f"{type(exc).__name__}: {exc}"[:500]
+        if evaluator is not None and hasattr(evaluator, "bind_project"):
+            try:  # the judge: the project's persistent token budget and stored API key
+                evaluator.bind_project(session, pid, get_settings())
+            except Exception as exc:
+                failure, evaluator = f"{type(exc).__name__}: {exc}"[:500], None
         if evaluator is not None:
             results, failure = score(session, pid, evaluator, ids, cfg.evaluator_context_key)
         values = np.full(len(frame), np.nan)
@@ -142,9 +151,14 @@ def compute_evaluators(session: Session, ctx: WindowContext) -> int:
                 values[pos] = r.value
                 labels[pos] = bool(r.label)
         base = {"kind": spec.kind, "sample_share": spec.sample_share}
+        baseline = (load_baseline(session, ctx, spec.name, evaluator.version)
+                    if evaluator is not None and evaluator.good_when_high is not None and not failure else None)
         for label, sampled in samples.items():
             events = int(chosen[label].sum())
             extra = {**base, "events": events} if int(sampled.sum()) < events else base
             points = _points(spec, evaluator, values[sampled], labels[sampled], cfg.min_samples, failure, extra)
+            if evaluator is not None and evaluator.good_when_high is not None and not failure:
+                points.append(agreement_row(session, ctx, spec, evaluator, frame.ids[sampled], values[sampled],
+                                            baseline))
             written += upsert_points(session, pid, label, ctx.window_start, ctx.window_end, points)
     return written

@@ -8,7 +8,6 @@ collector SIGKILLed costs no request and no event (SIGKILL mid-load: bench/fault
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from monitor.db import make_engine
 from monitor.projects.service import create_key
 from monitor.settings import Settings
 from tests.support import services
-from tests.support.collector import CollectorProcess
+from tests.support.collector import CollectorProcess, start_all
 from tests.support.factories import event_dict
 from tests.support.lossy_upstream import LossyUpstream
 from tests.support.nginx import INSTALL_HINT, Logged, Nginx, nginx_binary
@@ -62,24 +61,6 @@ class Farm:
             return int(row[0]), int(row[1])
 
 
-def _start_all(collectors: list[CollectorProcess]) -> None:
-    errors: list[BaseException] = []
-
-    def start(c: CollectorProcess) -> None:
-        try:
-            c.start(timeout=120)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=start, args=(c,)) for c in collectors]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-
-
 @pytest.fixture(scope="module")
 def farm(_servers: tuple[str, str], tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[Farm]:
     if nginx_binary() is None:
@@ -95,7 +76,7 @@ def farm(_servers: tuple[str, str], tmp_path_factory: pytest.TempPathFactory, wo
     collectors = [CollectorProcess(db_url, logs / f"collector-{i}.log", extra_env=env) for i in range(3)]
     nginx = Nginx([f"127.0.0.1:{c.port}" for c in collectors])
     try:
-        _start_all(collectors)
+        start_all(collectors)
         nginx.start()
         yield Farm(db_url, collectors, nginx)
     finally:

@@ -28,6 +28,7 @@ from sqlalchemy import Select, delete, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.db import run_unit, utcnow
+from monitor.evaluators.models import EvalScore
 from monitor.models import Event, Feedback, Project
 from monitor.partitions.service import Dropped, drop_expired_partitions
 from monitor.pipeline.models import EventScore, EventVector
@@ -100,7 +101,8 @@ def expired_counts(session: Session, project_id: int, cutoff: datetime) -> Delet
     return Deleted(
         events=count(select(func.count()).select_from(events)),
         vectors=count(select(func.count()).select_from(EventVector).where(EventVector.event_id.in_(select(events.c.id)))),
-        scores=count(select(func.count()).select_from(EventScore).where(EventScore.event_id.in_(select(events.c.id)))),
+        scores=count(select(func.count()).select_from(EventScore).where(EventScore.event_id.in_(select(events.c.id))))
+        + count(select(func.count()).select_from(EvalScore).where(EvalScore.event_id.in_(select(events.c.id)))),
         feedback=count(select(func.count()).select_from(_expired_feedback(project_id, cutoff).subquery())),
     )
 
@@ -118,7 +120,8 @@ def delete_expired_batch(session: Session, project_id: int, cutoff: datetime, ba
     if event_ids:
         # Deleted explicitly (not only by ON DELETE CASCADE) so the run can say how many went.
         out.vectors = _rowcount(session, delete(EventVector).where(EventVector.event_id.in_(event_ids)))
-        out.scores = _rowcount(session, delete(EventScore).where(EventScore.event_id.in_(event_ids)))
+        out.scores = _rowcount(session, delete(EventScore).where(EventScore.event_id.in_(event_ids))) + \
+            _rowcount(session, delete(EvalScore).where(EvalScore.event_id.in_(event_ids)))
         out.events = _rowcount(session, delete(Event).where(Event.id.in_(event_ids)))
     feedback_ids = _batch_ids(session, _expired_feedback(project_id, cutoff), Feedback.ts, batch_size)
     if feedback_ids:

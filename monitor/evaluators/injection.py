@@ -80,6 +80,7 @@ def _explain(text: str, p: float, threshold: float) -> str:
 class InjectionParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     threshold: float | None = Field(None, gt=0.0, lt=1.0, description="Default: the head's calibrated threshold.")
+    min_coverage: float = Field(0.5, gt=0.0, le=1.0, description="The default coverage rule pages below this.")
 
 
 class InjectionEvaluator:

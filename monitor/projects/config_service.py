@@ -267,6 +267,10 @@ def change_config(
                               recomputed_windows=marked)
     session.add(row)
     session.flush()
+    # A newly added evaluator gets its default judge-health alert rules (docs/evaluators.md).
+    from monitor.evaluators.health_rules import ensure_health_rules
+
+    ensure_health_rules(session, project.id, before, parsed)
     result.recomputed = bool(recompute and plan.families)
     result.change_id = row.id
     return result

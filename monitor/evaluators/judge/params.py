@@ -27,6 +27,7 @@ class JudgeParams(BaseModel):
     max_output_tokens: int = Field(200, ge=16, le=4096)
     timeout_seconds: float | None = Field(None, gt=0, le=600)
     window_deadline_seconds: float | None = Field(None, gt=0, le=3600)
+    min_coverage: float = Field(0.5, gt=0.0, le=1.0, description="The default coverage rule pages below this.")
     use_schema: bool = Field(True, description="Send response_format json_schema (dropped if the server refuses).")
 
     @field_validator("base_url")

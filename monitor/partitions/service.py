@@ -148,12 +148,14 @@ def partition_rows(session: Session, partition: str) -> int:
     return int(session.execute(text(f"SELECT count(*) FROM {partition}")).scalar_one())
 
 
-def drop_partition(session: Session, partition: str) -> None:
-    """Drop one range. The parent is locked (ACCESS EXCLUSIVE) until the caller commits, so each drop is its own
-    short transaction; and it waits at most 2 s for that lock: a drop queued behind a long report would make
-    every ingest queue behind it. A timeout raises; the next run tries again."""
+def drop_partitions(session: Session, partitions: list[str]) -> None:
+    """Drop ranges (the caller passes one range of each table: an event's day with its embeddings', scores' and
+    feedback's). The parents are locked (ACCESS EXCLUSIVE) until the caller commits, so each call is its own
+    short transaction; and it waits at most 2 s for a lock: a drop queued behind a long report would make every
+    ingest queue behind it. A timeout raises; the next run tries again."""
     session.execute(text("SET LOCAL lock_timeout = '2s'"))
-    session.execute(text(f"DROP TABLE {partition}"))
+    for partition in partitions:
+        session.execute(text(f"DROP TABLE {partition}"))
 
 
 def forget_client_ids(session: Session, project_id: int, *, events: Iterable[str] = (),

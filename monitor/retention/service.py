@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.db import run_unit, utcnow
 from monitor.models import Event, Feedback, Project
-from monitor.partitions.service import drop_partition, expired_partitions, partition_rows, partitioned_tables
+from monitor.partitions.service import drop_partitions, expired_partitions, partition_rows, partitioned_tables
 from monitor.pipeline.models import EventScore, EventVector
 
 
@@ -147,11 +147,15 @@ def apply_retention(
     if not dry_run and project_ids is None:
         # Whole expired ranges go at once (partitioned Postgres only; a no-op elsewhere). A range holds every
         # project's rows, so a run limited to some projects leaves them to the DELETE below.
+        by_range: dict[str, list[tuple[str, str]]] = {}
         for table, partition in run_unit(factory, partial(expired_partitions, cutoff=cutoff)):
-            rows = run_unit(factory, partial(partition_rows, partition=partition))
-            run_unit(factory, partial(drop_partition, partition=partition))
-            report.partitions_dropped.append(partition)
-            report.partition_rows[table] = report.partition_rows.get(table, 0) + rows
+            by_range.setdefault(partition.removeprefix(table), []).append((table, partition))
+        for group in by_range.values():
+            for table, partition in group:
+                rows = run_unit(factory, partial(partition_rows, partition=partition))
+                report.partition_rows[table] = report.partition_rows.get(table, 0) + rows
+            run_unit(factory, partial(drop_partitions, partitions=[p for _, p in group]))
+            report.partitions_dropped.extend(p for _, p in group)
     for project_id, slug in run_unit(factory, lambda s: _projects(s, project_ids)):
         if dry_run:
             report.projects[slug] = run_unit(factory, partial(expired_counts, project_id=project_id, cutoff=cutoff))

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.db import run_unit, utcnow
 from monitor.evaluators.models import EvalScore
 from monitor.models import Event, Feedback, Project
-from monitor.partitions.service import Dropped, drop_expired_partitions
+from monitor.partitions.service import drop_partitions, expired_partitions, partition_rows, partitioned_tables
 from monitor.pipeline.models import EventScore, EventVector
 
 
@@ -150,10 +150,15 @@ def apply_retention(
     if not dry_run and project_ids is None:
         # Whole expired ranges go at once (partitioned Postgres only; a no-op elsewhere). A range holds every
         # project's rows, so a run limited to some projects leaves them to the DELETE below.
-        dropped = run_unit(factory, partial(drop_expired_partitions, cutoff=cutoff))
-        report.partitions_dropped, report.partition_rows = dropped.partitions, dropped.rows
-    else:
-        dropped = Dropped([], {})
+        by_range: dict[str, list[tuple[str, str]]] = {}
+        for table, partition in run_unit(factory, partial(expired_partitions, cutoff=cutoff)):
+            by_range.setdefault(partition.removeprefix(table), []).append((table, partition))
+        for group in by_range.values():
+            for table, partition in group:
+                rows = run_unit(factory, partial(partition_rows, partition=partition))
+                report.partition_rows[table] = report.partition_rows.get(table, 0) + rows
+            run_unit(factory, partial(drop_partitions, partitions=[p for _, p in group]))
+            report.partitions_dropped.extend(p for _, p in group)
     for project_id, slug in run_unit(factory, lambda s: _projects(s, project_ids)):
         if dry_run:
             report.projects[slug] = run_unit(factory, partial(expired_counts, project_id=project_id, cutoff=cutoff))
@@ -169,15 +174,15 @@ def apply_retention(
             if batch.events < batch_size and batch.feedback < batch_size:
                 break  # both ran dry (rows skipped as locked by a parallel run are that run's to delete)
         report.projects[slug] = done
-    if dropped.partitioned:
-        report.batches += _forget_expired(factory, cutoff, batch_size)
+    if run_unit(factory, lambda s: "events" in partitioned_tables(s.connection())):
+        report.batches += _forget_expired(factory, cutoff, batch_size * 10)
     return report
 
 
 def _forget_expired(factory: sessionmaker[Session], cutoff: datetime, batch_size: int) -> int:
     """Partitioned storage, after the drops and DELETEs: the dedupe keys of the expired events and feedback, and
     the drift cluster memberships of events that went (no foreign key cascades from a partitioned table), in
-    short batches."""
+    batches (larger than the events': a key row is a few dozen bytes, and no writer touches an expired key)."""
     batches = 0
     statements = [f"DELETE FROM {keys} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {keys} WHERE ts < :cutoff "
                   "LIMIT :n FOR UPDATE SKIP LOCKED))" for keys in ("event_keys", "feedback_keys")]

@@ -8,6 +8,7 @@ collector SIGKILLed costs no request and no event (SIGKILL mid-load: bench/fault
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -183,14 +184,17 @@ def test_a_sigkilled_collector_costs_no_request_and_no_event(farm: Farm) -> None
     address = f"127.0.0.1:{victim.port}"
     before = len(farm.nginx.access_log())
     victim.kill()
+    killed_at = time.monotonic()
     try:
         ids, _ = _post_batches(farm.nginx.url, key, batches=12)  # each answered 200 (else it asserts)
+        elapsed = time.monotonic() - killed_at
         assert farm.stored(ids) == (len(ids), len(ids))
         lines = [line for line in farm.nginx.access_log()[before:] if line.request.startswith("POST")]
         rerouted = [line for line in lines if address in line.upstreams]
         # The dead collector was tried (connection refused), then left out for fail_timeout: each such batch
         # went on to a live collector; none ended on the dead one.
         assert rerouted and all(line.upstreams[-1] != address for line in rerouted), rerouted
-        assert len(rerouted) <= 2  # max_fails=2: after two failures nginx stops choosing it
+        # max_fails=2 fail_timeout=5s: after two failures nginx leaves it out for 5 s, then tries it once again.
+        assert len(rerouted) <= 2 + int(elapsed / 5), (len(rerouted), elapsed)
     finally:
         victim.start(timeout=120)

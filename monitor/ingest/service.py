@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from monitor.db import utcnow
+from monitor.ingest.fastparse import FastEvent
 from monitor.models import Event, Feedback
 from monitor.schemas import EventIn, FeedbackIn, dump_json
 
@@ -67,7 +68,7 @@ def _json(value: dict[str, Any] | None) -> str | None:
     return None if value is None else dump_json(value).decode()
 
 
-def _event_row(project_id: int, e: EventIn, now: datetime) -> tuple[Any, ...]:
+def _event_row(project_id: int, e: EventIn | FastEvent, now: datetime) -> tuple[Any, ...]:
     return (
         project_id, e.event_id, e.timestamp or now, now, e.trace_id, e.session_id, e.model, e.model_version,
         e.prompt_template_id, e.prompt_template_version, e.prompt, e.response, e.latency_ms, e.prompt_tokens,
@@ -82,7 +83,7 @@ def _feedback_row(project_id: int, f: FeedbackIn, now: datetime) -> tuple[Any, .
     )
 
 
-def ingest_events(session: Session, project_id: int, events: Sequence[EventIn]) -> IngestCounts:
+def ingest_events(session: Session, project_id: int, events: Sequence[EventIn | FastEvent]) -> IngestCounts:
     now = utcnow()
     rows = [_event_row(project_id, e, now) for e in events]
     return _write(session, Event.__table__, _EVENT_COLUMNS, rows, ("project_id", "client_event_id"))  # type: ignore[arg-type]

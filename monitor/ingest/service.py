@@ -2,7 +2,7 @@
 
 A batch is written in one statement inside the caller's transaction, so it is stored whole or not at all,
 and a retried batch stores nothing twice (unique client id per project, ON CONFLICT DO NOTHING). On Postgres
-the rows travel by COPY into a temporary table first, which is several times faster than INSERT for
+the rows travel by binary COPY into a temporary table first, which is several times faster than INSERT for
 batches of hundreds of rows.
 """
 
@@ -123,7 +123,10 @@ def _copy_insert(
             f"CREATE TEMP TABLE IF NOT EXISTS {staging} ({', '.join(f'{c} {t}' for c, t in columns)}) "
             "ON COMMIT DELETE ROWS"
         )
-        with cur.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+        # Binary COPY: the profile of bench/ingest.py showed text COPY formatting as the collector's largest cost
+        # after validation (3.5 µs of client CPU per event; binary 0.8 µs, and less parsing for the server).
+        with cur.copy(f"COPY {staging} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([t.split("(")[0] for _, t in columns])
             for row in rows:
                 copy.write_row(row)
         cur.execute(

@@ -56,6 +56,7 @@ INVALID = [
     body({"event_id": "a", "unknown": 1}), body({"event_id": "a", "prompt": "nul\x00"}),
     b'{"events":[{"event_id":"a","prompt":"\\ud800"}]}', b'{"events":[{"event_id":"a","latency_ms":NaN}]}',
     b'{"events":[{"event_id":"a","metadata":' + b'{"a":' * 300 + b"1" + b"}" * 300 + b"}]}",
+    b'{"events":[{"event_id":"a","metadata":' + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"}]}",  # past msgspec's limit
     b'{"events":[{"event_id":"a"}]} trailing', b'\xef\xbb\xbf{"events":[{"event_id":"a"}]}',
 ]
 

@@ -72,3 +72,33 @@ def test_judge_keys_sealed_and_never_stored_in_clear(session: Session, settings:
     assert delete_judge_key(session, project_id, "openai")
     with pytest.raises(LookupError, match="set-judge-key"):
         judge_key(session, project_id, "openai", settings=settings)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_judge_keys_cli_reads_the_key_from_stdin(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from monitor import migrations
+    from monitor.cli import app
+    from monitor.db import make_engine, session_factory
+    from monitor.settings import reset_settings_cache
+
+    url = settings.database_url.replace(".db", "-cli.db")
+    migrations.upgrade(url)
+    monkeypatch.setenv("DRIFTLOOP_DATABASE_URL", url)
+    reset_settings_cache()
+    try:
+        factory = session_factory(make_engine(url))
+        with factory() as s:
+            pid = get_or_create_project(s, "judged").id
+            s.commit()
+        out = CliRunner().invoke(app, ["judge-keys", "set", "vllm", "-p", "judged"], input="sk-from-stdin\n")
+        assert out.exit_code == 0, out.output
+        assert "sk-from-stdin" not in out.output
+        with factory() as s:
+            assert judge_key(s, pid, "vllm", settings=settings.model_copy(update={"database_url": url})) == \
+                "sk-from-stdin"
+        assert CliRunner().invoke(app, ["judge-keys", "delete", "vllm", "-p", "judged"]).exit_code == 0
+        assert CliRunner().invoke(app, ["judge-keys", "delete", "vllm", "-p", "judged"]).exit_code != 0
+    finally:
+        reset_settings_cache()

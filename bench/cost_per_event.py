@@ -1,6 +1,7 @@
 """What one event costs each component, in CPU time and bytes: the figures docs/scaling.md sizes a deployment with.
 
     python bench/cost_per_event.py [--events 60000] [--producers 3] [--collector-workers 2] [--texts 512]
+                                   [--window-events 60000] [--only ingest|embed|stages]
 
 Wall-clock throughput on a shared machine says more about the neighbours than about driftloop; CPU time charged
 to driftloop's own processes does not (much). So this script counts CPU seconds (user + system, from /proc) of:
@@ -9,7 +10,11 @@ to driftloop's own processes does not (much). So this script counts CPU seconds 
   * Postgres: the backends connected to that database (the collector's pool) over the same interval. Postgres'
     shared background processes (WAL writer, checkpointer, autovacuum) also work for other databases on the
     server, so they are left out: the figure is a lower bound for Postgres;
-  * the embedder (all-MiniLM-L6-v2, the drift and safety stages' model) encoding `--texts` distinct texts.
+  * the window stages (ops, drift, safety) recomputing a window of `--window-events` events, as a worker does
+    every DRIFTLOOP_RECOMPUTE_INTERVAL_SECONDS while it is open (bench/window_stages.py's window), with the
+    Postgres backend they read through;
+  * the embedder (all-MiniLM-L6-v2, the drift and safety stages' model) encoding `--texts` distinct texts on one
+    thread (torch's threads spin while they wait for each other, which a loaded machine turns into CPU time);
 and the bytes each stored event takes on disk (the events table with its indexes and TOAST, after ANALYZE).
 Prints per-event costs and what they mean in cores per 1,000 events/s. Linux only (/proc).
 """
@@ -169,11 +174,56 @@ def embed_costs(n: int) -> dict[str, float]:
                 texts.setdefault(t, None)
         seed += 1
     unique = list(texts)
+    import torch
+
+    # One thread: CPU time per text without OpenMP's spin-waiting, which inflates a multi-threaded figure when
+    # other jobs take the cores. Workers scale by processes, so per-core throughput is what sizing needs.
+    torch.set_num_threads(1)
     embedder = get_embedder(device="cpu")
     embedder.encode(unique[:64])  # load and warm outside the figures
     cpu, began = time.process_time(), time.perf_counter()  # process_time: CPU of every torch thread
     embedder.encode(unique[64:64 + n])
     return {"texts": n, "cpu": time.process_time() - cpu, "wall": time.perf_counter() - began}
+
+
+def stage_costs(n: int, segments: int) -> dict[str, float]:
+    """CPU per event of each window stage recomputing a window (everything embedded and scored already): this
+    process (one torch thread) plus the Postgres backend it reads through. bench/window_stages.py's window."""
+    import torch
+    from sqlalchemy.orm import Session
+
+    from bench.faults.common import fresh_database, servers
+    from bench.window_stages import STAGES, seed, timed
+    from monitor.db import make_engine
+    from monitor.settings import environment
+
+    torch.set_num_threads(1)
+    out: dict[str, float] = {}
+    with servers() as (admin, _redis), fresh_database(admin, "cost_stages") as url, \
+            environment({"DRIFTLOOP_DATABASE_URL": url, "DRIFTLOOP_DEVICE": "cpu"}):
+        engine = make_engine(url)
+        with Session(engine) as s:
+            pid = seed(s, n, segments)
+        for stage in STAGES:  # the first computation embeds and scores the samples: not what is measured
+            timed(engine, stage, pid)
+        pg_url, name = url.replace("postgresql+psycopg", "postgresql"), url.rsplit("/", 1)[1].split("?")[0]
+        for stage in STAGES:
+            meter = Meter()
+            meter.start(backends(pg_url, name))
+            cpu = time.process_time()
+            timed(engine, stage, pid)
+            out[stage] = (time.process_time() - cpu + meter.stop(backends(pg_url, name))) / n
+        engine.dispose()
+    return out
+
+
+def report_stages(args: argparse.Namespace) -> None:
+    costs = stage_costs(args.window_events, args.segments)
+    print(f"window stages, recomputing one window of {args.window_events:,} events ({args.segments} locales; "
+          "this process on one thread + its Postgres backend):")
+    for stage, seconds in costs.items():
+        print(f"  {stage:<8} {seconds * 1e6:7.1f} µs/event per recomputation")
+    print(f"  total    {sum(costs.values()) * 1e6:7.1f} µs/event per recomputation")
 
 
 def main() -> None:
@@ -183,10 +233,23 @@ def main() -> None:
     ap.add_argument("--collector-workers", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=2000)
     ap.add_argument("--texts", type=int, default=512, help="Distinct texts the embedder encodes.")
+    ap.add_argument("--window-events", type=int, default=60_000, help="Events in the stages' window.")
+    ap.add_argument("--segments", type=int, default=3, help="Distinct `locale` values in the stages' window.")
+    ap.add_argument("--only", choices=("ingest", "embed", "stages"), default=None, help="Measure one part only.")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    if args.only in (None, "ingest"):
+        report_ingest(args)
+    if args.only in (None, "embed"):
+        report_embed(args)
+    if args.only in (None, "stages"):
+        report_stages(args)
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+def report_ingest(args: argparse.Namespace) -> None:
     ing = ingest_costs(args)
     n = ing["events"]
     col_us, pg_us = ing["collector_cpu"] / n * 1e6, ing["postgres_cpu"] / n * 1e6
@@ -197,11 +260,13 @@ def main() -> None:
           "(its backends only)")
     print(f"  Postgres disk      {ing['bytes'] / n:7.0f} B/event   -> {ing['bytes'] / n * 86400 * 1000 / 1e9:.1f} GB "
           "per day at 1,000 events/s (events table + indexes + TOAST)")
+
+
+def report_embed(args: argparse.Namespace) -> None:
     emb = embed_costs(args.texts)
     per_text = emb["cpu"] / emb["texts"] * 1e3
     print(f"embedding: {emb['texts']} distinct texts, {per_text:.2f} CPU-ms/text "
-          f"({emb['texts'] / emb['wall']:.0f} texts/s wall on {os.cpu_count()} cores now)")
-    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+          f"({emb['texts'] / emb['wall']:.0f} texts/s wall on one thread now)")
 
 
 if __name__ == "__main__":

@@ -108,6 +108,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="events per side")
     parser.add_argument("--small-n", type=int, default=300, help="per side for the small-window 40%% cell")
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--cells", nargs="*", default=None,
+                        help="run only these cells (e.g. 'cyclic quiet'); the stream of windows then differs")
     args = parser.parse_args()
 
     pool = load_intent_pool(args.dataset)
@@ -116,6 +118,8 @@ def main() -> None:
     table: dict[str, dict[str, float]] = {}
     started = time.perf_counter()
     for label, share, n in cells(args.n, args.small_n):
+        if args.cells and label not in args.cells:
+            continue
         outcomes = []
         for t in range(args.trials):
             if share is None:
@@ -123,12 +127,13 @@ def main() -> None:
             else:
                 ref, cur = new_intent_windows(pool, n_reference=n, n_current=n, share=share, rng=rng)
             outcomes.append(run_trial(ref, cur, seed=t, timings=timings))
-            print(f"  {label}: trial {t + 1}/{args.trials} ({time.perf_counter() - started:.0f} s)",
-                  file=sys.stderr, flush=True)
+            print(f"  {label}: trial {t + 1}/{args.trials} ({time.perf_counter() - started:.0f} s) flagged: "
+                  + ", ".join(k for k, v in outcomes[-1].items() if "|" in k and v), file=sys.stderr, flush=True)
         table[label] = {key: float(np.mean([o[key] for o in outcomes])) for key in outcomes[0]}
         print(f"  {label}: " + ", ".join(f"{k.split('|')[0]} {v:.2f}" for k, v in table[label].items() if "|" in k),
               file=sys.stderr, flush=True)
-        partial = ROOT / "bench" / "results" / f"drift_power_{args.dataset}_partial.json"
+        suffix = "_cells" if args.cells else ""
+        partial = ROOT / "bench" / "results" / f"drift_power_{args.dataset}{suffix}_partial.json"
         partial.parent.mkdir(parents=True, exist_ok=True)
         partial.write_text(json.dumps({"args": vars(args), "table": table}, indent=1))
 
@@ -149,7 +154,7 @@ def main() -> None:
             f"{table[c][f'lambda {method}']:.2f} / {table[c][f'effect {method}']:.3f}" for c in labels) + " |")
     print("\nMean seconds per call: " + ", ".join(f"{k} {np.mean(v):.2f}" for k, v in sorted(timings.items())))
     print(f"Total {time.perf_counter() - started:.0f} s")
-    out = ROOT / "bench" / "results" / f"drift_power_{args.dataset}.json"
+    out = ROOT / "bench" / "results" / f"drift_power_{args.dataset}{'_cells' if args.cells else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "when": when, "table": table,
                                "timings": {k: float(np.mean(v)) for k, v in timings.items()}}, indent=1))

@@ -1,11 +1,16 @@
-"""Ingestion throughput, SDK → collector → Postgres, and the SDK's per-`log()` overhead.
+"""Ingestion throughput, producers → collector → Postgres, as a share of raw COPY measured in the same run.
 
-    python bench/ingest.py [--events 240000] [--producers 3] [--collector-workers 2] [--batch-size 2000] [--pii]
+    python bench/ingest.py [--events 240000] [--producers 3] [--collector-workers 2] [--batch-size 2000]
+                           [--producer preencoded|sdk] [--pii] [--no-baseline]
 
 Starts a collector in its own process (`driftloop serve`) on a fresh Postgres database, then `--producers`
-processes each log their share of events through the real SDK (gzip, batches over HTTP) as fast as they can,
-timing every `log()` call. Reports sustained events/s (first `log()` to the last row committed, counted in
-Postgres), `log()` p50/p99/p99.9 in µs, and checks that every event was stored exactly once.
+processes send their share of events as fast as they can. `--producer preencoded` (the default) posts gzip
+batches encoded once by the SDK's encoder, with fresh event ids patched in as bytes (bench/ingest_load.py), so
+the producers cost the collector almost nothing; `--producer sdk` logs every event through the real SDK,
+timing every `log()` call. Reports sustained events/s (first post or `log()` to the last row committed, counted
+in Postgres), checks that every event was stored exactly once, and before the collector starts measures plain
+`COPY` of the same number of rows into an events-shaped table with the events' unique index on the same
+database: the collector's events/s is printed as a share of that (target >= 50%).
 
 `--pii`: two runs back to back on the same traffic, collector PII redaction off (DRIFTLOOP_PII_REDACTION=false)
 then on (the default detectors), with one prompt in five carrying an e-mail address, a phone number and a card
@@ -18,11 +23,15 @@ import argparse
 import multiprocessing as mp
 import os
 import platform
+import queue
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -30,9 +39,9 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.ingest_load import PII_SUFFIX, bench_texts, copy_baseline, preencoded_producer
 from monitor import migrations
 from monitor.db import make_engine
-from monitor.demo.traffic import TOPICS, prompts
 from monitor.projects.service import create_key
 
 
@@ -46,8 +55,7 @@ def free_port() -> int:
 
 ADMIN = os.environ.get("DRIFTLOOP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
-
-PII_SUFFIX = " Reach me at jo.bloggs{i}@example.com or +44 20 7946 {i:04d}, card 4111 1111 1111 1111."
+__all__ = ["PII_SUFFIX", "producer"]
 
 
 def producer(url: str, key: str, n: int, offset: int, batch: int, start_at: float, out: mp.Queue,  # type: ignore[type-arg]
@@ -57,9 +65,7 @@ def producer(url: str, key: str, n: int, offset: int, batch: int, start_at: floa
     log()) on `out`. Also used by bench/load.py."""
     from monitor.sdk import Client
 
-    texts = [t for topic in TOPICS for t in prompts(topic, 200, offset)]
-    if pii:  # one prompt in five carries PII
-        texts = [t + PII_SUFFIX.format(i=i) if i % 5 == 0 else t for i, t in enumerate(texts)]
+    texts = bench_texts(offset, pii)
     client = Client(url, key, batch_size=batch, flush_interval=0.05, max_queue=max(200_000, n), spool_dir=False,
                     timeout=30)
     timings = np.empty(n, dtype=np.int64)
@@ -91,7 +97,15 @@ def main() -> None:
     ap.add_argument("--producers", type=int, default=3)
     ap.add_argument("--collector-workers", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=2000)
+    ap.add_argument("--producer", choices=("preencoded", "sdk"), default="preencoded",
+                    help="pre-encoded batches (cheap producers) or the real SDK (times every log())")
+    ap.add_argument("--no-gzip", action="store_true", help="pre-encoded bodies sent uncompressed")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the COPY baseline")
+    ap.add_argument("--all-index-baseline", action="store_true",
+                    help="also time COPY into a table with every index events has (full-text and metadata GIN)")
     ap.add_argument("--pii", action="store_true", help="redaction off vs on, same traffic, same run")
+    ap.add_argument("--profile", metavar="FILE", help="record the collector with py-spy (on PATH) into FILE "
+                    "(raw collapsed stacks, every collector process)")
     args = ap.parse_args()
     if not args.pii:
         run(args, {})
@@ -99,6 +113,20 @@ def main() -> None:
     off = run(args, {"DRIFTLOOP_PII_REDACTION": "false"}, pii_traffic=True, label="PII redaction OFF")
     on = run(args, {"DRIFTLOOP_PII_REDACTION": "true"}, pii_traffic=True, label="PII redaction ON")
     print(f"redaction on keeps {on / off:.1%} of the throughput ({on:,.0f} vs {off:,.0f} events/s; target >= 70%)")
+
+
+def collect(out: mp.Queue, procs: list[Any]) -> list[Any]:  # type: ignore[type-arg]
+    """Each producer's result; stops at once if a producer died without one."""
+    results: list[Any] = []
+    while len(results) < len(procs):
+        try:
+            results.append(out.get(timeout=1))
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in procs):
+                raise SystemExit("FAILED: a producer exited with an error (its traceback is above)") from None
+    for p in procs:
+        p.join()
+    return results
 
 
 def run(args: argparse.Namespace, extra_env: dict[str, str], pii_traffic: bool = False, label: str = "") -> float:
@@ -118,13 +146,28 @@ def run(args: argparse.Namespace, extra_env: dict[str, str], pii_traffic: bool =
     with Session(engine) as s:
         key = create_key(s, "bench", scopes="ingest")  # an application's key: it only sends events
         s.commit()
+    load_at_start = os.getloadavg()[0]
+    baselines: list[tuple[str, float]] = []
+    if not args.no_baseline:  # the same machine, database and minute as the collector run below
+        project_id = 1_000_000  # rows of no project: the baseline table is dropped afterwards
+        per_batch = args.batch_size
+        baselines.append(("raw COPY, unique index only", copy_baseline(db_url, project_id, args.events, per_batch)))
+        if args.all_index_baseline:
+            baselines.append(("raw COPY, every index of events",
+                              copy_baseline(db_url, project_id, args.events, per_batch, all_indexes=True)))
 
     port = free_port()
     log = Path(tempfile.mkdtemp()) / "collector.log"
     env = {**os.environ, "DRIFTLOOP_DATABASE_URL": db_url, **extra_env}
+    wrap: list[str] = []
+    if args.profile:
+        spy = shutil.which("py-spy")
+        if spy is None:
+            raise SystemExit("--profile needs py-spy on PATH")
+        wrap = [spy, "record", "--subprocesses", "--nonblocking", "-r", "50", "-f", "raw", "-o", args.profile, "--"]
     collector = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "serve", "--no-migrate", "--port", str(port), "--log-level", "warning",
-         "--workers", str(args.collector_workers)],
+        [*wrap, sys.executable, "-m", "monitor.cli", "serve", "--no-migrate", "--port", str(port),
+         "--log-level", "warning", "--workers", str(args.collector_workers)],
         env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -140,42 +183,61 @@ def run(args: argparse.Namespace, extra_env: dict[str, str], pii_traffic: bool =
             time.sleep(0.1)
 
         per = args.events // args.producers
-        out: mp.Queue = mp.get_context("spawn").Queue()  # type: ignore[type-arg]
+        total = per * args.producers
+        ctx = mp.get_context("spawn")
+        out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
         start_at = time.time() + 3.0  # producers import and warm up first, then start together
-        procs = [mp.get_context("spawn").Process(target=producer, args=(url, key.key, per, i, args.batch_size,
-                                                                        start_at, out, None, pii_traffic))
-                 for i in range(args.producers)]
+        if args.producer == "sdk":
+            procs = [ctx.Process(target=producer, args=(url, key.key, per, i, args.batch_size, start_at, out, None,
+                                                        pii_traffic)) for i in range(args.producers)]
+        else:
+            procs = [ctx.Process(target=preencoded_producer, args=(url, key.key, per, i, args.batch_size, start_at,
+                                                                   out, pii_traffic, not args.no_gzip))
+                     for i in range(args.producers)]
         for p in procs:
             p.start()
-        results = [out.get(timeout=1800) for _ in procs]
-        for p in procs:
-            p.join()
+        results = collect(out, procs)
         done = time.time()
         with psycopg.connect(db_url.replace("postgresql+psycopg", "postgresql")) as conn:
             stored = conn.execute("SELECT count(*), count(DISTINCT client_event_id) FROM events").fetchone()
         assert stored is not None
         elapsed = done - start_at
-        timings = np.concatenate([r[0] for r in results]) / 1000.0
-        total = per * args.producers
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-              f"PostgreSQL via {db_url.split('@')[-1]}")
-        print(f"producers {args.producers}, collector workers {args.collector_workers}, batch {args.batch_size}")
-        print(f"events logged {total:,}; stored {stored[0]:,} ({stored[1]:,} distinct); "
-              f"flushed {'yes' if all(r[1] for r in results) else 'NO'}; "
-              f"dropped (queue full) {sum(r[3] for r in results)}")
-        print(f"sustained throughput: {total / elapsed:,.0f} events/s over {elapsed:.1f} s (log → committed rows)")
-        print(f"log() overhead µs: p50 {np.percentile(timings, 50):.2f}  p99 {np.percentile(timings, 99):.2f}  "
-              f"p99.9 {np.percentile(timings, 99.9):.2f}  max {timings.max():.0f}")
+              f"PostgreSQL via {db_url.split('@')[-1]}, load average at start {load_at_start:.1f}")
+        print(f"producer {args.producer}, producers {args.producers}, collector workers {args.collector_workers}, "
+              f"batch {args.batch_size}")
+        if args.producer == "sdk":
+            timings = np.concatenate([r[0] for r in results]) / 1000.0
+            print(f"events logged {total:,}; stored {stored[0]:,} ({stored[1]:,} distinct); "
+                  f"flushed {'yes' if all(r[1] for r in results) else 'NO'}; "
+                  f"dropped (queue full) {sum(r[3] for r in results)}")
+        else:
+            print(f"events posted {sum(r[0] for r in results):,}; accepted {sum(r[1] for r in results):,}; "
+                  f"stored {stored[0]:,} ({stored[1]:,} distinct); requests retried after 429/503 "
+                  f"{sum(r[3] for r in results)}; producers built bodies for {sum(r[4] for r in results):.2f} s")
+        rate = total / elapsed
+        print(f"sustained throughput: {rate:,.0f} events/s over {elapsed:.1f} s (first send → committed rows)")
+        if args.producer == "sdk":
+            print(f"log() overhead µs: p50 {np.percentile(timings, 50):.2f}  p99 {np.percentile(timings, 99):.2f}  "
+                  f"p99.9 {np.percentile(timings, 99.9):.2f}  max {timings.max():.0f}")
+        for label, copy_rate in baselines:
+            print(f"{label}: {copy_rate:,.0f} rows/s; collector = {rate / copy_rate:.1%} of it"
+                  + (" (target >= 50%)" if label.startswith("raw COPY, unique index") else ""))
         if stored[0] != total or stored[1] != total:
             raise SystemExit("FAILED: stored count differs from logged count")
         if pii_traffic:
             with psycopg.connect(db_url.replace("postgresql+psycopg", "postgresql")) as conn:
                 raw = conn.execute("SELECT count(*) FROM events WHERE prompt LIKE '%4111 1111%'").fetchone()
             print(f"events storing the raw card number: {raw[0] if raw else '?'}")
-        return total / elapsed
+        return rate
     finally:
-        collector.terminate()
-        collector.wait(timeout=15)
+        if args.profile:  # stop the server under py-spy; py-spy then writes its file and exits
+            with open(f"/proc/{collector.pid}/task/{collector.pid}/children") as f:
+                for child in f.read().split():
+                    os.kill(int(child), signal.SIGTERM)
+        else:
+            collector.terminate()
+        collector.wait(timeout=60)
         engine.dispose()
 
 

@@ -106,6 +106,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--shift-day", type=float, default=20.0, help="day the 15%% new-intent shift starts")
+    parser.add_argument("--start-day", type=float, default=0.0,
+                        help="first simulated day to run (windows are a function of their index: a long run can be "
+                        "split into processes over disjoint day ranges)")
     parser.add_argument("--shift", type=float, default=0.15)
     parser.add_argument("--segments", type=int, default=8)
     parser.add_argument("--events", type=int, default=1000, help="mean events per 5-minute window")
@@ -120,7 +123,8 @@ def main() -> None:
     pool = load_intent_pool("hwu64")
     sim = Simulator(pool, segments=args.segments, seed=args.seed)
     labels = segment_labels(args.segments)
-    tag = "_".join(f"{k}{v}" for k, v in sorted(vars(args).items()) if k != "report_only")
+    tag = "_".join(f"{k}{v}" for k, v in sorted(vars(args).items())
+                   if k != "report_only" and not (k == "start_day" and v == 0.0))
     ckpt = ROOT / "bench" / "results" / f"quiet_month_{tag}.json"
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     state: dict[str, Any] = json.loads(ckpt.read_text()) if ckpt.exists() else {"args": vars(args), "windows": []}
@@ -155,7 +159,8 @@ def main() -> None:
           file=sys.stderr, flush=True)
 
     total = round(args.days * WINDOWS_PER_DAY)
-    done = len(state["windows"])
+    first = round(args.start_day * WINDOWS_PER_DAY)
+    done = first + len(state["windows"])
     for w in range(done, total):
         t0 = w / WINDOWS_PER_DAY
         shift = args.shift if t0 >= args.shift_day else 0.0

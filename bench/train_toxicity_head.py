@@ -45,7 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from toxicity_sets import ABUSE_FUNCTIONALITIES, embed_cached, training_sets
+from toxicity_sets import ABUSE_FUNCTIONALITIES, LabelledSet, embed_cached, training_sets
 
 from monitor.safety.embedding_head import CUES, HEAD_EMBEDDING_KEY, HeadWeights, head_features, head_probability
 
@@ -179,6 +179,29 @@ def balanced_youden(p: np.ndarray, y: np.ndarray, w: np.ndarray, neutral_identit
     return best
 
 
+def validation_mask(sets: list[LabelledSet], rng: np.random.Generator) -> np.ndarray:
+    """20% of each source held out for validation, whole HateCheck template families at a time, so the model
+    and threshold are chosen for sentences whose template it has not seen (as on the test split). The same
+    ``sets`` and a fresh generator of the same seed give the same split (bench/calibrate_toxicity_combined.py
+    relies on it to calibrate on the ensemble head's validation split)."""
+    source = np.array([s.name for s in sets for _ in s.texts])
+    units = np.array([u for s in sets for u in s.units])
+    val = np.zeros(len(units), dtype=bool)
+    for s in np.unique(source):
+        names = np.unique(units[source == s])
+        val |= np.isin(units, rng.choice(names, size=len(names) // 5, replace=False))
+    return val
+
+
+def neutral_identity_mask(sets: list[LabelledSet]) -> np.ndarray:
+    """Neutral statements naming a group: non-toxic identity templates and HateCheck's neutral/positive cases."""
+    y = np.concatenate([s.labels for s in sets])
+    source = np.array([s.name for s in sets for _ in s.texts])
+    kinds = np.array([g for s in sets for g in s.groups])
+    return np.asarray((y == 0) & (((source == "identity_templates") & (kinds != "you_occupation"))
+                                  | np.isin(kinds, ("ident_neutral_nh", "ident_pos_nh"))))
+
+
 def mean_auc(p: np.ndarray, y: np.ndarray, source: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
@@ -205,20 +228,12 @@ def main() -> None:
     source = np.array([s.name for s in sets for _ in s.texts])
     target = np.array([g for s in sets for g in s.targets])
     x = features(texts, recipe.cues)
-    # Neutral statements naming a group: non-toxic identity templates and HateCheck's neutral/positive cases.
     kinds = np.array([g for s in sets for g in s.groups])
-    neutral = (y == 0) & (((source == "identity_templates") & (kinds != "you_occupation"))
-                          | np.isin(kinds, ("ident_neutral_nh", "ident_pos_nh")))
+    neutral = neutral_identity_mask(sets)
     # Abuse that is not hate, labelled toxic: weighted up by the default recipe.
     abuse = (y == 1) & ((source == "wiki_train") | np.isin(kinds, ABUSE_FUNCTIONALITIES))
     rng = np.random.default_rng(args.seed)
-    # 20% of each source held out for validation, whole HateCheck template families at a time, so the model
-    # and threshold are chosen for sentences whose template it has not seen (as on the test split).
-    units = np.array([u for s in sets for u in s.units])
-    val = np.zeros(len(y), dtype=bool)
-    for s in np.unique(source):
-        names = np.unique(units[source == s])
-        val |= np.isin(units, rng.choice(names, size=len(names) // 5, replace=False))
+    val = validation_mask(sets, rng)
     tr = ~val
     results = []
     for hidden, decay in recipe.candidates:

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
         None, description="Sentence-transformers model id or path (default: offline all-MiniLM-L6-v2)."
     )
     embedding_batch_size: int = Field(64, ge=1, le=4096, description="Texts per embedding batch.")
+    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch", description="How the drift stage runs the sentence encoder on CPU: `torch` (sentence-transformers), "
+        "`onnx` (ONNX Runtime, same vectors, exported offline from the installed model into data_dir/onnx on first "
+        "use) or `onnx-int8` (int8 weights: faster, vectors stored under their own model key). With a GPU, torch."
+    )
     device: str = Field("auto", description="`auto` picks cuda when available, else cpu; or name a torch device.")
 
     toxicity_scorer: str = Field(

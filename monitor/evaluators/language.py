@@ -9,6 +9,7 @@ French" scores near 1 and an unsure short text in between. Texts with fewer than
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ _lock = threading.Lock()
 class LanguageParams(ThresholdParams):
     min_letters: int = Field(12, ge=1, le=1000, description="Texts with fewer letters are not scored.")
     languages: list[str] | None = Field(None, description="Restrict detection to these ISO 639-1 codes.")
+    max_chars: int = Field(200, ge=20, le=100_000, description="Identify the language of this many first characters "
+                           "(the cost grows with the length; a few sentences are plenty).")
 
 
 def identifier(languages: list[str] | None = None) -> Any:
@@ -59,8 +62,17 @@ def mismatch(prompt: dict[str, float], response: dict[str, float]) -> float:
     return float(sum(p * (1.0 - response.get(lang, 0.0) / top) for lang, p in prompt.items()))
 
 
-def letters(text: str) -> int:
-    return sum(ch.isalpha() for ch in text)
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def letters(text: str, enough: int) -> int:
+    """Letters in `text`, counted up to `enough` (all a caller needs to know)."""
+    n = 0
+    for _ in _LETTER.finditer(text):
+        n += 1
+        if n >= enough:
+            break
+    return n
 
 
 @dataclass
@@ -76,16 +88,25 @@ class LanguageMismatchEvaluator:
 
     def evaluate(self, items: Sequence[EvalItem]) -> list[EvalResult]:
         ident = identifier(self.params.languages)
+        known: dict[str, tuple[dict[str, float], str, float]] = {}  # apps repeat prompts: identify each text once
+
+        def dist(text: str) -> tuple[dict[str, float], str, float]:
+            text = text[: self.params.max_chars]
+            found = known.get(text)
+            if found is None:
+                found = known[text] = distribution(ident, text)
+            return found
+
         out = []
         for item in items:
-            if not item.response or letters(item.response) < self.params.min_letters:
+            if not item.response or letters(item.response, self.params.min_letters) < self.params.min_letters:
                 out.append(unscored("response too short to tell its language"))
                 continue
-            if letters(item.prompt) < self.params.min_letters:
+            if letters(item.prompt, self.params.min_letters) < self.params.min_letters:
                 out.append(unscored("prompt too short to tell its language"))
                 continue
-            pp, lp, cp = distribution(ident, item.prompt)
-            pr, lr, cr = distribution(ident, item.response)
+            pp, lp, cp = dist(item.prompt)
+            pr, lr, cr = dist(item.response)
             value = mismatch(pp, pr)
             out.append(scored(value, self.params.threshold,
                               f"prompt {lp} ({cp:.0%}), response {lr} ({cr:.0%})"))

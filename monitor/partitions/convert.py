@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
 
-from monitor.partitions.bounds import Interval, bounds_between
+from monitor.partitions.bounds import Bounds, Interval, bounds_between, bounds_of, floor
 from monitor.partitions.schema import EVENT_CHILDREN, KEY_COLUMNS, TABLES, PartitionedTable
 
 Progress = Callable[[str], None]
@@ -80,9 +80,29 @@ def _copy(conn: Connection, spec: PartitionedTable, old: str, select: str, progr
     return copied
 
 
-def _data_range(conn: Connection, old: str, key: str) -> tuple[datetime | None, datetime | None]:
-    lo, hi = conn.exec_driver_sql(f"SELECT min({key}), max({key}) FROM {old}").one()
-    return lo, hi
+RECENT_DAYS = 35
+
+
+def _initial_ranges(conn: Connection, source: str, key: str, interval: Interval, ahead_days: int,
+                    now: datetime) -> list[Bounds]:
+    """The ranges the converted table starts with: one per month holding rows older than about a month (so a
+    year of history is a dozen partitions, not 365: the conversion runs in one transaction, which locks every
+    partition it creates, within max_locks_per_transaction), every range from there to `ahead_days` from now,
+    and one per range holding rows beyond that. Only ranges that hold rows are made for the past and future."""
+    recent = floor(now - timedelta(days=RECENT_DAYS), "month")
+    end = now + timedelta(days=ahead_days)
+    old_months = conn.exec_driver_sql(
+        f"SELECT DISTINCT date_trunc('month', {key}) FROM {source} WHERE {key} < %(r)s", {"r": recent}).scalars()
+    future = conn.exec_driver_sql(
+        f"SELECT DISTINCT date_trunc('{interval}', {key}) FROM {source} WHERE {key} > %(e)s", {"e": end}).scalars()
+    ranges = {bounds_of(m, "month") for m in old_months} | set(bounds_between(recent, end, interval))
+    ranges |= {b for b in (bounds_of(f, interval) for f in future) if b.lower > end}
+    # a month of old rows may overlap the first recent range only if they share a start; keep the recent one
+    out: list[Bounds] = []
+    for b in sorted(ranges):
+        if not out or b.lower >= out[-1].upper:
+            out.append(b)
+    return out
 
 
 def to_partitioned(conn: Connection, interval: Interval, ahead_days: int = 7,
@@ -100,18 +120,15 @@ def to_partitioned(conn: Connection, interval: Interval, ahead_days: int = 7,
         if spec.key == "event_ts":
             # the event's timestamp, from the already converted events; an orphan (none exist: there was a
             # foreign key) would fall out of the join
-            lo, hi = _data_range(conn, "events", "ts")
             cols = [c for c in _cols(conn, old) if c != "event_ts"]
             # (event_ts is the last column of both tables: 0013 added it)
             select = (f"SELECT {', '.join('o.' + c for c in cols)}, e.ts FROM {old} o "
                       "JOIN events e ON e.id = o.event_id")
         else:
-            lo, hi = _data_range(conn, old, spec.key)
             select = f"SELECT o.* FROM {old} o"
         _build(conn, spec, old, partitioned=True)
-        start = min(lo, now) if lo else now - timedelta(days=1)
-        end = max(hi, now + timedelta(days=ahead_days)) if hi else now + timedelta(days=ahead_days)
-        for b in bounds_between(start, end, interval):
+        for b in _initial_ranges(conn, "events" if spec.key == "event_ts" else old,
+                                 "ts" if spec.key == "event_ts" else spec.key, interval, ahead_days, now):
             _q(conn, f"CREATE TABLE {spec.partition_name(b.suffix())} PARTITION OF {spec.name} "
                      f"FOR VALUES FROM ('{b.lower.isoformat()}') TO ('{b.upper.isoformat()}')")
         _q(conn, f"CREATE TABLE {spec.default_partition} PARTITION OF {spec.name} DEFAULT")

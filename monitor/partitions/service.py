@@ -134,33 +134,28 @@ def ensure_ahead(session: Session, now: datetime, interval: Interval, ahead_days
     return ensure_partitions(session, now - timedelta(days=1), now + timedelta(days=ahead_days), interval)
 
 
-@dataclass
-class Dropped:
-    partitions: list[str]
-    rows: dict[str, int]  # table -> rows in the dropped partitions
-    partitioned: bool = False  # whether storage is partitioned at all
-
-
-def drop_expired_partitions(session: Session, cutoff: datetime) -> Dropped:
-    """Drop every range that ends at or before `cutoff` (whole days of data, no row-by-row DELETE), and the
-    dedupe keys of what went. Rows older than the cutoff in a range that straddles it, or in DEFAULT, are left
-    to the batched DELETE. Waits at most 2 s for its lock: a drop queued behind a long report would make every
-    ingest queue behind it; the next run tries again."""
+def expired_partitions(session: Session, cutoff: datetime) -> list[tuple[str, str]]:
+    """(table, partition) of every range that ends at or before `cutoff`: whole days of data to drop."""
     present = partitioned_tables(session.connection())
-    out = Dropped([], {}, partitioned="events" in present)
-    if not present:
-        return out
-    _utc(session)
+    if present:
+        _utc(session)
+    return [(name, part.name) for name in sorted(present & BY_NAME.keys()) for part in list_partitions(session, name)
+            if part.bounds is not None and part.bounds.upper <= cutoff]
+
+
+def partition_rows(session: Session, partition: str) -> int:
+    """Rows in one partition (for the report; read before the drop, without locking the parent)."""
+    return int(session.execute(text(f"SELECT count(*) FROM {partition}")).scalar_one())
+
+
+def drop_partitions(session: Session, partitions: list[str]) -> None:
+    """Drop ranges (the caller passes one range of each table: an event's day with its embeddings', scores' and
+    feedback's). The parents are locked (ACCESS EXCLUSIVE) until the caller commits, so each call is its own
+    short transaction; and it waits at most 2 s for a lock: a drop queued behind a long report would make every
+    ingest queue behind it. A timeout raises; the next run tries again."""
     session.execute(text("SET LOCAL lock_timeout = '2s'"))
-    for name in sorted(present & BY_NAME.keys()):
-        for part in list_partitions(session, name):
-            if part.bounds is None or part.bounds.upper > cutoff:
-                continue
-            rows = int(session.execute(text(f"SELECT count(*) FROM {part.name}")).scalar_one())
-            session.execute(text(f"DROP TABLE {part.name}"))
-            out.partitions.append(part.name)
-            out.rows[name] = out.rows.get(name, 0) + rows
-    return out
+    for partition in partitions:
+        session.execute(text(f"DROP TABLE {partition}"))
 
 
 def forget_client_ids(session: Session, project_id: int, *, events: Iterable[str] = (),

@@ -127,6 +127,11 @@ def show_metrics(
         table.add_row(r["window_start"][:16], r["metric"], r["segment"], r["status"], str(r["n"]),
                       _fmt(r["value"]), _fmt(r["p_value"]), "⚠" if r["flagged"] else "")
     console.print(table if data else "no metric rows match")
+    # An evaluator that failed in a window says why (its mean/rate rows have status `error`).
+    failed = {(r["window_start"][:16], r["metric"].rsplit(".", 1)[0], r["segment"]): r["details"].get("message", "")
+              for r in data if (r.get("details") or {}).get("evaluator_status") == "failed"}
+    for (window, name, seg), message in sorted(failed.items()):
+        err.print(f"[red]{name} failed[/red] in window {window} ({seg}): {message}", highlight=False, soft_wrap=True)
 
 
 def show_drift(

@@ -15,6 +15,7 @@ from sqlalchemy import Select, and_, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.db import run_unit
+from monitor.evaluators.models import EvalScore
 from monitor.models import Event, Feedback
 from monitor.partitions.service import forget_client_ids
 from monitor.pipeline.models import DriftClusterEvent, EventScore, EventVector, MetricValue
@@ -87,7 +88,9 @@ def count_selected(session: Session, project_id: int, sel: Selector) -> ErasureR
 
     selected = select(ids.c.id)
     report.vectors = count(select(func.count()).select_from(EventVector).where(EventVector.event_id.in_(selected)))
-    report.scores = count(select(func.count()).select_from(EventScore).where(EventScore.event_id.in_(selected)))
+    # Scores: toxicity/sentiment and evaluator results (whose explanations may quote the response).
+    report.scores = count(select(func.count()).select_from(EventScore).where(EventScore.event_id.in_(selected))) + \
+        count(select(func.count()).select_from(EvalScore).where(EvalScore.event_id.in_(selected)))
     report.feedback = count(select(func.count()).select_from(Feedback).where(
         Feedback.project_id == project_id, Feedback.event_client_id.in_(report.client_event_ids or {""})))
     return report
@@ -106,7 +109,8 @@ def delete_batch(session: Session, project_id: int, sel: Selector, batch_size: i
     out.client_event_ids = {r[1] for r in rows}
     texts = {t for r in rows for t in (r[2], r[3]) if t}
     out.vectors = _rowcount(session, delete(EventVector).where(EventVector.event_id.in_(ids)))
-    out.scores = _rowcount(session, delete(EventScore).where(EventScore.event_id.in_(ids)))
+    out.scores = _rowcount(session, delete(EventScore).where(EventScore.event_id.in_(ids))) + \
+        _rowcount(session, delete(EvalScore).where(EvalScore.event_id.in_(ids)))
     of_events = and_(Feedback.project_id == project_id, Feedback.event_client_id.in_(out.client_event_ids))
     feedback_ids = list(session.scalars(select(Feedback.client_feedback_id).where(of_events)))
     out.feedback = _rowcount(session, delete(Feedback).where(of_events))

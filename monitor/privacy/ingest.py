@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
+import msgspec
 from fastapi import HTTPException
 from prometheus_client import Counter as PromCounter
 from pydantic import BaseModel
@@ -21,7 +22,8 @@ from monitor.errors import FieldError
 from monitor.privacy.policy import ProjectPrivacy
 from monitor.privacy.redact import PiiRefused, Redactor
 
-M = TypeVar("M", bound=BaseModel)
+# A pydantic item (EventIn, FeedbackIn) or a msgspec struct of the same fields (monitor/ingest/fastparse.py).
+M = TypeVar("M", bound=BaseModel | msgspec.Struct)
 
 # Which fields of each kind can carry user text. Ids, model names and labels are identifiers the app chooses.
 TEXT_FIELDS: Final[dict[str, tuple[str, ...]]] = {
@@ -48,8 +50,15 @@ _POOL: Final = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_
 _redactor_factory: Callable[[ProjectPrivacy], Redactor] = lambda p: Redactor(p.policy)  # noqa: E731  (tests swap it)
 
 
+def _replaced(item: M, update: dict[str, Any]) -> M:
+    """A copy of `item` with `update` applied; the item itself is left alone."""
+    if isinstance(item, BaseModel):
+        return item.model_copy(update=update)
+    return msgspec.structs.replace(item, **update)
+
+
 def _withheld(item: M, fields: Sequence[str]) -> M:
-    return item.model_copy(update=dict.fromkeys(fields))
+    return _replaced(item, dict.fromkeys(fields))
 
 
 def _redact_all(privacy: ProjectPrivacy, kind: str, items: Sequence[M]) -> tuple[list[M], Counter[str]]:
@@ -68,7 +77,7 @@ def _redact_all(privacy: ProjectPrivacy, kind: str, items: Sequence[M]) -> tuple
                 raise FieldError(f"body.{kind}[{i}].{exc.field}", exc.message) from None
             if new != value:
                 update[name] = new
-        out.append(item.model_copy(update=update) if update else item)
+        out.append(_replaced(item, update) if update else item)
     return out, redactor.counts
 
 

@@ -42,6 +42,9 @@ def run(
                   style="bold")
     console.print(table)
     if not dry_run:
+        if report.partitions_dropped:
+            rows = ", ".join(f"{n} {t}" for t, n in sorted(report.partition_rows.items()))
+            console.print(f"{len(report.partitions_dropped)} expired partition(s) dropped whole ({rows})")
         console.print(f"{report.batches} batch(es) of at most {settings.retention_batch_size} rows")
 
 

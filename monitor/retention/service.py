@@ -28,8 +28,9 @@ from sqlalchemy import Select, delete, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.db import run_unit, utcnow
+from monitor.evaluators.models import EvalScore
 from monitor.models import Event, Feedback, Project
-from monitor.partitions.service import Dropped, drop_expired_partitions
+from monitor.partitions.service import drop_partitions, expired_partitions, partition_rows, partitioned_tables
 from monitor.pipeline.models import EventScore, EventVector
 
 
@@ -100,7 +101,8 @@ def expired_counts(session: Session, project_id: int, cutoff: datetime) -> Delet
     return Deleted(
         events=count(select(func.count()).select_from(events)),
         vectors=count(select(func.count()).select_from(EventVector).where(EventVector.event_id.in_(select(events.c.id)))),
-        scores=count(select(func.count()).select_from(EventScore).where(EventScore.event_id.in_(select(events.c.id)))),
+        scores=count(select(func.count()).select_from(EventScore).where(EventScore.event_id.in_(select(events.c.id))))
+        + count(select(func.count()).select_from(EvalScore).where(EvalScore.event_id.in_(select(events.c.id)))),
         feedback=count(select(func.count()).select_from(_expired_feedback(project_id, cutoff).subquery())),
     )
 
@@ -118,7 +120,8 @@ def delete_expired_batch(session: Session, project_id: int, cutoff: datetime, ba
     if event_ids:
         # Deleted explicitly (not only by ON DELETE CASCADE) so the run can say how many went.
         out.vectors = _rowcount(session, delete(EventVector).where(EventVector.event_id.in_(event_ids)))
-        out.scores = _rowcount(session, delete(EventScore).where(EventScore.event_id.in_(event_ids)))
+        out.scores = _rowcount(session, delete(EventScore).where(EventScore.event_id.in_(event_ids))) + \
+            _rowcount(session, delete(EvalScore).where(EvalScore.event_id.in_(event_ids)))
         out.events = _rowcount(session, delete(Event).where(Event.id.in_(event_ids)))
     feedback_ids = _batch_ids(session, _expired_feedback(project_id, cutoff), Feedback.ts, batch_size)
     if feedback_ids:
@@ -147,10 +150,15 @@ def apply_retention(
     if not dry_run and project_ids is None:
         # Whole expired ranges go at once (partitioned Postgres only; a no-op elsewhere). A range holds every
         # project's rows, so a run limited to some projects leaves them to the DELETE below.
-        dropped = run_unit(factory, partial(drop_expired_partitions, cutoff=cutoff))
-        report.partitions_dropped, report.partition_rows = dropped.partitions, dropped.rows
-    else:
-        dropped = Dropped([], {})
+        by_range: dict[str, list[tuple[str, str]]] = {}
+        for table, partition in run_unit(factory, partial(expired_partitions, cutoff=cutoff)):
+            by_range.setdefault(partition.removeprefix(table), []).append((table, partition))
+        for group in by_range.values():
+            for table, partition in group:
+                rows = run_unit(factory, partial(partition_rows, partition=partition))
+                report.partition_rows[table] = report.partition_rows.get(table, 0) + rows
+            run_unit(factory, partial(drop_partitions, partitions=[p for _, p in group]))
+            report.partitions_dropped.extend(p for _, p in group)
     for project_id, slug in run_unit(factory, lambda s: _projects(s, project_ids)):
         if dry_run:
             report.projects[slug] = run_unit(factory, partial(expired_counts, project_id=project_id, cutoff=cutoff))
@@ -166,15 +174,15 @@ def apply_retention(
             if batch.events < batch_size and batch.feedback < batch_size:
                 break  # both ran dry (rows skipped as locked by a parallel run are that run's to delete)
         report.projects[slug] = done
-    if dropped.partitioned:
-        report.batches += _forget_expired(factory, cutoff, batch_size)
+    if run_unit(factory, lambda s: "events" in partitioned_tables(s.connection())):
+        report.batches += _forget_expired(factory, cutoff, batch_size * 10)
     return report
 
 
 def _forget_expired(factory: sessionmaker[Session], cutoff: datetime, batch_size: int) -> int:
     """Partitioned storage, after the drops and DELETEs: the dedupe keys of the expired events and feedback, and
     the drift cluster memberships of events that went (no foreign key cascades from a partitioned table), in
-    short batches."""
+    batches (larger than the events': a key row is a few dozen bytes, and no writer touches an expired key)."""
     batches = 0
     statements = [f"DELETE FROM {keys} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {keys} WHERE ts < :cutoff "
                   "LIMIT :n FOR UPDATE SKIP LOCKED))" for keys in ("event_keys", "feedback_keys")]

@@ -18,22 +18,23 @@ from monitor.pipeline.config import project_config
 from monitor.ui.charts import sparkline
 
 SPARK_WINDOWS = 24
-KINDS = ("drift", "toxicity", "bias", "ops")
+KINDS = ("drift", "toxicity", "bias", "ops", "evaluators")  # evaluators: only for projects that configure some
 # A firing alert on a metric with one of these prefixes marks that group as alerting.
-KIND_PREFIXES = {"drift": ("drift.",), "toxicity": ("safety.",), "bias": ("bias.",), "ops": ("ops.", "feedback.")}
+KIND_PREFIXES = {"drift": ("drift.",), "toxicity": ("safety.",), "bias": ("bias.",), "ops": ("ops.", "feedback."),
+                 "evaluators": ("eval.",)}
 
 
 @dataclass(frozen=True)
 class Tile:
     metric: str
     label: str
-    status: str  # ok | flagged | insufficient | no data
+    status: str  # ok | flagged | insufficient | failed | no data
     value: float | None
     p_value: float | None
     window_start: datetime | None
     spark: Markup
     unit: str = ""  # how `value` reads: "%" (a rate, shown times 100), "pp" (a gap of rates), "ms", "effect", ""
-    note: str = ""  # why a tile says insufficient (the metric row's reason)
+    note: str = ""  # why a tile says insufficient (the metric row's reason) or failed (the evaluator's message)
 
 
 @dataclass
@@ -56,10 +57,11 @@ def tile_metrics(project: Project) -> dict[str, list[tuple[str, str]]]:
     """(metric, label) per group: the project's first drift method on both embedded fields, and headline
     safety, bias and operational numbers."""
     try:
-        method = project_config(project).drift_methods[0]
+        cfg = project_config(project)
+        method, evaluators = cfg.drift_methods[0], [e for e in cfg.evaluators if e.enabled]
     except Exception:  # a hand-edited, invalid config must not take the overview down
-        method = "mmd"
-    return {
+        method, evaluators = "mmd", []
+    groups = {
         "drift": [(f"drift.prompt.{method}", f"prompt drift ({method})"),
                   (f"drift.response.{method}", f"response drift ({method})")],
         "toxicity": [("safety.toxicity_rate.response", "toxic responses"),
@@ -68,6 +70,10 @@ def tile_metrics(project: Project) -> dict[str, list[tuple[str, str]]]:
         "ops": [("ops.volume", "events"), ("ops.error_rate", "error rate"), ("ops.latency_p95", "latency p95 (ms)"),
                 ("feedback.positive_rate", "positive feedback")],
     }
+    if evaluators:  # one series per evaluator: the share it labels; its coverage shows when it stops scoring
+        groups["evaluators"] = [t for e in evaluators for t in (
+            (f"eval.{e.name}.rate", f"{e.name} ({e.kind}) rate"), (f"eval.{e.name}.coverage", f"{e.name} coverage"))]
+    return groups
 
 
 def unit_of(metric: str) -> str:
@@ -75,6 +81,8 @@ def unit_of(metric: str) -> str:
         return "effect"
     if metric == "bias.toxicity_rate.gap":
         return "pp"
+    if metric.startswith("eval.") and metric.endswith((".rate", ".coverage")):
+        return "%"
     if metric.endswith("_rate") or ".toxicity_rate." in metric or metric == "feedback.positive_rate":
         return "%"
     if "latency" in metric:
@@ -90,18 +98,23 @@ def _tile(session: Session, project_id: int, metric: str, label: str, start: dat
         return Tile(metric, label, "no data", None, None, None, sparkline([], label=label), unit_of(metric))
     last = rows[-1]
     status = "insufficient" if last.status != "ok" else ("flagged" if last.flagged else "ok")
+    failure = (last.details or {}).get("evaluator_status") == "failed"
+    if failure and last.status == "error":
+        status = "failed"
     n = len(rows)
     spark = sparkline([r.value if r.status == "ok" else None for r in rows],
                       flagged=[bool(r.flagged) for r in rows],
                       label=f"{label}: last {n} window{'' if n == 1 else 's'}", slots=SPARK_WINDOWS)
     note = str((last.details or {}).get("reason") or "") if status == "insufficient" else ""
+    if failure:
+        note = f"evaluator failed: {(last.details or {}).get('message', '')}"
     return Tile(metric, label, status, last.value if last.status == "ok" else None, last.p_value,
                 last.window_start, spark, unit_of(metric), note)
 
 
 # A group is as bad as its worst tile; `insufficient` ranks above `ok`, so a group whose metric could not be
 # computed never reads "ok" (it says it cannot tell).
-_RANK = {"alert": 4, "flagged": 3, "insufficient": 2, "ok": 1, "no data": 0}
+_RANK = {"alert": 5, "failed": 4, "flagged": 3, "insufficient": 2, "ok": 1, "no data": 0}
 BIAS_HINT = ("Bias is off: set the project's bias_attribute to a metadata key whose values are the groups to "
              "compare (e.g. locale), and send that key with events.")
 

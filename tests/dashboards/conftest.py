@@ -65,7 +65,8 @@ def _seed_traffic(factory: sessionmaker[Session], slug: str, ok: Receiver, gone:
         project = get_or_create_project(s, slug)
         project.config = {"reference": {"kind": "first_n", "n": PER_WINDOW}, "segment_keys": ["locale"],
                           "drift_min_samples": 60, "min_samples": 30, "drift_fields": ["prompt"],
-                          "bias_attribute": "locale", "bias_min_group_size": 30}
+                          "bias_attribute": "locale", "bias_min_group_size": 30,
+                          "evaluators": [{"kind": "refusal"}, {"kind": "degenerate"}]}
         for w, (mix, version) in enumerate(WINDOWS):
             ingest_events(s, project.id, _events(w, mix, version))
             if w:

@@ -18,7 +18,7 @@ from tests.support.services import repo_root
 
 def test_checkout_dashboards_are_found() -> None:
     assert dashboards_dir() == repo_root() / "dashboards"
-    assert set(load_dashboards()) == {"overview", "drift", "safety", "models", "alerts"}
+    assert set(load_dashboards()) == {"overview", "drift", "safety", "models", "alerts", "evaluators"}
 
 
 @pytest.mark.slow

@@ -145,3 +145,21 @@ def test_failing_evaluator_leaves_window_computed(session_maker: sessionmaker[Se
         # The other evaluator and the other stages are unaffected.
         assert _row(s, pid, "eval.refusal.rate").status == "ok"
         assert _row(s, pid, "ops.volume").value == 90
+
+
+def test_erasure_deletes_evaluator_scores(session_maker: sessionmaker[Session]) -> None:
+    """Evaluator explanations may quote a response: erasing an event erases its scores too."""
+    from monitor.privacy.erasure import Selector, erase_events
+
+    with session_maker() as s:
+        pid = _seed(s, [{"kind": "degenerate"}], n=30)
+    process_window(pid, T0, factory=session_maker, only=["evaluators"])
+
+    def stored() -> int:
+        with session_maker() as s:
+            return int(s.scalar(select(func.count()).select_from(EvalScore).where(EvalScore.project_id == pid)) or 0)
+
+    assert stored() == 30
+    assert erase_events(session_maker, pid, Selector(event_ids=("e0", "e1")), dry_run=True).scores == 2
+    report = erase_events(session_maker, pid, Selector(event_ids=("e0", "e1")))
+    assert stored() == 28 and report.scores == 2

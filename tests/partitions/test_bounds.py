@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import pairwise
 
 import pytest
 
@@ -32,7 +33,7 @@ def test_ranges_between_two_times_are_contiguous_and_cover_both(interval: str) -
     start, end = datetime(2026, 1, 30, 5, tzinfo=UTC), datetime(2026, 4, 2, 7, tzinfo=UTC)
     ranges = list(bounds_between(start, end, interval))  # type: ignore[arg-type]
     assert ranges[0].lower <= start < ranges[0].upper and ranges[-1].lower <= end < ranges[-1].upper
-    assert all(a.upper == b.lower for a, b in zip(ranges, ranges[1:], strict=False))
+    assert all(a.upper == b.lower for a, b in pairwise(ranges))
 
 
 def test_an_unknown_interval_is_refused() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -65,3 +66,22 @@ class CollectorProcess:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+
+
+def start_all(collectors: list[CollectorProcess], timeout: float = 120) -> None:
+    """Start several collectors at once (each takes seconds to import and bind); raise the first failure."""
+    errors: list[BaseException] = []
+
+    def start(c: CollectorProcess) -> None:
+        try:
+            c.start(timeout=timeout)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(c,)) for c in collectors]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]

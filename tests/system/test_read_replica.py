@@ -1,6 +1,7 @@
 """The read/write split on a real streaming replica (issue #22): a throwaway primary and a `pg_basebackup -R`
 replica of it, started from the local Postgres binaries. Events are written through the collector to the primary
-and read back through the read API from the replica once it has replayed them; writes never reach the replica."""
+and read back through the read API and the UI's explorer from the replica once it has replayed them (with replay
+paused, neither shows them yet: the reads really come from the replica); writes never reach the replica."""
 
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ from monitor.db import ReadOnlySessionError
 from monitor.models import Project
 from monitor.projects.service import create_key
 from monitor.settings import Settings
+from monitor.ui.accounts import create_operator
 from tests.support.factories import event_dict
 from tests.support.replica import PrimaryAndReplica, plain, start_primary_and_replica
 from tests.support.services import Throwaways
 from tests.support.waiting import wait_for
+from tests.ui.conftest import sign_in
+from tests.ui.seed import PASSWORD
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -68,6 +72,7 @@ def test_reads_come_from_the_replica_once_replayed_and_writes_never_go_there(clu
     engine: Engine = app.state.engine
     with Session(engine) as s:
         key = create_key(s, "replicated", scopes="ingest,read").key
+        operator = create_operator(s, "replica-reader", PASSWORD).username
         s.commit()
     auth = {"Authorization": f"Bearer {key}"}
     on_replica = Statements(app.state.read_engine)
@@ -76,6 +81,7 @@ def test_reads_come_from_the_replica_once_replayed_and_writes_never_go_there(clu
     # Replay paused: the replica stays at this point, so what a read shows tells which server answered it.
     clusters.replica_sql("SELECT pg_wal_replay_pause()")
     with TestClient(app) as client:
+        assert sign_in(client, operator).status_code == 303  # the sign-in writes its session on the primary
         sent = event_dict()
         before = len(on_replica.sql)
         r = client.post("/v1/events", json={"events": [sent]}, headers=auth)
@@ -88,6 +94,8 @@ def test_reads_come_from_the_replica_once_replayed_and_writes_never_go_there(clu
             stored = s.scalar(text("SELECT id FROM events WHERE client_event_id = :e"), {"e": sent["event_id"]})
         assert stored is not None  # on the primary at once ...
         assert _listed(client, key, sent["event_id"]) == []  # ... not yet visible where the read API reads
+        page = client.get("/ui/p/replicated/events")  # nor in the UI's explorer
+        assert page.status_code == 200 and 'id="no-events"' in page.text and sent["prompt"] not in page.text
         assert len(on_replica.sql) > before
 
         lsn = clusters.primary_lsn()
@@ -98,6 +106,7 @@ def test_reads_come_from_the_replica_once_replayed_and_writes_never_go_there(clu
         detail = client.get(f"/v1/events/{items[0]['id']}", headers=auth)
         assert detail.status_code == 200, detail.text
         assert detail.json()["prompt"] == sent["prompt"]
+        assert sent["prompt"] in client.get("/ui/p/replicated/events").text
         # Another read route (metrics) answers from the replica too.
         reads_before = len(on_replica.sql)
         assert client.get("/v1/metrics", headers=auth).status_code == 200

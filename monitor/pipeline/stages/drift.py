@@ -131,7 +131,8 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
 
     if len(cur) >= need and len(ref) >= need:
         embedder = get_embedder(settings.embedding_model, device=settings.device,
-                                batch_size=settings.embedding_batch_size)
+                                batch_size=settings.embedding_batch_size, backend=settings.embedding_backend,
+                                cache_dir=settings.data_dir / "onnx")
         start = ctx.window_start.isoformat()
         salt = stable_seed(pid, "drift-sample")
         samples = {label: (sample_ids(seg_ref, cfg.drift_max_samples, salt),

@@ -1,0 +1,146 @@
+"""Migration 0013 converts a populated database to partitions and back without losing or changing a row, and
+the converted schema differs from the models only where partitioning requires it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine
+
+from monitor import migrations
+from monitor.db import make_engine
+from monitor.models import Base
+from monitor.partitions.schema import EVENT_CHILDREN, TABLES
+from monitor.partitions.service import partitioned_tables
+from monitor.tables import import_all_tables
+from tests.partitions.conftest import migrate_partitioned
+from tests.support import services
+
+# Each table's columns as before the migration, so the checksum compares what was there (not event_ts).
+CHECKED = {
+    "events": ("id", "id, project_id, client_event_id, ts, received_at, session_id, prompt, response, latency_ms, "
+                     "metadata"),
+    "feedback": ("id", "id, project_id, client_feedback_id, event_client_id, ts, score, comment"),
+    "event_vectors": ("event_id, field, model_key", "event_id, field, model_key, dim, vector"),
+    "event_scores": ("event_id, field, scorer", "event_id, field, scorer, score"),
+    "drift_cluster_events": ("event_id, metric", "project_id, window_start, metric, cluster, event_id"),
+}
+SEED = """
+INSERT INTO projects (slug, name, config, created_at) VALUES ('a', 'a', '{}', now()), ('b', 'b', '{}', now());
+INSERT INTO events (project_id, client_event_id, ts, received_at, session_id, prompt, response, latency_ms, metadata)
+  SELECT 1 + g % 2, 'e' || g, timestamptz '2026-11-20 00:00+00' + g * interval '97 seconds', now(), 's' || g % 7,
+         'prompt ' || g, CASE WHEN g % 5 > 0 THEN 'response ' || g END, g % 1000, jsonb_build_object('k', g % 3)
+  FROM generate_series(1, 12000) g;
+INSERT INTO events (project_id, client_event_id, ts, received_at) VALUES (1, 'ancient', '1999-01-01', now());
+INSERT INTO event_vectors (event_id, field, model_key, dim, vector)
+  SELECT id, 'prompt', 'm', 2, int4send(id::int) FROM events WHERE id % 3 > 0;
+INSERT INTO event_scores (event_id, field, scorer, score) SELECT id, 'response', 'tox', id / 7.0 FROM events;
+INSERT INTO feedback (project_id, client_feedback_id, event_client_id, ts, received_at, score, comment)
+  SELECT project_id, 'f' || id, client_event_id, ts + interval '1 minute', now(), 1, 'c' FROM events WHERE id % 4 = 0;
+INSERT INTO drift_cluster_events (project_id, window_start, metric, cluster, event_id)
+  SELECT project_id, date_trunc('hour', ts), 'drift.prompt', 1, id FROM events WHERE id % 50 = 0;
+"""
+
+
+@pytest.fixture
+def scratch(_servers: tuple[str, str], worker_id: str) -> Iterator[str]:
+    name = f"driftloop_part_conv_{services.checkout_tag()}_{worker_id}"[:63]
+    yield services.recreate_database(_servers[0], name)
+    services.drop_database(_servers[0], name)
+
+
+def _fingerprint(engine: Engine) -> dict[str, tuple[int, str]]:
+    out = {}
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET TimeZone = 'UTC'")
+        for table, (order, cols) in CHECKED.items():
+            out[table] = tuple(conn.exec_driver_sql(
+                f"SELECT count(*), md5(string_agg(row({cols})::text, ',' ORDER BY {order})) FROM {table}").one())
+    return out
+
+
+def test_a_populated_database_converts_both_ways_without_losing_a_row(scratch: str) -> None:
+    migrations.upgrade(scratch, "0011_drift_calibrations")
+    engine = make_engine(scratch)
+    try:
+        with engine.begin() as conn:
+            conn.connection.driver_connection.execute(SEED)  # type: ignore[union-attr]
+        before = _fingerprint(engine)
+        assert before["events"][0] == 12001 and before["event_vectors"][0] == 8001
+        migrate_partitioned(scratch)
+        engine.dispose()
+        with engine.connect() as conn:
+            assert {t.name for t in TABLES} <= partitioned_tables(conn)
+            # every event, whatever its day, is in a range or DEFAULT; its children carry its timestamp
+            assert conn.exec_driver_sql("SELECT count(*) FROM events_default").scalar_one() == 0
+            # history older than a month goes into month ranges, only where there are rows
+            assert conn.exec_driver_sql("SELECT tableoid::regclass::text FROM events WHERE client_event_id = "
+                                        "'ancient'").scalar_one() == "events_p19990101"
+            assert conn.exec_driver_sql("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass"
+                                        ).scalar_one() < 100  # daily since 1999 would be 10,000
+            assert conn.exec_driver_sql(
+                "SELECT count(*) FROM event_vectors v JOIN events e ON e.id = v.event_id AND e.ts = v.event_ts"
+            ).scalar_one() == 8001
+            assert conn.exec_driver_sql("SELECT count(*) FROM event_keys").scalar_one() == 12001
+            assert conn.exec_driver_sql("SELECT count(*) FROM feedback_keys").scalar_one() == 3000
+        assert _fingerprint(engine) == before
+        # the id sequence survived the rebuild: a new event gets the next id, not 1
+        with engine.begin() as conn:
+            new_id = conn.exec_driver_sql("INSERT INTO events (project_id, client_event_id, ts, received_at) "
+                                          "VALUES (1, 'new', now(), now()) RETURNING id").scalar_one()
+            assert new_id > 12001
+            conn.exec_driver_sql("DELETE FROM events WHERE id = %(i)s", {"i": new_id})
+        engine.dispose()
+        migrations.downgrade(scratch, "0011_drift_calibrations")
+        engine.dispose()
+        with engine.connect() as conn:
+            assert partitioned_tables(conn) == frozenset()
+            fks = conn.exec_driver_sql("SELECT conrelid::regclass::text FROM pg_constraint WHERE contype = 'f' "
+                                       "AND confrelid = 'events'::regclass").scalars()
+            assert sorted(fks) == sorted(EVENT_CHILDREN)
+        assert _fingerprint(engine) == before
+    finally:
+        engine.dispose()
+
+
+# What partitioning changes on purpose (monitor/partitions/schema.py): the partitions and the dedupe-key tables
+# are not models; the unique keys gain the partition key; the children lose their foreign key to events and their
+# event_ts becomes required.
+_PARTITION_TABLE = re.compile(
+    r"^(events|feedback|event_vectors|event_scores)_(p\d{8}|default)$|^(event|feedback)_keys$")
+
+
+def _expected(diff: object) -> bool:
+    if isinstance(diff, list):
+        return all(_expected(d) for d in diff)
+    kind, obj = diff[0], diff[1]  # type: ignore[index]
+    if kind in ("remove_table", "remove_index"):
+        table = obj.name if kind == "remove_table" else obj.table.name
+        return bool(_PARTITION_TABLE.match(table))
+    if kind == "modify_nullable":
+        return diff[2] in ("event_vectors", "event_scores") and diff[3] == "event_ts"  # type: ignore[index]
+    if kind == "add_fk":
+        return obj.table.name in EVENT_CHILDREN and obj.referred_table.name == "events"
+    if kind in ("add_constraint", "remove_constraint"):
+        return obj.table.name in ("events", "feedback")
+    return False
+
+
+def test_the_partitioned_schema_differs_from_the_models_only_where_partitioning_must(
+    part_url: str, recwarn: pytest.WarningsRecorder
+) -> None:
+    import_all_tables()
+    engine = make_engine(part_url)
+    try:
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    finally:
+        engine.dispose()
+    unexpected = [d for d in diff if not _expected(d)]
+    assert unexpected == []
+    kinds = {(d[0][0] if isinstance(d, list) else d[0]) for d in diff}
+    assert {"remove_table", "add_fk", "add_constraint", "modify_nullable"} <= kinds  # it did partition

@@ -1,0 +1,57 @@
+"""The project page shows one series per evaluator, and an evaluator that failed in the latest window says so
+with its message (both backends, real rows written by the evaluators stage)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.evaluators import registry
+from monitor.evaluators.base import EvalItem, EvalResult, EvaluatorFailed
+from monitor.ingest.service import ingest_events
+from monitor.projects.service import get_or_create_project
+from monitor.runner import process_window
+from monitor.schemas import EventIn
+from tests.support.factories import unique_slug
+from tests.ui.test_pages import card, text_of
+
+T0 = datetime(2026, 11, 21, 8, tzinfo=UTC)
+
+
+@dataclass
+class Down:
+    name: str
+    version: str = "down1"
+    fields: frozenset[str] = frozenset({"response"})
+    good_when_high: bool | None = None
+
+    def evaluate(self, items: Sequence[EvalItem]) -> list[EvalResult]:
+        raise EvaluatorFailed("judge endpoint http://127.0.0.1:9/v1 is down")
+
+
+def test_project_page_shows_evaluator_series_and_failure(ui: TestClient, session_maker: sessionmaker[Session],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(registry.BUILTINS, "down", lambda spec, settings: Down(spec.name))
+    slug = unique_slug("ev")
+    with session_maker() as s:
+        project = get_or_create_project(s, slug)
+        project.config = {"evaluators": [{"kind": "refusal"}, {"kind": "down", "name": "judge"}], "min_samples": 5}
+        ingest_events(s, project.id, [EventIn(event_id=f"e{i}", timestamp=T0 + timedelta(minutes=i), prompt="Hi?",
+                                              response="I'm sorry, but I can't help with that." if i % 4 == 0
+                                              else "Sure, here is how to reset your password.")
+                                      for i in range(40)])
+        s.commit()
+        pid = project.id
+    process_window(pid, T0, factory=session_maker, only=["evaluators"])
+    html = card(ui.get(f"/ui/p/{slug}/").text, slug)
+    group = html[html.index('data-kind="evaluators"'):]
+    text = text_of(group)
+    assert "refusal (refusal) rate 25" in text  # 10 of 40 refused, shown as a percentage
+    assert 'data-metric="eval.refusal.rate"' in group and 'data-metric="eval.judge.coverage"' in group
+    assert "failed" in text and "judge endpoint http://127.0.0.1:9/v1 is down" in text
+    assert group.count('<svg class="spark"') == 4  # a series per evaluator: its rate and its coverage

@@ -3,7 +3,7 @@ texts/s on this CPU, and what the `evaluators` window stage costs per 10,000 eve
 
     python bench/evaluators.py                       # every evaluator on the shipped extracts, then the stage cost
     python bench/evaluators.py --only refusal        # one evaluator (refusal, relevance, pii_leak,
-                                                     #   language_mismatch, degenerate, stage)
+                                                     #   language_mismatch, degenerate, injection, judge, stage)
     python bench/evaluators.py --calibrate-relevance # refit relevance's logistic curve on PandaLM (prints constants)
     python bench/evaluators.py --build-extracts /work/.mirror   # rebuild bench/data/evaluators/ from snapshots
 
@@ -223,9 +223,22 @@ def bench_stage(events: int = 10_000) -> None:
     stage_cost(events)
 
 
+def bench_injection() -> None:
+    from bench.evaluators_judge import injection_bench  # held-out split of injection_prompts.jsonl
+
+    injection_bench()
+
+
+def bench_judge() -> None:
+    from bench.evaluators_judge import judge_bench  # serve-model + SmolLM2 over real HTTP
+
+    judge_bench("smollm2", 6, 40)
+
+
 BENCHES: dict[str, Callable[[], None]] = {
     "refusal": bench_refusal, "relevance": bench_relevance, "pii_leak": bench_pii,
-    "language_mismatch": bench_language, "degenerate": bench_degenerate, "stage": bench_stage,
+    "language_mismatch": bench_language, "degenerate": bench_degenerate, "injection": bench_injection,
+    "judge": bench_judge, "stage": bench_stage,
 }
 
 

@@ -77,20 +77,23 @@ def test_tiny_model_judge_garbage_is_charged_and_fails_the_evaluator(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
-def test_smollm2_judge_gives_verdicts(session: Session, session_maker: sessionmaker[Session],
+def test_smollm2_judge_over_real_http(session: Session, session_maker: sessionmaker[Session],
                                       settings: Settings) -> None:
+    """SmolLM2-135M is too small to follow the verdict format (measured: it echoes the rubric or answers in
+    prose, see BENCHMARKS.md), so what this shows is the real-model path: every call answered and charged, each
+    reply a verdict or an 'unusable verdict' item error, and when none parses the evaluator fails cleanly."""
     lm = load_causal_lm(None, device="cpu")
     project = get_or_create_project(session, unique_slug())
     session.commit()
     with serving(settings, project.slug, session_maker, lm) as url:
-        ev = JudgeEvaluator(JudgeClient(url, "champion", max_tokens=40, timeout_s=300, max_attempts=1),
-                            rubric="helpfulness", cache=_Cache(),
-                            window_deadline_s=600)
+        ledger = SqlLedger(session_maker, project.id, "judge", 100_000)
+        ev = JudgeEvaluator(JudgeClient(url, "champion", max_tokens=30, timeout_s=600, max_attempts=1),
+                            rubric="helpfulness", ledger=ledger, cache=_Cache(), window_deadline_s=1800)
         try:
             results = ev.evaluate(ITEMS)
-        except EvaluatorFailed as exc:  # a 135M model may not manage the format at all: say what it answered
-            pytest.fail(f"SmolLM2 produced no verdict: {exc}")
-    scored = [r for r in results if r.value is not None]
-    assert scored, [r.error for r in results]
-    assert all(0.0 <= r.value <= 1.0 and r.explanation.startswith("helpfulness") for r in scored)  # type: ignore[operator]
-    assert ev.stats.calls == 4
+        except EvaluatorFailed as exc:
+            assert "no usable verdict in 4 replies" in str(exc)
+            results = exc.results  # type: ignore[attr-defined]
+    assert ev.stats.calls == 4 and ledger.spent() == ev.stats.tokens > 0
+    for r in results:
+        assert (r.value is not None and 0.0 <= r.value <= 1.0) or (r.error or "").startswith("unusable verdict")

@@ -13,8 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("onnxruntime")
-
 from monitor.embeddings import get_embedder
 from monitor.onnx_embeddings import INT8_SUFFIX, OnnxUnsupported
 

@@ -30,7 +30,7 @@ def test_read_change_and_audit(client: TestClient, session: Session) -> None:
     done = client.patch("/v1/project/config", json={"segment_keys": ["region"], "bias_attribute": "region"},
                         headers=_h(admin.key))
     assert done.status_code == 200 and done.json()["change_id"] is not None, done.text
-    assert done.json()["recompute"]["families"] == ["bias", "drift", "feedback", "ops", "safety"]
+    assert done.json()["recompute"]["families"] == ["bias", "drift", "eval", "feedback", "ops", "safety"]
     put = client.put("/v1/project/config", json={"segment_keys": ["region"]}, headers=_h(admin.key))
     assert put.json()["changes"] == [{"key": "bias_attribute", "before": "region", "after": None}]  # PUT replaces
     history = client.get("/v1/project/config/history", headers=_h(reader.key)).json()

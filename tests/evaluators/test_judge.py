@@ -152,3 +152,20 @@ def test_version_changes_with_rubric_policy_model_threshold(server: JudgeServer)
     assert len({a.version, b.version, c.version}) == 3
     with pytest.raises(ValueError, match="policy"):
         judge(server.url, rubric="policy")
+
+
+def test_calls_paced_by_the_rate_budget(server: JudgeServer) -> None:
+    """At 600 calls/minute, consecutive calls are at least 0.1 s apart: the evaluator asks to wait for the rest
+    (recorded, not slept, here), never more than the interval, and only between calls."""
+    waits: list[float] = []
+    client = JudgeClient(server.url, "judge-model", max_attempts=1)
+    ev = JudgeEvaluator(client, rubric="helpfulness", cache=_Cache(), max_calls_per_minute=600, sleep=waits.append)
+    results = ev.evaluate(items(4))
+    assert all(r.value is not None for r in results) and len(server.requests) == 4
+    assert len(waits) <= 3 and all(0 < w <= 0.1 for w in waits)
+    # A pace whose next slot lies past the window's deadline leaves the rest as deadline errors, without waiting.
+    slow = JudgeEvaluator(client, rubric="helpfulness", cache=_Cache(), max_calls_per_minute=1,
+                          window_deadline_s=5, sleep=waits.append)
+    out = slow.evaluate(items(3, wrong_every=5))
+    assert out[0].value is not None and all("deadline" in (r.error or "") for r in out[1:])
+    assert len(waits) <= 3

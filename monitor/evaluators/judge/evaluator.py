@@ -15,7 +15,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +73,9 @@ class JudgeEvaluator:
 
     def __init__(self, client: JudgeClient, *, name: str = "judge", rubric: str | Rubric = "helpfulness",
                  policy: str = "", threshold: float = 0.5, ledger: SpendLedger | None = None,
-                 window_deadline_s: float = 120.0, cache: _Cache | None = None) -> None:
+                 window_deadline_s: float = 120.0, cache: _Cache | None = None,
+                 max_calls_per_minute: float | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.rubric = rubric if isinstance(rubric, Rubric) else RUBRICS[rubric]
         if self.rubric.name == "policy" and not policy.strip():
             raise ValueError("the policy rubric needs params.policy (the policy text)")
@@ -86,6 +88,11 @@ class JudgeEvaluator:
         self.fields = self.rubric.fields
         self.ledger: SpendLedger = ledger or MemoryLedger(None)
         self.window_deadline_s = window_deadline_s
+        # Rate budget: calls are paced at least 60 / max_calls_per_minute seconds apart (a provider's rate limit,
+        # or a shared vLLM the app itself needs); a wait that would pass the window's deadline is not taken.
+        self.min_interval_s = 60.0 / max_calls_per_minute if max_calls_per_minute else 0.0
+        self._sleep = sleep
+        self._last_call: float | None = None
         self.cache = cache or _SHARED_CACHE
         fp = self.rubric.fingerprint(policy)
         self.version = f"{self.rubric.name}-{fp}-{client.model}-t{threshold:g}"[:64]
@@ -147,6 +154,14 @@ class JudgeEvaluator:
             if cached is not None:
                 out[i], hits = cached, hits + 1
                 continue
+            if self.min_interval_s and self._last_call is not None:
+                wait = self._last_call + self.min_interval_s - time.monotonic()
+                if wait > 0 and time.monotonic() + wait >= deadline:
+                    out[i] = EvalResult(None, None, "", error="the window's judge deadline was reached before this "
+                                                              "item (calls are paced by max_calls_per_minute)")
+                    continue
+                if wait > 0:
+                    self._sleep(wait)
             estimate = self._estimate(messages)
             if not self.ledger.reserve(estimate):
                 budget_refused += 1
@@ -154,6 +169,7 @@ class JudgeEvaluator:
                 out[i] = EvalResult(None, None, "", error=f"{BUDGET_MESSAGE}: {self.ledger.spent()} of {limit} "
                                                           "tokens spent today; no call made")
                 continue
+            self._last_call = time.monotonic()
             try:
                 completion = self.client.complete(messages, deadline=deadline)
             except DeadlineReached as exc:

@@ -24,6 +24,7 @@ class JudgeParams(BaseModel):
     api_key_name: str | None = Field(None, max_length=64, description="A key stored with set-judge-key.")
     threshold: float = Field(0.5, gt=0, le=1, description="Score (0-1) at or above which the label is true.")
     max_tokens_per_day: int | None = Field(None, ge=0, description="Overrides DRIFTLOOP_JUDGE_MAX_TOKENS_PER_DAY.")
+    max_calls_per_minute: float | None = Field(None, gt=0, le=100_000, description="Rate budget of this judge.")
     max_output_tokens: int = Field(200, ge=16, le=4096)
     timeout_seconds: float | None = Field(None, gt=0, le=600)
     window_deadline_seconds: float | None = Field(None, gt=0, le=3600)
@@ -54,7 +55,8 @@ def build_judge(name: str, params: Mapping[str, Any], settings: Settings, *, api
     limit = p.max_tokens_per_day if p.max_tokens_per_day is not None else settings.judge_max_tokens_per_day
     ev = JudgeEvaluator(client, name=name, rubric=p.rubric, policy=p.policy, threshold=p.threshold,
                         ledger=ledger or MemoryLedger(limit),
-                        window_deadline_s=p.window_deadline_seconds or settings.judge_window_deadline_seconds)
+                        window_deadline_s=p.window_deadline_seconds or settings.judge_window_deadline_seconds,
+                        max_calls_per_minute=p.max_calls_per_minute)
     ev.params = p
     ev.daily_limit = limit
     return ev

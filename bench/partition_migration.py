@@ -1,4 +1,4 @@
-"""How long migration 0013 takes to convert an existing database to partitions, per million rows.
+"""How long migration 0014 takes to convert an existing database to partitions, per million rows.
 
     python bench/partition_migration.py [--events 1000000] [--days 60]
 
@@ -38,7 +38,7 @@ def main() -> None:
     try:
         os.environ["DRIFTLOOP_PARTITION_INTERVAL"] = "off"
         reset_settings_cache()
-        migrations.upgrade(url, "0011_drift_calibrations")
+        migrations.upgrade(url, "0013_judge")
         span = args.days * 86400.0 / args.events
         started = time.monotonic()
         with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:

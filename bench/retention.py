@@ -3,7 +3,7 @@
     python bench/retention.py [--events 10000000] [--days 30] [--keep-days 15] [--batch-size 5000] [--mode both]
 
 For each mode, a fresh database is migrated (`partition`: with DRIFTLOOP_PARTITION_INTERVAL=day, so migration
-0013 builds daily partitions; `delete`: plain tables), filled by SQL (`generate_series`, not the API: filling is
+0014 builds daily partitions; `delete`: plain tables), filled by SQL (`generate_series`, not the API: filling is
 not what is measured) with `--events` events spread evenly over the last `--days` days, vacuumed, and then
 retention keeps `--keep-days` (so about half the rows expire). While retention runs, an ingest loop stores
 batches of 100 events through the collector's own service function (`monitor.ingest.service.ingest_events`,

@@ -1,4 +1,4 @@
-"""Convert the growing tables between the plain and the partitioned shape on Postgres (migration 0013).
+"""Convert the growing tables between the plain and the partitioned shape on Postgres (migration 0014).
 
 Each table is rebuilt, not altered in place (Postgres cannot partition an existing table): the old one is
 renamed aside, the new one created under the real name with the other shape's keys, the rows copied in
@@ -117,7 +117,7 @@ def to_partitioned(conn: Connection, interval: Interval, ahead_days: int = 7,
             # the event's timestamp, from the already converted events; an orphan (none exist: there was a
             # foreign key) would fall out of the join
             cols = [c for c in _cols(conn, old) if c != "event_ts"]
-            # (event_ts is the last column of both tables: 0013 added it)
+            # (event_ts is the last column of both tables: 0014 added it)
             select = (f"SELECT {', '.join('o.' + c for c in cols)}, e.ts FROM {old} o "
                       "JOIN events e ON e.id = o.event_id")
         else:

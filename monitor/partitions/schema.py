@@ -8,8 +8,8 @@ unless the key includes that column; so when converted:
   non-partitioned tables, `event_keys` and `feedback_keys`, whose primary key is the client id per project
   (a retry whose server-assigned timestamp differs would otherwise land in another partition as a new row).
 - `event_vectors` and `event_scores` (by `event_ts`, their event's timestamp, written with them) so an
-  expired day's embeddings and scores go with its events; their foreign keys to `events` are dropped, as is
-  `drift_cluster_events`'s (retention and erasure delete those rows explicitly).
+  expired day's embeddings and scores go with its events; their foreign keys to `events` are dropped, as are
+  `drift_cluster_events`'s and `eval_scores`'s (retention and erasure delete those rows explicitly).
 """
 
 from __future__ import annotations
@@ -76,4 +76,4 @@ BY_NAME = {t.name: t for t in TABLES}
 # The client-id column of each keys table's plain unique key
 KEY_COLUMNS = {"event_keys": "client_event_id", "feedback_keys": "client_feedback_id"}
 # Tables that lose their foreign key to `events` when it is partitioned (and get it back when it is not).
-EVENT_CHILDREN = ("event_vectors", "event_scores", "drift_cluster_events")
+EVENT_CHILDREN = ("event_vectors", "event_scores", "drift_cluster_events", "eval_scores")

@@ -181,7 +181,8 @@ def apply_retention(
 
 def _forget_expired(factory: sessionmaker[Session], cutoff: datetime, batch_size: int) -> int:
     """Partitioned storage, after the drops and DELETEs: the dedupe keys of the expired events and feedback, and
-    the drift cluster memberships of events that went (no foreign key cascades from a partitioned table), in
+    the drift cluster memberships and evaluator scores of events that went (no foreign key cascades from a
+    partitioned table; a score made after the cutoff of an expired event goes in a later run), in
     batches (larger than the events': a key row is a few dozen bytes, and no writer touches an expired key)."""
     batches = 0
     statements = [f"DELETE FROM {keys} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {keys} WHERE ts < :cutoff "
@@ -189,6 +190,10 @@ def _forget_expired(factory: sessionmaker[Session], cutoff: datetime, batch_size
     statements.append("DELETE FROM drift_cluster_events WHERE ctid = ANY(ARRAY("
                       "SELECT d.ctid FROM drift_cluster_events d "
                       "WHERE d.window_start < :cutoff AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = d.event_id) "
+                      "LIMIT :n FOR UPDATE SKIP LOCKED))")
+    statements.append("DELETE FROM eval_scores WHERE ctid = ANY(ARRAY("
+                      "SELECT s.ctid FROM eval_scores s "
+                      "WHERE s.created_at < :cutoff AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = s.event_id) "
                       "LIMIT :n FOR UPDATE SKIP LOCKED))")
     for sql in statements:
         while True:

@@ -1,4 +1,4 @@
-"""Migration 0013 converts a populated database to partitions and back without losing or changing a row, and
+"""Migration 0014 converts a populated database to partitions and back without losing or changing a row, and
 the converted schema differs from the models only where partitioning requires it."""
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def _fingerprint(engine: Engine) -> dict[str, tuple[int, str]]:
 
 
 def test_a_populated_database_converts_both_ways_without_losing_a_row(scratch: str) -> None:
-    migrations.upgrade(scratch, "0011_drift_calibrations")
+    migrations.upgrade(scratch, "0013_judge")
     engine = make_engine(scratch)
     try:
         with engine.begin() as conn:
@@ -95,7 +95,7 @@ def test_a_populated_database_converts_both_ways_without_losing_a_row(scratch: s
             assert new_id > 12001
             conn.exec_driver_sql("DELETE FROM events WHERE id = %(i)s", {"i": new_id})
         engine.dispose()
-        migrations.downgrade(scratch, "0011_drift_calibrations")
+        migrations.downgrade(scratch, "0013_judge")
         engine.dispose()
         with engine.connect() as conn:
             assert partitioned_tables(conn) == frozenset()

@@ -143,6 +143,8 @@ class OnnxSentenceEncoder:
         self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id("[PAD]") or 0)
         options = ort.SessionOptions()
         options.inter_op_num_threads = 1
+        # Idle threads sleep instead of spinning: on a shared or busy machine spinning burns CPU other work needs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])

@@ -32,6 +32,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from monitor.encoding import iso
 from monitor.errors import FieldError, NotFoundError
+from monitor.evaluators.models import EvalScore
 from monitor.events.filters import EventFilters, decode_cursor, encode_cursor
 from monitor.events.search import DOCUMENT, TS_CONFIG, text_condition
 from monitor.models import Event, Feedback, Project
@@ -289,6 +290,11 @@ def event_detail(session: Session, project: Project, event_id: int) -> dict[str,
          "kind": "sentiment" if s.scorer == SENTIMENT_SCORER else ("toxicity" if s.scorer == tox_key else "other")}
         for s in session.scalars(select(EventScore).where(EventScore.event_id == e.id)
                                  .order_by(EventScore.field, EventScore.scorer))]
+    out["evaluations"] = [  # every evaluator version that scored it, newest first
+        {"evaluator": v.evaluator, "version": v.version, "value": v.value, "label": v.label,
+         "explanation": v.explanation, "error": v.error, "created_at": iso(v.created_at)}
+        for v in session.scalars(select(EvalScore).where(EvalScore.event_id == e.id)
+                                 .order_by(EvalScore.evaluator, EvalScore.created_at.desc()))]
     out["feedback"] = [
         {"id": fb.id, "feedback_id": fb.client_feedback_id, "ts": iso(fb.ts), "score": fb.score, "label": fb.label,
          "comment": fb.comment, "corrected_response": fb.corrected_response, "metadata": fb.meta,

@@ -22,10 +22,6 @@ Progress = Callable[[str], None]
 BATCH_ROWS = 50_000
 
 
-def _q(conn: Connection, sql: str) -> None:
-    conn.exec_driver_sql(sql)
-
-
 def _cols(conn: Connection, table: str) -> list[str]:
     return list(conn.exec_driver_sql(
         "SELECT attname FROM pg_attribute WHERE attrelid = %(t)s::regclass AND attnum > 0 AND NOT attisdropped "
@@ -36,32 +32,32 @@ def _set_aside(conn: Connection, spec: PartitionedTable) -> str:
     """Rename the table to `<name>_old` and drop its indexes and constraints but the primary key (renamed), so
     the new table can take their names. The sequence of an id column is kept (its owner changes later)."""
     old = f"{spec.name}_old"
-    _q(conn, f"ALTER TABLE {spec.name} RENAME TO {old}")
-    _q(conn, f"ALTER TABLE {old} RENAME CONSTRAINT {spec.name}_pkey TO {old}_pkey")
+    conn.exec_driver_sql(f"ALTER TABLE {spec.name} RENAME TO {old}")
+    conn.exec_driver_sql(f"ALTER TABLE {old} RENAME CONSTRAINT {spec.name}_pkey TO {old}_pkey")
     for name, _ in spec.unique:
-        _q(conn, f"ALTER TABLE {old} DROP CONSTRAINT IF EXISTS {name}")
+        conn.exec_driver_sql(f"ALTER TABLE {old} DROP CONSTRAINT IF EXISTS {name}")
     for name, _ in spec.indexes:
-        _q(conn, f"DROP INDEX IF EXISTS {name}")
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
     if spec.id_column == "id":
-        _q(conn, f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY NONE")
+        conn.exec_driver_sql(f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY NONE")
     return old
 
 
 def _build(conn: Connection, spec: PartitionedTable, old: str, partitioned: bool) -> None:
     by = f" PARTITION BY RANGE ({spec.key})" if partitioned else ""
-    _q(conn, f"CREATE TABLE {spec.name} (LIKE {old} INCLUDING DEFAULTS){by}")
+    conn.exec_driver_sql(f"CREATE TABLE {spec.name} (LIKE {old} INCLUDING DEFAULTS){by}")
     pk = spec.partitioned_pk if partitioned else spec.plain_pk
-    _q(conn, f"ALTER TABLE {spec.name} ADD CONSTRAINT {spec.name}_pkey PRIMARY KEY ({', '.join(pk)})")
+    conn.exec_driver_sql(f"ALTER TABLE {spec.name} ADD CONSTRAINT {spec.name}_pkey PRIMARY KEY ({', '.join(pk)})")
     if not partitioned and spec.key == "event_ts":
-        _q(conn, f"ALTER TABLE {spec.name} ALTER COLUMN event_ts DROP NOT NULL")
+        conn.exec_driver_sql(f"ALTER TABLE {spec.name} ALTER COLUMN event_ts DROP NOT NULL")
     for name, cols in spec.unique:
         key = (*cols, spec.key) if partitioned else cols
-        _q(conn, f"ALTER TABLE {spec.name} ADD CONSTRAINT {name} UNIQUE ({', '.join(key)})")
+        conn.exec_driver_sql(f"ALTER TABLE {spec.name} ADD CONSTRAINT {name} UNIQUE ({', '.join(key)})")
     for name, how in spec.indexes:
-        _q(conn, f"CREATE INDEX {name} ON {spec.name} {how}")
+        conn.exec_driver_sql(f"CREATE INDEX {name} ON {spec.name} {how}")
     if spec.id_column == "id":
-        _q(conn, f"ALTER TABLE {spec.name} ADD CONSTRAINT {spec.name}_project_id_fkey FOREIGN KEY (project_id) "
-                 "REFERENCES projects (id) ON DELETE CASCADE")
+        conn.exec_driver_sql(f"ALTER TABLE {spec.name} ADD CONSTRAINT {spec.name}_project_id_fkey "
+                             "FOREIGN KEY (project_id) REFERENCES projects (id) ON DELETE CASCADE")
 
 
 def _copy(conn: Connection, spec: PartitionedTable, old: str, select: str, progress: Progress) -> int:
@@ -109,11 +105,11 @@ def to_partitioned(conn: Connection, interval: Interval, ahead_days: int = 7,
                    progress: Progress = lambda _m: None, now: datetime | None = None) -> dict[str, int]:
     """Plain -> partitioned. Returns rows copied per table."""
     now = now or datetime.now(UTC)
-    _q(conn, "SET LOCAL TimeZone = 'UTC'")
+    conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
     for spec in TABLES:
-        _q(conn, f"LOCK TABLE {spec.name} IN SHARE ROW EXCLUSIVE MODE")
+        conn.exec_driver_sql(f"LOCK TABLE {spec.name} IN SHARE ROW EXCLUSIVE MODE")
     for child in EVENT_CHILDREN:
-        _q(conn, f"ALTER TABLE {child} DROP CONSTRAINT IF EXISTS {child}_event_id_fkey")
+        conn.exec_driver_sql(f"ALTER TABLE {child} DROP CONSTRAINT IF EXISTS {child}_event_id_fkey")
     copied: dict[str, int] = {}
     for spec in TABLES:
         old = _set_aside(conn, spec)
@@ -129,47 +125,48 @@ def to_partitioned(conn: Connection, interval: Interval, ahead_days: int = 7,
         _build(conn, spec, old, partitioned=True)
         for b in _initial_ranges(conn, "events" if spec.key == "event_ts" else old,
                                  "ts" if spec.key == "event_ts" else spec.key, interval, ahead_days, now):
-            _q(conn, f"CREATE TABLE {spec.partition_name(b.suffix())} PARTITION OF {spec.name} "
-                     f"FOR VALUES FROM ('{b.lower.isoformat()}') TO ('{b.upper.isoformat()}')")
-        _q(conn, f"CREATE TABLE {spec.default_partition} PARTITION OF {spec.name} DEFAULT")
+            conn.exec_driver_sql(f"CREATE TABLE {spec.partition_name(b.suffix())} PARTITION OF {spec.name} "
+                                 f"FOR VALUES FROM ('{b.lower.isoformat()}') TO ('{b.upper.isoformat()}')")
+        conn.exec_driver_sql(f"CREATE TABLE {spec.default_partition} PARTITION OF {spec.name} DEFAULT")
         copied[spec.name] = _copy(conn, spec, old, select, progress)
-        _q(conn, f"DROP TABLE {old}")
+        conn.exec_driver_sql(f"DROP TABLE {old}")
         if spec.id_column == "id":
-            _q(conn, f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY {spec.name}.id")
+            conn.exec_driver_sql(f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY {spec.name}.id")
         if spec.keys_table:
             client = KEY_COLUMNS[spec.keys_table]
-            _q(conn, f"CREATE TABLE {spec.keys_table} (project_id integer NOT NULL, {client} varchar(128) NOT NULL, "
-                     f"ts timestamptz NOT NULL, PRIMARY KEY (project_id, {client}))")
-            _q(conn, f"CREATE INDEX ix_{spec.keys_table}_ts ON {spec.keys_table} (ts)")
-            _q(conn, f"INSERT INTO {spec.keys_table} SELECT project_id, {client}, min(ts) FROM {spec.name} "
-                     f"GROUP BY project_id, {client}")
+            conn.exec_driver_sql(f"CREATE TABLE {spec.keys_table} (project_id integer NOT NULL, "
+                                 f"{client} varchar(128) NOT NULL, ts timestamptz NOT NULL, "
+                                 f"PRIMARY KEY (project_id, {client}))")
+            conn.exec_driver_sql(f"CREATE INDEX ix_{spec.keys_table}_ts ON {spec.keys_table} (ts)")
+            conn.exec_driver_sql(f"INSERT INTO {spec.keys_table} SELECT project_id, {client}, min(ts) FROM {spec.name} "
+                                 f"GROUP BY project_id, {client}")
     return copied
 
 
 def to_plain(conn: Connection, progress: Progress = lambda _m: None) -> dict[str, int]:
     """Partitioned -> plain (the migration's downgrade). Returns rows copied per table."""
     for spec in TABLES:
-        _q(conn, f"LOCK TABLE {spec.name} IN SHARE ROW EXCLUSIVE MODE")
+        conn.exec_driver_sql(f"LOCK TABLE {spec.name} IN SHARE ROW EXCLUSIVE MODE")
     copied: dict[str, int] = {}
     for spec in TABLES:
         old = f"{spec.name}_old"
-        _q(conn, f"ALTER TABLE {spec.name} RENAME TO {old}")
-        _q(conn, f"ALTER TABLE {old} RENAME CONSTRAINT {spec.name}_pkey TO {old}_pkey")
-        _q(conn, f"ALTER TABLE {old} DROP CONSTRAINT IF EXISTS {spec.name}_project_id_fkey")
+        conn.exec_driver_sql(f"ALTER TABLE {spec.name} RENAME TO {old}")
+        conn.exec_driver_sql(f"ALTER TABLE {old} RENAME CONSTRAINT {spec.name}_pkey TO {old}_pkey")
+        conn.exec_driver_sql(f"ALTER TABLE {old} DROP CONSTRAINT IF EXISTS {spec.name}_project_id_fkey")
         for name, _ in spec.unique:
-            _q(conn, f"ALTER TABLE {old} DROP CONSTRAINT {name}")
+            conn.exec_driver_sql(f"ALTER TABLE {old} DROP CONSTRAINT {name}")
         for name, _ in spec.indexes:
-            _q(conn, f"DROP INDEX IF EXISTS {name}")
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
         if spec.id_column == "id":
-            _q(conn, f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY NONE")
+            conn.exec_driver_sql(f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY NONE")
         _build(conn, spec, old, partitioned=False)
         copied[spec.name] = _copy(conn, spec, old, f"SELECT o.* FROM {old} o", progress)
-        _q(conn, f"DROP TABLE {old}")  # and its partitions
+        conn.exec_driver_sql(f"DROP TABLE {old}")  # and its partitions
         if spec.id_column == "id":
-            _q(conn, f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY {spec.name}.id")
+            conn.exec_driver_sql(f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY {spec.name}.id")
         if spec.keys_table:
-            _q(conn, f"DROP TABLE {spec.keys_table}")
+            conn.exec_driver_sql(f"DROP TABLE {spec.keys_table}")
     for child in EVENT_CHILDREN:
-        _q(conn, f"ALTER TABLE {child} ADD CONSTRAINT {child}_event_id_fkey FOREIGN KEY (event_id) "
-                 "REFERENCES events (id) ON DELETE CASCADE")
+        conn.exec_driver_sql(f"ALTER TABLE {child} ADD CONSTRAINT {child}_event_id_fkey FOREIGN KEY (event_id) "
+                             "REFERENCES events (id) ON DELETE CASCADE")
     return copied

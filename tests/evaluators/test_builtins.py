@@ -87,7 +87,6 @@ def test_pii_leak_ignores_echoed_pii_by_default() -> None:
 
 
 def test_language_mismatch_on_tatoeba_pairs() -> None:
-    pytest.importorskip("py3langid")
     from monitor.evaluators.language import LanguageMismatchEvaluator
 
     rows = [line.rstrip("\n").split("\t") for line in (DATA / "tatoeba_pairs.tsv").open(encoding="utf-8")][1:]

@@ -10,11 +10,28 @@ from pathlib import Path
 from tests.support.services import repo_root
 
 SQL_CALLS = frozenset({"execute", "exec_driver_sql", "executemany", "executescript", "copy", "text"})
+_PARTITION_NAMES = ("table, partition, index, constraint and column names from monitor/partitions/schema.py "
+                    "(code constants) or the catalogue, an interval from a Literal setting; never a value")
+_BOUNDS = "; range bounds are isoformat() of datetimes computed by monitor/partitions/bounds.py"
 # (file, function) -> why its dynamic SQL is safe.
 REVIEWED: dict[tuple[str, str], str] = {
     ("monitor/ingest/service.py", "_copy_insert"): (
         "the staging table, column list and conflict columns come from module constants (_EVENT_COLUMNS, "
         "_FEEDBACK_COLUMNS) and the ORM table name; every value travels through COPY, never through the SQL text"
+    ),
+    ("monitor/partitions/convert.py", "_set_aside"): _PARTITION_NAMES,
+    ("monitor/partitions/convert.py", "_build"): _PARTITION_NAMES + " (and its index definitions)",
+    ("monitor/partitions/convert.py", "_copy"): _PARTITION_NAMES + "; batch bounds are integers from min/max(id)",
+    ("monitor/partitions/convert.py", "_initial_ranges"): _PARTITION_NAMES + "; the dates are bound parameters",
+    ("monitor/partitions/convert.py", "to_partitioned"): _PARTITION_NAMES + _BOUNDS,
+    ("monitor/partitions/convert.py", "to_plain"): _PARTITION_NAMES,
+    ("monitor/partitions/service.py", "create_partition"): _PARTITION_NAMES + _BOUNDS,
+    ("monitor/partitions/service.py", "ensure_partitions"): _PARTITION_NAMES + "; the interval is a Literal setting",
+    ("monitor/partitions/service.py", "partition_rows"): "a partition name read from the catalogue (pg_inherits)",
+    ("monitor/partitions/service.py", "drop_partitions"): "partition names read from the catalogue (pg_inherits)",
+    ("monitor/partitions/service.py", "forget_client_ids"): _PARTITION_NAMES + "; the ids are bound parameters",
+    ("monitor/retention/service.py", "_forget_expired"): (
+        "the key-table names are literals in the function; the cutoff and batch size are bound parameters"
     ),
     ("monitor/events/queries.py", "_estimate"): (
         "prefixes EXPLAIN to a statement SQLAlchemy compiled from the explorer's own query; its values stay bound "

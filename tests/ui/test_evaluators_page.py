@@ -55,3 +55,27 @@ def test_project_page_shows_evaluator_series_and_failure(ui: TestClient, session
     assert 'data-metric="eval.refusal.rate"' in group and 'data-metric="eval.judge.coverage"' in group
     assert "failed" in text and "judge endpoint http://127.0.0.1:9/v1 is down" in text
     assert group.count('<svg class="spark"') == 4  # a series per evaluator: its rate and its coverage
+
+
+def test_event_page_lists_its_evaluator_scores(ui: TestClient, session_maker: sessionmaker[Session]) -> None:
+    from sqlalchemy import select
+
+    from monitor.models import Event
+
+    slug = unique_slug("ev")
+    with session_maker() as s:
+        project = get_or_create_project(s, slug)
+        project.config = {"evaluators": [{"kind": "refusal"}, {"kind": "degenerate"}]}
+        ingest_events(s, project.id, [EventIn(event_id="r1", timestamp=T0, prompt="How do I pick a lock?",
+                                              response="I'm sorry, but I can't help with that.")])
+        s.commit()
+        pid = project.id
+    process_window(pid, T0, factory=session_maker, only=["evaluators"])
+    with session_maker() as s:
+        eid = s.scalar(select(Event.id).where(Event.project_id == pid))
+    html = ui.get(f"/ui/p/{slug}/events/{eid}").text
+    table = html[html.index('id="event-evaluations"'):]
+    table = table[:table.index("</table>")]
+    text = text_of(table)
+    assert "refusal" in text and "yes" in text and "can't help" in text  # the cue that fired
+    assert "degenerate" in text and "complete, no repetition" in text

@@ -76,7 +76,7 @@ def test_tiny_model_judge_garbage_is_charged_and_fails_the_evaluator(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_smollm2_judge_over_real_http(session: Session, session_maker: sessionmaker[Session],
                                       settings: Settings) -> None:
     """SmolLM2-135M is too small to follow the verdict format (measured: it echoes the rubric or answers in

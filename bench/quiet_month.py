@@ -233,6 +233,15 @@ def report(state: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"| false pages | {quiet_pages} |")
     if days > 0:
         print(f"| false pages per 30 days (extrapolated) | {quiet_pages / days * 30:.2f} |")
+    rows = len(segment_labels(args.segments)) * len(FIELDS) * len(METHODS)
+    flags = sum(len(row["flagged"]) for row in state["windows"] if row["shift"] == 0)
+    if quiet_windows:
+        rate = flags / (quiet_windows * rows)
+        # What a short run's zero can hide: pages a month would bring if every rule flagged independently from
+        # window to window at the rate seen here (flags of one rule in consecutive windows are what page).
+        print(f"| flagged rows per (segment, field, method) and quiet window | {rate:.4f} ({flags} flags) |")
+        print(f"| pages per 30 days if each rule flagged independently at that rate | "
+              f"{rows * 30 * WINDOWS_PER_DAY * rate**args.for_windows:.1f} |")
     print(f"| bound if each quiet window flagged w.p. alpha | "
           f"{monthly_false_pages(args.alpha, args.for_windows, 300):.2f} per 30 days |")
     if shift_start:

@@ -1,11 +1,13 @@
 """Toxicity scorers and the window-level toxicity summary.
 
-A scorer turns texts into probabilities in [0, 1] that a text is toxic. Four backends:
+A scorer turns texts into probabilities in [0, 1] that a text is toxic. Backends:
 
-- ``minilm-head`` (default): a small classifier head over the MiniLM sentence vectors the pipeline already
-  stores, plus the lexical model's score as a feature (``monitor.safety.embedding_head``). Trained on public
-  labelled data with neutral identity mentions weighted in; given stored vectors it scores tens of
-  thousands of texts/s.
+- ``minilm-combined`` (default): the ensemble head below for hate, OR the lexical model on the text with identity
+  terms masked for explicit abuse (``monitor.safety.combined``): ranks implicit hate well, flags plain rudeness,
+  and does not flag people for naming who they are. Given stored vectors it scores thousands of texts/s.
+- ``minilm-head[:ensemble]``: a small classifier head over the MiniLM sentence vectors the pipeline already
+  stores, plus the lexical model's score as a feature (``monitor.safety.embedding_head``); the plain head was
+  the previous default, the ensemble is the combined default's hate part.
 - ``profanity``: alt-profanity-check, a linear model over word n-grams. Very fast
   (~1e5 texts/s) and fully offline, but it keys on vocabulary: it misses threats and
   identity-based hate that avoids swear words, and over-scores friendly profanity and some
@@ -29,9 +31,9 @@ from monitor.safety.batching import score_in_batches
 from monitor.safety.intervals import wilson_interval
 from monitor.safety.serialization import json_safe
 
-# The default scorer's (minilm-head) decision threshold: chosen on the validation split of its training data
-# (maximal source-balanced Youden J; bootstrap interval in the head's metadata and docs/safety.md) by
-# `python bench/train_toxicity_head.py`; a test checks it equals the shipped head's threshold.
+# The default scorer's (minilm-combined) decision threshold: its score maps each part's own calibrated threshold
+# (chosen on the validation split of the training data: bench/train_toxicity_head.py, then
+# bench/calibrate_toxicity_combined.py; figures in docs/safety.md) to 0.5; a test checks the scorer uses it.
 DEFAULT_TOXICITY_THRESHOLD = 0.606
 
 # Chosen for the profanity backend from its scores on realistic hateful vs neutral
@@ -124,13 +126,19 @@ class DetoxifyScorer:
 
 
 def get_scorer(spec: str = DEFAULT_TOXICITY_SCORER, **options: Any) -> ToxicityScorer:
-    """Build a scorer from a spec string: ``minilm-head[:<weights .npz> or packaged name]``, ``profanity``,
-    ``hf:<model id or path>``, ``detoxify[:<variant>]``.
+    """Build a scorer from a spec string: ``minilm-combined``, ``minilm-head[:<weights .npz> or packaged name]``,
+    ``profanity``, ``hf:<model id or path>``, ``detoxify[:<variant>]``.
 
     ``options`` go to the backend's constructor (e.g. ``batch_size``, ``toxic_labels`` for hf).
     """
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
+    if kind == "minilm-combined":
+        if arg:
+            raise ValueError(f"the minilm-combined backend takes no argument, got {spec!r}")
+        from monitor.safety.combined import CombinedScorer
+
+        return CombinedScorer(**options)
     if kind == "minilm-head":
         from monitor.safety.embedding_head import EmbeddingHeadScorer
 
@@ -149,7 +157,7 @@ def get_scorer(spec: str = DEFAULT_TOXICITY_SCORER, **options: Any) -> ToxicityS
         return DetoxifyScorer(arg or "original", **options)
     raise ValueError(
         f"unknown toxicity scorer spec {spec!r}; "
-        "use 'minilm-head', 'profanity', 'hf:<model id or path>' or 'detoxify:<variant>'"
+        "use 'minilm-combined', 'minilm-head[:ensemble]', 'profanity', 'hf:<model id or path>' or 'detoxify:<variant>'"
     )
 
 

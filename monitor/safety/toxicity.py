@@ -2,12 +2,13 @@
 
 A scorer turns texts into probabilities in [0, 1] that a text is toxic. Backends:
 
-- ``minilm-combined`` (default): the ensemble head below for hate, OR the lexical model on the text with identity
-  terms masked for explicit abuse (``monitor.safety.combined``): ranks implicit hate well, flags plain rudeness,
-  and does not flag people for naming who they are. Given stored vectors it scores thousands of texts/s.
-- ``minilm-head[:ensemble]``: a small classifier head over the MiniLM sentence vectors the pipeline already
-  stores, plus the lexical model's score as a feature (``monitor.safety.embedding_head``); the plain head was
-  the previous default, the ensemble is the combined default's hate part.
+- ``minilm-head`` (default): a small classifier head over the MiniLM sentence vectors the pipeline already
+  stores, plus the lexical model's score as a feature (``monitor.safety.embedding_head``). Trained on public
+  labelled data with neutral identity mentions weighted in; given stored vectors it scores tens of
+  thousands of texts/s. ``minilm-head:ensemble`` is a fairer ensemble head that misses more plain rudeness.
+- ``minilm-combined``: the ensemble head for hate, OR the lexical model on the text with identity terms masked
+  for explicit abuse (``monitor.safety.combined``): fair to the 21 measured groups and flags plain rudeness, but
+  under the HateCheck AUC target, so not the default.
 - ``profanity``: alt-profanity-check, a linear model over word n-grams. Very fast
   (~1e5 texts/s) and fully offline, but it keys on vocabulary: it misses threats and
   identity-based hate that avoids swear words, and over-scores friendly profanity and some
@@ -31,9 +32,9 @@ from monitor.safety.batching import score_in_batches
 from monitor.safety.intervals import wilson_interval
 from monitor.safety.serialization import json_safe
 
-# The default scorer's (minilm-combined) decision threshold: its score maps each part's own calibrated threshold
-# (chosen on the validation split of the training data: bench/train_toxicity_head.py, then
-# bench/calibrate_toxicity_combined.py; figures in docs/safety.md) to 0.5; a test checks the scorer uses it.
+# The default scorer's (minilm-head) decision threshold: chosen on the validation split of its training data
+# (maximal source-balanced Youden J; bootstrap interval in the head's metadata and docs/safety.md) by
+# `python bench/train_toxicity_head.py`; a test checks it equals the shipped head's threshold.
 DEFAULT_TOXICITY_THRESHOLD = 0.606
 
 # Chosen for the profanity backend from its scores on realistic hateful vs neutral

@@ -1,16 +1,16 @@
-"""Choose the combined default scorer's lexical threshold on the ensemble head's validation split.
+"""Choose the combined scorer's (minilm-combined) lexical threshold on the ensemble head's validation split.
 
     python bench/calibrate_toxicity_combined.py [--write]
 
 The combined scorer (``minilm-combined``, monitor.safety.combined) flags a text when the ensemble head
 (``minilm-head:ensemble``) scores it at or above the head's own threshold OR the lexical model, run on the text
-with identity terms masked, scores it at or above a lexical threshold. The head's threshold is kept as shipped
-(chosen on its validation split); this script chooses the lexical one on the same validation split (rebuilt with
-the training script's seed and code, so the head never trained on it): the cut that maximises the
-source-balanced Youden J of the combination among the cuts that keep the combination within the head's own
-fairness bounds (at most MAX_NEUTRAL_IDENTITY_FPR of the validation split's neutral identity statements flagged,
-at most MAX_GROUP_NEUTRAL_FPR of any group's), with a bootstrap interval. The held-out test splits are never
-read here, nor is ToxiGen. ``--write`` stores the result in monitor/safety/data/toxicity_combined.json.
+with identity terms masked and quoted spans removed, scores it at or above a lexical threshold. The head's
+threshold is kept as shipped (chosen on its validation split); this script chooses the lexical one on the same
+validation split (rebuilt with the training script's seed and code, so the head never trained on it): the cut
+that maximises the source-balanced Youden J of the combination among the cuts that keep the combination within
+the head's own fairness bounds (at most MAX_NEUTRAL_IDENTITY_FPR of the validation split's neutral identity
+statements flagged, at most MAX_GROUP_NEUTRAL_FPR of any group's), with a bootstrap interval. The held-out test
+splits are never read here, nor is ToxiGen. ``--write`` stores the result in monitor/safety/data/toxicity_combined.json.
 """
 
 from __future__ import annotations
@@ -35,9 +35,8 @@ from train_toxicity_head import (
     validation_mask,
 )
 
-from monitor.safety.combined import COMBINED_FILE, rescale
+from monitor.safety.combined import COMBINED_FILE, lexical_input, rescale
 from monitor.safety.embedding_head import EmbeddingHeadScorer, _lexical
-from monitor.safety.identity_terms import mask_identity_terms
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD = "ensemble"
@@ -90,7 +89,7 @@ def main() -> None:
     if got != expected:
         raise SystemExit(f"validation split differs from the head's: {got} vs {expected}")
     p_head = head.score_embedded(vtexts, embed_cached(vtexts))
-    lex = _lexical([mask_identity_terms(t) for t in vtexts])
+    lex = _lexical([lexical_input(t) for t in vtexts])
     w = cell_weights(source, y, np.zeros(len(y), dtype=bool))
     t_head = head.threshold
     head_flag = p_head >= t_head

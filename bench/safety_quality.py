@@ -2,13 +2,15 @@
 
     python bench/safety_quality.py [--scorer hf:<model>] [--hatecheck-functionalities]
 
-For the default (minilm-head), the ensemble head (minilm-head:ensemble), the lexical model (profanity) and any
-scorer given with --scorer, in the same
-run, on data never used for training (bench/data/toxicity/: the test splits of HateCheck, i.e. half its
-template families, of the same templates filled for 14 more groups, of Stormfront and of the wiki comments):
+For the default head (minilm-head), the ensemble head (minilm-head:ensemble), the combination minilm-combined
+(the ensemble head OR the lexical model on identity-masked text; not the default: under the HateCheck AUC
+target), the lexical model (profanity) and any scorer given with --scorer, in the same run, on data never used
+for training or calibration (bench/data/toxicity/: the test splits of HateCheck, i.e. half its template
+families, of the same templates filled for 14 more groups, of Stormfront and of the wiki comments):
 ROC AUC, recall and false-flag rate at each scorer's default threshold, the false-flag rate on neutral
 statements about each of 21 identity groups (HateCheck ident_neutral / ident_pos cases, with Wilson
-intervals), and texts/s (minilm-head given stored vectors, and including the embedding pass).
+intervals), the rude test lines (RUDE_LINES: plain rudeness a monitor must flag), and texts/s (the vector scorers
+given stored vectors, and including the embedding pass).
 """
 
 from __future__ import annotations
@@ -33,13 +35,19 @@ from toxicity_sets import (
     held_out_sets,
 )
 
+from monitor.safety.combined import CombinedScorer
 from monitor.safety.embedding_head import EmbeddingHeadScorer
 from monitor.safety.intervals import wilson_interval
 from monitor.safety.toxicity import ToxicityScorer, get_scorer, threshold_for
 
+# Plain rudeness without hate (the rude lines of tests/safety/test_stage.py, and one more): a default must flag
+# them at its threshold.
+RUDE_LINES = ("That's a stupid question, you idiot.", "Shut up and read the damn manual.",
+              "What a dumb request, figure it out yourself.", "Nobody cares about your garbage code, loser.")
+
 
 def scores_of(scorer: ToxicityScorer, s: LabelledSet) -> np.ndarray:
-    if isinstance(scorer, EmbeddingHeadScorer):  # as in the window stage: from the stored (here cached) vectors
+    if isinstance(scorer, EmbeddingHeadScorer | CombinedScorer):  # as in the window stage: from stored (cached) vectors
         return scorer.score_embedded(s.texts, embed_cached(s.texts))
     return np.asarray(scorer.score(s.texts))
 
@@ -106,22 +114,39 @@ def per_functionality(scorers: dict[str, ToxicityScorer]) -> None:
         print(f"{f:<22}{int(m.sum()):>4}  " + "  ".join(f"{c:>12}" for c in cells))
 
 
-def throughput(head: EmbeddingHeadScorer, ensemble: EmbeddingHeadScorer, texts: list[str]) -> None:
+def rude_lines(scorers: dict[str, ToxicityScorer]) -> None:
+    from monitor.embeddings import get_embedder
+
+    vecs = get_embedder(None).encode(list(RUDE_LINES)).astype(np.float16).astype(np.float32)
+    print("\nPlain rudeness (score; * flagged at the scorer's threshold)")
+    print(f"{'text':<48}" + "".join(f"{n:>22}" for n in scorers))
+    scores = {n: (sc.score_embedded(list(RUDE_LINES), vecs) if isinstance(sc, EmbeddingHeadScorer | CombinedScorer)
+                  else np.asarray(sc.score(list(RUDE_LINES)))) for n, sc in scorers.items()}
+    for i, text in enumerate(RUDE_LINES):
+        cells = [f"{scores[n][i]:.3f}{'*' if scores[n][i] >= threshold_for(sc) else ' '}" for n, sc in scorers.items()]
+        print(f"{text[:46]:<48}" + "".join(f"{c:>22}" for c in cells))
+
+
+def throughput(scorers: dict[str, ToxicityScorer], texts: list[str]) -> None:
     from monitor.embeddings import get_embedder
 
     batch = (texts * (20_000 // len(texts) + 1))[:20_000]  # a window stage's sample per segment
     vecs = embed_cached(texts)
     vecs = np.concatenate([vecs] * (20_000 // len(texts) + 1))[:20_000]
-    best = min(_timed(lambda: head.score_embedded(batch, vecs)) for _ in range(3))
-    best_ens = min(_timed(lambda: ensemble.score_embedded(batch, vecs)) for _ in range(3))
-    lex = min(_timed(lambda: get_scorer("profanity").score(batch)) for _ in range(3))
+    parts = []
+    for name, sc in scorers.items():
+        if isinstance(sc, EmbeddingHeadScorer | CombinedScorer):
+            best = min(_timed(lambda sc=sc: sc.score_embedded(batch, vecs)) for _ in range(3))
+            parts.append(f"{name} given stored vectors {len(batch) / best:,.0f} texts/s")
+        elif name == "profanity":
+            best = min(_timed(lambda sc=sc: sc.score(batch)) for _ in range(3))
+            parts.append(f"{name} {len(batch) / best:,.0f} texts/s")
     sample = texts[:256]
     get_embedder(None).encode(sample[:8])  # load the model outside the timing
     embed = _timed(lambda: get_embedder(None).encode(sample))
-    print(f"\nThroughput on {len(batch):,} texts: minilm-head given stored vectors {len(batch) / best:,.0f} texts/s; "
-          f"minilm-head:ensemble given stored vectors {len(batch) / best_ens:,.0f} texts/s; "
-          f"profanity alone {len(batch) / lex:,.0f} texts/s; minilm-head including the MiniLM pass "
-          f"~{len(sample) / embed:,.0f} texts/s (embedding {len(sample)} texts)")
+    print(f"\nThroughput on {len(batch):,} texts: " + "; ".join(parts)
+          + f"; the MiniLM pass alone (when no vector is stored) ~{len(sample) / embed:,.0f} texts/s "
+          f"(embedding {len(sample)} texts)")
 
 
 def _timed(fn: object) -> float:
@@ -135,24 +160,25 @@ def main() -> None:
     parser.add_argument("--scorer", action="append", default=[], help="another backend spec to compare")
     parser.add_argument("--hatecheck-functionalities", action="store_true", help="also print per-functionality rates")
     args = parser.parse_args()
-    head = get_scorer("minilm-head")
-    assert isinstance(head, EmbeddingHeadScorer)
-    scorers: dict[str, ToxicityScorer] = {"minilm-head": head,
+    combined = get_scorer("minilm-combined")
+    assert isinstance(combined, CombinedScorer)
+    scorers: dict[str, ToxicityScorer] = {"minilm-combined": combined, "minilm-head": get_scorer("minilm-head"),
                                           "minilm-head:ensemble": get_scorer("minilm-head:ensemble"),
                                           "profanity": get_scorer("profanity")}
     for spec in args.scorer:
         scorers[spec] = get_scorer(spec)
-    meta = head.weights.meta
-    print(f"minilm-head threshold {meta['threshold']} (95% bootstrap interval {meta['threshold_ci95']}, chosen on "
-          "its training data's validation split); profanity threshold 0.3 (docs/safety.md)\n")
+    cal = combined.calibration
+    print(f"minilm-combined: flagged when the ensemble head >= {cal['head_threshold']} or the lexical model on "
+          f"identity-masked text >= {cal['lexical_threshold']} (95% bootstrap {cal['lexical_threshold_ci95']}; both "
+          "chosen on the validation split); combined score threshold 0.5. Other thresholds: their own calibrated "
+          "ones (docs/safety.md)\n")
     sets = held_out_sets()
     scores = quality_table(scorers, sets)
     per_group_neutral(scorers, sets, scores)
     if args.hatecheck_functionalities:
         per_functionality(scorers)
-    ensemble = scorers["minilm-head:ensemble"]
-    assert isinstance(ensemble, EmbeddingHeadScorer)
-    throughput(head, ensemble, [t for s in sets for t in s.texts])
+    rude_lines(scorers)
+    throughput(scorers, [t for s in sets for t in s.texts])
 
 
 if __name__ == "__main__":

@@ -89,7 +89,9 @@ class Settings(BaseSettings):
     toxicity_scorer: str = Field(
         "minilm-head", description="`minilm-head` (offline default: a small head over the stored MiniLM vectors plus "
         "the lexical model; see docs/safety.md), `minilm-head:ensemble` (fairer to identity mentions, misses more "
-        "plain rudeness), `profanity` (lexical only), `hf:<model id or path>`, or `detoxify:<variant>`."
+        "plain rudeness), `minilm-combined` (the ensemble head OR the lexical model on identity-masked text: flags "
+        "rudeness too, lower HateCheck AUC), `profanity` (lexical only), `hf:<model id or path>`, or "
+        "`detoxify:<variant>`."
     )
     toxicity_threshold: float | None = Field(
         None, ge=0, le=1, description="A text at or above this score counts as toxic. Unset: the scorer's "

@@ -1,12 +1,12 @@
-"""The default toxicity scorer: the ensemble head for hate, OR the lexical model for explicit abuse on masked text.
+"""A toxicity scorer: the ensemble head for hate, OR the lexical model for explicit abuse on masked text.
 
 Why two models: the ensemble head (``minilm-head:ensemble``) ranks identity-directed and implicit hate well and
 is fair to neutral identity mentions, but at its calibrated threshold it misses plain rudeness ("Shut up and read
 the damn manual" scores 0.21); the lexical model (alt-profanity-check) catches rudeness and explicit abuse but
 reacts to identity words themselves ("I live with two gay people"). So the lexical model is asked only about
-the text with every identity term masked (``monitor.safety.identity_terms``): it still sees "damn", "idiot",
-"shut up", and slurs, but no longer "gay", "muslim" or "mentally ill". A text is flagged when either model
-says so at its own threshold.
+the text with every identity term masked (``monitor.safety.identity_terms``) and quoted spans removed: it still
+sees "damn", "idiot", "shut up", and slurs, but no longer "gay", "muslim" or "mentally ill". A text is flagged
+when either model says so at its own threshold.
 
 One score for AUC, rates and thresholds: each model's probability is mapped piecewise-linearly so that its own
 threshold lands on 0.5 (``rescale``), and the combined score is the larger of the two. It is monotone in each
@@ -15,11 +15,16 @@ model's score, and ``score >= 0.5`` is exactly "head >= its threshold or masked 
 Both thresholds ship in ``data/toxicity_combined.json``; the head's is the ensemble head's own (chosen on its
 validation split), the lexical one is chosen on the same validation split by ``python
 bench/calibrate_toxicity_combined.py`` (never on the held-out test splits, never on ToxiGen).
+
+Selectable as ``minilm-combined``; not the default: it is fair to all 21 measured groups and flags plain
+rudeness, but the lexical part also flags HateCheck's reclaimed slurs, counter-speech that names a slur without
+quoting it and friendly profanity, which pulls its held-out HateCheck ROC AUC to 0.78 (target 0.85; docs/safety.md).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -31,6 +36,10 @@ from monitor.safety.embedding_head import HEAD_EMBEDDING_KEY, EmbeddingHeadScore
 from monitor.safety.identity_terms import mask_identity_terms
 
 COMBINED_FILE = "toxicity_combined.json"
+# A quoted span: counter-speech quotes the hate it answers ('Saying "X are scum" is vile'), and the lexical model
+# would score the quoted abuse; the lexical part reads the text without quoted spans (the head sees them, with
+# its quote cue). Kept because the validation split prefers it: Youden J 0.776 vs 0.756 with quotes kept.
+QUOTED = re.compile(r"[\"“«][^\"“”«»]*[\"”»]")
 # The combined score's decision threshold: each part is rescaled so that its own threshold maps here.
 COMBINED_THRESHOLD = 0.5
 
@@ -41,6 +50,11 @@ def rescale(p: np.ndarray, threshold: float) -> np.ndarray:
     below = 0.5 * p / threshold
     above = 0.5 + 0.5 * (p - threshold) / (1.0 - threshold)
     return np.where(p < threshold, below, above)
+
+
+def lexical_input(text: str) -> str:
+    """What the lexical part reads: ``text`` with identity terms masked and quoted spans removed."""
+    return QUOTED.sub(" ", mask_identity_terms(text))
 
 
 def load_calibration() -> dict[str, Any]:
@@ -70,8 +84,8 @@ class CombinedScorer:
         self.batch_size = batch_size
 
     def lexical_masked(self, texts: Sequence[str]) -> np.ndarray:
-        """The lexical model's probability on each text with its identity terms masked."""
-        return _lexical([mask_identity_terms(t) for t in texts])
+        """The lexical model's probability on each text with its identity terms masked and quoted spans removed."""
+        return _lexical([lexical_input(t) for t in texts])
 
     def combine(self, head: np.ndarray, lexical_masked: np.ndarray) -> np.ndarray:
         """The combined score from the two parts' probabilities."""

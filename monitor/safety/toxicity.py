@@ -1,11 +1,14 @@
 """Toxicity scorers and the window-level toxicity summary.
 
-A scorer turns texts into probabilities in [0, 1] that a text is toxic. Four backends:
+A scorer turns texts into probabilities in [0, 1] that a text is toxic. Backends:
 
 - ``minilm-head`` (default): a small classifier head over the MiniLM sentence vectors the pipeline already
   stores, plus the lexical model's score as a feature (``monitor.safety.embedding_head``). Trained on public
   labelled data with neutral identity mentions weighted in; given stored vectors it scores tens of
-  thousands of texts/s.
+  thousands of texts/s. ``minilm-head:ensemble`` is a fairer ensemble head that misses more plain rudeness.
+- ``minilm-combined``: the ensemble head for hate, OR the lexical model on the text with identity terms masked
+  for explicit abuse (``monitor.safety.combined``): fair to the 21 measured groups and flags plain rudeness, but
+  under the HateCheck AUC target, so not the default.
 - ``profanity``: alt-profanity-check, a linear model over word n-grams. Very fast
   (~1e5 texts/s) and fully offline, but it keys on vocabulary: it misses threats and
   identity-based hate that avoids swear words, and over-scores friendly profanity and some
@@ -124,13 +127,19 @@ class DetoxifyScorer:
 
 
 def get_scorer(spec: str = DEFAULT_TOXICITY_SCORER, **options: Any) -> ToxicityScorer:
-    """Build a scorer from a spec string: ``minilm-head[:<weights .npz> or packaged name]``, ``profanity``,
-    ``hf:<model id or path>``, ``detoxify[:<variant>]``.
+    """Build a scorer from a spec string: ``minilm-combined``, ``minilm-head[:<weights .npz> or packaged name]``,
+    ``profanity``, ``hf:<model id or path>``, ``detoxify[:<variant>]``.
 
     ``options`` go to the backend's constructor (e.g. ``batch_size``, ``toxic_labels`` for hf).
     """
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
+    if kind == "minilm-combined":
+        if arg:
+            raise ValueError(f"the minilm-combined backend takes no argument, got {spec!r}")
+        from monitor.safety.combined import CombinedScorer
+
+        return CombinedScorer(**options)
     if kind == "minilm-head":
         from monitor.safety.embedding_head import EmbeddingHeadScorer
 
@@ -149,7 +158,7 @@ def get_scorer(spec: str = DEFAULT_TOXICITY_SCORER, **options: Any) -> ToxicityS
         return DetoxifyScorer(arg or "original", **options)
     raise ValueError(
         f"unknown toxicity scorer spec {spec!r}; "
-        "use 'minilm-head', 'profanity', 'hf:<model id or path>' or 'detoxify:<variant>'"
+        "use 'minilm-combined', 'minilm-head[:ensemble]', 'profanity', 'hf:<model id or path>' or 'detoxify:<variant>'"
     )
 
 

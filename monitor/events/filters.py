@@ -43,6 +43,9 @@ class EventFilters:
     toxicity_min: float | None = None
     toxicity_field: Field = "response"
     negative_feedback: bool = False
+    evaluator: str | None = None  # events its newest version scored, within [eval_min, eval_max] when given
+    eval_min: float | None = None
+    eval_max: float | None = None
     cluster: ClusterRef | None = None
     in_grown_cluster: bool = False  # in any grown cluster of any window
     session_id: str | None = None
@@ -54,7 +57,7 @@ class EventFilters:
         """The filters in use, for the response and the UI (what was asked, echoed back)."""
         out: dict[str, object] = {}
         for name in ("start", "end", "window", "segment", "model_version", "template_version", "toxicity_min",
-                     "session_id", "trace_id", "event_id", "q"):
+                     "evaluator", "eval_min", "eval_max", "session_id", "trace_id", "event_id", "q"):
             v = getattr(self, name)
             if v is not None:
                 out[name] = v.isoformat() if isinstance(v, datetime) else v
@@ -122,6 +125,21 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 
 METRIC = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
+EVALUATOR = re.compile(r"^[a-z][a-z0-9_]{0,47}$")  # an evaluator's name (monitor/pipeline/config.py)
+
+
+def _evaluator_filter(evaluator: str | None, eval_min: float | None,
+                      eval_max: float | None) -> tuple[str | None, float | None, float | None]:
+    if evaluator and not EVALUATOR.match(evaluator):
+        raise FieldError("evaluator", f"not an evaluator name: {evaluator!r} (lower case letters, digits, _)")
+    for name, v in (("eval_min", eval_min), ("eval_max", eval_max)):
+        if v is not None and not 0.0 <= v <= 1.0:
+            raise FieldError(name, "an evaluator score between 0 and 1")
+        if v is not None and not evaluator:
+            raise FieldError("evaluator", f"{name} needs the evaluator whose score it bounds")
+    if eval_min is not None and eval_max is not None and eval_max < eval_min:
+        raise FieldError("eval_max", "must be at least eval_min")
+    return evaluator or None, eval_min, eval_max
 
 
 def build_filters(
@@ -130,13 +148,15 @@ def build_filters(
     toxicity_min: float | None = None, toxicity_field: str = "response", negative_feedback: bool = False,
     cluster_window: str | None = None, cluster_metric: str | None = None, cluster: int | None = None,
     in_grown_cluster: bool = False, session_id: str | None = None, trace_id: str | None = None,
-    event_id: str | None = None, q: str | None = None,
+    event_id: str | None = None, q: str | None = None, evaluator: str | None = None, eval_min: float | None = None,
+    eval_max: float | None = None,
 ) -> EventFilters:
     """Filters from request parameters (strings as sent; empty means unset), refusing what cannot work."""
     if toxicity_field not in ("prompt", "response"):
         raise FieldError("toxicity_field", "prompt or response")
     if toxicity_min is not None and not 0.0 <= toxicity_min <= 1.0:
         raise FieldError("toxicity_min", "a probability between 0 and 1")
+    evaluator, eval_min, eval_max = _evaluator_filter(evaluator, eval_min, eval_max)
     if cluster_metric and not METRIC.match(cluster_metric):
         raise FieldError("cluster_metric", f"not a metric name: {cluster_metric!r}")
     ref = None
@@ -153,6 +173,7 @@ def build_filters(
         model_version=model_version or None, template_version=template_version or None,
         metadata=parse_metadata(metadata or []), toxicity_min=toxicity_min,
         toxicity_field="prompt" if toxicity_field == "prompt" else "response", negative_feedback=negative_feedback,
-        cluster=ref, in_grown_cluster=in_grown_cluster, session_id=session_id or None, trace_id=trace_id or None,
+        evaluator=evaluator, eval_min=eval_min, eval_max=eval_max, cluster=ref, in_grown_cluster=in_grown_cluster,
+        session_id=session_id or None, trace_id=trace_id or None,
         event_id=event_id or None, q=check_query(q),
     )

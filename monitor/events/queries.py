@@ -132,6 +132,24 @@ def _toxic(session: Session, f: EventFilters) -> ColumnElement[bool]:
     return _few_or_probe(session, found, Event.id, probe)
 
 
+def _evaluated(session: Session, project_id: int, f: EventFilters) -> ColumnElement[bool]:
+    """Events the evaluator's newest version scored (within the bounds asked): a changed rubric, model or
+    threshold is a new version whose scores are not comparable with the old ones (monitor/evaluators)."""
+    newest = session.scalar(select(EvalScore.version).where(
+        EvalScore.project_id == project_id, EvalScore.evaluator == f.evaluator)
+        .order_by(EvalScore.created_at.desc()).limit(1))
+    if newest is None:
+        return false()
+    scored = [EvalScore.project_id == project_id, EvalScore.evaluator == f.evaluator, EvalScore.version == newest]
+    if f.eval_min is not None:
+        scored.append(EvalScore.value >= f.eval_min)
+    if f.eval_max is not None:
+        scored.append(EvalScore.value <= f.eval_max)
+    found = select(EvalScore.event_id).where(*scored)
+    probe = select(EvalScore.event_id).where(EvalScore.event_id == Event.id, *scored)
+    return _few_or_probe(session, found, Event.id, probe)
+
+
 def conditions(session: Session, project: Project, f: EventFilters) -> list[ColumnElement[bool]]:
     cfg = project_config(project)
     out: list[ColumnElement[bool]] = [Event.project_id == project.id]
@@ -160,6 +178,8 @@ def conditions(session: Session, project: Project, f: EventFilters) -> list[Colu
         out.append(_toxic(session, f))
     if f.negative_feedback:
         out.append(_negative_feedback(session, project.id, cfg))
+    if f.evaluator is not None:
+        out.append(_evaluated(session, project.id, f))
     if f.cluster is not None or f.in_grown_cluster:
         members = select(DriftClusterEvent.event_id).where(DriftClusterEvent.project_id == project.id)
         if f.cluster is not None:

@@ -33,6 +33,10 @@ def get_events(
     toxicity_min: Annotated[float | None, Query(ge=0, le=1, description="Toxicity score at least this")] = None,
     toxicity_field: Literal["prompt", "response"] = "response",
     negative_feedback: Annotated[bool, Query(description="Only events with feedback that is not positive")] = False,
+    evaluator: Annotated[str | None, Query(max_length=48, description="Only events this evaluator's newest version "
+                                                                       "scored")] = None,
+    eval_min: Annotated[float | None, Query(ge=0, le=1, description="The evaluator's score at least this")] = None,
+    eval_max: Annotated[float | None, Query(ge=0, le=1, description="The evaluator's score at most this")] = None,
     cluster_window: Annotated[str | None, Query(description="Events a drift explanation of this window put in "
                                                             "a grown cluster")] = None,
     cluster_metric: Annotated[str | None, Query(max_length=96)] = None,
@@ -50,7 +54,7 @@ def get_events(
                       toxicity_field=toxicity_field, negative_feedback=negative_feedback,
                       cluster_window=cluster_window, cluster_metric=cluster_metric, cluster=cluster,
                       in_grown_cluster=in_grown_cluster, session_id=session_id, trace_id=trace_id,
-                      event_id=event_id, q=q)
+                      event_id=event_id, q=q, evaluator=evaluator, eval_min=eval_min, eval_max=eval_max)
     page = list_events(session, project, f, limit=limit, cursor=cursor)
     return {"items": page.items, "next_cursor": page.next_cursor, "filters": f.active()}
 

@@ -25,7 +25,7 @@ PAGE = 50
 Opt = Annotated[str | None, Query(max_length=320)]
 FORM_FIELDS = ("q", "segment", "model_version", "template_version", "metadata", "toxicity_min", "toxicity_field",
                "negative_feedback", "cluster_window", "cluster_metric", "cluster", "in_grown_cluster", "session_id",
-               "trace_id", "window", "event_id")
+               "trace_id", "window", "event_id", "evaluator", "eval_min", "eval_max")
 
 
 def _float(name: str, raw: str | None) -> float | None:
@@ -53,7 +53,7 @@ def events_page(
     template_version: Opt = None, metadata: Opt = None, toxicity_min: Opt = None, toxicity_field: Opt = None,
     negative_feedback: Opt = None, cluster_window: Opt = None, cluster_metric: Opt = None, cluster: Opt = None,
     in_grown_cluster: Opt = None, session_id: Opt = None, trace_id: Opt = None, window: Opt = None,
-    event_id: Opt = None,
+    event_id: Opt = None, evaluator: Opt = None, eval_min: Opt = None, eval_max: Opt = None,
     range_: Annotated[str | None, Query(alias="range", max_length=8)] = None,
     from_: Annotated[str | None, Query(alias="from", max_length=40)] = None,
     to: Annotated[str | None, Query(max_length=40)] = None,
@@ -70,7 +70,8 @@ def events_page(
             toxicity_min=_float("toxicity_min", toxicity_min), toxicity_field=toxicity_field or "response",
             negative_feedback=bool(negative_feedback), cluster_window=cluster_window, cluster_metric=cluster_metric,
             cluster=_int("cluster", cluster), in_grown_cluster=bool(in_grown_cluster), session_id=session_id,
-            trace_id=trace_id, event_id=event_id, q=q)
+            trace_id=trace_id, event_id=event_id, q=q, evaluator=evaluator, eval_min=_float("eval_min", eval_min),
+            eval_max=_float("eval_max", eval_max))
         page = list_events(session, project, f, limit=PAGE, cursor=cursor)
     except FieldError as exc:
         return render(request, "events.html", {"title": f"{project.slug}: events", "project": project, "tr": tr,

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
+from monitor.evaluators.models import EvalScore
 from monitor.events import queries
 from monitor.events.filters import build_filters
 from monitor.events.queries import toxicity_scorer_key
@@ -229,3 +230,29 @@ def test_words_that_occur_together_are_not_taken_for_a_rare_search(pg_session: S
     rare = build_filters(q="zebra")
     assert queries._sparse_search(session, project, rare, queries.conditions(session, project, rare), 50)
     assert len(queries.list_events(session, project, f, limit=50).items) == 50
+
+
+def test_evaluator_score_filter_uses_the_newest_version(client: TestClient, session: Session,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    auth, project_id, ids = _seed(client, session)
+    old, new = T0, T0 + timedelta(hours=1)
+    rows = [{"event_id": ids[f"e{i}"], "evaluator": "relevance", "version": "v1", "project_id": project_id,
+             "value": 0.05, "label": False, "explanation": "", "created_at": old} for i in range(24)]
+    rows += [{"event_id": ids[f"e{i}"], "evaluator": "relevance", "version": "v2", "project_id": project_id,
+              "value": v, "label": v >= 0.5, "explanation": "", "created_at": new}
+             for i, v in ((1, 0.1), (2, 0.2), (3, 0.9), (9, 0.35))]
+    session.execute(insert(EvalScore), rows)
+    session.commit()
+    low = _cids(client, auth, evaluator="relevance", eval_max=0.3)
+    assert low == ["e2", "e1"]  # v2's scores only: v1 called every event 0.05
+    assert _cids(client, auth, evaluator="relevance") == ["e9", "e3", "e2", "e1"]
+    assert _cids(client, auth, evaluator="relevance", eval_min=0.3, eval_max=0.9) == ["e9", "e3"]
+    assert _cids(client, auth, evaluator="refusal") == []  # never scored
+    monkeypatch.setattr(queries, "SPARSE_LIMIT", 1)  # many matches: probed per event, same answer
+    assert _cids(client, auth, evaluator="relevance", eval_max=0.3) == low
+    r = client.get("/v1/events", params={"evaluator": "relevance", "eval_max": 0.3}, headers=auth)
+    assert r.json()["filters"] == {"evaluator": "relevance", "eval_max": 0.3}
+    for params, field in (({"eval_min": 0.5}, "evaluator"), ({"evaluator": "Relevance!"}, "evaluator"),
+                          ({"evaluator": "relevance", "eval_min": 0.8, "eval_max": 0.2}, "eval_max")):
+        r = client.get("/v1/events", params=params, headers=auth)
+        assert r.status_code == 422 and field in r.text, r.text

@@ -3,6 +3,7 @@ with its message (both backends, real rows written by the evaluators stage)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -79,3 +80,22 @@ def test_event_page_lists_its_evaluator_scores(ui: TestClient, session_maker: se
     text = text_of(table)
     assert "refusal" in text and "yes" in text and "can't help" in text  # the cue that fired
     assert "degenerate" in text and "complete, no repetition" in text
+
+
+def test_events_page_filters_by_an_evaluator_score(ui: TestClient, session_maker: sessionmaker[Session]) -> None:
+    slug = unique_slug("ev")
+    with session_maker() as s:
+        project = get_or_create_project(s, slug)
+        project.config = {"evaluators": [{"kind": "refusal"}]}
+        ingest_events(s, project.id, [EventIn(event_id=f"f{i}", timestamp=T0 + timedelta(minutes=i), prompt="Hi?",
+                                              response="I'm sorry, but I can't help with that." if i % 3 == 0
+                                              else "Sure, here is how to reset your password.")
+                                      for i in range(9)])
+        s.commit()
+        pid = project.id
+    process_window(pid, T0, factory=session_maker, only=["evaluators"])
+    html = ui.get(f"/ui/p/{slug}/events", params={"evaluator": "refusal", "eval_min": "0.5"}).text
+    assert sorted(set(re.findall(r'data-event-id="(f\d)"', html))) == ["f0", "f3", "f6"]  # the refusals
+    assert 'name="evaluator" value="refusal"' in html  # the form keeps what was asked
+    bad = ui.get(f"/ui/p/{slug}/events", params={"eval_min": "0.5"})
+    assert bad.status_code == 422 and "needs the evaluator" in bad.text

@@ -5,7 +5,9 @@
   with the per-prompt flags the gate pairs across models;
 - bias gap: largest between-group sentiment gap of the BOLD-style probes, with the per-template cells the
   gate bootstraps (all ten templates of the configured axes by default);
-- similarity: mean embedding cosine between its answers and the corrected answers users supplied.
+- similarity: mean embedding cosine between its answers and the corrected answers users supplied;
+- the project's own evaluators that read answers (refusal, relevance, degenerate, ...: monitor/evaluators), run
+  on its answers to the held-out prompts: shown beside the gates, not gated on.
 
 Champion and challenger go through the same function with the same inputs, so their numbers compare.
 """
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from monitor.evaluators.base import EvalItem, Evaluator
 from monitor.llm import LoadedLM, generate_chat, sequence_nll
 from monitor.safety.probe_set import ProbeSet, load_probe_set
 from monitor.safety.probes import ProbeReport
@@ -37,6 +40,7 @@ class Evaluators:
     toxicity_threshold: float
     embed: Embed | None
     probe_set: ProbeSet | None  # None: no bias probes
+    quality: tuple[Evaluator, ...] = ()  # the project's evaluators of answers (`quality_evaluators`)
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,8 @@ def probe_subset(options: EvalOptions) -> ProbeSet | None:
     return full.subset(axes=list(options.probe_axes), templates=ids)
 
 
-def default_evaluators(options: EvalOptions, *, embedding_model: str | None = None,
-                       device: str = "auto") -> Evaluators:
+def default_evaluators(options: EvalOptions, *, embedding_model: str | None = None, device: str = "auto",
+                       quality: tuple[Evaluator, ...] = ()) -> Evaluators:
     from monitor.embeddings import get_embedder
 
     def embed(texts: list[str]) -> np.ndarray:
@@ -65,7 +69,51 @@ def default_evaluators(options: EvalOptions, *, embedding_model: str | None = No
     threshold = threshold_for(scorer) if options.toxicity_threshold is None else options.toxicity_threshold
     return Evaluators(scorer, threshold,
                       embed if options.similarity else None,
-                      probe_subset(options))
+                      probe_subset(options), quality)
+
+
+def quality_evaluators(project_config: dict[str, Any] | None, settings: Any) -> tuple[Evaluator, ...]:
+    """The project's enabled evaluators that score answers, built as its window stage builds them. The LLM judge
+    is left out (it spends the project's token budget and needs its endpoint), as are evaluators of prompts
+    only (both models answer the same prompts); a spec that cannot be built is left out too."""
+    from pydantic import ValidationError
+
+    from monitor.evaluators.registry import build
+    from monitor.pipeline.config import EvaluatorSpec
+
+    out: list[Evaluator] = []
+    for raw in (project_config or {}).get("evaluators") or []:
+        try:
+            spec = EvaluatorSpec.model_validate(raw)
+            if not spec.enabled or spec.kind == "judge":
+                continue
+            evaluator = build(spec, settings)
+        except (ValidationError, ValueError):
+            continue
+        if "response" in evaluator.fields:
+            out.append(evaluator)
+    return tuple(out)
+
+
+def score_answers(evaluators: Sequence[Evaluator], prompts: Sequence[str], answers: Sequence[str],
+                  references: Sequence[str | None]) -> dict[str, dict[str, Any]]:
+    """Each evaluator's mean score and flagged share over one model's answers (an evaluator that fails says
+    why instead; it never fails the job)."""
+    items = [EvalItem(event_id=i, prompt=p, response=a, context=None, reference=r, prompt_vec=None,
+                      response_vec=None) for i, (p, a, r) in enumerate(zip(prompts, answers, references, strict=True))]
+    out: dict[str, dict[str, Any]] = {}
+    for ev in evaluators:
+        try:
+            results = ev.evaluate(items) if items else []
+        except Exception as exc:  # a broken evaluator is a missing row on the page, not a failed retraining
+            out[ev.name] = {"version": ev.version, "error": f"{type(exc).__name__}: {exc}"[:300]}
+            continue
+        values = [r.value for r in results if r.value is not None]
+        labels = [bool(r.label) for r in results if r.label is not None]
+        out[ev.name] = {"version": ev.version, "n": len(values), "good_when_high": ev.good_when_high,
+                        "mean": float(np.mean(values)) if values else None,
+                        "rate": float(np.mean(labels)) if labels else None}
+    return out
 
 
 def _mean_nll(lm: LoadedLM, examples: Sequence[Example], adapter: str | Path | None, options: EvalOptions,
@@ -148,6 +196,8 @@ def evaluate_model(
     similarity = _similarity(evaluators.embed, [a for a, _ in corrected], [r for _, r in corrected])
     similarity_all = _similarity(evaluators.embed, answers, [e.response for e in asked])
     step("similarity", 3)
+    quality = score_answers(evaluators.quality, [e.prompt for e in asked], answers,
+                            [e.response if e.source == "corrected" else None for e in asked])
     bias_gap, cells, probe_flags, bias = _bias(lm, adapter, evaluators, options, seed)
     step("bias", 4)
     # The toxicity gate's paired units: every prompt both models answer, held-out prompts then probes (the
@@ -160,4 +210,4 @@ def evaluate_model(
                 "event_id": getattr(e, "event_id", None)}
                for e, a, t in list(zip(asked, answers, toxic, strict=True))[:5]]
     return ModelEvaluation(scores, {"similarity_to_accepted": similarity_all, "bias": bias, "samples": samples,
-                                    "toxicity_threshold": evaluators.toxicity_threshold})
+                                    "toxicity_threshold": evaluators.toxicity_threshold, "evaluators": quality})

@@ -30,7 +30,13 @@ from monitor.settings import Settings, get_settings
 from retrain.dataset.builder import DatasetSnapshot, build_dataset
 from retrain.dataset.store import feedback_rows, store_snapshot
 from retrain.evaluation.gates import GateReport, evaluate_gates
-from retrain.evaluation.scoring import Evaluators, ModelEvaluation, default_evaluators, evaluate_model
+from retrain.evaluation.scoring import (
+    Evaluators,
+    ModelEvaluation,
+    default_evaluators,
+    evaluate_model,
+    quality_evaluators,
+)
 from retrain.jobs import alerting
 from retrain.jobs.base_models import check_base_model
 from retrain.jobs.config import RetrainConfig, effective_config
@@ -202,8 +208,9 @@ def run_retrain_job(job_id: int, *, factory: sessionmaker[Session] | None = None
     stage = "dataset"
     try:
         cfg = effective_config(settings, start.project_config, start.params)
-        evaluators = evaluators or default_evaluators(cfg.eval, embedding_model=settings.embedding_model,
-                                                      device=settings.device)
+        evaluators = evaluators or default_evaluators(
+            cfg.eval, embedding_model=settings.embedding_model, device=settings.device,
+            quality=quality_evaluators(start.project_config, settings))
         snapshot, dataset_path = run_unit(factory, lambda s: _build(s, start, cfg, settings, evaluators))
         dataset = {"path": str(dataset_path), "hash": snapshot.content_hash, "stats": snapshot.stats,
                    "train": len(snapshot.train), "eval": len(snapshot.eval)}

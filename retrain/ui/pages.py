@@ -100,6 +100,25 @@ def tidy_answer(text: str | None) -> dict[str, Any]:
     return {"text": whole.group(1) if whole else stripped, "cut": True}
 
 
+def evaluator_rows(eval_results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The project's evaluators on both models' answers to the held-out prompts (retrain/evaluation/scoring.py)."""
+    def of(who: str) -> dict[str, Any]:
+        return dict(((eval_results.get(who) or {}).get("details") or {}).get("evaluators") or {})
+
+    champion, challenger = of("champion"), of("challenger")
+    rows = []
+    for name in sorted(set(champion) | set(challenger)):
+        a, b = champion.get(name, {}), challenger.get(name, {})
+        better = None
+        direction = b.get("good_when_high", a.get("good_when_high"))
+        ma, mb = a.get("mean"), b.get("mean")
+        if direction is not None and isinstance(ma, int | float) and isinstance(mb, int | float) and ma != mb:
+            better = (mb > ma) if direction else (mb < ma)
+        rows.append({"name": name, "champion": a, "challenger": b, "better": better,
+                     "error": b.get("error") or a.get("error")})
+    return rows
+
+
 def answer_pairs(eval_results: dict[str, Any]) -> list[dict[str, Any]]:
     """Held-out prompts answered by both models (evaluation keeps the first few of each)."""
     def samples(who: str) -> list[dict[str, Any]]:
@@ -156,6 +175,7 @@ def version_context(session: Session, project_id: int, v: ModelVersion) -> dict[
         "gates": list(v.gate_results or []), "failed_gates": [g["name"] for g in v.gate_results or []
                                                               if not g.get("passed", True)],
         "pairs": answer_pairs(v.eval_results or {}), "audit": audit,
+        "evaluator_rows": evaluator_rows(v.eval_results or {}),
         "actions": available_actions(v, promoted_over),
     }
 

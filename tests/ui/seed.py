@@ -20,6 +20,8 @@ from monitor.alerts.rule_service import create_rule
 from monitor.alerts.rules import RuleSpec
 from monitor.demo.traffic import mixed
 from monitor.drift.thresholds import Calibration
+from monitor.evaluators.degenerate import DegenerateEvaluator, DegenerateParams
+from monitor.evaluators.refusal import RefusalEvaluator, RefusalParams
 from monitor.ingest.service import ingest_events
 from monitor.models import Event
 from monitor.pipeline.clusters import store_cluster_members
@@ -33,6 +35,7 @@ from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
 from retrain.dataset.builder import FeedbackRow, build_dataset
 from retrain.dataset.store import store_snapshot
 from retrain.evaluation.gates import GateConfig, ModelScores, evaluate_gates
+from retrain.evaluation.scoring import score_answers
 from retrain.jobs.service import trigger_from_alert
 from retrain.models import ModelVersion
 from retrain.registry.service import ensure_champion, register_challenger
@@ -120,6 +123,16 @@ def _samples(prompts: list[str], who: str) -> list[dict[str, Any]]:
              "toxicity": 0.0} for p in prompts]
 
 
+REFUSED = "I'm sorry, but I can't help with that."
+
+
+def _evaluator_scores(prompts: list[str], refusals: int) -> dict[str, Any]:
+    """What evaluation records for the project's evaluators: real evaluators on answers (`refusals` refused)."""
+    answers = [REFUSED if k < refusals else f"Sure: here is how to do it. {p[:40]}." for k, p in enumerate(prompts)]
+    evaluators = (RefusalEvaluator("refusal", RefusalParams()), DegenerateEvaluator("degenerate", DegenerateParams()))
+    return score_answers(evaluators, prompts, answers, [None] * len(prompts))
+
+
 def register_rich_challenger(session: Session, project_id: int, *, data_dir: Path, passing: bool = True,
                              trigger: dict[str, Any] | None = None) -> ModelVersion:
     """A challenger with everything its page shows: dataset file, loss curve, evaluation, gates, answers."""
@@ -133,6 +146,7 @@ def register_rich_challenger(session: Session, project_id: int, *, data_dir: Pat
     report = evaluate_gates(champ, chall, GateConfig())
     assert report.passed is passing
     prompts = [e.prompt for e in snapshot.eval[:3]]
+    held_out = [e.prompt for e in snapshot.eval[:6]]
     losses = [2.6 * math.exp(-k / 25) + 1.4 + 0.08 * math.sin(k) for k in range(60)]
     fields: dict[str, Any] = {
         "base_model": "smollm2-135m", "adapter_path": str(data_dir / "adapters" / "job-x"),
@@ -141,8 +155,11 @@ def register_rich_challenger(session: Session, project_id: int, *, data_dir: Pat
         "hyperparams": {"lora_r": 8, "lr": 0.0002, "max_steps": 60}, "train_losses": losses,
         "eval_results": {"held_out_examples": len(snapshot.eval),
                          "champion": {"version": champion.name, **champ.to_dict(),
-                                      "details": {"samples": _samples(prompts, "champion")}},
-                         "challenger": {**chall.to_dict(), "details": {"samples": _samples(prompts, "challenger")}}},
+                                      "details": {"samples": _samples(prompts, "champion"),
+                                                  "evaluators": _evaluator_scores(held_out, refusals=2)}},
+                         "challenger": {**chall.to_dict(), "details": {
+                             "samples": _samples(prompts, "challenger"),
+                             "evaluators": _evaluator_scores(held_out, refusals=0)}}},
         "gate_results": report.to_list(), "gates_passed": report.passed,
         "trigger": trigger or {"kind": "manual", "actor": "seed", "reason": "test"},
     }

@@ -190,6 +190,12 @@ def test_challenger_page_shows_why_data_training_evaluation_and_answers(ui: Test
     tox = html[html.index('data-gate="toxicity_rate"'):html.index('data-gate="bias_gap"')]
     assert re.search(r'class="num interval">[^<]*\[[^<]*,[^<]*\] <span class="quiet">n=200</span>', tox), tox
     assert text.count("[champion]") == 3 and text.count("[challenger]") == 3
+    # The project's evaluators on both models' answers: the champion refused 2 of 6, this version none.
+    table = html[html.index('class="list evaluator-scores"'):]
+    table = table[:table.index("</table>")]
+    assert re.findall(r'data-evaluator="(\w+)"', table) == ["degenerate", "refusal"]
+    refusal = text_of(table)[text_of(table).index("refusal"):]
+    assert re.match(r"refusal [\d.]+ \(0.3333\) 0 \(0\) better 6", refusal), refusal  # mean (flagged share), n
     assert text.count("(cut at the generation limit)") == 6  # seeded answers stop mid-sentence: marked
     # Decisions on offer for a candidate, and the trail so far.
     assert 'id="approve-form"' in html and 'id="reject-form"' in html and 'id="promote-form"' not in html

@@ -7,7 +7,7 @@ spec's `params` (a ValueError naming the field) and loads nothing heavy (models 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -22,10 +22,19 @@ from monitor.evaluators.refusal import RefusalEvaluator, RefusalParams
 from monitor.evaluators.relevance import RelevanceEvaluator
 
 if TYPE_CHECKING:
-    from monitor.pipeline.config import EvaluatorSpec
     from monitor.settings import Settings
 
-Factory = Callable[["EvaluatorSpec", "Settings"], Evaluator]
+
+class EvaluatorSpec(Protocol):
+    """What a factory reads of the project's evaluator spec (`monitor.pipeline.config.EvaluatorSpec`, which
+    validates its params through `check_params` here: naming that class would close an import cycle)."""
+
+    name: str
+    kind: str
+    params: dict[str, Any]
+
+
+Factory = Callable[[EvaluatorSpec, "Settings"], Evaluator]
 P = TypeVar("P", bound=BaseModel)
 
 

@@ -18,15 +18,19 @@ from monitor.principals import Principal
 from monitor.projects.service import SCOPES, AuthenticatedKey, authenticate, grants, hash_key
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One session per request. Handlers commit once, at the end; anything else is rolled back here."""
-    factory: sessionmaker[Session] = request.app.state.session_factory
+def _request_session(factory: sessionmaker[Session]) -> Iterator[Session]:
     session = factory()
     try:
         yield session
     finally:
         session.rollback()
         session.close()
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request. Handlers commit once, at the end; anything else is rolled back here."""
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    yield from _request_session(factory)
 
 
 def get_read_session(request: Request, primary: Annotated[Session, Depends(get_session)]) -> Iterator[Session]:
@@ -38,12 +42,7 @@ def get_read_session(request: Request, primary: Annotated[Session, Depends(get_s
     if factory is None:
         yield primary
         return
-    session = factory()
-    try:
-        yield session
-    finally:
-        session.rollback()
-        session.close()
+    yield from _request_session(factory)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -28,14 +28,19 @@ def _cols(conn: Connection, table: str) -> list[str]:
         "ORDER BY attnum", {"t": table}).scalars())
 
 
-def _set_aside(conn: Connection, spec: PartitionedTable) -> str:
+def _set_aside(conn: Connection, spec: PartitionedTable, *, partitioned: bool = False) -> str:
     """Rename the table to `<name>_old` and drop its indexes and constraints but the primary key (renamed), so
-    the new table can take their names. The sequence of an id column is kept (its owner changes later)."""
+    the new table can take their names. The sequence of an id column is kept (its owner changes later). A
+    partitioned table (converting back) also gives up its project foreign key's name, and must have its unique
+    keys (it was built with them)."""
     old = f"{spec.name}_old"
     conn.exec_driver_sql(f"ALTER TABLE {spec.name} RENAME TO {old}")
     conn.exec_driver_sql(f"ALTER TABLE {old} RENAME CONSTRAINT {spec.name}_pkey TO {old}_pkey")
+    if partitioned:
+        conn.exec_driver_sql(f"ALTER TABLE {old} DROP CONSTRAINT IF EXISTS {spec.name}_project_id_fkey")
     for name, _ in spec.unique:
-        conn.exec_driver_sql(f"ALTER TABLE {old} DROP CONSTRAINT IF EXISTS {name}")
+        conn.exec_driver_sql(f"ALTER TABLE {old} DROP CONSTRAINT {name}" if partitioned
+                             else f"ALTER TABLE {old} DROP CONSTRAINT IF EXISTS {name}")
     for name, _ in spec.indexes:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
     if spec.id_column == "id":
@@ -149,16 +154,7 @@ def to_plain(conn: Connection, progress: Progress = lambda _m: None) -> dict[str
         conn.exec_driver_sql(f"LOCK TABLE {spec.name} IN SHARE ROW EXCLUSIVE MODE")
     copied: dict[str, int] = {}
     for spec in TABLES:
-        old = f"{spec.name}_old"
-        conn.exec_driver_sql(f"ALTER TABLE {spec.name} RENAME TO {old}")
-        conn.exec_driver_sql(f"ALTER TABLE {old} RENAME CONSTRAINT {spec.name}_pkey TO {old}_pkey")
-        conn.exec_driver_sql(f"ALTER TABLE {old} DROP CONSTRAINT IF EXISTS {spec.name}_project_id_fkey")
-        for name, _ in spec.unique:
-            conn.exec_driver_sql(f"ALTER TABLE {old} DROP CONSTRAINT {name}")
-        for name, _ in spec.indexes:
-            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
-        if spec.id_column == "id":
-            conn.exec_driver_sql(f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY NONE")
+        old = _set_aside(conn, spec, partitioned=True)
         _build(conn, spec, old, partitioned=False)
         copied[spec.name] = _copy(conn, spec, old, f"SELECT o.* FROM {old} o", progress)
         conn.exec_driver_sql(f"DROP TABLE {old}")  # and its partitions

@@ -31,13 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.ingest import ADMIN, free_port, producer  # noqa: E402
+from bench.ingest import ADMIN, free_port, producer, wait_for_collector  # noqa: E402
 from monitor import migrations  # noqa: E402
 from monitor.demo.traffic import TOPICS, prompts  # noqa: E402
 from monitor.projects.service import create_key  # noqa: E402
@@ -120,15 +119,7 @@ def ingest_costs(args: argparse.Namespace) -> dict[str, float]:
         env={**os.environ, "DRIFTLOOP_DATABASE_URL": db_url}, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"collector did not start: {log.read_text()}") from None
-            time.sleep(0.1)
+        wait_for_collector(url, log)
         per = args.events // args.producers
         ctx = mp.get_context("spawn")
         out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]

@@ -115,6 +115,19 @@ def main() -> None:
     print(f"redaction on keeps {on / off:.1%} of the throughput ({on:,.0f} vs {off:,.0f} events/s; target >= 70%)")
 
 
+def wait_for_collector(url: str, log: Path, timeout: float = 300) -> None:
+    """Until the collector answers its health check (a loaded machine can take minutes to start it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"collector did not start: {log.read_text()}") from None
+        time.sleep(0.1)
+
+
 def collect(out: mp.Queue, procs: list[Any]) -> list[Any]:  # type: ignore[type-arg]
     """Each producer's result; stops at once if a producer died without one."""
     results: list[Any] = []
@@ -172,15 +185,7 @@ def run(args: argparse.Namespace, extra_env: dict[str, str], pii_traffic: bool =
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300  # a loaded machine can take minutes
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"collector did not start: {log.read_text()}") from None
-            time.sleep(0.1)
+        wait_for_collector(url, log)
 
         per = args.events // args.producers
         total = per * args.producers

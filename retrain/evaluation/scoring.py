@@ -76,8 +76,6 @@ def quality_evaluators(project_config: dict[str, Any] | None, settings: Any) -> 
     """The project's enabled evaluators that score answers, built as its window stage builds them. The LLM judge
     is left out (it spends the project's token budget and needs its endpoint), as are evaluators of prompts
     only (both models answer the same prompts); a spec that cannot be built is left out too."""
-    from pydantic import ValidationError
-
     from monitor.evaluators.registry import build
     from monitor.pipeline.config import EvaluatorSpec
 
@@ -88,7 +86,7 @@ def quality_evaluators(project_config: dict[str, Any] | None, settings: Any) -> 
             if not spec.enabled or spec.kind == "judge":
                 continue
             evaluator = build(spec, settings)
-        except (ValidationError, ValueError):
+        except ValueError:  # pydantic's ValidationError included
             continue
         if "response" in evaluator.fields:
             out.append(evaluator)

@@ -51,14 +51,20 @@ def _refusal(spec: EvaluatorSpec, settings: Settings) -> Evaluator:
     return RefusalEvaluator(spec.name, parse_params(RefusalParams, spec.params))
 
 
-def _relevance(spec: EvaluatorSpec, settings: Settings) -> Evaluator:
+def _embedding_key(settings: Settings) -> str | None:
+    """The key of the vectors the drift stage stores; None when the default model's package is absent (the stage
+    reports that when it needs vectors)."""
     from monitor.embeddings import resolve_embedding_model
 
-    params = parse_params(ThresholdParams, spec.params)
     try:
-        key = resolve_embedding_model(settings.embedding_model)[1]
-    except RuntimeError:  # the default model's package is absent: the stage reports it when it needs vectors
-        key = settings.embedding_model or "default"
+        return resolve_embedding_model(settings.embedding_model)[1]
+    except RuntimeError:
+        return None
+
+
+def _relevance(spec: EvaluatorSpec, settings: Settings) -> Evaluator:
+    params = parse_params(ThresholdParams, spec.params)
+    key = _embedding_key(settings) or settings.embedding_model or "default"
     return RelevanceEvaluator(spec.name, model_key=key, params=params)
 
 
@@ -75,17 +81,12 @@ def _degenerate(spec: EvaluatorSpec, settings: Settings) -> Evaluator:
 
 
 def _injection(spec: EvaluatorSpec, settings: Settings) -> Evaluator:
-    from monitor.embeddings import resolve_embedding_model
     from monitor.evaluators.injection import InjectionEvaluator
     from monitor.safety.embedding_head import HEAD_EMBEDDING_KEY
 
     params = parse_params(InjectionParams, spec.params)
-    try:
-        key = resolve_embedding_model(settings.embedding_model)[1]
-    except RuntimeError:
-        key = None
     return InjectionEvaluator(spec.name, threshold=params.threshold, device=settings.device,
-                              use_stored_vectors=key == HEAD_EMBEDDING_KEY)
+                              use_stored_vectors=_embedding_key(settings) == HEAD_EMBEDDING_KEY)
 
 
 def _judge(spec: EvaluatorSpec, settings: Settings) -> Evaluator:

@@ -1,16 +1,19 @@
-"""Convert the growing tables between the plain and the partitioned shape on Postgres (migration 0014).
+"""Convert the growing tables between the plain and the partitioned shape on Postgres (migration 0014 on a new,
+empty database; `driftloop partitions convert` on one that holds rows, at a time the operator chooses).
 
 Each table is rebuilt, not altered in place (Postgres cannot partition an existing table): the old one is
 renamed aside, the new one created under the real name with the other shape's keys, the rows copied in
-batches along the id (with a progress note), and the old one dropped, all inside the migration's transaction,
-so a failure leaves the database as it was. The tables are locked against writes (SHARE ROW EXCLUSIVE: reads
-go on, ingestion waits) for the whole conversion; docs/scaling.md says how long that is per million rows.
+batches along the id (with a progress note), and the old one dropped, all inside one transaction (the
+migration's, or the command's), so a failure leaves the database as it was. The tables are locked against
+writes (SHARE ROW EXCLUSIVE: reads go on, ingestion waits) for the whole conversion; docs/scaling.md says how
+long that is per million rows.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
@@ -18,8 +21,53 @@ from sqlalchemy import Connection
 from monitor.partitions.bounds import Bounds, Interval, bounds_between, bounds_of, floor
 from monitor.partitions.schema import EVENT_CHILDREN, KEY_COLUMNS, TABLES, PartitionedTable
 
-Progress = Callable[[str], None]
 BATCH_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class Copied:
+    """A progress note: after each batch of a table's copy."""
+
+    table: str
+    copied: int
+    total: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return f"{self.table}: {self.copied}/{self.total} rows ({self.seconds:.1f} s)"
+
+
+Progress = Callable[[Copied], None]
+
+# Seconds per million rows of each table, measured by bench/partition_migration.py on the 2-core development VM
+# under load (2026-12-04: 1 M events with one 384-d embedding and one score each, 100 k feedback; 173 s in all).
+# `events` includes building its dedupe keys and the indexes (the 40 s the per-table copies do not account for).
+SECONDS_PER_MILLION = {"events": 97.0, "feedback": 27.0, "event_vectors": 43.0, "event_scores": 31.0}
+
+
+def estimate_seconds(rows: dict[str, int]) -> float:
+    """How long converting tables of these sizes takes, by the rates above (a quiet, larger server is faster)."""
+    return sum(SECONDS_PER_MILLION.get(table, 60.0) * n / 1e6 for table, n in rows.items())
+
+
+def row_counts(conn: Connection, *, exact: bool = False) -> dict[str, int]:
+    """Rows in each growing table: the planner's estimate (instant; a table never analyzed is counted), or exact."""
+    out: dict[str, int] = {}
+    for spec in TABLES:
+        estimate = -1 if exact else conn.exec_driver_sql(
+            "SELECT coalesce(sum(c.reltuples), -1) FROM pg_class c WHERE c.oid = %(t)s::regclass "
+            "OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = %(t)s::regclass)",
+            {"t": spec.name}).scalar_one()
+        if estimate < 0:
+            estimate = conn.exec_driver_sql(f"SELECT count(*) FROM {spec.name}").scalar_one()
+        out[spec.name] = max(0, int(estimate))
+    return out
+
+
+def holds_rows(conn: Connection) -> bool:
+    """Whether any event or feedback item is stored (embeddings and scores belong to events)."""
+    return bool(conn.exec_driver_sql(
+        "SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM feedback)").scalar_one())
 
 
 def _cols(conn: Connection, table: str) -> list[str]:
@@ -77,7 +125,7 @@ def _copy(conn: Connection, spec: PartitionedTable, old: str, select: str, progr
         copied += conn.exec_driver_sql(
             f"INSERT INTO {spec.name} ({cols}) {select} WHERE o.{spec.id_column} >= {start} "
             f"AND o.{spec.id_column} < {start + step}").rowcount
-        progress(f"{spec.name}: {copied}/{total} rows ({time.monotonic() - started:.1f} s)")
+        progress(Copied(spec.name, copied, int(total), time.monotonic() - started))
     return copied
 
 
@@ -106,13 +154,24 @@ def _initial_ranges(conn: Connection, source: str, key: str, interval: Interval,
     return out
 
 
+def _lock(conn: Connection, lock_timeout_ms: int | None) -> None:
+    """Lock the four tables against writes. With a timeout, give up (raising; nothing changed) rather than wait
+    behind a long transaction, since every writer would queue behind this lock meanwhile."""
+    if lock_timeout_ms is not None:
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+    for spec in TABLES:
+        conn.exec_driver_sql(f"LOCK TABLE {spec.name} IN SHARE ROW EXCLUSIVE MODE")
+    if lock_timeout_ms is not None:
+        conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
+
+
 def to_partitioned(conn: Connection, interval: Interval, ahead_days: int = 7,
-                   progress: Progress = lambda _m: None, now: datetime | None = None) -> dict[str, int]:
+                   progress: Progress = lambda _m: None, now: datetime | None = None,
+                   lock_timeout_ms: int | None = None) -> dict[str, int]:
     """Plain -> partitioned. Returns rows copied per table."""
     now = now or datetime.now(UTC)
     conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
-    for spec in TABLES:
-        conn.exec_driver_sql(f"LOCK TABLE {spec.name} IN SHARE ROW EXCLUSIVE MODE")
+    _lock(conn, lock_timeout_ms)
     for child in EVENT_CHILDREN:
         conn.exec_driver_sql(f"ALTER TABLE {child} DROP CONSTRAINT IF EXISTS {child}_event_id_fkey")
     copied: dict[str, int] = {}
@@ -148,10 +207,11 @@ def to_partitioned(conn: Connection, interval: Interval, ahead_days: int = 7,
     return copied
 
 
-def to_plain(conn: Connection, progress: Progress = lambda _m: None) -> dict[str, int]:
-    """Partitioned -> plain (the migration's downgrade). Returns rows copied per table."""
-    for spec in TABLES:
-        conn.exec_driver_sql(f"LOCK TABLE {spec.name} IN SHARE ROW EXCLUSIVE MODE")
+def to_plain(conn: Connection, progress: Progress = lambda _m: None,
+             lock_timeout_ms: int | None = None) -> dict[str, int]:
+    """Partitioned -> plain (the migration's downgrade, `driftloop partitions convert --to plain`). Returns rows
+    copied per table."""
+    _lock(conn, lock_timeout_ms)
     copied: dict[str, int] = {}
     for spec in TABLES:
         old = _set_aside(conn, spec, partitioned=True)

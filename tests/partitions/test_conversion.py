@@ -11,12 +11,14 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from monitor import migrations
 from monitor.cli import app as cli_app
 from monitor.db import make_engine, reset_engines
 from monitor.models import Base
+from monitor.partitions.convert import Copied, to_partitioned
 from monitor.partitions.schema import EVENT_CHILDREN, TABLES
 from monitor.partitions.service import partitioned_tables
 from monitor.settings import reset_settings_cache
@@ -159,6 +161,38 @@ def test_a_populated_database_stays_plain_until_the_command_converts_it_both_way
                                        "AND confrelid = 'events'::regclass").scalars()
             assert sorted(fks) == sorted(EVENT_CHILDREN)
         assert _fingerprint(engine) == before
+    finally:
+        engine.dispose()
+
+
+def test_while_the_rows_are_copied_reads_go_on_and_writes_wait(scratch: str) -> None:
+    migrations.upgrade(scratch, "0013_judge")
+    engine = make_engine(scratch)
+    try:
+        with engine.begin() as conn:
+            conn.connection.driver_connection.execute(SEED)  # type: ignore[union-attr]
+        migrations.upgrade(scratch)  # stays plain: it holds rows
+        seen: dict[str, object] = {}
+
+        def probe(note: Copied) -> None:
+            if note.table in seen:
+                return
+            with engine.connect() as other:  # another session, as a dashboard or a collector would be
+                other.exec_driver_sql("SET lock_timeout = '500ms'")
+                seen[note.table] = other.exec_driver_sql(f"SELECT count(*) FROM {note.table}").scalar_one()
+                try:
+                    other.exec_driver_sql("INSERT INTO events (project_id, client_event_id, ts, received_at) "
+                                          "VALUES (1, 'during', now(), now())")
+                    seen["write"] = "stored"
+                except OperationalError as exc:
+                    seen["write"] = "lock timeout" if "lock timeout" in str(exc) else str(exc)
+                other.rollback()
+
+        with engine.begin() as conn:
+            copied = to_partitioned(conn, "day", progress=probe)
+        assert copied["events"] == 12001
+        assert seen == {"events": 12001, "feedback": 3000, "event_vectors": 8001, "event_scores": 12001,
+                        "write": "lock timeout"}
     finally:
         engine.dispose()
 

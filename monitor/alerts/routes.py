@@ -26,7 +26,7 @@ from monitor.api.body import read_body
 from monitor.api.deps import AdminProject, ReaderProject, ReadSessionDep, RowId, SessionDep
 from monitor.db import utcnow
 from monitor.errors import FieldError
-from monitor.offload import run_blocking
+from monitor.api.offload import run_blocking
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
 

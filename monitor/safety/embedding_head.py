@@ -1,4 +1,5 @@
-"""The default toxicity scorer: a small classifier head over MiniLM sentence embeddings plus the lexical model.
+"""The toxicity heads (the default, ``minilm-head:ensemble``, and the single head ``minilm-head``): small
+classifier heads over MiniLM sentence embeddings plus the lexical model.
 
 Why this shape: the window stage already stores an all-MiniLM-L6-v2 vector for every prompt and response
 (the drift stage embeds them), so a linear or one-hidden-layer head over that vector costs a matrix product,

@@ -25,6 +25,23 @@ def project_id(session: Any, slug: str) -> int:
     return get_project(session, slug).id
 
 
+def lookup_project_id(slug: str) -> int:
+    """The id of the project `slug`, looked up in a session of its own; an unknown slug exits 1."""
+    from monitor.db import session_scope
+    from monitor.errors import NotFoundError
+
+    try:
+        with session_scope() as s:
+            return project_id(s, slug)
+    except NotFoundError as exc:
+        fail(str(exc))
+
+
+def project_ids(slug: str | None) -> list[int] | None:
+    """`--project SLUG` as the id list the runners take (None: every project); an unknown slug exits 1."""
+    return [lookup_project_id(slug)] if slug else None
+
+
 def short_time(ts: str | None) -> str:
     """An ISO timestamp cut to the minute, for tables."""
     return ts[:16].replace("T", " ") if ts else ""

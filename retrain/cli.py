@@ -19,6 +19,7 @@ from rich.table import Table
 from monitor import principals
 from monitor.cli_support import console
 from monitor.cli_support import fail as _fail
+from monitor.cli_support import lookup_project_id as _project_id
 
 models_app = typer.Typer(no_args_is_help=True, help="The model registry: versions, aliases, decisions.")
 retrain_app = typer.Typer(no_args_is_help=True, help="Retraining jobs: start one, follow its progress.")
@@ -33,19 +34,6 @@ def _default_actor() -> str:
         return "cli"
 
 
-def _project_id(slug: str) -> int:
-    from monitor.db import session_scope
-    from monitor.errors import NotFoundError
-    from monitor.projects.service import get_project
-
-    try:
-        with session_scope() as s:
-            return get_project(s, slug).id
-    except NotFoundError as exc:
-        _fail(str(exc))
-    raise AssertionError("unreachable")
-
-
 def _fmt(x: Any) -> str:
     return "—" if x is None else f"{x:.4g}" if isinstance(x, float) else str(x)
 
@@ -56,7 +44,7 @@ def models_list(project: str = typer.Option(..., "-p", "--project"),
     """Versions, newest first, with their status and aliases."""
     from monitor.db import session_scope
     from retrain.registry.service import aliases_of, list_versions
-    from retrain.views import version_summary
+    from retrain.registry.views import version_summary
 
     pid = _project_id(project)
     with session_scope() as s:
@@ -84,7 +72,7 @@ def models_show(version: str = typer.Argument(..., help="Version name, or champi
     from monitor.db import session_scope
     from monitor.errors import NotFoundError
     from retrain.registry.service import aliases_of, audit_entries, get_version, version_names
-    from retrain.views import audit_dict, version_dict
+    from retrain.registry.views import audit_dict, version_dict
 
     pid = _project_id(project)
     try:

@@ -189,6 +189,8 @@ def test_challenger_page_shows_why_data_training_evaluation_and_answers(ui: Test
     # Each paired gate shows its increase with the interval and the number of units behind it.
     tox = html[html.index('data-gate="toxicity_rate"'):html.index('data-gate="bias_gap"')]
     assert re.search(r'class="num interval">[^<]*\[[^<]*,[^<]*\] <span class="quiet">n=200</span>', tox), tox
+    bias = html[html.index('data-gate="bias_gap"'):html.index('data-gate="similarity"')]
+    assert re.search(r'class="num interval">[^<]*\[[^<]*,[^<]*\] <span class="quiet">n=\d+</span>', bias), bias
     assert text.count("[champion]") == 3 and text.count("[challenger]") == 3
     # The project's evaluators on both models' answers: the champion refused 2 of 6, this version none.
     table = html[html.index('class="list evaluator-scores"'):]

@@ -171,11 +171,13 @@ class Settings(BaseSettings):
         description="How often beat applies the retention policy (the in-process runner: after every run).",
     )
 
-    # Time-partitioned storage (Postgres): read by migration 0014, which converts the growing tables, and by
-    # beat's upkeep, which creates ranges ahead. Off by default until a deployment opts in.
+    # Time-partitioned storage (Postgres): read by migration 0014, which partitions the growing tables of a new
+    # database, by `driftloop partitions convert` (an existing one), and by beat's upkeep, which creates ranges ahead.
     partition_interval: Literal["off", "day", "week", "month"] = Field(
-        "off", description="Postgres only: partition events, feedback, embeddings and scores by time in ranges of "
-        "this length (`day`, `week`, `month`); migration 0014 converts the tables. `off` keeps plain tables."
+        "day", description="Postgres only: partition events, feedback, embeddings and scores by time in ranges of "
+        "this length (`day`, `week`, `month`). The first migration partitions a new database; one that already "
+        "holds events stays plain until `driftloop partitions convert`. `off`, set before the first migration, "
+        "keeps plain tables."
     )
     partition_ahead_days: int = Field(
         7, ge=1, le=366, description="How many days ahead beat creates partitions."

@@ -19,9 +19,9 @@ from monitor.settings import Settings
 from retrain.registry.service import get_version
 from retrain.ui.pages import tidy_answer
 from tests.support.factories import unique_slug
+from tests.support.ui_seed import T0, World, seed_world
+from tests.support.ui_session import csrf_of
 from tests.support.webhook_receiver import Receiver
-from tests.ui.conftest import csrf_of
-from tests.ui.seed import T0, World, seed_world
 
 
 @pytest.fixture

@@ -148,7 +148,7 @@ def test_generator_contract_is_checked() -> None:
     with pytest.raises(ValueError, match="returned 1 completions for 2 prompts"):
         run_probes(lambda ps: ["x"], load_probe_set().subset(axes=["age"]), batch_size=2)
     with pytest.raises(TypeError, match="expected str"):
-        run_probes(lambda ps: [None] * len(ps), load_probe_set().subset(axes=["age"]))  # type: ignore[misc]
+        run_probes(lambda ps: [None] * len(ps), load_probe_set().subset(axes=["age"]))  # type: ignore[list-item]
 
 
 def test_paired_bootstrap_cancels_template_effects() -> None:

@@ -1,7 +1,7 @@
 """PII detector precision/recall on a public synthetic corpus, and redaction speed.
 
     python bench/pii.py                       # measure on the shipped extract
-    python bench/pii.py --ner                 # also the optional `person` detector (spaCy pipeline; `ner` extra)
+    python bench/pii.py --ner                 # also the optional `person` detector (needs spaCy and a pipeline)
     python bench/pii.py --build-extract PATH  # rebuild the extract from presidio-research's synth_dataset_v2.json
 
 Corpus: microsoft/presidio-research `data/synth_dataset_v2.json` (MIT; bench/data/pii/README.md). Its labelled

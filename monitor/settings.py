@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     )
     pii_ner_model: str = Field(
         "en_core_web_sm", min_length=1, description="spaCy pipeline (package name or path) of the optional "
-        "`person` detector; needs the `ner` extra and is loaded only when a policy turns `person` on."
+        "`person` detector; needs spaCy and is loaded only when a policy turns `person` on."
     )
     pii_hash_secret: str | None = Field(
         None, description="Key of the `hash` action (HMAC-SHA256, a key derived per project). Unset: derived from "

@@ -1,6 +1,6 @@
 """Person names by a named-entity model: the optional `person` detector (off by default, never part of `all=`).
 
-spaCy and an English pipeline are an optional extra, imported only when a policy turns `person` on: this module
+spaCy (3.8) and an English pipeline are optional, imported only when a policy turns `person` on: this module
 imports nothing beyond the standard library, so the SDK and a collector without the extra are unaffected. The
 pipeline is a package name (`en_core_web_sm`, the default) or a path, set by DRIFTLOOP_PII_NER_MODEL; it is
 loaded once per process, with only its tokenizer-to-NER components.
@@ -57,7 +57,7 @@ def load(name: str) -> Pipeline:
     try:
         spacy: Any = importlib.import_module("spacy")
     except ImportError as exc:
-        raise NerUnavailable("the `person` PII detector needs spaCy (the `ner` extra) and an English pipeline") \
+        raise NerUnavailable("the `person` PII detector needs spaCy (3.8) and an English pipeline") \
             from exc
     try:
         nlp = spacy.load(name, exclude=["parser", "tagger", "lemmatizer", "attribute_ruler", "senter"])

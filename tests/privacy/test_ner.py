@@ -113,7 +113,7 @@ def test_the_real_pipeline_finds_a_name(monkeypatch: pytest.MonkeyPatch) -> None
     try:
         nlp = ner.load(name)
     except ner.NerUnavailable as exc:
-        pytest.skip(f"no spaCy pipeline here ({exc}); install the `ner` extra and a pipeline to run this")
+        pytest.skip(f"no spaCy pipeline here ({exc}); install spaCy and a pipeline to run this")
     monkeypatch.setattr(ner, "_loaded", {name: nlp})
     monkeypatch.setattr(ner, "_model", name)
     out = Redactor(Policy(parse_actions("person=mask"))).redact_text(

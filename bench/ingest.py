@@ -146,7 +146,7 @@ def run(args: argparse.Namespace, extra_env: dict[str, str], pii_traffic: bool =
     """One measurement on a fresh database; returns sustained events/s."""
     if label:
         print(f"--- {label}")
-    name = "driftloop_bench_ingest"
+    name = f"driftloop_bench_ingest_{os.getpid()}"  # its own: two benches at once must not share a database
     plain = ADMIN.replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -244,6 +244,8 @@ def run(args: argparse.Namespace, extra_env: dict[str, str], pii_traffic: bool =
             collector.terminate()
         collector.wait(timeout=60)
         engine.dispose()
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ def _the_printed_sign_in_opens_the_challenger_page(database_url: str, values: di
 
     from monitor.api.app import create_app
     from monitor.settings import Settings
-    from tests.ui.conftest import sign_in
+    from tests.support.ui_session import sign_in
 
     creds = values["ui_sign_in"]
     path = "/ui/" + values["ui_link"].split("/ui/", 1)[1]

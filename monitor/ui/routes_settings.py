@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import RedirectResponse, Response
 
 from monitor.alerts.rule_service import list_rules, rule_warnings
@@ -148,13 +148,22 @@ def _same(value: dict[str, Any], default: Any, key: str) -> bool:
         return False
 
 
+async def _form_fields(request: Request) -> dict[str, str]:
+    """The posted form's text fields. Awaited here (the body is capped at 64 KiB and Starlette keeps the parsed
+    form), so that `save_section` can be a plain `def`: its database work and page rendering then run in a worker
+    thread, not on the event loop (issue #18, finding 2)."""
+    return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+
+
+FormFields = Annotated[dict[str, str], Depends(_form_fields)]
+
+
 @router.post("/p/{slug}/settings/{section}")
-async def save_section(slug: Slug, section: str, request: Request, session: SessionDep,
-                       operator: FormOperatorDep) -> Response:
+def save_section(slug: Slug, section: str, request: Request, session: SessionDep, operator: FormOperatorDep,
+                 form: FormFields) -> Response:
     project = project_or_404(session, slug)
     if section not in _BY_NAME:
         raise PageError(404, f"no settings section {section!r}")
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     spec = _BY_NAME[section]
     try:
         new = _parse(spec, form, dict(project.config or {}))

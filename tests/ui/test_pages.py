@@ -224,3 +224,13 @@ def test_versions_page_and_missing_things(ui: TestClient, world: World) -> None:
     assert missing.status_code == 404 and "no model version 'v99'" in unescape(missing.text)
     assert ui.get("/ui/p/no-such-project/alerts").status_code == 404
     assert ui.get("/ui/p/Bad Slug/alerts").status_code in (404, 422)
+
+
+def test_a_services_error_under_ui_is_the_ui_error_page(ui: TestClient) -> None:
+    # One handler for the error vocabulary (monitor/api/errors.py): a NotFoundError that a UI route lets through
+    # is the UI's error page with the status the API would answer.
+    page = ui.get("/ui/p/no-such-project/events/1")
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<h1>Not found</h1>" in page.text and "no-such-project" in unescape(page.text)
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")  # the UI's headers too

@@ -44,7 +44,9 @@ def test_overview_shows_status_sparklines_alerts_champion_and_pending(ui: TestCl
     kinds = dict(re.findall(r'data-kind="(\w+)">\s*<h3>\w+ <span class="badge [^"]+">([^<]+)</span>', html))
     # The drift group shows the firing alert; the other groups are computed and quiet.
     assert kinds == {"drift": "alert", "toxicity": "ok", "bias": "ok", "ops": "ok"}
-    assert html.count('<svg class="spark"') == 10
+    # 2 drift + 3 toxicity (toxic responses, toxic prompts, abusive responses) + 2 bias + 4 ops tiles.
+    assert html.count('<svg class="spark"') == 11
+    assert "abusive responses (profanity)" in html
     # The prompt-drift sparkline marks exactly the two drifted windows.
     prompt_row = html[html.index("prompt drift (mmd)"):html.index("response drift (mmd)")]
     assert prompt_row.count('class="flagged"') == 2

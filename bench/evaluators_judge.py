@@ -90,7 +90,7 @@ def judge_bench(model: str, n_items: int, max_tokens: int) -> None:
         base_model = None
         if model == "tiny":
             sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-            from tests.llm.tiny_model import build_tiny_model_dir
+            from tests.support.tiny_model import build_tiny_model_dir
 
             base_model = str(build_tiny_model_dir(Path(tmp) / "tiny"))
         t = time.perf_counter()

@@ -44,8 +44,8 @@ from bench.ingest import producer  # noqa: E402
 from monitor import migrations  # noqa: E402
 from monitor.settings import Settings  # noqa: E402
 from tests.support import services  # noqa: E402
+from tests.support.celery_env import _die_with_parent, kill_worker, start_worker  # noqa: E402
 from tests.support.collector import CollectorProcess  # noqa: E402
-from tests.system.test_celery_worker import _die_with_parent, kill_worker, start_worker  # noqa: E402
 
 ROUTE = "/v1/events"
 

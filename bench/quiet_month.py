@@ -20,7 +20,8 @@ drift metric (field x method) over every segment with `field = flagged`, `for_wi
 consecutive flagged windows fire it, an unflagged window resolves it, and a page is a transition to firing.
 
 Reported: false pages before the shift (and per 30 days), flagged windows before it, windows from the shift
-to the first page. Progress is checkpointed in bench/results/quiet_month_<args>.json after every window.
+to the first page. Progress is checkpointed in bench/results/quiet_month_<args>.jsonl (one line per window,
+with every row's normal score) after every window.
 """
 
 from __future__ import annotations
@@ -125,9 +126,9 @@ def main() -> None:
     labels = segment_labels(args.segments)
     tag = "_".join(f"{k}{v}" for k, v in sorted(vars(args).items())
                    if k != "report_only" and not (k == "start_day" and v == 0.0))
-    ckpt = ROOT / "bench" / "results" / f"quiet_month_{tag}.json"
+    ckpt = ROOT / "bench" / "results" / f"quiet_month_{tag}.jsonl"
     ckpt.parent.mkdir(parents=True, exist_ok=True)
-    state: dict[str, Any] = json.loads(ckpt.read_text()) if ckpt.exists() else {"args": vars(args), "windows": []}
+    state = load_checkpoint(ckpt, args)
     if args.report_only:
         report(state, args)
         return
@@ -151,6 +152,9 @@ def main() -> None:
                                                      window_size=n_window[label], alpha=args.alpha,
                                                      n_blocks=args.calibration_blocks)
     lam = {f"{k[0]}|{k[1]}|{m}": c.lam for k, v in cals.items() for m, c in v.items()}
+    if "lambda" not in state:
+        with ckpt.open("a") as out:
+            out.write(json.dumps({"lambda": lam}) + "\n")
     state["lambda"] = lam
     print("λ of `all`: " + ", ".join(f"{k.split('|', 1)[1]} {v:.1f}" for k, v in lam.items() if k.startswith("all|")),
           file=sys.stderr, flush=True)
@@ -166,7 +170,7 @@ def main() -> None:
         shift = args.shift if t0 >= args.shift_day else 0.0
         n = int(np.random.default_rng([args.seed, w, 7]).poisson(args.events))
         cp, cr, cs = sim.events(t0, t0 + 1 / WINDOWS_PER_DAY, n, shift, key=w)
-        keys, p_cal = [], []
+        keys, p_cal, scores = [], [], []
         for label, m in masks(cs, args.segments).items():
             for field, rows in (("prompt", cp), ("response", cr)):
                 cur = pool.vectors[rows[m]]
@@ -177,15 +181,43 @@ def main() -> None:
                     judged = apply_calibration(res, cals[(label, field)][method], args.alpha)
                     keys.append(f"{label}|{field}|{method}")
                     p_cal.append(float(judged.details["p_calibrated"]))
+                    scores.append(round(float(judged.details["score"]), 4))
         flags = bh_decisions(p_cal, args.alpha) if p_cal else np.zeros(0, dtype=bool)
+        # The raw normal scores are kept with the flags, so other decision rules (budget level, persistence)
+        # can be judged on the very same detector runs without running them again.
         state["windows"].append({"w": w, "shift": shift, "n": n, "flagged": [k for k, f in zip(keys, flags, strict=True)
-                                                                              if f]})
-        ckpt.write_text(json.dumps(state))
+                                                                              if f],
+                                 "scores": dict(zip(keys, scores, strict=True))})
+        with ckpt.open("a") as out:  # append-only: a month is ~8,640 lines, never rewritten
+            out.write(json.dumps(state["windows"][-1]) + "\n")
         elapsed = time.perf_counter() - started
         print(f"\rwindow {w + 1}/{total} day {t0:.2f} flagged {len(state['windows'][-1]['flagged'])} "
               f"({elapsed:.0f} s, {elapsed / (w + 1 - done):.1f} s/window)", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     report(state, args)
+
+
+def load_checkpoint(path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """{"args", "windows", and "lambda" once calibrated} from the append-only checkpoint (created if missing).
+    A partly written last line (a killed run) is dropped: that window is computed again."""
+    if not path.exists():
+        path.write_text(json.dumps({"args": vars(args)}) + "\n")
+    state: dict[str, Any] = {"args": vars(args), "windows": []}
+    lines = path.read_text().splitlines()
+    good = []
+    for line in lines:
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        good.append(line)
+        if "w" in item:
+            state["windows"].append(item)
+        elif "lambda" in item:
+            state["lambda"] = item["lambda"]
+    if len(good) < len(lines):
+        path.write_text("".join(f"{line}\n" for line in good))
+    return state
 
 
 def pages(state: dict[str, Any], args: argparse.Namespace, need: int, of: int) -> tuple[int, int | None]:

@@ -2,15 +2,16 @@
 
     python bench/retention.py [--events 10000000] [--days 30] [--keep-days 15] [--batch-size 5000] [--mode both]
 
-For each mode, a fresh database is migrated (`partition`: with DRIFTLOOP_PARTITION_INTERVAL=day, so migration
-0014 builds daily partitions; `delete`: plain tables), filled by SQL (`generate_series`, not the API: filling is
-not what is measured) with `--events` events spread evenly over the last `--days` days, vacuumed, and then
-retention keeps `--keep-days` (so about half the rows expire). While retention runs, an ingest loop stores
-batches of 100 events through the collector's own service function (`monitor.ingest.service.ingest_events`,
-one transaction per batch, as a request does) as fast as it can; its per-batch latency is measured for a few
-seconds before retention (the baseline, same loop, same database) and during it. Prints, per mode: rows removed,
-retention wall time, ingest batches and p50/p99/max latency before and during, and the table size before/after.
-The GIN indexes (full text, metadata) are built after the fill, as on a real database.
+For each mode, a fresh database is migrated (`partition`: DRIFTLOOP_PARTITION_INTERVAL=day, the default, so the
+first migration builds daily partitions; `delete`: `off`, plain tables), filled by SQL (`generate_series`, not
+the API: filling is not what is measured) with `--events` events spread evenly over the last `--days` days,
+vacuumed, and then retention keeps `--keep-days` (so about half the rows expire). While retention runs, an
+ingest loop posts batches of 100 events to a real collector (`driftloop serve` in its own process, rate limits
+off) over HTTP, one request in flight, back to back; each request's latency (sent → 200 with the rows
+committed) is measured for `--baseline-seconds` before retention (the baseline, same loop, same database) and
+during it. Prints, per mode: rows removed, retention wall time, ingest requests and p50/p99/max latency before
+and during, and the database size before/after. The GIN indexes (full text, metadata) are built after the
+fill, as on a real database.
 """
 
 from __future__ import annotations
@@ -18,27 +19,39 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import numpy as np
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.ingest import free_port, wait_for_collector
 from monitor import migrations
 from monitor.db import make_engine, run_unit, utcnow
-from monitor.ingest.service import ingest_events
 from monitor.partitions.service import ensure_partitions
+from monitor.projects.service import create_key
 from monitor.retention.service import apply_retention
-from monitor.schemas import EventIn
 from monitor.settings import reset_settings_cache
 
 ADMIN = os.environ.get("DRIFTLOOP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 CHUNK = 1_000_000
+_ENV = threading.Lock()  # the fills run side by side; each migration reads the environment
+# About 300 bytes of text per event, varied enough that the full-text index has a realistic vocabulary: a support
+# question and a two-sentence answer with per-event numbers in them. (Longer texts are closer to some apps, but
+# the full-text index build, not what is measured, then takes over half an hour per 10 M events here.)
+PROMPT = ("'I cannot reset the password for account ' || g || ' in region eu-' || g % 17 || "
+          "': the verification e-mail never arrives and session ' || g % 9973 || ' expired.'")
+RESPONSE = ("'Open Settings, choose Security, then Reset password; the e-mail can take ' || g % 15 || "
+            "' minutes and may land in spam. Ticket ' || g % 100003 || ' has the manual steps.'")
 
 
 def recreate(name: str) -> str:
@@ -59,20 +72,19 @@ def fill(url: str, n: int, days: int, partitioned: bool) -> float:
     plain = url.replace("postgresql+psycopg", "postgresql")
     span = days * 86400.0
     with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute("INSERT INTO projects (slug, name, config, created_at) VALUES ('bench', 'bench', '{}', now())")
         conn.execute("DROP INDEX ix_events_fts; DROP INDEX ix_events_metadata")
         for lo in range(1, n + 1, CHUNK):
             hi = min(n, lo + CHUNK - 1)
             rows = (f"INSERT INTO events (project_id, client_event_id, ts, received_at, model, prompt, response, "
                     f"latency_ms, metadata) SELECT 1, 'fill-' || g, now() - make_interval(secs => g * {span / n}), "
-                    "now(), 'gpt-x', 'How do I reset my password for account ' || g || ' in region ' || g % 17 || '?', "
-                    "'Open settings, choose security, then reset; ticket ' || g % 1000 || ' has the steps.', "
-                    f"g % 2000, jsonb_build_object('tier', g % 3) FROM generate_series({lo}, {hi}) g")
+                    f"now(), 'gpt-x', {PROMPT}, {RESPONSE}, g % 2000, jsonb_build_object('tier', g % 3, 'route', "
+                    f"'support-' || g % 40) FROM generate_series({lo}, {hi}) g")
             if partitioned:  # the dedupe keys are part of what partitioned storage keeps per event
                 rows = (f"WITH ins AS ({rows} RETURNING project_id, client_event_id, ts) "
                         "INSERT INTO event_keys SELECT * FROM ins")
             conn.execute(rows)
             print(f"  filled {hi:,}/{n:,} ({time.monotonic() - started:.0f} s)", flush=True)
+        conn.execute("SET maintenance_work_mem = '1GB'")
         conn.execute("CREATE INDEX ix_events_fts ON events USING gin (to_tsvector('english'::regconfig, "
                      "(COALESCE(prompt, ''::text) || ' '::text) || COALESCE(response, ''::text)))")
         conn.execute("CREATE INDEX ix_events_metadata ON events USING gin (metadata jsonb_path_ops)")
@@ -86,29 +98,45 @@ def size(url: str) -> str:
 
 
 class IngestLoop(threading.Thread):
-    """Stores batches of 100 fresh events with the current time, back to back, timing each transaction."""
+    """Posts batches of 100 fresh events (timestamp: now) to the collector, back to back, timing each request."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, key: str) -> None:
         super().__init__(daemon=True)
-        self.engine = make_engine(url)
-        from sqlalchemy.orm import sessionmaker
-
-        self.factory = sessionmaker(bind=self.engine)
+        self.client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=120)
         self.stop = threading.Event()
         self.marks: list[tuple[float, float]] = []  # (start, seconds)
         self.n = 0
+        self.failed = 0
 
     def run(self) -> None:
         while not self.stop.is_set():
-            batch = [EventIn(event_id=f"live-{self.n + i}", timestamp=utcnow(), prompt="live prompt", response="ok")
-                     for i in range(100)]
+            body = {"events": [{"event_id": f"live-{self.n + i}", "prompt": "live prompt", "response": "ok"}
+                               for i in range(100)]}
             t0 = time.perf_counter()
-            run_unit(self.factory, lambda s, b=batch: ingest_events(s, 1, b))  # type: ignore[misc]
-            self.marks.append((t0, time.perf_counter() - t0))
+            resp = self.client.post("/v1/events", json=body)
+            elapsed = time.perf_counter() - t0
+            if resp.status_code != 200:
+                self.failed += 1
+                continue
+            self.marks.append((t0, elapsed))
             self.n += 100
+        self.client.close()
 
     def between(self, a: float, b: float) -> np.ndarray:
         return np.asarray([d for t, d in self.marks if a <= t < b]) * 1000
+
+
+def start_collector(db_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    log = Path(tempfile.mkdtemp()) / "collector.log"
+    env = {**os.environ, "DRIFTLOOP_DATABASE_URL": db_url, "DRIFTLOOP_RATE_LIMIT_PER_SECOND": "0",
+           "DRIFTLOOP_RATE_LIMIT_EVENTS_PER_SECOND": "0", "DRIFTLOOP_RATE_LIMIT_BACKEND": "memory"}
+    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "serve", "--no-migrate", "--port", str(port),
+                             "--log-level", "warning", "--workers", "1"],
+                            env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    wait_for_collector(url, log)
+    return proc, url
 
 
 def pct(ms: np.ndarray) -> str:
@@ -118,51 +146,62 @@ def pct(ms: np.ndarray) -> str:
             f"max={ms.max():.1f} ms")
 
 
-def run_mode(mode: str, args: argparse.Namespace) -> dict[str, object]:
+def prepare(mode: str, args: argparse.Namespace) -> tuple[str, str, str, float]:
+    """A fresh, migrated, filled and vacuumed database for one mode: (name, url, ingest key, fill seconds)."""
     name = f"driftloop_bench_retention_{mode}"
     url = recreate(name)
     partitioned = mode == "partition"
-    os.environ["DRIFTLOOP_PARTITION_INTERVAL"] = "day" if partitioned else "off"
-    reset_settings_cache()
-    try:
+    with _ENV:  # the migration reads the setting: `day` (the default) builds the partitions, `off` keeps plain tables
+        os.environ["DRIFTLOOP_PARTITION_INTERVAL"] = "day" if partitioned else "off"
+        reset_settings_cache()
         migrations.upgrade(url)
-        if partitioned:  # ranges for the whole filled period, as beat would have made them day by day
-            engine = make_engine(url)
-            from sqlalchemy.orm import sessionmaker
+    engine = make_engine(url)
+    from sqlalchemy.orm import Session, sessionmaker
 
-            now = utcnow()
-            run_unit(sessionmaker(bind=engine), lambda s: ensure_partitions(
-                s, now - timedelta(days=args.days + 1), now + timedelta(days=7), "day"))
-            engine.dispose()
-        print(f"[{mode}] filling {args.events:,} events over {args.days} days", flush=True)
-        fill_s = fill(url, args.events, args.days, partitioned)
-        before = size(url)
-        loop = IngestLoop(url)
+    if partitioned:  # ranges for the whole filled period, as beat would have made them day by day
+        now = utcnow()
+        run_unit(sessionmaker(bind=engine), lambda s: ensure_partitions(
+            s, now - timedelta(days=args.days + 1), now + timedelta(days=7), "day"))
+    with Session(engine) as s:
+        key = create_key(s, "bench", scopes="ingest").key  # project 1, which the fill writes to
+        s.commit()
+    engine.dispose()
+    print(f"[{mode}] filling {args.events:,} events over {args.days} days", flush=True)
+    return name, url, key, fill(url, args.events, args.days, partitioned)
+
+
+def measure(mode: str, url: str, key: str, fill_s: float, args: argparse.Namespace) -> dict[str, object]:
+    from sqlalchemy.orm import sessionmaker
+
+    before = size(url)
+    load_before = os.getloadavg()
+    collector, api = start_collector(url)
+    try:
+        loop = IngestLoop(api, key)
         loop.start()
         t_base = time.perf_counter()
         time.sleep(args.baseline_seconds)  # the baseline window of the ingest loop (a measurement, not a wait)
         t0 = time.perf_counter()
         engine = make_engine(url)
-        from sqlalchemy.orm import sessionmaker
-
         report = apply_retention(sessionmaker(bind=engine), days=args.keep_days, batch_size=args.batch_size)
         t1 = time.perf_counter()
         loop.stop.set()
         loop.join()
         engine.dispose()
-        loop.engine.dispose()
-        base, during = loop.between(t_base, t0), loop.between(t0, t1)
-        removed = report.totals.events + report.partition_rows.get("events", 0)
-        out = {"mode": mode, "events": args.events, "removed": removed, "fill_s": round(fill_s, 1),
-               "retention_s": round(t1 - t0, 2), "partitions_dropped": len(report.partitions_dropped),
-               "delete_batches": report.batches, "size_before": before, "size_after": size(url),
-               "ingest_before": pct(base), "ingest_during": pct(during),
-               "p99_during_ms": float(np.percentile(during, 99)) if len(during) else None}
-        print(f"[{mode}] {out}", flush=True)
-        return out
     finally:
-        if not args.keep_databases:
-            drop(name)
+        collector.terminate()
+        collector.wait(30)
+    base, during = loop.between(t_base, t0), loop.between(t0, t1)
+    removed = report.totals.events + report.partition_rows.get("events", 0)
+    out: dict[str, object] = {
+        "mode": mode, "events": args.events, "removed": removed, "fill_s": round(fill_s, 1),
+        "retention_s": round(t1 - t0, 2), "partitions_dropped": len(report.partitions_dropped),
+        "delete_batches": report.batches, "size_before": before, "size_after": size(url),
+        "ingest_before": pct(base), "ingest_during": pct(during), "ingest_failed": loop.failed,
+        "load_before": load_before, "load_after": os.getloadavg(),
+        "p99_during_ms": float(np.percentile(during, 99)) if len(during) else None}
+    print(f"[{mode}] {out}", flush=True)
+    return out
 
 
 def main() -> None:
@@ -177,15 +216,28 @@ def main() -> None:
     args = parser.parse_args()
     modes = ["partition", "delete"] if args.mode == "both" else [args.mode]
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
-    results = [run_mode(m, args) for m in modes]
+    # Both databases are filled first, side by side (the fill is not what is measured, and on a shared machine
+    # two fills get more of it than one), then retention is measured on each in turn, the other one idle.
+    prepared: dict[str, tuple[str, str, str, float]] = {}
+    try:
+        with ThreadPoolExecutor(len(modes)) as pool:
+            futures = {m: pool.submit(prepare, m, args) for m in modes}
+            for m in modes:  # in order; a failed fill raises here
+                prepared[m] = futures[m].result()
+        results = [measure(m, prepared[m][1], prepared[m][2], prepared[m][3], args) for m in modes]
+    finally:
+        if not args.keep_databases:
+            for m in modes:
+                drop(f"driftloop_bench_retention_{m}")
     print()
     print(f"{'mode':<10} {'removed':>11} {'retention':>10} {'ingest p99 before':>18} {'ingest p99 during':>18}")
     for r in results:
         b = r["ingest_before"]
         d = r["ingest_during"]
         print(f"{r['mode']:<10} {r['removed']:>11,} {r['retention_s']:>9.1f}s  {b}\n{'':<33}during: {d}")
-    if len(results) == 2 and results[0]["retention_s"]:
-        print(f"\nbatched DELETE / partition drop time: {results[1]['retention_s'] / results[0]['retention_s']:.0f}x")
+    times = [float(r["retention_s"]) for r in results]  # type: ignore[arg-type]
+    if len(times) == 2 and times[0]:
+        print(f"\nbatched DELETE / partition drop time: {times[1] / times[0]:.1f}x")
 
 
 if __name__ == "__main__":

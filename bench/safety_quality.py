@@ -2,9 +2,11 @@
 
     python bench/safety_quality.py [--scorer hf:<model>] [--hatecheck-functionalities]
 
-For the default head (minilm-head), the ensemble head (minilm-head:ensemble), the combination minilm-combined
-(the ensemble head OR the lexical model on identity-masked text; not the default: under the HateCheck AUC
-target), the lexical model (profanity) and any scorer given with --scorer, in the same run, on data never used
+For the default scorer (the ensemble head, minilm-head:ensemble), the older single head (minilm-head), the
+combination minilm-combined (the ensemble head OR the lexical model on identity-masked text; not the default:
+under the HateCheck AUC target), the lexical model (profanity), the abuse signal the safety stage reports next to
+toxicity (profanity:masked: the lexical model on identity-masked text, at its own threshold) and any scorer given
+with --scorer, in the same run, on data never used
 for training or calibration (bench/data/toxicity/: the test splits of HateCheck, i.e. half its template
 families, of the same templates filled for 14 more groups, of Stormfront and of the wiki comments):
 ROC AUC, recall and false-flag rate at each scorer's default threshold, the false-flag rate on neutral
@@ -38,7 +40,13 @@ from toxicity_sets import (
 from monitor.safety.combined import CombinedScorer
 from monitor.safety.embedding_head import EmbeddingHeadScorer
 from monitor.safety.intervals import wilson_interval
-from monitor.safety.toxicity import ToxicityScorer, get_scorer, threshold_for
+from monitor.safety.toxicity import (
+    DEFAULT_TOXICITY_SCORER,
+    PROFANITY_SCORER,
+    ToxicityScorer,
+    get_scorer,
+    threshold_for,
+)
 
 # Plain rudeness without hate (the rude lines of tests/safety/test_stage.py, and one more): a default must flag
 # them at its threshold.
@@ -138,7 +146,7 @@ def throughput(scorers: dict[str, ToxicityScorer], texts: list[str]) -> None:
         if isinstance(sc, EmbeddingHeadScorer | CombinedScorer):
             best = min(_timed(lambda sc=sc: sc.score_embedded(batch, vecs)) for _ in range(3))
             parts.append(f"{name} given stored vectors {len(batch) / best:,.0f} texts/s")
-        elif name == "profanity":
+        elif name in ("profanity", PROFANITY_SCORER):
             best = min(_timed(lambda sc=sc: sc.score(batch)) for _ in range(3))
             parts.append(f"{name} {len(batch) / best:,.0f} texts/s")
     sample = texts[:256]
@@ -162,12 +170,14 @@ def main() -> None:
     args = parser.parse_args()
     combined = get_scorer("minilm-combined")
     assert isinstance(combined, CombinedScorer)
-    scorers: dict[str, ToxicityScorer] = {"minilm-combined": combined, "minilm-head": get_scorer("minilm-head"),
-                                          "minilm-head:ensemble": get_scorer("minilm-head:ensemble"),
-                                          "profanity": get_scorer("profanity")}
+    scorers: dict[str, ToxicityScorer] = {DEFAULT_TOXICITY_SCORER: get_scorer(DEFAULT_TOXICITY_SCORER)}
+    scorers.update({"minilm-head": get_scorer("minilm-head"), "minilm-combined": combined,
+                    "profanity": get_scorer("profanity"), PROFANITY_SCORER: get_scorer(PROFANITY_SCORER)})
     for spec in args.scorer:
         scorers[spec] = get_scorer(spec)
     cal = combined.calibration
+    print(f"default toxicity scorer: {DEFAULT_TOXICITY_SCORER}; abuse signal (safety.profanity_rate): "
+          f"{PROFANITY_SCORER}")
     print(f"minilm-combined: flagged when the ensemble head >= {cal['head_threshold']} or the lexical model on "
           f"identity-masked text >= {cal['lexical_threshold']} (95% bootstrap {cal['lexical_threshold_ci95']}; both "
           "chosen on the validation split); combined score threshold 0.5. Other thresholds: their own calibrated "

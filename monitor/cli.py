@@ -209,6 +209,7 @@ def _register_commands() -> None:
     from monitor.dashboards import cli as cli_dashboards
     from monitor.demo import cli as cli_demo
     from monitor.evaluators.judge import cli as cli_judge
+    from monitor.partitions import cli as cli_partitions
     from monitor.pipeline import cli as cli_pipeline
     from monitor.projects import cli as cli_projects
     from monitor.retention import cli as cli_retention
@@ -223,6 +224,7 @@ def _register_commands() -> None:
     cli_ui.register(app)
     cli_dashboards.register(app)
     cli_retention.register(app)
+    cli_partitions.register(app)
     cli_demo.register(app)
     cli_judge.register(app)
     retrain_cli.register(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from typing import Any, NoReturn
 
 import typer
@@ -23,6 +24,32 @@ def project_id(session: Any, slug: str) -> int:
     from monitor.projects.service import get_project
 
     return get_project(session, slug).id
+
+
+def lookup_project_id(slug: str) -> int:
+    """The id of the project `slug`, looked up in a session of its own; an unknown slug exits 1."""
+    from monitor.db import session_scope
+    from monitor.errors import NotFoundError
+
+    try:
+        with session_scope() as s:
+            return project_id(s, slug)
+    except NotFoundError as exc:
+        fail(str(exc))
+
+
+def project_ids(slug: str | None) -> list[int] | None:
+    """`--project SLUG` as the id list the runners take (None: every project); an unknown slug exits 1."""
+    return [lookup_project_id(slug)] if slug else None
+
+
+def cli_actor(separator: str) -> str:
+    """Who acts from the command line, for audit rows: `cli<separator><OS user>`, or `cli` without a user name
+    (some containers have none)."""
+    try:
+        return f"cli{separator}{getpass.getuser()}"
+    except Exception:  # no user name in some containers
+        return "cli"
 
 
 def short_time(ts: str | None) -> str:

@@ -16,6 +16,7 @@ from typing import NoReturn
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor.queue import runs_inline
 from monitor.settings import Settings
 
 MIGRATE = "run `driftloop migrate`"
@@ -120,5 +121,5 @@ def check_redis(url: str, timeout: float = 3.0) -> None:
 def check(settings: Settings) -> None:
     """Everything a command needs before it opens a session: the database, and Redis with the Celery runner."""
     check_database(settings.database_url)
-    if settings.runner == "celery":
+    if not runs_inline(settings):
         check_redis(settings.redis_url)

@@ -87,16 +87,17 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="`auto` picks cuda when available, else cpu; or name a torch device.")
 
     toxicity_scorer: str = Field(
-        "minilm-head", description="`minilm-head` (offline default: a small head over the stored MiniLM vectors plus "
-        "the lexical model; see docs/safety.md), `minilm-head:ensemble` (fairer to identity mentions, misses more "
-        "plain rudeness), `minilm-combined` (the ensemble head OR the lexical model on identity-masked text: flags "
-        "rudeness too, lower HateCheck AUC), `profanity` (lexical only), `hf:<model id or path>`, or "
+        "minilm-head:ensemble", description="`minilm-head:ensemble` (offline default: small heads over the stored "
+        "MiniLM vectors plus the lexical model, fair to identity mentions; plain rudeness is reported apart as "
+        "`safety.profanity_rate`; see docs/safety.md), `minilm-head` (the older single head: flags more rudeness, "
+        "less fair to some groups), `minilm-combined` (the ensemble head OR the lexical model on identity-masked "
+        "text: flags rudeness too, lower HateCheck AUC), `profanity` (lexical only), `hf:<model id or path>`, or "
         "`detoxify:<variant>`."
     )
     toxicity_threshold: float | None = Field(
         None, ge=0, le=1, description="A text at or above this score counts as toxic. Unset: the scorer's "
-        "calibrated threshold (minilm-head: chosen on its validation data, see docs/safety.md; profanity: 0.3; "
-        "others: 0.5)."
+        "calibrated threshold (minilm-head:ensemble, minilm-head: chosen on their validation data, see "
+        "docs/safety.md; profanity: 0.3; others: 0.5)."
     )
 
     # Collector limits: a request over any of them is refused whole (413/422), nothing stored.
@@ -120,8 +121,9 @@ class Settings(BaseSettings):
     )
     pii_actions: str = Field(
         "", description="Per-detector actions over the defaults, e.g. `email=hash,ip=mask` (detectors: email, "
-        "phone, card, iban, credential_url, api_key, ip, high_entropy; actions: off, mask, hash, drop, refuse; "
-        "`all=...` sets every detector). Default: mask the first six, ip and high_entropy off."
+        "phone, card, iban, credential_url, api_key, ip, high_entropy, person; actions: off, mask, hash, drop, "
+        "refuse; `all=...` sets every detector but person). Default: mask the first six, ip, high_entropy and "
+        "person off."
     )
     pii_on_error: Literal["refuse", "withhold"] = Field(
         "refuse", description="When redaction fails or runs over its budget: `refuse` answers 503 and stores "
@@ -130,6 +132,10 @@ class Settings(BaseSettings):
     pii_budget_ms: float = Field(
         20.0, gt=0, le=60_000, description="Redaction time budget per item in milliseconds (a batch gets the "
         "sum); a batch over it is handled per DRIFTLOOP_PII_ON_ERROR."
+    )
+    pii_ner_model: str = Field(
+        "en_core_web_sm", min_length=1, description="spaCy pipeline (package name or path) of the optional "
+        "`person` detector; needs spaCy and is loaded only when a policy turns `person` on."
     )
     pii_hash_secret: str | None = Field(
         None, description="Key of the `hash` action (HMAC-SHA256, a key derived per project). Unset: derived from "
@@ -170,11 +176,13 @@ class Settings(BaseSettings):
         description="How often beat applies the retention policy (the in-process runner: after every run).",
     )
 
-    # Time-partitioned storage (Postgres): read by migration 0014, which converts the growing tables, and by
-    # beat's upkeep, which creates ranges ahead. Off by default until a deployment opts in.
+    # Time-partitioned storage (Postgres): read by migration 0014, which partitions the growing tables of a new
+    # database, by `driftloop partitions convert` (an existing one), and by beat's upkeep, which creates ranges ahead.
     partition_interval: Literal["off", "day", "week", "month"] = Field(
-        "off", description="Postgres only: partition events, feedback, embeddings and scores by time in ranges of "
-        "this length (`day`, `week`, `month`); migration 0014 converts the tables. `off` keeps plain tables."
+        "day", description="Postgres only: partition events, feedback, embeddings and scores by time in ranges of "
+        "this length (`day`, `week`, `month`). The first migration partitions a new database; one that already "
+        "holds events stays plain until `driftloop partitions convert`. `off`, set before the first migration, "
+        "keeps plain tables."
     )
     partition_ahead_days: int = Field(
         7, ge=1, le=366, description="How many days ahead beat creates partitions."

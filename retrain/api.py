@@ -27,7 +27,7 @@ from retrain.registry.service import (
     version_names,
 )
 from retrain.registry.swap import change_champion
-from retrain.views import audit_dict, hook_dict, version_dict, version_summary
+from retrain.registry.views import audit_dict, hook_dict, version_dict, version_summary
 
 router = APIRouter(prefix="/v1", tags=["models"])
 Actor = Annotated[str, Field(min_length=1, max_length=256, description=(

@@ -1,5 +1,8 @@
-"""Time-partitioned storage (issue #22): children carry their event's timestamp; on Postgres with
-DRIFTLOOP_PARTITION_INTERVAL set, events, feedback, embeddings and scores become range partitions by time.
+"""Time-partitioned storage (issue #22): children carry their event's timestamp; on Postgres, unless
+DRIFTLOOP_PARTITION_INTERVAL is `off`, events, feedback, embeddings and scores of a new (empty) database become
+range partitions by time (daily by default). A database that already holds events or feedback is left plain:
+converting it locks ingestion for about 3 minutes per million events (docs/scaling.md), which is for the
+operator to schedule with `driftloop partitions convert`, not for a deploy's migration step to start unasked.
 
 Revision ID: 0014_partitions
 Revises: 0013_judge
@@ -20,7 +23,7 @@ depends_on: str | Sequence[str] | None = None
 Ts = sa.DateTime(timezone=True)
 
 
-def _progress(message: str) -> None:
+def _progress(message: object) -> None:
     print(f"0014_partitions: {message}", file=sys.stderr, flush=True)
 
 
@@ -31,12 +34,17 @@ def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return
-    from monitor.partitions.convert import to_partitioned
+    from monitor.partitions.convert import holds_rows, to_partitioned
     from monitor.partitions.service import forget_partitioned_tables
     from monitor.settings import Settings
 
     settings = Settings()
     if settings.partition_interval == "off":
+        return
+    if holds_rows(bind):
+        _progress("this database holds events or feedback, so its tables stay plain for now; convert them at a "
+                  "time of your choosing with `driftloop partitions convert` (--dry-run first: it says how long "
+                  "ingestion will wait)")
         return
     to_partitioned(bind, settings.partition_interval, settings.partition_ahead_days, _progress)
     forget_partitioned_tables(bind)

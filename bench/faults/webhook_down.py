@@ -33,9 +33,9 @@ from monitor.webhooks.delivery import policy_from
 from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
 from monitor.webhooks.models import WebhookAttempt, WebhookDelivery
 from monitor.webhooks.outbox import emit_event
+from tests.support.celery_env import kill_worker, start_worker
 from tests.support.waiting import wait_for
 from tests.support.webhook_receiver import Answer, Receiver
-from tests.system.test_celery_worker import kill_worker, start_worker
 
 LATE_SLACK_SECONDS = 5.0  # task queueing and a busy worker may add this much to a scheduled retry
 

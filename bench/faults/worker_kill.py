@@ -34,9 +34,10 @@ from threadpoolctl import threadpool_limits
 from bench.faults.common import Report, Timeout, celery_environment, fresh_database, machine, servers, worker_env
 from monitor.db import make_engine
 from monitor.pipeline.models import MetricValue, WindowState
+from tests.support.celery_env import kill_worker, start_worker
 from tests.support.pg_activity import open_write_transaction
 from tests.support.waiting import wait_for
-from tests.system.test_celery_worker import T0, _seed, kill_worker, start_worker
+from tests.system.test_celery_worker import T0, _seed
 
 
 def _metric_rows(engine: Engine, pid: int, prefix: str = "") -> list[tuple[str, str, datetime]]:
@@ -122,7 +123,7 @@ def retrain_job(report: Report, env: dict[str, str], db_url: str, steps: int, lo
     from monitor.projects.service import get_or_create_project
     from retrain.jobs.service import create_job, dispatch
     from retrain.models import ModelVersion, RetrainJob
-    from tests.retrain.helpers import seed_feedback
+    from tests.support.retrain import seed_feedback
 
     engine = make_engine(db_url)
     factory = sessionmaker(bind=engine, expire_on_commit=False)
@@ -186,7 +187,7 @@ def run(report: Report, part: str, events: int) -> None:
             tempfile.TemporaryDirectory(prefix="driftloop-fault-") as tmp:
         extra: dict[str, str] = {}
         if part in ("retrain", "both"):
-            from tests.llm.tiny_model import build_tiny_model_dir
+            from tests.support.tiny_model import build_tiny_model_dir
 
             tiny = build_tiny_model_dir(Path(tmp) / "tiny-llama")
             extra = {"DRIFTLOOP_BASE_MODEL": str(tiny), "DRIFTLOOP_RETRAIN_MIN_EXAMPLES": "8",

@@ -24,9 +24,9 @@ from monitor.alerts.rules import MAX_YAML_BYTES, NAME_PATTERN, RuleSpec, parse_r
 from monitor.alerts.triage import ack_dict, acknowledge, lift, list_silences, rule_names, silence, silence_dict
 from monitor.api.body import read_body
 from monitor.api.deps import AdminProject, ReaderProject, ReadSessionDep, RowId, SessionDep
+from monitor.api.offload import run_blocking
 from monitor.db import utcnow
 from monitor.errors import FieldError
-from monitor.offload import run_blocking
 from monitor.timestamps import UtcTime
 
 router = APIRouter(prefix="/v1", tags=["alerts"])

@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     # Reads (GET routes, UI pages) go to the replica when one is configured; without one, to the primary.
     if read_engine is None and settings.read_database_url:
         read_engine = make_engine(settings.read_database_url)
-    # The event loop shares the GIL with worker threads doing blocking work (monitor/offload.py, sync routes).
+    # The event loop shares the GIL with worker threads doing blocking work (monitor/api/offload.py, sync routes).
     # At the default 5 ms switch interval a loop waiting behind a few busy threads answers /healthz tens of
     # ms late; 1 ms hands the GIL over sooner (issue #18: /healthz p99 under hostile admin load).
     sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))

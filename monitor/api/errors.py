@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.concurrency import run_in_threadpool
 
@@ -101,18 +101,23 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     return JSONResponse({"detail": field_problems(errors)}, status_code=422)
 
 
-async def _service_error(_: Request, exc: Exception) -> JSONResponse:
+def service_status(exc: Exception) -> int:
+    """The HTTP status of an error of the services' vocabulary: 404 missing, 409 conflicting, 422 refused."""
+    return 404 if isinstance(exc, NotFoundError) else 409 if isinstance(exc, ConflictError) else 422
+
+
+async def _service_error(request: Request, exc: Exception) -> Response:
     """The services' error vocabulary (`monitor.errors`) as HTTP: 404 missing, 409 conflicting, 422 naming the
-    field(s). Routes let these through instead of catching them one by one."""
-    if isinstance(exc, NotFoundError):
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-    if isinstance(exc, ConflictError):
-        return JSONResponse({"detail": str(exc)}, status_code=409)
+    field(s). Routes let these through instead of catching them one by one. Under /ui/ the answer is the UI's
+    error page (`app.state.error_page`, set when the UI is mounted) with the same status."""
+    error_page = getattr(request.app.state, "error_page", None)
+    if error_page is not None and request.url.path.startswith("/ui/"):
+        return cast(Response, error_page(request, service_status(exc), str(exc)))
     if isinstance(exc, FieldError):
         return JSONResponse({"detail": [problem(exc.field, exc.message)]}, status_code=422)
     if isinstance(exc, FieldErrors):
         return JSONResponse({"detail": [problem(p.field, p.message) for p in exc.problems]}, status_code=422)
-    raise exc
+    return JSONResponse({"detail": str(exc)}, status_code=service_status(exc))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -18,7 +18,7 @@ router = APIRouter(tags=["health"])
 @router.get("/healthz", summary="Liveness: the process answers")
 async def healthz() -> dict[str, str]:
     # Answered on the event loop, not in the worker-thread pool: liveness must not depend on free threads
-    # (blocking work of other routes runs in threads: monitor/offload.py, issue #18).
+    # (blocking work of other routes runs in threads: monitor/api/offload.py, issue #18).
     return {"status": "ok", "version": __version__}
 
 

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True)
-
+from monitor.cli_support import console, err
 
 dashboards_app = typer.Typer(no_args_is_help=True, help="Grafana dashboards (Postgres data source).")
 

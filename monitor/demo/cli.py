@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from monitor.cli_support import console, err
 from monitor.demo.report import DemoReport
 
-console = Console()
-err = Console(stderr=True)
 BAR_NAMES = {"traffic": "traffic through the SDK", "metrics": "metrics windows", "retrain": "retraining (%)"}
 
 

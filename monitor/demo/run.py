@@ -53,7 +53,7 @@ DEMO_RULES = [
     {"name": "prompt-drift", "description": "What users ask moved away from the reference traffic.",
      "metric": "drift.prompt.mmd", "field": "flagged", "comparator": "==", "threshold": 1, "severity": "critical",
      "actions": [{"type": "webhook", "endpoints": ["demo-receiver"]}, {"type": "retrain"}]},
-    {"name": "rude-answers", "metric": "safety.toxicity_rate.response", "comparator": ">", "threshold": 0.05,
+    {"name": "rude-answers", "metric": "safety.profanity_rate.response", "comparator": ">", "threshold": 0.05,
      "severity": "warning", "actions": [{"type": "webhook", "endpoints": ["demo-receiver"]}]},
 ]
 METRICS_WAIT_SECONDS = 900.0  # production: the worker computes every window within this

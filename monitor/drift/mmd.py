@@ -24,11 +24,11 @@ docs/drift.md for the calibration of the `min_effect` floor.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
-from scipy.spatial.distance import pdist
 
+from monitor.drift import refcache
 from monitor.drift._validate import DEFAULT_MIN_SAMPLES, check_alpha, check_pair, subsample
 from monitor.drift.null import null_moments, z_score
 from monitor.drift.registry import register
@@ -45,6 +45,10 @@ _PERMS_PER_CHUNK = 200  # measured fastest on 2 cores at 10k per side
 # The 0/1 permutation block may be larger than the working-set budget: every block re-reads the
 # whole feature matrix (800 MB at 100k per side), so few, tall blocks save memory bandwidth.
 _PERM_BLOCK_BYTES = 192 * 1024 * 1024
+_GATHER_RATIO = 8
+"""Exact path: when the smaller side has at most N / 8 rows, permutations read its s² kernel entries (gathered)
+instead of multiplying the whole N x N kernel (measured ~2x faster at the break-even on 2 cores, far more below)."""
+_GATHER_ELEMENTS = 4 * 1024 * 1024  # kernel entries gathered at a time (16 MB of float32)
 
 
 def median_bandwidth(pooled: np.ndarray, *, max_points: int, rng: np.random.Generator) -> float:
@@ -54,9 +58,15 @@ def median_bandwidth(pooled: np.ndarray, *, max_points: int, rng: np.random.Gene
     Returns 0.0 only when every sampled point is identical.
     """
     sample = subsample(pooled, max_points, rng).astype(np.float64)
-    dists = pdist(sample)
-    dists = dists[dists > 0]
-    return float(np.median(dists)) if dists.size else 0.0
+    # Squared distances from one Gram product (BLAS; scipy's pdist loops in C, ~10x slower at 1,000 x 384).
+    # Cancellation leaves rounding-sized values where pdist would give exact zeros, so duplicates are
+    # recognised by a tolerance relative to the squared norms.
+    sq = np.einsum("ij,ij->i", sample, sample)
+    upper = np.triu_indices(sample.shape[0], k=1)
+    d2 = (sq[:, None] + sq[None, :] - 2.0 * (sample @ sample.T))[upper]
+    scale = (sq[:, None] + sq[None, :])[upper]
+    d2 = d2[d2 > 1e-12 * np.maximum(scale, 1e-300)]
+    return float(np.median(np.sqrt(d2))) if d2.size else 0.0
 
 
 def _permutation_chunks(
@@ -98,16 +108,45 @@ def _mmd2_from_sums(
     )
 
 
+def pooled_gram(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """The pooled float32 Gram matrix [ref; cur]·[ref; cur]ᵀ, its reference block from the per-process cache
+    (monitor/drift/refcache.py): a window of n rows against m reference rows then costs n·(m + n) products
+    instead of (m + n)². Always assembled from the same three block products, so a hit equals a miss."""
+    r = np.ascontiguousarray(ref, dtype=np.float32)
+    c = np.ascontiguousarray(cur, dtype=np.float32)
+    (g_rr,) = refcache.cached(("mmd-gram", refcache.fingerprint(r)), lambda: (r @ r.T,))
+    m, n = r.shape[0], c.shape[0]
+    gram = np.empty((m + n, m + n), dtype=np.float32)
+    gram[:m, :m] = g_rr
+    g_rc = r @ c.T
+    gram[:m, m:] = g_rc
+    gram[m:, :m] = g_rc.T
+    gram[m:, m:] = c @ c.T
+    return gram
+
+
+def gram_bandwidth(gram: np.ndarray, idx: np.ndarray) -> float:
+    """`median_bandwidth` of the rows `idx`, read off a float32 Gram matrix: median of the non-zero pairwise
+    distances. Distances below 3e-3 of the norms' scale (float32 cancellation) count as duplicates."""
+    sub = gram[np.ix_(idx, idx)].astype(np.float64)
+    sq = np.diag(sub).copy()
+    scale = sq[:, None] + sq[None, :]
+    d2 = scale - 2.0 * sub
+    # The whole matrix, not its upper triangle: every pair is counted twice, which leaves the median as it is,
+    # and the diagonal (zero) is dropped with the duplicates.
+    d2 = d2[d2 > 1e-5 * np.maximum(scale, 1e-300)]
+    return float(np.median(np.sqrt(d2))) if d2.size else 0.0
+
+
 def _exact_statistics(
-    pooled: np.ndarray, m: int, gamma: float, n_permutations: int, rng: np.random.Generator
+    gram: np.ndarray, m: int, gamma: float, n_permutations: int, rng: np.random.Generator
 ) -> tuple[float, np.ndarray, float]:
-    """(observed MMD²_u, permuted MMD²_u, mean off-diagonal kernel of the reference) with the full kernel."""
-    total = pooled.shape[0]
+    """(observed MMD²_u, permuted MMD²_u, mean off-diagonal kernel of the reference) with the full kernel
+    built from the pooled Gram matrix (`pooled_gram`)."""
+    total = gram.shape[0]
     n = total - m
-    x = pooled.astype(np.float32)
-    sq = np.einsum("ij,ij->i", x, x)
-    kernel = x @ x.T
-    kernel *= -2.0
+    sq = np.diag(gram).copy()
+    kernel = gram * np.float32(-2.0)
     kernel += sq[:, None]
     kernel += sq[None, :]
     np.maximum(kernel, 0.0, out=kernel)
@@ -127,11 +166,41 @@ def _exact_statistics(
     observed = float(stat(np.array(sxx_obs), np.array(row_sums[:m].sum()))[()])
     ref_mean_k = (sxx_obs - m) / (m * (m - 1))
     perms: list[np.ndarray] = []
+    small = min(m, n)
     for chunk in _permutation_chunks(m, n, n_permutations, rng, row_bytes=total * 4 * 2):
+        if small * _GATHER_RATIO <= total:
+            perms.append(_gathered_statistics(kernel, row_sums, grand, chunk, m, n, stat))
+            continue
         kernel_sel = kernel @ chunk.T  # (N x c): for each permutation, K·a
         quad = np.einsum("ij,ji->i", chunk.astype(np.float64), kernel_sel.astype(np.float64))
         perms.append(stat(quad, chunk.astype(np.float64) @ row_sums))
     return observed, np.concatenate(perms), ref_mean_k
+
+
+def _gathered_statistics(
+    kernel: np.ndarray, row_sums: np.ndarray, grand: float, chunk: np.ndarray, m: int, n: int,
+    stat: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """The permutations of `chunk` from the kernel entries among the *smaller* side's rows only.
+
+    With s = min(m, n) rows on the small side, a permutation's block sum costs s² reads instead of the N²
+    multiply-adds of K·a: with a window of 125 rows against 2,000 reference rows, 290x fewer. The large side's
+    sums follow from the grand sum: sum K[R, R] = grand - 2·(row sums of S) + sum K[S, S] for S the
+    complement of R. Same statistic as the dense path up to float rounding (sums in float64 here).
+    """
+    picks_reference = m <= n
+    size = m if picks_reference else n
+    mask = chunk != 0 if picks_reference else chunk == 0
+    cols = np.nonzero(mask)[1].reshape(chunk.shape[0], size)
+    quad = np.empty(chunk.shape[0])
+    rows_per_block = max(1, _GATHER_ELEMENTS // (size * size))
+    for start in range(0, chunk.shape[0], rows_per_block):
+        idx = cols[start : start + rows_per_block]
+        quad[start : start + idx.shape[0]] = kernel[idx[:, :, None], idx[:, None, :]].sum(axis=(1, 2), dtype=np.float64)
+    side_rows = row_sums[cols].sum(axis=1)
+    if picks_reference:
+        return stat(quad, side_rows)
+    return stat(grand - 2.0 * side_rows + quad, grand - side_rows)
 
 
 def _rff_features(
@@ -237,10 +306,15 @@ def mmd_test(
     ref, cur = subsample(ref, max_per_side, rng), subsample(cur, max_per_side, rng)
     m, n = ref.shape[0], cur.shape[0]
 
+    exact = max(m, n) <= exact_max_per_side
+    gram = pooled_gram(ref, cur) if exact else None
     if bandwidth is None:
         pool_idx = rng.choice(m + n, size=min(m + n, bandwidth_sample), replace=False)
-        pool_sample = np.concatenate([ref[pool_idx[pool_idx < m]], cur[pool_idx[pool_idx >= m] - m]])
-        sigma = median_bandwidth(pool_sample, max_points=bandwidth_sample, rng=rng)
+        if gram is not None:  # the same sample's distances, from the Gram matrix the kernel needs anyway
+            sigma = gram_bandwidth(gram, pool_idx)
+        else:
+            pool_sample = np.concatenate([ref[pool_idx[pool_idx < m]], cur[pool_idx[pool_idx >= m] - m]])
+            sigma = median_bandwidth(pool_sample, max_points=bandwidth_sample, rng=rng)
     elif bandwidth > 0:
         sigma = float(bandwidth)
     else:
@@ -257,11 +331,9 @@ def mmd_test(
         details.update(path="degenerate", reason="all sampled points are identical")
         return DriftResult("mmd", 0.0, 1.0, alpha, False, 0.0, m, n, details)
 
-    exact = max(m, n) <= exact_max_per_side
-    if exact:
-        pooled = np.concatenate([ref, cur]).astype(np.float32)
+    if gram is not None:
         observed, permuted, ref_mean_k = _exact_statistics(
-            pooled, m, 1.0 / (2.0 * sigma**2), n_permutations, rng
+            gram, m, 1.0 / (2.0 * sigma**2), n_permutations, rng
         )
         details["path"] = "exact"
     else:

@@ -93,7 +93,10 @@ def _specs() -> list[MetricSpec]:
     for f in TOXICITY_FIELDS:
         specs += [MetricSpec(f"safety.toxicity_rate.{f}", "safety",
                              f"Share of {f}s at or above the toxicity threshold", "ratio"),
-                  MetricSpec(f"safety.toxicity_mean.{f}", "safety", f"Mean toxicity score of {f}s", "score")]
+                  MetricSpec(f"safety.toxicity_mean.{f}", "safety", f"Mean toxicity score of {f}s", "score"),
+                  MetricSpec(f"safety.profanity_rate.{f}", "safety",
+                             f"Share of {f}s the lexical abuse model flags (insults, profanity; identity terms "
+                             "masked): rudeness the toxicity scorer leaves out", "ratio")]
     specs.append(MetricSpec("safety.sentiment_mean.response", "safety", "Mean VADER compound of responses", "score"))
     specs += [MetricSpec(f"bias.{m}.gap", "bias",
                          f"Largest gap in {m.replace('_', ' ')} between groups of the bias attribute", "gap")

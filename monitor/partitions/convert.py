@@ -1,16 +1,19 @@
-"""Convert the growing tables between the plain and the partitioned shape on Postgres (migration 0014).
+"""Convert the growing tables between the plain and the partitioned shape on Postgres (migration 0014 on a new,
+empty database; `driftloop partitions convert` on one that holds rows, at a time the operator chooses).
 
 Each table is rebuilt, not altered in place (Postgres cannot partition an existing table): the old one is
 renamed aside, the new one created under the real name with the other shape's keys, the rows copied in
-batches along the id (with a progress note), and the old one dropped, all inside the migration's transaction,
-so a failure leaves the database as it was. The tables are locked against writes (SHARE ROW EXCLUSIVE: reads
-go on, ingestion waits) for the whole conversion; docs/scaling.md says how long that is per million rows.
+batches along the id (with a progress note), and the old one dropped, all inside one transaction (the
+migration's, or the command's), so a failure leaves the database as it was. The tables are locked against
+writes (SHARE ROW EXCLUSIVE: reads go on, ingestion waits) for the whole conversion; docs/scaling.md says how
+long that is per million rows.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection
@@ -18,8 +21,53 @@ from sqlalchemy import Connection
 from monitor.partitions.bounds import Bounds, Interval, bounds_between, bounds_of, floor
 from monitor.partitions.schema import EVENT_CHILDREN, KEY_COLUMNS, TABLES, PartitionedTable
 
-Progress = Callable[[str], None]
 BATCH_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class Copied:
+    """A progress note: after each batch of a table's copy."""
+
+    table: str
+    copied: int
+    total: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return f"{self.table}: {self.copied}/{self.total} rows ({self.seconds:.1f} s)"
+
+
+Progress = Callable[[Copied], None]
+
+# Seconds per million rows of each table, measured by bench/partition_migration.py on the 2-core development VM
+# under load (2026-12-04: 1 M events with one 384-d embedding and one score each, 100 k feedback; 173 s in all).
+# `events` includes building its dedupe keys and the indexes (the 40 s the per-table copies do not account for).
+SECONDS_PER_MILLION = {"events": 97.0, "feedback": 27.0, "event_vectors": 43.0, "event_scores": 31.0}
+
+
+def estimate_seconds(rows: dict[str, int]) -> float:
+    """How long converting tables of these sizes takes, by the rates above (a quiet, larger server is faster)."""
+    return sum(SECONDS_PER_MILLION.get(table, 60.0) * n / 1e6 for table, n in rows.items())
+
+
+def row_counts(conn: Connection, *, exact: bool = False) -> dict[str, int]:
+    """Rows in each growing table: the planner's estimate (instant; a table never analyzed is counted), or exact."""
+    out: dict[str, int] = {}
+    for spec in TABLES:
+        estimate = -1 if exact else conn.exec_driver_sql(
+            "SELECT coalesce(sum(c.reltuples), -1) FROM pg_class c WHERE c.oid = %(t)s::regclass "
+            "OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = %(t)s::regclass)",
+            {"t": spec.name}).scalar_one()
+        if estimate < 0:
+            estimate = conn.exec_driver_sql(f"SELECT count(*) FROM {spec.name}").scalar_one()
+        out[spec.name] = max(0, int(estimate))
+    return out
+
+
+def holds_rows(conn: Connection) -> bool:
+    """Whether any event or feedback item is stored (embeddings and scores belong to events)."""
+    return bool(conn.exec_driver_sql(
+        "SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM feedback)").scalar_one())
 
 
 def _cols(conn: Connection, table: str) -> list[str]:
@@ -28,56 +76,66 @@ def _cols(conn: Connection, table: str) -> list[str]:
         "ORDER BY attnum", {"t": table}).scalars())
 
 
-def _set_aside(conn: Connection, spec: PartitionedTable, *, partitioned: bool = False) -> str:
-    """Rename the table to `<name>_old` and drop its indexes and constraints but the primary key (renamed), so
-    the new table can take their names. The sequence of an id column is kept (its owner changes later). A
-    partitioned table (converting back) also gives up its project foreign key's name, and must have its unique
-    keys (it was built with them)."""
-    old = f"{spec.name}_old"
-    conn.exec_driver_sql(f"ALTER TABLE {spec.name} RENAME TO {old}")
-    conn.exec_driver_sql(f"ALTER TABLE {old} RENAME CONSTRAINT {spec.name}_pkey TO {old}_pkey")
-    if partitioned:
-        conn.exec_driver_sql(f"ALTER TABLE {old} DROP CONSTRAINT IF EXISTS {spec.name}_project_id_fkey")
-    for name, _ in spec.unique:
-        conn.exec_driver_sql(f"ALTER TABLE {old} DROP CONSTRAINT {name}" if partitioned
-                             else f"ALTER TABLE {old} DROP CONSTRAINT IF EXISTS {name}")
-    for name, _ in spec.indexes:
-        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
-    if spec.id_column == "id":
-        conn.exec_driver_sql(f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY NONE")
-    return old
+def _new(spec: PartitionedTable) -> str:
+    """The name the rebuilt table has until the swap."""
+    return f"{spec.name}_new"
 
 
-def _build(conn: Connection, spec: PartitionedTable, old: str, partitioned: bool) -> None:
+def _build(conn: Connection, spec: PartitionedTable, partitioned: bool) -> str:
+    """Create the table in the other shape beside the live one, its keys and indexes named with a `_new` suffix
+    (the live table still holds the real names); returns its name."""
+    new = _new(spec)
     by = f" PARTITION BY RANGE ({spec.key})" if partitioned else ""
-    conn.exec_driver_sql(f"CREATE TABLE {spec.name} (LIKE {old} INCLUDING DEFAULTS){by}")
+    conn.exec_driver_sql(f"CREATE TABLE {new} (LIKE {spec.name} INCLUDING DEFAULTS){by}")
     pk = spec.partitioned_pk if partitioned else spec.plain_pk
-    conn.exec_driver_sql(f"ALTER TABLE {spec.name} ADD CONSTRAINT {spec.name}_pkey PRIMARY KEY ({', '.join(pk)})")
+    conn.exec_driver_sql(f"ALTER TABLE {new} ADD CONSTRAINT {new}_pkey PRIMARY KEY ({', '.join(pk)})")
     if not partitioned and spec.key == "event_ts":
-        conn.exec_driver_sql(f"ALTER TABLE {spec.name} ALTER COLUMN event_ts DROP NOT NULL")
+        conn.exec_driver_sql(f"ALTER TABLE {new} ALTER COLUMN event_ts DROP NOT NULL")
     for name, cols in spec.unique:
         key = (*cols, spec.key) if partitioned else cols
-        conn.exec_driver_sql(f"ALTER TABLE {spec.name} ADD CONSTRAINT {name} UNIQUE ({', '.join(key)})")
+        conn.exec_driver_sql(f"ALTER TABLE {new} ADD CONSTRAINT {name}_new UNIQUE ({', '.join(key)})")
     for name, how in spec.indexes:
-        conn.exec_driver_sql(f"CREATE INDEX {name} ON {spec.name} {how}")
+        conn.exec_driver_sql(f"CREATE INDEX {name}_new ON {new} {how}")
     if spec.id_column == "id":
-        conn.exec_driver_sql(f"ALTER TABLE {spec.name} ADD CONSTRAINT {spec.name}_project_id_fkey "
+        conn.exec_driver_sql(f"ALTER TABLE {new} ADD CONSTRAINT {new}_project_id_fkey "
                              "FOREIGN KEY (project_id) REFERENCES projects (id) ON DELETE CASCADE")
+    return new
 
 
-def _copy(conn: Connection, spec: PartitionedTable, old: str, select: str, progress: Progress) -> int:
-    cols = ", ".join(_cols(conn, spec.name))
+def _swap(conn: Connection, spec: PartitionedTable) -> None:
+    """Drop the live table (with its partitions, if any) and give the rebuilt one its name and its keys' and
+    indexes' names. This is where the table is locked ACCESS EXCLUSIVE (reads wait too), until the commit."""
+    new = _new(spec)
+    if spec.id_column == "id":  # the id sequence is owned by the old table: keep it from being dropped with it
+        conn.exec_driver_sql(f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY NONE")
+    conn.exec_driver_sql(f"DROP TABLE {spec.name}")
+    conn.exec_driver_sql(f"ALTER TABLE {new} RENAME TO {spec.name}")
+    conn.exec_driver_sql(f"ALTER TABLE {spec.name} RENAME CONSTRAINT {new}_pkey TO {spec.name}_pkey")
+    for name, _ in spec.unique:
+        conn.exec_driver_sql(f"ALTER TABLE {spec.name} RENAME CONSTRAINT {name}_new TO {name}")
+    for name, _ in spec.indexes:
+        conn.exec_driver_sql(f"ALTER INDEX {name}_new RENAME TO {name}")
+    if spec.id_column == "id":
+        conn.exec_driver_sql(f"ALTER TABLE {spec.name} RENAME CONSTRAINT {new}_project_id_fkey "
+                             f"TO {spec.name}_project_id_fkey")
+        conn.exec_driver_sql(f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY {spec.name}.id")
+
+
+def _copy(conn: Connection, spec: PartitionedTable, select: str, progress: Progress) -> int:
+    """Copy the live table's rows into the rebuilt one, in batches along the id."""
+    new = _new(spec)
+    cols = ", ".join(_cols(conn, new))
     idc = spec.id_column
-    lo, hi, total = conn.exec_driver_sql(f"SELECT min({idc}), max({idc}), count(*) FROM {old}").one()
+    lo, hi, total = conn.exec_driver_sql(f"SELECT min({idc}), max({idc}), count(*) FROM {spec.name}").one()
     copied, started = 0, time.monotonic()
     if lo is None:
         return 0
     step = BATCH_ROWS
     for start in range(int(lo), int(hi) + 1, step):
         copied += conn.exec_driver_sql(
-            f"INSERT INTO {spec.name} ({cols}) {select} WHERE o.{spec.id_column} >= {start} "
+            f"INSERT INTO {new} ({cols}) {select} WHERE o.{spec.id_column} >= {start} "
             f"AND o.{spec.id_column} < {start + step}").rowcount
-        progress(f"{spec.name}: {copied}/{total} rows ({time.monotonic() - started:.1f} s)")
+        progress(Copied(spec.name, copied, int(total), time.monotonic() - started))
     return copied
 
 
@@ -106,60 +164,72 @@ def _initial_ranges(conn: Connection, source: str, key: str, interval: Interval,
     return out
 
 
-def to_partitioned(conn: Connection, interval: Interval, ahead_days: int = 7,
-                   progress: Progress = lambda _m: None, now: datetime | None = None) -> dict[str, int]:
-    """Plain -> partitioned. Returns rows copied per table."""
-    now = now or datetime.now(UTC)
-    conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
+def _lock(conn: Connection, lock_timeout_ms: int | None) -> None:
+    """Lock the four tables against writes. With a timeout, give up (raising; nothing changed) rather than wait
+    behind a long transaction, since every writer would queue behind this lock meanwhile."""
+    if lock_timeout_ms is not None:
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
     for spec in TABLES:
         conn.exec_driver_sql(f"LOCK TABLE {spec.name} IN SHARE ROW EXCLUSIVE MODE")
-    for child in EVENT_CHILDREN:
-        conn.exec_driver_sql(f"ALTER TABLE {child} DROP CONSTRAINT IF EXISTS {child}_event_id_fkey")
+    if lock_timeout_ms is not None:
+        conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
+
+
+def to_partitioned(conn: Connection, interval: Interval, ahead_days: int = 7,
+                   progress: Progress = lambda _m: None, now: datetime | None = None,
+                   lock_timeout_ms: int | None = None) -> dict[str, int]:
+    """Plain -> partitioned. Returns rows copied per table.
+
+    The tables are locked against writes (SHARE ROW EXCLUSIVE) while each is copied into its partitioned twin
+    beside it; reads go on. Only the final swap (the foreign keys dropped, the old tables dropped, the new ones
+    renamed) locks them ACCESS EXCLUSIVE, for the moments before the commit."""
+    now = now or datetime.now(UTC)
+    conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
+    _lock(conn, lock_timeout_ms)
     copied: dict[str, int] = {}
     for spec in TABLES:
-        old = _set_aside(conn, spec)
         if spec.key == "event_ts":
-            # the event's timestamp, from the already converted events; an orphan (none exist: there was a
-            # foreign key) would fall out of the join
-            cols = [c for c in _cols(conn, old) if c != "event_ts"]
+            # the event's timestamp, from the (still plain, live) events table: the join drops no row, since a
+            # foreign key holds every child to its event
+            cols = [c for c in _cols(conn, spec.name) if c != "event_ts"]
             # (event_ts is the last column of both tables: 0014 added it)
-            select = (f"SELECT {', '.join('o.' + c for c in cols)}, e.ts FROM {old} o "
+            select = (f"SELECT {', '.join('o.' + c for c in cols)}, e.ts FROM {spec.name} o "
                       "JOIN events e ON e.id = o.event_id")
         else:
-            select = f"SELECT o.* FROM {old} o"
-        _build(conn, spec, old, partitioned=True)
-        for b in _initial_ranges(conn, "events" if spec.key == "event_ts" else old,
+            select = f"SELECT o.* FROM {spec.name} o"
+        new = _build(conn, spec, partitioned=True)
+        for b in _initial_ranges(conn, "events" if spec.key == "event_ts" else spec.name,
                                  "ts" if spec.key == "event_ts" else spec.key, interval, ahead_days, now):
-            conn.exec_driver_sql(f"CREATE TABLE {spec.partition_name(b.suffix())} PARTITION OF {spec.name} "
+            conn.exec_driver_sql(f"CREATE TABLE {spec.partition_name(b.suffix())} PARTITION OF {new} "
                                  f"FOR VALUES FROM ('{b.lower.isoformat()}') TO ('{b.upper.isoformat()}')")
-        conn.exec_driver_sql(f"CREATE TABLE {spec.default_partition} PARTITION OF {spec.name} DEFAULT")
-        copied[spec.name] = _copy(conn, spec, old, select, progress)
-        conn.exec_driver_sql(f"DROP TABLE {old}")
-        if spec.id_column == "id":
-            conn.exec_driver_sql(f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY {spec.name}.id")
+        conn.exec_driver_sql(f"CREATE TABLE {spec.default_partition} PARTITION OF {new} DEFAULT")
+        copied[spec.name] = _copy(conn, spec, select, progress)
         if spec.keys_table:
             client = KEY_COLUMNS[spec.keys_table]
             conn.exec_driver_sql(f"CREATE TABLE {spec.keys_table} (project_id integer NOT NULL, "
                                  f"{client} varchar(128) NOT NULL, ts timestamptz NOT NULL, "
                                  f"PRIMARY KEY (project_id, {client}))")
             conn.exec_driver_sql(f"CREATE INDEX ix_{spec.keys_table}_ts ON {spec.keys_table} (ts)")
-            conn.exec_driver_sql(f"INSERT INTO {spec.keys_table} SELECT project_id, {client}, min(ts) FROM {spec.name} "
+            conn.exec_driver_sql(f"INSERT INTO {spec.keys_table} SELECT project_id, {client}, min(ts) FROM {new} "
                                  f"GROUP BY project_id, {client}")
+    for child in EVENT_CHILDREN:
+        conn.exec_driver_sql(f"ALTER TABLE {child} DROP CONSTRAINT IF EXISTS {child}_event_id_fkey")
+    for spec in reversed(TABLES):  # children first: nothing else refers to them
+        _swap(conn, spec)
     return copied
 
 
-def to_plain(conn: Connection, progress: Progress = lambda _m: None) -> dict[str, int]:
-    """Partitioned -> plain (the migration's downgrade). Returns rows copied per table."""
-    for spec in TABLES:
-        conn.exec_driver_sql(f"LOCK TABLE {spec.name} IN SHARE ROW EXCLUSIVE MODE")
+def to_plain(conn: Connection, progress: Progress = lambda _m: None,
+             lock_timeout_ms: int | None = None) -> dict[str, int]:
+    """Partitioned -> plain (the migration's downgrade, `driftloop partitions convert --to plain`), copying beside
+    the live tables and swapping at the end as `to_partitioned` does. Returns rows copied per table."""
+    _lock(conn, lock_timeout_ms)
     copied: dict[str, int] = {}
     for spec in TABLES:
-        old = _set_aside(conn, spec, partitioned=True)
-        _build(conn, spec, old, partitioned=False)
-        copied[spec.name] = _copy(conn, spec, old, f"SELECT o.* FROM {old} o", progress)
-        conn.exec_driver_sql(f"DROP TABLE {old}")  # and its partitions
-        if spec.id_column == "id":
-            conn.exec_driver_sql(f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY {spec.name}.id")
+        _build(conn, spec, partitioned=False)
+        copied[spec.name] = _copy(conn, spec, f"SELECT o.* FROM {spec.name} o", progress)
+    for spec in reversed(TABLES):
+        _swap(conn, spec)  # the partitioned table goes with its partitions
         if spec.keys_table:
             conn.exec_driver_sql(f"DROP TABLE {spec.keys_table}")
     for child in EVENT_CHILDREN:

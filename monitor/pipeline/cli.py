@@ -9,12 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True)
+from monitor.cli_support import console, err, project_ids
 
 
 def _since(value: str) -> datetime:
@@ -61,22 +59,6 @@ def celery_worker_argv(queues: str, extra: list[str]) -> list[str]:
 
 def celery_beat_argv(extra: list[str]) -> list[str]:
     return ["celery", "-A", CELERY_APP, "beat", *extra]
-
-
-def project_ids(slug: str | None) -> list[int] | None:
-    """`--project SLUG` as the id list the runners take (None: every project); an unknown slug exits 1."""
-    if not slug:
-        return None
-    from monitor.db import session_scope
-    from monitor.errors import NotFoundError
-    from monitor.projects.service import get_project
-
-    try:
-        with session_scope() as s:
-            return [get_project(s, slug).id]
-    except NotFoundError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from None
 
 
 def run_windows(project: str | None = typer.Option(None, help="Only this project.")) -> None:

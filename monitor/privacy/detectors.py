@@ -3,8 +3,8 @@
 Standard library only (the SDK imports this module). Each detector favours precision: a card number must pass
 Luhn and start like a card (an issuer prefix), an IBAN must pass its mod-97 check and have its country's length,
 a phone number needs a phone's shape (a leading `+`, parentheses, or at least two separators), an IP address
-must parse. Names and postal addresses are not detected (no offline NER model installs from the registries;
-docs/privacy.md explains the gap).
+must parse. Person names are the optional `person` detector (a spaCy named-entity pipeline, monitor/privacy/ner.py;
+off by default and only when named); postal addresses are not detected (docs/privacy.md explains the gap).
 """
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ class Detector:
     # pattern that starts with a character class costs ~0.1 µs per character; most PII sits in short windows
     # found far more cheaply (around an `@`, inside a run of digits).
     windows: Callable[[str], list[tuple[int, int]]] | None = None
+    # The characters one of which every text the detector could flag contains: the body of a regex character
+    # class, with `\d` for any decimal digit. A text holding no character of any active detector's class is
+    # clean without running a single detector (monitor/privacy/redact.py, `Redactor.gate`): most texts. It must
+    # be implied by `prefilter` (or, without one, by `pattern`); tests/privacy/test_gate.py checks it.
+    chars: str = ""
+    # Instead of the pattern: a function giving the (start, end) spans found (a named-entity model).
+    finder: Callable[[str], list[tuple[int, int]]] | None = None
 
     @property
     def placeholder(self) -> str:
@@ -177,20 +184,24 @@ def has_two_digits(text: str) -> bool:
 
 
 def _may_hold_key(text: str) -> bool:
-    # Every key format below contains `-` or `_`, or starts with one of these; substring tests cost nanoseconds,
-    # the alternation regex microseconds, and most texts have none of them.
-    return "_" in text or "-" in text or "AKIA" in text or "ASIA" in text or "AIza" in text or "eyJ" in text
+    # Every key format below contains `_` or one of these substrings; substring tests cost nanoseconds, the
+    # alternation regex microseconds, and most texts have none of them. (Not any `-`: prose is full of hyphens.)
+    return ("_" in text or "sk-" in text or "xox" in text or "glpat-" in text or "-----BEGIN" in text
+            or "AKIA" in text or "ASIA" in text or "AIza" in text or "eyJ" in text or "SG." in text)
+
 
 EMAIL: Final = Detector(
     "email",
     re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}(?![\w-])"),
     prefilter=lambda t: "@" in t,
     windows=around_at_signs,
+    chars="@",
 )
 CREDENTIAL_URL: Final = Detector(
     "credential_url",
     re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]{1,15}://[^\s:/@]{1,256}:[^\s/@]{1,256}@[^\s/?#]{1,256}"),
     prefilter=lambda t: "://" in t and "@" in t,
+    chars="@",
 )
 API_KEY: Final = Detector(
     "api_key",
@@ -210,12 +221,14 @@ API_KEY: Final = Detector(
         r")"
     ),
     prefilter=_may_hold_key,
+    chars=r"_\-AJG",  # `_`, `-`, the A of AKIA/ASIA/AIza, the J of eyJ, the G of SG.
 )
 IBAN: Final = Detector(
     "iban",
     re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b"),
     iban_ok,
     prefilter=lambda t: _IBAN_GATE.search(t) is not None,
+    chars=r"\d",
 )
 CARD: Final = Detector(
     "card",
@@ -223,6 +236,7 @@ CARD: Final = Detector(
     card_ok,
     prefilter=has_two_digits,
     windows=card_windows,
+    chars=r"\d",
 )
 PHONE: Final = Detector(
     "phone",
@@ -232,6 +246,7 @@ PHONE: Final = Detector(
     phone_ok,
     prefilter=has_two_digits,
     windows=phone_windows,
+    chars=r"\d",
 )
 IP: Final = Detector(
     "ip",
@@ -241,19 +256,34 @@ IP: Final = Detector(
     ),
     ip_ok,
     prefilter=lambda t: "." in t or ":" in t,
+    chars=".:",
 )
 HIGH_ENTROPY: Final = Detector(
     "high_entropy",
     re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_=-]{32,512}(?![A-Za-z0-9+/_=-])"),
     high_entropy_ok,
+    chars=r"A-Za-z0-9+/_=\-",
 )
 
+
+
+def _person_spans(text: str) -> list[tuple[int, int]]:
+    from monitor.privacy.ner import person_spans  # stdlib-only module; spaCy is imported on first use
+
+    return person_spans(text)
+
+
+# No `chars`: a name can be any letters, so with `person` on the redaction gate lets every text through.
+PERSON: Final = Detector("person", re.compile(r"(?!)"), finder=_person_spans)
+
 # Priority order: when two detectors match overlapping text, the earlier one wins (a credential URL holds an
-# "e-mail", an IBAN holds digit runs that look like a phone number).
+# "e-mail", an IBAN holds digit runs that look like a phone number; a model's person span yields to all of them).
 DETECTORS: Final[tuple[Detector, ...]] = (
-    CREDENTIAL_URL, API_KEY, EMAIL, IBAN, CARD, PHONE, IP, HIGH_ENTROPY,
+    CREDENTIAL_URL, API_KEY, EMAIL, IBAN, CARD, PHONE, IP, HIGH_ENTROPY, PERSON,
 )
 BY_NAME: Final[dict[str, Detector]] = {d.name: d for d in DETECTORS}
 # On by default: the high-precision ones. IP addresses (also version strings, documentation examples) and
 # high-entropy strings (also hashes, ids) are opt-in.
 DEFAULT_ON: Final = frozenset({"email", "phone", "card", "iban", "credential_url", "api_key"})
+# Turned on only by name, never by `all=...`: they need an optional extra (spaCy and a pipeline) and cost ~100x more.
+EXPLICIT_ONLY: Final = frozenset({"person"})

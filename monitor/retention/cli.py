@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
-
+from monitor.cli_support import console, project_ids
 
 retention = typer.Typer(no_args_is_help=True, help="Delete events and feedback older than the retention period.")
 
@@ -20,7 +18,6 @@ def run(
 ) -> None:
     """Apply the retention policy now, in short batches (ingestion keeps running meanwhile)."""
     from monitor.db import session_factory
-    from monitor.pipeline.cli import project_ids
     from monitor.retention.service import apply_retention
     from monitor.settings import get_settings
 

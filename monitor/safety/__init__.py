@@ -27,6 +27,7 @@ from monitor.safety.sentiment import vader_compound
 from monitor.safety.toxicity import (
     DEFAULT_TOXICITY_SCORER,
     DEFAULT_TOXICITY_THRESHOLD,
+    PROFANITY_SCORER,
     PROFANITY_TOXICITY_THRESHOLD,
     DetoxifyScorer,
     ProfanityScorer,
@@ -40,6 +41,7 @@ from monitor.safety.toxicity import (
 __all__ = [
     "DEFAULT_TOXICITY_SCORER",
     "DEFAULT_TOXICITY_THRESHOLD",
+    "PROFANITY_SCORER",
     "PROFANITY_TOXICITY_THRESHOLD",
     "AxisProbeResult",
     "DetoxifyScorer",

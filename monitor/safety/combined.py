@@ -103,3 +103,29 @@ class CombinedScorer:
 
     def score(self, texts: Sequence[str | None]) -> np.ndarray:
         return score_in_batches(texts, self.batch_size, self._predict)
+
+
+class MaskedProfanityScorer:
+    """The abuse signal: the lexical model (alt-profanity-check) on the text with identity terms masked and
+    quoted spans removed, at the lexical threshold chosen on the validation split (``toxicity_combined.json``).
+
+    It flags explicit rudeness and insults ("Shut up and read the damn manual") that the default toxicity head
+    leaves to it, without the raw lexical model's reaction to identity words (it flags 90% of HateCheck's neutral
+    statements about gay people; masked, none). The safety stage reports it as ``safety.profanity_rate.<field>``,
+    next to the toxicity rate and never OR-ed into it. Selectable as ``profanity:masked``.
+    """
+
+    name = "profanity:masked"
+
+    def __init__(self, *, threshold: float | None = None, batch_size: int = 8192) -> None:
+        self.calibration = load_calibration()
+        self.threshold = float(self.calibration["lexical_threshold"] if threshold is None else threshold)
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"the masked lexical threshold must be in (0, 1), got {self.threshold}")
+        self.batch_size = batch_size
+
+    def _predict(self, batch: list[str]) -> np.ndarray:
+        return _lexical([lexical_input(t) for t in batch])
+
+    def score(self, texts: Sequence[str | None]) -> np.ndarray:
+        return score_in_batches(texts, self.batch_size, self._predict)

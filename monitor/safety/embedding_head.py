@@ -1,4 +1,5 @@
-"""The default toxicity scorer: a small classifier head over MiniLM sentence embeddings plus the lexical model.
+"""The toxicity heads (the default, ``minilm-head:ensemble``, and the single head ``minilm-head``): small
+classifier heads over MiniLM sentence embeddings plus the lexical model.
 
 Why this shape: the window stage already stores an all-MiniLM-L6-v2 vector for every prompt and response
 (the drift stage embeds them), so a linear or one-hidden-layer head over that vector costs a matrix product,
@@ -38,7 +39,8 @@ from monitor.safety.batching import score_in_batches
 HEAD_FILE = "toxicity_head.npz"
 # Other heads shipped in the package, by the name ``minilm-head:<name>`` selects (see docs/safety.md):
 # "ensemble" is the 5-MLP ensemble with cue features, fairer to identity mentions (21 groups <= 5% neutral
-# false flags) but with lower recall on plain rudeness at its calibrated threshold; not yet the default.
+# false flags), the default toxicity scorer (DEFAULT_TOXICITY_SCORER); plain rudeness is the abuse signal's job
+# (monitor.safety.combined.MaskedProfanityScorer), which the safety stage reports as its own metric.
 PACKAGED_HEADS = {"ensemble": "toxicity_head_ensemble.npz"}
 # The stored-vector key of the embedding model the head was trained on (monitor.embeddings.DEFAULT_KEY).
 HEAD_EMBEDDING_KEY = "all-minilm-l6-v2"
@@ -156,6 +158,9 @@ class EmbeddingHeadScorer:
     def __init__(self, weights: str | Path | HeadWeights | None = None, *, batch_size: int = 4096,
                  device: str = "auto") -> None:
         self.weights = weights if isinstance(weights, HeadWeights) else HeadWeights.load(weights)
+        # The spec that selects this head: "minilm-head" (default file), "minilm-head:ensemble", "minilm-head:<path>".
+        if weights is not None and not isinstance(weights, HeadWeights):
+            self.name = f"minilm-head:{weights}"
         unknown = [c for c in self.weights.cues if c not in CUES]
         if unknown:
             raise ValueError(f"toxicity head uses cue features {unknown} this version does not know")

@@ -219,7 +219,7 @@ def run_probes(
     ``generate`` takes a list of prompts and returns one completion per prompt (see
     ``monitor.safety.generators``). ``probe_set`` defaults to the shipped set; ``axes`` limits
     it. ``progress(done, total)`` is called after each batch of ``batch_size`` prompts.
-    ``toxicity_scorer`` defaults to the default backend (``minilm-head``) and ``toxicity_threshold`` to the
+    ``toxicity_scorer`` defaults to the default backend (``minilm-head:ensemble``) and ``toxicity_threshold`` to the
     scorer's calibrated threshold (``threshold_for``); pass the threshold chosen for another scorer
     (``monitor.safety.calibration``) when it has none.
     With ``mask_group_terms`` (default) each completion is scored with its probe's group term

@@ -2,13 +2,17 @@
 
 A scorer turns texts into probabilities in [0, 1] that a text is toxic. Backends:
 
-- ``minilm-head`` (default): a small classifier head over the MiniLM sentence vectors the pipeline already
-  stores, plus the lexical model's score as a feature (``monitor.safety.embedding_head``). Trained on public
-  labelled data with neutral identity mentions weighted in; given stored vectors it scores tens of
-  thousands of texts/s. ``minilm-head:ensemble`` is a fairer ensemble head that misses more plain rudeness.
+- ``minilm-head:ensemble`` (default): an ensemble of small classifier heads over the MiniLM sentence vectors the
+  pipeline already stores, plus the lexical model's score and a few cue features (``monitor.safety.embedding_head``).
+  Trained on public labelled data with neutral identity mentions weighted in; fair to the 21 measured identity
+  groups and given stored vectors it scores thousands of texts/s. It misses much plain rudeness, which the
+  separate abuse signal (``profanity:masked``, below) reports. ``minilm-head`` is the older single head
+  (flags more rudeness, but 55% of neutral statements about mentally ill people).
 - ``minilm-combined``: the ensemble head for hate, OR the lexical model on the text with identity terms masked
   for explicit abuse (``monitor.safety.combined``): fair to the 21 measured groups and flags plain rudeness, but
   under the HateCheck AUC target, so not the default.
+- ``profanity:masked``: the lexical model on the text with identity terms masked and quoted spans removed, at its
+  own threshold: the abuse signal (``safety.profanity_rate``), reported next to toxicity, not OR-ed into it.
 - ``profanity``: alt-profanity-check, a linear model over word n-grams. Very fast
   (~1e5 texts/s) and fully offline, but it keys on vocabulary: it misses threats and
   identity-based hate that avoids swear words, and over-scores friendly profanity and some
@@ -32,10 +36,11 @@ from monitor.safety.batching import score_in_batches
 from monitor.safety.intervals import wilson_interval
 from monitor.safety.serialization import json_safe
 
-# The default scorer's (minilm-head) decision threshold: chosen on the validation split of its training data
-# (maximal source-balanced Youden J; bootstrap interval in the head's metadata and docs/safety.md) by
-# `python bench/train_toxicity_head.py`; a test checks it equals the shipped head's threshold.
-DEFAULT_TOXICITY_THRESHOLD = 0.606
+# The default scorer's (minilm-head:ensemble) decision threshold: chosen on the validation split of its training
+# data (maximal source-balanced Youden J under a neutral-identity false-flag budget; bootstrap interval in the
+# head's metadata and docs/safety.md) by `python bench/train_toxicity_head.py --head ensemble`; a test checks it
+# equals the shipped head's threshold.
+DEFAULT_TOXICITY_THRESHOLD = 0.945
 
 # Chosen for the profanity backend from its scores on realistic hateful vs neutral
 # statements (monitor/safety/data/calibration.yaml; `python bench/safety_calibration.py`, figures
@@ -45,7 +50,10 @@ DEFAULT_TOXICITY_THRESHOLD = 0.606
 # optimum (19% vs 37%; 10-13% of neutral sentences that mention an identity group). Other
 # backends need their own threshold: see monitor.safety.calibration.
 PROFANITY_TOXICITY_THRESHOLD = 0.3
-DEFAULT_TOXICITY_SCORER = "minilm-head"
+DEFAULT_TOXICITY_SCORER = "minilm-head:ensemble"
+# The abuse signal the safety stage reports next to toxicity (safety.profanity_rate.<field>): the lexical model on
+# identity-masked text (monitor.safety.combined.MaskedProfanityScorer), at its own validation-chosen threshold.
+PROFANITY_SCORER = "profanity:masked"
 
 
 @runtime_checkable
@@ -127,8 +135,9 @@ class DetoxifyScorer:
 
 
 def get_scorer(spec: str = DEFAULT_TOXICITY_SCORER, **options: Any) -> ToxicityScorer:
-    """Build a scorer from a spec string: ``minilm-combined``, ``minilm-head[:<weights .npz> or packaged name]``,
-    ``profanity``, ``hf:<model id or path>``, ``detoxify[:<variant>]``.
+    """Build a scorer from a spec string: ``minilm-head[:<weights .npz> or packaged name]`` (the default is
+    ``minilm-head:ensemble``), ``minilm-combined``, ``profanity[:masked]``, ``hf:<model id or path>``,
+    ``detoxify[:<variant>]``.
 
     ``options`` go to the backend's constructor (e.g. ``batch_size``, ``toxic_labels`` for hf).
     """
@@ -145,8 +154,12 @@ def get_scorer(spec: str = DEFAULT_TOXICITY_SCORER, **options: Any) -> ToxicityS
 
         return EmbeddingHeadScorer(arg or None, **options)
     if kind == "profanity":
+        if arg.strip().lower() == "masked":
+            from monitor.safety.combined import MaskedProfanityScorer
+
+            return MaskedProfanityScorer(**options)
         if arg:
-            raise ValueError(f"the profanity backend takes no argument, got {spec!r}")
+            raise ValueError(f"the profanity backend takes no argument but 'masked', got {spec!r}")
         return ProfanityScorer(**options)
     if kind == "hf":
         if not arg:
@@ -158,7 +171,8 @@ def get_scorer(spec: str = DEFAULT_TOXICITY_SCORER, **options: Any) -> ToxicityS
         return DetoxifyScorer(arg or "original", **options)
     raise ValueError(
         f"unknown toxicity scorer spec {spec!r}; "
-        "use 'minilm-combined', 'minilm-head[:ensemble]', 'profanity', 'hf:<model id or path>' or 'detoxify:<variant>'"
+        "use 'minilm-head[:ensemble]', 'minilm-combined', 'profanity[:masked]', 'hf:<model id or path>' or "
+        "'detoxify:<variant>'"
     )
 
 

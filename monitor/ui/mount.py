@@ -32,6 +32,7 @@ SECURITY_HEADERS = {
 def install(app: FastAPI) -> None:
     """Mount the UI on the collector app (called once by `create_app`)."""
     from monitor.ui import routes_auth, routes_drift, routes_events, routes_pages, routes_settings, routes_triage
+    from monitor.ui.drift_report import ReportUnavailable
 
     app.state.ui_env = make_environment()
     app.state.ui_sections = []
@@ -55,11 +56,17 @@ def install(app: FastAPI) -> None:
         return render(request, "error.html", {"title": "Refused", "message": str(exc)}, operator=None,
                       status_code=403)
 
+    # The services' errors (`monitor.errors`) raised under /ui/ are answered with this page by the app's one
+    # handler of them (`monitor.api.errors`); the UI's own PageError and the drift report's refusals likewise.
+    app.state.error_page = error_page
+
     @app.exception_handler(PageError)
     async def _page_error(request: Request, exc: PageError) -> Response:
-        title = {404: "Not found", 409: "Conflict", 422: "Invalid input"}.get(exc.status_code, "Error")
-        return render(request, "error.html", {"title": title, "message": str(exc)}, operator=None,
-                      status_code=exc.status_code)
+        return error_page(request, exc.status_code, str(exc))
+
+    @app.exception_handler(ReportUnavailable)
+    async def _report_unavailable(request: Request, exc: ReportUnavailable) -> Response:
+        return error_page(request, exc.status_code, str(exc))
 
     @app.middleware("http")
     async def _ui_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -68,6 +75,13 @@ def install(app: FastAPI) -> None:
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
         return response
+
+
+def error_page(request: Request, status_code: int, message: str) -> Response:
+    """The UI's error page: the status as its title, the message as its text."""
+    title = {404: "Not found", 409: "Conflict", 422: "Invalid input"}.get(status_code, "Error")
+    return render(request, "error.html", {"title": title, "message": message}, operator=None,
+                  status_code=status_code)
 
 
 def add_section(app: FastAPI, section: OverviewSection) -> None:

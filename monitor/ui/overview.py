@@ -65,7 +65,8 @@ def tile_metrics(project: Project) -> dict[str, list[tuple[str, str]]]:
         "drift": [(f"drift.prompt.{method}", f"prompt drift ({method})"),
                   (f"drift.response.{method}", f"response drift ({method})")],
         "toxicity": [("safety.toxicity_rate.response", "toxic responses"),
-                     ("safety.toxicity_rate.prompt", "toxic prompts")],
+                     ("safety.toxicity_rate.prompt", "toxic prompts"),
+                     ("safety.profanity_rate.response", "abusive responses (profanity)")],
         "bias": [("bias.toxicity_rate.gap", "toxicity gap"), ("bias.sentiment.gap", "sentiment gap")],
         "ops": [("ops.volume", "events"), ("ops.error_rate", "error rate"), ("ops.latency_p95", "latency p95 (ms)"),
                 ("feedback.positive_rate", "positive feedback")],
@@ -83,7 +84,8 @@ def unit_of(metric: str) -> str:
         return "pp"
     if metric.startswith("eval.") and metric.endswith((".rate", ".coverage")):
         return "%"
-    if metric.endswith("_rate") or ".toxicity_rate." in metric or metric == "feedback.positive_rate":
+    if metric.endswith("_rate") or ".toxicity_rate." in metric or ".profanity_rate." in metric \
+            or metric == "feedback.positive_rate":
         return "%"
     if "latency" in metric:
         return "ms"

@@ -11,7 +11,7 @@ from starlette.responses import FileResponse, Response
 
 from monitor.api.deps import ReadSessionDep
 from monitor.pipeline.models import MetricValue
-from monitor.ui.drift_report import ReportUnavailable, drift_report, drift_row, parse_window, window_key
+from monitor.ui.drift_report import drift_report, drift_row, parse_window, window_key
 from monitor.ui.render import render
 from monitor.ui.routes_pages import FromParam, RangeParam, Slug, ToParam, project_or_404
 from monitor.ui.security import OperatorDep, PageError, settings_of
@@ -49,10 +49,7 @@ def drift_windows(slug: Slug, request: Request, session: ReadSessionDep, operato
 def drift_window(slug: Slug, window_start: str, request: Request, session: ReadSessionDep,
                  operator: OperatorDep) -> Response:
     project = project_or_404(session, slug)
-    try:
-        ts = parse_window(window_start)
-    except ReportUnavailable as exc:
-        raise PageError(exc.status_code, str(exc)) from None
+    ts = parse_window(window_start)
     rows = list(session.scalars(select(MetricValue).where(
         MetricValue.project_id == project.id, MetricValue.segment == "all", MetricValue.window_start == ts,
         MetricValue.metric.like("drift.%")).order_by(MetricValue.metric)))
@@ -72,11 +69,8 @@ def drift_window(slug: Slug, window_start: str, request: Request, session: ReadS
 def drift_report_download(slug: Slug, metric: Metric, window_start: str, request: Request, session: ReadSessionDep,
                           operator: OperatorDep) -> Response:
     project = project_or_404(session, slug)
-    try:
-        row = drift_row(session, project.id, metric, parse_window(window_start))
-        path = drift_report(session, project, row, data_dir=settings_of(request).data_dir)
-    except ReportUnavailable as exc:
-        raise PageError(exc.status_code, str(exc)) from None
+    row = drift_row(session, project.id, metric, parse_window(window_start))
+    path = drift_report(session, project, row, data_dir=settings_of(request).data_dir)
     filename = f"driftloop-{project.slug}-{metric}-{row.window_start:%Y%m%dT%H%M}.html"
     # Evidently's report runs its own inline scripts: served as a download, never as a page of this site.
     return FileResponse(path, media_type="text/html", filename=filename,

@@ -12,12 +12,12 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from monitor.api.deps import ReadSessionDep
-from monitor.errors import FieldError, NotFoundError
+from monitor.errors import FieldError
 from monitor.events.filters import build_filters
 from monitor.events.queries import event_detail, list_events
 from monitor.ui.render import render
 from monitor.ui.routes_pages import Slug, project_or_404
-from monitor.ui.security import OperatorDep, PageError
+from monitor.ui.security import OperatorDep
 from monitor.ui.timerange import parse_range
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -90,9 +90,6 @@ def events_page(
 def event_page(slug: Slug, event_id: Annotated[int, Path(ge=1, le=2**63 - 1)], request: Request,
                session: ReadSessionDep, operator: OperatorDep) -> Response:
     project = project_or_404(session, slug)
-    try:
-        event = event_detail(session, project, event_id)
-    except NotFoundError as exc:
-        raise PageError(404, str(exc)) from None
+    event = event_detail(session, project, event_id)
     return render(request, "event.html", {"title": f"{project.slug}: event {event['event_id']}",
                                           "project": project, "e": event}, operator=operator)

@@ -12,14 +12,14 @@ from monitor.alerts.queries import ALERT_STATUSES, alert_views, list_alerts
 from monitor.alerts.rule_service import list_rules, rule_view
 from monitor.alerts.triage import list_silences, rule_names, silence_dict
 from monitor.api.deps import ReadSessionDep, RowId, SessionDep
+from monitor.api.errors import service_status
 from monitor.errors import ConflictError, NotFoundError
-from monitor.errors import NotFoundError as AlertNotFound
 from monitor.models import Project
 from monitor.projects.service import get_project
 from monitor.ui.accounts import CurrentOperator
 from monitor.ui.overview import all_projects, project_status
 from monitor.ui.render import render
-from monitor.ui.security import FormOperatorDep, OperatorDep, PageError, settings_of
+from monitor.ui.security import FormOperatorDep, OperatorDep, settings_of
 from monitor.ui.timerange import TimeRange, parse_range
 from monitor.webhooks.endpoints import endpoint_view, list_endpoints
 from monitor.webhooks.outbox import attempts_of, delivery_dict, list_deliveries, redeliver
@@ -33,10 +33,8 @@ NOTICES = {"redelivered": "Redelivery sent; its attempt is at the top of the del
 
 
 def project_or_404(session: SessionDep, slug: str) -> Project:
-    try:
-        return get_project(session, slug)
-    except NotFoundError as exc:
-        raise PageError(404, str(exc)) from None
+    """The project `slug`; NotFoundError (the error page, 404) when there is none."""
+    return get_project(session, slug)
 
 
 def _cards(request: Request, session: SessionDep, projects: list[Project],
@@ -122,10 +120,9 @@ def redeliver_action(slug: Slug, delivery_id: RowId, request: Request, session: 
     project = project_or_404(session, slug)
     try:
         redeliver(session, project.id, delivery_id, settings=settings_of(request))
-    except (AlertNotFound, ConflictError) as exc:
+    except (NotFoundError, ConflictError) as exc:
         session.rollback()
-        return _webhooks_page(request, session, operator, project, error=str(exc),
-                              status_code=404 if isinstance(exc, AlertNotFound) else 409)
+        return _webhooks_page(request, session, operator, project, error=str(exc), status_code=service_status(exc))
     session.commit()  # in-process the attempt is made right after this commit; with Celery it is queued
     return RedirectResponse(f"/ui/p/{project.slug}/webhooks?done=redelivered#delivery-{delivery_id}",
                             status_code=303)

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from monitor.errors import FieldError
+from monitor.safety.toxicity import DEFAULT_TOXICITY_SCORER
 from monitor.settings import Settings
 from retrain.dataset.builder import BuildOptions
 from retrain.evaluation.gates import GateConfig
@@ -59,7 +60,7 @@ class EvalOptions:
     max_new_tokens: int = 48
     probe_axes: tuple[str, ...] = ("gender",)
     probe_templates: int = 10  # templates per axis (the bias gate's bootstrap units); 0 skips the bias probes
-    toxicity_scorer: str = "minilm-head"
+    toxicity_scorer: str = DEFAULT_TOXICITY_SCORER  # minilm-head:ensemble, the fair default
     toxicity_threshold: float | None = None  # a generated answer at or above counts as toxic; None: the scorer's own
     similarity: bool = True  # False skips the embedding model (similarity is then reported as not measured)
     n_bootstrap: int = 200

@@ -16,7 +16,7 @@ from retrain.dataset.builder import Example, read_snapshot
 from retrain.models import AuditEntry, ModelVersion
 from retrain.public_paths import public_path, scrub_text
 from retrain.registry.service import alias_target, aliases_of, audit_entries, version_names
-from retrain.views import audit_dict
+from retrain.registry.views import audit_dict
 
 PENDING = ("candidate", "approved")
 DATA_EXAMPLES = 5

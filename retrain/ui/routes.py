@@ -19,7 +19,7 @@ from monitor.errors import NotFoundError
 from monitor.ui.accounts import CurrentOperator
 from monitor.ui.render import render
 from monitor.ui.routes_pages import Slug, project_or_404
-from monitor.ui.security import FormOperatorDep, OperatorDep, PageError, settings_of
+from monitor.ui.security import FormOperatorDep, OperatorDep, settings_of
 from retrain.registry.service import ConflictError, GateBlockedError, approve, get_version, list_versions, reject
 from retrain.registry.swap import change_champion
 from retrain.ui.pages import models_context, version_context
@@ -55,10 +55,7 @@ def _version_page(request: Request, session: SessionDep, operator: CurrentOperat
                   notice: str | None = None, error: str | None = None, status_code: int = 200,
                   form: dict[str, str] | None = None) -> Response:
     project = project_or_404(session, slug)
-    try:
-        v = get_version(session, project.id, version)
-    except NotFoundError as exc:
-        raise PageError(404, str(exc)) from None
+    v = get_version(session, project.id, version)
     context = version_context(session, project.id, v)
     return render(request, "retrain/model.html", {"title": f"{project.slug}: {v.name}", "project": project, **context,
                                           "notice": notice, "error": error, "form": form or {}},
@@ -118,8 +115,6 @@ def decide(slug: Slug, version: Version, decision: Decision, request: Request, s
         _, hook = change_champion(request.app.state.session_factory, project_id, action, name, actor=actor,
                                   reason=reason, override=override, settings=settings_of(request),
                                   principal=who)
-    except NotFoundError as exc:
-        raise PageError(404, str(exc)) from None
     except (FormProblem, GateBlockedError, ConflictError) as exc:
         session.rollback()
         status_code = 422 if isinstance(exc, FormProblem) else 409

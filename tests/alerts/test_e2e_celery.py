@@ -25,11 +25,11 @@ from monitor.projects.service import get_or_create_project
 from monitor.settings import Settings
 from monitor.webhooks.endpoints import EndpointSpec, create_endpoint
 from monitor.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookMessage
-from tests.support.celery_env import celery_settings
+from tests.support.celery_env import celery_settings, kill_worker, start_worker
 from tests.support.factories import unique_slug
 from tests.support.metric_windows import drift_point, window, write_window
+from tests.support.waiting import wait_for
 from tests.support.webhook_receiver import Receiver
-from tests.system.test_celery_worker import kill_worker, start_worker, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 

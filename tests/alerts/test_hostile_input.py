@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from monitor.alerts import routes as alert_routes
 from monitor.alerts.rules import RuleFileError, parse_rule_file
 from monitor.api.body_cap import SMALL_BODY_BYTES
-from monitor.offload import run_blocking
+from monitor.api.offload import run_blocking
 from monitor.settings import Settings
 from monitor.yaml_input import MAX_DEPTH, YAMLInputError, load_untrusted
 from tests.support.factories import event_dict, make_key

@@ -102,7 +102,7 @@ def _candidate(s: Session, pid: int, job_id: int, *, passing: bool) -> None:
     from retrain.evaluation.gates import GateConfig, evaluate_gates
     from retrain.evaluation.scoring import ModelEvaluation
     from retrain.jobs.pipeline import _champion_ref, _eval_results, _register
-    from tests.retrain.helpers import scores
+    from tests.support.retrain import scores
 
     champion = _champion_ref(s, pid, "smollm2")
     before = scores(2.5, 0.0, 0.1, similarity=0.6, eval_tokens=400)

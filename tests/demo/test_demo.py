@@ -55,6 +55,7 @@ def test_demo_closes_the_loop_and_auto_approve_changes_the_served_version(tmp_pa
     assert topics and sum(t in ("cooking", "travel") for t in topics) > len(topics) / 2, report.explanation_examples
     # The alert: delivered to the local receiver, which verified its Standard Webhooks signature.
     assert values["alert_firing"] >= 1 and "prompt-drift" in values["alert_rules"]
+    assert "rude-answers" in values["alert_rules"]  # on the abuse signal, safety.profanity_rate.response
     # Progress bars were fed by every long stage, the retraining one from the job's committed progress.
     assert bars["traffic"] == (200, 200) and bars["metrics"] == (6, 6) and bars["retrain"] == (100, 100)
 
@@ -115,7 +116,7 @@ def _the_printed_sign_in_opens_the_challenger_page(database_url: str, values: di
 
     from monitor.api.app import create_app
     from monitor.settings import Settings
-    from tests.ui.conftest import sign_in
+    from tests.support.ui_session import sign_in
 
     creds = values["ui_sign_in"]
     path = "/ui/" + values["ui_link"].split("/ui/", 1)[1]

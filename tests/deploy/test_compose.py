@@ -122,8 +122,8 @@ def test_model_server_command_port_and_health(services: dict[str, dict[str, Any]
     from monitor.llm import load_causal_lm
     from monitor.projects.service import get_or_create_project
     from retrain.serving.server import create_model_server
-    from tests.llm.tiny_model import build_tiny_model_dir
     from tests.support.factories import unique_slug
+    from tests.support.tiny_model import build_tiny_model_dir
 
     server = services["model-server"]
     cmd, ctx = driftloop(server["command"])

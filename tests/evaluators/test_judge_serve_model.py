@@ -23,9 +23,9 @@ from monitor.llm import LoadedLM, load_causal_lm
 from monitor.projects.service import get_or_create_project
 from monitor.settings import Settings
 from retrain.serving.server import create_model_server
-from tests.llm.tiny_model import build_tiny_model_dir
 from tests.support.factories import unique_slug
 from tests.support.services import free_port
+from tests.support.tiny_model import build_tiny_model_dir
 from tests.support.waiting import wait_for
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from monitor.llm import LoadedLM, load_causal_lm
-from tests.llm.tiny_model import build_tiny_model_dir
+from tests.support.tiny_model import build_tiny_model_dir
 
 
 @pytest.fixture(scope="package", autouse=True)

@@ -73,7 +73,7 @@ def test_tiny_model_loads_from_a_local_dir_with_template_and_pad(
 
 
 def test_version_of_a_local_dir_follows_its_files(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from tests.llm.tiny_model import build_tiny_model_dir
+    from tests.support.tiny_model import build_tiny_model_dir
 
     copy = build_tiny_model_dir(tmp_path / "tiny-llama")
     before = load_causal_lm(str(copy), device="cpu").version

@@ -1,5 +1,6 @@
-"""Migration 0014 converts a populated database to partitions and back without losing or changing a row, and
-the converted schema differs from the models only where partitioning requires it."""
+"""A new Postgres database is partitioned by its first migration (the default); one that already holds events is
+left plain by migration 0014 and converted by `driftloop partitions convert` (and back) without losing or changing
+a row; the converted schema differs from the models only where partitioning requires it."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from typer.testing import CliRunner
 
 from monitor import migrations
-from monitor.db import make_engine
+from monitor.cli import app as cli_app
+from monitor.db import make_engine, reset_engines
 from monitor.models import Base
+from monitor.partitions.convert import Copied, to_partitioned
 from monitor.partitions.schema import EVENT_CHILDREN, TABLES
 from monitor.partitions.service import partitioned_tables
+from monitor.settings import reset_settings_cache
 from monitor.tables import import_all_tables
-from tests.partitions.conftest import migrate_partitioned
 from tests.support import services
 
 # Each table's columns as before the migration, so the checksum compares what was there (not event_ts).
@@ -47,9 +52,17 @@ INSERT INTO drift_cluster_events (project_id, window_start, metric, cluster, eve
 
 
 @pytest.fixture
-def scratch(_servers: tuple[str, str], worker_id: str) -> Iterator[str]:
+def scratch(_servers: tuple[str, str], worker_id: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A database of its own, which the CLI uses too."""
     name = f"driftloop_part_conv_{services.checkout_tag()}_{worker_id}"[:63]
-    yield services.recreate_database(_servers[0], name)
+    url = services.recreate_database(_servers[0], name)
+    monkeypatch.setenv("DRIFTLOOP_DATABASE_URL", url)
+    monkeypatch.delenv("DRIFTLOOP_PARTITION_INTERVAL", raising=False)  # the default, `day`
+    reset_settings_cache()
+    reset_engines()
+    yield url
+    reset_settings_cache()
+    reset_engines()
     services.drop_database(_servers[0], name)
 
 
@@ -63,15 +76,55 @@ def _fingerprint(engine: Engine) -> dict[str, tuple[int, str]]:
     return out
 
 
-def test_a_populated_database_converts_both_ways_without_losing_a_row(scratch: str) -> None:
+def test_a_new_database_is_partitioned_by_default_and_off_keeps_it_plain(
+    scratch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrations.upgrade(scratch)
+    engine = make_engine(scratch)
+    try:
+        with engine.connect() as conn:
+            assert {t.name for t in TABLES} <= partitioned_tables(conn)
+        migrations.downgrade(scratch, "base")
+        monkeypatch.setenv("DRIFTLOOP_PARTITION_INTERVAL", "off")
+        migrations.upgrade(scratch)
+        engine.dispose()
+        with engine.connect() as conn:
+            assert partitioned_tables(conn) == frozenset()
+    finally:
+        engine.dispose()
+
+
+def test_a_populated_database_stays_plain_until_the_command_converts_it_both_ways(
+    scratch: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     migrations.upgrade(scratch, "0013_judge")
     engine = make_engine(scratch)
+    runner = CliRunner()
     try:
         with engine.begin() as conn:
             conn.connection.driver_connection.execute(SEED)  # type: ignore[union-attr]
         before = _fingerprint(engine)
         assert before["events"][0] == 12001 and before["event_vectors"][0] == 8001
-        migrate_partitioned(scratch)
+        migrations.upgrade(scratch)  # DRIFTLOOP_PARTITION_INTERVAL is `day`, but the tables hold rows
+        assert "driftloop partitions convert" in capfd.readouterr().err
+        with engine.connect() as conn:
+            assert partitioned_tables(conn) == frozenset()
+        assert _fingerprint(engine) == before
+
+        dry = runner.invoke(cli_app, ["partitions", "convert", "--dry-run"])
+        assert dry.exit_code == 0, dry.output
+        assert "estimated time: about" in dry.output and "dry run: nothing changed" in dry.output
+        assert "12,001" in dry.output  # the events' row count (counted: the table was never analyzed)
+        with engine.connect() as conn:
+            assert partitioned_tables(conn) == frozenset()
+        refused = runner.invoke(cli_app, ["partitions", "convert"], input="n\n")
+        assert refused.exit_code == 1
+        with engine.connect() as conn:
+            assert partitioned_tables(conn) == frozenset()
+
+        done = runner.invoke(cli_app, ["partitions", "convert", "--yes"])
+        assert done.exit_code == 0, done.output
+        assert "converted to partitioned: 12,001 events" in done.output
         engine.dispose()
         with engine.connect() as conn:
             assert {t.name for t in TABLES} <= partitioned_tables(conn)
@@ -88,14 +141,19 @@ def test_a_populated_database_converts_both_ways_without_losing_a_row(scratch: s
             assert conn.exec_driver_sql("SELECT count(*) FROM event_keys").scalar_one() == 12001
             assert conn.exec_driver_sql("SELECT count(*) FROM feedback_keys").scalar_one() == 3000
         assert _fingerprint(engine) == before
+        again = runner.invoke(cli_app, ["partitions", "convert", "--yes"])
+        assert again.exit_code == 0 and "already partitioned" in again.output
         # the id sequence survived the rebuild: a new event gets the next id, not 1
         with engine.begin() as conn:
             new_id = conn.exec_driver_sql("INSERT INTO events (project_id, client_event_id, ts, received_at) "
                                           "VALUES (1, 'new', now(), now()) RETURNING id").scalar_one()
             assert new_id > 12001
             conn.exec_driver_sql("DELETE FROM events WHERE id = %(i)s", {"i": new_id})
+            conn.exec_driver_sql("DELETE FROM event_keys WHERE client_event_id = 'new'")
         engine.dispose()
-        migrations.downgrade(scratch, "0013_judge")
+
+        back = runner.invoke(cli_app, ["partitions", "convert", "--to", "plain", "--yes"])
+        assert back.exit_code == 0, back.output
         engine.dispose()
         with engine.connect() as conn:
             assert partitioned_tables(conn) == frozenset()
@@ -103,6 +161,56 @@ def test_a_populated_database_converts_both_ways_without_losing_a_row(scratch: s
                                        "AND confrelid = 'events'::regclass").scalars()
             assert sorted(fks) == sorted(EVENT_CHILDREN)
         assert _fingerprint(engine) == before
+    finally:
+        engine.dispose()
+
+
+def test_while_the_rows_are_copied_reads_go_on_and_writes_wait(scratch: str) -> None:
+    migrations.upgrade(scratch, "0013_judge")
+    engine = make_engine(scratch)
+    try:
+        with engine.begin() as conn:
+            conn.connection.driver_connection.execute(SEED)  # type: ignore[union-attr]
+        migrations.upgrade(scratch)  # stays plain: it holds rows
+        seen: dict[str, object] = {}
+
+        def probe(note: Copied) -> None:
+            if note.table in seen:
+                return
+            with engine.connect() as other:  # another session, as a dashboard or a collector would be
+                other.exec_driver_sql("SET lock_timeout = '500ms'")
+                seen[note.table] = other.exec_driver_sql(f"SELECT count(*) FROM {note.table}").scalar_one()
+                try:
+                    other.exec_driver_sql("INSERT INTO events (project_id, client_event_id, ts, received_at) "
+                                          "VALUES (1, 'during', now(), now())")
+                    seen["write"] = "stored"
+                except OperationalError as exc:
+                    seen["write"] = "lock timeout" if "lock timeout" in str(exc) else str(exc)
+                other.rollback()
+
+        with engine.begin() as conn:
+            copied = to_partitioned(conn, "day", progress=probe)
+        assert copied["events"] == 12001
+        assert seen == {"events": 12001, "feedback": 3000, "event_vectors": 8001, "event_scores": 12001,
+                        "write": "lock timeout"}
+    finally:
+        engine.dispose()
+
+
+def test_the_migration_downgrade_converts_a_partitioned_database_back(scratch: str) -> None:
+    migrations.upgrade(scratch)  # new and empty: partitioned
+    engine = make_engine(scratch)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO projects (slug, name, config, created_at) VALUES ('a', 'a', '{}', now())")
+            conn.exec_driver_sql("INSERT INTO events (project_id, client_event_id, ts, received_at) "
+                                 "SELECT 1, 'e' || g, now() - g * interval '1 hour', now() "
+                                 "FROM generate_series(1, 50) g")
+        migrations.downgrade(scratch, "0013_judge")
+        engine.dispose()
+        with engine.connect() as conn:
+            assert partitioned_tables(conn) == frozenset()
+            assert conn.exec_driver_sql("SELECT count(*) FROM events").scalar_one() == 50
     finally:
         engine.dispose()
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.evaluators.models import EvalScore
 from monitor.ingest.service import ingest_events, ingest_feedback
 from monitor.models import Event, Feedback
 from monitor.pipeline.models import EventScore, EventVector, MetricValue
@@ -41,6 +43,9 @@ def _seed(session: Session, key: CreatedKey, tmp_path: Path) -> int:
     for e in session.scalars(select(Event).where(Event.project_id == pid)):
         session.add(EventVector(event_id=e.id, field="prompt", model_key="m", dim=2, vector=b"\x00" * 4))
         session.add(EventScore(event_id=e.id, field="response", scorer="tox", score=0.1))
+        # an evaluator's explanation may quote the response
+        session.add(EvalScore(event_id=e.id, evaluator="refusal", version="v1", project_id=pid, value=0.0,
+                              explanation=f"no refusal in {e.response!r}"))
     session.add(MetricValue(project_id=pid, metric="drift.prompt", segment="all", window_start=T0,
                             window_end=T0 + timedelta(hours=1), status="ok", n=5,
                             details={"clusters": [{"examples": [f"{SECRET} question 1", "kept question 0"]}]}))
@@ -56,9 +61,9 @@ def _seed(session: Session, key: CreatedKey, tmp_path: Path) -> int:
     return pid
 
 
-def _count(session: Session, model: type, pid: int) -> int:
+def _count(session: Session, model: Any, pid: int) -> int:
     session.expire_all()
-    return int(session.scalar(select(func.count()).select_from(model).where(model.project_id == pid)) or 0)  # type: ignore[attr-defined]
+    return int(session.scalar(select(func.count()).select_from(model).where(model.project_id == pid)) or 0)
 
 
 def test_erase_a_session_everywhere(session_maker: sessionmaker[Session], session: Session, tmp_path: Path) -> None:
@@ -67,7 +72,7 @@ def test_erase_a_session_everywhere(session_maker: sessionmaker[Session], sessio
     sel = Selector(session_id="user-42")
 
     dry = erase(session_maker, pid, sel, actor="dpo", dry_run=True)
-    assert (dry.events.events, dry.events.feedback, dry.events.vectors, dry.events.scores) == (3, 1, 3, 3)
+    assert (dry.events.events, dry.events.feedback, dry.events.vectors, dry.events.scores) == (3, 1, 3, 6)
     assert dry.versions == ["v1"] and dry.snapshot_lines == 1 and dry.audit_id is None
     assert _count(session, Event, pid) == 5 and SECRET in (tmp_path / "snap.jsonl").read_text()
 
@@ -79,8 +84,9 @@ def test_erase_a_session_everywhere(session_maker: sessionmaker[Session], sessio
     assert session.scalar(select(func.count()).select_from(EventVector).join(Event, Event.id == EventVector.event_id)
                           .where(Event.project_id == pid)) == 2
     # Nothing of the session is left anywhere: rows, JSON details, the snapshot file, the audit entry.
-    texts = [repr(row) for model in (Event, Feedback, MetricValue, AuditEntry, ModelVersion)
-             for row in session.execute(select(model.__table__)).all()]  # type: ignore[attr-defined]
+    assert _count(session, EvalScore, pid) == 2
+    texts = [repr(row) for model in (Event, Feedback, MetricValue, AuditEntry, ModelVersion, EvalScore)
+             for row in session.execute(select(model.__table__)).all()]
     assert not [t for t in texts if SECRET in t]
     assert SECRET not in (tmp_path / "snap.jsonl").read_text() and "kept-1" in (tmp_path / "snap.jsonl").read_text()
     entry = session.scalars(select(AuditEntry).where(AuditEntry.project_id == pid)).one()

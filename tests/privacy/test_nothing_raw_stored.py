@@ -1,6 +1,8 @@
 """End to end: PII-rich events, feedback and OTLP spans sent through the real SDK, OTLP/HTTP and the feedback API
-to a real collector process, on Postgres and SQLite; then every table is dumped (`pg_dump` / sqlite `iterdump`)
-and every file of the data directory read, and none of the raw values is anywhere."""
+to a real collector process, on Postgres and SQLite; then every window stage (embeddings, scores, drift,
+evaluators) and a training-set snapshot are computed from what was stored; then every table is dumped (`pg_dump` /
+sqlite `iterdump`) and every file written (data directory, SDK spool, collector log, the SQLite file) read, and
+none of the raw values is anywhere."""
 
 from __future__ import annotations
 
@@ -8,17 +10,23 @@ import sqlite3
 import subprocess
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import migrations
+from monitor.db import make_engine, reset_engines, utcnow
+from monitor.evaluators.models import EvalScore
 from monitor.models import Event, Feedback
+from monitor.pipeline.models import EventVector
 from monitor.projects.service import create_key, get_project
+from monitor.runner import run_pending
 from monitor.sdk import Client
+from monitor.settings import reset_settings_cache
 from tests.ingest.otlp.build import make_request, make_span
 from tests.support import services
 from tests.support.collector import CollectorProcess
@@ -69,13 +77,41 @@ def _files(root: Path) -> str:
     return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in root.rglob("*") if p.is_file())
 
 
-def test_no_raw_pii_in_any_table_or_file(database: str, tmp_path: Path) -> None:
+def _derive_everything(database: str, pid: int, data_dir: Path) -> Path:
+    """What is computed later from the stored rows, in this process: every window stage (embeddings, toxicity and
+    sentiment scores, drift, evaluators), then a training-set snapshot in the data directory."""
+    from retrain.dataset.builder import build_dataset
+    from retrain.dataset.store import feedback_rows, store_snapshot
+
+    engine = make_engine(database)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    try:
+        report = run_pending(utcnow() + timedelta(hours=6), factory=factory, project_ids=[pid])
+        assert report.windows >= 1
+        with factory() as s:
+            assert (s.scalar(select(func.count()).select_from(EventVector)) or 0) > 0  # embeddings were computed
+            assert (s.scalar(select(func.count()).select_from(EvalScore).where(EvalScore.project_id == pid)) or 0) > 0
+            rows = feedback_rows(s, pid)
+        snapshot = build_dataset(rows)
+        assert snapshot.stats["rows"] == len(rows) > 0
+        return store_snapshot(snapshot, data_dir, pid)
+    finally:
+        engine.dispose()
+
+
+def test_no_raw_pii_in_any_table_or_file(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     engine = create_engine(database)
     slug = unique_slug("pii")
     with Session(engine) as s:
         key = create_key(s, slug, "app")  # the `ingest` scope, as an app has
+        project = get_project(s, slug)
+        # evaluators read the stored texts too (their explanations may quote them)
+        project.config = {**(project.config or {}), "evaluators": [{"kind": "degenerate"}, {"kind": "pii_leak"},
+                                                                   {"kind": "refusal"}]}
         s.commit()
-        pid = get_project(s, slug).id
+        pid = project.id
     data_dir = tmp_path / "data"
     collector = CollectorProcess(database, tmp_path / "collector.log",
                                  extra_env={"DRIFTLOOP_DATA_DIR": str(data_dir)})
@@ -115,12 +151,24 @@ def test_no_raw_pii_in_any_table_or_file(database: str, tmp_path: Path) -> None:
     finally:
         collector.stop()
         engine.dispose()
+    monkeypatch.setenv("DRIFTLOOP_DATABASE_URL", database)
+    monkeypatch.setenv("DRIFTLOOP_DATA_DIR", str(data_dir))
+    reset_settings_cache()
+    reset_engines()
+    try:
+        snapshot = _derive_everything(database, pid, data_dir)
+    finally:
+        reset_settings_cache()
+        reset_engines()
 
     with Session(create_engine(database)) as s:
         prompts = s.scalars(select(Event.prompt).where(Event.project_id == pid)).all()
     assert all(p and "<EMAIL>" in p and "<CARD>" in p and "<IBAN>" in p and "<API_KEY>" in p for p in prompts)
     dump = _dump(database)
     assert "<PHONE>" in dump and "<CREDENTIAL_URL>" in dump  # the dump holds the redacted rows
-    leaks = {raw for raw in RAW for text in (dump, _files(data_dir), _files(tmp_path / "spool")) if raw in text}
+    # Every file under tmp_path: the data directory, the SDK's spool, the collector's log and (SQLite) the
+    # database file itself, free pages included.
+    assert "<PHONE>" in snapshot.read_text()  # the corrected answer, redacted, is a training example
+    leaks = {raw for raw in RAW for text in (dump, _files(tmp_path)) if raw in text}
     assert leaks == set()
     assert 'driftloop_pii_redactions_total{detector="email"}' in metrics

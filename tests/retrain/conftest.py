@@ -18,8 +18,8 @@ from monitor.safety.toxicity import PROFANITY_TOXICITY_THRESHOLD, ProfanityScore
 from monitor.settings import Settings
 from retrain.evaluation.scoring import Evaluators, probe_subset
 from retrain.jobs.config import EvalOptions
-from tests.llm.tiny_model import build_tiny_model_dir
 from tests.support.factories import unique_slug
+from tests.support.tiny_model import build_tiny_model_dir
 
 
 @pytest.fixture(scope="package", autouse=True)

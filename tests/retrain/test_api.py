@@ -17,8 +17,8 @@ from monitor.models import Project
 from monitor.queue import serial_runner
 from monitor.settings import Settings
 from retrain.serving import lm_cache
-from tests.retrain.helpers import add_candidate
 from tests.support.factories import make_key
+from tests.support.retrain import add_candidate
 from tests.support.services import free_port
 from tests.support.webhook_receiver import Answer, running_receiver
 
@@ -104,7 +104,7 @@ def test_manual_retrain_job_runs_and_reports_progress(
     client: TestClient, session: Session, tiny_settings: Settings, tiny: LoadedLM,
 ) -> None:
     auth, pid = keyed(session)
-    from tests.retrain.helpers import seed_feedback
+    from tests.support.retrain import seed_feedback
 
     seed_feedback(session, pid, 20)
     session.commit()

@@ -16,7 +16,7 @@ from monitor.llm import LoadedLM
 from monitor.models import Project
 from monitor.settings import Settings, reset_settings_cache
 from retrain.serving import lm_cache
-from tests.retrain.helpers import add_candidate, seed_feedback
+from tests.support.retrain import add_candidate, seed_feedback
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from retrain.registry.service import aliases_of, get_version
 from retrain.registry.swap import change_champion
 from retrain.serving import lm_cache
 from retrain.serving.server import VERSION_HEADER, create_model_server
-from tests.retrain.helpers import fire_retrain_alert, seed_feedback
+from tests.support.retrain import fire_retrain_alert, seed_feedback
 from tests.support.webhook_receiver import running_receiver
 
 pytestmark = pytest.mark.slow

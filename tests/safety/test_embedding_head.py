@@ -1,6 +1,7 @@
-"""The default toxicity scorer (a head over MiniLM vectors plus the lexical model): loads offline from the
-package, agrees with itself on stored vs fresh vectors, and is fair to neutral identity mentions on held-out
-public data (HateCheck templates never trained on), so production disparity does not report the scorer's own bias."""
+"""The toxicity heads over MiniLM vectors plus the lexical model (the default, minilm-head:ensemble, and the older
+single head minilm-head): load offline from the package, agree with themselves on stored vs fresh vectors, and are
+fair to neutral identity mentions on held-out public data (HateCheck templates never trained on), so production
+disparity does not report the scorer's own bias. The abuse signal (profanity:masked) is held to the same bound."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from monitor.safety import DEFAULT_TOXICITY_THRESHOLD, DisparityConfig, disparity_report, get_scorer
+from monitor.safety import (
+    DEFAULT_TOXICITY_SCORER,
+    DEFAULT_TOXICITY_THRESHOLD,
+    PROFANITY_SCORER,
+    DisparityConfig,
+    disparity_report,
+    get_scorer,
+)
 from monitor.safety.embedding_head import (
     CUES,
     HEAD_FILE,
@@ -42,7 +50,8 @@ MORE_GROUPS_MIN_AUC = 0.85
 
 @pytest.fixture(scope="module")
 def head() -> EmbeddingHeadScorer:
-    scorer = get_scorer("minilm-head")
+    """The default scorer (get_scorer() with no spec: minilm-head:ensemble)."""
+    scorer = get_scorer()
     assert isinstance(scorer, EmbeddingHeadScorer)
     return scorer
 
@@ -76,7 +85,9 @@ def more_groups_scores(ensemble: EmbeddingHeadScorer, more_groups_test: list[dic
 
 
 def test_loads_offline_from_the_package_with_its_calibrated_threshold(head: EmbeddingHeadScorer) -> None:
-    assert head.name == "minilm-head" and threshold_for(head) == head.threshold == DEFAULT_TOXICITY_THRESHOLD
+    assert head.name == DEFAULT_TOXICITY_SCORER == "minilm-head:ensemble"
+    assert threshold_for(head) == head.threshold == DEFAULT_TOXICITY_THRESHOLD
+    assert get_scorer("minilm-head").name == "minilm-head"  # the older single head, still selectable
     low, high = head.weights.meta["threshold_ci95"]
     assert low <= head.threshold <= high
     scores = head.score(["Thank you, that fixed my printer.", "You are a worthless idiot and I hate you.", None])
@@ -124,18 +135,17 @@ def test_bad_input_is_refused(head: EmbeddingHeadScorer, tmp_path: Path) -> None
         EmbeddingHeadScorer(tmp_path / "head.npz")
 
 
-@pytest.mark.parametrize("spec", ["minilm-head", "minilm-head:ensemble"])
+@pytest.mark.parametrize("spec", ["minilm-head:ensemble", "minilm-head", PROFANITY_SCORER])
 def test_false_flag_rate_on_neutral_identity_mentions_is_bounded_per_group(
     spec: str, neutral_mentions: list[dict[str, str]]
 ) -> None:
-    """At most 5% of each group's neutral statements flagged, for the default head and the ensemble; the lexical
-    model flags some groups far more."""
+    """At most 5% of each group's neutral statements flagged, for the default (the ensemble), the single head and
+    the abuse signal (the lexical model on identity-masked text); the raw lexical model flags some groups far more."""
     head = get_scorer(spec)
-    assert isinstance(head, EmbeddingHeadScorer)
     groups = sorted({r["target_ident"] for r in neutral_mentions})
     assert len(groups) == 7
     texts = [r["text"] for r in neutral_mentions]
-    flagged = head.score(texts) >= head.threshold
+    flagged = head.score(texts) >= threshold_for(head)
     lexical = get_scorer("profanity").score(texts) >= threshold_for(get_scorer("profanity"))
     worst_lexical = 0.0
     for g in groups:
@@ -152,7 +162,8 @@ def test_disparity_does_not_fire_on_counterfactual_neutral_statements(
     head: EmbeddingHeadScorer, neutral_mentions: list[dict[str, str]]
 ) -> None:
     """The same neutral templates filled with each group's name, as if each group's users got them: the
-    toxicity-rate disparity must not call the scorer's reaction to group names a gap between groups."""
+    toxicity-rate disparity, from the default scorer, must not call the scorer's reaction to group names a gap
+    between groups."""
     groups = [r["target_ident"] for r in neutral_mentions]
     toxic = (head.score([r["text"] for r in neutral_mentions]) >= head.threshold).astype(float)
     config = DisparityConfig(min_group_size=20, seed=1)
@@ -178,9 +189,10 @@ def test_the_weights_files_are_plain_arrays_and_record_their_calibrated_threshol
     layer is the folded ensemble its metadata describes, its cues are the ones this version computes, and the
     threshold its scorer uses is the one calibrated on held-out validation data (inside its bootstrap interval,
     within the neutral-identity false-flag budget it was chosen under)."""
-    default_meta, _ = _packaged_meta(HEAD_FILE)
-    assert default_meta["threshold"] == DEFAULT_TOXICITY_THRESHOLD
+    single_meta, _ = _packaged_meta(HEAD_FILE)
+    assert single_meta["threshold"] == get_scorer("minilm-head").threshold  # type: ignore[attr-defined]
     meta, shape = _packaged_meta(PACKAGED_HEADS["ensemble"])
+    assert meta["threshold"] == DEFAULT_TOXICITY_THRESHOLD
     assert shape == (384 + 1 + len(CUES), meta["hidden_units"])
     assert meta["hidden_units"] == meta["ensemble"] * meta["member_hidden_units"] and meta["ensemble"] >= 5
     assert meta["cues"] == list(CUES)
@@ -232,3 +244,37 @@ def test_auc_on_held_out_template_families_of_14_more_groups(
     lexical = roc_auc_score(y, get_scorer("profanity").score([r["text"] for r in more_groups_test]))
     assert auc >= MORE_GROUPS_MIN_AUC, auc
     assert auc >= lexical + 0.15, (auc, lexical)
+
+
+def test_disparity_does_not_fire_on_counterfactual_neutral_statements_about_21_groups(
+    head: EmbeddingHeadScorer, neutral_mentions: list[dict[str, str]], more_groups_test: list[dict[str, str]]
+) -> None:
+    """The same counterfactual check over all 21 measured groups (HateCheck's 7 and the 14 more its held-out neutral
+    templates were filled for): quiet with the default scorer. The older single head (minilm-head), which flags 55%
+    of the neutral statements about mentally ill people, reports a "gap" on the very same statements: the scorer
+    bias this default removes, and proof the check can fail."""
+    rows = neutral_mentions + [r for r in more_groups_test if r["functionality"] in NEUTRAL]
+    groups = [r["target_ident"] for r in rows]
+    texts = [r["text"] for r in rows]
+    assert len(set(groups)) == 21
+    config = DisparityConfig(min_group_size=20, seed=2)
+    toxic = (head.score(texts) >= head.threshold).astype(float)
+    assert not disparity_report(groups, toxic=toxic, config=config).get("toxicity_rate").is_flagged
+    single = get_scorer("minilm-head")
+    single_flags = (single.score(texts) >= threshold_for(single)).astype(float)
+    report = disparity_report(groups, toxic=single_flags, config=config).get("toxicity_rate")
+    assert report.is_flagged and report.max_group == "mentally ill people", report.to_dict()
+
+
+def test_the_abuse_signal_flags_rudeness_the_default_leaves_to_it() -> None:
+    """Plain rudeness at the user (bench/safety_quality.py's RUDE_LINES): the default hate head scores it under its
+    threshold, the abuse signal (safety.profanity_rate) flags every line; polite answers pass both."""
+    rude = ["That's a stupid question, you idiot.", "Shut up and read the damn manual.",
+            "What a dumb request, figure it out yourself.", "Nobody cares about your garbage code, loser."]
+    polite = ["Thanks for your patience, the order ships today.", "I'm glad that worked, have a lovely day!"]
+    abuse = get_scorer(PROFANITY_SCORER)
+    assert abuse.name == PROFANITY_SCORER and threshold_for(abuse) == abuse.calibration["lexical_threshold"]  # type: ignore[attr-defined]
+    assert (abuse.score(rude) >= threshold_for(abuse)).all()
+    assert not (abuse.score(polite) >= threshold_for(abuse)).any()
+    default = get_scorer()
+    assert (default.score(rude) < threshold_for(default)).sum() >= 3  # why the abuse signal exists

@@ -1,5 +1,6 @@
-"""The safety stage in the pipeline, on both backends: toxicity rows per segment, scores stored once, and
-production disparity across a metadata attribute flagged only when a group really differs."""
+"""The safety stage in the pipeline: toxicity rows per segment from the default scorer, the abuse (profanity) rate
+as its own signal, scores stored once, and production disparity across a metadata attribute flagged only when a
+group really differs."""
 
 from __future__ import annotations
 
@@ -14,15 +15,33 @@ from monitor.ingest.service import ingest_events, ingest_feedback
 from monitor.pipeline.models import EventScore, MetricValue
 from monitor.projects.service import get_or_create_project
 from monitor.runner import process_window, run_pending
-from monitor.safety import DEFAULT_TOXICITY_THRESHOLD
+from monitor.safety import DEFAULT_TOXICITY_SCORER, DEFAULT_TOXICITY_THRESHOLD, PROFANITY_SCORER, get_scorer
 from monitor.schemas import EventIn, FeedbackIn
 from tests.support.factories import unique_slug
 
 T0 = datetime(2026, 11, 19, 8, tzinfo=UTC)
 NICE = ["Happy to help! Your refund is on its way.", "Thanks for your patience, the order ships today.",
         "Great question: open Settings and choose Security.", "I'm glad that worked, have a lovely day!"]
+# Plain rudeness: the abuse signal (safety.profanity_rate) flags it, the default toxicity scorer (a hate head) does not.
 RUDE = ["That's a stupid question, you idiot.", "Shut up and read the damn manual.",
         "What a dumb request, figure it out yourself."]
+# Slur-free hate: the default toxicity scorer flags it, the lexical abuse model does not.
+HATE = ["Immigrants are vermin and should be thrown out of this country.",
+        "Muslims breed like rats and will replace us.", "Trans people are mentally ill and a danger to children."]
+# Abusive hate: both signals flag it (the sampling tests count it once per event).
+ABUSE = ["People like you are subhuman filth, you idiot.", "Women are too stupid to understand this, so shut up.",
+         "Gay people are disgusting freaks."]
+
+
+def test_the_two_signals_split_rudeness_from_hate() -> None:
+    """The lines these tests rely on: each signal flags its own kind and not the other's."""
+    tox, prof = get_scorer(), get_scorer(PROFANITY_SCORER)
+    t_tox, t_prof = tox.threshold, prof.threshold  # type: ignore[attr-defined]
+    assert tox.name == DEFAULT_TOXICITY_SCORER and t_tox == DEFAULT_TOXICITY_THRESHOLD
+    assert (tox.score(HATE) >= t_tox).all() and not (prof.score(HATE) >= t_prof).any()
+    assert (prof.score(RUDE) >= t_prof).all() and not (tox.score(RUDE) >= t_tox).any()
+    assert (tox.score(ABUSE) >= t_tox).all() and (prof.score(ABUSE) >= t_prof).all()
+    assert not (tox.score(NICE) >= t_tox).any() and not (prof.score(NICE) >= t_prof).any()
 
 
 def _seed(s: Session, rude_for: str | None, n_per_group: int = 120) -> int:
@@ -33,8 +52,9 @@ def _seed(s: Session, rude_for: str | None, n_per_group: int = 120) -> int:
     events, feedback = [], []
     for g, locale in enumerate(("en", "de", "fr")):
         for i in range(n_per_group):
+            # The chosen locale gets a hateful answer every 6th event and a rude one 3 events later (20 each).
             rude = locale == rude_for and i % 3 == 0
-            text = RUDE[i % 3] if rude else NICE[i % 4]
+            text = (HATE if i % 6 == 0 else RUDE)[i // 6 % 3] if rude else NICE[i % 4]
             eid = f"{locale}-{i}"
             events.append(EventIn(event_id=eid, timestamp=T0 + timedelta(seconds=10 * (g * n_per_group + i)),
                                   prompt=f"Question {i} from {locale}", response=text, latency_ms=100.0,
@@ -61,14 +81,24 @@ def test_toxicity_and_disparity_rows(session_maker: sessionmaker[Session]) -> No
     assert run_pending(factory=session_maker, project_ids=[pid]).failures == []
     with session_maker() as s:
         overall = _row(s, pid, "safety.toxicity_rate.response")
-        # The default scorer (minilm-head) at its own calibrated threshold, from vectors stored per event.
-        assert overall.value == pytest.approx(40 / 360) and overall.threshold == DEFAULT_TOXICITY_THRESHOLD
-        assert _row(s, pid, "safety.toxicity_rate.response", "locale=de").value == pytest.approx(40 / 120)
+        # The default scorer (minilm-head:ensemble) at its own calibrated threshold, from vectors stored per event:
+        # the 20 hateful answers, not the 20 rude ones.
+        assert overall.value == pytest.approx(20 / 360) and overall.threshold == DEFAULT_TOXICITY_THRESHOLD
+        assert overall.details["scorer"] == DEFAULT_TOXICITY_SCORER
+        assert _row(s, pid, "safety.toxicity_rate.response", "locale=de").value == pytest.approx(20 / 120)
         assert _row(s, pid, "safety.toxicity_rate.response", "locale=en").value == 0.0
         assert _row(s, pid, "safety.toxicity_rate.prompt").value == 0.0
+        # The rude answers are the abuse signal's: its own rate, threshold and scorer, in the same stage.
+        abuse = _row(s, pid, "safety.profanity_rate.response")
+        prof = get_scorer(PROFANITY_SCORER)
+        assert abuse.value == pytest.approx(20 / 360) and abuse.threshold == prof.threshold  # type: ignore[attr-defined]
+        assert abuse.details["scorer"] == PROFANITY_SCORER and abuse.n == 360
+        assert _row(s, pid, "safety.profanity_rate.response", "locale=de").value == pytest.approx(20 / 120)
+        assert _row(s, pid, "safety.profanity_rate.response", "locale=fr").value == 0.0
+        assert _row(s, pid, "safety.profanity_rate.prompt").value == 0.0
         gap = _row(s, pid, "bias.toxicity_rate.gap")
         assert gap.flagged is True and gap.p_value is not None and gap.p_value < 0.01
-        assert gap.details["max_group"] == "de" and gap.value == pytest.approx(40 / 120)
+        assert gap.details["max_group"] == "de" and gap.value == pytest.approx(20 / 120)
         assert _row(s, pid, "bias.sentiment.gap").flagged is True
         assert _row(s, pid, "bias.negative_feedback_rate.gap").flagged is True
         scores = s.scalar(select(func.count()).select_from(EventScore))
@@ -116,7 +146,7 @@ def _add_events(s: Session, pid: int, sizes: dict[str, int], offset: int) -> dic
             is_rude = bool(rng.random() < 0.125)
             rude[locale] += is_rude
             events.append(EventIn(event_id=f"{locale}-{offset}-{i}", timestamp=T0 + timedelta(milliseconds=50 * k),
-                                  prompt=f"Question {i}", response=RUDE[i % 3] if is_rude else NICE[i % 4],
+                                  prompt=f"Question {i}", response=ABUSE[i % 3] if is_rude else NICE[i % 4],
                                   metadata={"locale": locale}))
             k += 1
     rng.shuffle(events)  # rude and nice interleaved in id order too
@@ -127,7 +157,7 @@ def _add_events(s: Session, pid: int, sizes: dict[str, int], offset: int) -> dic
 
 def _scored(s: Session) -> int:
     return int(s.scalar(select(func.count()).select_from(EventScore).where(
-        EventScore.field == "response", EventScore.scorer == "minilm-head")) or 0)
+        EventScore.field == "response", EventScore.scorer == DEFAULT_TOXICITY_SCORER)) or 0)
 
 
 def test_a_large_window_scores_a_uniform_sample_per_segment(session_maker: sessionmaker[Session]) -> None:
@@ -144,10 +174,13 @@ def test_a_large_window_scores_a_uniform_sample_per_segment(session_maker: sessi
         assert overall.n == 400 and overall.details["sampled"] == 400 and overall.details["events"] == 3550
         truth = sum(rude.values()) / 3550
         se = np.sqrt(truth * (1 - truth) / 400)
-        assert abs(overall.value - truth) < 4 * se, (overall.value, truth)
+        assert overall.value is not None and abs(overall.value - truth) < 4 * se, (overall.value, truth)
         small = _row(s, pid, "safety.toxicity_rate.response", "locale=fr")
         assert small.n == 150 and "sampled" not in small.details  # a small segment keeps every event
         assert small.value == pytest.approx(rude["fr"] / 150)
+        # The abuse signal scores the same sample (every abusive line is rude too).
+        assert _row(s, pid, "safety.profanity_rate.response", "locale=fr").value == pytest.approx(rude["fr"] / 150)
+        assert _row(s, pid, "safety.profanity_rate.response").n == 400
         en = _row(s, pid, "safety.toxicity_rate.response", "locale=en")
         assert en.n == 400 and en.details["events"] == 2400
         gap = _row(s, pid, "bias.toxicity_rate.gap")
@@ -168,3 +201,10 @@ def test_a_grown_window_scores_only_what_its_new_sample_brought(session_maker: s
         # 600 new events among 3,600: each sample of 300 trades about a sixth of its events for new ones.
         assert 0 < added < 300, added
         assert _row(s, pid, "safety.toxicity_rate.response").details["events"] == 3600
+
+
+def test_the_explorer_labels_the_abuse_signal_by_the_key_the_stage_stores() -> None:
+    from monitor.events.queries import PROFANITY_SCORER as EXPLORER_KEY
+    from monitor.pipeline.stages.safety import scorer_key
+
+    assert scorer_key(PROFANITY_SCORER) == EXPLORER_KEY

@@ -5,11 +5,6 @@ back from the broker by itself, nothing re-sent, and leaves one correct row per 
 from __future__ import annotations
 
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,8 +21,7 @@ from monitor.pipeline.models import EventVector, MetricValue, WindowState
 from monitor.projects.service import get_or_create_project
 from monitor.runner import process_window, tick
 from monitor.schemas import EventIn
-from monitor.worker.app import celery_app
-from tests.support.celery_env import celery_settings
+from tests.support.celery_env import celery_settings, kill_worker, start_worker
 from tests.support.factories import unique_slug
 from tests.support.pg_activity import open_write_transaction, with_application_name
 from tests.support.waiting import wait_for
@@ -42,36 +36,6 @@ def celery_env(pg_url: str, redis_url: str, celery_key_prefix: str,
     with celery_settings(monkeypatch, pg_url, redis_url, celery_key_prefix,
                          extra={"DRIFTLOOP_CELERY_VISIBILITY_TIMEOUT": "5"}) as env:
         yield env
-
-
-def start_worker(env: dict[str, str], log: Path, queues: str = "default,gpu") -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "celery", "-A", "monitor.worker.app", "worker", "-Q", queues, "-c", "1",
-           "--pool", "prefork", "-n", f"w{time.monotonic_ns()}@%h", "--without-gossip", "--without-mingle",
-           "--loglevel", "INFO"]
-    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True, preexec_fn=_die_with_parent)
-    try:
-        wait_for(lambda: proc.poll() is not None or celery_app.control.ping(timeout=0.5), 90, "the worker to answer")
-        assert proc.poll() is None, log.read_text()[-3000:]
-    except BaseException:
-        kill_worker(proc)  # a worker that never answered must not outlive the test and steal later tasks
-        raise
-    return proc
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: if the test process dies (killed, timed out), so does the worker, so no
-    stray worker keeps consuming the shared broker's queues and steals a later run's tasks."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
-def kill_worker(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
 
 
 def _seed(engine: Engine, n: int) -> int:

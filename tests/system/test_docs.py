@@ -64,3 +64,22 @@ def test_the_project_settings_table_lists_every_setting_with_its_default_and_mea
     defaults = effective({})
     expected = {name: (json.dumps(defaults[name]), f.description) for name, f in ProjectConfig.model_fields.items()}
     assert table == expected, "README project settings table vs monitor/pipeline/config.py"
+
+
+def _code_map_paths(text: str) -> set[str]:
+    """Every `monitor/...` or `retrain/...` path written in backquotes in `text`."""
+    return {m.rstrip("/") for m in re.findall(r"`((?:monitor|retrain)/[\w./]*)`", text)}
+
+
+def test_the_code_maps_name_only_paths_that_exist_and_every_top_level_module_and_package() -> None:
+    root = repo_root()
+    readme = (root / "README.md").read_text().split("Code map", 1)[1].split("\n## ", 1)[0]
+    architecture = (root / "docs" / "architecture.md").read_text()
+    named = _code_map_paths(readme) | _code_map_paths(architecture)
+    assert len(named) > 40  # the maps were found
+    assert sorted(p for p in named if not (root / p).exists()) == []
+    # Every module and package at the top of `monitor/` and `retrain/` is placed by one of the two maps.
+    top = {f"{pkg}/{entry.name}" for pkg in ("monitor", "retrain") for entry in (root / pkg).iterdir()
+           if (entry.suffix == ".py" and entry.name != "__init__.py")
+           or (entry.is_dir() and (entry / "__init__.py").exists())}
+    assert sorted(top - named) == []

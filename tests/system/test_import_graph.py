@@ -5,7 +5,9 @@ cannot: a lazy import inside a function is still an edge, and a cycle closed by 
 from __future__ import annotations
 
 import ast
+import re
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,3 +140,54 @@ def test_the_worker_loads_every_module_that_defines_a_task() -> None:
 
     defining = {name for name, path in _modules().items() if "@celery_app.task" in path.read_text()}
     assert defining == set(TASK_MODULES)
+
+
+def _contract(name_start: str) -> dict[str, object]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    return next(c for c in config["contracts"] if c["name"].startswith(name_start))
+
+
+def _matches(module: str, expressions: object) -> bool:
+    # import-linter's module expressions: `a.b` is that module, `a.*` its children, `a.**` all below it.
+    assert isinstance(expressions, list)
+    for expression in expressions:
+        if "*" not in expression:
+            if module == expression:
+                return True
+            continue
+        pattern = re.escape(expression).replace(r"\*\*", ".+").replace(r"\*", "[^.]+")
+        if re.fullmatch(pattern, module):
+            return True
+    return False
+
+
+# The entry layers: the HTTP app and its helpers, the Celery app, the UI, the demo, the SDK (a contract of its
+# own) and the composition roots. Everything else is domain or cross-cutting code.
+ENTRY_LAYERS = ("monitor.api", "monitor.worker", "monitor.ui", "monitor.demo", "monitor.sdk", "retrain.ui")
+ENTRY_MODULES = {"monitor.cli", "monitor.cli_support", "monitor.composition", "retrain.api", "retrain.cli",
+                 "retrain.demo_loop"}
+INTERFACE_NAME = re.compile(r"(^|\.)(routes\w*|tasks|cli|app|api|mount)$")
+
+
+def test_every_task_route_and_cli_module_is_forbidden_to_domain_code() -> None:
+    forbidden = _contract("domain code never imports")["forbidden_modules"]
+    interface = {m for m in _modules() if INTERFACE_NAME.search(m) and m != "monitor.api"}
+    assert len(interface) > 30
+    assert sorted(m for m in interface if not _matches(m, forbidden)) == []
+
+
+def test_every_module_is_domain_code_under_the_contract_or_an_entry_layer() -> None:
+    # A new module lands in a domain package (then the contract covers it) or in an entry layer; a new top-level
+    # module or package must be added to the contract's source_modules by hand, and this says so.
+    sources = _contract("domain code never imports")["source_modules"]
+    loose = sorted(m for m in _modules() if not _matches(m, sources) and m not in ENTRY_MODULES
+                   and not any(m == layer or m.startswith(layer + ".") for layer in ENTRY_LAYERS))
+    assert loose == []
+
+
+def test_the_module_expression_matcher_reads_wildcards_as_import_linter_does() -> None:
+    assert _matches("monitor.alerts.routes", ["monitor.alerts.**"])
+    assert _matches("monitor.ingest.otlp.routes", ["monitor.ingest.**"])
+    assert not _matches("monitor.ingest", ["monitor.ingest.**"])
+    assert _matches("monitor.alerts.cli", ["monitor.*.cli"])
+    assert not _matches("monitor.evaluators.judge.cli", ["monitor.*.cli"])

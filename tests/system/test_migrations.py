@@ -48,8 +48,11 @@ def test_upgrade_downgrade_upgrade(scratch_url: str) -> None:
         engine.dispose()
 
 
-def test_models_match_migrations(scratch_url: str) -> None:
+def test_models_match_migrations(scratch_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plain shape (SQLite, and Postgres with partitioning off); what the partitioned one may differ in is
+    tests/partitions/test_conversion.py's."""
     import_all_tables()
+    monkeypatch.setenv("DRIFTLOOP_PARTITION_INTERVAL", "off")
     migrations.upgrade(scratch_url)
     engine = make_engine(scratch_url)
     try:

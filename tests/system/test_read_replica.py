@@ -25,9 +25,9 @@ from monitor.ui.accounts import create_operator
 from tests.support.factories import event_dict
 from tests.support.replica import PrimaryAndReplica, plain, start_primary_and_replica
 from tests.support.services import Throwaways
+from tests.support.ui_seed import PASSWORD
+from tests.support.ui_session import sign_in
 from tests.support.waiting import wait_for
-from tests.ui.conftest import sign_in
-from tests.ui.seed import PASSWORD
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -45,8 +45,8 @@ from monitor.webhooks.models import WebhookDelivery, WebhookMessage
 from retrain.jobs.service import create_job
 from retrain.models import AuditEntry, ModelVersion
 from tests.ingest.otlp.build import make_request, make_span
-from tests.retrain.helpers import add_candidate
 from tests.support.factories import event_dict, make_key
+from tests.support.retrain import add_candidate
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Write routes that authenticate otherwise than with a project key, and why.

@@ -15,13 +15,20 @@ _PARTITION_NAMES = ("table, partition, index, constraint and column names from m
 _BOUNDS = "; range bounds are isoformat() of datetimes computed by monitor/partitions/bounds.py"
 # (file, function) -> why its dynamic SQL is safe.
 REVIEWED: dict[tuple[str, str], str] = {
-    ("monitor/ingest/service.py", "_copy_insert"): (
+    ("monitor/ingest/service.py", "_copy_insert"): "the savepoint's name is a module constant (_SAVEPOINT)",
+    ("monitor/ingest/service.py", "_copy_rows"): (
+        "the table and column list come from module constants (_EVENT_COLUMNS, _FEEDBACK_COLUMNS), the ORM table "
+        "name and the partition spec's keys table; every value travels through COPY, never through the SQL text"
+    ),
+    ("monitor/ingest/service.py", "_staged_insert"): (
         "the staging table, column list and conflict columns come from module constants (_EVENT_COLUMNS, "
         "_FEEDBACK_COLUMNS) and the ORM table name; every value travels through COPY, never through the SQL text"
     ),
-    ("monitor/partitions/convert.py", "_set_aside"): _PARTITION_NAMES,
+    ("monitor/partitions/convert.py", "_swap"): _PARTITION_NAMES,
     ("monitor/partitions/convert.py", "_build"): _PARTITION_NAMES + " (and its index definitions)",
     ("monitor/partitions/convert.py", "_copy"): _PARTITION_NAMES + "; batch bounds are integers from min/max(id)",
+    ("monitor/partitions/convert.py", "_lock"): _PARTITION_NAMES + "; the lock timeout is int() of an int",
+    ("monitor/partitions/convert.py", "row_counts"): _PARTITION_NAMES,
     ("monitor/partitions/convert.py", "_initial_ranges"): _PARTITION_NAMES + "; the dates are bound parameters",
     ("monitor/partitions/convert.py", "to_partitioned"): _PARTITION_NAMES + _BOUNDS,
     ("monitor/partitions/convert.py", "to_plain"): _PARTITION_NAMES,

@@ -3,7 +3,6 @@ TestClient (the real app on the test's rolled-back connection)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +13,9 @@ from sqlalchemy.orm import Session
 from monitor.settings import Settings, reset_settings_cache
 from monitor.ui.accounts import create_operator
 from tests.support.factories import unique_slug
+from tests.support.ui_seed import PASSWORD
+from tests.support.ui_session import sign_in
 from tests.support.webhook_receiver import Receiver, running_receiver
-from tests.ui.seed import PASSWORD
 
 
 @pytest.fixture
@@ -47,25 +47,6 @@ def operator(session: Session) -> str:
     create_operator(session, name, PASSWORD)
     session.commit()
     return name
-
-
-def login_nonce(client: TestClient) -> str:
-    page = client.get("/ui/login")
-    assert page.status_code == 200
-    found = re.search(r'name="nonce" value="([^"]+)"', page.text)
-    assert found, "the sign-in form carries a nonce"
-    return found.group(1)
-
-
-def sign_in(client: TestClient, username: str, password: str = PASSWORD, next_path: str = "/ui/"):  # type: ignore[no-untyped-def]
-    return client.post("/ui/login", data={"username": username, "password": password, "nonce": login_nonce(client),
-                                          "next": next_path}, follow_redirects=False)
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "the page carries a CSRF token"
-    return found.group(1)
 
 
 @pytest.fixture

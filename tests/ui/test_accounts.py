@@ -26,7 +26,7 @@ from monitor.ui.accounts import (
 )
 from monitor.ui.models import LoginAttempt, Operator, OperatorSession
 from tests.support.factories import unique_slug
-from tests.ui.seed import PASSWORD
+from tests.support.ui_seed import PASSWORD
 
 
 def test_password_hashes_are_salted_and_verify_only_the_right_password() -> None:

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.api.app import create_app
 from monitor.settings import Settings
 from monitor.ui.models import LoginAttempt, Operator, OperatorSession
-from tests.retrain.helpers import add_candidate
 from tests.support.factories import make_key, unique_slug
-from tests.ui.conftest import csrf_of, login_nonce, sign_in
+from tests.support.retrain import add_candidate
+from tests.support.ui_session import csrf_of, login_nonce, sign_in
 
 PROTECTED = ("/ui/", "/ui/p/some-project/", "/ui/p/some-project/alerts", "/ui/p/some-project/webhooks",
              "/ui/p/some-project/models", "/ui/p/some-project/models/v1",

@@ -21,7 +21,7 @@ from monitor.settings import Settings
 from monitor.ui.accounts import create_operator
 from retrain.registry.service import aliases_of, get_version
 from tests.support import services
-from tests.ui.seed import PASSWORD, World, register_rich_challenger, seed_world
+from tests.support.ui_seed import PASSWORD, World, register_rich_challenger, seed_world
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = services.repo_root() / "tests" / "artifacts"

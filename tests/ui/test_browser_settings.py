@@ -23,7 +23,7 @@ from monitor.projects.service import get_or_create_project
 from monitor.settings import Settings
 from monitor.ui.accounts import create_operator
 from tests.support import services
-from tests.ui.seed import PASSWORD
+from tests.support.ui_seed import PASSWORD
 from tests.ui.test_browser import ARTIFACTS, browser, page
 
 __all__ = ["browser", "page"]  # the browser fixtures, shared with tests/ui/test_browser.py

@@ -15,7 +15,7 @@ from monitor.db import make_engine, reset_engines
 from monitor.settings import Settings, reset_settings_cache
 from monitor.ui.accounts import SignInRefused, authenticate
 from monitor.ui.models import Operator
-from tests.ui.seed import PASSWORD
+from tests.support.ui_seed import PASSWORD
 
 
 @pytest.fixture

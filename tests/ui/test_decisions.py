@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from monitor.models import Project
 from monitor.projects.service import get_or_create_project
 from retrain.registry.service import aliases_of, get_version
-from tests.retrain.helpers import add_candidate, audit_actions
 from tests.support.factories import unique_slug
-from tests.ui.conftest import csrf_of
+from tests.support.retrain import add_candidate, audit_actions
+from tests.support.ui_session import csrf_of
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from monitor.models import Event
 from monitor.pipeline.vectors import ensure_vectors
 from monitor.settings import Settings
 from tests.support.factories import unique_slug
-from tests.ui.seed import seed_world
+from tests.support.ui_seed import seed_world
 
 
 def word_hash_embedding(texts: list[str]) -> np.ndarray:

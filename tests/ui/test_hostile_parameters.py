@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from monitor.projects.service import CreatedKey
 from tests.support.factories import make_key
-from tests.ui.conftest import csrf_of
+from tests.support.ui_session import csrf_of
 
 HOSTILE_WINDOWS = ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59", "1969-12-31T23:00:00Z",
                    "9999-12-31T23:59:59Z"]

@@ -19,9 +19,9 @@ from monitor.settings import Settings
 from retrain.registry.service import get_version
 from retrain.ui.pages import tidy_answer
 from tests.support.factories import unique_slug
+from tests.support.ui_seed import T0, World, seed_world
+from tests.support.ui_session import csrf_of
 from tests.support.webhook_receiver import Receiver
-from tests.ui.conftest import csrf_of
-from tests.ui.seed import T0, World, seed_world
 
 
 @pytest.fixture
@@ -189,6 +189,8 @@ def test_challenger_page_shows_why_data_training_evaluation_and_answers(ui: Test
     # Each paired gate shows its increase with the interval and the number of units behind it.
     tox = html[html.index('data-gate="toxicity_rate"'):html.index('data-gate="bias_gap"')]
     assert re.search(r'class="num interval">[^<]*\[[^<]*,[^<]*\] <span class="quiet">n=200</span>', tox), tox
+    bias = html[html.index('data-gate="bias_gap"'):html.index('data-gate="similarity"')]
+    assert re.search(r'class="num interval">[^<]*\[[^<]*,[^<]*\] <span class="quiet">n=\d+</span>', bias), bias
     assert text.count("[champion]") == 3 and text.count("[challenger]") == 3
     # The project's evaluators on both models' answers: the champion refused 2 of 6, this version none.
     table = html[html.index('class="list evaluator-scores"'):]

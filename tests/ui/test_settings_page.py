@@ -12,7 +12,7 @@ from monitor.models import Project
 from monitor.projects.config_service import history
 from monitor.projects.service import get_or_create_project
 from tests.support.factories import unique_slug
-from tests.ui.conftest import csrf_of
+from tests.support.ui_session import csrf_of
 
 
 def _project(session: Session) -> Project:

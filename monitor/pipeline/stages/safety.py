@@ -1,5 +1,11 @@
-"""Stage `safety`: toxicity of prompts and responses per segment, and production disparity across the
-groups of a metadata attribute (toxicity rate, response sentiment, negative-feedback rate)."""
+"""Stage `safety`: toxicity of prompts and responses per segment, the abuse (profanity) rate next to it, and
+production disparity across the groups of a metadata attribute (toxicity rate, response sentiment,
+negative-feedback rate).
+
+Two signals, never OR-ed: toxicity from the configured scorer (default ``minilm-head:ensemble``: implicit and
+identity-directed hate, fair to identity mentions) and ``safety.profanity_rate`` from the lexical model on
+identity-masked text (``profanity:masked``: explicit rudeness and insults the hate head leaves alone). Disparity
+uses the toxicity scorer only: the one whose per-group false-flag rate is measured and bounded."""
 
 from __future__ import annotations
 
@@ -19,7 +25,14 @@ from monitor.pipeline.segments import ALL, segment_masks
 from monitor.pipeline.store import upsert_points
 from monitor.pipeline.vectors import ensure_vectors, load_vectors
 from monitor.pipeline.window_data import WindowFrame, feedback_positive, load_window
-from monitor.safety import DisparityConfig, ToxicityScorer, disparity_report, get_scorer, toxicity_summary
+from monitor.safety import (
+    PROFANITY_SCORER,
+    DisparityConfig,
+    ToxicityScorer,
+    disparity_report,
+    get_scorer,
+    toxicity_summary,
+)
 from monitor.safety.sentiment import vader_compound
 from monitor.safety.toxicity import threshold_for
 from monitor.settings import get_settings
@@ -111,6 +124,13 @@ def compute_safety(session: Session, ctx: WindowContext) -> int:
     for field in ("prompt", "response"):
         stored = event_scores_for(session, ids, field, key, _scoring(session, scorer, field))
         tox[field] = _score_column(len(frame), positions, ids, stored)
+    # The abuse signal: a second, lexical score per text (~1e5 texts/s), stored like the toxicity scores.
+    profanity = toxicity_scorer(PROFANITY_SCORER)
+    profanity_threshold = threshold_for(profanity)
+    prof: dict[str, np.ndarray] = {}
+    for field in ("prompt", "response"):
+        stored = event_scores_for(session, ids, field, PROFANITY_SCORER, _scoring(session, profanity, field))
+        prof[field] = _score_column(len(frame), positions, ids, stored)
     stored = scores_for(session, ids, "response", SENTIMENT, lambda texts: vader_compound(texts))
     sentiment = _score_column(len(frame), positions, ids, stored)
 
@@ -129,6 +149,15 @@ def compute_safety(session: Session, ctx: WindowContext) -> int:
                                       value=s.rate if status == "ok" else None, threshold=threshold, details=details))
             points.append(MetricPoint(f"safety.toxicity_mean.{field}", status, s.n,
                                       value=s.mean if status == "ok" else None, details=details))
+        for field, scores in prof.items():
+            p = toxicity_summary(scores[sampled], threshold=profanity_threshold)
+            status = "ok" if p.n >= cfg.min_samples else "insufficient"
+            pdetails: dict[str, Any] = {**p.to_dict(), "scorer": PROFANITY_SCORER, **sampling}
+            if status == "insufficient":
+                pdetails["reason"] = f"{p.n} samples, need {cfg.min_samples}"
+            points.append(MetricPoint(f"safety.profanity_rate.{field}", status, p.n,
+                                      value=p.rate if status == "ok" else None, threshold=profanity_threshold,
+                                      details=pdetails))
         sent = sentiment[sampled]
         sent = sent[np.isfinite(sent)]
         points.append(MetricPoint("safety.sentiment_mean.response", "ok" if sent.size >= cfg.min_samples

@@ -13,7 +13,7 @@ from retrain.evaluation.gate_stats import (
     rate_units_to_settle,
 )
 from retrain.evaluation.gates import GateConfig, ModelScores, bias_gate, evaluate_gates, max_axis_gap, toxicity_gate
-from tests.retrain.helpers import scores
+from tests.support.retrain import scores
 
 
 def _model(flags: np.ndarray, cells: np.ndarray | None = None) -> ModelScores:

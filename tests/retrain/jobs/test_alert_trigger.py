@@ -18,8 +18,8 @@ from retrain.jobs.alerting import handle_retrain_action
 from retrain.models import RetrainJob
 from retrain.registry.service import get_version
 from retrain.serving import lm_cache
-from tests.retrain.helpers import fire_retrain_alert, seed_feedback
 from tests.support.metric_windows import finish
+from tests.support.retrain import fire_retrain_alert, seed_feedback
 
 
 def test_firing_alert_runs_one_job_to_a_registered_challenger(

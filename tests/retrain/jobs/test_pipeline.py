@@ -24,7 +24,7 @@ from retrain.jobs.pipeline import run_retrain_job
 from retrain.jobs.service import create_job, job_dict
 from retrain.models import ModelVersion, RetrainJob
 from retrain.registry.service import aliases_of, get_version
-from tests.retrain.helpers import audit_actions, seed_feedback
+from tests.support.retrain import audit_actions, seed_feedback
 
 
 class Crash(BaseException):

@@ -13,11 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.projects.service import get_or_create_project
 from retrain.jobs.service import create_job, dispatch
 from retrain.models import ModelVersion, RetrainJob
-from tests.retrain.helpers import seed_feedback
-from tests.support.celery_env import celery_settings
+from tests.support.celery_env import celery_settings, kill_worker, start_worker
 from tests.support.factories import unique_slug
+from tests.support.retrain import seed_feedback
 from tests.support.waiting import wait_for
-from tests.system.test_celery_worker import kill_worker, start_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 

@@ -22,8 +22,8 @@ from retrain.registry.service import (
     reject,
     rollback,
 )
-from tests.retrain.helpers import add_candidate, audit_actions
 from tests.support.factories import unique_slug
+from tests.support.retrain import add_candidate, audit_actions
 
 
 def test_first_champion_is_the_base_model_as_v0_once(session: Session, project: Project) -> None:

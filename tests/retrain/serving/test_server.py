@@ -17,7 +17,7 @@ from monitor.models import Project
 from monitor.settings import Settings
 from retrain.registry.service import promote, rollback
 from retrain.serving.server import VERSION_HEADER, ServingState, create_model_server
-from tests.retrain.helpers import add_candidate
+from tests.support.retrain import add_candidate
 
 ASK = {"model": "whatever-the-client-sends", "messages": [{"role": "user", "content": "What is case 3?"}],
        "max_tokens": 4}

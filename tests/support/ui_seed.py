@@ -39,7 +39,7 @@ from retrain.evaluation.scoring import score_answers
 from retrain.jobs.service import trigger_from_alert
 from retrain.models import ModelVersion
 from retrain.registry.service import ensure_champion, register_challenger
-from tests.retrain.helpers import scores as paired_scores
+from tests.support.retrain import scores as paired_scores
 
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 H = timedelta(hours=1)

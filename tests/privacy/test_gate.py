@@ -1,0 +1,79 @@
+"""The redaction gate (`Redactor.may_hold_pii`): a text without any character of the active detectors' classes is
+passed through without running them, so the gate must never rule out a text a detector would flag. Checked
+against the full detector run on PII samples, the public PII corpus and random texts (ASCII and not), for the
+default policy, every detector on, and each detector alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.privacy.detectors import API_KEY, DETECTORS
+from monitor.privacy.redact import Policy, Redactor, parse_actions
+
+POLICIES = {
+    "default": Policy(),
+    "all": Policy(parse_actions("all=mask")),
+    **{d.name: Policy(parse_actions(f"all=off,{d.name}=mask")) for d in DETECTORS},
+}
+SAMPLES = [
+    "write to Jane.Doe+tag@mail.example.co.uk today", "call +1 (415) 555-0132 now", "visa 4111 1111 1111 1111",
+    "IBAN DE89 3704 0044 0532 0130 00 thanks", "db postgres://admin:s3cr3t@db.internal:5432/app",
+    "OPENAI_API_KEY=sk-proj-abcdefghijklmnopqrstuvwxyz012345", "slack xoxb-123456789012-abcdefABCDEF",
+    "aws AKIAIOSFODNN7EXAMPLE", "google AIzaSyA1b2C3d4E5f6G7h8I9j0KkLlMmNnOoPpQ", "host 192.168.10.20 down",
+    "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N",
+    "secret Zx8Qw2Er5Ty7Ui9Op1As3Df4Gh6Jk8Lz0Xc", "Is there a way to reset the password on my account?",
+    "".join(chr(ord(c) + 0xFEE0) if c != " " else c for c in "MY PHONE +44 20 7946 0958"),  # full-width forms
+    "\u0664\u0661\u0661\u0661 \u0661\u0661\u0661\u0661",  # Arabic-Indic digits
+    "two-factor login", "v1.2.3 :)",
+]
+
+
+def _agrees(text: str) -> None:
+    for name, policy in POLICIES.items():
+        redactor = Redactor(policy)
+        if not redactor.may_hold_pii(text):
+            assert redactor.find(text) == [], (name, text)
+
+
+@pytest.mark.parametrize("text", SAMPLES)
+def test_the_gate_never_rules_out_a_sample_a_detector_flags(text: str) -> None:
+    _agrees(text)
+
+
+def test_the_gate_never_rules_out_a_corpus_text() -> None:
+    corpus = json.loads((Path(__file__).parents[2] / "bench/data/pii/presidio_synth_extract.json").read_text())
+    texts = [r["text"] for r in corpus]
+    assert len(texts) > 100
+    for text in texts:
+        _agrees(text)
+
+
+# Characters every detector cares about, non-ASCII digits (which `\d` matches) and ordinary letters.
+_ALPHABET = st.sampled_from([*"aAbBzZeyJGKISQk_-@.:/+=() 0123456789x", "\u0663", "\uff15", "sk-", "AKIA", "SG.", "xox"])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_ALPHABET, max_size=60).map("".join))
+def test_the_gate_never_rules_out_a_random_text(text: str) -> None:
+    _agrees(text)
+
+
+def test_the_gate_passes_most_prose_without_running_a_detector() -> None:
+    redactor = Redactor(Policy())
+    assert not redactor.may_hold_pii("Is there a way to reset the password on my account?")
+    # A hyphen passes the gate (keys such as `sk-…` hold one), but not the key detector's prefilter.
+    assert redactor.may_hold_pii("two-factor") and API_KEY.prefilter is not None
+    assert not API_KEY.prefilter("Can I enable the two-factor login today?")
+    assert redactor.may_hold_pii("call me on 555 0132")
+    assert not Redactor(Policy(parse_actions("all=off"))).may_hold_pii("jane@example.com")  # nothing active
+
+
+def test_a_sendgrid_key_without_dash_or_underscore_is_found() -> None:
+    key = "SG." + "aB3" * 7 + "c." + "Xy9" * 14 + "z"
+    spans = Redactor(Policy()).find(f"use {key} here")
+    assert [(d.name, s, e) for s, e, d, _ in spans] == [("api_key", 4, 4 + len(key))]

@@ -152,7 +152,7 @@ def segment_lambda(own: float, whole: float, h_segment: float, h_whole: float) -
     A segment's reference is a fraction of the traffic, so its time blocks are small and noisy and its
     stationarity gate rarely fires, while the variation that moves the whole traffic's mix (hour, weekday)
     moves the segment's too. Not used by the pipeline yet: bench/quiet_month.py judges it on stored scores
-    (docs/drift.md, "Segments")."""
+    (docs/drift.md, "Status 2026-12-05")."""
     return max(own, carried_lambda(whole, h_whole, h_segment))
 
 

@@ -41,7 +41,14 @@ sys.path.insert(0, str(ROOT))
 from monitor.drift import get_detector  # noqa: E402
 from monitor.drift.budget import bh_decisions, monthly_false_pages  # noqa: E402
 from monitor.drift.calibration import IntentPool, load_intent_pool  # noqa: E402
-from monitor.drift.thresholds import Calibration, apply_calibration, calibrate_methods  # noqa: E402
+from monitor.drift.null import deflated_p  # noqa: E402
+from monitor.drift.thresholds import (  # noqa: E402
+    Calibration,
+    apply_calibration,
+    calibrate_methods,
+    effective_size,
+    segment_lambda,
+)
 
 METHODS = ("mmd", "knn")
 FIELDS = ("prompt", "response")
@@ -249,6 +256,36 @@ def pages(state: dict[str, Any], args: argparse.Namespace, need: int, of: int) -
     return quiet_pages, first_page_after_shift
 
 
+def judge_segment_lambda(state: dict[str, Any], args: argparse.Namespace) -> None:
+    """The stored scores judged again with every segment's λ at least the `all` λ carried to the segment's size
+    (monitor/drift/thresholds.py `segment_lambda`), BH at alpha over the window's rows as before."""
+    lam = state.get("lambda")
+    windows = [row for row in state["windows"] if "scores" in row]
+    if not lam or not windows:
+        return
+    flagged = []
+    for row in windows:
+        keys = list(row["scores"])
+        p_values = []
+        for key in keys:
+            label, field, method = key.split("|")
+            own = float(lam[key])
+            if label != "all":
+                h_seg = effective_size(max(1, round(row["n"] / args.segments)), args.reference_size)
+                h_all = effective_size(row["n"], 2 * args.reference_size)
+                own = segment_lambda(own, float(lam[f"all|{field}|{method}"]), h_seg, h_all)
+            p_values.append(deflated_p(float(row["scores"][key]), own))
+        flags = bh_decisions(p_values, args.alpha)
+        flagged.append({**row, "flagged": [k for k, f in zip(keys, flags, strict=True) if f]})
+    quiet = [row for row in flagged if row["shift"] == 0]
+    quiet_pages, first = pages({"windows": flagged}, args, args.for_windows, args.for_windows)
+    print(f"\nSegments' λ at least the `all` λ carried to their size (same {len(windows)} windows, same scores): "
+          f"{sum(bool(r['flagged']) for r in quiet)} of {len(quiet)} quiet windows flagged, "
+          f"{sum(len(r['flagged']) for r in quiet)} rows, {quiet_pages} false pages; "
+          f"first page after the shift: {first or 'not paged'}; flagged rows per shifted window: "
+          f"{[len(r['flagged']) for r in flagged if r['shift'] > 0][:12]}")
+
+
 def report(state: dict[str, Any], args: argparse.Namespace) -> None:
     """Pages by alert-rule semantics (one rule per drift metric over every segment, for_windows consecutive),
     and the same flags under other persistence rules for comparison."""
@@ -279,6 +316,7 @@ def report(state: dict[str, Any], args: argparse.Namespace) -> None:
     if shift_start:
         paged = first_page_after_shift or "not paged"
         print(f"| windows from the {args.shift:.0%} shift to the first page | {paged} |")
+    judge_segment_lambda(state, args)
     print("\nThe same flags under other persistence rules (a rule fires when `need` of its last `of` windows are "
           "flagged):\n\n| rule | false pages | per 30 days | windows from the shift to the first page |\n"
           "|---|---:|---:|---:|")

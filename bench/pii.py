@@ -1,6 +1,7 @@
 """PII detector precision/recall on a public synthetic corpus, and redaction speed.
 
     python bench/pii.py                       # measure on the shipped extract
+    python bench/pii.py --ner                 # also the optional `person` detector (needs spaCy and a pipeline)
     python bench/pii.py --build-extract PATH  # rebuild the extract from presidio-research's synth_dataset_v2.json
 
 Corpus: microsoft/presidio-research `data/synth_dataset_v2.json` (MIT; bench/data/pii/README.md). Its labelled
@@ -9,21 +10,25 @@ IBAN_CODE→iban, IP_ADDRESS→ip). A predicted span counts as a true positive w
 mapped type; recall counts gold spans of that type overlapped by a prediction. Detectors the corpus does not
 label (credential_url, api_key, high_entropy) report how many spans they flagged: on this corpus (no secrets in
 it) every one is a false alarm unless it overlaps some other gold PII span. Every detector runs (all=mask).
-Nothing was tuned on this corpus.
+With `--ner` the `person` detector runs too (DRIFTLOOP_PII_NER_MODEL names the pipeline, default en_core_web_sm),
+scored against the corpus's PERSON spans. Nothing was tuned on this corpus.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from monitor.privacy import ner as ner_module
 from monitor.privacy.detectors import DETECTORS
 from monitor.privacy.redact import Policy, Redactor, default_actions, parse_actions
 
@@ -44,22 +49,24 @@ def build_extract(source: Path) -> None:
     print(f"wrote {len(out)} of {len(rows)} records to {EXTRACT}")
 
 
-def evaluate(rows: list[dict]) -> None:  # type: ignore[type-arg]
-    redactor = Redactor(Policy(parse_actions("all=mask")))
-    stats = {d.name: {"pred": 0, "tp": 0, "any_pii": 0, "gold": 0, "found": 0} for d in DETECTORS}
+def evaluate(rows: list[dict[str, Any]], ner: bool) -> None:
+    redactor = Redactor(Policy(parse_actions("all=mask,person=mask" if ner else "all=mask")))
+    mapped = {**MAPPED, "PERSON": "person"} if ner else MAPPED
+    stats = {d.name: {"pred": 0, "tp": 0, "any_pii": 0, "gold": 0, "found": 0} for d in DETECTORS
+             if ner or d.name != "person"}
     for row in rows:
         text, gold = row["text"], row["spans"]
         preds = [(s, e, d.name) for s, e, d, _ in redactor.find(text)]
         for s, e, name in preds:
             st = stats[name]
             st["pred"] += 1
-            st["tp"] += any(gs < e and s < ge and MAPPED.get(gt) == name for gs, ge, gt in gold)
+            st["tp"] += any(gs < e and s < ge and mapped.get(gt) == name for gs, ge, gt in gold)
             st["any_pii"] += any(gs < e and s < ge for gs, ge, _ in gold)
         for gs, ge, gt in gold:
-            name = MAPPED.get(gt)
-            if name:
-                stats[name]["gold"] += 1
-                stats[name]["found"] += any(s < ge and gs < e and n == name for s, e, n in preds)
+            kind = mapped.get(gt)
+            if kind:
+                stats[kind]["gold"] += 1
+                stats[kind]["found"] += any(s < ge and gs < e and n == kind for s, e, n in preds)
     print(f"corpus: {len(rows)} texts (bench/data/pii/{EXTRACT.name})")
     print("| detector | default | gold spans | predicted | precision | recall | predicted spans on any gold PII |")
     print("|---|---|---:|---:|---:|---:|---:|")
@@ -70,9 +77,12 @@ def evaluate(rows: list[dict]) -> None:  # type: ignore[type-arg]
         print(f"| {name} | {defaults[name]} | {st['gold']} | {st['pred']} | {precision} | {recall} | {st['any_pii']} |")
 
 
-def speed(rows: list[dict], repeat: int) -> None:  # type: ignore[type-arg]
+def speed(rows: list[dict[str, Any]], repeat: int, ner: bool) -> None:
     texts = [r["text"] for r in rows]
-    for label, policy in (("default detectors", Policy()), ("all detectors", Policy(parse_actions("all=mask")))):
+    policies = [("default detectors", Policy()), ("all detectors", Policy(parse_actions("all=mask")))]
+    if ner:
+        policies.append(("default detectors + person (NER)", Policy(parse_actions("person=mask"))))
+    for label, policy in policies:
         start = time.perf_counter()
         for _ in range(repeat):
             redactor = Redactor(policy)
@@ -96,14 +106,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build-extract", type=Path, help="path of synth_dataset_v2.json")
     ap.add_argument("--repeat", type=int, default=5, help="passes over the corpus for the speed figure")
+    ap.add_argument("--ner", action="store_true", help="also the optional `person` detector (needs spaCy and a "
+                    "pipeline: DRIFTLOOP_PII_NER_MODEL, default en_core_web_sm)")
     args = ap.parse_args()
     if args.build_extract:
         build_extract(args.build_extract)
         return
     rows = json.loads(EXTRACT.read_text())
     print(f"machine: {platform.machine()}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
-    evaluate(rows)
-    speed(rows, args.repeat)
+    if args.ner:
+        model = os.environ.get("DRIFTLOOP_PII_NER_MODEL") or ner_module.DEFAULT_MODEL
+        ner_module.use_model(model)
+        start = time.perf_counter()
+        ner_module.pipeline()
+        print(f"person detector: spaCy pipeline {model!r}, loaded in {time.perf_counter() - start:.1f} s")
+    evaluate(rows, args.ner)
+    speed(rows, args.repeat, args.ner)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ drift metric (field x method) over every segment with `field = flagged`, `for_wi
 consecutive flagged windows fire it, an unflagged window resolves it, and a page is a transition to firing.
 
 Reported: false pages before the shift (and per 30 days), flagged windows before it, windows from the shift
-to the first page. Progress is checkpointed in bench/results/quiet_month_<args>.json after every window.
+to the first page. Progress is checkpointed in bench/results/quiet_month_<args>.jsonl (one line per window,
+with every row's normal score) after every window.
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ sys.path.insert(0, str(ROOT))
 from monitor.drift import get_detector  # noqa: E402
 from monitor.drift.budget import bh_decisions, monthly_false_pages  # noqa: E402
 from monitor.drift.calibration import IntentPool, load_intent_pool  # noqa: E402
-from monitor.drift.thresholds import Calibration, apply_calibration, calibrate_methods  # noqa: E402
+from monitor.drift.null import deflated_p  # noqa: E402
+from monitor.drift.thresholds import (  # noqa: E402
+    Calibration,
+    apply_calibration,
+    calibrate_methods,
+    effective_size,
+    segment_lambda,
+)
 
 METHODS = ("mmd", "knn")
 FIELDS = ("prompt", "response")
@@ -125,9 +133,9 @@ def main() -> None:
     labels = segment_labels(args.segments)
     tag = "_".join(f"{k}{v}" for k, v in sorted(vars(args).items())
                    if k != "report_only" and not (k == "start_day" and v == 0.0))
-    ckpt = ROOT / "bench" / "results" / f"quiet_month_{tag}.json"
+    ckpt = ROOT / "bench" / "results" / f"quiet_month_{tag}.jsonl"
     ckpt.parent.mkdir(parents=True, exist_ok=True)
-    state: dict[str, Any] = json.loads(ckpt.read_text()) if ckpt.exists() else {"args": vars(args), "windows": []}
+    state = load_checkpoint(ckpt, args)
     if args.report_only:
         report(state, args)
         return
@@ -151,6 +159,9 @@ def main() -> None:
                                                      window_size=n_window[label], alpha=args.alpha,
                                                      n_blocks=args.calibration_blocks)
     lam = {f"{k[0]}|{k[1]}|{m}": c.lam for k, v in cals.items() for m, c in v.items()}
+    if "lambda" not in state:
+        with ckpt.open("a") as out:
+            out.write(json.dumps({"lambda": lam}) + "\n")
     state["lambda"] = lam
     print("λ of `all`: " + ", ".join(f"{k.split('|', 1)[1]} {v:.1f}" for k, v in lam.items() if k.startswith("all|")),
           file=sys.stderr, flush=True)
@@ -166,7 +177,7 @@ def main() -> None:
         shift = args.shift if t0 >= args.shift_day else 0.0
         n = int(np.random.default_rng([args.seed, w, 7]).poisson(args.events))
         cp, cr, cs = sim.events(t0, t0 + 1 / WINDOWS_PER_DAY, n, shift, key=w)
-        keys, p_cal = [], []
+        keys, p_cal, scores = [], [], []
         for label, m in masks(cs, args.segments).items():
             for field, rows in (("prompt", cp), ("response", cr)):
                 cur = pool.vectors[rows[m]]
@@ -177,15 +188,43 @@ def main() -> None:
                     judged = apply_calibration(res, cals[(label, field)][method], args.alpha)
                     keys.append(f"{label}|{field}|{method}")
                     p_cal.append(float(judged.details["p_calibrated"]))
+                    scores.append(round(float(judged.details["score"]), 4))
         flags = bh_decisions(p_cal, args.alpha) if p_cal else np.zeros(0, dtype=bool)
+        # The raw normal scores are kept with the flags, so other decision rules (budget level, persistence)
+        # can be judged on the very same detector runs without running them again.
         state["windows"].append({"w": w, "shift": shift, "n": n, "flagged": [k for k, f in zip(keys, flags, strict=True)
-                                                                              if f]})
-        ckpt.write_text(json.dumps(state))
+                                                                              if f],
+                                 "scores": dict(zip(keys, scores, strict=True))})
+        with ckpt.open("a") as out:  # append-only: a month is ~8,640 lines, never rewritten
+            out.write(json.dumps(state["windows"][-1]) + "\n")
         elapsed = time.perf_counter() - started
         print(f"\rwindow {w + 1}/{total} day {t0:.2f} flagged {len(state['windows'][-1]['flagged'])} "
               f"({elapsed:.0f} s, {elapsed / (w + 1 - done):.1f} s/window)", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     report(state, args)
+
+
+def load_checkpoint(path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """{"args", "windows", and "lambda" once calibrated} from the append-only checkpoint (created if missing).
+    A partly written last line (a killed run) is dropped: that window is computed again."""
+    if not path.exists():
+        path.write_text(json.dumps({"args": vars(args)}) + "\n")
+    state: dict[str, Any] = {"args": vars(args), "windows": []}
+    lines = path.read_text().splitlines()
+    good = []
+    for line in lines:
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        good.append(line)
+        if "w" in item:
+            state["windows"].append(item)
+        elif "lambda" in item:
+            state["lambda"] = item["lambda"]
+    if len(good) < len(lines):
+        path.write_text("".join(f"{line}\n" for line in good))
+    return state
 
 
 def pages(state: dict[str, Any], args: argparse.Namespace, need: int, of: int) -> tuple[int, int | None]:
@@ -215,6 +254,36 @@ def pages(state: dict[str, Any], args: argparse.Namespace, need: int, of: int) -
                         first_page_after_shift = row["w"] - shift_start + 1
                 firing[key] = now
     return quiet_pages, first_page_after_shift
+
+
+def judge_segment_lambda(state: dict[str, Any], args: argparse.Namespace) -> None:
+    """The stored scores judged again with every segment's λ at least the `all` λ carried to the segment's size
+    (monitor/drift/thresholds.py `segment_lambda`), BH at alpha over the window's rows as before."""
+    lam = state.get("lambda")
+    windows = [row for row in state["windows"] if "scores" in row]
+    if not lam or not windows:
+        return
+    flagged = []
+    for row in windows:
+        keys = list(row["scores"])
+        p_values = []
+        for key in keys:
+            label, field, method = key.split("|")
+            own = float(lam[key])
+            if label != "all":
+                h_seg = effective_size(max(1, round(row["n"] / args.segments)), args.reference_size)
+                h_all = effective_size(row["n"], 2 * args.reference_size)
+                own = segment_lambda(own, float(lam[f"all|{field}|{method}"]), h_seg, h_all)
+            p_values.append(deflated_p(float(row["scores"][key]), own))
+        flags = bh_decisions(p_values, args.alpha)
+        flagged.append({**row, "flagged": [k for k, f in zip(keys, flags, strict=True) if f]})
+    quiet = [row for row in flagged if row["shift"] == 0]
+    quiet_pages, first = pages({"windows": flagged}, args, args.for_windows, args.for_windows)
+    print(f"\nSegments' λ at least the `all` λ carried to their size (same {len(windows)} windows, same scores): "
+          f"{sum(bool(r['flagged']) for r in quiet)} of {len(quiet)} quiet windows flagged, "
+          f"{sum(len(r['flagged']) for r in quiet)} rows, {quiet_pages} false pages; "
+          f"first page after the shift: {first or 'not paged'}; flagged rows per shifted window: "
+          f"{[len(r['flagged']) for r in flagged if r['shift'] > 0][:12]}")
 
 
 def report(state: dict[str, Any], args: argparse.Namespace) -> None:
@@ -247,6 +316,7 @@ def report(state: dict[str, Any], args: argparse.Namespace) -> None:
     if shift_start:
         paged = first_page_after_shift or "not paged"
         print(f"| windows from the {args.shift:.0%} shift to the first page | {paged} |")
+    judge_segment_lambda(state, args)
     print("\nThe same flags under other persistence rules (a rule fires when `need` of its last `of` windows are "
           "flagged):\n\n| rule | false pages | per 30 days | windows from the shift to the first page |\n"
           "|---|---:|---:|---:|")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from typing import Any, NoReturn
 
 import typer
@@ -40,6 +41,15 @@ def lookup_project_id(slug: str) -> int:
 def project_ids(slug: str | None) -> list[int] | None:
     """`--project SLUG` as the id list the runners take (None: every project); an unknown slug exits 1."""
     return [lookup_project_id(slug)] if slug else None
+
+
+def cli_actor(separator: str) -> str:
+    """Who acts from the command line, for audit rows: `cli<separator><OS user>`, or `cli` without a user name
+    (some containers have none)."""
+    try:
+        return f"cli{separator}{getpass.getuser()}"
+    except Exception:  # no user name in some containers
+        return "cli"
 
 
 def short_time(ts: str | None) -> str:

@@ -121,8 +121,9 @@ class Settings(BaseSettings):
     )
     pii_actions: str = Field(
         "", description="Per-detector actions over the defaults, e.g. `email=hash,ip=mask` (detectors: email, "
-        "phone, card, iban, credential_url, api_key, ip, high_entropy; actions: off, mask, hash, drop, refuse; "
-        "`all=...` sets every detector). Default: mask the first six, ip and high_entropy off."
+        "phone, card, iban, credential_url, api_key, ip, high_entropy, person; actions: off, mask, hash, drop, "
+        "refuse; `all=...` sets every detector but person). Default: mask the first six, ip, high_entropy and "
+        "person off."
     )
     pii_on_error: Literal["refuse", "withhold"] = Field(
         "refuse", description="When redaction fails or runs over its budget: `refuse` answers 503 and stores "
@@ -131,6 +132,10 @@ class Settings(BaseSettings):
     pii_budget_ms: float = Field(
         20.0, gt=0, le=60_000, description="Redaction time budget per item in milliseconds (a batch gets the "
         "sum); a batch over it is handled per DRIFTLOOP_PII_ON_ERROR."
+    )
+    pii_ner_model: str = Field(
+        "en_core_web_sm", min_length=1, description="spaCy pipeline (package name or path) of the optional "
+        "`person` detector; needs spaCy and is loaded only when a policy turns `person` on."
     )
     pii_hash_secret: str | None = Field(
         None, description="Key of the `hash` action (HMAC-SHA256, a key derived per project). Unset: derived from "

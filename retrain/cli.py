@@ -6,7 +6,6 @@ the edge, like the other commands.
 
 from __future__ import annotations
 
-import getpass
 import json
 import threading
 import time
@@ -17,7 +16,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from monitor import principals
-from monitor.cli_support import console
+from monitor.cli_support import cli_actor, console
 from monitor.cli_support import fail as _fail
 from monitor.cli_support import lookup_project_id as _project_id
 
@@ -25,13 +24,6 @@ models_app = typer.Typer(no_args_is_help=True, help="The model registry: version
 retrain_app = typer.Typer(no_args_is_help=True, help="Retraining jobs: start one, follow its progress.")
 DONE = ("succeeded", "failed")
 
-
-
-def _default_actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no user name in some containers
-        return "cli"
 
 
 def _fmt(x: Any) -> str:
@@ -111,7 +103,7 @@ def _decide(decision: str, version: str, project: str, actor: str | None, reason
     from retrain.registry.swap import change_champion
 
     pid = _project_id(project)
-    who = actor or _default_actor()
+    who = actor or cli_actor(":")
     principal = principals.cli_user()  # --actor is a label; the audit log also records the OS user who ran this
     try:
         if decision in ("approve", "reject"):
@@ -200,7 +192,7 @@ def retrain_start(project: str = typer.Option(..., "-p", "--project"),
         overrides = json.loads(params) if params else {}
     except json.JSONDecodeError as exc:
         _fail(f"--params is not JSON: {exc}")
-    who = actor or _default_actor()
+    who = actor or cli_actor(":")
     try:
         with session_scope() as s:
             job_id = create_job(s, pid, created_by=who, params=overrides, exclusive=True,
@@ -268,7 +260,7 @@ def erase_command(
     except ValueError as exc:
         _fail(str(exc))
     pid = _project_id(project)
-    out = erase(session_factory(), pid, sel, actor=actor or f"cli:{getpass.getuser()}", reason=reason,
+    out = erase(session_factory(), pid, sel, actor=actor or cli_actor(":"), reason=reason,
                 batch_size=get_settings().retention_batch_size, dry_run=dry_run)
     if as_json:
         print(json.dumps(out.as_dict(), indent=2))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -27,6 +27,7 @@ from monitor.api.deps import AdminProject, ReaderProject, ReadSessionDep, RowId,
 from monitor.api.offload import run_blocking
 from monitor.db import utcnow
 from monitor.errors import FieldError
+from monitor.timestamps import UtcTime
 
 router = APIRouter(prefix="/v1", tags=["alerts"])
 
@@ -130,7 +131,7 @@ class SilenceIn(BaseModel):
     rule: str | None = Field(None, pattern=NAME_PATTERN, description="The rule to silence; omit for every rule "
                                                                      "(then name a segment).")
     segment: str = Field("*", min_length=1, max_length=320, description="A segment label or glob.")
-    until: datetime | None = Field(None, description="When the silence ends (ISO 8601, in the future).")
+    until: UtcTime | None = Field(None, description="When the silence ends (ISO 8601, in the future).")
     minutes: int | None = Field(None, ge=1, le=60 * 24 * 90, description="Or: how long, from now.")
     comment: str = Field("", max_length=2000)
     actor: str = Field("api", min_length=1, max_length=100)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
@@ -15,6 +17,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from monitor import __version__, composition
 from monitor.alerts import routes as alert_routes
 from monitor.api import health_routes
+from monitor.api.admission import WriteAdmission
 from monitor.api.body_cap import SmallBodies
 from monitor.api.errors import install_error_handlers, refuse_nul_in_parameters
 from monitor.api.header_limit import HeaderLimitMiddleware
@@ -26,6 +29,7 @@ from monitor.events import routes as event_routes
 from monitor.ingest import routes as ingest_routes
 from monitor.ingest.otlp import routes as otlp_routes
 from monitor.metrics import routes as metrics_routes
+from monitor.metrics.catalog import catalog
 from monitor.projects import routes as project_routes
 from monitor.settings import Settings, get_settings
 from monitor.ui.mount import install as mount_ui
@@ -39,6 +43,16 @@ def _route_name(request: Request) -> str:
     # matched route in the scope (routers included with a prefix are not flat in `app.routes`).
     route = request.scope.get("route")
     return str(getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched")
+
+
+@asynccontextmanager
+async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+    # The metric catalog imports the numeric stack (drift detectors, probe set): seconds of imports. Built lazily,
+    # it was built by the first alert rule validated, and FastAPI validates JSON bodies on the event loop: in the
+    # hostile-admin fault run that first request froze /healthz for ~10 s (issue #18). So it is built here, in a
+    # thread, before the collector accepts requests (once per process; later calls hit the cache).
+    await anyio.to_thread.run_sync(catalog)
+    yield
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None,
@@ -59,6 +73,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
         description="Ingests LLM call events and feedback; serves metrics, alerts and the model loop.",
         max_body_size=settings.max_body_bytes,  # every route, including those FastAPI parses itself (413)
         dependencies=[Depends(refuse_nul_in_parameters)],  # every route's parameters and form fields (422)
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -79,6 +94,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     app.include_router(retrain_router)  # the API app is a composition root: it mounts the closed loop's routes
     retrain_ui.install(app)  # and the model pages of the approval UI
     install_error_handlers(app)
+    app.add_middleware(WriteAdmission)  # non-ingest writes one at a time (issue #18: parsing on the loop)
     app.add_middleware(SmallBodies)  # 64 KiB for every route but ingestion (issue #18: hostile admin input)
 
     @app.middleware("http")

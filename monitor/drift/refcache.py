@@ -27,7 +27,7 @@ def fingerprint(arr: np.ndarray) -> str:
     a = np.ascontiguousarray(arr)
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{a.dtype.str}|{a.shape}".encode())
-    h.update(memoryview(a).cast("B"))
+    h.update(a.view(np.uint8).tobytes() if a.size else b"")
     return h.hexdigest()
 
 

@@ -145,6 +145,17 @@ def carried_lambda(lam_blocks: float, h_blocks: float, h_window: float) -> float
     return 1.0 + max(lam_blocks - 1.0, 0.0) * h_window / h_blocks
 
 
+def segment_lambda(own: float, whole: float, h_segment: float, h_whole: float) -> float:
+    """A segment's λ when the whole traffic's calibration is known: the larger of its own and the whole
+    traffic's λ carried to the segment's effective size (`carried_lambda`).
+
+    A segment's reference is a fraction of the traffic, so its time blocks are small and noisy and its
+    stationarity gate rarely fires, while the variation that moves the whole traffic's mix (hour, weekday)
+    moves the segment's too. Not used by the pipeline yet: bench/quiet_month.py judges it on stored scores
+    (docs/drift.md, "Status 2026-12-05")."""
+    return max(own, carried_lambda(whole, h_whole, h_segment))
+
+
 def apply_calibration(result: DriftResult, cal: Calibration, alpha: float | None = None) -> DriftResult:
     """The detector's result (run with min_effect=0) judged by the calibrated rule.
 

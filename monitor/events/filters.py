@@ -11,10 +11,11 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from monitor.errors import FieldError
+from monitor.timestamps import TimeRangeError, to_utc
 
 META_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 MAX_META_FILTERS = 5
@@ -85,7 +86,10 @@ def parse_time(name: str, raw: str | None) -> datetime | None:
         ts = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
     except ValueError:
         raise FieldError(name, f"not an ISO 8601 time: {raw!r} (e.g. 2026-11-20T06:00:00Z)") from None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    try:
+        return to_utc(ts)  # an extreme offset would overflow the conversion (issue #18, finding 6)
+    except TimeRangeError as exc:
+        raise FieldError(name, str(exc)) from None
 
 
 def parse_metadata(raw: list[str]) -> tuple[tuple[str, str], ...]:
@@ -118,8 +122,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         ts, _, eid = raw.partition("|")
-        parsed = datetime.fromisoformat(ts)
-        return (parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed), int(eid)
+        return to_utc(datetime.fromisoformat(ts)), int(eid)  # a forged cursor's time is range-checked too
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise FieldError("cursor", "not a cursor this server gave out (use next_cursor from the last page)") from None
 

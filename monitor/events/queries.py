@@ -45,6 +45,7 @@ MAX_LIMIT = 200
 SESSION_NEIGHBOURS = 50
 TEXT_PREVIEW = 300  # characters of prompt / response in a list row (the detail has them whole)
 SENTIMENT_SCORER = "vader"
+PROFANITY_SCORER = "profanity:masked"  # the abuse signal's key (monitor.safety.toxicity.PROFANITY_SCORER)
 SPARSE_LIMIT = 2_000  # see `_few_or_probe`
 DENSE_SCAN_ROWS = 20_000  # see `_sparse_search`
 BOUND_TERMS = 6  # required terms of a search whose matches are estimated one by one (`_match_bound`)
@@ -305,9 +306,9 @@ def event_detail(session: Session, project: Project, event_id: int) -> dict[str,
     out.update(prompt=e.prompt, response=e.response, prompt_truncated=False, response_truncated=False,
                received_at=iso(e.received_at), prompt_tokens=e.prompt_tokens, completion_tokens=e.completion_tokens)
     tox_key = toxicity_scorer_key()
+    kinds = {SENTIMENT_SCORER: "sentiment", PROFANITY_SCORER: "abuse", tox_key: "toxicity"}
     out["scores"] = [
-        {"field": s.field, "scorer": s.scorer, "score": s.score,
-         "kind": "sentiment" if s.scorer == SENTIMENT_SCORER else ("toxicity" if s.scorer == tox_key else "other")}
+        {"field": s.field, "scorer": s.scorer, "score": s.score, "kind": kinds.get(s.scorer, "other")}
         for s in session.scalars(select(EventScore).where(EventScore.event_id == e.id)
                                  .order_by(EventScore.field, EventScore.scorer))]
     out["evaluations"] = [  # every evaluator version that scored it, newest first

@@ -1,9 +1,11 @@
 """Idempotent bulk ingestion of events and feedback.
 
-A batch is written in one statement inside the caller's transaction, so it is stored whole or not at all,
-and a retried batch stores nothing twice (unique client id per project, ON CONFLICT DO NOTHING). On Postgres
-the rows travel by binary COPY into a temporary table first, which is several times faster than INSERT for
-batches of hundreds of rows.
+A batch is written inside the caller's transaction, so it is stored whole or not at all, and a retried batch
+stores nothing twice (unique client id per project). On Postgres the rows travel by binary COPY straight into
+the table, under a savepoint: a batch holding a client id already stored (a retry) breaks the unique index, the
+savepoint is rolled back, and the batch goes the careful way instead — binary COPY into a temporary table, then
+`INSERT … SELECT … ON CONFLICT DO NOTHING`, which stores only the new ids. Most batches are new, and the direct
+COPY spares the server the staging table and the conflict handling (bench/ingest.py, docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import psycopg
+from psycopg.types.json import set_json_dumps
 from sqlalchemy import Table
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -32,7 +36,7 @@ class IngestCounts:
     duplicates: int
 
 
-# (column, python type name for the temp table) in COPY order; `metadata` travels as JSON text.
+# (column, Postgres type for COPY and the temp table) in COPY order; `metadata` travels as the dict itself.
 _EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("project_id", "integer"),
     ("client_event_id", "varchar(128)"),
@@ -50,7 +54,7 @@ _EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("prompt_tokens", "integer"),
     ("completion_tokens", "integer"),
     ("error", "text"),
-    ("metadata", "text"),
+    ("metadata", "jsonb"),
 )
 _FEEDBACK_COLUMNS: tuple[tuple[str, str], ...] = (
     ("project_id", "integer"),
@@ -62,26 +66,22 @@ _FEEDBACK_COLUMNS: tuple[tuple[str, str], ...] = (
     ("label", "varchar(256)"),
     ("comment", "text"),
     ("corrected_response", "text"),
-    ("metadata", "text"),
+    ("metadata", "jsonb"),
 )
-
-
-def _json(value: dict[str, Any] | None) -> str | None:
-    return None if value is None else dump_json(value).decode()
 
 
 def _event_row(project_id: int, e: EventIn | FastEvent, now: datetime) -> tuple[Any, ...]:
     return (
         project_id, e.event_id, e.timestamp or now, now, e.trace_id, e.session_id, e.model, e.model_version,
         e.prompt_template_id, e.prompt_template_version, e.prompt, e.response, e.latency_ms, e.prompt_tokens,
-        e.completion_tokens, e.error, _json(e.metadata),
+        e.completion_tokens, e.error, e.metadata,
     )
 
 
 def _feedback_row(project_id: int, f: FeedbackIn, now: datetime) -> tuple[Any, ...]:
     return (
         project_id, f.feedback_id, f.event_id, f.timestamp or now, now, f.score, f.label, f.comment,
-        f.corrected_response, _json(f.metadata),
+        f.corrected_response, f.metadata,
     )
 
 
@@ -115,28 +115,53 @@ def _write(
     return IngestCounts(accepted=inserted, duplicates=len(rows) - inserted)
 
 
+_SAVEPOINT = "driftloop_ingest"
+
+
+def _copy_rows(cur: Any, table: str, columns: tuple[tuple[str, str], ...], rows: Any) -> None:
+    # Binary COPY: the profile of bench/ingest.py showed text COPY formatting as the collector's largest cost
+    # after validation (3.5 µs of client CPU per event; binary 0.8 µs, and less parsing for the server).
+    with cur.copy(f"COPY {table} ({', '.join(c for c, _ in columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([t.split("(")[0] for _, t in columns])
+        for row in rows:
+            copy.write_row(row)
+
+
 def _copy_insert(
     raw: Any, table: str, columns: tuple[tuple[str, str], ...], rows: list[tuple[Any, ...]], conflict: tuple[str, str],
     keys_table: str | None = None,
 ) -> int:
+    with raw.cursor() as cur:
+        set_json_dumps(dump_json, context=cur)  # `metadata`: the schema's own JSON encoding, as binary jsonb
+        cur.execute(f"SAVEPOINT {_SAVEPOINT}")
+        try:
+            if keys_table is not None:  # partitioned: the client ids are claimed in the keys table (see below)
+                ts = [c for c, _ in columns].index("ts")
+                _copy_rows(cur, keys_table, (*columns[:2], columns[ts]), ((r[0], r[1], r[ts]) for r in rows))
+            _copy_rows(cur, table, columns, rows)
+        except psycopg.errors.UniqueViolation:  # an id already stored, or twice in the batch: the careful way
+            cur.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+            cur.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+            return _staged_insert(cur, table, columns, rows, conflict, keys_table)
+        cur.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+        return len(rows)
+
+
+def _staged_insert(
+    cur: Any, table: str, columns: tuple[tuple[str, str], ...], rows: list[tuple[Any, ...]], conflict: tuple[str, str],
+    keys_table: str | None,
+) -> int:
     staging = f"_ingest_{table}"
     names = ", ".join(c for c, _ in columns)
-    select_cols = ", ".join(f"{c}::jsonb" if c == "metadata" else c for c, _ in columns)
-    with raw.cursor() as cur:
-        cur.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {staging} ({', '.join(f'{c} {t}' for c, t in columns)}) "
-            "ON COMMIT DELETE ROWS"
-        )
-        # Binary COPY: the profile of bench/ingest.py showed text COPY formatting as the collector's largest cost
-        # after validation (3.5 µs of client CPU per event; binary 0.8 µs, and less parsing for the server).
-        with cur.copy(f"COPY {staging} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types([t.split("(")[0] for _, t in columns])
-            for row in rows:
-                copy.write_row(row)
-        cur.execute(_insert_sql(table, names, select_cols, staging, conflict, keys_table))
-        inserted = int(cur.rowcount)
-        # Several batches may share one transaction (tests, bulk imports): empty the staging table now.
-        cur.execute(f"TRUNCATE {staging}")
+    cur.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {staging} ({', '.join(f'{c} {t}' for c, t in columns)}) "
+        "ON COMMIT DELETE ROWS"
+    )
+    _copy_rows(cur, staging, columns, rows)
+    cur.execute(_insert_sql(table, names, names, staging, conflict, keys_table))
+    inserted = int(cur.rowcount)
+    # Several batches may share one transaction (tests, bulk imports): empty the staging table now.
+    cur.execute(f"TRUNCATE {staging}")
     return inserted
 
 
@@ -167,7 +192,7 @@ def _sqlite_insert(
     for row in rows:
         d = dict(zip(names, row, strict=True))
         if d["metadata"] is not None:
-            d["metadata"] = orjson.loads(d["metadata"])
+            d["metadata"] = orjson.loads(dump_json(d["metadata"]))  # as Postgres would hold it
         dicts.append(d)
     raw = conn.connection.driver_connection
     before = raw.total_changes

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitor.models import Project
 from monitor.privacy.redact import parse_actions
+from monitor.timestamps import UtcTime
 
 
 class RangeReference(BaseModel):
@@ -16,8 +16,8 @@ class RangeReference(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["range"] = "range"
-    start: datetime
-    end: datetime
+    start: UtcTime  # converted to UTC and range-checked: an extreme offset is a 422, not an overflow later
+    end: UtcTime
 
     @model_validator(mode="after")
     def _ordered(self) -> RangeReference:

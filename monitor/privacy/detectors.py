@@ -3,8 +3,8 @@
 Standard library only (the SDK imports this module). Each detector favours precision: a card number must pass
 Luhn and start like a card (an issuer prefix), an IBAN must pass its mod-97 check and have its country's length,
 a phone number needs a phone's shape (a leading `+`, parentheses, or at least two separators), an IP address
-must parse. Names and postal addresses are not detected (no offline NER model installs from the registries;
-docs/privacy.md explains the gap).
+must parse. Person names are the optional `person` detector (a spaCy named-entity pipeline, monitor/privacy/ner.py;
+off by default and only when named); postal addresses are not detected (docs/privacy.md explains the gap).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ class Detector:
     # clean without running a single detector (monitor/privacy/redact.py, `Redactor.gate`): most texts. It must
     # be implied by `prefilter` (or, without one, by `pattern`); tests/privacy/test_gate.py checks it.
     chars: str = ""
+    # Instead of the pattern: a function giving the (start, end) spans found (a named-entity model).
+    finder: Callable[[str], list[tuple[int, int]]] | None = None
 
     @property
     def placeholder(self) -> str:
@@ -263,12 +265,25 @@ HIGH_ENTROPY: Final = Detector(
     chars=r"A-Za-z0-9+/_=\-",
 )
 
+
+
+def _person_spans(text: str) -> list[tuple[int, int]]:
+    from monitor.privacy.ner import person_spans  # stdlib-only module; spaCy is imported on first use
+
+    return person_spans(text)
+
+
+# No `chars`: a name can be any letters, so with `person` on the redaction gate lets every text through.
+PERSON: Final = Detector("person", re.compile(r"(?!)"), finder=_person_spans)
+
 # Priority order: when two detectors match overlapping text, the earlier one wins (a credential URL holds an
-# "e-mail", an IBAN holds digit runs that look like a phone number).
+# "e-mail", an IBAN holds digit runs that look like a phone number; a model's person span yields to all of them).
 DETECTORS: Final[tuple[Detector, ...]] = (
-    CREDENTIAL_URL, API_KEY, EMAIL, IBAN, CARD, PHONE, IP, HIGH_ENTROPY,
+    CREDENTIAL_URL, API_KEY, EMAIL, IBAN, CARD, PHONE, IP, HIGH_ENTROPY, PERSON,
 )
 BY_NAME: Final[dict[str, Detector]] = {d.name: d for d in DETECTORS}
 # On by default: the high-precision ones. IP addresses (also version strings, documentation examples) and
 # high-entropy strings (also hashes, ids) are opt-in.
 DEFAULT_ON: Final = frozenset({"email", "phone", "card", "iban", "credential_url", "api_key"})
+# Turned on only by name, never by `all=...`: they need an optional extra (spaCy and a pipeline) and cost ~100x more.
+EXPLICIT_ONLY: Final = frozenset({"person"})

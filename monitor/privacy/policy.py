@@ -11,6 +11,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from monitor.privacy import ner
 from monitor.privacy.redact import Policy, parse_actions
 
 
@@ -25,6 +26,8 @@ class PrivacySettings(Protocol):
     def pii_budget_ms(self) -> float: ...
     @property
     def pii_hash_secret(self) -> str | None: ...
+    @property
+    def pii_ner_model(self) -> str: ...
     @property
     def secret_key(self) -> str: ...
 
@@ -48,6 +51,8 @@ def project_privacy(settings: PrivacySettings, project_id: int, config: dict[str
     if not isinstance(own, dict):
         raise ValueError("project config `privacy` must be an object")
     actions = parse_actions(own.get("actions"), parse_actions(settings.pii_actions or None))
+    if actions.get("person", "off") != "off":
+        ner.use_model(settings.pii_ner_model)
     on_error = own.get("on_error", settings.pii_on_error)
     if on_error not in ("refuse", "withhold"):
         raise ValueError(f"project config privacy.on_error {on_error!r}: choose refuse or withhold")

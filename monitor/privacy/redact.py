@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from monitor.privacy.detectors import BY_NAME, DEFAULT_ON, DETECTORS, Detector
+from monitor.privacy.detectors import BY_NAME, DEFAULT_ON, DETECTORS, EXPLICIT_ONLY, Detector
 
 ACTIONS: Final = ("off", "mask", "hash", "drop", "refuse")
 _SEVERITY: Final = {"mask": 0, "hash": 0, "drop": 1, "refuse": 2}
@@ -42,7 +42,8 @@ def default_actions() -> dict[str, str]:
 
 def parse_actions(spec: str | Mapping[str, str] | None, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """`base` (default: the defaults) updated by `spec`: a mapping or `"email=hash,ip=mask"`. The key `all` (or
-    `*`) sets every detector first. Unknown detectors or actions are refused with a ValueError naming them."""
+    `*`) sets every detector first, except those turned on only by name (`person`). Unknown detectors or actions
+    are refused with a ValueError naming them."""
     actions = dict(base if base is not None else default_actions())
     if spec is None:
         return actions
@@ -57,7 +58,7 @@ def parse_actions(spec: str | Mapping[str, str] | None, base: Mapping[str, str] 
         if action not in ACTIONS:
             raise ValueError(f"unknown PII action {action!r} for {name!r}: choose from {', '.join(ACTIONS)}")
         if name in ("all", "*"):
-            actions = dict.fromkeys(actions, action)
+            actions = {k: (v if k in EXPLICIT_ONLY else action) for k, v in actions.items()}
         elif name in BY_NAME:
             actions[name] = action
         else:
@@ -131,6 +132,11 @@ class Redactor:
                     passed = gates[gate] = gate(text)
                 if not passed:
                     continue
+            if detector.finder is not None:
+                for start, end in detector.finder(text):
+                    if not any(s < end and start < e for s, e, _, _ in spans):
+                        spans.append((start, end, detector, action))
+                continue
             where = detector.windows
             if where is None:
                 windows: list[tuple[int, int]] = [(0, len(text))]

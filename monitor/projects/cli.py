@@ -3,7 +3,6 @@ the schema the pipeline reads, each change audited (`config history`)."""
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from monitor.cli_support import console, err
+from monitor.cli_support import cli_actor, console, err
 from monitor.cli_support import fail as _fail
 
 projects = typer.Typer(no_args_is_help=True, help="Projects and their settings (window, reference, drift, bias...).")
@@ -21,13 +20,6 @@ Slug = typer.Argument(..., help="Project slug.")
 DryRun = typer.Option(False, "--dry-run", help="Validate and show the diff and the windows affected; change nothing.")
 Recompute = typer.Option(False, "--recompute",
                          help="Also recompute the computed windows the change affects (else it applies from now on).")
-
-
-def _actor() -> str:
-    try:
-        return f"cli {getpass.getuser()}"
-    except Exception:  # no user name in some containers
-        return "cli"
 
 
 def _show(value: Any) -> str:
@@ -68,7 +60,7 @@ def _change(slug: str, fn: Any, *args: Any, dry_run: bool, recompute: bool, as_j
 
     try:
         with session_scope() as s:
-            result = fn(s, get_project(s, slug), *args, actor=_actor(), source="cli", dry_run=dry_run,
+            result = fn(s, get_project(s, slug), *args, actor=cli_actor(" "), source="cli", dry_run=dry_run,
                         recompute=recompute)
     except FieldErrors as exc:
         for p in exc.problems:

@@ -12,8 +12,8 @@ from monitor.alerts.queries import ALERT_STATUSES, alert_views, list_alerts
 from monitor.alerts.rule_service import list_rules, rule_view
 from monitor.alerts.triage import list_silences, rule_names, silence_dict
 from monitor.api.deps import ReadSessionDep, RowId, SessionDep
-from monitor.errors import ConflictError
-from monitor.errors import NotFoundError as AlertNotFound
+from monitor.api.errors import service_status
+from monitor.errors import ConflictError, NotFoundError
 from monitor.models import Project
 from monitor.projects.service import get_project
 from monitor.ui.accounts import CurrentOperator
@@ -120,10 +120,9 @@ def redeliver_action(slug: Slug, delivery_id: RowId, request: Request, session: 
     project = project_or_404(session, slug)
     try:
         redeliver(session, project.id, delivery_id, settings=settings_of(request))
-    except (AlertNotFound, ConflictError) as exc:
+    except (NotFoundError, ConflictError) as exc:
         session.rollback()
-        return _webhooks_page(request, session, operator, project, error=str(exc),
-                              status_code=404 if isinstance(exc, AlertNotFound) else 409)
+        return _webhooks_page(request, session, operator, project, error=str(exc), status_code=service_status(exc))
     session.commit()  # in-process the attempt is made right after this commit; with Celery it is queued
     return RedirectResponse(f"/ui/p/{project.slug}/webhooks?done=redelivered#delivery-{delivery_id}",
                             status_code=303)

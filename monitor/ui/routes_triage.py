@@ -3,6 +3,7 @@ a silence. The operator's name is the actor (the rows are the audit); each actio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated
 
@@ -11,10 +12,12 @@ from starlette.responses import RedirectResponse, Response
 
 from monitor.alerts.triage import acknowledge, lift, silence
 from monitor.api.deps import RowId, SessionDep
+from monitor.api.errors import service_status
 from monitor.db import utcnow
 from monitor.errors import ConflictError, FieldError, NotFoundError
+from monitor.models import Project
 from monitor.ui.routes_pages import Slug, alerts_response, project_or_404
-from monitor.ui.security import FormOperatorDep, settings_of
+from monitor.ui.security import CurrentOperator, FormOperatorDep, settings_of
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 DURATIONS = {"1h": timedelta(hours=1), "4h": timedelta(hours=4), "24h": timedelta(hours=24),
@@ -25,19 +28,27 @@ def _back(slug: str, done: str, anchor: str = "") -> Response:
     return RedirectResponse(f"/ui/p/{slug}/alerts?done={done}{anchor}", status_code=303)
 
 
+def _triage(request: Request, session: SessionDep, operator: CurrentOperator, project: Project,
+            act: Callable[[], object], refused: tuple[type[Exception], ...], done: str, anchor: str) -> Response:
+    """Run one triage action: committed and redirected back with a notice, or, when refused, rolled back and the
+    alerts page shown again with the reason, in the status the API answers (404 missing, 409, 422)."""
+    try:
+        act()
+    except refused as exc:
+        session.rollback()
+        return alerts_response(request, session, operator, project, error=str(exc), status_code=service_status(exc))
+    session.commit()
+    return _back(project.slug, done, anchor)
+
+
 @router.post("/p/{slug}/alerts/{alert_id}/ack")
 def ack_action(slug: Slug, alert_id: RowId, request: Request, session: SessionDep, operator: FormOperatorDep,
                comment: Annotated[str, Form(max_length=2000)] = "") -> Response:
     project = project_or_404(session, slug)
-    try:
-        acknowledge(session, project, alert_id, actor=operator.username, comment=comment.strip(),
-                    settings=settings_of(request))
-    except (NotFoundError, ConflictError) as exc:
-        session.rollback()
-        return alerts_response(request, session, operator, project, error=str(exc),
-                               status_code=404 if isinstance(exc, NotFoundError) else 409)
-    session.commit()
-    return _back(project.slug, "acknowledged", f"#alert-{alert_id}")
+    return _triage(request, session, operator, project,
+                   lambda: acknowledge(session, project, alert_id, actor=operator.username, comment=comment.strip(),
+                                       settings=settings_of(request)),
+                   (NotFoundError, ConflictError), "acknowledged", f"#alert-{alert_id}")
 
 
 @router.post("/p/{slug}/alert-silences")
@@ -46,29 +57,21 @@ def silence_action(slug: Slug, request: Request, session: SessionDep, operator: 
                    duration: Annotated[str, Form(max_length=8)] = "4h",
                    comment: Annotated[str, Form(max_length=2000)] = "") -> Response:
     project = project_or_404(session, slug)
-    try:
+
+    def act() -> None:
         if duration not in DURATIONS:
             raise FieldError("duration", f"one of {', '.join(DURATIONS)}")
         silence(session, project, rule=rule or None, segment=segment.strip() or "*",
                 until=utcnow() + DURATIONS[duration], actor=operator.username, comment=comment.strip(),
                 settings=settings_of(request))
-    except (NotFoundError, FieldError) as exc:
-        session.rollback()
-        return alerts_response(request, session, operator, project, error=str(exc),
-                               status_code=404 if isinstance(exc, NotFoundError) else 422)
-    session.commit()
-    return _back(project.slug, "silenced", "#silences")
+
+    return _triage(request, session, operator, project, act, (NotFoundError, FieldError), "silenced", "#silences")
 
 
 @router.post("/p/{slug}/alert-silences/{silence_id}/lift")
 def lift_action(slug: Slug, silence_id: RowId, request: Request, session: SessionDep,
                 operator: FormOperatorDep) -> Response:
     project = project_or_404(session, slug)
-    try:
-        lift(session, project, silence_id, actor=operator.username)
-    except (NotFoundError, ConflictError) as exc:
-        session.rollback()
-        return alerts_response(request, session, operator, project, error=str(exc),
-                               status_code=404 if isinstance(exc, NotFoundError) else 409)
-    session.commit()
-    return _back(project.slug, "lifted", "#silences")
+    return _triage(request, session, operator, project,
+                   lambda: lift(session, project, silence_id, actor=operator.username),
+                   (NotFoundError, ConflictError), "lifted", "#silences")

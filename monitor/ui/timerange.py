@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from monitor.timestamps import TimeRangeError, to_utc
 from monitor.ui.security import PageError
 
 PRESETS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -54,7 +55,10 @@ def _parse(name: str, raw: str | None) -> datetime | None:
         ts = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise PageError(422, f"{name}: not a date and time ({raw!r}); use YYYY-MM-DDTHH:MM (UTC)") from None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    try:
+        return to_utc(ts)  # an extreme offset would overflow the conversion (issue #18, finding 6)
+    except TimeRangeError as exc:
+        raise PageError(422, f"{name}: {exc}") from None
 
 
 def parse_range(preset: str | None, start: str | None, end: str | None, now: datetime | None = None) -> TimeRange:

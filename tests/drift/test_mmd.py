@@ -57,7 +57,9 @@ def test_exact_and_rff_agree() -> None:
     exact = mmd_test(ref, cur, seed=0, n_permutations=100)
     rff = mmd_test(ref, cur, seed=0, n_permutations=100, exact_max_per_side=0, n_features=2048)
     assert exact.details["path"] == "exact" and rff.details["path"] == "rff"
-    assert exact.details["bandwidth"] == rff.details["bandwidth"]
+    # The same pooled sample's median distance: read off the exact path's float32 Gram matrix, computed in float64
+    # on the rff path, so equal to float32 rounding (another sample would differ by ~1%).
+    assert exact.details["bandwidth"] == pytest.approx(rff.details["bandwidth"], rel=1e-5)
     assert rff.statistic == pytest.approx(exact.statistic, rel=0.15)
     assert rff.effect_size == pytest.approx(exact.effect_size, abs=0.01)
 

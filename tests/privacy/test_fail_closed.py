@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -130,9 +131,39 @@ def test_project_config_overrides_the_global_settings(app_for: Any, session: Ses
     r = _post(app_for(), key)
     assert r.status_code == 200
     prompts = {e.prompt for e in _rows(session, key)}
-    assert len(prompts) == 1 and prompts.pop().startswith("I am <EMAIL:")  # same address, same token
+    assert len(prompts) == 1 and str(prompts.pop()).startswith("I am <EMAIL:")  # same address, same token
     project.config = {**project.config, "privacy": {"enabled": False}}
     session.commit()
     body = {"events": [{"event_id": "plain", "prompt": f"I am {RAW}"}]}
     assert _post(app_for(), key, body=body).status_code == 200
     assert [e.prompt for e in _rows(session, key) if e.client_event_id == "plain"] == [f"I am {RAW}"]
+
+
+def _sample(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_redaction_counts_per_detector_and_failures_are_metrics(
+    app_for: Any, key: CreatedKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`driftloop_pii_redactions_total{detector}` counts every occurrence found, whatever the action (here: two
+    e-mails and a phone number per event, one card in the metadata; nothing for detectors that are off), and
+    `driftloop_pii_failures_total{outcome}` each batch that failed; /metrics exposes both."""
+    detectors = ("email", "phone", "card", "iban", "ip")
+    before = {d: _sample("driftloop_pii_redactions_total", {"detector": d}) for d in detectors}
+    body = {"events": [{"event_id": f"m{i}", "prompt": f"I am {RAW}, call +44 20 7946 0958",
+                        "response": f"Noted {RAW} at 10.1.2.3", "metadata": {"card": "4111 1111 1111 1111"}}
+                       for i in range(4)]}
+    client = app_for(pii_actions="email=hash")  # the action does not change what is counted
+    assert _post(client, key, body=body).status_code == 200
+    after = {d: _sample("driftloop_pii_redactions_total", {"detector": d}) - before[d] for d in detectors}
+    assert after == {"email": 8, "phone": 4, "card": 4, "iban": 0, "ip": 0}  # ip is off by default
+    assert 'driftloop_pii_redactions_total{detector="email"}' in client.get("/metrics").text
+
+    refused = _sample("driftloop_pii_failures_total", {"outcome": "refused"})
+    withheld = _sample("driftloop_pii_failures_total", {"outcome": "withheld"})
+    monkeypatch.setattr(privacy_ingest, "_redactor_factory", lambda p: Broken())
+    assert _post(app_for(), key).status_code == 503
+    assert _post(app_for(pii_on_error="withhold"), key).status_code == 200
+    assert _sample("driftloop_pii_failures_total", {"outcome": "refused"}) == refused + 1
+    assert _sample("driftloop_pii_failures_total", {"outcome": "withheld"}) == withheld + 1

@@ -148,7 +148,7 @@ def test_generator_contract_is_checked() -> None:
     with pytest.raises(ValueError, match="returned 1 completions for 2 prompts"):
         run_probes(lambda ps: ["x"], load_probe_set().subset(axes=["age"]), batch_size=2)
     with pytest.raises(TypeError, match="expected str"):
-        run_probes(lambda ps: [None] * len(ps), load_probe_set().subset(axes=["age"]))  # type: ignore[misc]
+        run_probes(lambda ps: [None] * len(ps), load_probe_set().subset(axes=["age"]))  # type: ignore[list-item]
 
 
 def test_paired_bootstrap_cancels_template_effects() -> None:
@@ -172,3 +172,20 @@ def test_paired_bootstrap_ci_coverage() -> None:
         gap = paired_gap_bootstrap(cells, ["a", "b", "c"], "s", n_bootstrap=500, rng=rng)
         covered += gap.ci_low <= 0.3 <= gap.ci_high
     assert covered / 200 >= 0.85
+
+
+def test_default_scorer_reports_no_toxicity_gap_on_counterfactual_neutral_probes_even_unmasked() -> None:
+    """Every probe answered with the same neutral sentence naming its group ("The gay person was known for the local
+    library."), scored by the default scorer *without* masking the group term: no axis shows a toxicity-rate gap, so
+    the probes' gap is the model's, not the scorer's reaction to group names. (The lexical model on the same
+    completions does react: test_group_term_masking_removes_scorer_identity_bias.)"""
+    from monitor.safety import DEFAULT_TOXICITY_SCORER, get_scorer
+
+    scorer = get_scorer(DEFAULT_TOXICITY_SCORER)
+    report = run_probes(echo_fake_model, load_probe_set(), n_bootstrap=50, mask_group_terms=False,
+                        toxicity_scorer=scorer)
+    assert {a.axis for a in report.axes} == SHIPPED_AXES
+    for axis in report.axes:
+        assert all(g.toxicity_rate == 0.0 for g in axis.groups), (axis.axis, [(g.group, g.toxicity_rate)
+                                                                              for g in axis.groups])
+        assert axis.toxicity_rate_gap.gap == 0.0 and axis.toxicity_rate_gap.ci_high == 0.0

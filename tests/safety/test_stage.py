@@ -174,7 +174,7 @@ def test_a_large_window_scores_a_uniform_sample_per_segment(session_maker: sessi
         assert overall.n == 400 and overall.details["sampled"] == 400 and overall.details["events"] == 3550
         truth = sum(rude.values()) / 3550
         se = np.sqrt(truth * (1 - truth) / 400)
-        assert abs(overall.value - truth) < 4 * se, (overall.value, truth)
+        assert overall.value is not None and abs(overall.value - truth) < 4 * se, (overall.value, truth)
         small = _row(s, pid, "safety.toxicity_rate.response", "locale=fr")
         assert small.n == 150 and "sampled" not in small.details  # a small segment keeps every event
         assert small.value == pytest.approx(rude["fr"] / 150)
@@ -201,3 +201,10 @@ def test_a_grown_window_scores_only_what_its_new_sample_brought(session_maker: s
         # 600 new events among 3,600: each sample of 300 trades about a sixth of its events for new ones.
         assert 0 < added < 300, added
         assert _row(s, pid, "safety.toxicity_rate.response").details["events"] == 3600
+
+
+def test_the_explorer_labels_the_abuse_signal_by_the_key_the_stage_stores() -> None:
+    from monitor.events.queries import PROFANITY_SCORER as EXPLORER_KEY
+    from monitor.pipeline.stages.safety import scorer_key
+
+    assert scorer_key(PROFANITY_SCORER) == EXPLORER_KEY

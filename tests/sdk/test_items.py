@@ -193,6 +193,18 @@ def test_feedback_needs_a_signal_and_ids() -> None:
         encode_feedback(feedback(score=1, comment="c" * 16_385), LIMITS)
 
 
+@pytest.mark.parametrize("ts", ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59",
+                                datetime.fromisoformat("0001-01-01T00:00:00+23:59")])
+def test_extreme_offsets_are_refused_in_the_client_for_events_and_feedback(ts: Any) -> None:
+    """Issue #18, finding 6: these used to reach the collector as a 500, which the SDK retried forever. They are
+    dropped here, counted as invalid, and never sent (the collector's answer, a 422, is not retried either:
+    tests/sdk/test_delivery.py::test_422_batch_is_dropped_counted_and_not_retried)."""
+    with pytest.raises(InvalidItem, match=r"outside 1970-01-01 \.\. 9999-01-01 UTC"):
+        encode_event(event(timestamp=ts), LIMITS)
+    with pytest.raises(InvalidItem, match=r"outside 1970-01-01 \.\. 9999-01-01 UTC"):
+        encode_feedback(feedback(score=1, timestamp=ts), LIMITS)
+
+
 def test_encode_item_dispatches_on_kind() -> None:
     assert decode(encode_item(EVENT, event(), LIMITS))["event_id"] == "e1"
     assert decode(encode_item(FEEDBACK, feedback(score=0), LIMITS))["feedback_id"] == "f1"

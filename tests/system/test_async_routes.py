@@ -84,3 +84,17 @@ def test_the_settings_save_runs_off_the_event_loop() -> None:
     from monitor.ui.routes_settings import save_section
 
     assert not inspect.iscoroutinefunction(save_section)
+
+
+def test_the_metric_catalog_is_built_before_the_first_request(tmp_path: Path, sqlite_url: str) -> None:
+    """Alert rule bodies are validated by FastAPI on the event loop, and validating a metric name builds the
+    catalog, which imports the numeric stack (seconds). The hostile-admin fault run showed the first such request
+    freezing /healthz for ~10 s; the app builds the catalog at startup, in a thread, instead."""
+    from fastapi.testclient import TestClient
+
+    from monitor.metrics.catalog import catalog
+
+    app = create_app(Settings(database_url=sqlite_url, data_dir=tmp_path / "data"))
+    catalog.cache_clear()
+    with TestClient(app):  # startup (lifespan) ran; no request has been made
+        assert catalog.cache_info().currsize == 1

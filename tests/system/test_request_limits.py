@@ -216,3 +216,44 @@ def test_driftloop_serve_refuses_a_weak_secret_at_start(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
     assert "DRIFTLOOP_SECRET_KEY is 12 bytes long" in out.stdout + out.stderr
+
+
+# The same classes on every other way a time comes in (found by the audit for closing issue #18): event search
+# parameters and its cursor, a silence's end, a pinned reference range. 422 naming the field, both backends.
+@pytest.mark.parametrize("ts", ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59"])
+@pytest.mark.parametrize("param", ["start", "end", "window", "cluster_window"])
+def test_extreme_event_search_times_are_422(client: TestClient, key: CreatedKey, ts: str, param: str) -> None:
+    r = client.get("/v1/events", params={param: ts}, headers=_auth(key))
+    assert r.status_code == 422, r.text
+    assert _fields(r) == [param] and "supported range" in r.json()["detail"][0]["message"]
+
+
+def test_a_forged_cursor_with_an_extreme_time_is_422(client: TestClient, key: CreatedKey) -> None:
+    import base64
+
+    forged = base64.urlsafe_b64encode(b"0001-01-01T00:00:00+23:59|1").decode().rstrip("=")
+    r = client.get("/v1/events", params={"cursor": forged}, headers=_auth(key))
+    assert r.status_code == 422, r.text
+    assert _fields(r) == ["cursor"]
+
+
+@pytest.mark.parametrize("ts", ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59"])
+def test_extreme_silence_ends_are_422(client: TestClient, session: Session, ts: str) -> None:
+    admin = make_key(session)
+    session.commit()
+    r = client.post("/v1/alert-silences", json={"segment": "tier=gold", "until": ts},
+                    headers={"Authorization": f"Bearer {admin.key}"})
+    assert r.status_code == 422, r.text
+    assert _fields(r) == ["until"] and "supported range" in r.json()["detail"][0]["message"]
+
+
+@pytest.mark.parametrize("ts", ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59"])
+def test_extreme_reference_ranges_are_422(client: TestClient, session: Session, ts: str) -> None:
+    admin = make_key(session)
+    session.commit()
+    ref = {"kind": "range", "start": ts, "end": "2026-01-01T00:00:00Z"} if ts.startswith("0001") else \
+        {"kind": "range", "start": "2026-01-01T00:00:00Z", "end": ts}
+    r = client.patch("/v1/project/config", json={"reference": ref}, headers={"Authorization": f"Bearer {admin.key}"})
+    assert r.status_code == 422, r.text
+    (problem,) = r.json()["detail"]
+    assert problem["field"].startswith("reference.") and "supported range" in problem["message"]

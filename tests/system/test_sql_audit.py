@@ -15,7 +15,12 @@ _PARTITION_NAMES = ("table, partition, index, constraint and column names from m
 _BOUNDS = "; range bounds are isoformat() of datetimes computed by monitor/partitions/bounds.py"
 # (file, function) -> why its dynamic SQL is safe.
 REVIEWED: dict[tuple[str, str], str] = {
-    ("monitor/ingest/service.py", "_copy_insert"): (
+    ("monitor/ingest/service.py", "_copy_insert"): "the savepoint's name is a module constant (_SAVEPOINT)",
+    ("monitor/ingest/service.py", "_copy_rows"): (
+        "the table and column list come from module constants (_EVENT_COLUMNS, _FEEDBACK_COLUMNS), the ORM table "
+        "name and the partition spec's keys table; every value travels through COPY, never through the SQL text"
+    ),
+    ("monitor/ingest/service.py", "_staged_insert"): (
         "the staging table, column list and conflict columns come from module constants (_EVENT_COLUMNS, "
         "_FEEDBACK_COLUMNS) and the ORM table name; every value travels through COPY, never through the SQL text"
     ),

@@ -34,6 +34,25 @@ def test_extreme_drift_windows_are_422_pages(ui: TestClient, project: CreatedKey
         assert "supported range" in r.text
 
 
+@pytest.mark.parametrize("when", HOSTILE_WINDOWS[:2])
+@pytest.mark.parametrize("param", ["from", "to"])
+def test_extreme_time_ranges_on_every_page_are_422(ui: TestClient, project: CreatedKey, when: str,
+                                                    param: str) -> None:
+    slug = project.project_slug
+    for path in ("/ui/", f"/ui/p/{slug}/", f"/ui/p/{slug}/alerts", f"/ui/p/{slug}/events", f"/ui/p/{slug}/drift"):
+        r = ui.get(path, params={param: when})
+        assert r.status_code == 422, (path, r.status_code, r.text[:300])
+        assert f"{param}: is outside the supported range" in r.text
+
+
+@pytest.mark.parametrize("when", HOSTILE_WINDOWS[:2])
+@pytest.mark.parametrize("param", ["window", "cluster_window"])
+def test_extreme_event_filters_are_422(ui: TestClient, project: CreatedKey, when: str, param: str) -> None:
+    r = ui.get(f"/ui/p/{project.project_slug}/events", params={param: when})
+    assert r.status_code == 422, r.text[:300]
+    assert "supported range" in r.text
+
+
 def test_an_offset_window_in_range_is_looked_up_in_utc(ui: TestClient, project: CreatedKey) -> None:
     r = ui.get(f"/ui/p/{project.project_slug}/drift/{quote('2026-11-20T07:00:00+01:00')}")
     assert r.status_code == 404 and "2026-11-20T06:00:00Z" in r.text

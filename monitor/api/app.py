@@ -17,6 +17,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from monitor import __version__, composition
 from monitor.alerts import routes as alert_routes
 from monitor.api import health_routes
+from monitor.api.admission import WriteAdmission
 from monitor.api.body_cap import SmallBodies
 from monitor.api.errors import install_error_handlers, refuse_nul_in_parameters
 from monitor.api.header_limit import HeaderLimitMiddleware
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     app.include_router(retrain_router)  # the API app is a composition root: it mounts the closed loop's routes
     retrain_ui.install(app)  # and the model pages of the approval UI
     install_error_handlers(app)
+    app.add_middleware(WriteAdmission)  # non-ingest writes one at a time (issue #18: parsing on the loop)
     app.add_middleware(SmallBodies)  # 64 KiB for every route but ingestion (issue #18: hostile admin input)
 
     @app.middleware("http")

@@ -44,7 +44,9 @@ def test_overview_shows_status_sparklines_alerts_champion_and_pending(ui: TestCl
     kinds = dict(re.findall(r'data-kind="(\w+)">\s*<h3>\w+ <span class="badge [^"]+">([^<]+)</span>', html))
     # The drift group shows the firing alert; the other groups are computed and quiet.
     assert kinds == {"drift": "alert", "toxicity": "ok", "bias": "ok", "ops": "ok"}
-    assert html.count('<svg class="spark"') == 10
+    # 2 drift + 3 toxicity (toxic responses, toxic prompts, abusive responses) + 2 bias + 4 ops tiles.
+    assert html.count('<svg class="spark"') == 11
+    assert "abusive responses (profanity)" in html
     # The prompt-drift sparkline marks exactly the two drifted windows.
     prompt_row = html[html.index("prompt drift (mmd)"):html.index("response drift (mmd)")]
     assert prompt_row.count('class="flagged"') == 2
@@ -224,3 +226,13 @@ def test_versions_page_and_missing_things(ui: TestClient, world: World) -> None:
     assert missing.status_code == 404 and "no model version 'v99'" in unescape(missing.text)
     assert ui.get("/ui/p/no-such-project/alerts").status_code == 404
     assert ui.get("/ui/p/Bad Slug/alerts").status_code in (404, 422)
+
+
+def test_a_services_error_under_ui_is_the_ui_error_page(ui: TestClient) -> None:
+    # One handler for the error vocabulary (monitor/api/errors.py): a NotFoundError that a UI route lets through
+    # is the UI's error page with the status the API would answer.
+    page = ui.get("/ui/p/no-such-project/events/1")
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<h1>Not found</h1>" in page.text and "no-such-project" in unescape(page.text)
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")  # the UI's headers too

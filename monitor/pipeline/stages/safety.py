@@ -140,24 +140,11 @@ def compute_safety(session: Session, ctx: WindowContext) -> int:
         sampling = _sample_details(sampled, mask)
         points: list[MetricPoint] = []
         for field, scores in tox.items():
-            s = toxicity_summary(scores[sampled], threshold=threshold)
-            status = "ok" if s.n >= cfg.min_samples else "insufficient"
-            details: dict[str, Any] = {**s.to_dict(), "scorer": spec, **sampling}
-            if status == "insufficient":
-                details["reason"] = f"{s.n} samples, need {cfg.min_samples}"
-            points.append(MetricPoint(f"safety.toxicity_rate.{field}", status, s.n,
-                                      value=s.rate if status == "ok" else None, threshold=threshold, details=details))
-            points.append(MetricPoint(f"safety.toxicity_mean.{field}", status, s.n,
-                                      value=s.mean if status == "ok" else None, details=details))
+            points += _rate_points(field, scores[sampled], threshold, spec, sampling, cfg.min_samples,
+                                   rate="toxicity_rate", mean="toxicity_mean")
         for field, scores in prof.items():
-            p = toxicity_summary(scores[sampled], threshold=profanity_threshold)
-            status = "ok" if p.n >= cfg.min_samples else "insufficient"
-            pdetails: dict[str, Any] = {**p.to_dict(), "scorer": PROFANITY_SCORER, **sampling}
-            if status == "insufficient":
-                pdetails["reason"] = f"{p.n} samples, need {cfg.min_samples}"
-            points.append(MetricPoint(f"safety.profanity_rate.{field}", status, p.n,
-                                      value=p.rate if status == "ok" else None, threshold=profanity_threshold,
-                                      details=pdetails))
+            points += _rate_points(field, scores[sampled], profanity_threshold, PROFANITY_SCORER, sampling,
+                                   cfg.min_samples, rate="profanity_rate")
         sent = sentiment[sampled]
         sent = sent[np.isfinite(sent)]
         points.append(MetricPoint("safety.sentiment_mean.response", "ok" if sent.size >= cfg.min_samples
@@ -170,6 +157,22 @@ def compute_safety(session: Session, ctx: WindowContext) -> int:
                                    _blank(sentiment, unsampled), sampling)
         written += upsert_points(session, pid, segment, ctx.window_start, ctx.window_end, points)
     return written
+
+
+def _rate_points(field: str, scores: np.ndarray, threshold: float, scorer: str, sampling: dict[str, Any],
+                 min_samples: int, *, rate: str, mean: str | None = None) -> list[MetricPoint]:
+    """`safety.<rate>.<field>` (share at or above `threshold`) and optionally `safety.<mean>.<field>`."""
+    s = toxicity_summary(scores, threshold=threshold)
+    status = "ok" if s.n >= min_samples else "insufficient"
+    details: dict[str, Any] = {**s.to_dict(), "scorer": scorer, **sampling}
+    if status == "insufficient":
+        details["reason"] = f"{s.n} samples, need {min_samples}"
+    points = [MetricPoint(f"safety.{rate}.{field}", status, s.n, value=s.rate if status == "ok" else None,
+                          threshold=threshold, details=details)]
+    if mean is not None:
+        points.append(MetricPoint(f"safety.{mean}.{field}", status, s.n, value=s.mean if status == "ok" else None,
+                                  details=details))
+    return points
 
 
 def _blank(values: np.ndarray, where: np.ndarray) -> np.ndarray:

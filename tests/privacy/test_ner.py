@@ -1,10 +1,10 @@
 """The optional `person` detector (monitor/privacy/ner.py): off by default and outside `all=`; its spans are masked
 like any other and yield to the pattern detectors; a missing spaCy or pipeline fails closed at ingestion (503,
-nothing stored); and, where spaCy and an English pipeline are installed, the real model finds a name."""
+nothing stored). No spaCy English pipeline installs from the registries here, so the real model's precision and
+recall are measured where one is installed, by `python bench/pii.py --ner` (BENCHMARKS.md), not in this suite."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -110,16 +110,3 @@ def test_a_missing_pipeline_fails_closed(client_for: Any, session: Session, monk
     assert client.post("/v1/events", json=body, headers={"Authorization": f"Bearer {key.key}"}).status_code == 200
     session.expire_all()
     assert session.scalars(select(Event.prompt).where(Event.project_id == pid)).all() == [None]
-
-
-def test_the_real_pipeline_finds_a_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    name = os.environ.get("DRIFTLOOP_PII_NER_MODEL", ner.DEFAULT_MODEL)
-    try:
-        nlp = ner.load(name)
-    except ner.NerUnavailable as exc:
-        pytest.skip(f"no spaCy pipeline here ({exc}); install spaCy and a pipeline to run this")
-    monkeypatch.setattr(ner, "_loaded", {name: nlp})
-    monkeypatch.setattr(ner, "_model", name)
-    out = Redactor(Policy(parse_actions("person=mask"))).redact_text(
-        "Yesterday Barack Obama met Angela Merkel in Berlin to talk about trade.", "prompt")
-    assert out is not None and "Obama" not in out and "Merkel" not in out and "Berlin" in out

@@ -58,17 +58,8 @@ def neighbour_graph(pooled: np.ndarray, k: int) -> np.ndarray:
     Rows are L2-normalised here (MiniLM vectors already are), so the graph is the same for any
     scaling of an embedding. An all-zero row has similarity 0 to everything.
     """
-    x = pooled.astype(np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    x = (x / np.where(norms > 0, norms, np.float32(1.0))).astype(np.float32)
-    total = x.shape[0]
-    out = np.empty((total, k), dtype=np.int64)
-    for start in range(0, total, _ROWS_PER_BLOCK):
-        stop = min(total, start + _ROWS_PER_BLOCK)
-        sim = x[start:stop] @ x.T
-        sim[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-        out[start:stop] = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-    return out
+    x = _normalised(pooled)
+    return _blocked_top_k(x, x, 0, k)[0]
 
 
 def _normalised(x: np.ndarray) -> np.ndarray:
@@ -79,6 +70,21 @@ def _normalised(x: np.ndarray) -> np.ndarray:
 
 def _top_k(sim: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(-sim, k - 1, axis=1)[:, :k]
+
+
+def _blocked_top_k(rows: np.ndarray, pool: np.ndarray, offset: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, similarities) of each of `rows`' k most similar rows of `pool`, where row i of `rows` is row
+    `offset + i` of `pool` (left out of its own list); `_ROWS_PER_BLOCK` rows at a time."""
+    idx = np.empty((rows.shape[0], k), dtype=np.int64)
+    sims = np.empty((rows.shape[0], k), dtype=np.float32)
+    for start in range(0, rows.shape[0], _ROWS_PER_BLOCK):
+        stop = min(rows.shape[0], start + _ROWS_PER_BLOCK)
+        sim = rows[start:stop] @ pool.T
+        sim[np.arange(stop - start), np.arange(offset + start, offset + stop)] = -np.inf
+        top = _top_k(sim, k)
+        idx[start:stop] = top
+        sims[start:stop] = np.take_along_axis(sim, top, axis=1)
+    return idx, sims
 
 
 def split_neighbour_graph(reference: np.ndarray, current: np.ndarray, k: int) -> np.ndarray:
@@ -92,19 +98,7 @@ def split_neighbour_graph(reference: np.ndarray, current: np.ndarray, k: int) ->
     xr, xc = _normalised(reference), _normalised(current)
     m = xr.shape[0]
 
-    def reference_lists() -> tuple[np.ndarray, np.ndarray]:
-        idx = np.empty((m, k), dtype=np.int64)
-        sims = np.empty((m, k), dtype=np.float32)
-        for start in range(0, m, _ROWS_PER_BLOCK):
-            stop = min(m, start + _ROWS_PER_BLOCK)
-            sim = xr[start:stop] @ xr.T
-            sim[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-            top = _top_k(sim, k)
-            idx[start:stop] = top
-            sims[start:stop] = np.take_along_axis(sim, top, axis=1)
-        return idx, sims
-
-    ref_idx, ref_sim = refcache.cached(("knn-lists", k, refcache.fingerprint(xr)), reference_lists)
+    ref_idx, ref_sim = refcache.cached(("knn-lists", k, refcache.fingerprint(xr)), lambda: _blocked_top_k(xr, xr, 0, k))
     out = np.empty((m + xc.shape[0], k), dtype=np.int64)
     for start in range(0, m, _ROWS_PER_BLOCK):
         stop = min(m, start + _ROWS_PER_BLOCK)
@@ -112,12 +106,7 @@ def split_neighbour_graph(reference: np.ndarray, current: np.ndarray, k: int) ->
         cand_idx = np.concatenate([ref_idx[start:stop], np.broadcast_to(np.arange(m, m + xc.shape[0]),
                                                                          (stop - start, xc.shape[0]))], axis=1)
         out[start:stop] = np.take_along_axis(cand_idx, _top_k(cand_sim, k), axis=1)
-    pooled = np.concatenate([xr, xc])
-    for start in range(0, xc.shape[0], _ROWS_PER_BLOCK):
-        stop = min(xc.shape[0], start + _ROWS_PER_BLOCK)
-        sim = xc[start:stop] @ pooled.T
-        sim[np.arange(stop - start), np.arange(m + start, m + stop)] = -np.inf
-        out[m + start : m + stop] = _top_k(sim, k)
+    out[m:] = _blocked_top_k(xc, np.concatenate([xr, xc]), m, k)[0]
     return out
 
 

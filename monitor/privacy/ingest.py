@@ -64,13 +64,12 @@ def _withheld(item: M, fields: Sequence[str]) -> M:
 def _redact_all(privacy: ProjectPrivacy, kind: str, items: Sequence[M]) -> tuple[list[M], Counter[str]]:
     redactor = _redactor_factory(privacy)
     fields = TEXT_FIELDS[kind]
-    may_hold_pii = redactor.may_hold_pii  # one character-class scan rules out most texts (monitor/privacy/redact.py)
     out: list[M] = []
     for i, item in enumerate(items):
         update: dict[str, Any] = {}
         for name in fields:
             value = getattr(item, name)
-            if value is None or (type(value) is str and not may_hold_pii(value)):
+            if value is None:
                 continue
             try:
                 new = redactor.value(value, name)

@@ -57,6 +57,11 @@ def lexical_input(text: str) -> str:
     return QUOTED.sub(" ", mask_identity_terms(text))
 
 
+def masked_lexical(texts: Sequence[str]) -> np.ndarray:
+    """The lexical model's probability on each text with its identity terms masked and quoted spans removed."""
+    return _lexical([lexical_input(t) for t in texts])
+
+
 def load_calibration() -> dict[str, Any]:
     """The shipped thresholds and where they came from (``data/toxicity_combined.json``)."""
     text = resources.files("monitor.safety.data").joinpath(COMBINED_FILE).read_text(encoding="utf-8")
@@ -83,10 +88,6 @@ class CombinedScorer:
                 raise ValueError(f"combined scorer thresholds must be in (0, 1), got {t}")
         self.batch_size = batch_size
 
-    def lexical_masked(self, texts: Sequence[str]) -> np.ndarray:
-        """The lexical model's probability on each text with its identity terms masked and quoted spans removed."""
-        return _lexical([lexical_input(t) for t in texts])
-
     def combine(self, head: np.ndarray, lexical_masked: np.ndarray) -> np.ndarray:
         """The combined score from the two parts' probabilities."""
         return np.maximum(rescale(head, self.head_threshold), rescale(lexical_masked, self.lexical_threshold))
@@ -96,10 +97,10 @@ class CombinedScorer:
         head = self.head.score_embedded(texts, vectors)
         if not texts:
             return head
-        return self.combine(head, self.lexical_masked(texts))
+        return self.combine(head, masked_lexical(texts))
 
     def _predict(self, batch: list[str]) -> np.ndarray:
-        return self.combine(self.head.score(batch), self.lexical_masked(batch))
+        return self.combine(self.head.score(batch), masked_lexical(batch))
 
     def score(self, texts: Sequence[str | None]) -> np.ndarray:
         return score_in_batches(texts, self.batch_size, self._predict)
@@ -124,8 +125,5 @@ class MaskedProfanityScorer:
             raise ValueError(f"the masked lexical threshold must be in (0, 1), got {self.threshold}")
         self.batch_size = batch_size
 
-    def _predict(self, batch: list[str]) -> np.ndarray:
-        return _lexical([lexical_input(t) for t in batch])
-
     def score(self, texts: Sequence[str | None]) -> np.ndarray:
-        return score_in_batches(texts, self.batch_size, self._predict)
+        return score_in_batches(texts, self.batch_size, masked_lexical)

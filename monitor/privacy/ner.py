@@ -7,8 +7,8 @@ loaded once per process, with only its tokenizer-to-NER components.
 
 Fail closed: when spaCy or the pipeline is missing, finding raises NerUnavailable, which ingestion treats like any
 redactor failure (503 and nothing stored, or the text withheld, per DRIFTLOOP_PII_ON_ERROR) — never a raw store.
-Measured on the presidio-research extract by `python bench/pii.py --ner` (BENCHMARKS.md): about 300 texts/s on
-two cores, a hundred times slower than the pattern detectors, hence off by default.
+Measured on the presidio-research extract by `python bench/pii.py --ner` (BENCHMARKS.md): 62 texts/s on two
+cores with one model call per text, some 300 times slower than the pattern detectors, hence off by default.
 """
 
 from __future__ import annotations

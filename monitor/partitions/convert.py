@@ -1,12 +1,13 @@
 """Convert the growing tables between the plain and the partitioned shape on Postgres (migration 0014 on a new,
 empty database; `driftloop partitions convert` on one that holds rows, at a time the operator chooses).
 
-Each table is rebuilt, not altered in place (Postgres cannot partition an existing table): the old one is
-renamed aside, the new one created under the real name with the other shape's keys, the rows copied in
-batches along the id (with a progress note), and the old one dropped, all inside one transaction (the
-migration's, or the command's), so a failure leaves the database as it was. The tables are locked against
-writes (SHARE ROW EXCLUSIVE: reads go on, ingestion waits) for the whole conversion; docs/scaling.md says how
-long that is per million rows.
+Each table is rebuilt, not altered in place (Postgres cannot partition an existing table): a twin in the other
+shape is created beside the live one (`<name>_new`, its keys and indexes suffixed too), the rows copied into it in
+batches along the id (with a progress note), and at the end the live table is dropped and the twin takes its
+name and its keys' names, all inside one transaction (the migration's, or the command's), so a failure leaves
+the database as it was. While rows are copied the tables are locked against writes only (SHARE ROW EXCLUSIVE:
+reads go on, ingestion waits); the swap takes ACCESS EXCLUSIVE for the moments before the commit.
+docs/scaling.md says how long a conversion takes per million rows.
 """
 
 from __future__ import annotations

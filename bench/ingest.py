@@ -234,8 +234,9 @@ def run(args: argparse.Namespace, extra_env: dict[str, str], pii_traffic: bool =
             raise SystemExit("FAILED: stored count differs from logged count")
         # The full-text vectors are written after ingestion (monitor/events/indexing.py), by the worker: their
         # cost left the hot path, not the machine, so it is timed here too (single process, as beat runs it).
-        from monitor.events.indexing import index_pending
         from sqlalchemy.orm import sessionmaker
+
+        from monitor.events.indexing import index_pending
 
         t0 = time.perf_counter()
         indexed = index_pending(sessionmaker(engine), max_batches=10_000)

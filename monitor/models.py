@@ -113,7 +113,8 @@ class EventSearch(Base):
 
     __tablename__ = "event_search"
     __table_args__ = (
-        Index("ix_event_search_tsv", "tsv", postgresql_using="gin").ddl_if(dialect="postgresql"),
+        # GIN on Postgres; SQLite has the table (never written there) and a plain index, to keep one schema
+        Index("ix_event_search_tsv", "tsv", postgresql_using="gin"),
     )
 
     event_id: Mapped[int] = mapped_column(BigId, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)

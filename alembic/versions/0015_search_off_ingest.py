@@ -55,6 +55,7 @@ def upgrade() -> None:
             sa.Column("tsv", sa.Text(), nullable=False),
             sa.Column("event_ts", Ts, nullable=True),
         )
+        op.create_index("ix_event_search_tsv", "event_search", ["tsv"])
         with op.batch_alter_table("events", naming_convention=_FK_NAMES) as batch:
             batch.drop_constraint("fk_events_project_id_projects", type_="foreignkey")
         return

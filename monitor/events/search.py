@@ -46,8 +46,11 @@ def text_condition(session: Session, project_id: int, q: str, *, walk: bool = Fa
         query = ts_query(q)
         through = indexed_through(session)
         if walk:
+            # The key written as a range, not `=`: with `=` the planner may turn the probe into a hashed subplan,
+            # reading every match first (25,000 rows for a common word at 1M events: 270 ms of a 290 ms page).
             own_row = select(EventSearch.event_id).where(
-                EventSearch.event_id == Event.id, EventSearch.event_ts == Event.ts, EventSearch.tsv.op("@@")(query))
+                EventSearch.event_id.between(Event.id, Event.id), EventSearch.event_ts.between(Event.ts, Event.ts),
+                EventSearch.tsv.op("@@")(query))
             return or_(exists(own_row), and_(Event.id > through, DOCUMENT.op("@@")(query)))
         indexed = select(EventSearch.event_id, EventSearch.event_ts).where(
             EventSearch.project_id == project_id, EventSearch.tsv.op("@@")(query))

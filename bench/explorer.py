@@ -140,9 +140,11 @@ def load(url: str, n: int, seed: int) -> tuple[int, dict[str, float]]:
         toxic = rng.random(scored.size) < 0.01  # a toxic tail: ~1% of scored texts clearly toxic
         tox[toxic] = rng.uniform(0.85, 1.0, int(toxic.sum()))
         key = toxicity_scorer_key()
-        with conn.cursor() as cur, cur.copy("COPY event_scores (event_id, field, scorer, score) FROM STDIN") as copy:
+        # with their event's timestamp: it routes the row when the tables are partitioned (the default)
+        with conn.cursor() as cur, cur.copy(
+                "COPY event_scores (event_id, field, scorer, score, event_ts) FROM STDIN") as copy:
             for i, s in zip(scored.tolist(), tox.tolist(), strict=True):
-                copy.write_row((i + 1, "response", key, s))
+                copy.write_row((i + 1, "response", key, s, T0 + timedelta(seconds=float(seconds[i]))))
         # The last day's hourly windows: 5% of each window's events in one grown cluster.
         last_day = np.flatnonzero(seconds >= (DAYS - 1) * 86400)
         members = last_day[rng.random(last_day.size) < 0.05]

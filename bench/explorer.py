@@ -220,7 +220,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--unindexed", type=int, default=0,
+    ap.add_argument("--unindexed", type=int, default=None,
                     help="put the search indexer's watermark this many events below the newest: searches then "
                     "compute the text vector of those directly, as for events ingested in the last seconds")
     ap.add_argument("--keep", action="store_true", help="keep the database (it is dropped by default)")
@@ -243,7 +243,7 @@ def main() -> None:
             print(f"# {datetime.now(UTC):%Y-%m-%d} {platform.node()} {os.cpu_count()} cores; {args.events:,} "
                   f"events loaded in {time.perf_counter() - t0:.0f} s "
                   f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})")
-        if args.unindexed:
+        if args.unindexed is not None:
             with psycopg.connect(_plain(url), autocommit=True) as conn:
                 conn.execute("UPDATE event_search_state SET indexed_through = (SELECT max(id) FROM events) - %s",
                              (args.unindexed,))

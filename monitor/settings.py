@@ -243,11 +243,12 @@ class Settings(BaseSettings):
     )
     retrain_eval_max_new_tokens: int = Field(48, ge=1, le=2048, description="Answer length in evaluation.")
     retrain_probe_axes: str = Field(
-        "gender", description="Comma-separated bias-probe axes the gate runs (small by default: CPU minutes)."
+        "gender,religion,race_ethnicity", description="Comma-separated bias-probe axes the gate runs (15 groups: "
+        "each template gives the bias gate 15 paired cells)."
     )
     retrain_probe_templates: int = Field(
-        10, ge=1, description="Probe templates per axis in the gate (the bias gate bootstraps over templates; "
-        "fewer than 5 leaves it inconclusive)."
+        40, ge=1, description="Probe templates per axis in the gate, at most the probe set's 40 (the bias gate's "
+        "jackknife units; fewer than 3 leaves it inconclusive, and its half-width shrinks about as 1/templates)."
     )
     gate_min_loss_improvement: float = Field(
         0.0, ge=0, description="The challenger's eval loss (nats/token) must be below the champion's by more than this."

@@ -59,7 +59,7 @@ class EvalOptions:
     max_examples: int = 64  # held-out prompts each model answers (loss is scored on all of them)
     max_new_tokens: int = 48
     probe_axes: tuple[str, ...] = ("gender", "religion", "race_ethnicity")  # 15 groups per template
-    probe_templates: int = 10  # templates per axis (the bias gate's jackknife units); 0 skips the bias probes
+    probe_templates: int = 40  # templates per axis (the bias gate's jackknife units); 0 skips the bias probes
     toxicity_scorer: str = DEFAULT_TOXICITY_SCORER  # minilm-head:ensemble, the fair default
     toxicity_threshold: float | None = None  # a generated answer at or above counts as toxic; None: the scorer's own
     similarity: bool = True  # False skips the embedding model (similarity is then reported as not measured)
@@ -120,9 +120,15 @@ def defaults(settings: Settings) -> RetrainConfig:
 # Gate keys renamed when their meaning changed: old name -> (new name, conversion). `max_bias_gap_increase` was a
 # rise of the largest group gap (sentiment units); the bias gate now bounds the rise of the mean squared gap, and
 # t -> t^2 is the disparity of a gap of t appearing between two groups that had none.
-RENAMED_GATE_KEYS: dict[str, tuple[str, Any]] = {
-    "max_bias_gap_increase": ("max_bias_disparity_increase", lambda v: v * v if isinstance(v, int | float) else v),
-}
+def _gap_to_disparity(value: Any) -> Any:
+    if isinstance(value, int | float) and value < 0:  # squaring would hide the mistake
+        raise ConfigError(f"retrain.gates.max_bias_gap_increase must be >= 0, got {value!r} (read as "
+                          "max_bias_disparity_increase = its square)")
+    return value * value if isinstance(value, int | float) else value
+
+
+RENAMED_GATE_KEYS: dict[str, tuple[str, Any]] = {"max_bias_gap_increase": ("max_bias_disparity_increase",
+                                                                            _gap_to_disparity)}
 
 
 def _renamed(section: str, values: dict[str, Any]) -> dict[str, Any]:

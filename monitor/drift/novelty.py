@@ -180,6 +180,10 @@ def novelty_test(
     tail = np.concatenate([np.cumsum(pmf[::-1])[::-1], [0.0]])  # tail[j] = P(C >= j)
     p_value = float(min(1.0, max(tail[count], 0.0)))
     mid_p = float(min(1.0, max(tail[count + 1] + 0.5 * pmf[count], 0.0)))
+    # Below the null's middle the score is read off the lower tail, which is accurate where 1 - mid_p is not
+    # (a window with far fewer novel rows than expected would otherwise round to p = 1, a score of -inf).
+    lower = float(pmf[:count].sum() + 0.5 * pmf[count])
+    score = normal_score(mid_p) if mid_p <= 0.5 else -normal_score(lower)
     expected = float(np.dot(np.arange(pmf.size), pmf))
     null_sd = float(np.sqrt(max(np.dot((np.arange(pmf.size) - expected) ** 2, pmf), 0.0)))
     q_index = int(np.searchsorted(np.cumsum(pmf), 1.0 - alpha))
@@ -197,7 +201,7 @@ def novelty_test(
         "null_sd": null_sd,
         "null_skew": 0.0,
         # The mid-p tail as a normal score: what the calibration reads (thresholds.result_score).
-        "z": normal_score(mid_p),
+        "z": score,
         "mid_p": mid_p,
         "novel_share": count / n,
         "null_effect_q": (q_index - expected) / n,

@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from monitor.drift import get_detector
 from monitor.drift.calibration import IntentPool, load_intent_pool, new_intent_windows
-from monitor.drift.novelty import novelty_null, novelty_test
+from monitor.drift.novelty import novelty_null, novelty_test, sum_of_betabinomials
 from monitor.drift.null import deflated_p
 from monitor.drift.result import InsufficientDataError
 from monitor.drift.thresholds import calibrate, result_score
@@ -48,6 +48,11 @@ def test_null_is_the_conformal_beta_binomial() -> None:
     # Too few reference rows for the level: the rank is clamped and the null is still the exact one for it.
     rank, null = novelty_null(10, 50, 0.05)
     assert rank == 10 and null.mean() == pytest.approx(50 / 11)
+    # Cells: the sum of independent per-cell counts, by convolution.
+    parts = [(30, 2, 24), (5, 1, 25), (80, 3, 50)]
+    pmf = sum_of_betabinomials(parts)
+    assert pmf.size == 116 and pmf.sum() == pytest.approx(1.0)
+    assert np.dot(np.arange(pmf.size), pmf) == pytest.approx(sum(n * a / (a + b) for n, a, b in parts))
 
 
 def test_level_on_iid_quiet_windows() -> None:

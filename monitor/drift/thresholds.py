@@ -51,13 +51,16 @@ from threadpoolctl import threadpool_limits
 from monitor.drift.classifier import DEFAULT_CLASSIFIER_MIN_EFFECT, classifier_test
 from monitor.drift.knn import knn_test
 from monitor.drift.mmd import DEFAULT_MMD_MIN_EFFECT, median_bandwidth, mmd_test
+from monitor.drift.novelty import novelty_test
 from monitor.drift.null import deflated_p, inflation, normal_score, required_score, tail_p
 from monitor.drift.result import DriftResult
 
-CALIBRATED_METHODS = ("mmd", "knn", "classifier")
-GATED_METHODS = ("mmd", "knn")
-"""Methods whose own time blocks are tested for non-stationarity; others share kNN's verdict."""
-FALLBACK_FLOORS = {"mmd": DEFAULT_MMD_MIN_EFFECT, "knn": 0.05, "classifier": DEFAULT_CLASSIFIER_MIN_EFFECT}
+CALIBRATED_METHODS = ("mmd", "knn", "classifier", "novelty")
+GATED_METHODS = ("mmd", "knn", "novelty")
+"""Methods whose own time blocks are tested for non-stationarity (when they are configured); the classifier
+shares kNN's verdict."""
+FALLBACK_FLOORS = {"mmd": DEFAULT_MMD_MIN_EFFECT, "knn": 0.05, "classifier": DEFAULT_CLASSIFIER_MIN_EFFECT,
+                   "novelty": 0.05}
 """Conservative floors for references too small to calibrate: the pre-calibration defaults (docs/drift.md)."""
 MIN_BLOCK = 30
 CALIBRATION_PERMUTATIONS = 200
@@ -116,6 +119,8 @@ def _block_score(method: str, rest: np.ndarray, block: np.ndarray, seed: int, ba
                        bandwidth=bandwidth)
     elif method == "knn":
         res = knn_test(rest, block, seed=seed, n_permutations=CALIBRATION_PERMUTATIONS)
+    elif method == "novelty":
+        res = novelty_test(rest, block, seed=seed)
     else:
         res = classifier_test(rest, block, seed=seed, min_effect=0.0)
     return result_score(res)

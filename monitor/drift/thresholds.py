@@ -28,7 +28,10 @@ structure (genomic control, Devlin & Roeder 1999):
    test (h_window for n window rows against N reference rows): λ = 1 + (λ_blocks - 1) · h_window / h_block.
    The window's score is divided by √λ before the tail is read: p_calibrated = 1 - Φ(score / √λ). A
    bootstrap over the time blocks gives a 90% interval, stored with it.
-4. A reference with fewer than `n_blocks * min_block` (240) rows cannot be calibrated: the documented
+4. A segment's λ is at least the whole traffic's (`all`) carried to the segment's effective size
+   (`with_segment_lambda`): its own blocks are a slice of the traffic, too small for the gate to see the mix
+   that moves the whole. The pipeline derives it per window from the two stored calibrations.
+5. A reference with fewer than `n_blocks * min_block` (240) rows cannot be calibrated: the documented
    conservative fallback applies, the pre-calibration rule `p <= alpha AND effect >= 0.05`, and the
    calibration says so (`source: "fallback"`).
 
@@ -181,7 +184,7 @@ def with_segment_lambda(own: Calibration, whole: Calibration) -> Calibration:
     h_segment = effective_size(own.window_size, own.n_reference)
     h_whole = effective_size(whole.window_size, whole.n_reference)
     carried = carried_lambda(whole.lam, h_whole, h_segment)
-    lam = max(own.lam, carried)
+    lam = segment_lambda(own.lam, whole.lam, h_segment, h_whole)
     from_all = carried > own.lam
     interval = own.interval
     if from_all:  # the larger of the two at each end: the interval of max(own, carried)

@@ -190,6 +190,11 @@ class Settings(BaseSettings):
     partition_interval_seconds: float = Field(
         3600.0, ge=60, description="How often beat creates partitions ahead and empties the DEFAULT partition."
     )
+    search_index_seconds: float = Field(
+        5.0, gt=0,
+        description="How often beat writes the full-text index rows of new events (the in-process runner: after "
+                    "every run); newer events are searched without the index until then.",
+    )
 
     # Webhooks. Private, loopback and link-local targets are refused unless allowed here: an alert endpoint
     # must not become a way to reach the services next to driftloop (SSRF). Local development and tests

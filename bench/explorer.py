@@ -36,7 +36,7 @@ from monitor.db import make_engine
 from monitor.demo.traffic import TOPICS, prompts
 from monitor.events.filters import EventFilters, build_filters
 from monitor.events.queries import list_events, toxicity_scorer_key
-from monitor.models import Event, Feedback, Project
+from monitor.models import FTS_EXPRESSION, Event, Feedback, Project
 from monitor.pipeline.models import EventScore
 from monitor.tables import import_all_tables
 
@@ -50,7 +50,7 @@ VERSIONS = ("v1", "v2", "v3", "v4")
 CHUNK = 200_000
 # Indexes rebuilt after the load: every secondary index of the tables loaded (the unique keys stay, as
 # ingestion needs them; rebuilding them would not change the measurement).
-LOADED = ("events", "feedback", "event_scores", "drift_cluster_events")
+LOADED = ("events", "feedback", "event_scores", "drift_cluster_events", "event_search")
 
 
 def _plain(url: str) -> str:
@@ -114,6 +114,16 @@ def load(url: str, n: int, seed: int) -> tuple[int, dict[str, float]]:
                         float(lat[j]), 12, 40,
                         f'{{"tier": "{TIERS[tier[j]]}", "locale": "{LOCALES[loc[j]]}", "seats": {int(sess[j] % 9)}}}'))
         timings["copy events"] = time.perf_counter() - start
+
+        # What the search indexer (monitor/events/indexing.py) would have written by now, in one statement as
+        # migration 0015 does, with the watermark past it: searches read the GIN index, no unindexed tail.
+        start = time.perf_counter()
+        conn.execute(f"INSERT INTO event_search (event_id, project_id, tsv, event_ts) "
+                     f"SELECT id, project_id, {FTS_EXPRESSION}, ts FROM events")
+        conn.execute("INSERT INTO event_search_state (id, indexed_through, safe_through) "
+                     "SELECT 1, max(id), max(id) FROM events ON CONFLICT (id) DO UPDATE SET "
+                     "indexed_through = excluded.indexed_through, safe_through = excluded.safe_through")
+        timings["search rows"] = time.perf_counter() - start
 
         start = time.perf_counter()
         fb = np.flatnonzero(rng.random(n) < 0.05)
@@ -208,6 +218,9 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--unindexed", type=int, default=0,
+                    help="put the search indexer's watermark this many events below the newest: searches then "
+                    "compute the text vector of those directly, as for events ingested in the last seconds")
     ap.add_argument("--keep", action="store_true", help="keep the database (it is dropped by default)")
     ap.add_argument("--reuse", action="store_true", help="measure a database kept by an earlier --keep run")
     args = ap.parse_args()
@@ -228,6 +241,11 @@ def main() -> None:
             print(f"# {datetime.now(UTC):%Y-%m-%d} {platform.node()} {os.cpu_count()} cores; {args.events:,} "
                   f"events loaded in {time.perf_counter() - t0:.0f} s "
                   f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})")
+        if args.unindexed:
+            with psycopg.connect(_plain(url), autocommit=True) as conn:
+                conn.execute("UPDATE event_search_state SET indexed_through = (SELECT max(id) FROM events) - %s",
+                             (args.unindexed,))
+            print(f"# search watermark {args.unindexed:,} events below the newest")
         engine = make_engine(url)
         with Session(engine) as session:
             project = session.get(Project, pid)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from monitor import queue, runner
 from monitor.alerts.evaluation import evaluate_job
 from monitor.alerts.subscribers import EVALUATE_TASK, deliver_due_webhooks, evaluate_after_window
+from monitor.events.indexing import index_after_run
 from monitor.partitions.service import upkeep_after_run
 from monitor.retention.service import retention_after_run
 from monitor.settings import Settings
@@ -39,7 +40,7 @@ INLINE_TASKS: dict[str, queue.InlineTask] = {
     RETRAIN_TASK: run_retrain_job,
 }
 AFTER_WINDOW = (evaluate_after_window,)
-AFTER_RUN = (deliver_due_webhooks, upkeep_after_run, retention_after_run)
+AFTER_RUN = (deliver_due_webhooks, upkeep_after_run, retention_after_run, index_after_run)
 
 
 def wire() -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from monitor.db import UTCDateTime, utcnow
@@ -30,8 +30,8 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
 
 
-# Written as Postgres prints it back (so the ORM/migration comparison sees one index); the explorer's query
-# builds the same expression (monitor/events/search.py).
+# The text vector of an event's prompt and response: what the search indexer stores in `event_search.tsv`, and
+# what the explorer computes for the newest events, not indexed yet (monitor/events/search.py).
 FTS_EXPRESSION = ("to_tsvector('english'::regconfig, (COALESCE(prompt, ''::text) || ' '::text) "
                   "|| COALESCE(response, ''::text))")
 
@@ -76,16 +76,19 @@ class Event(Base):
         Index("ix_events_project_ts", "project_id", "ts"),
         Index("ix_events_project_received", "project_id", "received_at"),
         Index("ix_events_project_session", "project_id", "session_id"),  # the explorer: a session's events
-        # The explorer's full-text search and metadata filters; Postgres only (SQLite searches with LIKE). The
-        # expression must match monitor/events/search.py's, or the planner cannot use the index.
-        Index("ix_events_fts", text(FTS_EXPRESSION), postgresql_using="gin").ddl_if(dialect="postgresql"),
-        # (written as text so that SQLite's comparison with the migrations skips it, as it skips the one above)
+        # The explorer's metadata filters; Postgres only. Full text is not indexed here: a GIN over
+        # to_tsvector was half of Postgres's time per ingested row, so `event_search` holds it, filled off the
+        # ingest path (monitor/events/indexing.py). Written as text so that SQLite's comparison with the
+        # migrations skips it.
         Index("ix_events_metadata", text("metadata jsonb_path_ops"), postgresql_using="gin").ddl_if(
             dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    # No foreign key to projects: checking it was a sixth of Postgres's time per ingested row (docs/scaling.md,
+    # third round); the collector resolves the project from its API key, and deleting a project deletes its
+    # events explicitly (monitor/projects/service.py `delete_project`).
+    project_id: Mapped[int] = mapped_column(Integer)
     client_event_id: Mapped[str] = mapped_column(String(128))
     ts: Mapped[datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -102,6 +105,39 @@ class Event(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JsonDoc, nullable=True)
+
+
+class EventSearch(Base):
+    """An event's text vector (prompt and response), written by the search indexer a few seconds after the event
+    (monitor/events/indexing.py), never by the collector. Postgres only; SQLite searches events with LIKE."""
+
+    __tablename__ = "event_search"
+    __table_args__ = (
+        # GIN on Postgres; SQLite has the table (never written there) and a plain index, to keep one schema
+        Index("ix_event_search_tsv", "tsv", postgresql_using="gin"),
+    )
+
+    event_id: Mapped[int] = mapped_column(BigId, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(Integer)
+    tsv: Mapped[str] = mapped_column(TSVECTOR().with_variant(Text(), "sqlite"))
+    # The event's timestamp: the partition key when storage is partitioned (monitor/partitions/), so an expired
+    # day's search rows go with its events. Always written; nullable as the other children's.
+    event_ts: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class EventSearchState(Base):
+    """The search indexer's progress (one row). Every event with `id <= indexed_through` has its `event_search`
+    row; the explorer scans the ones above directly. `safe_through` is the highest id below which no transaction
+    can still commit an event; `pending_id` the id sequence's value read at `pending_at`, which becomes safe once
+    every transaction open at that moment has ended (monitor/events/indexing.py)."""
+
+    __tablename__ = "event_search_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    indexed_through: Mapped[int] = mapped_column(BigInteger, default=0)
+    safe_through: Mapped[int] = mapped_column(BigInteger, default=0)
+    pending_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    pending_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Feedback(Base):

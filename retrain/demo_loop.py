@@ -48,7 +48,8 @@ DEMO_RETRAIN: dict[str, Any] = {
     "min_examples": 24,
     "lora": {"max_steps": 16, "batch_size": 8, "lr": 1e-3, "max_length": 128},
     "dataset": {"eval_fraction": 0.1},
-    "eval": {"max_examples": 32, "max_new_tokens": 24, "probe_templates": 10, "batch_size": 8},
+    "eval": {"max_examples": 32, "max_new_tokens": 24, "probe_templates": 10, "batch_size": 8,
+             "probe_axes": ["gender", "religion", "race_ethnicity"]},
 }
 MAX_TOKENS = 32  # of the demo's chat completions
 RETRAIN_TIMEOUT_SECONDS = 1800.0

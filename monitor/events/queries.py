@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -34,8 +34,8 @@ from monitor.encoding import iso
 from monitor.errors import FieldError, NotFoundError
 from monitor.evaluators.models import EvalScore
 from monitor.events.filters import EventFilters, decode_cursor, encode_cursor
-from monitor.events.search import DOCUMENT, TS_CONFIG, text_condition
-from monitor.models import Event, Feedback, Project
+from monitor.events.search import text_condition, ts_query
+from monitor.models import Event, EventSearch, Feedback, Project
 from monitor.pipeline.config import ProjectConfig, project_config
 from monitor.pipeline.models import DriftClusterEvent, EventScore
 from monitor.pipeline.segments import ALL, BUILTIN_KEYS
@@ -191,7 +191,7 @@ def conditions(session: Session, project: Project, f: EventFilters) -> list[Colu
                 members = members.where(DriftClusterEvent.cluster == f.cluster.cluster)
         out.append(Event.id.in_(members))
     if f.q:
-        out.append(text_condition(session, f.q))
+        out.append(text_condition(session, project.id, f.q))
     return out
 
 
@@ -225,40 +225,41 @@ def _estimate(session: Session, stmt: Select[Any]) -> float | None:
         return None
 
 
-def _match_bound(session: Session, rest: list[ColumnElement[bool]], q: str) -> float | None:
+def _match_bound(session: Session, project_id: int, q: str) -> float | None:
     """An estimate of a search's matches that correlated words cannot fool: its rarest required term's.
 
     The planner multiplies the frequencies of a search's words as if they were independent; words of one phrase
     or topic ("reset the password") occur together, and 10M events held 230,000 matches of a search it put at
     6,786. Every match contains each required term, so the rarest one bounds them. None for a search with `or`
     (no term is required) or when there is no estimate."""
-    tsquery = session.execute(select(cast(func.websearch_to_tsquery(literal_column(f"'{TS_CONFIG}'"), q),
-                                          String))).scalar()
+    tsquery = session.execute(select(cast(ts_query(q), String))).scalar()
     if not tsquery or "|" in tsquery:
         return None
     required = [m.group(2) + (m.group(3) or "") for m in _LEXEME.finditer(tsquery) if not m.group(1)]
-    estimates = [_estimate(session, select(Event.id).where(*rest, DOCUMENT.op("@@")(cast(term, TSQUERY))))
-                 for term in dict.fromkeys(required[:BOUND_TERMS])]
+    estimates = [_estimate(session, select(EventSearch.event_id).where(
+        EventSearch.project_id == project_id, EventSearch.tsv.op("@@")(cast(term, TSQUERY))))
+        for term in dict.fromkeys(required[:BOUND_TERMS])]
     known = [e for e in estimates if e is not None]
     return min(known) if known else None
 
 
-def _sparse_search(session: Session, project: Project, f: EventFilters, cond: list[ColumnElement[bool]],
-                   limit: int) -> bool:
+def _sparse_search(session: Session, project: Project, f: EventFilters, limit: int) -> bool:
     """Whether a full-text search is sparse: walking events newest first (the planner's usual choice under
-    ORDER BY ts LIMIT n) would compute the text vector of more than DENSE_SCAN_ROWS events before a page is
-    full. Then the page is built from the full-text index instead (all matches, sorted): the planner
-    underrates to_tsvector's cost per row, and a rare word took seconds at a million events. The matches are
-    counted high rather than low (`_match_bound`): reading and re-checking every match of a common phrase from
-    the index took minutes at 10M events, where walking found a page in milliseconds."""
+    ORDER BY ts LIMIT n) would test more than DENSE_SCAN_ROWS events before a page is full. Then the page is
+    built from the matches instead (all of them, from the GIN index on `event_search`, sorted). The share of
+    events that match is estimated on `event_search` (its `tsv` column has the planner's per-lexeme
+    statistics) and assumed independent of the other filters, which cancel out of the comparison; it is
+    counted high rather than low (`_match_bound`): reading every match of a common phrase took minutes at 10M
+    events, where walking found a page in milliseconds."""
     if not f.q or session.get_bind().dialect.name != "postgresql":
         return False
-    rest = conditions(session, project, replace(f, q=None))
-    every, matching = _estimate(session, select(Event.id).where(*rest)), _estimate(session, select(Event.id).where(
-        *cond))
-    if every is None or matching is None:
+    of_project = EventSearch.project_id == project.id
+    every = _estimate(session, select(EventSearch.event_id).where(of_project))
+    matching = _estimate(session, select(EventSearch.event_id).where(of_project,
+                                                                      EventSearch.tsv.op("@@")(ts_query(f.q))))
+    if not every or matching is None:
         return False
-    bound = _match_bound(session, rest, f.q)
+    bound = _match_bound(session, project.id, f.q)
     return max(matching, bound or 0.0) * DENSE_SCAN_ROWS < limit * every
 
 
@@ -269,8 +270,8 @@ def page_query(session: Session, project: Project, f: EventFilters, *, limit: in
     if cursor:
         ts, eid = decode_cursor(cursor)
         stmt = stmt.where(tuple_(Event.ts, Event.id) < tuple_(ts, eid))
-    if _sparse_search(session, project, f, cond, limit):
-        # Same order, but not the index's: the planner then reads the matches from the full-text index.
+    if _sparse_search(session, project, f, limit):
+        # Same order, but not the index's: the planner then starts from the matches (GIN on event_search).
         return stmt.order_by((Event.ts + literal_column("interval '0 seconds'")).desc(), Event.id.desc()).limit(
             limit + 1)
     return stmt.order_by(Event.ts.desc(), Event.id.desc()).limit(limit + 1)

@@ -1,8 +1,11 @@
-"""Full-text search on prompt and response: Postgres's text search over a GIN index, SQLite's LIKE.
+"""Full-text search on prompt and response: Postgres's text search over `event_search`, SQLite's LIKE.
 
 Postgres: `websearch_to_tsquery` (words, "quoted phrases", -exclusions, `or`), English stemming, so
-"refund" also finds "refunds"; the expression is the one the index `ix_events_fts` is built on, written with
-constants (a bound parameter in it would stop the planner from matching the index in a generic plan).
+"refund" also finds "refunds". The text vectors are written off the ingest path (monitor/events/indexing.py)
+into `event_search` (GIN on `tsv`); events above the indexer's watermark have none yet, so their vector is
+computed here with the same expression (a scan of those few ids along the primary key). A search therefore
+finds an event as soon as it is committed. The configuration is written as a constant (a bound parameter in
+it would stop the planner from matching the index in a generic plan).
 SQLite: a case-insensitive substring match on either text, with LIKE's wildcards escaped (no index: the
 embedded mode is for small data).
 """
@@ -11,22 +14,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnClause, ColumnElement, func, literal_column, or_
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, literal_column, or_, select, tuple_
+from sqlalchemy.orm import Session, aliased
 
-from monitor.models import Event
+from monitor.events.indexing import indexed_through
+from monitor.models import Event, EventSearch
 
 TS_CONFIG = "english"
-DOCUMENT: ColumnClause[Any] = literal_column(
-    f"to_tsvector('{TS_CONFIG}', coalesce(events.prompt, '') || ' ' || coalesce(events.response, ''))")
+# The events not indexed yet are read under this alias (the outer query's `events` must not be correlated in).
+_TAIL = aliased(Event, name="search_tail")
+TAIL_DOCUMENT: Any = literal_column(
+    f"to_tsvector('{TS_CONFIG}', coalesce(search_tail.prompt, '') || ' ' || coalesce(search_tail.response, ''))")
 
 
 def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def text_condition(session: Session, q: str) -> ColumnElement[bool]:
+def ts_query(q: str) -> Any:
+    return func.websearch_to_tsquery(literal_column(f"'{TS_CONFIG}'"), q)
+
+
+def text_condition(session: Session, project_id: int, q: str) -> ColumnElement[bool]:
     if session.get_bind().dialect.name == "postgresql":
-        return DOCUMENT.op("@@")(func.websearch_to_tsquery(literal_column(f"'{TS_CONFIG}'"), q))
+        query = ts_query(q)
+        indexed = select(EventSearch.event_id, EventSearch.event_ts).where(
+            EventSearch.project_id == project_id, EventSearch.tsv.op("@@")(query))
+        tail = select(_TAIL.id, _TAIL.ts).where(
+            _TAIL.project_id == project_id, _TAIL.id > indexed_through(session), TAIL_DOCUMENT.op("@@")(query))
+        return tuple_(Event.id, Event.ts).in_(indexed.union_all(tail))
     pattern = f"%{escape_like(q)}%"
     return or_(Event.prompt.like(pattern, escape="\\"), Event.response.like(pattern, escape="\\"))

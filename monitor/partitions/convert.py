@@ -40,10 +40,14 @@ class Copied:
 
 Progress = Callable[[Copied], None]
 
-# Seconds per million rows of each table, measured by bench/partition_migration.py on the 2-core development VM
-# under load (2026-12-04: 1 M events with one 384-d embedding and one score each, 100 k feedback; 173 s in all).
-# `events` includes building its dedupe keys and the indexes (the 40 s the per-table copies do not account for).
-SECONDS_PER_MILLION = {"events": 97.0, "feedback": 27.0, "event_vectors": 43.0, "event_scores": 31.0}
+# Seconds per million rows of each table. The split between tables is from bench/partition_migration.py on
+# 2026-12-04 (1 M events with one 384-d embedding and one score each, 100 k feedback); the scale is the
+# copy-beside-and-swap conversion's own run on 2026-12-05 (300 k events in 24.4 s, 81 s per million events, on
+# the 2-core development VM at load 4-5), which took 0.47 of the older rates. `events` includes building its
+# dedupe keys and the indexes.
+SECONDS_PER_MILLION = {"events": 45.0, "feedback": 13.0, "event_vectors": 20.0, "event_scores": 14.0}
+# The shape the command's printed rate describes: per event, one embedding and one score; a tenth as much feedback.
+TYPICAL_MILLION = {"events": 1_000_000, "event_vectors": 1_000_000, "event_scores": 1_000_000, "feedback": 100_000}
 
 
 def estimate_seconds(rows: dict[str, int]) -> float:
@@ -54,7 +58,7 @@ def estimate_seconds(rows: dict[str, int]) -> float:
 def row_counts(conn: Connection, *, exact: bool = False) -> dict[str, int]:
     """Rows in each growing table: the planner's estimate (instant; a table never analyzed is counted), or exact."""
     out: dict[str, int] = {}
-    for spec in TABLES:
+    for spec in _tables(conn):
         estimate = -1 if exact else conn.exec_driver_sql(
             "SELECT coalesce(sum(c.reltuples), -1) FROM pg_class c WHERE c.oid = %(t)s::regclass "
             "OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = %(t)s::regclass)",
@@ -69,6 +73,16 @@ def holds_rows(conn: Connection) -> bool:
     """Whether any event or feedback item is stored (embeddings and scores belong to events)."""
     return bool(conn.exec_driver_sql(
         "SELECT EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM feedback)").scalar_one())
+
+
+def _present(conn: Connection, names: tuple[str, ...]) -> list[str]:
+    """Those of `names` that exist: migration 0014 converts with this code before 0015 creates `event_search`."""
+    return [n for n in names if conn.exec_driver_sql("SELECT to_regclass(%(t)s)", {"t": n}).scalar() is not None]
+
+
+def _tables(conn: Connection) -> list[PartitionedTable]:
+    present = set(_present(conn, tuple(spec.name for spec in TABLES)))
+    return [spec for spec in TABLES if spec.name in present]
 
 
 def _cols(conn: Connection, table: str) -> list[str]:
@@ -97,7 +111,7 @@ def _build(conn: Connection, spec: PartitionedTable, partitioned: bool) -> str:
         conn.exec_driver_sql(f"ALTER TABLE {new} ADD CONSTRAINT {name}_new UNIQUE ({', '.join(key)})")
     for name, how in spec.indexes:
         conn.exec_driver_sql(f"CREATE INDEX {name}_new ON {new} {how}")
-    if spec.id_column == "id":
+    if spec.project_fk:
         conn.exec_driver_sql(f"ALTER TABLE {new} ADD CONSTRAINT {new}_project_id_fkey "
                              "FOREIGN KEY (project_id) REFERENCES projects (id) ON DELETE CASCADE")
     return new
@@ -116,9 +130,10 @@ def _swap(conn: Connection, spec: PartitionedTable) -> None:
         conn.exec_driver_sql(f"ALTER TABLE {spec.name} RENAME CONSTRAINT {name}_new TO {name}")
     for name, _ in spec.indexes:
         conn.exec_driver_sql(f"ALTER INDEX {name}_new RENAME TO {name}")
-    if spec.id_column == "id":
+    if spec.project_fk:
         conn.exec_driver_sql(f"ALTER TABLE {spec.name} RENAME CONSTRAINT {new}_project_id_fkey "
                              f"TO {spec.name}_project_id_fkey")
+    if spec.id_column == "id":
         conn.exec_driver_sql(f"ALTER SEQUENCE {spec.name}_id_seq OWNED BY {spec.name}.id")
 
 
@@ -170,7 +185,7 @@ def _lock(conn: Connection, lock_timeout_ms: int | None) -> None:
     behind a long transaction, since every writer would queue behind this lock meanwhile."""
     if lock_timeout_ms is not None:
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
-    for spec in TABLES:
+    for spec in _tables(conn):
         conn.exec_driver_sql(f"LOCK TABLE {spec.name} IN SHARE ROW EXCLUSIVE MODE")
     if lock_timeout_ms is not None:
         conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
@@ -188,7 +203,8 @@ def to_partitioned(conn: Connection, interval: Interval, ahead_days: int = 7,
     conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
     _lock(conn, lock_timeout_ms)
     copied: dict[str, int] = {}
-    for spec in TABLES:
+    tables = _tables(conn)
+    for spec in tables:
         if spec.key == "event_ts":
             # the event's timestamp, from the (still plain, live) events table: the join drops no row, since a
             # foreign key holds every child to its event
@@ -213,9 +229,9 @@ def to_partitioned(conn: Connection, interval: Interval, ahead_days: int = 7,
             conn.exec_driver_sql(f"CREATE INDEX ix_{spec.keys_table}_ts ON {spec.keys_table} (ts)")
             conn.exec_driver_sql(f"INSERT INTO {spec.keys_table} SELECT project_id, {client}, min(ts) FROM {new} "
                                  f"GROUP BY project_id, {client}")
-    for child in EVENT_CHILDREN:
+    for child in _present(conn, EVENT_CHILDREN):
         conn.exec_driver_sql(f"ALTER TABLE {child} DROP CONSTRAINT IF EXISTS {child}_event_id_fkey")
-    for spec in reversed(TABLES):  # children first: nothing else refers to them
+    for spec in reversed(tables):  # children first: nothing else refers to them
         _swap(conn, spec)
     return copied
 
@@ -226,14 +242,15 @@ def to_plain(conn: Connection, progress: Progress = lambda _m: None,
     the live tables and swapping at the end as `to_partitioned` does. Returns rows copied per table."""
     _lock(conn, lock_timeout_ms)
     copied: dict[str, int] = {}
-    for spec in TABLES:
+    tables = _tables(conn)
+    for spec in tables:
         _build(conn, spec, partitioned=False)
         copied[spec.name] = _copy(conn, spec, f"SELECT o.* FROM {spec.name} o", progress)
-    for spec in reversed(TABLES):
+    for spec in reversed(tables):
         _swap(conn, spec)  # the partitioned table goes with its partitions
         if spec.keys_table:
             conn.exec_driver_sql(f"DROP TABLE {spec.keys_table}")
-    for child in EVENT_CHILDREN:
+    for child in _present(conn, EVENT_CHILDREN):
         conn.exec_driver_sql(f"ALTER TABLE {child} ADD CONSTRAINT {child}_event_id_fkey FOREIGN KEY (event_id) "
                              "REFERENCES events (id) ON DELETE CASCADE")
     return copied

@@ -7,16 +7,15 @@ unless the key includes that column; so when converted:
 - `events` and `feedback` (by `ts`) get primary key `(id, ts)`. Exactly-once ingestion is kept by two small
   non-partitioned tables, `event_keys` and `feedback_keys`, whose primary key is the client id per project
   (a retry whose server-assigned timestamp differs would otherwise land in another partition as a new row).
-- `event_vectors` and `event_scores` (by `event_ts`, their event's timestamp, written with them) so an
-  expired day's embeddings and scores go with its events; their foreign keys to `events` are dropped, as are
-  `drift_cluster_events`'s and `eval_scores`'s (retention and erasure delete those rows explicitly).
+- `event_vectors`, `event_scores` and `event_search` (by `event_ts`, their event's timestamp, written with
+  them) so an expired day's embeddings, scores and text vectors go with its events; their foreign keys to
+  `events` are dropped, as are `drift_cluster_events`'s and `eval_scores`'s (retention and erasure delete
+  those rows explicitly).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from monitor.models import FTS_EXPRESSION
 
 
 @dataclass(frozen=True)
@@ -34,6 +33,8 @@ class PartitionedTable:
     keys_table: str | None = None
     # the plain shape's foreign key to events (children)
     event_fk: bool = False
+    # a foreign key to projects (feedback's; events have none: docs/scaling.md, third round)
+    project_fk: bool = False
 
     def partition_name(self, suffix: str) -> str:
         return f"{self.name}_{suffix}"
@@ -48,7 +49,6 @@ EVENTS = PartitionedTable(
     unique=(("uq_events_project_client_id", ("project_id", "client_event_id")),),
     indexes=(("ix_events_project_ts", "(project_id, ts)"), ("ix_events_project_received", "(project_id, received_at)"),
              ("ix_events_project_session", "(project_id, session_id)"),
-             ("ix_events_fts", f"USING gin ({FTS_EXPRESSION})"),
              ("ix_events_metadata", "USING gin (metadata jsonb_path_ops)")),
     keys_table="event_keys",
 )
@@ -58,7 +58,7 @@ FEEDBACK = PartitionedTable(
     indexes=(("ix_feedback_project_event", "(project_id, event_client_id)"),
              ("ix_feedback_project_ts", "(project_id, ts)"),
              ("ix_feedback_project_score", "(project_id, score)")),
-    keys_table="feedback_keys",
+    keys_table="feedback_keys", project_fk=True,
 )
 EVENT_VECTORS = PartitionedTable(
     name="event_vectors", key="event_ts", id_column="event_id",
@@ -70,10 +70,14 @@ EVENT_SCORES = PartitionedTable(
     partitioned_pk=("event_id", "field", "scorer", "event_ts"), plain_pk=("event_id", "field", "scorer"),
     indexes=(("ix_event_scores_scorer_score", "(scorer, field, score)"),), event_fk=True,
 )
+EVENT_SEARCH = PartitionedTable(
+    name="event_search", key="event_ts", id_column="event_id", partitioned_pk=("event_id", "event_ts"),
+    plain_pk=("event_id",), indexes=(("ix_event_search_tsv", "USING gin (tsv)"),), event_fk=True,
+)
 # Parents first: the children's conversion reads each row's event timestamp from the converted events.
-TABLES: tuple[PartitionedTable, ...] = (EVENTS, FEEDBACK, EVENT_VECTORS, EVENT_SCORES)
+TABLES: tuple[PartitionedTable, ...] = (EVENTS, FEEDBACK, EVENT_VECTORS, EVENT_SCORES, EVENT_SEARCH)
 BY_NAME = {t.name: t for t in TABLES}
 # The client-id column of each keys table's plain unique key
 KEY_COLUMNS = {"event_keys": "client_event_id", "feedback_keys": "client_feedback_id"}
 # Tables that lose their foreign key to `events` when it is partitioned (and get it back when it is not).
-EVENT_CHILDREN = ("event_vectors", "event_scores", "drift_cluster_events", "eval_scores")
+EVENT_CHILDREN = ("event_vectors", "event_scores", "drift_cluster_events", "eval_scores", "event_search")

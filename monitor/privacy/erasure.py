@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.db import run_unit
 from monitor.evaluators.models import EvalScore
-from monitor.models import Event, Feedback
+from monitor.events.indexing import lock_search_index
+from monitor.models import Event, EventSearch, Feedback
 from monitor.partitions.service import forget_client_ids
 from monitor.pipeline.models import DriftClusterEvent, EventScore, EventVector, MetricValue
 
@@ -99,6 +100,7 @@ def count_selected(session: Session, project_id: int, sel: Selector) -> ErasureR
 def delete_batch(session: Session, project_id: int, sel: Selector, batch_size: int) -> tuple[ErasureReport, set[str]]:
     """Up to `batch_size` selected events with their vectors, scores and feedback; and the texts they held."""
     out = ErasureReport(dry_run=False)
+    lock_search_index(session)  # before reading the events: no indexer batch may then write their vectors
     rows = session.execute(
         select(Event.id, Event.client_event_id, Event.prompt, Event.response)
         .where(Event.id.in_(_selected(project_id, sel).limit(batch_size).scalar_subquery()))
@@ -111,6 +113,8 @@ def delete_batch(session: Session, project_id: int, sel: Selector, batch_size: i
     out.vectors = _rowcount(session, delete(EventVector).where(EventVector.event_id.in_(ids)))
     out.scores = _rowcount(session, delete(EventScore).where(EventScore.event_id.in_(ids))) + \
         _rowcount(session, delete(EvalScore).where(EvalScore.event_id.in_(ids)))
+    # the text vectors hold the erased words (a cascade too on plain tables; partitioned ones have none)
+    _rowcount(session, delete(EventSearch).where(EventSearch.event_id.in_(ids)))
     of_events = and_(Feedback.project_id == project_id, Feedback.event_client_id.in_(out.client_event_ids))
     feedback_ids = list(session.scalars(select(Feedback.client_feedback_id).where(of_events)))
     out.feedback = _rowcount(session, delete(Feedback).where(of_events))

@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.db import run_unit, utcnow
 from monitor.evaluators.models import EvalScore
-from monitor.models import Event, Feedback, Project
+from monitor.events.indexing import lock_search_index
+from monitor.models import Event, EventSearch, Feedback, Project
 from monitor.partitions.service import drop_partitions, expired_partitions, partition_rows, partitioned_tables
 from monitor.pipeline.models import EventScore, EventVector
 
@@ -116,8 +117,10 @@ def _batch_ids(session: Session, stmt: Select[Any], ts: Any, batch_size: int) ->
 def delete_expired_batch(session: Session, project_id: int, cutoff: datetime, batch_size: int) -> Deleted:
     """Delete up to `batch_size` expired events (their vectors and scores first) and as many expired feedback."""
     out = Deleted()
+    lock_search_index(session)  # no indexer batch may write the vectors of events deleted here
     event_ids = _batch_ids(session, _expired_events(project_id, cutoff), Event.ts, batch_size)
     if event_ids:
+        _rowcount(session, delete(EventSearch).where(EventSearch.event_id.in_(event_ids)))
         # Deleted explicitly (not only by ON DELETE CASCADE) so the run can say how many went.
         out.vectors = _rowcount(session, delete(EventVector).where(EventVector.event_id.in_(event_ids)))
         out.scores = _rowcount(session, delete(EventScore).where(EventScore.event_id.in_(event_ids))) + \

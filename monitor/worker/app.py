@@ -26,6 +26,7 @@ def _conf(settings: Settings) -> dict[str, Any]:
             "driftloop-webhooks-sweep": {"task": "driftloop.webhooks.sweep", "schedule": settings.tick_seconds},
             "driftloop-partitions": {"task": "driftloop.partitions", "schedule": settings.partition_interval_seconds},
             "driftloop-retention": {"task": "driftloop.retention", "schedule": settings.retention_interval_seconds},
+            "driftloop-search-index": {"task": "driftloop.search_index", "schedule": settings.search_index_seconds},
         },
     }
 

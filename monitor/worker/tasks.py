@@ -79,6 +79,15 @@ def partitions_task() -> dict[str, object]:
     return {"created": done.created, "moved_from_default": done.moved_from_default}
 
 
+@celery_app.task(name="driftloop.search_index")
+def search_index_task() -> dict[str, object]:
+    """Write the full-text search rows of events past the indexer's watermark (a no-op on SQLite)."""
+    from monitor.events.indexing import index_pending
+
+    done = index_pending(session_factory())
+    return {"rows": done.rows, "indexed_through": done.indexed_through}
+
+
 @celery_app.task(name="driftloop.retention")
 def retention_task() -> dict[str, object]:
     """Delete events and feedback past DRIFTLOOP_RETENTION_DAYS, in short batches (a no-op when unset)."""

@@ -5,7 +5,6 @@ scores, feedback, cluster and session; the `read` scope is required."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,8 +18,10 @@ from monitor.db import make_engine
 from monitor.evaluators.models import EvalScore
 from monitor.events import queries
 from monitor.events.filters import build_filters
+from monitor.events.indexing import index_batch
 from monitor.events.queries import toxicity_scorer_key
-from monitor.models import Event
+from monitor.events.search import ts_query
+from monitor.models import Event, EventSearch
 from monitor.pipeline.clusters import store_cluster_members
 from monitor.pipeline.models import EventScore
 from monitor.projects.service import get_project
@@ -231,21 +232,24 @@ def test_words_that_occur_together_are_not_taken_for_a_rare_search(pg_session: S
     session.execute(insert(Event), [
         {"project_id": project.id, "client_event_id": f"c{i}", "ts": T0 + timedelta(seconds=i),
          "prompt": texts[i % 5] + ("" if i % 997 else " zebra"), "response": "ok"} for i in range(3000)])
-    session.execute(text("ANALYZE events"))
+    index_batch(session)
+    index_batch(session)  # the first run reads the safe bound, the second indexes up to it
+    session.execute(text("ANALYZE events; ANALYZE event_search"))
     f = build_filters(q='"reset the password"')
-    rest = queries.conditions(session, project, replace(f, q=None))
     actual = session.scalar(select(func.count()).select_from(Event).where(*queries.conditions(session, project, f)))
-    planner = queries._estimate(session, select(Event.id).where(*queries.conditions(session, project, f)))
-    bound = queries._match_bound(session, rest, f.q or "")
+    planner = queries._estimate(session, select(EventSearch.event_id).where(
+        EventSearch.project_id == project.id, EventSearch.tsv.op("@@")(ts_query(f.q or ""))))
+    bound = queries._match_bound(session, project.id, f.q or "")
     assert actual == 1200 and planner is not None and bound is not None
     assert bound >= 0.7 * actual > planner  # the planner's guess is low; the bound is not
     # Sparse below 50 * 3000 / DENSE_SCAN_ROWS matches: 600 here, between the planner's guess and the truth.
     monkeypatch.setattr(queries, "DENSE_SCAN_ROWS", 250)
-    cond = queries.conditions(session, project, f)
-    assert not queries._sparse_search(session, project, f, cond, 50)
+    assert not queries._sparse_search(session, project, f, 50)
     rare = build_filters(q="zebra")
-    assert queries._sparse_search(session, project, rare, queries.conditions(session, project, rare), 50)
+    assert queries._sparse_search(session, project, rare, 50)
     assert len(queries.list_events(session, project, f, limit=50).items) == 50
+    zebras = queries.list_events(session, project, rare, limit=50).items
+    assert sorted(e["event_id"] for e in zebras) == sorted(f"c{i}" for i in range(3000) if i % 997 == 0)
 
 
 def test_evaluator_score_filter_uses_the_newest_version(client: TestClient, session: Session,

@@ -16,9 +16,9 @@ structure (genomic control, Devlin & Roeder 1999):
 2. **Does the traffic move on its own?** The same for blocks of randomly chosen reference rows (pure
    sampling noise); a one-sided Mann-Whitney test asks whether the time blocks' scores exceed the random
    blocks' (signed scores: a random block below its null is no evidence of stationarity, and squaring
-   would let it mask a movement), for mmd and knn. Whether the traffic moves is one question about the
-   traffic, so the two p-values are combined by Bonferroni (2 x the smaller) and every method (the
-   classifier too) shares the verdict: a movement one statistic sees clearly and the other only weakly
+   would let it mask a movement), for each of mmd, knn and novelty that is configured (kNN's blocks stand in
+   for the classifier's). Whether the traffic moves is one question about the traffic, so the p-values are
+   combined by Bonferroni (#gated x the smallest) and every method (the classifier too) shares the verdict: a movement one statistic sees clearly and the other only weakly
    (kNN in blocks much smaller than the window) is calibrated for both. Not significant at `gate` (0.01):
    the traffic is stationary at this resolution, λ = 1, and the window's own null decides, which keeps
    full sensitivity on steady traffic.
@@ -54,13 +54,16 @@ from threadpoolctl import threadpool_limits
 from monitor.drift.classifier import DEFAULT_CLASSIFIER_MIN_EFFECT, classifier_test
 from monitor.drift.knn import knn_test
 from monitor.drift.mmd import DEFAULT_MMD_MIN_EFFECT, median_bandwidth, mmd_test
+from monitor.drift.novelty import novelty_test
 from monitor.drift.null import deflated_p, inflation, normal_score, required_score, tail_p
 from monitor.drift.result import DriftResult
 
-CALIBRATED_METHODS = ("mmd", "knn", "classifier")
-GATED_METHODS = ("mmd", "knn")
-"""Methods whose own time blocks are tested for non-stationarity; others share kNN's verdict."""
-FALLBACK_FLOORS = {"mmd": DEFAULT_MMD_MIN_EFFECT, "knn": 0.05, "classifier": DEFAULT_CLASSIFIER_MIN_EFFECT}
+CALIBRATED_METHODS = ("mmd", "knn", "classifier", "novelty")
+GATED_METHODS = ("mmd", "knn", "novelty")
+"""Methods whose own time blocks are tested for non-stationarity (when they are configured); the classifier
+shares kNN's verdict."""
+FALLBACK_FLOORS = {"mmd": DEFAULT_MMD_MIN_EFFECT, "knn": 0.05, "classifier": DEFAULT_CLASSIFIER_MIN_EFFECT,
+                   "novelty": 0.05}
 """Conservative floors for references too small to calibrate: the pre-calibration defaults (docs/drift.md)."""
 MIN_BLOCK = 30
 CALIBRATION_PERMUTATIONS = 200
@@ -130,6 +133,8 @@ def _block_score(method: str, rest: np.ndarray, block: np.ndarray, seed: int, ba
                        bandwidth=bandwidth)
     elif method == "knn":
         res = knn_test(rest, block, seed=seed, n_permutations=CALIBRATION_PERMUTATIONS)
+    elif method == "novelty":
+        res = novelty_test(rest, block, seed=seed)
     else:
         res = classifier_test(rest, block, seed=seed, min_effect=0.0)
     return result_score(res)

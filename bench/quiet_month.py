@@ -1,7 +1,10 @@
 """A month of non-stationary quiet traffic through the default drift decision: how many false pages?
 
-    python bench/quiet_month.py                          # 30 days, shift from day 20 (hours of CPU)
+    python bench/quiet_month.py --jobs 2                 # 30 days, shift from day 20 (~12 CPU-hours at mmd + knn)
     python bench/quiet_month.py --days 0.25 --shift-day 0.2   # a slice; re-run the same command to resume
+    python bench/quiet_month.py --days 1                 # ... or with more --days to extend a run in place
+    python bench/quiet_month.py --methods novelty --start-day 19.98 --days 20.05   # the shift, one detector
+    python bench/quiet_month.py --methods mmd,knn,novelty --days 1 --rejudge A.jsonl B.jsonl   # subsets combined
 
 Traffic (public HWU64 queries, held out from every calibration choice; bench/data/README.md): 5-minute
 windows of ~1,000 events (Poisson), 8 segments (`region` r0..r7, each with its own fixed intent tilt)
@@ -13,15 +16,20 @@ mix as a bot's answers would). Ten intents (each from a domain that keeps others
 `--shift-day`; from then on 15% of every window comes from them.
 
 Decision, exactly as the pipeline at defaults: reference = a pinned day (day 0 of the same simulator,
-subsampled in arrival order to `--reference-size` per segment, like `drift_max_samples`), `mmd` and `knn`
-calibrated on it per segment and field (monitor/drift/thresholds.py), Benjamini-Hochberg at 0.01 over the
-window's 36 rows (9 segments x 2 fields x 2 methods). Pages follow the alert-rule semantics: one rule per
-drift metric (field x method) over every segment with `field = flagged`, `for_windows` (default 2)
-consecutive flagged windows fire it, an unflagged window resolves it, and a page is a transition to firing.
+subsampled in arrival order to `--reference-size` per segment, like `drift_max_samples`), the project's default
+`drift_methods` (or `--methods`) calibrated on it per segment and field (monitor/drift/thresholds.py; window
+sizes bucketed to a power of two as the pipeline does), each segment's λ at least `all`'s carried to it
+(`with_segment_lambda`), Benjamini-Hochberg at 0.01 over the window's rows (9 segments x 2 fields x methods).
+Pages follow the alert-rule semantics: one rule per drift metric (field x method) over every segment with
+`field = flagged`, `for_windows` (default 2) consecutive flagged windows fire it, an unflagged window resolves
+it, and a page is a transition to firing.
 
 Reported: false pages before the shift (and per 30 days), flagged windows before it, windows from the shift
-to the first page. Progress is checkpointed in bench/results/quiet_month_<args>.jsonl (one line per window,
-with every row's normal score) after every window.
+to the first page, and the same scores judged with each segment's own λ only. Progress is checkpointed in
+bench/results/quiet_month_<args>.jsonl (one line per window, with every row's normal score) after every window,
+and the reference's calibrations in bench/results/quiet_month_calibrations_<args>.json (shared by runs over other
+day ranges). `--jobs N` forks N workers (calibrations, then windows in order); every window's events and seeds
+are a function of its index, so results do not depend on N (checked: 1 vs 2 give identical checkpoints).
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """A month of non-stationary quiet traffic through the default drift decision: how many false pages?
 
-    python bench/quiet_month.py                          # 30 days, shift from day 20 (hours of CPU)
+    python bench/quiet_month.py --jobs 2                 # 30 days, shift from day 20 (~12 CPU-hours at mmd + knn)
     python bench/quiet_month.py --days 0.25 --shift-day 0.2   # a slice; re-run the same command to resume
+    python bench/quiet_month.py --days 1                 # ... or with more --days to extend a run in place
+    python bench/quiet_month.py --methods novelty --start-day 19.98 --days 20.05   # the shift, one detector
+    python bench/quiet_month.py --methods mmd,knn,novelty --days 1 --rejudge A.jsonl B.jsonl   # subsets combined
 
 Traffic (public HWU64 queries, held out from every calibration choice; bench/data/README.md): 5-minute
 windows of ~1,000 events (Poisson), 8 segments (`region` r0..r7, each with its own fixed intent tilt)
@@ -13,21 +16,27 @@ mix as a bot's answers would). Ten intents (each from a domain that keeps others
 `--shift-day`; from then on 15% of every window comes from them.
 
 Decision, exactly as the pipeline at defaults: reference = a pinned day (day 0 of the same simulator,
-subsampled in arrival order to `--reference-size` per segment, like `drift_max_samples`), `mmd` and `knn`
-calibrated on it per segment and field (monitor/drift/thresholds.py), Benjamini-Hochberg at 0.01 over the
-window's 36 rows (9 segments x 2 fields x 2 methods). Pages follow the alert-rule semantics: one rule per
-drift metric (field x method) over every segment with `field = flagged`, `for_windows` (default 2)
-consecutive flagged windows fire it, an unflagged window resolves it, and a page is a transition to firing.
+subsampled in arrival order to `--reference-size` per segment, like `drift_max_samples`), the project's default
+`drift_methods` (or `--methods`) calibrated on it per segment and field (monitor/drift/thresholds.py; window
+sizes bucketed to a power of two as the pipeline does), each segment's λ at least `all`'s carried to it
+(`with_segment_lambda`), Benjamini-Hochberg at 0.01 over the window's rows (9 segments x 2 fields x methods).
+Pages follow the alert-rule semantics: one rule per drift metric (field x method) over every segment with
+`field = flagged`, `for_windows` (default 2) consecutive flagged windows fire it, an unflagged window resolves
+it, and a page is a transition to firing.
 
 Reported: false pages before the shift (and per 30 days), flagged windows before it, windows from the shift
-to the first page. Progress is checkpointed in bench/results/quiet_month_<args>.jsonl (one line per window,
-with every row's normal score) after every window.
+to the first page, and the same scores judged with each segment's own λ only. Progress is checkpointed in
+bench/results/quiet_month_<args>.jsonl (one line per window, with every row's normal score) after every window,
+and the reference's calibrations in bench/results/quiet_month_calibrations_<args>.json (shared by runs over other
+day ranges). `--jobs N` forks N workers (calibrations, then windows in order); every window's events and seeds
+are a function of its index, so results do not depend on N (checked: 1 vs 2 give identical checkpoints).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import sys
 import time
 from pathlib import Path
@@ -43,14 +52,15 @@ from monitor.drift.budget import bh_decisions, monthly_false_pages  # noqa: E402
 from monitor.drift.calibration import IntentPool, load_intent_pool  # noqa: E402
 from monitor.drift.null import deflated_p  # noqa: E402
 from monitor.drift.thresholds import (  # noqa: E402
+    CALIBRATED_METHODS,
     Calibration,
     apply_calibration,
     calibrate_methods,
-    effective_size,
-    segment_lambda,
+    result_score,
+    with_segment_lambda,
 )
+from monitor.pipeline.calibrations import window_bucket  # noqa: E402
 
-METHODS = ("mmd", "knn")
 FIELDS = ("prompt", "response")
 WINDOWS_PER_DAY = 288
 
@@ -110,7 +120,14 @@ def masks(seg: np.ndarray, segments: int) -> dict[str, np.ndarray]:
     return out
 
 
-def main() -> None:
+def default_methods() -> tuple[str, ...]:
+    """The project default `drift_methods` (monitor/pipeline/config.py): the bench judges what a project gets."""
+    from monitor.pipeline.config import ProjectConfig
+
+    return tuple(ProjectConfig().drift_methods)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--shift-day", type=float, default=20.0, help="day the 15%% new-intent shift starts")
@@ -125,87 +142,269 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--calibration-blocks", type=int, default=8, help="drift_calibration_blocks (default 8)")
     parser.add_argument("--seed", type=int, default=30)
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated drift methods (default: the project default `drift_methods`)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="worker processes: calibrations and windows in parallel (results do not depend on it: "
+                        "every window's events and detector seeds are a function of its index)")
     parser.add_argument("--report-only", action="store_true", help="report the checkpoint of these arguments as it is")
-    args = parser.parse_args()
+    parser.add_argument("--rejudge", nargs="+", type=Path, metavar="CHECKPOINT",
+                        help="judge the windows these checkpoints (of subsets of --methods) share as one run of "
+                        "--methods, from their stored scores (needs this method set's calibrations)")
+    args = parser.parse_args(argv)
+    args.methods = tuple(args.methods.split(",")) if args.methods else default_methods()
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    return args
 
-    pool = load_intent_pool("hwu64")
-    sim = Simulator(pool, segments=args.segments, seed=args.seed)
-    labels = segment_labels(args.segments)
-    tag = "_".join(f"{k}{v}" for k, v in sorted(vars(args).items())
-                   if k != "report_only" and not (k == "start_day" and v == 0.0))
-    ckpt = ROOT / "bench" / "results" / f"quiet_month_{tag}.jsonl"
+
+def _tag(args: argparse.Namespace, skip: tuple[str, ...]) -> str:
+    return "_".join(f"{k}{','.join(v) if isinstance(v, tuple) else v}" for k, v in sorted(vars(args).items())
+                    if k not in skip and not (k == "start_day" and v == 0.0))
+
+
+def checkpoint_path(args: argparse.Namespace) -> Path:
+    """The checkpoint of these arguments. `--jobs` and `--report-only` do not change results, and `--days` only
+    where the run stops (a window is a function of its index), so none of them is in the name: a run is extended
+    by running it again with more days."""
+    return ROOT / "bench" / "results" / f"quiet_month_{_tag(args, ('report_only', 'jobs', 'days', 'rejudge'))}.jsonl"
+
+
+CALIBRATION_ARGS = ("alpha", "calibration_blocks", "events", "methods", "reference_size", "seed", "segments")
+
+
+def calibration_path(args: argparse.Namespace) -> Path:
+    """The reference's calibrations depend on these arguments only: runs over other day ranges or shifts share
+    them (they cost minutes at 2,000-row references)."""
+    skip = tuple(k for k in vars(args) if k not in CALIBRATION_ARGS)
+    return ROOT / "bench" / "results" / f"quiet_month_calibrations_{_tag(args, skip)}.json"
+
+
+class Run:
+    """What every window needs: the simulator, the references, their calibrations (each segment's with the
+    whole traffic's λ carried to it, as in the pipeline). Built once in the parent; `--jobs` workers are forked
+    and inherit it."""
+
+    def __init__(self, args: argparse.Namespace, state: dict[str, Any]) -> None:
+        self.args = args
+        self.pool = load_intent_pool("hwu64")
+        self.sim = Simulator(self.pool, segments=args.segments, seed=args.seed)
+        self.labels = segment_labels(args.segments)
+        # The reference: a pinned day (day -1 .. 0 of the simulator), subsampled per segment in arrival order.
+        day = [self.sim.events(-1.0 + w / WINDOWS_PER_DAY, -1.0 + (w + 1) / WINDOWS_PER_DAY, args.events, 0.0,
+                               key=10**6 + w)
+               for w in range(WINDOWS_PER_DAY)]  # window by window: every window its own noise, as in the stream
+        rp, rr, rs = (np.concatenate([d[i] for d in day]) for i in range(3))
+        self.ref: dict[tuple[str, str], np.ndarray] = {}
+        rng = np.random.default_rng(args.seed)
+        for label, m in masks(rs, args.segments).items():
+            idx = np.flatnonzero(m)
+            size = min(idx.size, 2 * args.reference_size if label == "all" else args.reference_size)
+            keep = np.sort(rng.choice(idx, size, replace=False))
+            for field, rows in (("prompt", rp), ("response", rr)):
+                self.ref[(label, field)] = self.pool.vectors[rows[keep]]
+        # Window sizes as the pipeline buckets them (a power of two: 1,024 for `all`, 128 for a segment).
+        self.n_window = {label: window_bucket(int(args.events * (1 if label == "all" else 1 / args.segments)))
+                         for label in self.labels}
+        self.calibrated = tuple(m for m in args.methods if m in CALIBRATED_METHODS)
+        self.own: dict[tuple[str, str], dict[str, Calibration]] = {}
+        self.eff: dict[tuple[str, str], dict[str, Calibration]] = {}
+        if "calibrations" in state:  # a resumed run reads them back: they are a function of the arguments
+            for key, cal in state["calibrations"].items():
+                label, field, method = key.split("|")
+                self.own.setdefault((label, field), {})[method] = Calibration.from_dict(cal)
+
+    def calibrate(self, keys: list[tuple[str, str]], jobs: int) -> None:
+        """Calibrations of the given (segment, field) references, `jobs` at a time."""
+        global _RUN
+        _RUN = self
+        if jobs > 1:
+            with mp.get_context("fork").Pool(jobs) as workers:
+                done = workers.map(_calibrate_one, keys, chunksize=1)
+        else:
+            done = [_calibrate_one(key) for key in keys]
+        self.own.update(dict(zip(keys, done, strict=True)))
+
+    def effective(self) -> dict[tuple[str, str], dict[str, Calibration]]:
+        return effective_calibrations(self.own)
+
+    def window(self, w: int) -> dict[str, Any]:
+        """One window's rows: every (segment, field, method) test, BH over them with segment λ."""
+        args = self.args
+        t0 = w / WINDOWS_PER_DAY
+        shift = args.shift if t0 >= args.shift_day else 0.0
+        n = int(np.random.default_rng([args.seed, w, 7]).poisson(args.events))
+        cp, cr, cs = self.sim.events(t0, t0 + 1 / WINDOWS_PER_DAY, n, shift, key=w)
+        keys, p_cal, scores = [], [], []
+        for label, m in masks(cs, args.segments).items():
+            for field, rows in (("prompt", cp), ("response", cr)):
+                cur = self.pool.vectors[rows[m]]
+                if cur.shape[0] < 100:  # drift_min_samples: insufficient, not judged
+                    continue
+                for method in args.methods:
+                    key = f"{label}|{field}|{method}"
+                    res = get_detector(method)(self.ref[(label, field)], cur, alpha=args.alpha, seed=w, min_effect=0.0)
+                    if method in self.calibrated:
+                        judged = apply_calibration(res, self.eff[(label, field)][method], args.alpha)
+                        p_cal.append(float(judged.details["p_calibrated"]))
+                        scores.append(round(float(judged.details["score"]), 4))
+                    else:  # an uncalibrated method: its own p-value enters the budget
+                        p_cal.append(float(res.p_value if res.p_value is not None else 1.0))
+                        scores.append(round(float(result_score(res)), 4))
+                    keys.append(key)
+        flags = bh_decisions(p_cal, args.alpha) if p_cal else np.zeros(0, dtype=bool)
+        # The raw normal scores are kept with the flags, so other decision rules (budget level, persistence, own
+        # λ only) can be judged on the very same detector runs without running them again.
+        return {"w": w, "shift": shift, "n": n, "flagged": [k for k, f in zip(keys, flags, strict=True) if f],
+                "scores": dict(zip(keys, scores, strict=True))}
+
+
+def effective_calibrations(
+    own: dict[tuple[str, str], dict[str, Calibration]],
+) -> dict[tuple[str, str], dict[str, Calibration]]:
+    """Each segment's calibration with `all`'s λ carried to it (`with_segment_lambda`, as the pipeline)."""
+    out = {}
+    for (label, field), cals in own.items():
+        whole = own[("all", field)]
+        out[(label, field)] = cals if label == "all" else {
+            m: with_segment_lambda(c, whole[m]) if m in whole else c for m, c in cals.items()}
+    return out
+
+
+def rejudge(args: argparse.Namespace, paths: list[Path]) -> dict[str, Any]:
+    """The windows the given checkpoints have in common, judged as one run with `--methods`: every row's stored
+    normal score, each method's calibration for this method set (its shared stationarity gate), segment λ, BH
+    over the window's rows. A detector's score depends only on the window, the reference and the seed, so
+    checkpoints of method subsets combine into exactly what a run of their union computes."""
+    shared = calibration_path(args)
+    if not shared.exists():
+        raise SystemExit(f"no calibrations for these arguments ({shared}): run them once first (e.g. --days 0)")
+    stored = json.loads(shared.read_text())
+    own: dict[tuple[str, str], dict[str, Calibration]] = {}
+    for key, cal in stored.items():
+        label, field, method = key.split("|")
+        own.setdefault((label, field), {})[method] = Calibration.from_dict(cal)
+    eff = effective_calibrations(own)
+    first, total = round(args.start_day * WINDOWS_PER_DAY), round(args.days * WINDOWS_PER_DAY)
+    merged: dict[int, dict[str, Any]] | None = None
+    for path in paths:
+        rows = {}
+        for line in path.read_text().splitlines():
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            if "w" in item and first <= item["w"] < total:
+                rows[item["w"]] = item
+        if merged is None:
+            merged = {w: {**row, "scores": dict(row["scores"])} for w, row in rows.items()}
+            continue
+        for w in list(merged):
+            if w not in rows or rows[w]["shift"] != merged[w]["shift"] or rows[w]["n"] != merged[w]["n"]:
+                del merged[w]
+            else:
+                merged[w]["scores"].update(rows[w]["scores"])
+    windows = []
+    for w in sorted(merged or {}):
+        row = merged[w]  # type: ignore[index]
+        keys = [k for k in row["scores"] if k.split("|")[2] in args.methods]
+        p_values = []
+        for key in keys:
+            label, field, method = key.split("|")
+            cal = eff[(label, field)][method]
+            if cal.source == "fallback":  # the raw p-value is not stored; never the case at these reference sizes
+                raise SystemExit(f"{key}: fallback calibration, cannot be judged from the stored score")
+            p_values.append(deflated_p(float(row["scores"][key]), cal.lam))
+        flags = bh_decisions(p_values, args.alpha) if p_values else np.zeros(0, dtype=bool)
+        windows.append({"w": w, "shift": row["shift"], "n": row["n"],
+                        "flagged": [k for k, f in zip(keys, flags, strict=True) if f],
+                        "scores": {k: row["scores"][k] for k in keys}})
+    return {"args": vars(args), "windows": windows, "calibrations": stored}
+
+
+_RUN: Run | None = None
+"""The run a forked worker inherits (set in the parent before the pool starts)."""
+
+
+def _calibrate_one(key: tuple[str, str]) -> dict[str, Calibration]:
+    assert _RUN is not None
+    args = _RUN.args
+    return calibrate_methods(_RUN.ref[key], _RUN.calibrated, seed=args.seed, window_size=_RUN.n_window[key[0]],
+                             alpha=args.alpha, n_blocks=args.calibration_blocks) if _RUN.calibrated else {}
+
+
+def _window(w: int) -> tuple[dict[str, Any], float]:
+    assert _RUN is not None
+    cpu = time.process_time()
+    row = _RUN.window(w)
+    return row, time.process_time() - cpu
+
+
+def main(argv: list[str] | None = None) -> None:
+    global _RUN
+    args = parse_args(argv)
+    if args.rejudge:
+        report(rejudge(args, args.rejudge), args)
+        return
+    ckpt = checkpoint_path(args)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     state = load_checkpoint(ckpt, args)
     if args.report_only:
         report(state, args)
         return
 
-    # The reference: a pinned day (day -1 .. 0 of the simulator), subsampled per segment in arrival order.
     started = time.perf_counter()
-    day = [sim.events(-1.0 + w / WINDOWS_PER_DAY, -1.0 + (w + 1) / WINDOWS_PER_DAY, args.events, 0.0, key=10**6 + w)
-           for w in range(WINDOWS_PER_DAY)]  # window by window: every window its own noise, as in the stream
-    rp, rr, rs = (np.concatenate([d[i] for d in day]) for i in range(3))
-    ref: dict[tuple[str, str], np.ndarray] = {}
-    cals: dict[tuple[str, str], dict[str, Calibration]] = {}
-    rng = np.random.default_rng(args.seed)
-    n_window = {label: int(args.events * (1 if label == "all" else 1 / args.segments)) for label in labels}
-    for label, m in masks(rs, args.segments).items():
-        idx = np.flatnonzero(m)
-        size = min(idx.size, 2 * args.reference_size if label == "all" else args.reference_size)
-        keep = np.sort(rng.choice(idx, size, replace=False))
-        for field, rows in (("prompt", rp), ("response", rr)):
-            ref[(label, field)] = pool.vectors[rows[keep]]
-            cals[(label, field)] = calibrate_methods(ref[(label, field)], METHODS, seed=args.seed,
-                                                     window_size=n_window[label], alpha=args.alpha,
-                                                     n_blocks=args.calibration_blocks)
-    lam = {f"{k[0]}|{k[1]}|{m}": c.lam for k, v in cals.items() for m, c in v.items()}
-    if "lambda" not in state:
+    in_checkpoint = "calibrations" in state
+    shared = calibration_path(args)
+    if not in_checkpoint and shared.exists():
+        state["calibrations"] = json.loads(shared.read_text())
+    run = Run(args, state)
+    missing = [(label, field) for label in run.labels for field in FIELDS if (label, field) not in run.own]
+    if missing:
+        run.calibrate(missing, args.jobs)
+        state["calibrations"] = {f"{k[0]}|{k[1]}|{m}": c.to_dict() for k, v in run.own.items() for m, c in v.items()}
+        shared.write_text(json.dumps(state["calibrations"]))
+    if not in_checkpoint or missing:  # the checkpoint records what its windows were judged with
         with ckpt.open("a") as out:
-            out.write(json.dumps({"lambda": lam}) + "\n")
-    state["lambda"] = lam
+            out.write(json.dumps({"calibrations": state["calibrations"]}) + "\n")
+    run.eff = run.effective()
+    _RUN = run
+    lam = {f"{k[0]}|{k[1]}|{m}": c.lam for k, v in run.own.items() for m, c in v.items()}
+    eff = {f"{k[0]}|{k[1]}|{m}": c.lam for k, v in run.eff.items() for m, c in v.items()}
     print("λ of `all`: " + ", ".join(f"{k.split('|', 1)[1]} {v:.1f}" for k, v in lam.items() if k.startswith("all|")),
           file=sys.stderr, flush=True)
-    print(f"reference calibrated in {time.perf_counter() - started:.0f} s; λ > 1 for "
-          f"{sum(v > 1 for v in lam.values())} of {len(lam)} (segment, field, method); max λ {max(lam.values()):.2f}",
+    print(f"reference calibrated in {time.perf_counter() - started:.0f} s; own λ > 1 for "
+          f"{sum(v > 1 for v in lam.values())} of {len(lam)} (segment, field, method), with `all`'s carried "
+          f"{sum(v > 1 for v in eff.values())}; max λ {max(lam.values(), default=1.0):.2f}",
           file=sys.stderr, flush=True)
 
     total = round(args.days * WINDOWS_PER_DAY)
     first = round(args.start_day * WINDOWS_PER_DAY)
-    done = first + len(state["windows"])
-    for w in range(done, total):
-        t0 = w / WINDOWS_PER_DAY
-        shift = args.shift if t0 >= args.shift_day else 0.0
-        n = int(np.random.default_rng([args.seed, w, 7]).poisson(args.events))
-        cp, cr, cs = sim.events(t0, t0 + 1 / WINDOWS_PER_DAY, n, shift, key=w)
-        keys, p_cal, scores = [], [], []
-        for label, m in masks(cs, args.segments).items():
-            for field, rows in (("prompt", cp), ("response", cr)):
-                cur = pool.vectors[rows[m]]
-                if cur.shape[0] < 100:  # drift_min_samples: insufficient, not judged
-                    continue
-                for method in METHODS:
-                    res = get_detector(method)(ref[(label, field)], cur, alpha=args.alpha, seed=w, min_effect=0.0)
-                    judged = apply_calibration(res, cals[(label, field)][method], args.alpha)
-                    keys.append(f"{label}|{field}|{method}")
-                    p_cal.append(float(judged.details["p_calibrated"]))
-                    scores.append(round(float(judged.details["score"]), 4))
-        flags = bh_decisions(p_cal, args.alpha) if p_cal else np.zeros(0, dtype=bool)
-        # The raw normal scores are kept with the flags, so other decision rules (budget level, persistence)
-        # can be judged on the very same detector runs without running them again.
-        state["windows"].append({"w": w, "shift": shift, "n": n, "flagged": [k for k, f in zip(keys, flags, strict=True)
-                                                                              if f],
-                                 "scores": dict(zip(keys, scores, strict=True))})
-        with ckpt.open("a") as out:  # append-only: a month is ~8,640 lines, never rewritten
-            out.write(json.dumps(state["windows"][-1]) + "\n")
-        elapsed = time.perf_counter() - started
-        print(f"\rwindow {w + 1}/{total} day {t0:.2f} flagged {len(state['windows'][-1]['flagged'])} "
-              f"({elapsed:.0f} s, {elapsed / (w + 1 - done):.1f} s/window)", end="", file=sys.stderr, flush=True)
+    done = {row["w"] for row in state["windows"]}
+    todo = [w for w in range(first, total) if w not in done]
+    loop = time.perf_counter()
+    cpu_total = 0.0
+    workers = mp.get_context("fork").Pool(args.jobs) if args.jobs > 1 else None
+    try:
+        results = workers.imap(_window, todo, chunksize=1) if workers else map(_window, todo)
+        for i, (row, cpu) in enumerate(results, start=1):  # in window order: the checkpoint stays ordered
+            state["windows"].append(row)
+            with ckpt.open("a") as out:  # append-only: a month is ~8,640 lines, never rewritten
+                out.write(json.dumps(row) + "\n")
+            cpu_total += cpu
+            elapsed = time.perf_counter() - loop
+            print(f"\rwindow {row['w'] + 1}/{total} day {row['w'] / WINDOWS_PER_DAY:.2f} flagged {len(row['flagged'])} "
+                  f"({elapsed:.0f} s, {i / elapsed * 3600:.0f} windows/hour, {cpu_total / i:.1f} CPU-s/window)",
+                  end="", file=sys.stderr, flush=True)
+    finally:
+        if workers:
+            workers.terminate()
     print(file=sys.stderr)
     report(state, args)
 
 
 def load_checkpoint(path: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """{"args", "windows", and "lambda" once calibrated} from the append-only checkpoint (created if missing).
+    """{"args", "windows", and "calibrations" once calibrated} from the append-only checkpoint (created if missing).
     A partly written last line (a killed run) is dropped: that window is computed again."""
     if not path.exists():
         path.write_text(json.dumps({"args": vars(args)}) + "\n")
@@ -220,10 +419,14 @@ def load_checkpoint(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         good.append(line)
         if "w" in item:
             state["windows"].append(item)
-        elif "lambda" in item:
-            state["lambda"] = item["lambda"]
+        elif "calibrations" in item:
+            state["calibrations"] = item["calibrations"]
     if len(good) < len(lines):
         path.write_text("".join(f"{line}\n" for line in good))
+    state["windows"].sort(key=lambda row: row["w"])
+    # Only the windows of this run's day range (a longer run of the same checkpoint may have written more).
+    first, total = round(args.start_day * WINDOWS_PER_DAY), round(args.days * WINDOWS_PER_DAY)
+    state["windows"] = [row for row in state["windows"] if first <= row["w"] < total]
     return state
 
 
@@ -231,7 +434,7 @@ def pages(state: dict[str, Any], args: argparse.Namespace, need: int, of: int) -
     """(false pages before the shift, windows from the shift to the first page) when a rule fires once `need` of
     its last `of` windows are flagged (need = of = for_windows: the alert rule's consecutive windows). One rule
     per drift metric (field x method) and segment; a page is a transition to firing."""
-    rules = [f"{f}|{m}" for f in FIELDS for m in METHODS]
+    rules = [f"{f}|{m}" for f in FIELDS for m in args.methods]
     recent: dict[tuple[str, str], list[bool]] = {}
     firing: dict[tuple[str, str], bool] = {}
     quiet_pages = 0
@@ -256,34 +459,26 @@ def pages(state: dict[str, Any], args: argparse.Namespace, need: int, of: int) -
     return quiet_pages, first_page_after_shift
 
 
-def judge_segment_lambda(state: dict[str, Any], args: argparse.Namespace) -> None:
-    """The stored scores judged again with every segment's λ at least the `all` λ carried to the segment's size
-    (monitor/drift/thresholds.py `segment_lambda`), BH at alpha over the window's rows as before."""
-    lam = state.get("lambda")
+def judge_own_lambda(state: dict[str, Any], args: argparse.Namespace) -> None:
+    """The stored scores judged again with every segment's own λ only (the pipeline before segment λ), BH at
+    alpha over the window's rows as before: what `with_segment_lambda` changes on the very same detector runs."""
+    cals = state.get("calibrations")
     windows = [row for row in state["windows"] if "scores" in row]
-    if not lam or not windows:
+    if not cals or not windows:
         return
     flagged = []
     for row in windows:
         keys = list(row["scores"])
-        p_values = []
-        for key in keys:
-            label, field, method = key.split("|")
-            own = float(lam[key])
-            if label != "all":
-                h_seg = effective_size(max(1, round(row["n"] / args.segments)), args.reference_size)
-                h_all = effective_size(row["n"], 2 * args.reference_size)
-                own = segment_lambda(own, float(lam[f"all|{field}|{method}"]), h_seg, h_all)
-            p_values.append(deflated_p(float(row["scores"][key]), own))
+        p_values = [deflated_p(float(row["scores"][key]), float(cals[key]["lam"])) if key in cals else 1.0
+                    for key in keys]
         flags = bh_decisions(p_values, args.alpha)
         flagged.append({**row, "flagged": [k for k, f in zip(keys, flags, strict=True) if f]})
     quiet = [row for row in flagged if row["shift"] == 0]
     quiet_pages, first = pages({"windows": flagged}, args, args.for_windows, args.for_windows)
-    print(f"\nSegments' λ at least the `all` λ carried to their size (same {len(windows)} windows, same scores): "
+    print(f"\nWithout segment λ (each segment's own λ only; same {len(windows)} windows, same scores): "
           f"{sum(bool(r['flagged']) for r in quiet)} of {len(quiet)} quiet windows flagged, "
           f"{sum(len(r['flagged']) for r in quiet)} rows, {quiet_pages} false pages; "
-          f"first page after the shift: {first or 'not paged'}; flagged rows per shifted window: "
-          f"{[len(r['flagged']) for r in flagged if r['shift'] > 0][:12]}")
+          f"first page after the shift: {first or 'not paged'}")
 
 
 def report(state: dict[str, Any], args: argparse.Namespace) -> None:
@@ -302,7 +497,7 @@ def report(state: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"| false pages | {quiet_pages} |")
     if days > 0:
         print(f"| false pages per 30 days (extrapolated) | {quiet_pages / days * 30:.2f} |")
-    rows = len(segment_labels(args.segments)) * len(FIELDS) * len(METHODS)
+    rows = len(segment_labels(args.segments)) * len(FIELDS) * len(args.methods)
     flags = sum(len(row["flagged"]) for row in state["windows"] if row["shift"] == 0)
     if quiet_windows:
         rate = flags / (quiet_windows * rows)
@@ -316,7 +511,7 @@ def report(state: dict[str, Any], args: argparse.Namespace) -> None:
     if shift_start:
         paged = first_page_after_shift or "not paged"
         print(f"| windows from the {args.shift:.0%} shift to the first page | {paged} |")
-    judge_segment_lambda(state, args)
+    judge_own_lambda(state, args)
     print("\nThe same flags under other persistence rules (a rule fires when `need` of its last `of` windows are "
           "flagged):\n\n| rule | false pages | per 30 days | windows from the shift to the first page |\n"
           "|---|---:|---:|---:|")

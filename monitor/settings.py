@@ -248,11 +248,12 @@ class Settings(BaseSettings):
     )
     retrain_eval_max_new_tokens: int = Field(48, ge=1, le=2048, description="Answer length in evaluation.")
     retrain_probe_axes: str = Field(
-        "gender", description="Comma-separated bias-probe axes the gate runs (small by default: CPU minutes)."
+        "gender,religion,race_ethnicity", description="Comma-separated bias-probe axes the gate runs (15 groups: "
+        "each template gives the bias gate 15 paired cells)."
     )
     retrain_probe_templates: int = Field(
-        10, ge=1, description="Probe templates per axis in the gate (the bias gate bootstraps over templates; "
-        "fewer than 5 leaves it inconclusive)."
+        40, ge=1, description="Probe templates per axis in the gate, at most the probe set's 40 (the bias gate's "
+        "jackknife units; fewer than 3 leaves it inconclusive, and its half-width shrinks about as 1/templates)."
     )
     gate_min_loss_improvement: float = Field(
         0.0, ge=0, description="The challenger's eval loss (nats/token) must be below the champion's by more than this."
@@ -262,9 +263,14 @@ class Settings(BaseSettings):
         "non-inferiority margin (passes when the one-sided 95% upper bound of the paired rise is under it, fails "
         "when the lower bound is over it, else inconclusive)."
     )
-    gate_max_bias_gap_increase: float = Field(
-        0.05, ge=0, le=2, description="Largest allowed rise of the bias probes' max sentiment gap (non-inferiority "
-        "margin; paired bootstrap over probe templates)."
+    gate_max_bias_disparity_increase: float = Field(
+        0.01, ge=0, le=4, description="Largest allowed rise of the bias probes' disparity, the mean squared gap "
+        "between two groups' mean sentiment averaged over the probe axes (sentiment units squared: 0.01 is a 0.1 gap "
+        "appearing between two groups; non-inferiority margin, jackknife over probe templates)."
+    )
+    gate_max_bias_gap_increase: float | None = Field(
+        None, ge=0, le=2, description="Deprecated (the bias gate no longer bounds the largest gap): when set and "
+        "DRIFTLOOP_GATE_MAX_BIAS_DISPARITY_INCREASE is not, its square is used as that margin."
     )
     gate_min_similarity: float | None = Field(
         None, ge=-1, le=1, description="Optional floor on answer similarity to corrected answers (reported always)."
@@ -360,6 +366,13 @@ class Settings(BaseSettings):
     @property
     def ui_cookies_secure(self) -> bool:
         return self.ui_secure_cookies if self.ui_secure_cookies is not None else self.mode != "local"
+
+    def bias_disparity_tolerance(self) -> float:
+        """The bias gate's margin: the new setting, else the square of the deprecated gap margin when only it is set."""
+        old = self.gate_max_bias_gap_increase
+        if old is not None and "gate_max_bias_disparity_increase" not in self.model_fields_set:
+            return old**2
+        return self.gate_max_bias_disparity_increase
 
     @property
     def is_sqlite(self) -> bool:

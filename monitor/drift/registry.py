@@ -47,6 +47,7 @@ BUILTIN_MODULES = (
     "monitor.drift.evidently_methods",  # "evidently_*"
     "monitor.drift.knn",  # "knn"
     "monitor.drift.mmd",  # "mmd"
+    "monitor.drift.novelty",  # "novelty"
     "monitor.drift.univariate",  # "ks", "psi"
 )
 _loaded = False

@@ -16,19 +16,22 @@ structure (genomic control, Devlin & Roeder 1999):
 2. **Does the traffic move on its own?** The same for blocks of randomly chosen reference rows (pure
    sampling noise); a one-sided Mann-Whitney test asks whether the time blocks' scores exceed the random
    blocks' (signed scores: a random block below its null is no evidence of stationarity, and squaring
-   would let it mask a movement), for mmd and knn. Whether the traffic moves is one question about the
-   traffic, so the two p-values are combined by Bonferroni (2 x the smaller) and every method (the
-   classifier too) shares the verdict: a movement one statistic sees clearly and the other only weakly
-   (kNN in blocks much smaller than the window) is calibrated for both. Not significant at `gate` (0.01):
-   the traffic is stationary at this resolution, λ = 1, and the window's own null decides, which keeps
-   full sensitivity on steady traffic.
+   would let it mask a movement), for each of mmd, knn and novelty that is configured (kNN's blocks stand in
+   for the classifier's). Whether the traffic moves is one question about the traffic, so the p-values are
+   combined by Bonferroni (#gated x the smallest) and every method (the classifier too) shares the verdict: a
+   movement one statistic sees clearly and the other only weakly (kNN in blocks much smaller than the window)
+   is calibrated for both. Not significant at `gate` (0.01): the traffic is stationary at this resolution,
+   λ = 1, and the window's own null decides, which keeps full sensitivity on steady traffic.
 3. **How much?** Otherwise λ_blocks = median(score²) / median(χ²₁) over the time blocks. A fixed
    difference's chi-square excess grows linearly with the comparison's effective size
    (score ~ √h · δ, h = n·N/(n + N)), so it is carried from the blocks (h_block = b·2b/3b) to the window
    test (h_window for n window rows against N reference rows): λ = 1 + (λ_blocks - 1) · h_window / h_block.
    The window's score is divided by √λ before the tail is read: p_calibrated = 1 - Φ(score / √λ). A
    bootstrap over the time blocks gives a 90% interval, stored with it.
-4. A reference with fewer than `n_blocks * min_block` (240) rows cannot be calibrated: the documented
+4. A segment's λ is at least the whole traffic's (`all`) carried to the segment's effective size
+   (`with_segment_lambda`): its own blocks are a slice of the traffic, too small for the gate to see the mix
+   that moves the whole. The pipeline derives it per window from the two stored calibrations.
+5. A reference with fewer than `n_blocks * min_block` (240) rows cannot be calibrated: the documented
    conservative fallback applies, the pre-calibration rule `p <= alpha AND effect >= 0.05`, and the
    calibration says so (`source: "fallback"`).
 
@@ -51,13 +54,16 @@ from threadpoolctl import threadpool_limits
 from monitor.drift.classifier import DEFAULT_CLASSIFIER_MIN_EFFECT, classifier_test
 from monitor.drift.knn import knn_test
 from monitor.drift.mmd import DEFAULT_MMD_MIN_EFFECT, median_bandwidth, mmd_test
+from monitor.drift.novelty import novelty_test
 from monitor.drift.null import deflated_p, inflation, normal_score, required_score, tail_p
 from monitor.drift.result import DriftResult
 
-CALIBRATED_METHODS = ("mmd", "knn", "classifier")
-GATED_METHODS = ("mmd", "knn")
-"""Methods whose own time blocks are tested for non-stationarity; others share kNN's verdict."""
-FALLBACK_FLOORS = {"mmd": DEFAULT_MMD_MIN_EFFECT, "knn": 0.05, "classifier": DEFAULT_CLASSIFIER_MIN_EFFECT}
+CALIBRATED_METHODS = ("mmd", "knn", "classifier", "novelty")
+GATED_METHODS = ("mmd", "knn", "novelty")
+"""Methods whose own time blocks are tested for non-stationarity (when they are configured); the classifier
+shares kNN's verdict."""
+FALLBACK_FLOORS = {"mmd": DEFAULT_MMD_MIN_EFFECT, "knn": 0.05, "classifier": DEFAULT_CLASSIFIER_MIN_EFFECT,
+                   "novelty": 0.05}
 """Conservative floors for references too small to calibrate: the pre-calibration defaults (docs/drift.md)."""
 MIN_BLOCK = 30
 CALIBRATION_PERMUTATIONS = 200
@@ -88,6 +94,15 @@ class Calibration:
     window_size: int
     nonstationarity_p: float | None
     reason: str
+    lam_from: Literal["segment", "all"] | None = None
+    """A segment row's λ: its own (`segment`) or the whole traffic's carried to it (`all`); None for `all` itself
+    and for calibrations judged alone (`with_segment_lambda`)."""
+    lam_segment: float | None = None
+    """The segment's own λ (from its own time blocks), before the whole traffic's was considered."""
+    lam_all: float | None = None
+    """`all`'s λ for the same field and method, at `all`'s window size."""
+    lam_all_carried: float | None = None
+    """`all`'s λ carried to the segment's effective size (`carried_lambda`)."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -98,7 +113,9 @@ class Calibration:
     def from_dict(cls, data: dict[str, Any]) -> Calibration:
         fields = dict(data)
         fields["interval"] = (float(fields["interval"][0]), float(fields["interval"][1]))
-        return cls(**{k: fields[k] for k in cls.__dataclass_fields__})
+        # Rows stored before the segment fields existed (and every stored row: the segment λ is derived at window
+        # time, never stored) take their defaults.
+        return cls(**{k: fields[k] for k in cls.__dataclass_fields__ if k in fields})
 
 
 def result_score(result: DriftResult) -> float:
@@ -116,6 +133,8 @@ def _block_score(method: str, rest: np.ndarray, block: np.ndarray, seed: int, ba
                        bandwidth=bandwidth)
     elif method == "knn":
         res = knn_test(rest, block, seed=seed, n_permutations=CALIBRATION_PERMUTATIONS)
+    elif method == "novelty":
+        res = novelty_test(rest, block, seed=seed)
     else:
         res = classifier_test(rest, block, seed=seed, min_effect=0.0)
     return result_score(res)
@@ -151,9 +170,39 @@ def segment_lambda(own: float, whole: float, h_segment: float, h_whole: float) -
 
     A segment's reference is a fraction of the traffic, so its time blocks are small and noisy and its
     stationarity gate rarely fires, while the variation that moves the whole traffic's mix (hour, weekday)
-    moves the segment's too. Not used by the pipeline yet: bench/quiet_month.py judges it on stored scores
-    (docs/drift.md, "Status 2026-12-05")."""
+    moves the segment's too. The larger of the two, not the carried one alone: a segment can move more than
+    the whole (its own mix, its own hours)."""
     return max(own, carried_lambda(whole, h_whole, h_segment))
+
+
+def with_segment_lambda(own: Calibration, whole: Calibration) -> Calibration:
+    """A segment's calibration with `segment_lambda` applied, given `all`'s calibration of the same field and
+    method (the pipeline derives it per window from the two stored calibrations, so a recompute is identical).
+
+    Each side's effective size is the one its own λ was carried to: window_size rows against n_reference. A
+    fallback on either side is left alone: a segment too small to calibrate keeps the conservative fixed
+    floor, and a whole traffic too small to calibrate has no λ to carry."""
+    if own.method != whole.method:
+        raise ValueError(f"segment calibration of {own.method!r} combined with `all`'s of {whole.method!r}")
+    if own.source == "fallback" or whole.source == "fallback":
+        return own
+    h_segment = effective_size(own.window_size, own.n_reference)
+    h_whole = effective_size(whole.window_size, whole.n_reference)
+    carried = carried_lambda(whole.lam, h_whole, h_segment)
+    lam = segment_lambda(own.lam, whole.lam, h_segment, h_whole)
+    from_all = carried > own.lam
+    interval = own.interval
+    if from_all:  # the larger of the two at each end: the interval of max(own, carried)
+        interval = (max(own.interval[0], carried_lambda(whole.interval[0], h_whole, h_segment)),
+                    max(own.interval[1], carried_lambda(whole.interval[1], h_whole, h_segment)))
+    reason = own.reason
+    if from_all:
+        reason = (f"`all`'s λ {whole.lam:.2f} carried to this segment's size ({own.window_size} window rows against "
+                  f"{own.n_reference}, x{h_segment / h_whole:.2f} in effective size) is {carried:.2f}, larger than the "
+                  f"segment's own {own.lam:.2f}, so it applies. The segment's own: {own.reason}")
+    return replace(own, lam=lam, interval=interval, score_threshold=required_score(own.alpha, lam), reason=reason,
+                   lam_from="all" if from_all else "segment", lam_segment=own.lam, lam_all=whole.lam,
+                   lam_all_carried=carried)
 
 
 def apply_calibration(result: DriftResult, cal: Calibration, alpha: float | None = None) -> DriftResult:

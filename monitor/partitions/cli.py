@@ -37,7 +37,14 @@ def convert(
     from sqlalchemy.exc import SQLAlchemyError
 
     from monitor.db import get_engine
-    from monitor.partitions.convert import Copied, estimate_seconds, row_counts, to_partitioned, to_plain
+    from monitor.partitions.convert import (
+        TYPICAL_MILLION,
+        Copied,
+        estimate_seconds,
+        row_counts,
+        to_partitioned,
+        to_plain,
+    )
     from monitor.partitions.schema import TABLES
     from monitor.partitions.service import forget_partitioned_tables, partitioned_tables
     from monitor.settings import get_settings
@@ -67,8 +74,9 @@ def convert(
         table.add_row(name, f"{n:,}")
     console.print(table)
     console.print(
-        f"estimated time: about {_minutes(estimate)} (about 3 min per million events with one embedding and one "
-        "score each, measured on a loaded 2-core machine; a quiet, larger server is faster)\n"
+        f"estimated time: about {_minutes(estimate)} (about {_minutes(estimate_seconds(TYPICAL_MILLION))} per million "
+        "events with one embedding and one score each, measured on a 2-core machine; a quiet, larger server is "
+        "faster)\n"
         f"disk: about {size / 2**20:,.0f} MB more while it runs (a second copy of these tables until commit)\n"
         "locks: events, feedback, event_vectors and event_scores are locked against writes for the whole run "
         "(reads go on; ingestion and the pipeline's writes wait, so stop the collectors or let clients retry: "

@@ -40,10 +40,14 @@ class Copied:
 
 Progress = Callable[[Copied], None]
 
-# Seconds per million rows of each table, measured by bench/partition_migration.py on the 2-core development VM
-# under load (2026-12-04: 1 M events with one 384-d embedding and one score each, 100 k feedback; 173 s in all).
-# `events` includes building its dedupe keys and the indexes (the 40 s the per-table copies do not account for).
-SECONDS_PER_MILLION = {"events": 97.0, "feedback": 27.0, "event_vectors": 43.0, "event_scores": 31.0}
+# Seconds per million rows of each table. The split between tables is from bench/partition_migration.py on
+# 2026-12-04 (1 M events with one 384-d embedding and one score each, 100 k feedback); the scale is the
+# copy-beside-and-swap conversion's own run on 2026-12-05 (300 k events in 24.4 s, 81 s per million events, on
+# the 2-core development VM at load 4-5), which took 0.47 of the older rates. `events` includes building its
+# dedupe keys and the indexes.
+SECONDS_PER_MILLION = {"events": 45.0, "feedback": 13.0, "event_vectors": 20.0, "event_scores": 14.0}
+# The shape the command's printed rate describes: per event, one embedding and one score; a tenth as much feedback.
+TYPICAL_MILLION = {"events": 1_000_000, "event_vectors": 1_000_000, "event_scores": 1_000_000, "feedback": 100_000}
 
 
 def estimate_seconds(rows: dict[str, int]) -> float:

@@ -45,8 +45,12 @@ def _floor_text(details: dict[str, Any]) -> str:
     if cal.get("source") == "fallback":
         return f"floor {_fmt(cal.get('floor'))} (fallback: {cal.get('n_reference')} reference rows)"
     interval = cal.get("interval") or [None, None]
-    return (f"λ {_fmt(cal.get('lam'))} ({_fmt(interval[0])}-{_fmt(interval[1])}, {cal.get('source')}; "
+    text = (f"λ {_fmt(cal.get('lam'))} ({_fmt(interval[0])}-{_fmt(interval[1])}, {cal.get('source')}; "
             f"{cal.get('n_blocks')} blocks x {cal.get('block_size')} of {cal.get('n_reference')})")
+    if cal.get("lam_from"):  # a segment row: its own λ or `all`'s carried to its size, whichever is larger
+        text += (f"; from {cal['lam_from']}: own {_fmt(cal.get('lam_segment'))}, all {_fmt(cal.get('lam_all'))} "
+                 f"carried {_fmt(cal.get('lam_all_carried'))}")
+    return text
 
 
 CELERY_APP = "monitor.worker.app"

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -183,6 +184,25 @@ def threshold_for(scorer: ToxicityScorer) -> float:
     if isinstance(own, int | float):
         return float(own)
     return PROFANITY_TOXICITY_THRESHOLD if scorer.name == "profanity" else 0.5
+
+
+# Backends with no threshold of their own (threshold_for's 0.5) whose construction loads a model: the threshold
+# of such a spec is known without building one.
+_MODEL_LOADING_BACKENDS = ("hf", "detoxify")
+
+
+@lru_cache(maxsize=16)
+def _spec_threshold(spec: str) -> float:
+    if spec.partition(":")[0].strip().lower() in _MODEL_LOADING_BACKENDS:
+        return 0.5
+    return threshold_for(get_scorer(spec))
+
+
+def active_threshold(spec: str, configured: float | None = None) -> float:
+    """The threshold a text is counted toxic at for scorer ``spec``: ``configured`` (DRIFTLOOP_TOXICITY_THRESHOLD)
+    when set, else the scorer's calibrated one, as the safety stage applies it. Cached per spec, so pages that
+    link to "scored toxic" events can ask for it (minilm-head loads a few KB of head weights, once)."""
+    return float(configured) if configured is not None else _spec_threshold(spec)
 
 
 @dataclass(frozen=True)

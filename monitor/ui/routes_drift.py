@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import case, func, select
 from starlette.responses import FileResponse, Response
 
@@ -20,6 +20,7 @@ from monitor.ui.timerange import parse_range
 router = APIRouter(prefix="/ui", include_in_schema=False)
 WINDOW_LIST_LIMIT = 500
 Metric = Annotated[str, Path(pattern=r"^drift\.[a-z0-9_]+\.[a-z0-9_]+$", max_length=96)]
+SegmentParam = Annotated[str, Query(min_length=1, max_length=512, description="segment label, `all` by default")]
 
 
 @router.get("/p/{slug}/drift")
@@ -47,21 +48,27 @@ def drift_windows(slug: Slug, request: Request, session: ReadSessionDep, operato
 
 @router.get("/p/{slug}/drift/{window_start}")
 def drift_window(slug: Slug, window_start: str, request: Request, session: ReadSessionDep,
-                 operator: OperatorDep) -> Response:
+                 operator: OperatorDep, segment: SegmentParam = "all") -> Response:
     project = project_or_404(session, slug)
     ts = parse_window(window_start)
     rows = list(session.scalars(select(MetricValue).where(
-        MetricValue.project_id == project.id, MetricValue.segment == "all", MetricValue.window_start == ts,
+        MetricValue.project_id == project.id, MetricValue.segment == segment, MetricValue.window_start == ts,
         MetricValue.metric.like("drift.%")).order_by(MetricValue.metric)))
     if not rows:
-        raise PageError(404, f"no drift rows for the window starting {window_key(ts)}")
+        raise PageError(404, f"no drift rows for the window starting {window_key(ts)} (segment {segment})")
+    # Links to the window's other segments: their rows carry their own calibration (a segment's λ may be `all`'s
+    # carried to its size, docs/drift.md).
+    segments = list(session.scalars(select(MetricValue.segment).distinct().where(
+        MetricValue.project_id == project.id, MetricValue.window_start == ts,
+        MetricValue.metric.like("drift.%")).order_by(MetricValue.segment)))
     explained = [r for r in rows if isinstance(r.details, dict) and r.details.get("explanation")]
     calibrated = [(r, r.details["details"]["calibration"], r.details) for r in rows
                   if isinstance(r.details, dict) and isinstance(r.details.get("details"), dict)
                   and "calibration" in r.details["details"]]
     return render(request, "drift_window.html", {
         "title": f"{project.slug}: drift {window_key(ts)}", "project": project, "rows": rows,
-        "explained": explained, "calibrated": calibrated, "window": window_key(ts),
+        "explained": explained, "calibrated": calibrated, "window": window_key(ts), "segment": segment,
+        "segments": segments,
         "window_end": rows[0].window_end}, operator=operator)
 
 

@@ -16,6 +16,7 @@ from monitor.api.errors import service_status
 from monitor.errors import ConflictError, NotFoundError
 from monitor.models import Project
 from monitor.projects.service import get_project
+from monitor.safety.toxicity import active_threshold
 from monitor.ui.accounts import CurrentOperator
 from monitor.ui.overview import all_projects, project_status
 from monitor.ui.render import render
@@ -84,6 +85,7 @@ def alerts_response(request: Request, session: SessionDep, operator: CurrentOper
                     error: str | None = None, status_code: int = 200) -> Response:
     """The alerts page: alerts (with acknowledgements and silences), the rules, the silences, triage forms."""
     tr = tr or TimeRange()
+    settings = settings_of(request)
     alerts = alert_views(session, list_alerts(session, project.id, status=status, limit=200, start=tr.start,
                                               end=tr.end))
     names = rule_names(session, project.id)
@@ -92,7 +94,9 @@ def alerts_response(request: Request, session: SessionDep, operator: CurrentOper
     return render(request, "alerts.html", {
         "title": f"{project.slug}: alerts", "project": project, "alerts": alerts, "status": status,
         "statuses": ALERT_STATUSES, "rules": [rule_view(r) for r in list_rules(session, project.id)],
-        "silences": silences, "tr": tr, "keep": {"status": status}, "notice": notice, "error": error},
+        "silences": silences, "tr": tr, "keep": {"status": status}, "notice": notice, "error": error,
+        # The "scored toxic" link filters the explorer at the threshold the safety stage counts toxic at.
+        "toxicity_min": active_threshold(settings.toxicity_scorer, settings.toxicity_threshold)},
         operator=operator, status_code=status_code)
 
 

@@ -3,8 +3,9 @@
 - loss / perplexity: mean response-token NLL of the accepted answers of the held-out split;
 - toxicity rate: share of the model's own answers scored toxic, over the held-out prompts and the bias probes,
   with the per-prompt flags the gate pairs across models;
-- bias gap: largest between-group sentiment gap of the BOLD-style probes, with the per-template cells the
-  gate bootstraps (all ten templates of the configured axes by default);
+- bias: the BOLD-style probes' per-template sentiment cells (templates x groups per axis; all ten templates of
+  the gender, religion and race/ethnicity axes by default) that the bias gate compares, their disparity (the
+  unbiased mean squared between-group gap, `gate_stats.disparity`) and, for reading, the largest gap;
 - similarity: mean embedding cosine between its answers and the corrected answers users supplied;
 - the project's own evaluators that read answers (refusal, relevance, degenerate, ...: monitor/evaluators), run
   on its answers to the held-out prompts: shown beside the gates, not gated on.
@@ -27,6 +28,7 @@ from monitor.safety.probe_set import ProbeSet, load_probe_set
 from monitor.safety.probes import ProbeReport
 from monitor.safety.toxicity import ToxicityScorer, get_scorer, threshold_for
 from retrain.dataset.builder import Example
+from retrain.evaluation.gate_stats import disparity
 from retrain.evaluation.gates import ModelScores
 from retrain.jobs.config import EvalOptions
 
@@ -147,6 +149,16 @@ def sentiment_cells(report: ProbeReport, probe_set: ProbeSet) -> dict[str, list[
     return out
 
 
+def _axis_disparity(matrix: list[list[float]]) -> float | None:
+    m = np.asarray(matrix, dtype=np.float64)
+    m = m[np.isfinite(m).all(axis=1)] if m.ndim == 2 else m
+    return disparity(m) if m.ndim == 2 and m.shape[0] >= 2 and m.shape[1] >= 2 else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
 def _bias(lm: LoadedLM, adapter: str | Path | None, evaluators: Evaluators,
           options: EvalOptions, seed: int) -> tuple[float | None, dict[str, list[list[float]]] | None, list[int],
                                                     dict[str, Any]]:
@@ -169,9 +181,13 @@ def _bias(lm: LoadedLM, adapter: str | Path | None, evaluators: Evaluators,
             for a in report.axes}
     gap = max((a.sentiment_gap.gap for a in report.axes), default=None)
     cells = sentiment_cells(report, evaluators.probe_set)
+    disparities = {axis: _axis_disparity(m) for axis, m in cells.items()}
+    for axis, value in disparities.items():
+        axes[axis]["disparity"] = value
     flags = [int(c.toxicity >= evaluators.toxicity_threshold) for c in report.completions]
-    return gap, cells, flags, {"probe_set": report.probe_set, "n_probes": len(report.completions),
-                        "n_templates": len(evaluators.probe_set.templates), "axes": axes}
+    return gap, cells, flags, {"disparity": _mean([v for v in disparities.values() if v is not None]),
+                               "probe_set": report.probe_set, "n_probes": len(report.completions),
+                               "n_templates": len(evaluators.probe_set.templates), "axes": axes}
 
 
 def evaluate_model(
@@ -203,7 +219,8 @@ def evaluate_model(
     flags = [int(t >= evaluators.toxicity_threshold) for t in toxic] + probe_flags
     scores = ModelScores(eval_nll=nll, eval_tokens=tokens, toxicity_rate=float(np.mean(flags)) if flags else None,
                          n_generated=len(flags), bias_gap=bias_gap, similarity=similarity,
-                         n_similarity=len(corrected), toxic_flags=tuple(flags) if flags else None, bias_cells=cells)
+                         n_similarity=len(corrected), toxic_flags=tuple(flags) if flags else None, bias_cells=cells,
+                         bias_disparity=bias.get("disparity"))
     samples = [{"prompt": e.prompt, "reference": e.response, "answer": a, "toxicity": float(t),
                 "event_id": getattr(e, "event_id", None)}
                for e, a, t in list(zip(asked, answers, toxic, strict=True))[:5]]

@@ -58,8 +58,8 @@ TOP_LEVEL = ("min_examples", "base_model")
 class EvalOptions:
     max_examples: int = 64  # held-out prompts each model answers (loss is scored on all of them)
     max_new_tokens: int = 48
-    probe_axes: tuple[str, ...] = ("gender",)
-    probe_templates: int = 10  # templates per axis (the bias gate's bootstrap units); 0 skips the bias probes
+    probe_axes: tuple[str, ...] = ("gender", "religion", "race_ethnicity")  # 15 groups per template
+    probe_templates: int = 40  # templates per axis (the bias gate's jackknife units); 0 skips the bias probes
     toxicity_scorer: str = DEFAULT_TOXICITY_SCORER  # minilm-head:ensemble, the fair default
     toxicity_threshold: float | None = None  # a generated answer at or above counts as toxic; None: the scorer's own
     similarity: bool = True  # False skips the embedding model (similarity is then reported as not measured)
@@ -106,7 +106,7 @@ def defaults(settings: Settings) -> RetrainConfig:
                             seed=settings.retrain_seed),
         gates=GateConfig(min_loss_improvement=settings.gate_min_loss_improvement,
                          max_toxicity_increase=settings.gate_max_toxicity_increase,
-                         max_bias_gap_increase=settings.gate_max_bias_gap_increase,
+                         max_bias_disparity_increase=settings.bias_disparity_tolerance(),
                          min_similarity=settings.gate_min_similarity),
         dataset=BuildOptions(),
         eval=EvalOptions(max_examples=settings.retrain_eval_max_examples,
@@ -117,9 +117,36 @@ def defaults(settings: Settings) -> RetrainConfig:
     )
 
 
+# Gate keys renamed when their meaning changed: old name -> (new name, conversion). `max_bias_gap_increase` was a
+# rise of the largest group gap (sentiment units); the bias gate now bounds the rise of the mean squared gap, and
+# t -> t^2 is the disparity of a gap of t appearing between two groups that had none.
+def _gap_to_disparity(value: Any) -> Any:
+    if isinstance(value, int | float) and value < 0:  # squaring would hide the mistake
+        raise ConfigError(f"retrain.gates.max_bias_gap_increase must be >= 0, got {value!r} (read as "
+                          "max_bias_disparity_increase = its square)")
+    return value * value if isinstance(value, int | float) else value
+
+
+RENAMED_GATE_KEYS: dict[str, tuple[str, Any]] = {"max_bias_gap_increase": ("max_bias_disparity_increase",
+                                                                            _gap_to_disparity)}
+
+
+def _renamed(section: str, values: dict[str, Any]) -> dict[str, Any]:
+    if section != "gates":
+        return values
+    out = dict(values)
+    for old, (new, convert) in RENAMED_GATE_KEYS.items():
+        if old in out:
+            value = out.pop(old)
+            if new not in out:  # the new key wins when a config has both
+                out[new] = convert(value)
+    return out
+
+
 def _overlay(obj: Any, section: str, values: Any) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"retrain.{section} must be an object, got {type(values).__name__}")
+    values = _renamed(section, values)
     known = {f.name: f for f in fields(obj)}
     unknown = sorted(set(values) - set(known))
     if unknown:

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.demo.traffic import mixed
 from monitor.drift.budget import bh_adjust
+from monitor.drift.null import deflated_p, required_score
+from monitor.drift.thresholds import effective_size
 from monitor.ingest.service import ingest_events
 from monitor.pipeline.models import DriftCalibration, MetricValue
 from monitor.projects.service import get_or_create_project
@@ -102,3 +104,69 @@ def test_a_fixed_floor_overrides_the_calibration(session_maker: sessionmaker[Ses
         row = _drift_rows(s, pid)[("drift.prompt.mmd", T0 + timedelta(hours=1))]
         assert row.details["details"]["min_effect"] == 0.2
         assert "calibration" not in row.details["details"]
+
+
+def _segment_events(n_pairs: int, start: int, moving: list[str]) -> list[EventIn]:
+    """Interleaved events of two regions, in time order: `steady` always asks the QUIET mix; `moving` asks one
+    topic at a time, the topic changing over its stretch of traffic (`moving` lists them in order)."""
+    steady = mixed(QUIET, n_pairs, seed=start)
+    per = n_pairs // len(moving)
+    moved = [p for i, topic in enumerate(moving) for p in mixed({topic: 1.0}, per, seed=start + i)]
+    out = []
+    for i in range(n_pairs):
+        at = T0 + timedelta(seconds=10 * (start + i))
+        out.append(EventIn(event_id=f"s{start + i}", timestamp=at, prompt=steady[i], latency_ms=100.0,
+                           metadata={"region": "steady"}))
+        out.append(EventIn(event_id=f"m{start + i}", timestamp=at + timedelta(seconds=5), prompt=moved[i],
+                           latency_ms=100.0, metadata={"region": "moving"}))
+    return out
+
+
+@pytest.mark.slow
+def test_a_steady_segment_takes_the_whole_traffics_lambda(session_maker: sessionmaker[Session]) -> None:
+    """The whole traffic moves (one region's topic changes over the reference) while the other region is steady:
+    the steady segment's own time blocks give λ = 1, and its rows take `all`'s λ carried to the segment's size
+    (monitor.drift.thresholds.with_segment_lambda); a recompute writes the identical rows."""
+    with session_maker() as s:
+        project = get_or_create_project(s, unique_slug())
+        project.config = {"reference": {"kind": "first_n", "n": 600}, "drift_min_samples": 60,
+                          "drift_fields": ["prompt"], "drift_methods": ["mmd", "knn"], "segment_keys": ["region"]}
+        # 300 pairs (10 s apart, hour 0) fill the reference; 100 more pairs from 3,600 s are the window of hour 1.
+        ingest_events(s, project.id, _segment_events(300, 0, ["account", "billing", "shipping"])
+                      + _segment_events(100, 360, ["shipping"]))
+        s.commit()
+        pid = project.id
+    assert run_pending(factory=session_maker, project_ids=[pid]).failures == []
+
+    hour1 = T0 + timedelta(hours=1)
+
+    def rows(s: Session) -> dict[tuple[str, str], MetricValue]:
+        found = s.scalars(select(MetricValue).where(MetricValue.project_id == pid, MetricValue.window_start == hour1,
+                                                    MetricValue.metric.like("drift.prompt.%")))
+        return {(r.segment, r.metric): r for r in found if r.status == "ok"}
+
+    with session_maker() as s:
+        before = rows(s)
+        stored = {(c.segment, c.method): c for c in s.scalars(select(DriftCalibration).where(
+            DriftCalibration.project_id == pid))}
+        for method in ("mmd", "knn"):
+            whole = before[("all", f"drift.prompt.{method}")].details["details"]["calibration"]
+            cal = before[("region=steady", f"drift.prompt.{method}")].details["details"]
+            c = cal["calibration"]
+            assert whole["lam"] > 1.5 and whole["lam_from"] is None  # the whole traffic moves
+            # The segment's own stored calibration: λ = 1 (its blocks are steady); the row's is derived from both.
+            own = stored[("region=steady", method)]
+            assert own.lam == 1.0 and own.calibration["lam_from"] is None
+            assert c["lam_segment"] == 1.0 and c["lam_all"] == whole["lam"] and c["lam_from"] == "all"
+            h_seg = effective_size(c["window_size"], c["n_reference"])
+            h_all = effective_size(whole["window_size"], whole["n_reference"])
+            assert c["lam"] == c["lam_all_carried"] == pytest.approx(1 + (whole["lam"] - 1) * h_seg / h_all)
+            assert c["lam"] > 1.0 and cal["lambda"] == c["lam"]
+            assert c["score_threshold"] == pytest.approx(required_score(0.01, c["lam"]))
+            assert cal["p_calibrated"] == pytest.approx(deflated_p(cal["score"], c["lam"]))
+            assert "`all`'s λ" in c["reason"]
+        snapshot = {k: (r.value, r.p_value, r.flagged, r.details) for k, r in before.items()}
+
+    process_window(pid, hour1, factory=session_maker, only=["drift"])
+    with session_maker() as s:
+        assert {k: (r.value, r.p_value, r.flagged, r.details) for k, r in rows(s).items()} == snapshot

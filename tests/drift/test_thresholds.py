@@ -4,6 +4,8 @@ machine (cached under bench/results/)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
@@ -17,6 +19,8 @@ from monitor.drift.thresholds import (
     calibrate,
     calibrate_methods,
     carried_lambda,
+    effective_size,
+    with_segment_lambda,
 )
 from tests.drift.conftest import fpr_bound, unit_gaussian
 
@@ -158,6 +162,37 @@ def test_same_seed_same_calibration_round_trip_and_bad_input_refused() -> None:
     knn_cal = calibrate(ref, method="knn")
     with pytest.raises(ValueError, match="applied to a 'mmd' result"):
         apply_calibration(get_detector("mmd")(ref, ref, seed=0), knn_cal)
+
+
+def test_segment_lambda_is_the_larger_of_its_own_and_the_carried_whole() -> None:
+    whole = Calibration("mmd", 9.0, 20.0, (5.0, 13.0), "reference_blocks", 0.0, 0.01, 6.98, 4000, 16, 500, 1024,
+                        0.001, "moves")
+    own = Calibration("mmd", 1.0, None, (1.0, 1.0), "reference_blocks", 0.0, 0.01, 2.33, 2000, 16, 125, 128, 0.4,
+                      "steady")
+    ratio = effective_size(128, 2000) / effective_size(1024, 4000)
+    seg = with_segment_lambda(own, whole)
+    assert seg.lam == pytest.approx(1 + 8.0 * ratio) and seg.lam_from == "all" and seg.lam_segment == 1.0
+    assert seg.lam_all == 9.0 and seg.lam_all_carried == seg.lam
+    assert seg.interval == pytest.approx((1 + 4.0 * ratio, 1 + 12.0 * ratio))
+    assert seg.score_threshold == pytest.approx(2.3263 * seg.lam**0.5, rel=1e-4)
+    assert Calibration.from_dict(seg.to_dict()) == seg
+    from monitor.pipeline.cli import _floor_text  # `driftloop drift` says where a segment row's λ came from
+
+    assert f"from all: own 1, all 9 carried {seg.lam:.4g}" in _floor_text({"details": {"calibration": seg.to_dict()}})
+    # A segment that moves more than the carried whole keeps its own λ (and says so).
+    moving = replace(own, lam=5.0, interval=(3.0, 7.0))
+    kept = with_segment_lambda(moving, whole)
+    assert kept.lam == 5.0 and kept.lam_from == "segment" and kept.interval == (3.0, 7.0)
+    assert kept.lam_all_carried == pytest.approx(seg.lam)
+    # A fallback on either side is left alone: no λ to carry, or a segment judged by the fixed floor.
+    fallback = replace(own, source="fallback", floor=0.05)
+    assert with_segment_lambda(fallback, whole) == fallback
+    assert with_segment_lambda(own, replace(whole, source="fallback")) == own
+    with pytest.raises(ValueError, match="combined"):
+        with_segment_lambda(own, replace(whole, method="knn"))
+    # Stored calibrations written before the segment fields existed still load.
+    old = {k: v for k, v in own.to_dict().items() if not k.startswith("lam_") or k == "lam_blocks"}
+    assert Calibration.from_dict(old) == own
 
 
 def test_cli_shows_the_calibration() -> None:

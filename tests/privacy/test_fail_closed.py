@@ -5,20 +5,17 @@ Also: a `refuse` action is a 422 naming the field and detector, never the value;
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
-from sqlalchemy import Connection, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from monitor.api.app import create_app
 from monitor.models import Event, Feedback
 from monitor.privacy import ingest as privacy_ingest
 from monitor.projects.service import CreatedKey, get_project
-from monitor.settings import Settings
 from tests.support.factories import make_key
 
 RAW = "jane.roe@example.net"
@@ -39,22 +36,6 @@ class Broken:
             self.release.wait(30)  # hangs until the test ends; the request must not wait for it
             return value  # ...and then hands back the raw text, which must not be stored any more
         raise RuntimeError("detector crashed")
-
-
-@pytest.fixture
-def app_for(connection: Connection, session_maker: sessionmaker[Session], settings: Settings) -> Iterator[Any]:
-    clients: list[TestClient] = []
-
-    def make(**overrides: Any) -> TestClient:
-        app = create_app(settings.model_copy(update=overrides), engine=connection.engine)
-        app.state.session_factory = session_maker
-        client = TestClient(app)
-        clients.append(client)
-        return client.__enter__()
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
 
 
 @pytest.fixture

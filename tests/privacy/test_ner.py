@@ -10,17 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import Connection, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from monitor.api.app import create_app
 from monitor.models import Event
 from monitor.privacy import ingest as privacy_ingest
 from monitor.privacy import ner
 from monitor.privacy.redact import Policy, Redactor, default_actions, parse_actions
 from monitor.projects.service import get_project
-from monitor.settings import Settings
 from tests.support.factories import make_key
 
 
@@ -75,29 +72,14 @@ def test_person_spans_are_masked_and_yield_to_pattern_detectors(fake_model: Name
     assert fake_model.calls == 1
 
 
-@pytest.fixture
-def client_for(connection: Connection, session_maker: sessionmaker[Session], settings: Settings) -> Iterator[Any]:
-    clients: list[TestClient] = []
-
-    def make(**overrides: Any) -> TestClient:
-        app = create_app(settings.model_copy(update=overrides), engine=connection.engine)
-        app.state.session_factory = session_maker
-        clients.append(TestClient(app))
-        return clients[-1].__enter__()
-
-    yield make
-    for c in clients:
-        c.__exit__(None, None, None)
-
-
-def test_a_missing_pipeline_fails_closed(client_for: Any, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_pipeline_fails_closed(app_for: Any, session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ner, "_loaded", {})
     # Where spaCy is installed its import alone can outlast the one-second floor on a loaded machine (a timeout:
     # also a 503, but not the failure under test).
     monkeypatch.setattr(privacy_ingest, "MIN_BUDGET_SECONDS", 120.0)
     key = make_key(session)
     session.commit()
-    client = client_for(pii_actions="person=mask", pii_ner_model="no_such_pipeline_for_driftloop_tests")
+    client = app_for(pii_actions="person=mask", pii_ner_model="no_such_pipeline_for_driftloop_tests")
     body = {"events": [{"event_id": "n1", "prompt": "Ada Lovelace wrote the first program"}]}
     r = client.post("/v1/events", json=body, headers={"Authorization": f"Bearer {key.key}"})
     assert r.status_code == 503 and "NerUnavailable" in r.text and "Lovelace" not in r.text
@@ -105,7 +87,7 @@ def test_a_missing_pipeline_fails_closed(client_for: Any, session: Session, monk
     pid = get_project(session, key.project_slug).id
     assert session.scalars(select(Event).where(Event.project_id == pid)).all() == []
     # withhold: stored, without the text
-    client = client_for(pii_actions="person=mask", pii_ner_model="no_such_pipeline_for_driftloop_tests",
+    client = app_for(pii_actions="person=mask", pii_ner_model="no_such_pipeline_for_driftloop_tests",
                         pii_on_error="withhold")
     assert client.post("/v1/events", json=body, headers={"Authorization": f"Bearer {key.key}"}).status_code == 200
     session.expire_all()

@@ -44,7 +44,7 @@ def echo_fake_model(prompts: list[str]) -> list[str]:
 def test_shipped_probe_set_shape() -> None:
     ps = load_probe_set()
     assert set(ps.axis_names) == SHIPPED_AXES
-    assert 8 <= len(ps.templates) <= 12
+    assert len(ps.templates) == 40  # 10 original, 30 added for the retraining bias gate
     for axis in ps.axes:
         assert 2 <= len(axis.groups) <= 6
     probes = ps.probes()

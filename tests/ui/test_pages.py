@@ -105,6 +105,34 @@ def test_alerts_page_lists_the_alert_with_its_transitions_and_values(ui: TestCli
     assert ui.get(f"/ui/p/{world.slug}/alerts?status=exploded").status_code == 422
 
 
+def test_toxicity_alert_links_to_events_at_the_active_scorers_threshold(ui: TestClient, world: World,
+                                                                        session_maker: sessionmaker[Session]) -> None:
+    """The "scored toxic" link filters the explorer at the threshold the safety stage counts toxic at (the
+    default scorer's calibrated 0.945), not at 0.5, which would list many texts the rate never counted."""
+    from monitor.alerts.models import Alert
+    from monitor.alerts.rule_service import create_rule
+    from monitor.alerts.rules import RuleSpec
+    from monitor.safety.toxicity import DEFAULT_TOXICITY_SCORER, active_threshold, get_scorer, threshold_for
+
+    with session_maker() as s:
+        rule = create_rule(s, world.project_id, RuleSpec(name="toxic-answers", metric="safety.toxicity_rate.response",
+                                                         field="value", comparator=">", threshold=0.05))
+        s.flush()
+        s.add(Alert(project_id=world.project_id, rule_id=rule.id, rule_name=rule.name, metric=rule.metric,
+                    segment="all", severity="warning", status="firing", started_window=world.drift_window,
+                    fired_window=world.drift_window, last_window=world.drift_window))
+        s.commit()
+    html = ui.get(f"/ui/p/{world.slug}/alerts").text
+    expected = threshold_for(get_scorer(DEFAULT_TOXICITY_SCORER))
+    assert expected > 0.9 and active_threshold(DEFAULT_TOXICITY_SCORER) == expected
+    links = re.findall(r'href="([^"]*toxicity_min=[^"]*)"', html)
+    assert links and all(f"toxicity_min={expected}&amp;" in link for link in links), links
+    assert "toxicity_min=0.5&amp;" not in html
+    # A configured threshold wins; model-loading backends without their own threshold are not built for it.
+    assert active_threshold(DEFAULT_TOXICITY_SCORER, 0.7) == 0.7
+    assert active_threshold("hf:/nonexistent/model") == 0.5
+
+
 def test_webhook_log_and_redelivery(ui: TestClient, world: World, receiver: Receiver) -> None:
     page = ui.get(f"/ui/p/{world.slug}/webhooks")
     [delivery_id] = re.findall(r'id="delivery-(\d+)" data-status="succeeded"', page.text)

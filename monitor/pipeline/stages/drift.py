@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from monitor.drift.budget import bh_adjust
 from monitor.drift.registry import get_detector
 from monitor.drift.result import DriftResult, InsufficientDataError
-from monitor.drift.thresholds import CALIBRATED_METHODS, Calibration, apply_calibration
+from monitor.drift.thresholds import CALIBRATED_METHODS, Calibration, apply_calibration, with_segment_lambda
 from monitor.embeddings import get_embedder
 from monitor.metrics.catalog import SCALAR_METHODS, SCALAR_SERIES, drift_metric_name
 from monitor.models import Event
@@ -142,6 +142,7 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
         for field in cfg.drift_fields:
             ensure_vectors(session, wanted, field, embedder.model_key, embedder.encode)
             ids, vecs = load_vectors(session, wanted, field, embedder.model_key)  # events with empty text have none
+            whole: dict[str, tuple[Calibration, str]] = {}  # `all`'s calibrations of this field (`all` comes first)
             for label, (ref_sample, cur_sample) in samples.items():
                 ref_in = np.isin(ids, ref_sample)
                 a, a_ids = vecs[ref_in], ids[ref_in]  # in id (= arrival) order, which the calibration needs
@@ -153,6 +154,15 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
                                                   ref_ids=a_ids, ref=a, n_window=int(b.shape[0]),
                                                   seed=stable_seed(pid, label, field, "floor"),
                                                   model_key=embedder.model_key)
+                    if label == ALL:
+                        whole = cals
+                    else:
+                        # A segment's own time blocks are small and its stationarity gate rarely fires, while what
+                        # moves the whole traffic's mix moves the segment's: its λ is at least `all`'s carried to
+                        # its size (docs/drift.md). Derived from the two stored calibrations, never stored itself,
+                        # so a recompute reads the same two rows and writes the same verdict.
+                        cals = {m: (with_segment_lambda(c, whole[m][0]), at) if m in whole else (c, at)
+                                for m, (c, at) in cals.items()}
                 for method in cfg.drift_methods:
                     metric = drift_metric_name(field, method)
                     if a.shape[0] < need or b.shape[0] < need:

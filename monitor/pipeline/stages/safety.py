@@ -120,17 +120,18 @@ def compute_safety(session: Session, ctx: WindowContext) -> int:
     ids = frame.ids[positions].tolist()
     scorer = toxicity_scorer(spec)
     threshold = toxicity_threshold(scorer)
-    tox: dict[str, np.ndarray] = {}
-    for field in ("prompt", "response"):
-        stored = event_scores_for(session, ids, field, key, _scoring(session, scorer, field))
-        tox[field] = _score_column(len(frame), positions, ids, stored)
+
+    def columns(scorer: ToxicityScorer, key: str) -> dict[str, np.ndarray]:
+        """Each field's scores over the window's rows (stored ones reused, the rest scored and stored)."""
+        return {field: _score_column(len(frame), positions, ids,
+                                     event_scores_for(session, ids, field, key, _scoring(session, scorer, field)))
+                for field in ("prompt", "response")}
+
+    tox = columns(scorer, key)
     # The abuse signal: a second, lexical score per text (~1e5 texts/s), stored like the toxicity scores.
     profanity = toxicity_scorer(PROFANITY_SCORER)
     profanity_threshold = threshold_for(profanity)
-    prof: dict[str, np.ndarray] = {}
-    for field in ("prompt", "response"):
-        stored = event_scores_for(session, ids, field, PROFANITY_SCORER, _scoring(session, profanity, field))
-        prof[field] = _score_column(len(frame), positions, ids, stored)
+    prof = columns(profanity, PROFANITY_SCORER)
     stored = scores_for(session, ids, "response", SENTIMENT, lambda texts: vader_compound(texts))
     sentiment = _score_column(len(frame), positions, ids, stored)
 

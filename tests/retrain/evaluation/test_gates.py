@@ -7,19 +7,20 @@ import numpy as np
 import pytest
 
 from retrain.evaluation.gate_stats import (
+    disparity,
     non_inferiority,
-    paired_bootstrap_difference,
     paired_rate_difference,
     rate_units_to_settle,
 )
-from retrain.evaluation.gates import GateConfig, ModelScores, bias_gate, evaluate_gates, max_axis_gap, toxicity_gate
+from retrain.evaluation.gates import GateConfig, ModelScores, bias_gate, evaluate_gates, toxicity_gate
 from tests.support.retrain import scores
 
 
 def _model(flags: np.ndarray, cells: np.ndarray | None = None) -> ModelScores:
-    bias = None if cells is None else float(max_axis_gap(cells, [slice(0, cells.shape[1])]))
+    bias = None if cells is None else disparity(cells)
     return ModelScores(eval_nll=2.0, eval_tokens=100, toxicity_rate=float(np.mean(flags)), n_generated=len(flags),
-                       bias_gap=bias, similarity=None, n_similarity=0, toxic_flags=tuple(int(f) for f in flags),
+                       bias_gap=None, bias_disparity=bias, similarity=None, n_similarity=0,
+                       toxic_flags=tuple(int(f) for f in flags),
                        bias_cells=None if cells is None else {"gender": cells.tolist()})
 
 
@@ -33,7 +34,7 @@ def test_identical_challenger_passes_every_gate_it_can_measure() -> None:
     assert tox.status == "passed" and tox.estimate == 0.0 and tox.ci_high is not None and tox.ci_high < 0.05
     assert bias.status == "passed" and bias.ci_low == bias.ci_high == 0.0
     # Even with zero tolerance an identical challenger is never called worse.
-    strict = GateConfig(max_toxicity_increase=0.0, max_bias_gap_increase=0.0)
+    strict = GateConfig(max_toxicity_increase=0.0, max_bias_disparity_increase=0.0)
     assert bias_gate(champion, champion, strict).status == "passed"
     assert toxicity_gate(champion, champion, strict).status != "failed"
 
@@ -53,7 +54,7 @@ def test_known_cases_pass_fail_and_inconclusive() -> None:
     assert small.needed is not None
     settled = toxicity_gate(scores(2.0, 0.0, n=small.needed), scores(2.0, 0.0, n=small.needed), cfg)
     assert settled.status == "passed"
-    # Bias: a constant +0.2 gap on every template fails; one template is inconclusive, never failed.
+    # Bias: a gap of 0.1 -> 0.3 on every template (disparity 0.01 -> 0.09) fails; one template is inconclusive.
     assert bias_gate(scores(2.0, bias=0.1), scores(2.0, bias=0.3), cfg).status == "failed"
     one = bias_gate(scores(2.0, bias=0.1, templates=1), scores(2.0, bias=0.9, templates=1), cfg)
     assert one.status == "inconclusive" and "template" in one.reason
@@ -97,26 +98,6 @@ def test_rate_gate_power_against_a_real_degradation() -> None:
                         0.05) == "failed"
         for _ in range(300))
     assert fails / 300 >= 0.9
-
-
-def _gap(m: np.ndarray) -> np.ndarray:
-    return max_axis_gap(m, [slice(0, m.shape[1])])
-
-
-def test_bias_gate_same_distribution_and_power() -> None:
-    """Per-template sentiment cells (10 templates x 3 groups) with template effects shared by both models:
-    same distribution -> failed <= 5%; a +0.3 shift of one group -> failed >= 80%."""
-    rng = np.random.default_rng(5)
-    same, shifted = [], []
-    for i in range(200):
-        template = rng.normal(0, 0.3, size=(10, 1))
-        a = template + rng.normal(0, 0.1, size=(10, 3))
-        b = template + rng.normal(0, 0.1, size=(10, 3))
-        same.append(non_inferiority(paired_bootstrap_difference(a, b, _gap, n_bootstrap=1000, seed=i), 0.1))
-        worse = b + np.array([0.3, 0.0, 0.0])
-        shifted.append(non_inferiority(paired_bootstrap_difference(a, worse, _gap, n_bootstrap=1000, seed=i), 0.1))
-    assert same.count("failed") / len(same) <= 0.05
-    assert shifted.count("failed") / len(shifted) >= 0.8
 
 
 def test_units_to_settle_and_bad_input() -> None:

@@ -3,13 +3,19 @@
 Synthetic "intents" (clusters on the 32-d sphere, of unequal spread) keep the level checks fast; the power check
 uses real CLINC150 queries (new intents of known domains, slow). Checked: the count's level on i.i.d. quiet
 windows and on *reweighted* quiet windows (same support, every intent's share moved by up to ±50%), where MMD
-and the kNN test fire; power on a near-domain shift; determinism across BLAS thread counts; bad input refused.
+and the kNN test fire; power on a near-domain shift; determinism across BLAS thread counts; bad input refused;
+through the pipeline (Postgres and SQLite): calibrated, stored, budgeted with the window's rows, recomputed
+identically.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 from threadpoolctl import threadpool_limits
 
 from monitor.drift import get_detector
@@ -18,7 +24,12 @@ from monitor.drift.novelty import novelty_null, novelty_test, sum_of_betabinomia
 from monitor.drift.null import deflated_p
 from monitor.drift.result import InsufficientDataError
 from monitor.drift.thresholds import calibrate, result_score
+from monitor.ingest.service import ingest_events
+from monitor.pipeline.models import DriftCalibration
+from monitor.projects.service import get_or_create_project
+from monitor.runner import process_window, run_pending
 from tests.drift.conftest import fpr_bound
+from tests.support.factories import unique_slug
 
 DIM = 32
 N_INTENTS = 20
@@ -162,3 +173,36 @@ def test_bad_input_is_refused() -> None:
         novelty_test(ref, cur, k=0)
     with pytest.raises(ValueError, match="2-D"):
         novelty_test(ref[:, 0], cur)
+
+
+@pytest.mark.slow
+def test_novelty_through_the_pipeline_is_calibrated_budgeted_and_recomputed_identically(
+    session_maker: sessionmaker[Session],
+) -> None:
+    # A project that adds `novelty` to its drift methods (Postgres and SQLite via the fixture): the row is
+    # calibrated on the reference and stored with it, shares the window's Benjamini-Hochberg family with mmd,
+    # and a recompute writes the same row.
+    from tests.drift.test_calibration_pipeline import T0, _drift_rows, _events
+
+    with session_maker() as s:
+        project = get_or_create_project(s, unique_slug())
+        project.config = {"reference": {"kind": "first_n", "n": 400}, "drift_min_samples": 60,
+                          "drift_fields": ["prompt"], "drift_methods": ["mmd", "novelty"]}
+        ingest_events(s, project.id, _events(0, 400) + _events(1, 100))
+        s.commit()
+        pid = project.id
+    assert run_pending(factory=session_maker, project_ids=[pid]).failures == []
+    hour1 = T0 + timedelta(hours=1)
+    with session_maker() as s:
+        rows = _drift_rows(s, pid)
+        row = rows[("drift.prompt.novelty", hour1)]
+        cal = row.details["details"]["calibration"]
+        assert cal["method"] == "novelty" and cal["source"] == "reference_blocks" and cal["n_reference"] == 400
+        assert row.details["budget"]["family_size"] == 2 and row.p_value is not None
+        assert {c.method for c in s.scalars(select(DriftCalibration).where(DriftCalibration.project_id == pid))} == {
+            "mmd", "novelty"}
+        before = (row.value, row.p_value, row.flagged, row.details)
+    process_window(pid, hour1, factory=session_maker, only=["drift"])
+    with session_maker() as s:
+        again = _drift_rows(s, pid)[("drift.prompt.novelty", hour1)]
+        assert (again.value, again.p_value, again.flagged, again.details) == before

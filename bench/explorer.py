@@ -140,9 +140,11 @@ def load(url: str, n: int, seed: int) -> tuple[int, dict[str, float]]:
         toxic = rng.random(scored.size) < 0.01  # a toxic tail: ~1% of scored texts clearly toxic
         tox[toxic] = rng.uniform(0.85, 1.0, int(toxic.sum()))
         key = toxicity_scorer_key()
-        with conn.cursor() as cur, cur.copy("COPY event_scores (event_id, field, scorer, score) FROM STDIN") as copy:
+        # with their event's timestamp: it routes the row when the tables are partitioned (the default)
+        with conn.cursor() as cur, cur.copy(
+                "COPY event_scores (event_id, field, scorer, score, event_ts) FROM STDIN") as copy:
             for i, s in zip(scored.tolist(), tox.tolist(), strict=True):
-                copy.write_row((i + 1, "response", key, s))
+                copy.write_row((i + 1, "response", key, s, T0 + timedelta(seconds=float(seconds[i]))))
         # The last day's hourly windows: 5% of each window's events in one grown cluster.
         last_day = np.flatnonzero(seconds >= (DAYS - 1) * 86400)
         members = last_day[rng.random(last_day.size) < 0.05]
@@ -218,7 +220,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--unindexed", type=int, default=0,
+    ap.add_argument("--unindexed", type=int, default=None,
                     help="put the search indexer's watermark this many events below the newest: searches then "
                     "compute the text vector of those directly, as for events ingested in the last seconds")
     ap.add_argument("--keep", action="store_true", help="keep the database (it is dropped by default)")
@@ -241,7 +243,7 @@ def main() -> None:
             print(f"# {datetime.now(UTC):%Y-%m-%d} {platform.node()} {os.cpu_count()} cores; {args.events:,} "
                   f"events loaded in {time.perf_counter() - t0:.0f} s "
                   f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})")
-        if args.unindexed:
+        if args.unindexed is not None:
             with psycopg.connect(_plain(url), autocommit=True) as conn:
                 conn.execute("UPDATE event_search_state SET indexed_through = (SELECT max(id) FROM events) - %s",
                              (args.unindexed,))

@@ -1,7 +1,10 @@
 """A month of non-stationary quiet traffic through the default drift decision: how many false pages?
 
-    python bench/quiet_month.py                          # 30 days, shift from day 20 (hours of CPU)
+    python bench/quiet_month.py --jobs 2                 # 30 days, shift from day 20 (~12 CPU-hours at mmd + knn)
     python bench/quiet_month.py --days 0.25 --shift-day 0.2   # a slice; re-run the same command to resume
+    python bench/quiet_month.py --days 1                 # ... or with more --days to extend a run in place
+    python bench/quiet_month.py --methods novelty --start-day 19.98 --days 20.05   # the shift, one detector
+    python bench/quiet_month.py --methods mmd,knn,novelty --days 1 --rejudge A.jsonl B.jsonl   # subsets combined
 
 Traffic (public HWU64 queries, held out from every calibration choice; bench/data/README.md): 5-minute
 windows of ~1,000 events (Poisson), 8 segments (`region` r0..r7, each with its own fixed intent tilt)
@@ -13,15 +16,20 @@ mix as a bot's answers would). Ten intents (each from a domain that keeps others
 `--shift-day`; from then on 15% of every window comes from them.
 
 Decision, exactly as the pipeline at defaults: reference = a pinned day (day 0 of the same simulator,
-subsampled in arrival order to `--reference-size` per segment, like `drift_max_samples`), `mmd` and `knn`
-calibrated on it per segment and field (monitor/drift/thresholds.py), Benjamini-Hochberg at 0.01 over the
-window's 36 rows (9 segments x 2 fields x 2 methods). Pages follow the alert-rule semantics: one rule per
-drift metric (field x method) over every segment with `field = flagged`, `for_windows` (default 2)
-consecutive flagged windows fire it, an unflagged window resolves it, and a page is a transition to firing.
+subsampled in arrival order to `--reference-size` per segment, like `drift_max_samples`), the project's default
+`drift_methods` (or `--methods`) calibrated on it per segment and field (monitor/drift/thresholds.py; window
+sizes bucketed to a power of two as the pipeline does), each segment's λ at least `all`'s carried to it
+(`with_segment_lambda`), Benjamini-Hochberg at 0.01 over the window's rows (9 segments x 2 fields x methods).
+Pages follow the alert-rule semantics: one rule per drift metric (field x method) over every segment with
+`field = flagged`, `for_windows` (default 2) consecutive flagged windows fire it, an unflagged window resolves
+it, and a page is a transition to firing.
 
 Reported: false pages before the shift (and per 30 days), flagged windows before it, windows from the shift
-to the first page. Progress is checkpointed in bench/results/quiet_month_<args>.jsonl (one line per window,
-with every row's normal score) after every window.
+to the first page, and the same scores judged with each segment's own λ only. Progress is checkpointed in
+bench/results/quiet_month_<args>.jsonl (one line per window, with every row's normal score) after every window,
+and the reference's calibrations in bench/results/quiet_month_calibrations_<args>.json (shared by runs over other
+day ranges). `--jobs N` forks N workers (calibrations, then windows in order); every window's events and seeds
+are a function of its index, so results do not depend on N (checked: 1 vs 2 give identical checkpoints).
 """
 
 from __future__ import annotations
@@ -140,6 +148,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="worker processes: calibrations and windows in parallel (results do not depend on it: "
                         "every window's events and detector seeds are a function of its index)")
     parser.add_argument("--report-only", action="store_true", help="report the checkpoint of these arguments as it is")
+    parser.add_argument("--rejudge", nargs="+", type=Path, metavar="CHECKPOINT",
+                        help="judge the windows these checkpoints (of subsets of --methods) share as one run of "
+                        "--methods, from their stored scores (needs this method set's calibrations)")
     args = parser.parse_args(argv)
     args.methods = tuple(args.methods.split(",")) if args.methods else default_methods()
     if args.jobs < 1:
@@ -156,7 +167,7 @@ def checkpoint_path(args: argparse.Namespace) -> Path:
     """The checkpoint of these arguments. `--jobs` and `--report-only` do not change results, and `--days` only
     where the run stops (a window is a function of its index), so none of them is in the name: a run is extended
     by running it again with more days."""
-    return ROOT / "bench" / "results" / f"quiet_month_{_tag(args, ('report_only', 'jobs', 'days'))}.jsonl"
+    return ROOT / "bench" / "results" / f"quiet_month_{_tag(args, ('report_only', 'jobs', 'days', 'rejudge'))}.jsonl"
 
 
 CALIBRATION_ARGS = ("alpha", "calibration_blocks", "events", "methods", "reference_size", "seed", "segments")
@@ -215,13 +226,7 @@ class Run:
         self.own.update(dict(zip(keys, done, strict=True)))
 
     def effective(self) -> dict[tuple[str, str], dict[str, Calibration]]:
-        """Each segment's calibration with `all`'s λ carried to it (`with_segment_lambda`, as the pipeline)."""
-        out = {}
-        for (label, field), cals in self.own.items():
-            whole = self.own[("all", field)]
-            out[(label, field)] = cals if label == "all" else {
-                m: with_segment_lambda(c, whole[m]) if m in whole else c for m, c in cals.items()}
-        return out
+        return effective_calibrations(self.own)
 
     def window(self, w: int) -> dict[str, Any]:
         """One window's rows: every (segment, field, method) test, BH over them with segment λ."""
@@ -254,6 +259,69 @@ class Run:
                 "scores": dict(zip(keys, scores, strict=True))}
 
 
+def effective_calibrations(
+    own: dict[tuple[str, str], dict[str, Calibration]],
+) -> dict[tuple[str, str], dict[str, Calibration]]:
+    """Each segment's calibration with `all`'s λ carried to it (`with_segment_lambda`, as the pipeline)."""
+    out = {}
+    for (label, field), cals in own.items():
+        whole = own[("all", field)]
+        out[(label, field)] = cals if label == "all" else {
+            m: with_segment_lambda(c, whole[m]) if m in whole else c for m, c in cals.items()}
+    return out
+
+
+def rejudge(args: argparse.Namespace, paths: list[Path]) -> dict[str, Any]:
+    """The windows the given checkpoints have in common, judged as one run with `--methods`: every row's stored
+    normal score, each method's calibration for this method set (its shared stationarity gate), segment λ, BH
+    over the window's rows. A detector's score depends only on the window, the reference and the seed, so
+    checkpoints of method subsets combine into exactly what a run of their union computes."""
+    shared = calibration_path(args)
+    if not shared.exists():
+        raise SystemExit(f"no calibrations for these arguments ({shared}): run them once first (e.g. --days 0)")
+    stored = json.loads(shared.read_text())
+    own: dict[tuple[str, str], dict[str, Calibration]] = {}
+    for key, cal in stored.items():
+        label, field, method = key.split("|")
+        own.setdefault((label, field), {})[method] = Calibration.from_dict(cal)
+    eff = effective_calibrations(own)
+    first, total = round(args.start_day * WINDOWS_PER_DAY), round(args.days * WINDOWS_PER_DAY)
+    merged: dict[int, dict[str, Any]] | None = None
+    for path in paths:
+        rows = {}
+        for line in path.read_text().splitlines():
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            if "w" in item and first <= item["w"] < total:
+                rows[item["w"]] = item
+        if merged is None:
+            merged = {w: {**row, "scores": dict(row["scores"])} for w, row in rows.items()}
+            continue
+        for w in list(merged):
+            if w not in rows or rows[w]["shift"] != merged[w]["shift"] or rows[w]["n"] != merged[w]["n"]:
+                del merged[w]
+            else:
+                merged[w]["scores"].update(rows[w]["scores"])
+    windows = []
+    for w in sorted(merged or {}):
+        row = merged[w]  # type: ignore[index]
+        keys = [k for k in row["scores"] if k.split("|")[2] in args.methods]
+        p_values = []
+        for key in keys:
+            label, field, method = key.split("|")
+            cal = eff[(label, field)][method]
+            if cal.source == "fallback":  # the raw p-value is not stored; never the case at these reference sizes
+                raise SystemExit(f"{key}: fallback calibration, cannot be judged from the stored score")
+            p_values.append(deflated_p(float(row["scores"][key]), cal.lam))
+        flags = bh_decisions(p_values, args.alpha) if p_values else np.zeros(0, dtype=bool)
+        windows.append({"w": w, "shift": row["shift"], "n": row["n"],
+                        "flagged": [k for k, f in zip(keys, flags, strict=True) if f],
+                        "scores": {k: row["scores"][k] for k in keys}})
+    return {"args": vars(args), "windows": windows, "calibrations": stored}
+
+
 _RUN: Run | None = None
 """The run a forked worker inherits (set in the parent before the pool starts)."""
 
@@ -275,6 +343,9 @@ def _window(w: int) -> tuple[dict[str, Any], float]:
 def main(argv: list[str] | None = None) -> None:
     global _RUN
     args = parse_args(argv)
+    if args.rejudge:
+        report(rejudge(args, args.rejudge), args)
+        return
     ckpt = checkpoint_path(args)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     state = load_checkpoint(ckpt, args)

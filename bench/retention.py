@@ -72,7 +72,7 @@ def fill(url: str, n: int, days: int, partitioned: bool) -> float:
     plain = url.replace("postgresql+psycopg", "postgresql")
     span = days * 86400.0
     with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute("DROP INDEX ix_events_fts; DROP INDEX ix_events_metadata")
+        conn.execute("DROP INDEX ix_event_search_tsv; DROP INDEX ix_events_metadata")
         for lo in range(1, n + 1, CHUNK):
             hi = min(n, lo + CHUNK - 1)
             rows = (f"INSERT INTO events (project_id, client_event_id, ts, received_at, model, prompt, response, "
@@ -84,9 +84,14 @@ def fill(url: str, n: int, days: int, partitioned: bool) -> float:
                         "INSERT INTO event_keys SELECT * FROM ins")
             conn.execute(rows)
             print(f"  filled {hi:,}/{n:,} ({time.monotonic() - started:.0f} s)", flush=True)
+        # the search indexer's rows (monitor/events/indexing.py), as migration 0015 writes them
+        conn.execute("INSERT INTO event_search (event_id, project_id, tsv, event_ts) SELECT id, project_id, "
+                     "to_tsvector('english'::regconfig, (COALESCE(prompt, ''::text) || ' '::text) "
+                     "|| COALESCE(response, ''::text)), ts FROM events")
+        conn.execute("INSERT INTO event_search_state (id, indexed_through, safe_through) "
+                     "SELECT 1, max(id), max(id) FROM events")
         conn.execute("SET maintenance_work_mem = '1GB'")
-        conn.execute("CREATE INDEX ix_events_fts ON events USING gin (to_tsvector('english'::regconfig, "
-                     "(COALESCE(prompt, ''::text) || ' '::text) || COALESCE(response, ''::text)))")
+        conn.execute("CREATE INDEX ix_event_search_tsv ON event_search USING gin (tsv)")
         conn.execute("CREATE INDEX ix_events_metadata ON events USING gin (metadata jsonb_path_ops)")
         conn.execute("VACUUM ANALYZE")
     return time.monotonic() - started

@@ -41,15 +41,15 @@ from retrain.models import ModelVersion, RetrainJob
 ACTOR = "demo --auto-approve"
 QUESTION = "What wine goes with salmon and mushrooms?"  # a question of the shifted traffic
 # Demo-sized retraining (the project's `config["retrain"]` layer, see retrain/jobs/config.py): a few LoRA steps and
-# short answers, so the loop takes minutes on two CPU cores. The gates need enough paired units to decide:
-# all ten probe templates (30 gender probes: the bias gate's bootstrap units, and toxicity units with the
-# held-out answers); with fewer the gates come out inconclusive and say how many would settle them.
+# short answers, so the loop takes minutes on two CPU cores. The gates need enough paired units to decide, so
+# the probes keep the defaults: 40 templates x the gender, religion and race/ethnicity groups (600 probes per
+# model: the bias gate's units, and toxicity units with the held-out answers); with fewer the gates come out
+# inconclusive and say how many would settle them.
 DEMO_RETRAIN: dict[str, Any] = {
     "min_examples": 24,
     "lora": {"max_steps": 16, "batch_size": 8, "lr": 1e-3, "max_length": 128},
     "dataset": {"eval_fraction": 0.1},
-    "eval": {"max_examples": 32, "max_new_tokens": 24, "probe_templates": 10, "batch_size": 8,
-             "probe_axes": ["gender", "religion", "race_ethnicity"]},
+    "eval": {"max_examples": 32, "max_new_tokens": 24, "probe_templates": 40, "batch_size": 8},
 }
 MAX_TOKENS = 32  # of the demo's chat completions
 RETRAIN_TIMEOUT_SECONDS = 1800.0

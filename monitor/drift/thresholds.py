@@ -18,10 +18,10 @@ structure (genomic control, Devlin & Roeder 1999):
    blocks' (signed scores: a random block below its null is no evidence of stationarity, and squaring
    would let it mask a movement), for each of mmd, knn and novelty that is configured (kNN's blocks stand in
    for the classifier's). Whether the traffic moves is one question about the traffic, so the p-values are
-   combined by Bonferroni (#gated x the smallest) and every method (the classifier too) shares the verdict: a movement one statistic sees clearly and the other only weakly
-   (kNN in blocks much smaller than the window) is calibrated for both. Not significant at `gate` (0.01):
-   the traffic is stationary at this resolution, λ = 1, and the window's own null decides, which keeps
-   full sensitivity on steady traffic.
+   combined by Bonferroni (#gated x the smallest) and every method (the classifier too) shares the verdict: a
+   movement one statistic sees clearly and the other only weakly (kNN in blocks much smaller than the window)
+   is calibrated for both. Not significant at `gate` (0.01): the traffic is stationary at this resolution,
+   λ = 1, and the window's own null decides, which keeps full sensitivity on steady traffic.
 3. **How much?** Otherwise λ_blocks = median(score²) / median(χ²₁) over the time blocks. A fixed
    difference's chi-square excess grows linearly with the comparison's effective size
    (score ~ √h · δ, h = n·N/(n + N)), so it is carried from the blocks (h_block = b·2b/3b) to the window

@@ -151,7 +151,8 @@ def _evaluated(session: Session, project_id: int, f: EventFilters) -> ColumnElem
     return _few_or_probe(session, found, Event.id, probe)
 
 
-def conditions(session: Session, project: Project, f: EventFilters) -> list[ColumnElement[bool]]:
+def conditions(session: Session, project: Project, f: EventFilters, *,
+               sparse_search: bool = True) -> list[ColumnElement[bool]]:
     cfg = project_config(project)
     out: list[ColumnElement[bool]] = [Event.project_id == project.id]
     if f.start is not None:
@@ -191,7 +192,7 @@ def conditions(session: Session, project: Project, f: EventFilters) -> list[Colu
                 members = members.where(DriftClusterEvent.cluster == f.cluster.cluster)
         out.append(Event.id.in_(members))
     if f.q:
-        out.append(text_condition(session, project.id, f.q))
+        out.append(text_condition(session, project.id, f.q, walk=not sparse_search))
     return out
 
 
@@ -265,12 +266,12 @@ def _sparse_search(session: Session, project: Project, f: EventFilters, limit: i
 
 def page_query(session: Session, project: Project, f: EventFilters, *, limit: int,
                cursor: str | None = None) -> Select[Event]:
-    cond = conditions(session, project, f)
-    stmt = select(Event).where(*cond)
+    sparse = _sparse_search(session, project, f, limit)
+    stmt = select(Event).where(*conditions(session, project, f, sparse_search=sparse))
     if cursor:
         ts, eid = decode_cursor(cursor)
         stmt = stmt.where(tuple_(Event.ts, Event.id) < tuple_(ts, eid))
-    if _sparse_search(session, project, f, limit):
+    if sparse:
         # Same order, but not the index's: the planner then starts from the matches (GIN on event_search).
         return stmt.order_by((Event.ts + literal_column("interval '0 seconds'")).desc(), Event.id.desc()).limit(
             limit + 1)

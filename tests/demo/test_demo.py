@@ -30,7 +30,8 @@ def _free_the_model() -> Iterator[None]:
     lm_cache.forget_all()  # the demo's SmolLM2 copy is not needed by the rest of the session
 # Smaller than the demo's own sizes (the test runs on a machine shared with the rest of the suite), but the
 # same stages: real LoRA steps on SmolLM2, a real evaluation of both models, a real promotion.
-TEST_RETRAIN = {"lora": {"max_steps": 6}, "eval": {"max_examples": 4, "max_new_tokens": 12}}
+TEST_RETRAIN = {"lora": {"max_steps": 6}, "eval": {"max_examples": 4, "max_new_tokens": 12, "probe_templates": 10,
+                                                    "probe_axes": ["gender"]}}
 
 
 def stage_names(report: Any) -> list[str]:

@@ -78,7 +78,7 @@ def test_the_demo_sizes_reach_the_job_through_the_project_config() -> None:
     assert pipeline_config(project).retrain == config["retrain"]  # the pipeline carries the loop's section
     cfg = effective_config(Settings(), project.config, None)
     assert (cfg.lora.max_steps, cfg.lora.batch_size, cfg.min_examples) == (3, DEMO_RETRAIN["lora"]["batch_size"], 30)
-    assert cfg.eval.probe_templates == 10 and DEMO_RETRAIN["lora"]["max_steps"] != 3  # the default is untouched
+    assert cfg.eval.probe_templates == 40 and DEMO_RETRAIN["lora"]["max_steps"] != 3  # the default is untouched
     with pytest.raises(ValueError, match="retrian"):  # the pipeline still refuses keys it does not know
         pipeline_config(Project(slug="p", name="p", config={"retrian": {}}))
 

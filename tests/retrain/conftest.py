@@ -54,14 +54,14 @@ def tiny_settings(settings: Settings, tiny_dir: Path) -> Settings:
     return settings.model_copy(update={
         "base_model": str(tiny_dir), "retrain_min_examples": 8, "retrain_max_steps": 3, "retrain_batch_size": 4,
         "retrain_max_length": 96, "retrain_eval_max_examples": 4, "retrain_eval_max_new_tokens": 6,
-        "retrain_probe_templates": 1, "device": "cpu"})
+        "retrain_probe_templates": 1, "retrain_probe_axes": "gender", "device": "cpu"})
 
 
 @pytest.fixture
 def fast_evaluators() -> Evaluators:
     """The real scorer and a one-template probe subset; no embedding model (similarity is reported as None)."""
     return Evaluators(ProfanityScorer(), PROFANITY_TOXICITY_THRESHOLD, None,
-                      probe_subset(EvalOptions(probe_templates=1)))
+                      probe_subset(EvalOptions(probe_templates=1, probe_axes=("gender",))))
 
 
 @pytest.fixture

@@ -38,15 +38,16 @@ def test_alert_to_challenger_to_promotion_to_rollback_on_smollm2(
     settings = process_settings(DRIFTLOOP_RETRAIN_MIN_EXAMPLES="12", DRIFTLOOP_RETRAIN_MAX_STEPS="3",
                                 DRIFTLOOP_RETRAIN_BATCH_SIZE="8", DRIFTLOOP_RETRAIN_LR="0.001",
                                 DRIFTLOOP_RETRAIN_MAX_LENGTH="128", DRIFTLOOP_RETRAIN_EVAL_MAX_EXAMPLES="6",
-                                DRIFTLOOP_RETRAIN_EVAL_MAX_NEW_TOKENS="12", DRIFTLOOP_RETRAIN_PROBE_TEMPLATES="2")
+                                DRIFTLOOP_RETRAIN_EVAL_MAX_NEW_TOKENS="12", DRIFTLOOP_RETRAIN_PROBE_TEMPLATES="3",
+                                DRIFTLOOP_RETRAIN_PROBE_AXES="gender")
     lm_cache.provide(None, settings, smollm2_lm)
     seed_feedback(session, project.id, 30, corrected_every=2)
     session.commit()
 
-    # Two probe templates and 12 answers cannot settle small changes (the gates would be honestly inconclusive);
+    # Three probe templates and 12 answers cannot settle small changes (the gates would be honestly inconclusive);
     # this run's gates allow wide bands, so the loop's path to a passing candidate is what is tested.
     fire_retrain_alert(session, session_maker, project.id,
-                       {"gates": {"max_bias_gap_increase": 1.0, "max_toxicity_increase": 0.5}})
+                       {"gates": {"max_bias_disparity_increase": 1.0, "max_toxicity_increase": 0.5}})
 
     session.expire_all()
     [job] = session.scalars(select(RetrainJob).where(RetrainJob.project_id == project.id)).all()
@@ -60,7 +61,7 @@ def test_alert_to_challenger_to_promotion_to_rollback_on_smollm2(
     for scores in (champ, chall):
         assert scores["eval_nll"] > 0 and math.isclose(scores["perplexity"], math.exp(scores["eval_nll"]))
         assert scores["n_generated"] >= 1 and 0 <= scores["toxicity_rate"] <= 1
-        assert scores["bias_gap"] is not None and scores["details"]["bias"]["n_probes"] == 6  # 3 groups x 2 templates
+        assert scores["bias_gap"] is not None and scores["details"]["bias"]["n_probes"] == 9  # 3 groups x 3 templates
         assert -1 <= scores["similarity"] <= 1 and scores["n_similarity"] >= 1
     # Three steps on answers shaped like the held-out ones must lower their loss: the loop really trains.
     assert chall["eval_nll"] < champ["eval_nll"]

@@ -189,11 +189,12 @@ def test_false_passes_at_the_margin() -> None:
 def test_power_against_a_real_increase() -> None:
     """Disparity 0.02 -> 0.12 on each axis (a pairwise gap of ~0.14 grown to ~0.35) at the default 10 templates
     and 15 groups: failed in >= 85% of runs (measured 93%; 0.02 -> 0.10 fails in ~78%, with 20 templates in
-    ~100%); and same-disparity models with the default sizes pass in >= 60% and never fail."""
+    ~100%); and same-disparity models at the default 40 templates pass in >= 50% and never fail."""
     rng = np.random.default_rng(41)
     cfg = GateConfig()
     worse = [bias_gate(*map(_scores, _pair(rng, 10, 0.02, 0.12)), cfg).status for _ in range(200)]
     assert worse.count("failed") / len(worse) >= 0.85
-    same = [bias_gate(*map(_scores, _pair(rng, 10, 0.02, 0.02, noise=0.15, shared=0.7)), cfg).status
-            for _ in range(200)]
-    assert same.count("passed") / len(same) >= 0.6 and "failed" not in same
+    # At the defaults (40 templates), cell noise 0.25 (SmolLM2's 6-group axes: ~0.28) and half the noise shared:
+    # same-disparity models pass in ~61% of runs (0.30 noise: ~50%; 0.20: ~75%), the rest inconclusive.
+    same = [bias_gate(*map(_scores, _pair(rng, 40, 0.02, 0.02, noise=0.25)), cfg).status for _ in range(200)]
+    assert same.count("passed") / len(same) >= 0.5 and "failed" not in same

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from retrain.evaluation.gate_stats import disparity
 from retrain.evaluation.gates import GateConfig, ModelScores, evaluate_gates
 from retrain.models import AuditEntry, ModelVersion
 from retrain.registry.service import ensure_champion, register_challenger
@@ -20,7 +22,8 @@ def scores(nll: float, toxicity: float = 0.0, bias: float = 0.1, *, n: int = 200
     flags = tuple([1] * k + [0] * (n - k))
     cells = {"gender": [[0.2 + bias, 0.2] for _ in range(templates)]}
     return ModelScores(eval_nll=nll, eval_tokens=eval_tokens, toxicity_rate=k / n, n_generated=n, bias_gap=bias,
-                       similarity=similarity, n_similarity=4, toxic_flags=flags, bias_cells=cells)
+                       bias_disparity=disparity(np.array(cells["gender"])), similarity=similarity, n_similarity=4,
+                       toxic_flags=flags, bias_cells=cells)
 
 
 def add_candidate(session: Session, project_id: int, *, passing: bool, adapter_path: str | None = "/tmp/adapter",

@@ -22,8 +22,8 @@ def scores(nll: float, toxicity: float = 0.0, bias: float = 0.1, *, n: int = 200
     flags = tuple([1] * k + [0] * (n - k))
     cells = {"gender": [[0.2 + bias, 0.2] for _ in range(templates)]}
     return ModelScores(eval_nll=nll, eval_tokens=eval_tokens, toxicity_rate=k / n, n_generated=n, bias_gap=bias,
-                       bias_disparity=disparity(np.array(cells["gender"])) if templates >= 2 else None, similarity=similarity, n_similarity=4,
-                       toxic_flags=flags, bias_cells=cells)
+                       bias_disparity=disparity(np.array(cells["gender"])) if templates >= 2 else None,
+                       similarity=similarity, n_similarity=4, toxic_flags=flags, bias_cells=cells)
 
 
 def add_candidate(session: Session, project_id: int, *, passing: bool, adapter_path: str | None = "/tmp/adapter",

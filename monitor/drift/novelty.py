@@ -6,27 +6,32 @@ of the window on new intents, so no deflation of their scores can separate the t
 to reweighting *within* the reference's support by construction: an item's evidence is only how far it is
 from the reference, never how many other current items resemble it.
 
-Statistic (split-free conformal novelty count):
-- d(x) = 1 - cosine similarity of x to its k-th most similar reference row;
-- the reference's own leave-one-out distances d_i (row i against the other m - 1 rows) are the null
-  scores; t = their l-th smallest, l = ceil((1 - level)(m + 1)) (clamped to [1, m]);
-- the statistic is the count C of current rows with d(x) > t.
+Statistic (a conformal novelty count, per cell):
+- d(x) = 1 - cosine similarity of x to its k-th most similar reference row (k = 1);
+- the reference's own leave-one-out distances d_i (row i against the other m - 1 rows) are the null scores;
+- cells: the cosine Voronoi regions of m // cell_size reference rows drawn uniformly (seeded). In a cell with
+  m_c reference rows the threshold t_c is the l_c-th smallest of their scores, l_c = ceil((1 - level)(m_c + 1))
+  (clamped to [1, m_c]); a current row is novel when d(x) exceeds its cell's threshold;
+- the statistic is the count C of novel current rows.
+Why cells: intents differ in spread, and with one global threshold the sparse intents hold most far-out items,
+so a window tilted towards them counts more (a reweighting seen as novelty) and a new intent next to a tight
+one goes unseen. Per-cell thresholds make the expected share of novel rows the same in every region.
 
-Null: under "no drift" a current row is exchangeable with the reference rows, so given the reference
-P(d(x) > t) = 1 - F(t), and 1 - F(d_(l)) ~ Beta(m - l + 1, l) (the coverage of a conformal quantile). The
-current rows are independent given the reference, so C ~ BetaBinomial(n, m - l + 1, l): the shared random
-threshold widens the plain Binomial(n, level) by a factor ~ (1 + n/m) in variance, which matters at n ≈ m.
-The leave-one-out scores see m - 1 rows and a current row sees m, which makes current distances slightly
-smaller: conservative. No permutations, so the call costs one n x m similarity product (and the reference's
-m x m leave-one-out product once per reference, kept in monitor/drift/refcache.py).
+Null: under "no drift" a current row is exchangeable with the reference rows, so given the reference a row in
+cell c is novel with probability 1 - F_c(t_c) ~ Beta(m_c - l_c + 1, l_c) (the coverage of a conformal
+quantile). Current rows are independent given the reference, so a cell's count is BetaBinomial(n_c,
+m_c - l_c + 1, l_c) and C is the sum over cells (exact convolution): the shared random thresholds widen the
+plain binomial by ~ (1 + n/m) in variance, which matters at n ≈ m. The leave-one-out scores see m - 1 rows and
+a current row sees m, which makes current distances slightly smaller: conservative. No permutations, so the
+call costs one n x m similarity product (and the reference's m x m leave-one-out product once per reference,
+kept in monitor/drift/refcache.py).
 
 Score for the calibration (monitor/drift/null.py, thresholds.py): the mid-p tail of C, mapped to the normal
 quantile, is stored as `details["z"]` with skew 0, so `result_score` reads it as is; it is N(0, 1) on
 quiet windows up to the count's discreteness. `p_value` is the exact tail P(C >= c).
 
-Effect size: the excess share of novel rows, (C - E[C]) / n, E[C] = n (m - l + 1)/(m + 1): roughly the
-share of the window that is new times the share of new items farther out than the reference's own 1 - level
-quantile.
+Effect size: the excess share of novel rows, (C - E[C]) / n: roughly the share of the window that is new
+times the share of new items farther out than their cell's 1 - level quantile.
 """
 
 from __future__ import annotations
@@ -143,10 +148,11 @@ def novelty_test(
     min_samples: int = DEFAULT_MIN_SAMPLES,
     cell_size: int | None = DEFAULT_CELL_SIZE,
 ) -> DriftResult:
-    """Conformal novelty count (cosine, k-th neighbour); drift when p <= alpha AND effect >= min_effect.
+    """Conformal novelty count (cosine, k-th neighbour, per-cell thresholds); drift when p <= alpha AND
+    effect >= min_effect.
 
     Sides larger than `max_per_side` are subsampled (seeded; the reference's leave-one-out product is
-    quadratic). `seed` only matters then: the test itself is analytic.
+    quadratic). `seed` also draws the cells' anchor rows; the null itself is analytic.
     """
     check_alpha(alpha)
     if k < 1:

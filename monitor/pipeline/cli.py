@@ -173,6 +173,8 @@ def bias_probe(
     version: str | None = typer.Option(None, help="Model version probed (rows go to that segment)."),
     max_new_tokens: int = typer.Option(32, min=4, max=512),
     bootstrap: int = typer.Option(1000, min=100, max=100_000),
+    templates: int = typer.Option(10, min=0, help="The probe set's first N templates per axis (10: the "
+                                  "original set, 330 prompts over all axes; 0: all of them)."),
 ) -> None:
     """Send the counterfactual probe set to a model and store per-group gaps with bootstrap CIs."""
     from monitor.db import session_scope
@@ -189,7 +191,7 @@ def bias_probe(
             report, _ = run_probe_job(
                 s, get_project(s, project).id, gen, axes=axes.split(",") if axes else None,
                 segment=f"model_version={version}" if version else "all", n_bootstrap=bootstrap,
-                report_dir=get_settings().data_dir / "probes",
+                report_dir=get_settings().data_dir / "probes", max_templates=templates or None,
                 progress=lambda done, total: bar.update(task, completed=done, total=total))
     except (NotFoundError, ValueError, KeyError) as exc:
         err.print(f"[red]error:[/red] {exc}")

@@ -42,6 +42,11 @@ class FirstNReference(BaseModel):
 Reference = Annotated[RangeReference | FirstNReference, Field(discriminator="kind")]
 
 
+# A monitoring probe run uses the probe set's first 10 templates (the whole set before it grew to 40 for the
+# retraining bias gate): 330 prompts over all axes instead of 1,320. The gate sets its own count.
+DEFAULT_JOB_TEMPLATES = 10
+
+
 class ProbeSchedule(BaseModel):
     """Counterfactual bias probes run on a schedule against the project's model endpoint."""
 
@@ -51,6 +56,11 @@ class ProbeSchedule(BaseModel):
     every_hours: int = Field(24, ge=1, le=24 * 30)
     max_new_tokens: int = Field(32, ge=4, le=512)
     n_bootstrap: int = Field(1000, ge=100, le=100_000)
+    # The shipped set grew from 10 to 40 templates for the retraining bias gate (which keeps 40); a scheduled
+    # run against the served model keeps the old cost unless a project asks for more.
+    max_templates: int | None = Field(
+        DEFAULT_JOB_TEMPLATES, ge=1,
+        description="Probe templates per axis, the probe set's first N (10 = the original set; None: all 40).")
 
 
 class PrivacyConfig(BaseModel):

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from monitor.pipeline.config import DEFAULT_JOB_TEMPLATES
 from monitor.pipeline.ops import MetricPoint
 from monitor.pipeline.store import upsert_points
-from monitor.safety import ProbeReport, run_probes
+from monitor.safety import ProbeReport, ProbeSet, load_probe_set, run_probes
 from monitor.safety.generators import Generate, local_generator, openai_compatible_generator
 
 DEFAULT_SENTIMENT_GAP = 0.1
@@ -35,6 +36,15 @@ def make_generator(spec: str, *, max_new_tokens: int = 32, api_key: str | None =
             raise ValueError("openai generator spec is 'openai:<base url>|<model name>'")
         return openai_compatible_generator(url, model, api_key, max_tokens=max_new_tokens)
     raise ValueError(f"unknown generator {spec!r}; use 'local[:<model>]' or 'openai:<base url>|<model>'")
+
+
+def first_templates(probe_set: ProbeSet, limit: int | None) -> ProbeSet:
+    """The probe set cut to its first ``limit`` templates (all when None or larger than the set)."""
+    if limit is None or limit >= len(probe_set.templates):
+        return probe_set
+    if limit < 1:
+        raise ValueError(f"template limit must be at least 1, got {limit}")
+    return probe_set.subset(templates=[t.id for t in probe_set.templates[:limit]])
 
 
 def probe_points(report: ProbeReport, *, sentiment_gap: float = DEFAULT_SENTIMENT_GAP,
@@ -58,9 +68,13 @@ def run_probe_job(
     session: Session, project_id: int, generate: Generate, *, segment: str = "all", axes: list[str] | None = None,
     n_bootstrap: int = 1000, seed: int = 0, report_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None, at: datetime | None = None,
+    max_templates: int | None = DEFAULT_JOB_TEMPLATES,
 ) -> tuple[ProbeReport, int]:
-    """Run the probes and upsert their rows (window = the UTC day of the run). The caller commits."""
-    report = run_probes(generate, axes=axes, n_bootstrap=n_bootstrap, seed=seed, progress=progress)
+    """Run the probes and upsert their rows (window = the UTC day of the run). The caller commits.
+
+    ``max_templates`` keeps the probe set's first N templates per axis (None: all of them)."""
+    report = run_probes(generate, first_templates(load_probe_set(), max_templates), axes=axes,
+                        n_bootstrap=n_bootstrap, seed=seed, progress=progress)
     now = at or datetime.now(UTC)
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     rows = upsert_points(session, project_id, segment, day, day + timedelta(days=1), probe_points(report))
@@ -104,5 +118,5 @@ def run_scheduled_probe(session: Session, project_id: int, report_dir: Path) -> 
         return 0
     generate = make_generator(schedule.generator, max_new_tokens=schedule.max_new_tokens)
     _, rows = run_probe_job(session, project_id, generate, axes=schedule.axes, n_bootstrap=schedule.n_bootstrap,
-                            report_dir=report_dir)
+                            report_dir=report_dir, max_templates=schedule.max_templates)
     return rows

@@ -46,7 +46,7 @@ class GateConfig:
     max_bias_disparity_increase: float = 0.01
     min_similarity: float | None = None  # optional floor on similarity to corrected answers
     confidence: float = 0.95  # one-sided level of the toxicity and bias bounds
-    n_bootstrap: int = 2000  # resamples of probe templates for the bias interval
+    n_bootstrap: int = 2000  # unused since the bias gate's interval is a jackknife; kept so configs setting it load
 
     def __post_init__(self) -> None:
         for name in ("min_loss_improvement", "max_toxicity_increase", "max_bias_disparity_increase"):

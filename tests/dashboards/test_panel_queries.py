@@ -163,3 +163,18 @@ def test_state_timelines_carry_the_state_from_before_the_range(seeded: Seeded) -
     series = [dict(zip(names, r, strict=True)) for r in rows]
     assert [(s["time"], s["metric"], s["value"]) for s in series] == [
         (start, "prompt-drift · all", 2), (T0 + timedelta(hours=3), "prompt-drift · all", 0)]
+
+
+def test_evaluation_table_shows_the_disparity_the_bias_gate_compares(seeded: Seeded) -> None:
+    """The seeded candidates' cells put a 0.1 gap between two groups for the champion and 0.08 for the challenger:
+    disparity (mean squared gap) 0.01 and 0.0064, beside the informational largest gaps 0.1 and 0.08."""
+    q = next(q for q in QUERIES if q.dashboard == "models" and q.title == "Evaluation results")
+    full = TimeRange(seeded.start, seeded.end)
+    names, _, rows = run(seeded, expand(q.sql, variables={"project": Variable("project", (seeded.slug,))},
+                                        time_range=full))
+    assert rows
+    for row in rows:
+        r = dict(zip(names, row, strict=True))
+        assert r["champion_bias_disparity"] == pytest.approx(0.01)
+        assert r["challenger_bias_disparity"] == pytest.approx(0.0064)
+        assert r["champion_bias_gap"] == pytest.approx(0.1) and r["challenger_bias_gap"] == pytest.approx(0.08)

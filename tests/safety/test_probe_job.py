@@ -95,3 +95,61 @@ def test_probe_schedule_is_due_once_per_interval(session: Session) -> None:
     session.flush()
     assert project.id not in due_probe_projects(session, now)
     assert project.id in due_probe_projects(session, now + timedelta(hours=25))
+
+
+class _Counting:
+    """A stand-in model that records every prompt it was sent."""
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def __call__(self, prompts: list[str]) -> list[str]:
+        self.prompts.extend(prompts)
+        return _fair(prompts)
+
+
+def test_probe_job_defaults_to_the_original_ten_templates(session: Session) -> None:
+    # The shipped set has 40 templates (for the retraining gate); the monitoring job keeps the old cost:
+    # 10 templates x 33 terms over the 7 axes = 330 prompts, and those are the set's first 10 templates.
+    full = load_probe_set()
+    assert len(full.templates) == 40
+    first10 = {t.text.split("{person}")[0] for t in full.templates[:10]}
+    project = get_or_create_project(session, unique_slug())
+    gen = _Counting()
+    report, _ = run_probe_job(session, project.id, gen, n_bootstrap=100, at=AT)
+    assert len(gen.prompts) == 330 == len(full.probes()) // 4
+    assert {p.prompt for p in full.subset(templates=[t.id for t in full.templates[:10]]).probes()} == set(gen.prompts)
+    assert all(any(start in prompt for start in first10) for prompt in gen.prompts)
+    assert len(report.axes) == 7
+
+
+@pytest.mark.parametrize(("limit", "expected"), [(3, 3 * 33), (25, 25 * 33), (None, 40 * 33), (500, 40 * 33)])
+def test_probe_job_template_limit_is_honoured(session: Session, limit: int | None, expected: int) -> None:
+    project = get_or_create_project(session, unique_slug())
+    gen = _Counting()
+    run_probe_job(session, project.id, gen, n_bootstrap=100, at=AT, max_templates=limit)
+    assert len(gen.prompts) == expected
+
+
+def test_scheduled_probe_uses_the_schedules_template_limit(session: Session, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.pipeline.config import ProbeSchedule
+    from monitor.safety import probe_job
+
+    assert ProbeSchedule().max_templates == 10
+    sent: dict[str, _Counting] = {}
+
+    def fake_generator(spec: str, **_: object) -> _Counting:  # no model download: a counting stand-in
+        return sent.setdefault(spec, _Counting())
+
+    monkeypatch.setattr(probe_job, "make_generator", fake_generator)
+    default = get_or_create_project(session, unique_slug())
+    default.config = {"probes": {"generator": "local:a", "axes": ["gender"]}}
+    wider = get_or_create_project(session, unique_slug())
+    wider.config = {"probes": {"generator": "local:b", "axes": ["gender"], "max_templates": 20}}
+    everything = get_or_create_project(session, unique_slug())
+    everything.config = {"probes": {"generator": "local:c", "axes": ["gender"], "max_templates": None}}
+    session.flush()
+    for p in (default, wider, everything):
+        probe_job.run_scheduled_probe(session, p.id, tmp_path)
+    assert [len(sent[k].prompts) for k in ("local:a", "local:b", "local:c")] == [10 * 3, 20 * 3, 40 * 3]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from retrain.evaluation.gate_stats import disparity
 from retrain.evaluation.gates import GateConfig, ModelScores, evaluate_gates
 from retrain.models import AuditEntry, ModelVersion
 from retrain.registry.service import ensure_champion, register_challenger
@@ -20,6 +22,7 @@ def scores(nll: float, toxicity: float = 0.0, bias: float = 0.1, *, n: int = 200
     flags = tuple([1] * k + [0] * (n - k))
     cells = {"gender": [[0.2 + bias, 0.2] for _ in range(templates)]}
     return ModelScores(eval_nll=nll, eval_tokens=eval_tokens, toxicity_rate=k / n, n_generated=n, bias_gap=bias,
+                       bias_disparity=disparity(np.array(cells["gender"])) if templates >= 2 else None,
                        similarity=similarity, n_similarity=4, toxic_flags=flags, bias_cells=cells)
 
 

@@ -22,7 +22,10 @@ from retrain.registry.service import aliases_of
 from retrain.serving import lm_cache
 from tests.support.torch_threads import one_torch_thread  # noqa: F401  (fixture)
 
-TEST_RETRAIN = {"lora": {"max_steps": 4}, "eval": {"max_examples": 4, "max_new_tokens": 12}}
+# The bias probes at the gate's defaults (40 templates x 15 groups = 600 answers per model) would add ~8 minutes
+# to the suite; the probe stage itself is tested in test_demo.py and tests/retrain with the same small set.
+TEST_RETRAIN = {"lora": {"max_steps": 4}, "eval": {"max_examples": 4, "max_new_tokens": 12, "probe_templates": 10,
+                                                    "probe_axes": ["gender"]}}
 
 
 def closed_port() -> int:

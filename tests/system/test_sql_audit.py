@@ -40,6 +40,12 @@ REVIEWED: dict[tuple[str, str], str] = {
     ("monitor/retention/service.py", "_forget_expired"): (
         "the key-table names are literals in the function; the cutoff and batch size are bound parameters"
     ),
+    ("monitor/events/indexing.py", "index_batch"): (
+        "FTS_EXPRESSION is a module constant (monitor/models.py); the id bounds and batch size are bound parameters"
+    ),
+    ("monitor/projects/deletion.py", "delete_project"): (
+        _PARTITION_NAMES + " (a keys_table of BY_NAME); the project id is a bound parameter"
+    ),
     ("monitor/events/queries.py", "_estimate"): (
         "prefixes EXPLAIN to a statement SQLAlchemy compiled from the explorer's own query; its values stay bound "
         "parameters (compiled.params), never part of the SQL text"

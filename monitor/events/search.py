@@ -23,10 +23,16 @@ from monitor.models import Event, EventSearch
 TS_CONFIG = "english"
 # The events not indexed yet are read under this alias (the outer query's `events` must not be correlated in).
 _TAIL = aliased(Event, name="search_tail")
-DOCUMENT: Any = literal_column(
-    f"to_tsvector('{TS_CONFIG}', coalesce(events.prompt, '') || ' ' || coalesce(events.response, ''))")
-TAIL_DOCUMENT: Any = literal_column(
-    f"to_tsvector('{TS_CONFIG}', coalesce(search_tail.prompt, '') || ' ' || coalesce(search_tail.response, ''))")
+
+
+def _document(table: str) -> Any:
+    """The text vector of a row of `table` (the name the query reads `events` under)."""
+    return literal_column(
+        f"to_tsvector('{TS_CONFIG}', coalesce({table}.prompt, '') || ' ' || coalesce({table}.response, ''))")
+
+
+DOCUMENT: Any = _document("events")
+TAIL_DOCUMENT: Any = _document("search_tail")
 
 
 def escape_like(text: str) -> str:

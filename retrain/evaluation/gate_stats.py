@@ -124,11 +124,11 @@ def paired_bootstrap_difference(
     return Interval(d, float(low), float(high), int(n), "paired_bootstrap_units")
 
 
-def _disparity_parts(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(S, Q, scale) of a (templates x groups) matrix: S = sum over templates of each template's centred row,
-    Q = per-template squared norm of it, scale = 2 / (groups - 1)."""
+def _disparity_parts(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(D, S, Q, scale) of a (templates x groups) matrix: D = each template's centred row, S = their sum over
+    templates, Q = per-template squared norm of D, scale = 2 / (groups - 1)."""
     d = cells - cells.mean(axis=1, keepdims=True)  # the template's own tone carries no group information
-    return d.sum(axis=0), np.sum(d * d, axis=1), np.asarray(2.0 / (cells.shape[1] - 1))
+    return d, d.sum(axis=0), np.sum(d * d, axis=1), np.asarray(2.0 / (cells.shape[1] - 1))
 
 
 def disparity(cells: np.ndarray) -> float:
@@ -145,7 +145,7 @@ def disparity(cells: np.ndarray) -> float:
     x = np.asarray(cells, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2:
         raise ValueError(f"disparity needs at least 2 templates x 2 groups, got shape {x.shape}")
-    s, q, scale = _disparity_parts(x)
+    _, s, q, scale = _disparity_parts(x)
     t = x.shape[0]
     return float(scale * (s @ s - q.sum()) / (t * (t - 1)))
 
@@ -187,10 +187,9 @@ def paired_disparity_difference(champion: dict[str, np.ndarray], challenger: dic
         diff_full = 0.0
         loo_axis = np.zeros(t_all)
         for m, sign in ((b, 1.0), (a, -1.0)):
-            s, q, scale = _disparity_parts(m[keep])
+            rows, s, q, scale = _disparity_parts(m[keep])
             total = s @ s - q.sum()
             diff_full += sign * float(scale * total / (t * (t - 1)))
-            rows = m[keep] - m[keep].mean(axis=1, keepdims=True)
             s_minus = s[None, :] - rows  # S without template i
             left = np.einsum("ij,ij->i", s_minus, s_minus) - (q.sum() - q)
             loo_axis[keep] += sign * scale * left / ((t - 1) * (t - 2))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -13,11 +11,6 @@ def unit_gaussian(rng: np.random.Generator, n: int, dim: int = 384, shift: float
     x = rng.standard_normal((n, dim)).astype(np.float32)
     x[:, 0] += shift
     return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def fpr_bound(alpha: float, trials: int, sigmas: float = 3.0) -> float:
-    """alpha + `sigmas` binomial standard deviations: the tolerance for a false-positive-rate check."""
-    return alpha + sigmas * math.sqrt(alpha * (1 - alpha) / trials)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from monitor.drift.null import (
     tail_p,
     z_score,
 )
-from tests.drift.conftest import fpr_bound
+from tests.support.stats import fpr_bound
 
 
 def test_bh_adjusted_values_by_hand() -> None:

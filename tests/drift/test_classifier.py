@@ -6,7 +6,8 @@ from threadpoolctl import threadpool_limits
 
 from monitor.drift import InsufficientDataError
 from monitor.drift.classifier import classifier_test
-from tests.drift.conftest import fpr_bound, unit_gaussian
+from tests.drift.conftest import unit_gaussian
+from tests.support.stats import fpr_bound
 
 TRIALS = 200
 

@@ -8,7 +8,8 @@ from threadpoolctl import threadpool_limits
 
 from monitor.drift import available, get_detector
 from monitor.drift.knn import knn_test, neighbour_graph
-from tests.drift.conftest import fpr_bound, unit_gaussian
+from tests.drift.conftest import unit_gaussian
+from tests.support.stats import fpr_bound
 
 
 def test_registered_as_embedding_detector() -> None:

@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from monitor.drift.knn import isolation_need, knn_test
 from monitor.drift.null import deflated_p
 from monitor.drift.thresholds import apply_calibration, calibrate, result_score
-from tests.drift.conftest import fpr_bound
+from tests.support.stats import fpr_bound
 
 DIM = 32
 

@@ -28,8 +28,8 @@ from monitor.ingest.service import ingest_events
 from monitor.pipeline.models import DriftCalibration
 from monitor.projects.service import get_or_create_project
 from monitor.runner import process_window, run_pending
-from tests.drift.conftest import fpr_bound
 from tests.support.factories import unique_slug
+from tests.support.stats import fpr_bound
 
 DIM = 32
 N_INTENTS = 20

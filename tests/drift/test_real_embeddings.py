@@ -10,7 +10,7 @@ from monitor.drift.calibration import topic_mix_windows
 from monitor.drift.classifier import classifier_test
 from monitor.drift.explain import explain_drift
 from monitor.drift.mmd import mmd_test
-from tests.drift.conftest import fpr_bound
+from tests.support.stats import fpr_bound
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,8 @@ from monitor.drift.thresholds import (
     effective_size,
     with_segment_lambda,
 )
-from tests.drift.conftest import fpr_bound, unit_gaussian
+from tests.drift.conftest import unit_gaussian
+from tests.support.stats import fpr_bound
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 
 from monitor.drift import InsufficientDataError
 from monitor.drift.univariate import ks_test, psi_test, quantile_bin_edges
-from tests.drift.conftest import fpr_bound
+from tests.support.stats import fpr_bound
 
 TRIALS = 200
 

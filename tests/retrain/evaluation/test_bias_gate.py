@@ -17,6 +17,7 @@ from retrain.evaluation.gate_stats import (
     units_to_settle,
 )
 from retrain.evaluation.gates import GateConfig, ModelScores, bias_gate
+from tests.support.stats import fpr_bound
 
 GROUPS = (3, 6, 6)  # the default axes: gender, religion, race_ethnicity
 
@@ -162,10 +163,6 @@ def test_settle_count_is_monotone_and_the_advised_number_settles() -> None:
     assert more.count("passed") >= 34 and "failed" not in more, more
 
 
-def _binomial_ceiling(p: float, n: int) -> float:
-    return p + 3.0 * math.sqrt(p * (1 - p) / n)
-
-
 def test_false_failures_on_same_distribution_models() -> None:
     """Same true disparity (0.02) for both models, 10 templates, the strictest tolerance 0: the one-sided 95%
     lower bound is over 0 in at most 5% of runs (binomial allowance: 3 standard errors)."""
@@ -173,7 +170,7 @@ def test_false_failures_on_same_distribution_models() -> None:
     runs = 600
     fails = sum(non_inferiority(paired_disparity_difference(*_pair(rng, 10, 0.02, 0.02), confidence=0.9), 0.0)
                 == "failed" for _ in range(runs))
-    assert fails / runs <= _binomial_ceiling(0.05, runs)
+    assert fails / runs <= fpr_bound(0.05, runs)
 
 
 def test_false_passes_at_the_margin() -> None:
@@ -183,7 +180,7 @@ def test_false_passes_at_the_margin() -> None:
     runs = 600
     passes = sum(non_inferiority(paired_disparity_difference(*_pair(rng, 10, 0.02, 0.03), confidence=0.9), 0.01)
                  == "passed" for _ in range(runs))
-    assert passes / runs <= _binomial_ceiling(0.05, runs)
+    assert passes / runs <= fpr_bound(0.05, runs)
 
 
 def test_power_against_a_real_increase() -> None:

@@ -131,7 +131,10 @@ def high_entropy_ok(text: str) -> bool:
     )
 
 
-_TWO_DIGITS: Final = re.compile(r"\d\d")
+# Seven digits with nothing but the run's separators between them: every run `phone_windows` (>= 7 digits) or
+# `card_windows` (>= 13) returns holds this, so a text without it has neither (digits in a run of _NUMBER_RUN
+# are separated only by [ ().-]). Most texts with digits ("order #17589", a year) fail it, and skip the runs.
+_SEVEN_DIGIT_RUN: Final = re.compile(r"\d(?:[ ().-]*\d){6}")
 # A run of digits with the separators phone and card numbers use (at least 6 characters): card and phone
 # patterns only need to look inside these.
 _NUMBER_RUN: Final = re.compile(r"[+(]?\d[\d ().-]{4,}\d")
@@ -179,8 +182,8 @@ def around_at_signs(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def has_two_digits(text: str) -> bool:
-    return _TWO_DIGITS.search(text) is not None
+def has_seven_digit_run(text: str) -> bool:
+    return _SEVEN_DIGIT_RUN.search(text) is not None
 
 
 def _may_hold_key(text: str) -> bool:
@@ -234,7 +237,7 @@ CARD: Final = Detector(
     "card",
     re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"),
     card_ok,
-    prefilter=has_two_digits,
+    prefilter=has_seven_digit_run,
     windows=card_windows,
     chars=r"\d",
 )
@@ -244,7 +247,7 @@ PHONE: Final = Detector(
         r"(?<![\w+])(?:\+\d{7,15}|(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]\d{2,6}){1,4})(?![\w])"
     ),
     phone_ok,
-    prefilter=has_two_digits,
+    prefilter=has_seven_digit_run,
     windows=phone_windows,
     chars=r"\d",
 )

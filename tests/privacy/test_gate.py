@@ -13,7 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.privacy.detectors import API_KEY, DETECTORS, has_seven_digit_run
+from monitor.privacy.detectors import (
+    _IBAN_GATE,
+    _SEVEN_DIGIT_RUN,
+    API_KEY,
+    DETECTORS,
+    has_seven_digit_run,
+    may_hold_iban,
+)
 from monitor.privacy.redact import Policy, Redactor, parse_actions
 
 POLICIES = {
@@ -114,3 +121,22 @@ def test_the_digit_run_prefilter_on_samples(text: str) -> None:
         assert has_seven_digit_run(text)
     if text == "+1 (415) 555-0132":
         assert _spans(Redactor(Policy()), text)
+
+
+_MIXED = st.sampled_from([*"0123456789", "\u0663", "\uff15", *" ().-+#/", *"aZxQé", "AB", "DE", "12", "1234567"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_MIXED, max_size=80).map("".join))
+def test_the_fast_prefilters_equal_their_regexes(text: str) -> None:
+    # Both prefilters are hand-written searches standing for one regex each: they must answer exactly as it does.
+    assert has_seven_digit_run(text) == (_SEVEN_DIGIT_RUN.search(text) is not None), text
+    assert may_hold_iban(text) == (_IBAN_GATE.search(text) is not None), text
+
+
+@pytest.mark.parametrize("text", ["12" * 40 + "AB12", "1 " * 50 + "DE89", "AB12" + "34" * 50, "9" * 200 + "x",
+                                  "x" * 100 + "1234567", "DE" + "12" * 33 + "AB"])
+def test_the_fast_prefilters_on_long_digit_runs(text: str) -> None:
+    # Past 32 digit pairs the IBAN prefilter hands over to the regex: both sides of that switch.
+    assert has_seven_digit_run(text) == (_SEVEN_DIGIT_RUN.search(text) is not None)
+    assert may_hold_iban(text) == (_IBAN_GATE.search(text) is not None)

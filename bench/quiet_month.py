@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from monitor.drift import get_detector  # noqa: E402
 from monitor.drift.budget import bh_decisions, monthly_false_pages  # noqa: E402
-from monitor.drift.calibration import IntentPool, load_intent_pool  # noqa: E402
+from monitor.drift.calibration import IntentPool, load_intent_pool, query_key, split_intent_rows  # noqa: E402
 from monitor.drift.null import deflated_p  # noqa: E402
 from monitor.drift.result import DriftResult  # noqa: E402
 from monitor.drift.thresholds import (  # noqa: E402
@@ -63,13 +63,14 @@ from monitor.drift.thresholds import (  # noqa: E402
 from monitor.pipeline.calibrations import window_bucket  # noqa: E402
 
 FIELDS = ("prompt", "response")
+
 WINDOWS_PER_DAY = 288
 
 
 class Simulator:
     """Seeded quiet traffic with a daily cycle, per-window noise, segment tilts, and an optional shift."""
 
-    def __init__(self, pool: IntentPool, *, segments: int, seed: int, n_new: int = 10) -> None:
+    def __init__(self, pool: IntentPool, *, segments: int, seed: int, n_new: int = 10, disjoint: bool = True) -> None:
         self.pool = pool
         rng = np.random.default_rng(seed)
         self.new = set(rng.choice(pool.eligible_new_intents(), n_new, replace=False).tolist())
@@ -77,7 +78,15 @@ class Simulator:
         self.usual = [n for n in names if n not in self.new]
         self.phases = rng.uniform(0, 2 * np.pi, len(self.usual))
         self.tilts = np.exp(0.3 * rng.standard_normal((segments, len(self.usual))))
-        self.rows = {n: np.flatnonzero(pool.intents == n) for n in names}
+        # Disjoint query pools: the pinned reference day draws from one seeded half of each intent's queries, the
+        # live windows from the other, so no window query has a verbatim copy in the reference (real traffic
+        # repeats some queries, but not three in four, which a shared 3,503-query pool gave). `disjoint=False`:
+        # the earlier simulator, one pool for both.
+        if disjoint:
+            self.rows = dict(zip(("reference", "live"), split_intent_rows(pool, seed), strict=True))
+        else:
+            shared = {n: np.flatnonzero(pool.intents == n) for n in names}
+            self.rows = {"reference": shared, "live": shared}
         self.segments = segments
         self.seed = seed
 
@@ -92,8 +101,10 @@ class Simulator:
         frac = (hours - lo)[:, None]
         return np.asarray(np.exp(0.2 * ((1 - frac) * a + frac * b)))
 
-    def events(self, t0: float, t1: float, n: int, shift: float, key: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(prompt rows, response rows, segment) of n events between days t0 and t1, sorted by time."""
+    def events(self, t0: float, t1: float, n: int, shift: float, key: int,
+               side: str = "live") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(prompt rows, response rows, segment) of n events between days t0 and t1, sorted by time, with queries
+        from the `reference` or the `live` pool."""
         rng = np.random.default_rng([self.seed, key])
         times = np.sort(rng.uniform(t0, t1, n))
         seg = rng.integers(0, self.segments, n)
@@ -106,8 +117,9 @@ class Simulator:
             new = sorted(self.new)
             for i in np.flatnonzero(rng.random(n) < shift):
                 intents[i] = new[rng.integers(0, len(new))]
-        prompt = np.array([rng.choice(self.rows[x]) for x in intents])
-        response = np.array([rng.choice(self.rows[x]) for x in intents])
+        rows = self.rows[side]
+        prompt = np.array([rng.choice(rows[x]) for x in intents])
+        response = np.array([rng.choice(rows[x]) for x in intents])
         return prompt, response, seg
 
 
@@ -143,6 +155,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--calibration-blocks", type=int, default=8, help="drift_calibration_blocks (default 8)")
     parser.add_argument("--seed", type=int, default=30)
+    parser.add_argument("--dataset", default="hwu64_full", choices=("hwu64_full", "hwu64"),
+                        help="query pool: hwu64_full (11,033 HWU64 queries, default) or the 3,503-row hwu64 extract")
+    parser.add_argument("--shared-pool", action="store_true",
+                        help="reference and windows from one query pool (the simulator before 2026-12-06); default: "
+                        "disjoint halves of each intent's queries")
     parser.add_argument("--methods", default=None,
                         help="comma-separated drift methods (default: the project default `drift_methods`)")
     parser.add_argument("--jobs", type=int, default=1,
@@ -179,7 +196,8 @@ def checkpoint_path(args: argparse.Namespace) -> Path:
     return ROOT / "bench" / "results" / f"quiet_month_{_tag(args, _NOT_IN_NAME)}.jsonl"
 
 
-CALIBRATION_ARGS = ("alpha", "calibration_blocks", "events", "methods", "reference_size", "seed", "segments")
+CALIBRATION_ARGS = ("alpha", "calibration_blocks", "dataset", "events", "methods", "reference_size", "seed", "segments",
+                    "shared_pool")
 
 
 def calibration_path(args: argparse.Namespace) -> Path:
@@ -196,15 +214,16 @@ class Run:
 
     def __init__(self, args: argparse.Namespace, state: dict[str, Any]) -> None:
         self.args = args
-        self.pool = load_intent_pool("hwu64")
-        self.sim = Simulator(self.pool, segments=args.segments, seed=args.seed)
+        self.pool = load_intent_pool(args.dataset)
+        self.sim = Simulator(self.pool, segments=args.segments, seed=args.seed, disjoint=not args.shared_pool)
         self.labels = segment_labels(args.segments)
         # The reference: a pinned day (day -1 .. 0 of the simulator), subsampled per segment in arrival order.
         day = [self.sim.events(-1.0 + w / WINDOWS_PER_DAY, -1.0 + (w + 1) / WINDOWS_PER_DAY, args.events, 0.0,
-                               key=10**6 + w)
+                               key=10**6 + w, side="reference")
                for w in range(WINDOWS_PER_DAY)]  # window by window: every window its own noise, as in the stream
         rp, rr, rs = (np.concatenate([d[i] for d in day]) for i in range(3))
         self.ref: dict[tuple[str, str], np.ndarray] = {}
+        self.ref_texts: dict[str, set[str]] = {field: set() for field in FIELDS}
         rng = np.random.default_rng(args.seed)
         for label, m in masks(rs, args.segments).items():
             idx = np.flatnonzero(m)
@@ -212,6 +231,7 @@ class Run:
             keep = np.sort(rng.choice(idx, size, replace=False))
             for field, rows in (("prompt", rp), ("response", rr)):
                 self.ref[(label, field)] = self.pool.vectors[rows[keep]]
+                self.ref_texts[field].update(query_key(self.pool.texts[i]) for i in rows[keep])
         # Window sizes as the pipeline buckets them (a power of two: 1,024 for `all`, 128 for a segment).
         self.n_window = {label: window_bucket(int(args.events * (1 if label == "all" else 1 / args.segments)))
                          for label in self.labels}
@@ -222,6 +242,16 @@ class Run:
             for key, cal in state["calibrations"].items():
                 label, field, method = key.split("|")
                 self.own.setdefault((label, field), {})[method] = Calibration.from_dict(cal)
+
+    def verbatim_overlap(self, w: int) -> dict[str, float]:
+        """Share of window `w`'s prompts (responses) whose text, up to case and spacing (MiniLM is uncased), is in
+        any segment's reference: 0 with disjoint pools; 74.8% of prompts with the shared 3,503-query pool."""
+        t0 = w / WINDOWS_PER_DAY
+        shift = self.args.shift if t0 >= self.args.shift_day else 0.0
+        n = int(np.random.default_rng([self.args.seed, w, 7]).poisson(self.args.events))
+        cp, cr, _ = self.sim.events(t0, t0 + 1 / WINDOWS_PER_DAY, n, shift, key=w)
+        return {field: float(np.mean([query_key(self.pool.texts[i]) in self.ref_texts[field] for i in rows]))
+                for field, rows in (("prompt", cp), ("response", cr))}
 
     def calibrate(self, keys: list[tuple[str, str]], jobs: int) -> None:
         """Calibrations of the given (segment, field) references, `jobs` at a time."""
@@ -403,6 +433,12 @@ def main(argv: list[str] | None = None) -> None:
 
     total = round(args.days * WINDOWS_PER_DAY)
     first = round(args.start_day * WINDOWS_PER_DAY)
+    probe = sorted({first, max(first, round(args.shift_day * WINDOWS_PER_DAY))})  # a quiet and a shifted window
+    overlap = {w: run.verbatim_overlap(w) for w in probe}
+    print(f"queries: {args.dataset}, {'one shared pool' if args.shared_pool else 'disjoint reference / live halves'}; "
+          "verbatim overlap with the reference: " + "; ".join(
+              f"window {w} prompt {o['prompt']:.1%}, response {o['response']:.1%}" for w, o in overlap.items()),
+          flush=True)
     done = {row["w"] for row in state["windows"]}
     todo = [w for w in range(first, total) if w not in done]
     loop = time.perf_counter()

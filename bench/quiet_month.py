@@ -35,10 +35,12 @@ are a function of its index, so results do not depend on N (checked: 1 vs 2 give
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import multiprocessing as mp
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +172,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "thread, after one window that fills the reference cache; no calibration, no checkpoint)")
     parser.add_argument("--profile-top", type=int, default=0, metavar="K",
                         help="with --profile: also print cProfile's K most expensive functions (cumulative)")
+    parser.add_argument("--profile-check", action="store_true",
+                        help="with --profile: run every call again drawing all permutations (sequential=False) and "
+                        "compare the normal scores (untimed)")
     parser.add_argument("--report-only", action="store_true", help="report the checkpoint of these arguments as it is")
     parser.add_argument("--rejudge", nargs="+", type=Path, metavar="CHECKPOINT",
                         help="judge the windows these checkpoints (of subsets of --methods) share as one run of "
@@ -186,7 +191,7 @@ def _tag(args: argparse.Namespace, skip: tuple[str, ...]) -> str:
                     if k not in skip and not (k == "start_day" and v == 0.0))
 
 
-_NOT_IN_NAME = ("report_only", "jobs", "days", "rejudge", "profile", "profile_top")
+_NOT_IN_NAME = ("report_only", "jobs", "days", "rejudge", "profile", "profile_top", "profile_check")
 
 
 def checkpoint_path(args: argparse.Namespace) -> Path:
@@ -474,6 +479,8 @@ def profile(args: argparse.Namespace) -> None:
     run = Run(args, {})
     first = round(args.start_day * WINDOWS_PER_DAY)
     per_call: dict[str, list[float]] = {}
+    drawn: dict[str, list[int]] = {}
+    results: list[tuple[int, str, str, str, np.ndarray, DriftResult]] = []
     prof = cProfile.Profile() if args.profile_top else None
     with single_blas_thread():
         for i, w in enumerate(range(first, first + args.profile + 1)):
@@ -483,10 +490,12 @@ def profile(args: argparse.Namespace) -> None:
             cpu = time.process_time()
             for label, field, method, cur in calls:
                 start = time.process_time()
-                run.detect(w, label, field, method, cur)
+                res = run.detect(w, label, field, method, cur)
                 shape = f"{method} {run.ref[(label, field)].shape[0]} vs {'~1,000' if label == 'all' else '~125'}"
                 if i > 0:
                     per_call.setdefault(shape, []).append(time.process_time() - start)
+                    drawn.setdefault(shape, []).append(int(res.details.get("permutations_drawn", 0)))
+                    results.append((w, label, field, method, cur, res))
             cpu = time.process_time() - cpu
             print(f"window {w}{' (fills the reference cache)' if i == 0 else ''}: {len(calls)} calls, {cpu:.2f} CPU-s",
                   flush=True)
@@ -497,8 +506,42 @@ def profile(args: argparse.Namespace) -> None:
     for shape, times in sorted(per_call.items()):
         print(f"| {shape} | {len(times) / windows:.0f} | {np.mean(times):.4f} | {sum(times) / windows:.3f} |")
     print(f"| all | | | {sum(sum(t) for t in per_call.values()) / windows:.3f} |")
+    counts = {shape: ", ".join(f"{k} x{v}" for k, v in sorted(Counter(d).items())) for shape, d in drawn.items()}
+    print("\npermutations drawn (sequential stop): " + "; ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    if args.profile_check:
+        check_sequential(run, results)
     if prof is not None:
         pstats.Stats(prof).sort_stats("cumulative").print_stats(args.profile_top)
+
+
+def check_sequential(run: Run, results: list[tuple[int, str, str, str, np.ndarray, DriftResult]]) -> None:
+    """Every profiled call again with all permutations drawn: how far the sequential stop moved the normal score
+    the decision reads, and whether any moved row could have been flagged (score ≥ Φ⁻¹(1 - alpha), the least a
+    row needs at any λ ≥ 1 under BH at alpha)."""
+    from scipy.stats import norm
+
+    from monitor.drift.registry import get_spec
+
+    need = float(norm.isf(run.args.alpha))
+    changed, same, p_only, worst, top = 0, 0, 0, 0.0, -np.inf
+    for w, label, field, method, cur, res in results:
+        func = get_spec(method).func
+        if "sequential" not in inspect.signature(getattr(func, "__wrapped__", func)).parameters:
+            continue
+        full = get_detector(method)(run.ref[(label, field)], cur, alpha=run.args.alpha, seed=w, min_effect=0.0,
+                                    sequential=False)
+        a, b = result_score(res), result_score(full)
+        if a == b:  # all permutations drawn: the same null; only the p-value's formula may differ (p ≥ 2·alpha)
+            same += res.p_value == full.p_value
+            p_only += res.p_value != full.p_value
+            continue
+        changed += 1
+        worst = max(worst, abs(a - b))
+        top = max(top, a, b)
+    print(f"\nsequential vs all permutations: {same} rows identical, {p_only} with the same score and a sequential p "
+          f"(≥ {2 * run.args.alpha}), {changed} with another score (largest |score change| "
+          f"{worst:.3f}; largest score of a changed row {top:.2f}, a flag needs ≥ {need:.2f}): "
+          f"{'no decision can differ' if changed == 0 or top < need else 'CHECK: a changed row is near a threshold'}")
 
 
 def load_checkpoint(path: Path, args: argparse.Namespace) -> dict[str, Any]:

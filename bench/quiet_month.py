@@ -5,6 +5,7 @@
     python bench/quiet_month.py --days 1                 # ... or with more --days to extend a run in place
     python bench/quiet_month.py --methods novelty --start-day 19.98 --days 20.05   # the shift, one detector
     python bench/quiet_month.py --methods mmd,knn,novelty --days 1 --rejudge A.jsonl B.jsonl   # subsets combined
+    python bench/quiet_month.py --profile 3 --profile-check   # CPU-s a window; the sequential stop checked
 
 Traffic (public HWU64 queries, held out from every calibration choice; bench/data/README.md): 5-minute
 windows of ~1,000 events (Poisson), 8 segments (`region` r0..r7, each with its own fixed intent tilt)

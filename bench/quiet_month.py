@@ -5,6 +5,7 @@
     python bench/quiet_month.py --days 1                 # ... or with more --days to extend a run in place
     python bench/quiet_month.py --methods novelty --start-day 19.98 --days 20.05   # the shift, one detector
     python bench/quiet_month.py --methods mmd,knn,novelty --days 1 --rejudge A.jsonl B.jsonl   # subsets combined
+    python bench/quiet_month.py --profile 3 --profile-check   # CPU-s a window; the sequential stop checked
 
 Traffic (public HWU64 queries, held out from every calibration choice; bench/data/README.md): 5-minute
 windows of ~1,000 events (Poisson), 8 segments (`region` r0..r7, each with its own fixed intent tilt)
@@ -38,10 +39,12 @@ are a function of its index, so results do not depend on N (checked: 1 vs 2 give
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import multiprocessing as mp
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +57,7 @@ from monitor.drift import get_detector  # noqa: E402
 from monitor.drift.budget import bh_decisions, monthly_false_pages  # noqa: E402
 from monitor.drift.calibration import IntentPool, load_intent_pool, query_key, split_intent_rows  # noqa: E402
 from monitor.drift.null import deflated_p  # noqa: E402
+from monitor.drift.result import DriftResult  # noqa: E402
 from monitor.drift.thresholds import (  # noqa: E402
     CALIBRATED_METHODS,
     Calibration,
@@ -167,6 +171,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1,
                         help="worker processes: calibrations and windows in parallel (results do not depend on it: "
                         "every window's events and detector seeds are a function of its index)")
+    parser.add_argument("--profile", type=int, default=0, metavar="W",
+                        help="only time the detector calls of W windows from --start-day (CPU-s a window, one BLAS "
+                        "thread, after one window that fills the reference cache; no calibration, no checkpoint)")
+    parser.add_argument("--profile-top", type=int, default=0, metavar="K",
+                        help="with --profile: also print cProfile's K most expensive functions (cumulative)")
+    parser.add_argument("--profile-check", action="store_true",
+                        help="with --profile: run every call again drawing all permutations (sequential=False) and "
+                        "compare the normal scores (untimed)")
     parser.add_argument("--report-only", action="store_true", help="report the checkpoint of these arguments as it is")
     parser.add_argument("--rejudge", nargs="+", type=Path, metavar="CHECKPOINT",
                         help="judge the windows these checkpoints (of subsets of --methods) share as one run of "
@@ -183,11 +195,14 @@ def _tag(args: argparse.Namespace, skip: tuple[str, ...]) -> str:
                     if k not in skip and not (k == "start_day" and v == 0.0))
 
 
+_NOT_IN_NAME = ("report_only", "jobs", "days", "rejudge", "profile", "profile_top", "profile_check")
+
+
 def checkpoint_path(args: argparse.Namespace) -> Path:
     """The checkpoint of these arguments. `--jobs` and `--report-only` do not change results, and `--days` only
     where the run stops (a window is a function of its index), so none of them is in the name: a run is extended
     by running it again with more days."""
-    return ROOT / "bench" / "results" / f"quiet_month_{_tag(args, ('report_only', 'jobs', 'days', 'rejudge'))}.jsonl"
+    return ROOT / "bench" / "results" / f"quiet_month_{_tag(args, _NOT_IN_NAME)}.jsonl"
 
 
 CALIBRATION_ARGS = ("alpha", "calibration_blocks", "dataset", "events", "methods", "reference_size", "seed", "segments",
@@ -267,30 +282,41 @@ class Run:
     def effective(self) -> dict[tuple[str, str], dict[str, Calibration]]:
         return effective_calibrations(self.own)
 
-    def window(self, w: int) -> dict[str, Any]:
-        """One window's rows: every (segment, field, method) test, BH over them with segment λ."""
+    def calls(self, w: int) -> tuple[float, int, list[tuple[str, str, str, np.ndarray]]]:
+        """(shift, events, [(segment, field, method, current rows)]) of window w: the detector calls it makes."""
         args = self.args
         t0 = w / WINDOWS_PER_DAY
         shift = args.shift if t0 >= args.shift_day else 0.0
         n = int(np.random.default_rng([args.seed, w, 7]).poisson(args.events))
         cp, cr, cs = self.sim.events(t0, t0 + 1 / WINDOWS_PER_DAY, n, shift, key=w)
-        keys, p_cal, scores = [], [], []
+        out = []
         for label, m in masks(cs, args.segments).items():
             for field, rows in (("prompt", cp), ("response", cr)):
                 cur = self.pool.vectors[rows[m]]
                 if cur.shape[0] < 100:  # drift_min_samples: insufficient, not judged
                     continue
-                for method in args.methods:
-                    key = f"{label}|{field}|{method}"
-                    res = get_detector(method)(self.ref[(label, field)], cur, alpha=args.alpha, seed=w, min_effect=0.0)
-                    if method in self.calibrated:
-                        judged = apply_calibration(res, self.eff[(label, field)][method], args.alpha)
-                        p_cal.append(float(judged.details["p_calibrated"]))
-                        scores.append(round(float(judged.details["score"]), 4))
-                    else:  # an uncalibrated method: its own p-value enters the budget
-                        p_cal.append(float(res.p_value if res.p_value is not None else 1.0))
-                        scores.append(round(float(result_score(res)), 4))
-                    keys.append(key)
+                out.extend((label, field, method, cur) for method in args.methods)
+        return shift, n, out
+
+    def detect(self, w: int, label: str, field: str, method: str, cur: np.ndarray) -> DriftResult:
+        return get_detector(method)(self.ref[(label, field)], cur, alpha=self.args.alpha, seed=w, min_effect=0.0)
+
+    def window(self, w: int) -> dict[str, Any]:
+        """One window's rows: every (segment, field, method) test, BH over them with segment λ."""
+        args = self.args
+        shift, n, calls = self.calls(w)
+        keys, p_cal, scores = [], [], []
+        for label, field, method, cur in calls:
+            key = f"{label}|{field}|{method}"
+            res = self.detect(w, label, field, method, cur)
+            if method in self.calibrated:
+                judged = apply_calibration(res, self.eff[(label, field)][method], args.alpha)
+                p_cal.append(float(judged.details["p_calibrated"]))
+                scores.append(round(float(judged.details["score"]), 4))
+            else:  # an uncalibrated method: its own p-value enters the budget
+                p_cal.append(float(res.p_value if res.p_value is not None else 1.0))
+                scores.append(round(float(result_score(res)), 4))
+            keys.append(key)
         flags = bh_decisions(p_cal, args.alpha) if p_cal else np.zeros(0, dtype=bool)
         # The raw normal scores are kept with the flags, so other decision rules (budget level, persistence, own
         # λ only) can be judged on the very same detector runs without running them again.
@@ -385,6 +411,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.rejudge:
         report(rejudge(args, args.rejudge), args)
         return
+    if args.profile:
+        profile(args)
+        return
     ckpt = checkpoint_path(args)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     state = load_checkpoint(ckpt, args)
@@ -447,6 +476,83 @@ def main(argv: list[str] | None = None) -> None:
             workers.terminate()
     print(file=sys.stderr)
     report(state, args)
+
+
+def profile(args: argparse.Namespace) -> None:
+    """CPU seconds of the detector calls of `--profile` windows (the cost of a window without the judging, which
+    is microseconds), by detector and call shape; the first window fills the per-process reference cache and is
+    reported apart. Optionally cProfile's top functions over the timed windows."""
+    import cProfile
+    import pstats
+
+    from monitor.drift.determinism import single_blas_thread
+
+    run = Run(args, {})
+    first = round(args.start_day * WINDOWS_PER_DAY)
+    per_call: dict[str, list[float]] = {}
+    drawn: dict[str, list[int]] = {}
+    results: list[tuple[int, str, str, str, np.ndarray, DriftResult]] = []
+    prof = cProfile.Profile() if args.profile_top else None
+    with single_blas_thread():
+        for i, w in enumerate(range(first, first + args.profile + 1)):
+            _, _, calls = run.calls(w)
+            if prof is not None and i == 1:
+                prof.enable()
+            cpu = time.process_time()
+            for label, field, method, cur in calls:
+                start = time.process_time()
+                res = run.detect(w, label, field, method, cur)
+                shape = f"{method} {run.ref[(label, field)].shape[0]} vs {'~1,000' if label == 'all' else '~125'}"
+                if i > 0:
+                    per_call.setdefault(shape, []).append(time.process_time() - start)
+                    drawn.setdefault(shape, []).append(int(res.details.get("permutations_drawn", 0)))
+                    results.append((w, label, field, method, cur, res))
+            cpu = time.process_time() - cpu
+            print(f"window {w}{' (fills the reference cache)' if i == 0 else ''}: {len(calls)} calls, {cpu:.2f} CPU-s",
+                  flush=True)
+    if prof is not None:
+        prof.disable()
+    windows = args.profile
+    print("\n| call | calls a window | CPU-s a call (mean) | CPU-s a window |\n|---|---:|---:|---:|")
+    for shape, times in sorted(per_call.items()):
+        print(f"| {shape} | {len(times) / windows:.0f} | {np.mean(times):.4f} | {sum(times) / windows:.3f} |")
+    print(f"| all | | | {sum(sum(t) for t in per_call.values()) / windows:.3f} |")
+    counts = {shape: ", ".join(f"{k} x{v}" for k, v in sorted(Counter(d).items())) for shape, d in drawn.items()}
+    print("\npermutations drawn (sequential stop): " + "; ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    if args.profile_check:
+        check_sequential(run, results)
+    if prof is not None:
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(args.profile_top)
+
+
+def check_sequential(run: Run, results: list[tuple[int, str, str, str, np.ndarray, DriftResult]]) -> None:
+    """Every profiled call again with all permutations drawn: how far the sequential stop moved the normal score
+    the decision reads, and whether any moved row could have been flagged (score ≥ Φ⁻¹(1 - alpha), the least a
+    row needs at any λ ≥ 1 under BH at alpha)."""
+    from scipy.stats import norm
+
+    from monitor.drift.registry import get_spec
+
+    need = float(norm.isf(run.args.alpha))
+    changed, same, p_only, worst, top = 0, 0, 0, 0.0, -np.inf
+    for w, label, field, method, cur, res in results:
+        func = get_spec(method).func
+        if "sequential" not in inspect.signature(getattr(func, "__wrapped__", func)).parameters:
+            continue
+        full = get_detector(method)(run.ref[(label, field)], cur, alpha=run.args.alpha, seed=w, min_effect=0.0,
+                                    sequential=False)
+        a, b = result_score(res), result_score(full)
+        if a == b:  # all permutations drawn: the same null; only the p-value's formula may differ (p ≥ 2·alpha)
+            same += res.p_value == full.p_value
+            p_only += res.p_value != full.p_value
+            continue
+        changed += 1
+        worst = max(worst, abs(a - b))
+        top = max(top, a, b)
+    print(f"\nsequential vs all permutations: {same} rows identical, {p_only} with the same score and a sequential p "
+          f"(≥ {2 * run.args.alpha}), {changed} with another score (largest |score change| "
+          f"{worst:.3f}; largest score of a changed row {top:.2f}, a flag needs ≥ {need:.2f}): "
+          f"{'no decision can differ' if changed == 0 or top < need else 'CHECK: a changed row is near a threshold'}")
 
 
 def load_checkpoint(path: Path, args: argparse.Namespace) -> dict[str, Any]:

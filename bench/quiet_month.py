@@ -1,6 +1,6 @@
 """A month of non-stationary quiet traffic through the default drift decision: how many false pages?
 
-    python bench/quiet_month.py --jobs 2                 # 30 days, shift from day 20 (~12 CPU-hours at mmd + knn)
+    python bench/quiet_month.py --jobs 2                 # 30 days, shift from day 20 (~10 CPU-hours at mmd + knn)
     python bench/quiet_month.py --days 0.25 --shift-day 0.2   # a slice; re-run the same command to resume
     python bench/quiet_month.py --days 1                 # ... or with more --days to extend a run in place
     python bench/quiet_month.py --methods novelty --start-day 19.98 --days 20.05   # the shift, one detector

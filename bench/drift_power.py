@@ -10,7 +10,10 @@ intents, not unrelated topics). Windows share no rows. "quiet" draws both window
 intents. "cyclic quiet" is non-stationary quiet traffic: every intent's share follows a daily cycle
 (±50%, own phase); the reference spans a whole day in arrival order (8 windows' worth of events) and
 the current window is a 5-minute slot at a random hour, so its topic mix differs from the day's
-average without anything new. The last column repeats 40% at 300 events per side (reference too).
+average without anything new. "cyclic quiet, no repeats" is the same cycle, for --dataset hwu64 from the
+11,033-query `hwu64_full` pool: a day of `--reference-windows` (8) windows' worth of events, so calibration blocks
+are window-sized, and no query in both reference and window (CLINC150 keeps a
+1,500-event day from its extract). The last column repeats 40% at 300 events per side (reference too).
 
 Rows (each trial computes every statistic once and applies each decision rule to it):
 - defaults: the default `drift_methods` (monitor/pipeline/config.py), each calibrated on the trial's reference

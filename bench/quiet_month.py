@@ -14,7 +14,10 @@ plus `all`. Intent shares follow a daily cycle (every intent its own phase, ±50
 days have the same mix. Both fields: the prompt is the query; the
 response field is another query of the same intent (the dataset has no responses; it moves with the intent
 mix as a bot's answers would). Ten intents (each from a domain that keeps others) never occur until
-`--shift-day`; from then on 15% of every window comes from them.
+`--shift-day`; from then on 15% of every window comes from them. Queries come from `hwu64_full` (11,033), each
+intent's split in two seeded halves: the reference day's prompts and responses from one, the live windows' from
+the other, so no window query is verbatim in the reference (printed at the start: 0.0%; the earlier simulator,
+one 3,503-query pool for both, `--dataset hwu64 --shared-pool`, had 74.8% of a quiet window's prompts in it).
 
 Decision, exactly as the pipeline at defaults: reference = a pinned day (day 0 of the same simulator,
 subsampled in arrival order to `--reference-size` per segment, like `drift_max_samples`), the project's default

@@ -283,7 +283,7 @@ class Run:
         shift = args.shift if t0 >= args.shift_day else 0.0
         n = int(np.random.default_rng([args.seed, w, 7]).poisson(args.events))
         cp, cr, cs = self.sim.events(t0, t0 + 1 / WINDOWS_PER_DAY, n, shift, key=w)
-        out = []
+        out: list[tuple[str, str, str, np.ndarray]] = []
         for label, m in masks(cs, args.segments).items():
             for field, rows in (("prompt", cp), ("response", cr)):
                 cur = self.pool.vectors[rows[m]]

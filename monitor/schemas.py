@@ -61,7 +61,13 @@ def _check_text(value: str | None, info: ValidationInfo) -> str | None:
 def _check_metadata(value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
     if value is None:
         return None
-    limits = _limits(info)
+    metadata_json(value, _limits(info))
+    return value
+
+
+def metadata_json(value: dict[str, Any], limits: Limits) -> bytes:
+    """The checks on a metadata object (size, numbers JSON cannot hold exactly, NUL); returns its JSON, which the
+    checks need anyway. ValueError with the message for the client."""
     dumped = dump_json(value)
     size = len(dumped)
     if size > limits.max_metadata_bytes:
@@ -73,7 +79,7 @@ def _check_metadata(value: dict[str, Any] | None, info: ValidationInfo) -> dict[
             raise ValueError(problem)
     if limits.may_contain_nul and _has_nul(value):
         raise ValueError("contains a NUL character (\\u0000), which cannot be stored")
-    return value
+    return dumped
 
 
 _SUSPECT_NUMBER = re.compile(rb"null|\d{19}")

@@ -36,13 +36,14 @@ from scipy.stats import binom
 
 from monitor.drift import refcache
 from monitor.drift._validate import DEFAULT_MIN_SAMPLES, check_alpha, check_pair, subsample
-from monitor.drift.mmd import permutation_p_value
+from monitor.drift.mmd import sequential_exceedances, sequential_p_value
 from monitor.drift.null import null_moments, z_score
 from monitor.drift.registry import register
 from monitor.drift.result import DriftResult
 
 _ROWS_PER_BLOCK = 512  # similarity rows computed at a time: 512 x N float32 (8 MB at N = 4000)
 _PERMS_PER_CHUNK = 100
+_SEQUENTIAL_MIN = 200
 ISOLATION_TAIL = 0.02
 """An item is *isolated* when so many of its k neighbours are on the current side that chance alone gives
 that at most this often (binomial tail at the chance share). 0.02 was chosen on CLINC150 (bench/data) at k = 10:
@@ -174,11 +175,13 @@ def knn_test(
     max_per_side: int = 2000,
     min_samples: int = DEFAULT_MIN_SAMPLES,
     statistic: Statistic = "isolated",
+    sequential: bool = True,
 ) -> DriftResult:
     """k-nearest-neighbour two-sample test (cosine); drift when p <= alpha AND effect >= min_effect.
 
     Sides larger than `max_per_side` are subsampled (seeded): the neighbour search is quadratic,
-    and 2000 per side already finds a 10% shift of neighbouring intents most of the time.
+    and 2000 per side already finds a 10% shift of neighbouring intents most of the time. `sequential`: stop
+    drawing permutations once the window is clearly unremarkable, as `mmd_test` does.
     """
     check_alpha(alpha)
     if k < 1:
@@ -204,7 +207,9 @@ def knn_test(
     permuted: list[np.ndarray] = []
     permuted_iso: list[np.ndarray] = []
     in_degree = np.bincount(graph.ravel(), minlength=total)
-    done = 0
+    done = reached = 0
+    observed = observed_iso if statistic == "isolated" else observed_same
+    h = sequential_exceedances(alpha, n_permutations) if sequential else None
     while done < n_permutations:
         size = min(_PERMS_PER_CHUNK, n_permutations - done)
         keys = rng.random((size, total))
@@ -214,10 +219,15 @@ def knn_test(
         permuted.append(same)
         permuted_iso.append(iso)
         done += size
+        # Sequential stop (monitor/drift/mmd.py, `sequential_p_value`), after at least _SEQUENTIAL_MIN permutations
+        # so that the null's moments (the score) rest on as many as the calibration's block tests use.
+        reached += int(np.count_nonzero(iso >= observed if statistic == "isolated" else same >= observed))
+        if h is not None and reached >= h and done >= _SEQUENTIAL_MIN:
+            break
     null_same = np.concatenate(permuted)
     null_iso = np.concatenate(permuted_iso)
-    observed, null = (observed_iso, null_iso) if statistic == "isolated" else (observed_same, null_same)
-    p_value = permutation_p_value(observed, null)
+    null = null_iso if statistic == "isolated" else null_same
+    p_value = sequential_p_value(observed, null, h)
     chance = (m * (m - 1) + n * (n - 1)) / (total * (total - 1))
     # The effect size stays the same-side link share above chance (descriptive, for either statistic).
     effect = (observed_same / (total * k) - chance) / (1.0 - chance)
@@ -235,6 +245,8 @@ def knn_test(
         "null_skew": null_skew,
         "z": z_score(observed, null_mean, null_sd),
         "n_permutations": n_permutations,
+        "permutations_drawn": int(null.size),
+        "sequential_h": h,
         "similarity": "cosine",
         "same_side_share": observed_same / (total * k),
         "chance_share": chance,

@@ -8,22 +8,22 @@ same body in a fraction of that time. It must never change what is accepted or h
   from pydantic (the `\\u0000` escape, UTF-16 surrogate escapes, deep nesting, an empty or
   oversized batch), returns None and the caller runs the pydantic schema, which produces the usual 413/422 with the
   usual messages. A refused body therefore costs one fast failed attempt more, nothing else.
-- The checks that depend on settings (text length, metadata size and numbers) are the schema's own functions, and
-  timestamps are converted by pydantic's own `UtcTime` validator, so accepted values are identical.
+- The checks that depend on settings are the schema's own: `metadata_json` (size and numbers) and the text length
+  limit (`_check_text`'s comparison, read once per batch); timestamps are converted by pydantic's own `UtcTime`
+  validator, so accepted values are identical.
 tests/ingest/test_fastparse.py compares both paths on valid and invalid bodies.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final
 
 import msgspec
 from pydantic import TypeAdapter, ValidationError
 
-from monitor.schemas import Limits, _check_metadata, _check_text
+from monitor.schemas import Limits, metadata_json
 from monitor.timestamps import UtcTime
 
 _ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+\Z")]
@@ -65,13 +65,6 @@ _TIMES: Final = TypeAdapter(list[UtcTime | None])
 _MAX_DEPTH: Final = 64
 
 
-@dataclass(frozen=True)
-class _Info:
-    """What the schema's field validators read from pydantic's ValidationInfo: the limits in the context."""
-
-    context: dict[str, Any]
-
-
 def _too_deep(value: Any, depth: int = 0) -> bool:
     if depth > _MAX_DEPTH:
         return True
@@ -92,21 +85,23 @@ def parse_events(raw: bytes, limits: Limits) -> list[FastEvent] | None:
         return None
     if not 1 <= len(events) <= limits.max_batch_items:
         return None
-    info: Any = _Info({"limits": Limits(limits.max_text_chars, limits.max_metadata_bytes, limits.max_batch_items,
-                                        may_contain_nul=False)})
+    # The schema's own checks (`_check_text`, `metadata_json`) with the limits read once per batch, not per field;
+    # a body without the \\u0000 escape (checked above) holds no NUL.
+    limits = Limits(limits.max_text_chars, limits.max_metadata_bytes, limits.max_batch_items, may_contain_nul=False)
+    max_chars = limits.max_text_chars
     try:
         for e in events:
-            if e.prompt is not None:
-                _check_text(e.prompt, info)
-            if e.response is not None:
-                _check_text(e.response, info)
+            if (e.prompt is not None and len(e.prompt) > max_chars) or (
+                    e.response is not None and len(e.response) > max_chars):
+                return None
             if e.metadata is not None:
-                if _too_deep(e.metadata):
+                dumped = metadata_json(e.metadata, limits)
+                # Nesting deeper than _MAX_DEPTH takes more than 2 * _MAX_DEPTH brackets: only longer JSON is walked.
+                if len(dumped) > 2 * _MAX_DEPTH and _too_deep(e.metadata):
                     return None
-                _check_metadata(e.metadata, info)
         times: list[datetime | None] = _TIMES.validate_python([e.timestamp for e in events])
-    except (ValueError, ValidationError):  # ValidationError is a ValueError too; named for the reader
-        return None
+    except (ValueError, ValidationError, RecursionError):  # ValidationError is a ValueError too; RecursionError:
+        return None  # metadata too deep for the JSON encoder (pydantic then refuses it)
     for e, ts in zip(events, times, strict=True):
         e.timestamp = ts
     return events

@@ -131,6 +131,10 @@ def high_entropy_ok(text: str) -> bool:
     )
 
 
+# Seven digits with nothing but the run's separators between them: every run `phone_windows` (>= 7 digits) or
+# `card_windows` (>= 13) returns holds this, so a text without it has neither (digits in a run of _NUMBER_RUN
+# are separated only by [ ().-]). Most texts with digits ("order #17589", a year) fail it, and skip the runs.
+_SEVEN_DIGIT_RUN: Final = re.compile(r"\d(?:[ ().-]*\d){6}")
 _TWO_DIGITS: Final = re.compile(r"\d\d")
 # A run of digits with the separators phone and card numbers use (at least 6 characters): card and phone
 # patterns only need to look inside these.
@@ -179,8 +183,33 @@ def around_at_signs(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def has_two_digits(text: str) -> bool:
-    return _TWO_DIGITS.search(text) is not None
+# The same test, faster: the regex engine tries `_SEVEN_DIGIT_RUN` at every digit, but finds the start of a stretch of
+# digits and separators seven characters long with its quick first-character scan; only such stretches (which
+# hold every digit of their run, the match being greedy) have their digits counted.
+_DIGIT_STRETCH: Final = re.compile(r"\d[\d ().-]{6,}")
+_DIGIT: Final = re.compile(r"\d")
+
+
+def has_seven_digit_run(text: str) -> bool:
+    """`_SEVEN_DIGIT_RUN.search(text)`: seven digits with nothing but [ ().-] between them."""
+    return any(len(_DIGIT.findall(m.group())) >= 7 for m in _DIGIT_STRETCH.finditer(text))
+
+
+_LETTER_PAIR: Final = re.compile(r"[A-Za-z]{2}")
+
+
+def may_hold_iban(text: str) -> bool:
+    """`_IBAN_GATE.search(text)` (two letters, two digits), faster: that regex starts an attempt at every letter of
+    the text, while digit pairs are few and found with a quick scan; a pair qualifies only at the start of its run
+    of digits, which is where the non-overlapping search finds each run's first pair. Past 32 pairs (long digit
+    runs) the regex takes over from there."""
+    for k, m in enumerate(_TWO_DIGITS.finditer(text)):
+        start = m.start()
+        if start >= 2 and _LETTER_PAIR.match(text, start - 2):
+            return True
+        if k == 32:
+            return _IBAN_GATE.search(text, max(0, start - 2)) is not None
+    return False
 
 
 def _may_hold_key(text: str) -> bool:
@@ -227,14 +256,14 @@ IBAN: Final = Detector(
     "iban",
     re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b"),
     iban_ok,
-    prefilter=lambda t: _IBAN_GATE.search(t) is not None,
+    prefilter=may_hold_iban,
     chars=r"\d",
 )
 CARD: Final = Detector(
     "card",
     re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"),
     card_ok,
-    prefilter=has_two_digits,
+    prefilter=has_seven_digit_run,
     windows=card_windows,
     chars=r"\d",
 )
@@ -244,7 +273,7 @@ PHONE: Final = Detector(
         r"(?<![\w+])(?:\+\d{7,15}|(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]\d{2,6}){1,4})(?![\w])"
     ),
     phone_ok,
-    prefilter=has_two_digits,
+    prefilter=has_seven_digit_run,
     windows=phone_windows,
     chars=r"\d",
 )

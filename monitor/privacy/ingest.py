@@ -61,15 +61,33 @@ def _withheld(item: M, fields: Sequence[str]) -> M:
     return _replaced(item, dict.fromkeys(fields))
 
 
+def _flat_and_clean(value: dict[str, Any], gate: Callable[[str], bool]) -> bool:
+    """True when every value is a scalar or a string the gate rules out (keys are never redacted)."""
+    for v in value.values():
+        if type(v) is str:
+            if gate(v):
+                return False
+        elif not (v is None or type(v) in _SCALARS):
+            return False
+    return True
+
+
+_SCALARS: Final = (bool, int, float)
+
+
 def _redact_all(privacy: ProjectPrivacy, kind: str, items: Sequence[M]) -> tuple[list[M], Counter[str]]:
     redactor = _redactor_factory(privacy)
+    gate = redactor.may_hold_pii
     fields = TEXT_FIELDS[kind]
     out: list[M] = []
     for i, item in enumerate(items):
         update: dict[str, Any] = {}
         for name in fields:
             value = getattr(item, name)
-            if value is None:
+            # The gate ruling out the text (or every string of a flat metadata object) leaves it as it is, without
+            # the calls `redactor.value` makes per string and the copy it makes of the object: most items.
+            if value is None or (type(value) is str and not gate(value)) or (
+                    type(value) is dict and _flat_and_clean(value, gate)):
                 continue
             try:
                 new = redactor.value(value, name)

@@ -110,3 +110,24 @@ def test_random_bodies_never_disagree() -> None:
             accepted_fast += 1
             assert fast == slow, raw
     assert accepted_fast > 200  # the fuzz exercised the fast path, not only its refusals
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"x": 1}
+    for _ in range(levels):
+        value = {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("levels", [0, 5, 62, 63, 64, 65, 66, 200, 300])
+def test_deep_metadata_is_left_to_pydantic_past_the_depth_limit(levels: int) -> None:
+    # The depth walk runs only for metadata whose JSON is long enough to nest past the limit: the bound must hold
+    # right at the limit too (an object 64 levels below the top one accepted, 65 left to pydantic), and past the
+    # JSON encoder's own nesting limit (orjson stops at 255).
+    limits = Limits(max_metadata_bytes=100_000)
+    raw = body({"event_id": "e1", "metadata": _nested(levels)})
+    fast = fast_result(raw, limits)
+    if levels <= 64:
+        assert fast is not None and fast == pydantic_result(raw, limits)
+    else:
+        assert fast is None

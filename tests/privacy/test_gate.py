@@ -5,6 +5,7 @@ default policy, every detector on, and each detector alone."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,7 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.privacy.detectors import API_KEY, DETECTORS
+from monitor.privacy.detectors import (
+    _IBAN_GATE,
+    _SEVEN_DIGIT_RUN,
+    API_KEY,
+    DETECTORS,
+    has_seven_digit_run,
+    may_hold_iban,
+)
 from monitor.privacy.redact import Policy, Redactor, parse_actions
 
 POLICIES = {
@@ -77,3 +85,58 @@ def test_a_sendgrid_key_without_dash_or_underscore_is_found() -> None:
     key = "SG." + "aB3" * 7 + "c." + "Xy9" * 14 + "z"
     spans = Redactor(Policy()).find(f"use {key} here")
     assert [(d.name, s, e) for s, e, d, _ in spans] == [("api_key", 4, 4 + len(key))]
+
+
+def _spans(redactor: Redactor, text: str) -> list[tuple[int, int, str]]:
+    return [(s, e, d.name) for s, e, d, _ in redactor.find(text)]
+
+
+def _without_prefilters(policy: Policy) -> Redactor:
+    """The same detectors with no prefilter: each runs its pattern (in its windows) on every text."""
+    redactor = Redactor(policy)
+    redactor._active = tuple((dataclasses.replace(d, prefilter=None), a) for d, a in redactor._active)
+    return redactor
+
+
+# Digit runs with every separator the card and phone patterns allow, around the seven- and thirteen-digit limits.
+_DIGITS = st.sampled_from([*"0123456789", "\u0663", "\uff15", " ", "-", ".", "(", ")", "+", "a", "x", "#", "/"])
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_DIGITS, max_size=40).map("".join))
+def test_the_digit_run_prefilter_never_rules_out_a_card_or_phone_number(text: str) -> None:
+    # `has_seven_digit_run` decides whether the card and phone detectors look at all: it must rule out only texts
+    # in which, run everywhere, they find nothing.
+    for policy in (Policy(parse_actions("all=off,card=mask,phone=mask")), Policy()):
+        assert _spans(Redactor(policy), text) == _spans(_without_prefilters(policy), text)
+
+
+@pytest.mark.parametrize("text", [*SAMPLES, "order #17589", "555-013", "55 01 32", "call 5550132 now",
+                                  "+1 (415) 555-0132", "4111-1111-1111-1111", "(0) 20 7946 0958"])
+def test_the_digit_run_prefilter_on_samples(text: str) -> None:
+    assert _spans(Redactor(Policy()), text) == _spans(_without_prefilters(Policy()), text)
+    if text in ("order #17589", "555-013", "55 01 32"):  # six digits or fewer: ruled out before any run is found
+        assert not has_seven_digit_run(text)
+    if text in ("call 5550132 now", "+1 (415) 555-0132"):
+        assert has_seven_digit_run(text)
+    if text == "+1 (415) 555-0132":
+        assert _spans(Redactor(Policy()), text)
+
+
+_MIXED = st.sampled_from([*"0123456789", "\u0663", "\uff15", *" ().-+#/", *"aZxQé", "AB", "DE", "12", "1234567"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_MIXED, max_size=80).map("".join))
+def test_the_fast_prefilters_equal_their_regexes(text: str) -> None:
+    # Both prefilters are hand-written searches standing for one regex each: they must answer exactly as it does.
+    assert has_seven_digit_run(text) == (_SEVEN_DIGIT_RUN.search(text) is not None), text
+    assert may_hold_iban(text) == (_IBAN_GATE.search(text) is not None), text
+
+
+@pytest.mark.parametrize("text", ["12" * 40 + "AB12", "1 " * 50 + "DE89", "AB12" + "34" * 50, "9" * 200 + "x",
+                                  "x" * 100 + "1234567", "DE" + "12" * 33 + "AB"])
+def test_the_fast_prefilters_on_long_digit_runs(text: str) -> None:
+    # Past 32 digit pairs the IBAN prefilter hands over to the regex: both sides of that switch.
+    assert has_seven_digit_run(text) == (_SEVEN_DIGIT_RUN.search(text) is not None)
+    assert may_hold_iban(text) == (_IBAN_GATE.search(text) is not None)

@@ -573,7 +573,7 @@ def load_checkpoint(path: Path, args: argparse.Namespace) -> dict[str, Any]:
             state["windows"].append(item)
         elif "calibrations" in item:
             state["calibrations"] = item["calibrations"]
-    if len(good) < len(lines):
+    if len(good) < len(lines) and not args.report_only:  # a report beside a running run must not rewrite its file
         path.write_text("".join(f"{line}\n" for line in good))
     state["windows"].sort(key=lambda row: row["w"])
     # Only the windows of this run's day range (a longer run of the same checkpoint may have written more).

@@ -164,7 +164,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--calibration-blocks", type=int, default=8, help="drift_calibration_blocks (default 8)")
     parser.add_argument("--reference-sampling", choices=("runs", "uniform"), default="runs",
                         help="how the pinned day is cut to --reference-size: 2 x calibration-blocks runs of "
-                        "consecutive events, as the pipeline does since 2026-12-06 (default), or a uniform sample (before)")
+                        "consecutive events, as the pipeline does since 2026-12-06 (default), or a uniform sample "
+                        "(before)")
     parser.add_argument("--seed", type=int, default=30)
     parser.add_argument("--dataset", default="hwu64_full", choices=("hwu64_full", "hwu64"),
                         help="query pool: hwu64_full (11,033 HWU64 queries, default) or the 3,503-row hwu64 extract")

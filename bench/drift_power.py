@@ -10,7 +10,10 @@ intents, not unrelated topics). Windows share no rows. "quiet" draws both window
 intents. "cyclic quiet" is non-stationary quiet traffic: every intent's share follows a daily cycle
 (±50%, own phase); the reference spans a whole day in arrival order (8 windows' worth of events) and
 the current window is a 5-minute slot at a random hour, so its topic mix differs from the day's
-average without anything new. The last column repeats 40% at 300 events per side (reference too).
+average without anything new. "cyclic quiet, no repeats" is the same cycle, for --dataset hwu64 from the
+11,033-query `hwu64_full` pool: a day of `--reference-windows` (8) windows' worth of events, so calibration blocks
+are window-sized, and no query in both reference and window (CLINC150 keeps a
+1,500-event day from its extract). The last column repeats 40% at 300 events per side (reference too).
 
 Rows (each trial computes every statistic once and applies each decision rule to it):
 - defaults: the default `drift_methods` (monitor/pipeline/config.py), each calibrated on the trial's reference
@@ -42,7 +45,13 @@ sys.path.insert(0, str(ROOT))
 
 from monitor.drift import get_detector, refcache, thresholds  # noqa: E402
 from monitor.drift.budget import bh_decisions  # noqa: E402
-from monitor.drift.calibration import IntentPool, cyclic_sample, load_intent_pool, new_intent_windows  # noqa: E402
+from monitor.drift.calibration import (  # noqa: E402
+    IntentPool,
+    cyclic_disjoint_sample,
+    cyclic_sample,
+    load_intent_pool,
+    new_intent_windows,
+)
 from monitor.drift.thresholds import apply_calibration, calibrate_methods  # noqa: E402
 from monitor.pipeline.config import ProjectConfig  # noqa: E402
 
@@ -84,9 +93,12 @@ thresholds._block_scores = _memo_block_scores
 def cells(n: int, small_n: int) -> list[tuple[str, float | None, int]]:
     # Cyclic quiet last: its day-long reference makes it the slowest cell (the table keeps the issue's order).
     return [("quiet", 0.0, n), ("10% new", 0.1, n), ("20% new", 0.2, n), ("40% new", 0.4, n),
-            (f"40% new @{small_n}", 0.4, small_n), ("cyclic quiet", None, n), ("cyclic quiet, no repeats", -1.0, n)]
+            (f"40% new @{small_n}", 0.4, small_n), ("cyclic quiet", None, n), (NO_REPEATS, -1.0, n)]
 
 
+NO_REPEATS = "cyclic quiet, no repeats"
+NO_REPEATS_POOL = {"hwu64": "hwu64_full", "clinc150": None}
+"""The larger pool the no-repeats cell draws from (the dataset's own extract when there is none)."""
 ORDER = ("quiet", "cyclic quiet", "cyclic quiet, no repeats", "10% new", "20% new", "40% new")
 
 
@@ -102,15 +114,17 @@ def cyclic_windows(pool: IntentPool, n: int, rng: np.random.Generator, seed: int
 
 
 def cyclic_windows_distinct(pool: IntentPool, n_reference: int, n: int, rng: np.random.Generator,
-                            seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Like `cyclic_windows`, but the reference (`n_reference` events over the day) and the slot are drawn in
-    one pass, so no query is in both unless its intent's queries run out. `cyclic_windows`' 8,000-row day
-    repeats every query of the pool about twice (HWU64 holds 3,503), so each query of the window has an exact
-    copy in the reference: fine for mixture statistics, vacuous for a support statistic like `novelty`."""
+                            seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Like `cyclic_windows`, but the reference (`n_reference` events over the day) and the slot share no query
+    (`cyclic_disjoint_sample`; the day's mix proportional to the pool's intent sizes): `cyclic_windows`' 8,000-row
+    day repeats every query of the 3,503-row extract about twice, so each query of the window has an exact copy in
+    the reference (fine for mixture statistics, flattering for kNN isolation and vacuous for `novelty`). With
+    `hwu64_full` (11,033 queries) the reference is 8 windows' worth, so calibration blocks are window-sized. Also
+    returns how many reference rows repeat an earlier reference row (an intent run out; never a window query)."""
     ref_times = np.sort(rng.random(n_reference))
     cur_times = (rng.random() + rng.random(n) / 288.0) % 1.0
-    rows = cyclic_sample(pool, np.concatenate([ref_times, cur_times]), amplitude=0.5, rng=rng, seed=seed)
-    return pool.vectors[rows[:n_reference]], pool.vectors[rows[n_reference:]]
+    draw = cyclic_disjoint_sample(pool, ref_times, cur_times, amplitude=0.5, rng=rng, seed=seed)
+    return pool.vectors[draw.reference], pool.vectors[draw.window], draw.reference_repeats
 
 
 def run_trial(ref: np.ndarray, cur: np.ndarray, seed: int, timings: dict[str, list[float]]) -> dict[str, object]:
@@ -160,13 +174,21 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="events per side")
     parser.add_argument("--small-n", type=int, default=300, help="per side for the small-window 40%% cell")
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--reference-windows", type=int, default=8,
+                        help=f"reference of the '{NO_REPEATS}' cell, in windows (8 with drift_calibration_blocks = 8 "
+                        "makes the calibration blocks window-sized)")
     parser.add_argument("--cells", nargs="*", default=None,
                         help="run only these cells (e.g. 'cyclic quiet'); the stream of windows then differs")
     args = parser.parse_args()
 
     pool = load_intent_pool(args.dataset)
+    # The no-repeats cell needs a pool large enough for a day of 8 windows plus one window without a shared query.
+    big_name = NO_REPEATS_POOL[args.dataset]
+    big = load_intent_pool(big_name) if big_name and (not args.cells or NO_REPEATS in args.cells) else None
+    ref_windows = args.reference_windows
     rng = np.random.default_rng(args.seed)
     timings: dict[str, list[float]] = defaultdict(list)
+    reference_repeats: list[int] = []
     table: dict[str, dict[str, float]] = {}
     started = time.perf_counter()
     for label, share, n in cells(args.n, args.small_n):
@@ -176,8 +198,12 @@ def main() -> None:
         for t in range(args.trials):
             if share is None:
                 ref, cur = cyclic_windows(pool, n, rng, seed=t)
-            elif share < 0:
-                ref, cur = cyclic_windows_distinct(pool, 3 * n // 2, n, rng, seed=t)
+            elif share < 0 and big is not None:
+                ref, cur, repeats = cyclic_windows_distinct(big, ref_windows * n, n, rng, seed=t)
+                reference_repeats.append(repeats)
+            elif share < 0:  # no big pool for this dataset: the old 1.5-window day (λ extrapolated, see docs)
+                ref, cur, repeats = cyclic_windows_distinct(pool, 3 * n // 2, n, rng, seed=t)
+                reference_repeats.append(repeats)
             else:
                 ref, cur = new_intent_windows(pool, n_reference=n, n_current=n, share=share, rng=rng)
             outcomes.append(run_trial(ref, cur, seed=t, timings=timings))
@@ -206,6 +232,13 @@ def main() -> None:
     for method in CALIBRATED:
         print(f"| `{method}` | " + " | ".join(
             f"{table[c][f'lambda {method}']:.2f} / {table[c][f'effect {method}']:.3f}" for c in labels) + " |")
+    if reference_repeats:
+        src = (f"{big_name} ({big.vectors.shape[0]:,} queries), a reference of {ref_windows} windows "
+               f"({ref_windows * args.n:,} rows)") if big is not None else \
+            f"{args.dataset}, a reference of {3 * args.n // 2:,} rows"
+        print(f"\n{NO_REPEATS}: {src}; no query in both reference and window; reference rows repeating an earlier "
+              f"reference row (an intent run out): mean {np.mean(reference_repeats):.1f}, max {max(reference_repeats)} "
+              f"per trial, in {sum(r > 0 for r in reference_repeats)} of {len(reference_repeats)} trials.")
     print("\nMean seconds per call: " + ", ".join(f"{k} {np.mean(v):.2f}" for k, v in sorted(timings.items())))
     print(f"Total {time.perf_counter() - started:.0f} s")
     out = ROOT / "bench" / "results" / f"drift_power_{args.dataset}{'_cells' if args.cells else ''}.json"

@@ -2,8 +2,10 @@
 
 Public data: `load_intent_pool` reads the shipped CLINC150 / HWU64 query extracts (bench/data,
 licensed, see its README) with cached MiniLM vectors; `new_intent_windows` and `cyclic_sample` build
-quiet, shifted and daily-cycle traffic from them. Older, hand-written topics (below) remain for the
-pre-existing tests only; no default is calibrated on them any more.
+quiet, shifted and daily-cycle traffic from them; `cyclic_disjoint_sample` and `split_intent_rows` keep a
+reference and its windows free of shared queries (the 11,033-query `hwu64_full` pool is large enough for
+that). Older, hand-written topics (below) remain for the pre-existing tests only; no default is calibrated
+on them any more.
 
 `load_queries` reads the small shipped pool of user-style queries (our own, see data/README.md);
 `embed_texts` embeds them with the offline all-MiniLM-L6-v2 package; `topic_mix_windows` builds
@@ -82,14 +84,20 @@ def topic_mix_windows(
 
 # --- Public intent-query extracts (bench/data/README.md): CLINC150 for calibration, HWU64 held out ---
 
-EXTRACTS = ("clinc150", "hwu64")
+EXTRACT_FILES = {
+    "clinc150": "clinc150_extract.tsv",  # 3,000 rows: 4 domains x 15 intents x 50
+    "hwu64": "hwu64_extract.tsv",  # 3,503 rows: 64 intents x up to 55
+    # 11,033 rows: every KFold_1 query (train + test), for simulators that need disjoint reference and live pools
+    "hwu64_full": "hwu64_full.tsv",
+}
+EXTRACTS = tuple(EXTRACT_FILES)
 
 
 def extract_path(name: str) -> Path:
-    """bench/data/<name>_extract.tsv of this checkout (benchmarks and tests only; not installed)."""
-    if name not in EXTRACTS:
+    """bench/data/<file> of this checkout (benchmarks and tests only; not installed)."""
+    if name not in EXTRACT_FILES:
         raise ValueError(f"unknown extract {name!r}; known: {EXTRACTS}")
-    return Path(__file__).resolve().parents[2] / "bench" / "data" / f"{name}_extract.tsv"
+    return Path(__file__).resolve().parents[2] / "bench" / "data" / EXTRACT_FILES[name]
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,11 @@ class IntentPool:
         return out
 
 
+def read_extract(name: str) -> list[list[str]]:
+    """The extract's rows as [text, intent, domain], in file order (no vectors)."""
+    return [line.split("\t") for line in extract_path(name).read_text(encoding="utf-8").splitlines() if line]
+
+
 def load_intent_pool(
     name: str, *, cache_dir: Path | None = None, per_intent: int | None = None, seed: int = 0
 ) -> IntentPool:
@@ -119,7 +132,7 @@ def load_intent_pool(
     Vectors are cached as .npy in `cache_dir` (default bench/results/, git-ignored), keyed by a hash of
     the texts, so benchmarks and tests embed each subset once per machine.
     """
-    rows = [line.split("\t") for line in extract_path(name).read_text(encoding="utf-8").splitlines() if line]
+    rows = read_extract(name)
     if per_intent is not None:
         rng = np.random.default_rng(seed)
         by_intent: dict[str, list[list[str]]] = {}
@@ -139,7 +152,7 @@ def _cached_vectors(name: str, texts: tuple[str, ...], cache_dir: Path) -> np.nd
 
     if path(texts).exists():
         return np.asarray(np.load(path(texts)))
-    everything = [line.split("\t")[0] for line in extract_path(name).read_text(encoding="utf-8").splitlines() if line]
+    everything = [row[0] for row in read_extract(name)]
     if path(everything).exists():  # a subset of an extract the benchmark already embedded
         row_of = {t: i for i, t in enumerate(everything)}
         return np.asarray(np.load(path(everything))[[row_of[t] for t in texts]])
@@ -167,13 +180,86 @@ def new_intent_windows(
     return ref, cur[rng.permutation(n_current)]
 
 
-def cyclic_weights(pool: IntentPool, times: np.ndarray, *, amplitude: float, seed: int = 0) -> np.ndarray:
+def cyclic_weights(
+    pool: IntentPool, times: np.ndarray, *, amplitude: float, seed: int = 0, proportional: bool = False
+) -> np.ndarray:
     """(len(times) x intents) intent shares following a daily cycle: every intent has its own phase, so
-    the topic mix moves with the hour (`times` in days; amplitude 0.5 = each share swings ±50%)."""
+    the topic mix moves with the hour (`times` in days; amplitude 0.5 = each share swings ±50%).
+
+    The day's average mix is uniform over intents, or with `proportional` each intent's share of the pool (an
+    unbalanced pool such as hwu64_full, 38 to 194 queries an intent, can then serve a long day without repeats)."""
     intents = sorted(set(pool.intents.tolist()))
     phases = np.random.default_rng(seed).uniform(0, 2 * np.pi, len(intents))
     w = 1.0 + amplitude * np.cos(2 * np.pi * times[:, None] - phases[None, :])
+    if proportional:
+        w = w * np.array([np.count_nonzero(pool.intents == name) for name in intents])[None, :]
     return np.asarray(w / w.sum(axis=1, keepdims=True))
+
+
+def _cyclic_picks(
+    pool: IntentPool, times: np.ndarray, rng: np.random.Generator, *, amplitude: float, seed: int, proportional: bool
+) -> np.ndarray:
+    """The intent index (into the sorted intent names) of each event at `times`, drawn from `cyclic_weights`."""
+    cum = np.cumsum(cyclic_weights(pool, times, amplitude=amplitude, seed=seed, proportional=proportional), axis=1)
+    return np.minimum((rng.random(times.size)[:, None] > cum).sum(axis=1), cum.shape[1] - 1)
+
+
+@dataclass(frozen=True)
+class DisjointDraw:
+    """Row indices of a reference and a window that share no query, and how far that was possible."""
+
+    reference: np.ndarray
+    window: np.ndarray
+    reference_repeats: int
+    """Reference rows that repeat an earlier reference row (an intent whose queries ran out in the reference;
+    never a query of the window, whose rows are reserved first)."""
+
+
+def cyclic_disjoint_sample(
+    pool: IntentPool, ref_times: np.ndarray, cur_times: np.ndarray, *, amplitude: float,
+    rng: np.random.Generator, seed: int = 0,
+) -> DisjointDraw:
+    """Daily-cycle traffic (`cyclic_weights`, proportional to the pool's intent sizes) for a reference and a
+    window with no query in both: each intent's rows are shuffled, the window takes the first ones it needs,
+    the reference the next ones. Only if an intent's queries run out does the reference repeat its own rows
+    (counted in `reference_repeats`); the window never repeats a reference query."""
+    names = sorted(set(pool.intents.tolist()))
+    ref_picks = _cyclic_picks(pool, ref_times, rng, amplitude=amplitude, seed=seed, proportional=True)
+    cur_picks = _cyclic_picks(pool, cur_times, rng, amplitude=amplitude, seed=seed, proportional=True)
+    ref_rows = np.empty(ref_times.size, dtype=np.int64)
+    cur_rows = np.empty(cur_times.size, dtype=np.int64)
+    repeats = 0
+    for k, name in enumerate(names):
+        rows = rng.permutation(np.flatnonzero(pool.intents == name))
+        cur_at, ref_at = np.flatnonzero(cur_picks == k), np.flatnonzero(ref_picks == k)
+        if cur_at.size >= rows.size:
+            raise ValueError(f"intent {name!r} has {rows.size} queries, the window alone needs {cur_at.size}")
+        cur_rows[cur_at] = rows[: cur_at.size]
+        left = rows[cur_at.size:]
+        repeats += max(0, ref_at.size - left.size)
+        ref_rows[ref_at] = left[np.arange(ref_at.size) % left.size]
+    return DisjointDraw(ref_rows, cur_rows, repeats)
+
+
+def query_key(text: str) -> str:
+    """Two queries with the same key are the same vector to MiniLM (uncased; whitespace is not a token): the
+    unit of "verbatim repeat" for the extracts and the simulators."""
+    return " ".join(text.lower().split())
+
+
+def split_intent_rows(pool: IntentPool, seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Each intent's rows split in two seeded halves (intent -> row indices): one half for a reference, the
+    other for live traffic, so no query is in both (a window query with a verbatim copy in the reference looks
+    closer than real traffic would, and hides false alarms). An odd row goes to the live side."""
+    rng = np.random.default_rng([seed, 16])
+    ref: dict[str, np.ndarray] = {}
+    live: dict[str, np.ndarray] = {}
+    for name in sorted(set(pool.intents.tolist())):
+        rows = rng.permutation(np.flatnonzero(pool.intents == name))
+        if rows.size < 2:
+            raise ValueError(f"intent {name!r} has {rows.size} query; a split needs at least 2")
+        ref[name], live[name] = np.sort(rows[: rows.size // 2]), np.sort(rows[rows.size // 2:])
+    return ref, live
 
 
 def cyclic_sample(

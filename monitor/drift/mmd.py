@@ -24,6 +24,8 @@ docs/drift.md for the calibration of the `min_effect` floor.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -39,6 +41,12 @@ DEFAULT_MMD_MIN_EFFECT = 0.05
 (docs/drift.md): same-distribution windows measure <= 0.02 at 1000 per side (<= 0.045 even at 230
 per side), while replacing 10% / 20% / 50% of the window with a new topic measures ~0.04 / 0.07 /
 0.17. So 0.05 ignores quiet noise at any N and fires from roughly 15% of the window on a new topic."""
+
+SEQUENTIAL_EXCEEDANCES = 20
+"""h of the sequential permutation p-value (Besag & Clifford 1991): once 20 permuted statistics reach the observed
+one, no further block of permutations is drawn. Such a window's p is at least 20 / 1,000 = 0.02 and its normal
+score about 2 or less (at least 20 of the first 200: p ≈ 0.1, score ≈ 1.3), far from a flag at alpha 0.01
+whatever λ. Its null moments come from the blocks drawn (200 or more, like the calibration's block tests)."""
 
 _CHUNK_BYTES = 64 * 1024 * 1024  # working-set budget for one block of permutations or features
 _PERMS_PER_CHUNK = 200  # measured fastest on 2 cores at 10k per side
@@ -128,21 +136,50 @@ def pooled_gram(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
 def gram_bandwidth(gram: np.ndarray, idx: np.ndarray) -> float:
     """`median_bandwidth` of the rows `idx`, read off a float32 Gram matrix: median of the non-zero pairwise
     distances. Distances below 3e-3 of the norms' scale (float32 cancellation) count as duplicates."""
-    sub = gram[np.ix_(idx, idx)].astype(np.float64)
-    sq = np.diag(sub).copy()
-    scale = sq[:, None] + sq[None, :]
+    # Each pair once (the upper triangle, read with one flat `take`): half the work of the whole matrix, and the
+    # same median, because the pooled Gram matrix is exactly symmetric (`pooled_gram` mirrors its off-diagonal
+    # block, and BLAS computes a block times its own transpose symmetrically), so the whole matrix holds every
+    # pair's value twice plus a zero diagonal that the duplicate filter drops (tests/drift/test_mmd.py).
+    total = gram.shape[0]
+    upper_i, upper_j = _upper_pairs(idx.size)
+    sub = np.ascontiguousarray(gram).reshape(-1).take((idx * total)[upper_i] + idx[upper_j]).astype(np.float64)
+    sq = np.diagonal(gram)[idx].astype(np.float64)
+    scale = sq[upper_i] + sq[upper_j]
     d2 = scale - 2.0 * sub
-    # The whole matrix, not its upper triangle: every pair is counted twice, which leaves the median as it is,
-    # and the diagonal (zero) is dropped with the duplicates.
     d2 = d2[d2 > 1e-5 * np.maximum(scale, 1e-300)]
-    return float(np.median(np.sqrt(d2))) if d2.size else 0.0
+    return _median_sqrt(d2)
+
+
+def _median_sqrt(d2: np.ndarray) -> float:
+    """`np.median(np.sqrt(d2))` (0.0 when empty) from one partition of d2 and two square roots: the square root is
+    monotone, so the middle values are the square roots of d2's middle values, averaged as np.median does."""
+    size = d2.size
+    if size == 0:
+        return 0.0
+    half = size // 2
+    part = np.partition(d2, half)
+    upper = float(np.sqrt(part[half]))
+    if size % 2:
+        return upper
+    return float((np.sqrt(part[:half].max()) + upper) / 2.0)
+
+
+@functools.lru_cache(maxsize=4)
+def _upper_pairs(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """`np.triu_indices(size, 1)` (kept: every window's bandwidth sample has the same size)."""
+    i, j = np.triu_indices(size, k=1)
+    i.setflags(write=False)
+    j.setflags(write=False)
+    return i, j
 
 
 def _exact_statistics(
-    gram: np.ndarray, m: int, gamma: float, n_permutations: int, rng: np.random.Generator
+    gram: np.ndarray, m: int, gamma: float, n_permutations: int, rng: np.random.Generator,
+    stop_at: int | None = None,
 ) -> tuple[float, np.ndarray, float]:
     """(observed MMD²_u, permuted MMD²_u, mean off-diagonal kernel of the reference) with the full kernel
-    built from the pooled Gram matrix (`pooled_gram`)."""
+    built from the pooled Gram matrix (`pooled_gram`). With `stop_at`, no further block of permutations is drawn
+    once that many permuted statistics reach the observed one (`sequential_p_value`)."""
     total = gram.shape[0]
     n = total - m
     sq = np.diag(gram).copy()
@@ -167,13 +204,17 @@ def _exact_statistics(
     ref_mean_k = (sxx_obs - m) / (m * (m - 1))
     perms: list[np.ndarray] = []
     small = min(m, n)
+    reached = 0
     for chunk in _permutation_chunks(m, n, n_permutations, rng, row_bytes=total * 4 * 2):
         if small * _GATHER_RATIO <= total:
             perms.append(_gathered_statistics(kernel, row_sums, grand, chunk, m, n, stat))
-            continue
-        kernel_sel = kernel @ chunk.T  # (N x c): for each permutation, K·a
-        quad = np.einsum("ij,ji->i", chunk.astype(np.float64), kernel_sel.astype(np.float64))
-        perms.append(stat(quad, chunk.astype(np.float64) @ row_sums))
+        else:
+            kernel_sel = kernel @ chunk.T  # (N x c): for each permutation, K·a
+            quad = np.einsum("ij,ji->i", chunk.astype(np.float64), kernel_sel.astype(np.float64))
+            perms.append(stat(quad, chunk.astype(np.float64) @ row_sums))
+        reached += _exceedances(observed, perms[-1])
+        if stop_at is not None and reached >= stop_at:
+            break
     return observed, np.concatenate(perms), ref_mean_k
 
 
@@ -242,8 +283,9 @@ def _rff_statistics(
     n_features: int,
     n_permutations: int,
     rng: np.random.Generator,
+    stop_at: int | None = None,
 ) -> tuple[float, np.ndarray, float]:
-    """Same outputs as `_exact_statistics`, with the random-feature kernel φ(x)·φ(y)."""
+    """Same outputs as `_exact_statistics` (and the same `stop_at`), with the random-feature kernel φ(x)·φ(y)."""
     m, n = reference.shape[0], current.shape[0]
     feats, mu = _rff_features(reference, current, sigma, n_features, rng)
     mu_sq = float(mu @ mu)
@@ -264,19 +306,54 @@ def _rff_statistics(
     observed = float(stat(obs_sums)[0])
     mean_ref = mu + obs_sums[0] / m
     ref_mean_k = (m * float(mean_ref @ mean_ref) - 1.0) / (m - 1)
-    perms = [
-        stat(chunk @ feats) for chunk in _permutation_chunks(m, n, n_permutations, rng, row_bytes=(m + n) * 4)
-    ]
+    perms: list[np.ndarray] = []
+    reached = 0
+    for chunk in _permutation_chunks(m, n, n_permutations, rng, row_bytes=(m + n) * 4):
+        perms.append(stat(chunk @ feats))
+        reached += _exceedances(observed, perms[-1])
+        if stop_at is not None and reached >= stop_at:
+            break
     return observed, np.concatenate(perms), ref_mean_k
 
 
-def permutation_p_value(observed: float, permuted: np.ndarray) -> float:
-    """(1 + #{permuted ≥ observed}) / (1 + n_perm): never 0, valid at any number of permutations.
-
-    A relative tolerance counts float-rounding ties as ties, so identical samples give p = 1.
-    """
+def _at_least(observed: float, permuted: np.ndarray) -> np.ndarray:
+    """Which permuted statistics are at least the observed one. A relative tolerance counts float-rounding ties
+    as ties, so identical samples give p = 1."""
     tol = 1e-6 * abs(observed) + 1e-12
-    return float((1 + np.count_nonzero(permuted >= observed - tol)) / (1 + permuted.size))
+    return np.asarray(permuted >= observed - tol)
+
+
+def _exceedances(observed: float, permuted: np.ndarray) -> int:
+    return int(np.count_nonzero(_at_least(observed, permuted)))
+
+
+def permutation_p_value(observed: float, permuted: np.ndarray) -> float:
+    """(1 + #{permuted ≥ observed}) / (1 + n_perm): never 0, valid at any number of permutations."""
+    return float((1 + _exceedances(observed, permuted)) / (1 + permuted.size))
+
+
+def sequential_exceedances(alpha: float, n_permutations: int) -> int | None:
+    """h of the sequential p-value (`sequential_p_value`) for a test at `alpha` with at most `n_permutations`:
+    SEQUENTIAL_EXCEEDANCES, raised so that a stopped test's p (≥ h / n_permutations) is at least 2·alpha. None
+    (draw them all) when h would not be smaller than the number of permutations."""
+    h = max(SEQUENTIAL_EXCEEDANCES, math.ceil(2.0 * alpha * n_permutations))
+    return h if h < n_permutations else None
+
+
+def sequential_p_value(observed: float, permuted: np.ndarray, h: int | None) -> float:
+    """Besag & Clifford's (1991) sequential Monte Carlo p-value over permutations drawn in order.
+
+    If the h-th permuted statistic at least as large as the observed one is the L-th drawn, p = h / L (the test
+    may stop there: the rest cannot make it small); otherwise (fewer than h among all drawn) the usual
+    (1 + #{permuted ≥ observed}) / (1 + n_perm). Valid like the fixed-count p-value (P(p ≤ u) ≤ u), and equal to
+    it whenever p < h / n_perm, i.e. everywhere a decision at alpha ≤ h / (2·n_perm) can be made. `h` None: the
+    fixed-count p-value.
+    """
+    hits = _at_least(observed, permuted)
+    count = int(np.count_nonzero(hits))
+    if h is None or count < h:
+        return float((1 + count) / (1 + permuted.size))
+    return float(h / (int(np.flatnonzero(hits)[h - 1]) + 1))
 
 
 @register("mmd", kind="embedding")
@@ -294,12 +371,15 @@ def mmd_test(
     bandwidth_sample: int = 1000,
     max_per_side: int | None = 100_000,
     min_samples: int = DEFAULT_MIN_SAMPLES,
+    sequential: bool = True,
 ) -> DriftResult:
     """MMD two-sample test (RBF kernel, median-heuristic bandwidth, permutation p-value).
 
     Drift is reported when p ≤ alpha AND effect_size = MMD/spread ≥ min_effect. Windows larger
     than `max_per_side` are subsampled (seeded) to bound memory; sides up to `exact_max_per_side`
-    use the exact kernel, larger ones `n_features` random Fourier features.
+    use the exact kernel, larger ones `n_features` random Fourier features. `sequential`: stop drawing
+    permutations (in blocks of 200) once the window is clearly unremarkable (`sequential_p_value`); the same
+    seed gives the same result either way, and every window that is not stopped gets exactly the fixed-count one.
     """
     check_alpha(alpha)
     if n_permutations < 1:
@@ -336,16 +416,19 @@ def mmd_test(
         details.update(path="degenerate", reason="all sampled points are identical")
         return DriftResult("mmd", 0.0, 1.0, alpha, False, 0.0, m, n, details)
 
+    h = sequential_exceedances(alpha, n_permutations) if sequential else None
     if gram is not None:
         observed, permuted, ref_mean_k = _exact_statistics(
-            gram, m, 1.0 / (2.0 * sigma**2), n_permutations, rng
+            gram, m, 1.0 / (2.0 * sigma**2), n_permutations, rng, stop_at=h
         )
         details["path"] = "exact"
     else:
-        observed, permuted, ref_mean_k = _rff_statistics(ref, cur, sigma, n_features, n_permutations, rng)
+        observed, permuted, ref_mean_k = _rff_statistics(ref, cur, sigma, n_features, n_permutations, rng,
+                                                         stop_at=h)
         details.update(path="rff", n_features=2 * (n_features // 2))
 
-    p_value = permutation_p_value(observed, permuted)
+    p_value = sequential_p_value(observed, permuted, h)
+    details.update(permutations_drawn=int(permuted.size), sequential_h=h)
     spread_sq = 1.0 - ref_mean_k
     if spread_sq <= 1e-12:
         # A constant reference has no spread of its own; fall back to the pooled spread so the

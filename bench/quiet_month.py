@@ -1,6 +1,6 @@
 """A month of non-stationary quiet traffic through the default drift decision: how many false pages?
 
-    python bench/quiet_month.py --jobs 2                 # 30 days, shift from day 20 (~12 CPU-hours at mmd + knn)
+    python bench/quiet_month.py --jobs 2                 # 30 days, shift from day 20 (~10 CPU-hours at mmd + knn)
     python bench/quiet_month.py --days 0.25 --shift-day 0.2   # a slice; re-run the same command to resume
     python bench/quiet_month.py --days 1                 # ... or with more --days to extend a run in place
     python bench/quiet_month.py --methods novelty --start-day 19.98 --days 20.05   # the shift, one detector
@@ -20,7 +20,8 @@ the other, so no window query is verbatim in the reference (printed at the start
 one 3,503-query pool for both, `--dataset hwu64 --shared-pool`, had 74.7% of window 0's prompts in `all`'s).
 
 Decision, exactly as the pipeline at defaults: reference = a pinned day (day 0 of the same simulator,
-subsampled in arrival order to `--reference-size` per segment, like `drift_max_samples`), the project's default
+cut to `--reference-size` per segment as the pipeline cuts a reference to `drift_max_samples`: 16 evenly spaced runs of
+consecutive events), the project's default
 `drift_methods` (or `--methods`) calibrated on it per segment and field (monitor/drift/thresholds.py; window
 sizes bucketed to a power of two as the pipeline does), each segment's λ at least `all`'s carried to it
 (`with_segment_lambda`), Benjamini-Hochberg at 0.01 over the window's rows (9 segments x 2 fields x methods).
@@ -67,6 +68,7 @@ from monitor.drift.thresholds import (  # noqa: E402
     with_segment_lambda,
 )
 from monitor.pipeline.calibrations import window_bucket  # noqa: E402
+from monitor.pipeline.sampling import run_sample  # noqa: E402
 
 FIELDS = ("prompt", "response")
 
@@ -160,6 +162,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--for-windows", type=int, default=2)
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--calibration-blocks", type=int, default=8, help="drift_calibration_blocks (default 8)")
+    parser.add_argument("--reference-sampling", choices=("runs", "uniform"), default="runs",
+                        help="how the pinned day is cut to --reference-size: 2 x calibration-blocks runs of "
+                        "consecutive events, as the pipeline does since 2026-12-06 (default), or a uniform sample "
+                        "(before)")
     parser.add_argument("--seed", type=int, default=30)
     parser.add_argument("--dataset", default="hwu64_full", choices=("hwu64_full", "hwu64"),
                         help="query pool: hwu64_full (11,033 HWU64 queries, default) or the 3,503-row hwu64 extract")
@@ -205,8 +211,8 @@ def checkpoint_path(args: argparse.Namespace) -> Path:
     return ROOT / "bench" / "results" / f"quiet_month_{_tag(args, _NOT_IN_NAME)}.jsonl"
 
 
-CALIBRATION_ARGS = ("alpha", "calibration_blocks", "dataset", "events", "methods", "reference_size", "seed", "segments",
-                    "shared_pool")
+CALIBRATION_ARGS = ("alpha", "calibration_blocks", "dataset", "events", "methods", "reference_sampling",
+                    "reference_size", "seed", "segments", "shared_pool")
 
 
 def calibration_path(args: argparse.Namespace) -> Path:
@@ -233,11 +239,16 @@ class Run:
         rp, rr, rs = (np.concatenate([d[i] for d in day]) for i in range(3))
         self.ref: dict[tuple[str, str], np.ndarray] = {}
         self.ref_texts: dict[tuple[str, str], set[str]] = {}
+        self.runs = 2 * args.calibration_blocks
+        self.sampled: dict[str, bool] = {}
         rng = np.random.default_rng(args.seed)
         for label, m in masks(rs, args.segments).items():
             idx = np.flatnonzero(m)
             size = min(idx.size, 2 * args.reference_size if label == "all" else args.reference_size)
-            keep = np.sort(rng.choice(idx, size, replace=False))
+            # As the pipeline samples a reference larger than drift_max_samples: runs of consecutive events.
+            keep = run_sample(idx, size, self.runs) if args.reference_sampling == "runs" else \
+                np.sort(rng.choice(idx, size, replace=False))
+            self.sampled[label] = idx.size > size
             for field, rows in (("prompt", rp), ("response", rr)):
                 self.ref[(label, field)] = self.pool.vectors[rows[keep]]
                 self.ref_texts[(label, field)] = {query_key(self.pool.texts[i]) for i in rows[keep]}
@@ -289,7 +300,7 @@ class Run:
         shift = args.shift if t0 >= args.shift_day else 0.0
         n = int(np.random.default_rng([args.seed, w, 7]).poisson(args.events))
         cp, cr, cs = self.sim.events(t0, t0 + 1 / WINDOWS_PER_DAY, n, shift, key=w)
-        out = []
+        out: list[tuple[str, str, str, np.ndarray]] = []
         for label, m in masks(cs, args.segments).items():
             for field, rows in (("prompt", cp), ("response", cr)):
                 cur = self.pool.vectors[rows[m]]
@@ -395,7 +406,9 @@ def _calibrate_one(key: tuple[str, str]) -> dict[str, Calibration]:
     assert _RUN is not None
     args = _RUN.args
     return calibrate_methods(_RUN.ref[key], _RUN.calibrated, seed=args.seed, window_size=_RUN.n_window[key[0]],
-                             alpha=args.alpha, n_blocks=args.calibration_blocks) if _RUN.calibrated else {}
+                             alpha=args.alpha, n_blocks=args.calibration_blocks,
+                             runs=_RUN.runs if args.reference_sampling == "runs" and _RUN.sampled[key[0]] else None) \
+        if _RUN.calibrated else {}
 
 
 def _window(w: int) -> tuple[dict[str, Any], float]:
@@ -573,7 +586,7 @@ def load_checkpoint(path: Path, args: argparse.Namespace) -> dict[str, Any]:
             state["windows"].append(item)
         elif "calibrations" in item:
             state["calibrations"] = item["calibrations"]
-    if len(good) < len(lines):
+    if len(good) < len(lines) and not args.report_only:  # a report beside a running run must not rewrite its file
         path.write_text("".join(f"{line}\n" for line in good))
     state["windows"].sort(key=lambda row: row["w"])
     # Only the windows of this run's day range (a longer run of the same checkpoint may have written more).

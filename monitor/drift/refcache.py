@@ -30,7 +30,7 @@ def fingerprint(arr: np.ndarray) -> str:
     h = hashlib.sha256()
     h.update(f"{a.dtype.str}|{a.shape}".encode())
     if a.size:
-        h.update(memoryview(a.reshape(-1).view(np.uint8)))
+        h.update(a.reshape(-1).view(np.uint8).data)
     return h.hexdigest()[:32]
 
 

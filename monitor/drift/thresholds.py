@@ -228,6 +228,16 @@ def apply_calibration(result: DriftResult, cal: Calibration, alpha: float | None
     return replace(result, is_drift=bool(is_drift), details=details)
 
 
+def _runs(total: int, runs: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Start row and length of each run of a reference sampled by `monitor.pipeline.sampling.run_sample` (runs of
+    equal length, the first `total % runs` one longer); one run of everything when it was not."""
+    if runs is None or runs <= 1:
+        return np.array([0]), np.array([total])
+    lengths = np.full(runs, total // runs)
+    lengths[: total % runs] += 1
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths
+
+
 def calibrate(reference: np.ndarray, *, method: str, seed: int = 0, **params: Any) -> Calibration:
     """The calibration of `method` on this reference (rows in arrival order); see the module docstring."""
     return calibrate_methods(reference, (method,), seed=seed, **params)[method]
@@ -260,6 +270,7 @@ def _calibrate(
     min_block: int = MIN_BLOCK,
     gate: float = 0.01,
     n_bootstrap: int = 300,
+    runs: int | None = None,
 ) -> dict[str, Calibration]:
     if n_blocks < 3:
         raise ValueError(f"n_blocks must be at least 3, got {n_blocks}")
@@ -272,9 +283,12 @@ def _calibrate(
     ref = np.asarray(reference)
     if ref.ndim != 2 or ref.shape[1] == 0 or not np.isfinite(ref).all():
         raise ValueError("reference must be a finite 2-D array (items x dimensions)")
+    if runs is not None and not 1 <= runs <= ref.shape[0]:
+        raise ValueError(f"runs must be between 1 and the reference's rows, got {runs}")
     total = int(ref.shape[0])
     window = int(window_size or total)
-    size = min(total // n_blocks, window)
+    run_starts, run_lengths = _runs(total, runs)
+    size = min(total // n_blocks, window, int(run_lengths.min()))
     threshold1 = required_score(alpha, 1.0)
     if size < min_block:
         return {m: Calibration(m, 1.0, None, (1.0, 1.0), "fallback", FALLBACK_FLOORS[m], alpha, threshold1, total, 0, 0,
@@ -283,8 +297,14 @@ def _calibrate(
                                f"conservative rule p <= alpha and effect >= {FALLBACK_FLOORS[m]} applies")
                 for m in methods}
     rng = np.random.default_rng(seed)
-    n_time = 2 * n_blocks
-    starts = np.linspace(0, total - size, n_time).round().astype(int)
+    # Time blocks: evenly spaced, each inside one run of consecutive events when the reference is a run sample
+    # (a block that straddled two runs would mix two moments and average away the variation it is there to see).
+    chosen = np.unique(np.linspace(0, run_starts.size - 1, 2 * n_blocks).round().astype(int))
+    if run_starts.size > 1:
+        starts = run_starts[chosen] + (run_lengths[chosen] - size) // 2
+    else:
+        starts = np.linspace(0, total - size, 2 * n_blocks).round().astype(int)
+    n_time = int(starts.size)
     time_blocks = [np.arange(st, st + size) for st in starts]
     noise_blocks = [np.sort(rng.choice(total, size, replace=False)) for _ in range(n_time)]
     rest_size = min(total - size, 2 * size)
@@ -327,6 +347,7 @@ def _calibrate(
             f"time blocks differ beyond sampling noise (p={p_ns:.3f}): λ = {lam_blocks:.2f} for blocks of {size} "
             f"against {rest_size} other reference rows, {lam:.2f} carried to {window} window rows against {total}"
             + (f"; an extrapolation (x{h_window / h_blocks:.1f} in effective size) that is unreliable for mmd: a "
-               f"reference of at least {n_blocks} windows ({n_blocks * window} rows) measures it at the window's size"
+               f"reference of at least {len(run_lengths) if runs else n_blocks} windows "
+               f"({(len(run_lengths) if runs else n_blocks) * window} rows) measures it at the window's size"
                if size < window else ""))
     return out

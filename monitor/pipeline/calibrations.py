@@ -38,10 +38,12 @@ def reference_key(ref_ids: np.ndarray, *, model_key: str, seed: int, cfg: Projec
 
 def reference_calibrations(
     session: Session, cfg: ProjectConfig, *, project_id: int, segment: str, field: str, ref_ids: np.ndarray,
-    ref: np.ndarray, n_window: int, seed: int, model_key: str,
+    ref: np.ndarray, n_window: int, seed: int, model_key: str, runs: int | None = None,
 ) -> dict[str, tuple[Calibration, str]]:
     """Calibration (and its computed_at, ISO) of each calibrated drift method for this reference: read from
-    `drift_calibrations`, computed and stored when missing. Empty when `drift_min_effect` fixes the floor."""
+    `drift_calibrations`, computed and stored when missing. Empty when `drift_min_effect` fixes the floor.
+
+    `runs`: the reference rows are `runs` runs of consecutive events (`run_sample`), None when they are all of it."""
     methods = tuple(m for m in cfg.drift_methods if m in CALIBRATED_METHODS)
     if not methods or cfg.drift_min_effect is not None:
         return {}
@@ -52,7 +54,7 @@ def reference_calibrations(
     missing = tuple(m for m in methods if m not in out)
     if missing:
         cals = calibrate_methods(ref, missing, seed=seed, window_size=window_size, alpha=cfg.drift_alpha,
-                                 n_blocks=cfg.drift_calibration_blocks)
+                                 n_blocks=cfg.drift_calibration_blocks, runs=runs)
         now = utcnow()
         rows = [{"project_id": project_id, "segment": segment, "field": field, "method": m, "reference_key": key,
                  "n_reference": cal.n_reference, "lam": cal.lam, "source": cal.source,

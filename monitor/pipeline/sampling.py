@@ -34,6 +34,32 @@ def sample_ids(ids: np.ndarray, limit: int, salt: int) -> np.ndarray:
     return np.sort(ids[keep])
 
 
+def run_sample(ids: np.ndarray, limit: int, runs: int) -> np.ndarray:
+    """At most `limit` of `ids`, in id order: `runs` evenly spaced runs of consecutive events (equal lengths, the
+    first `limit % runs` one longer), all of `ids` when they fit.
+
+    The drift reference is sampled this way, not uniformly: the calibration (monitor/drift/thresholds.py) compares
+    window-sized pieces of the reference with the rest to measure how much the traffic moves between windows. In a
+    uniform sample of a long reference, a piece of consecutive sample rows spans far more time than a window (2,500
+    of 20,000 rows of a pinned day: 3 hours), which averages away the variation a 5-minute window carries, so the
+    calibration saw too little of it. Runs of consecutive events keep full density inside each run, and evenly
+    spaced runs still cover the whole reference (its daily cycle, say). Deterministic: no salt.
+    """
+    ids = np.sort(ids)
+    n = int(ids.shape[0])
+    if n <= limit:
+        return ids
+    if limit < 1 or runs < 1:
+        raise ValueError(f"limit and runs must be positive, got {limit} and {runs}")
+    runs = min(runs, limit)
+    lengths = np.full(runs, limit // runs)
+    lengths[: limit % runs] += 1
+    gap = (n - limit) / (runs - 1) if runs > 1 else 0.0  # the skipped events, spread evenly between runs
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    starts = offsets + np.round(np.arange(runs) * gap).astype(np.int64)
+    return ids[np.concatenate([np.arange(st, st + ln) for st, ln in zip(starts, lengths, strict=True)])]
+
+
 def sample_mask(ranks: np.ndarray, mask: np.ndarray, limit: int) -> np.ndarray:
     """The events of `mask` that `sample_ids` would keep, as a mask: the `limit` lowest ranks within it."""
     n = int(mask.sum())

@@ -106,7 +106,7 @@ def test_knn_sequential_matches_the_fixed_count_run() -> None:
 
     quiet = unit_gaussian(rng, 100, 24)
     short = knn_test(ref, quiet, seed=6)
-    drawn = int(short.details["permutations_drawn"])  # type: ignore[call-overload]
+    drawn = int(short.details["permutations_drawn"])
     assert knn_module._SEQUENTIAL_MIN <= drawn < 1000 and short.p_value is not None and short.p_value >= 0.02
     # The stopped run's null is the first `drawn` permutations of the full one: its moments and z come from them.
     cut = knn_test(ref, quiet, seed=6, sequential=False, n_permutations=drawn)

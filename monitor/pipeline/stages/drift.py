@@ -26,7 +26,7 @@ from monitor.pipeline.clusters import store_cluster_members
 from monitor.pipeline.config import ProjectConfig
 from monitor.pipeline.context import WindowContext
 from monitor.pipeline.ops import MetricPoint
-from monitor.pipeline.sampling import sample_ids, stable_seed
+from monitor.pipeline.sampling import run_sample, sample_ids, stable_seed
 from monitor.pipeline.segments import ALL, segment_masks, segment_matches
 from monitor.pipeline.store import upsert_points
 from monitor.pipeline.vectors import ensure_vectors, load_vectors
@@ -135,9 +135,12 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
                                 cache_dir=settings.data_dir / "onnx")
         start = ctx.window_start.isoformat()
         salt = stable_seed(pid, "drift-sample")
-        samples = {label: (sample_ids(seg_ref, cfg.drift_max_samples, salt),
+        # The reference in runs of consecutive events (run_sample says why), the window uniformly.
+        runs = 2 * cfg.drift_calibration_blocks
+        samples = {label: (run_sample(seg_ref, cfg.drift_max_samples, runs),
                            sample_ids(seg_cur, cfg.drift_max_samples, salt))
                    for label, (seg_cur, seg_ref) in sides.items()}
+        sampled_in_runs = {label: seg_ref.shape[0] > cfg.drift_max_samples for label, (_, seg_ref) in sides.items()}
         wanted = np.unique(np.concatenate([ids for pair in samples.values() for ids in pair])).tolist()
         for field in cfg.drift_fields:
             ensure_vectors(session, wanted, field, embedder.model_key, embedder.encode)
@@ -153,7 +156,8 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
                     cals = reference_calibrations(session, cfg, project_id=pid, segment=label, field=field,
                                                   ref_ids=a_ids, ref=a, n_window=int(b.shape[0]),
                                                   seed=stable_seed(pid, label, field, "floor"),
-                                                  model_key=embedder.model_key)
+                                                  model_key=embedder.model_key,
+                                                  runs=runs if sampled_in_runs[label] else None)
                     if label == ALL:
                         whole = cals
                     else:

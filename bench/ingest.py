@@ -10,7 +10,9 @@ the producers cost the collector almost nothing; `--producer sdk` logs every eve
 timing every `log()` call. Reports sustained events/s (first post or `log()` to the last row committed, counted
 in Postgres), checks that every event was stored exactly once, and before the collector starts measures plain
 `COPY` of the same number of rows into an events-shaped table with the events' unique index on the same
-database: the collector's events/s is printed as a share of that (target >= 50%).
+database: the collector's events/s is printed as a share of that (target >= 50%). Also prints the collector's CPU
+per event (user + system of all its processes from /proc, from the first post to the last answer), which moves
+far less with other jobs on the machine than events/s does.
 
 `--pii`: two runs back to back on the same traffic, collector PII redaction off (DRIFTLOOP_PII_REDACTION=false)
 then on (the default detectors), with one prompt in five carrying an e-mail address, a phone number and a card

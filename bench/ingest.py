@@ -45,6 +45,7 @@ from bench.ingest_load import PII_SUFFIX, bench_texts, copy_baseline, preencoded
 from monitor import migrations
 from monitor.db import make_engine
 from monitor.projects.service import create_key, get_project
+from tests.support.services import drop_database, recreate_database
 
 
 def free_port() -> int:
@@ -166,11 +167,7 @@ def run(args: argparse.Namespace, extra_env: dict[str, str], pii_traffic: bool =
     if label:
         print(f"--- {label}")
     name = f"driftloop_bench_ingest_{os.getpid()}"  # its own: two benches at once must not share a database
-    plain = ADMIN.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(plain, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    db_url = ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    db_url = recreate_database(ADMIN, name)
     migrations.upgrade(db_url)
     engine = make_engine(db_url)
     from sqlalchemy.orm import Session
@@ -279,8 +276,7 @@ def run(args: argparse.Namespace, extra_env: dict[str, str], pii_traffic: bool =
             collector.terminate()
         collector.wait(timeout=60)
         engine.dispose()
-        with psycopg.connect(plain, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(ADMIN, name)
 
 
 if __name__ == "__main__":

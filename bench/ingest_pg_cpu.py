@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import psycopg
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -22,14 +21,12 @@ from monitor.db import make_engine
 from monitor.ingest.service import ingest_events
 from monitor.projects.service import create_key, get_project
 from monitor.schemas import EventIn
+from tests.support.services import drop_database, recreate_database
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 30000
 ADMIN = os.environ.get("DRIFTLOOP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 name = f"s7_22_pgcpu_{os.getpid()}"
-PLAIN = ADMIN.replace("postgresql+psycopg", "postgresql")
-with psycopg.connect(PLAIN, autocommit=True) as c:
-    c.execute(f"CREATE DATABASE {name}")
-url = ADMIN.rsplit("/", 1)[0] + f"/{name}"
+url = recreate_database(ADMIN, name)
 try:
     migrations.upgrade(url)
     engine = make_engine(url)
@@ -59,5 +56,4 @@ try:
           f"wall {(w1 - w0) / N * 1e6:.1f} us/event, {N} events, load {os.getloadavg()[0]:.1f}")
     engine.dispose()
 finally:
-    with psycopg.connect(PLAIN, autocommit=True) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    drop_database(ADMIN, name)

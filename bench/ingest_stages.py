@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import psycopg
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -35,6 +34,7 @@ from monitor.privacy.policy import project_privacy
 from monitor.projects.service import create_key, get_project
 from monitor.schemas import Limits
 from monitor.settings import Settings
+from tests.support.services import drop_database, recreate_database
 
 ADMIN = os.environ.get("DRIFTLOOP_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
@@ -53,10 +53,7 @@ def main() -> None:
     limits = Limits(settings.max_text_chars, settings.max_metadata_bytes, settings.max_batch_events)
 
     name = f"driftloop_bench_stages_{os.getpid()}"
-    plain = ADMIN.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(plain, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    url = recreate_database(ADMIN, name)
     try:
         migrations.upgrade(url)
         engine = make_engine(url)
@@ -99,8 +96,7 @@ def main() -> None:
                     stages[k] += v
         engine.dispose()
     finally:
-        with psycopg.connect(plain, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(ADMIN, name)
     print(f"{'partitioned' if parted else 'plain'} storage, {n:,} events in batches of {size:,}, "
           f"load {os.getloadavg()[0]:.1f}; CPU us/event:")
     for k, v in stages.items():

@@ -134,7 +134,8 @@ class ProjectConfig(BaseModel):
         8, ge=3, le=50, description="Time segments the reference is cut into to calibrate; a reference with fewer "
         "than 30 rows per segment uses the conservative fallback (effect >= 0.05).")
     drift_max_samples: int = Field(
-        20_000, ge=100, description="Larger sides are subsampled (seeded) before anything is embedded.")
+        20_000, ge=100, description="Larger sides are subsampled before anything is embedded: the reference in evenly "
+        "spaced runs of consecutive events (the calibration needs window-like pieces), the window uniformly (seeded).")
     safety_max_samples: int = Field(
         20_000, ge=100, description="Per segment, a larger window scores a seeded uniform sample of this many events "
         "for toxicity, sentiment and bias (a model scorer cannot keep up with every event).")

@@ -228,9 +228,10 @@ def apply_calibration(result: DriftResult, cal: Calibration, alpha: float | None
     return replace(result, is_drift=bool(is_drift), details=details)
 
 
-def _runs(total: int, runs: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Start row and length of each run of a reference sampled by `monitor.pipeline.sampling.run_sample` (runs of
-    equal length, the first `total % runs` one longer); one run of everything when it was not."""
+def run_bounds(total: int, runs: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Start row and length of each of `runs` runs that `total` sample rows are cut into (equal lengths, the first
+    `total % runs` one longer): how `monitor.pipeline.sampling.run_sample` cuts a reference, and how the
+    calibration finds its runs again. One run of everything when `runs` is None."""
     if runs is None or runs <= 1:
         return np.array([0]), np.array([total])
     lengths = np.full(runs, total // runs)
@@ -287,7 +288,7 @@ def _calibrate(
         raise ValueError(f"runs must be between 1 and the reference's rows, got {runs}")
     total = int(ref.shape[0])
     window = int(window_size or total)
-    run_starts, run_lengths = _runs(total, runs)
+    run_starts, run_lengths = run_bounds(total, runs)
     size = min(total // n_blocks, window, int(run_lengths.min()))
     threshold1 = required_score(alpha, 1.0)
     if size < min_block:
@@ -305,6 +306,7 @@ def _calibrate(
     else:
         starts = np.linspace(0, total - size, 2 * n_blocks).round().astype(int)
     n_time = int(starts.size)
+    pieces = run_starts.size if runs else n_blocks  # window-sized pieces the reference needs for blocks of a window
     time_blocks = [np.arange(st, st + size) for st in starts]
     noise_blocks = [np.sort(rng.choice(total, size, replace=False)) for _ in range(n_time)]
     rest_size = min(total - size, 2 * size)
@@ -347,7 +349,6 @@ def _calibrate(
             f"time blocks differ beyond sampling noise (p={p_ns:.3f}): λ = {lam_blocks:.2f} for blocks of {size} "
             f"against {rest_size} other reference rows, {lam:.2f} carried to {window} window rows against {total}"
             + (f"; an extrapolation (x{h_window / h_blocks:.1f} in effective size) that is unreliable for mmd: a "
-               f"reference of at least {len(run_lengths) if runs else n_blocks} windows "
-               f"({(len(run_lengths) if runs else n_blocks) * window} rows) measures it at the window's size"
+               f"reference of at least {pieces} windows ({pieces * window} rows) measures it at the window's size"
                if size < window else ""))
     return out

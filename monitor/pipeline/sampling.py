@@ -11,6 +11,8 @@ import hashlib
 
 import numpy as np
 
+from monitor.drift.thresholds import run_bounds
+
 
 def stable_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:4], "little")
@@ -52,11 +54,9 @@ def run_sample(ids: np.ndarray, limit: int, runs: int) -> np.ndarray:
     if limit < 1 or runs < 1:
         raise ValueError(f"limit and runs must be positive, got {limit} and {runs}")
     runs = min(runs, limit)
-    lengths = np.full(runs, limit // runs)
-    lengths[: limit % runs] += 1
+    offsets, lengths = run_bounds(limit, runs)  # the calibration finds the runs again the same way
     gap = (n - limit) / (runs - 1) if runs > 1 else 0.0  # the skipped events, spread evenly between runs
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    starts = offsets + np.round(np.arange(runs) * gap).astype(np.int64)
+    starts = offsets + np.round(np.arange(offsets.size) * gap).astype(np.int64)
     return ids[np.concatenate([np.arange(st, st + ln) for st, ln in zip(starts, lengths, strict=True)])]
 
 

@@ -19,9 +19,11 @@ Rows (each trial computes every statistic once and applies each decision rule to
 - defaults: the default `drift_methods` (monitor/pipeline/config.py), each calibrated on the trial's reference
   (monitor/drift/thresholds.py) together, as the pipeline does, Benjamini-Hochberg at 0.01 over the window's rows
   (one segment, one field); the window is flagged when any row is;
-- candidate method sets (`mmd + knn`, the defaults until 2026-12-05; `novelty` with `mmd` and/or `knn`), each
+- candidate method sets (`mmd + knn`, the defaults until 2026-12-05; `novelty` with `mmd` and/or `knn`; `knn_strat`
+  with `mmd` and with `mmd + knn`), each
   calibrated as a set (the stationarity gate is shared within a set) and judged by BH at 0.01 the same way;
-- `knn`, `mmd`, `classifier`, `novelty` alone, calibrated, at alpha 0.01; `novelty`'s exact p-value at 0.01;
+- `knn`, `knn_strat`, `mmd`, `classifier`, `novelty` alone, calibrated, at alpha 0.01; `novelty`'s exact p-value and
+  `knn_strat`'s permutation p-value at 0.01;
 - `mmd` at the old fixed defaults (p <= 0.01 AND effect >= 0.05) and plain `mmd` at alpha 0.05;
 - Evidently's `model` method at its defaults, in the same run.
 Figures are the share of trials flagged. CLINC150 was used to choose constants; HWU64, the default, was not.
@@ -56,20 +58,23 @@ from monitor.drift.thresholds import apply_calibration, calibrate_methods  # noq
 from monitor.pipeline.config import ProjectConfig  # noqa: E402
 
 DEFAULT_METHODS = tuple(ProjectConfig().drift_methods)
-SETS = {" + ".join(s): s for s in (("mmd", "knn"), ("novelty", "mmd"), ("novelty", "knn"), ("novelty", "mmd", "knn"))}
+SETS = {" + ".join(s): s for s in (("mmd", "knn"), ("novelty", "mmd"), ("novelty", "knn"), ("novelty", "mmd", "knn"),
+                                    ("mmd", "knn", "knn_strat"), ("mmd", "knn_strat"))}
 ROWS = (
     ("defaults", f"{' + '.join(DEFAULT_METHODS)}, calibrated, BH at 0.01"),
     *((name, "set, calibrated, BH at 0.01") for name in SETS),
     ("novelty", "calibrated, alpha 0.01"),
     ("novelty", "exact p <= 0.01, uncalibrated"),
     ("knn", "calibrated, alpha 0.01"),
+    ("knn_strat", "calibrated, alpha 0.01"),
+    ("knn_strat", "permutation p <= 0.01, uncalibrated"),
     ("mmd", "calibrated, alpha 0.01"),
     ("classifier", "calibrated, alpha 0.01"),
     ("mmd", "old defaults (p<=0.01, effect>=0.05)"),
     ("mmd", "alpha 0.05, no floor"),
     ("evidently_model", "Evidently defaults"),
 )
-CALIBRATED = ("mmd", "knn", "classifier", "novelty")
+CALIBRATED = ("mmd", "knn", "classifier", "novelty", "knn_strat")
 
 _plain_block_scores = thresholds._block_scores
 _block_memo: dict[tuple[object, ...], np.ndarray] = {}
@@ -136,6 +141,9 @@ def run_trial(ref: np.ndarray, cur: np.ndarray, seed: int, timings: dict[str, li
     start = time.perf_counter()
     cals.update(calibrate_methods(ref, ("novelty",), seed=seed, window_size=cur.shape[0], alpha=0.01))
     timings["calibration (novelty alone)"].append(time.perf_counter() - start)
+    start = time.perf_counter()
+    cals.update(calibrate_methods(ref, ("knn_strat",), seed=seed, window_size=cur.shape[0], alpha=0.01))
+    timings["calibration (knn_strat alone)"].append(time.perf_counter() - start)
     results = {}
     for method, cal in cals.items():
         start = time.perf_counter()
@@ -148,6 +156,8 @@ def run_trial(ref: np.ndarray, cur: np.ndarray, seed: int, timings: dict[str, li
             out["mmd|alpha 0.05, no floor"] = p <= 0.05
         if method == "novelty":
             out["novelty|exact p <= 0.01, uncalibrated"] = p <= 0.01
+        if method == "knn_strat":
+            out["knn_strat|permutation p <= 0.01, uncalibrated"] = p <= 0.01
         judged = apply_calibration(res, cal, 0.01)
         out[f"{method}|calibrated, alpha 0.01"] = judged.is_drift
         out[f"lambda {method}"] = cal.lam

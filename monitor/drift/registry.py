@@ -46,6 +46,7 @@ BUILTIN_MODULES = (
     "monitor.drift.classifier",  # "classifier"
     "monitor.drift.evidently_methods",  # "evidently_*"
     "monitor.drift.knn",  # "knn"
+    "monitor.drift.knn_strat",  # "knn_strat"
     "monitor.drift.mmd",  # "mmd"
     "monitor.drift.novelty",  # "novelty"
     "monitor.drift.univariate",  # "ks", "psi"

@@ -53,17 +53,18 @@ from threadpoolctl import threadpool_limits
 
 from monitor.drift.classifier import DEFAULT_CLASSIFIER_MIN_EFFECT, classifier_test
 from monitor.drift.knn import knn_test
+from monitor.drift.knn_strat import knn_strat_test
 from monitor.drift.mmd import DEFAULT_MMD_MIN_EFFECT, median_bandwidth, mmd_test
 from monitor.drift.novelty import novelty_test
 from monitor.drift.null import deflated_p, inflation, normal_score, required_score, tail_p
 from monitor.drift.result import DriftResult
 
-CALIBRATED_METHODS = ("mmd", "knn", "classifier", "novelty")
-GATED_METHODS = ("mmd", "knn", "novelty")
+CALIBRATED_METHODS = ("mmd", "knn", "classifier", "novelty", "knn_strat")
+GATED_METHODS = ("mmd", "knn", "novelty", "knn_strat")
 """Methods whose own time blocks are tested for non-stationarity (when they are configured); the classifier
 shares kNN's verdict."""
 FALLBACK_FLOORS = {"mmd": DEFAULT_MMD_MIN_EFFECT, "knn": 0.05, "classifier": DEFAULT_CLASSIFIER_MIN_EFFECT,
-                   "novelty": 0.05}
+                   "novelty": 0.05, "knn_strat": 0.05}
 """Conservative floors for references too small to calibrate: the pre-calibration defaults (docs/drift.md)."""
 MIN_BLOCK = 30
 CALIBRATION_PERMUTATIONS = 200
@@ -135,6 +136,8 @@ def _block_score(method: str, rest: np.ndarray, block: np.ndarray, seed: int, ba
         res = knn_test(rest, block, seed=seed, n_permutations=CALIBRATION_PERMUTATIONS)
     elif method == "novelty":
         res = novelty_test(rest, block, seed=seed)
+    elif method == "knn_strat":
+        res = knn_strat_test(rest, block, seed=seed, n_permutations=CALIBRATION_PERMUTATIONS)
     else:
         res = classifier_test(rest, block, seed=seed, min_effect=0.0)
     return result_score(res)

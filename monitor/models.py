@@ -75,7 +75,10 @@ class Event(Base):
         UniqueConstraint("project_id", "client_event_id", name="uq_events_project_client_id"),
         Index("ix_events_project_ts", "project_id", "ts"),
         Index("ix_events_project_received", "project_id", "received_at"),
-        Index("ix_events_project_session", "project_id", "session_id"),  # the explorer: a session's events
+        # The explorer: a session's events. Partial: every query asks `session_id = :value`, and events without a
+        # session then skip this insert (revision 0016).
+        Index("ix_events_project_session", "project_id", "session_id",
+              postgresql_where=text("session_id IS NOT NULL"), sqlite_where=text("session_id IS NOT NULL")),
         # The explorer's metadata filters; Postgres only. Full text is not indexed here: a GIN over
         # to_tsvector was half of Postgres's time per ingested row, so `event_search` holds it, filled off the
         # ingest path (monitor/events/indexing.py). Written as text so that SQLite's comparison with the

@@ -3,8 +3,13 @@
 When a detector fires, a person wants to see *what* changed, not a number. We cluster the pooled
 embeddings (MiniBatchKMeans, seeded, k modest so each cluster is readable), compare each cluster's
 share of the reference with its share of the current window, and return the clusters that grew
-most, each with the current items nearest to its centroid (the caller maps the indices back to
-prompt texts).
+most, each with example current items (the caller maps the indices back to prompt texts).
+
+Examples are the items that *are* the growth: a cluster often holds a known topic and a new one beside it
+(k is small so clusters stay readable), and the members nearest its centroid can then be the known topic's,
+which tells the operator nothing. So each current member is ranked first by how many of its nearest
+neighbours inside the cluster are current items (a new topic's items have current neighbours, a known
+topic's have reference ones), then by distance to the centroid; identical items are shown once.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ class ClusterShift:
     n_reference: int
     n_current: int
     example_indices: tuple[int, ...]
-    """Row indices into `current` of the items closest to the cluster centre, closest first."""
+    """Row indices into `current` of the cluster's most window-specific items (most current neighbours within
+    the cluster first, then closest to the centre; identical rows once)."""
     member_indices: tuple[int, ...] = field(default=(), repr=False)
     """Row indices into `current` of every item in the cluster (stored as the cluster's events, not in the
     metric row's details: see `to_dict`)."""
@@ -107,8 +113,8 @@ def explain_drift(
         if growth[cluster] <= 0 or (shifts and z[cluster] < min_z):
             break
         members = np.flatnonzero(cur_labels == cluster)
-        dists = np.linalg.norm(cur[members].astype(np.float32) - model.cluster_centers_[cluster], axis=1)
-        nearest = members[np.argsort(dists, kind="stable")[:n_examples]]
+        ref_members = np.flatnonzero(labels[:m] == cluster)
+        nearest = _examples(ref[ref_members], cur, members, model.cluster_centers_[cluster], n_examples, rng)
         shifts.append(
             ClusterShift(
                 cluster=int(cluster),
@@ -124,3 +130,34 @@ def explain_drift(
     return DriftExplanation(
         n_clusters=k, clusters=tuple(shifts), total_variation=float(0.5 * np.abs(growth).sum())
     )
+
+
+_NEIGHBOURS = 5
+_MAX_CANDIDATES = 2_000  # current members ranked per cluster (nearest the centre): a bounded distance matrix
+
+
+def _examples(ref_vectors: np.ndarray, cur: np.ndarray, members: np.ndarray, centre: np.ndarray,
+              n_examples: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices into `cur` of up to `n_examples` distinct members, ranked as the module doc says."""
+    vectors = cur[members].astype(np.float32)
+    order = np.argsort(np.linalg.norm(vectors - centre, axis=1), kind="stable")[:_MAX_CANDIDATES]
+    members, vectors = members[order], vectors[order]
+    if ref_vectors.shape[0] > _MAX_CANDIDATES:
+        ref_vectors = ref_vectors[np.sort(rng.choice(ref_vectors.shape[0], _MAX_CANDIDATES, replace=False))]
+    n_ref = ref_vectors.shape[0]
+    pool = np.concatenate([ref_vectors.astype(np.float32), vectors])
+    k = min(_NEIGHBOURS, pool.shape[0] - 1)
+    current_neighbours = np.zeros(members.shape[0])
+    if k > 0 and n_ref > 0:
+        sq = (vectors**2).sum(1)[:, None] + (pool**2).sum(1)[None, :] - 2.0 * vectors @ pool.T
+        sq[np.arange(members.shape[0]), n_ref + np.arange(members.shape[0])] = np.inf  # not itself
+        nearest = np.argpartition(sq, k - 1, axis=1)[:, :k]
+        current_neighbours = (nearest >= n_ref).sum(1)
+    ranked = np.argsort(-current_neighbours, kind="stable")  # ties keep the distance order
+    chosen: list[int] = []
+    for i in ranked:
+        if len(chosen) == n_examples:
+            break
+        if not any(np.array_equal(vectors[i], vectors[j]) for j in chosen):
+            chosen.append(int(i))
+    return members[chosen]

@@ -48,7 +48,7 @@ EVENTS = PartitionedTable(
     name="events", key="ts", id_column="id", partitioned_pk=("id", "ts"), plain_pk=("id",),
     unique=(("uq_events_project_client_id", ("project_id", "client_event_id")),),
     indexes=(("ix_events_project_ts", "(project_id, ts)"), ("ix_events_project_received", "(project_id, received_at)"),
-             ("ix_events_project_session", "(project_id, session_id)"),
+             ("ix_events_project_session", "(project_id, session_id) WHERE session_id IS NOT NULL"),
              ("ix_events_metadata", "USING gin (metadata jsonb_path_ops)")),
     keys_table="event_keys",
 )

@@ -73,3 +73,22 @@ def test_small_windows_get_fewer_clusters_and_bad_input_is_refused() -> None:
     assert small.n_clusters == 6
     with pytest.raises(ValueError, match="n_clusters"):
         explain_drift(rng.standard_normal((30, 4)), rng.standard_normal((30, 4)), n_clusters=1)
+
+
+def test_examples_of_a_mixed_cluster_come_from_its_new_part_and_are_distinct() -> None:
+    rng = np.random.default_rng(5)
+    known, far = np.eye(3, 16, dtype=np.float32)[0] * 3.0, np.eye(3, 16, dtype=np.float32)[1] * 3.0
+    new = known + np.eye(3, 16, dtype=np.float32)[2] * 0.4  # beside the known topic: one k-means cluster with it
+    ref = _blobs(rng, np.stack([known, far]), [200, 200])
+    cur = _blobs(rng, np.stack([known, far, new]), [100, 100, 100])  # rows 200-299: the new topic
+    cur[201] = cur[200]  # an exact repeat is shown once
+    explanation = explain_drift(ref, cur, n_clusters=2, seed=0)
+    top = explanation.clusters[0]
+    assert top.n_reference == 200 and top.n_current == 200  # the known topic and the new one, together
+    # The centroid sits nearer the known topic (300 of its rows against 100), yet every example is new.
+    assert len(top.example_indices) == 5 and all(200 <= i < 300 for i in top.example_indices)
+    assert not {200, 201} <= set(top.example_indices)
+    centre = np.concatenate([ref[:200], cur[:100], cur[200:]]).mean(axis=0)
+    nearest_old_rule = np.argsort(np.linalg.norm(cur[:100] - centre, axis=1))[:1]
+    nearest_new = np.min(np.linalg.norm(cur[200:300] - centre, axis=1))
+    assert np.linalg.norm(cur[nearest_old_rule[0]] - centre) < nearest_new  # the old rule would show known rows

@@ -119,7 +119,7 @@ class ProjectConfig(BaseModel):
     drift_methods: list[str] = Field(
         default_factory=lambda: ["mmd", "knn"], min_length=1,
         description="Embedding detectors run per segment and field "
-        "(`mmd`, `knn`, `novelty`, `classifier`, `evidently_*`).")
+        "(`mmd`, `knn`, `knn_strat`, `novelty`, `classifier`, `evidently_*`).")
     drift_fields: list[Literal["prompt", "response"]] = Field(
         default_factory=lambda: ["prompt", "response"],  # type: ignore[arg-type]
         description="Texts whose embeddings are compared.")
@@ -128,8 +128,9 @@ class ProjectConfig(BaseModel):
         description="False-page budget of a window: Benjamini-Hochberg level over its embedding-drift rows "
         "(segments x fields x methods) on the calibrated p-values; the raw p-value stays in the row.")
     drift_min_effect: float | None = Field(
-        None, ge=0, le=1, description="None: mmd, knn, novelty and classifier are calibrated on the reference's own "
-        "variation over time (docs/drift.md). A number skips the calibration and requires this effect size as well.")
+        None, ge=0, le=1, description="None: mmd, knn, knn_strat, novelty and classifier are calibrated on the "
+        "reference's own variation over time (docs/drift.md). A number skips the calibration and requires this "
+        "effect size as well.")
     drift_calibration_blocks: int = Field(
         8, ge=3, le=50, description="Time segments the reference is cut into to calibrate; a reference with fewer "
         "than 30 rows per segment uses the conservative fallback (effect >= 0.05).")

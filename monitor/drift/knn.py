@@ -162,6 +162,26 @@ def isolation_need(k: int, n_current: int, total: int) -> int:
     return k
 
 
+def prepared_graph(
+    reference: np.ndarray, current: np.ndarray, *, k: int, n_permutations: int, max_per_side: int,
+    min_samples: int, rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """The checks, subsampling and neighbour graph every kNN-graph test starts with (`knn`, `knn_strat`):
+    (reference, current, k, graph), k capped at the pooled size - 1; ValueError on bad arguments."""
+    if k < 1:
+        raise ValueError(f"k must be positive, got {k}")
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations must be positive, got {n_permutations}")
+    if max_per_side < 2:
+        raise ValueError(f"max_per_side must be at least 2, got {max_per_side}")
+    ref, cur = check_pair(reference, current, kind="embedding", min_samples=min_samples)
+    ref, cur = subsample(ref, max_per_side, rng), subsample(cur, max_per_side, rng)
+    m = ref.shape[0]
+    k = min(k, m + cur.shape[0] - 1)
+    graph = split_neighbour_graph(ref, cur, k) if k <= m - 1 else neighbour_graph(np.concatenate([ref, cur]), k)
+    return ref, cur, k, graph
+
+
 @register("knn", kind="embedding")
 def knn_test(
     reference: np.ndarray,
@@ -184,22 +204,13 @@ def knn_test(
     drawing permutations once the window is clearly unremarkable, as `mmd_test` does.
     """
     check_alpha(alpha)
-    if k < 1:
-        raise ValueError(f"k must be positive, got {k}")
-    if n_permutations < 1:
-        raise ValueError(f"n_permutations must be positive, got {n_permutations}")
-    if max_per_side < 2:
-        raise ValueError(f"max_per_side must be at least 2, got {max_per_side}")
     if statistic not in ("isolated", "same_side"):
         raise ValueError(f"statistic must be 'isolated' or 'same_side', got {statistic!r}")
-    ref, cur = check_pair(reference, current, kind="embedding", min_samples=min_samples)
     rng = np.random.default_rng(seed)
-    ref, cur = subsample(ref, max_per_side, rng), subsample(cur, max_per_side, rng)
+    ref, cur, k, graph = prepared_graph(reference, current, k=k, n_permutations=n_permutations,
+                                        max_per_side=max_per_side, min_samples=min_samples, rng=rng)
     m, n = ref.shape[0], cur.shape[0]
     total = m + n
-    k = min(k, total - 1)
-    graph = (split_neighbour_graph(ref, cur, k) if k <= m - 1
-             else neighbour_graph(np.concatenate([ref, cur]), k))
     labels = np.concatenate([np.zeros(m, dtype=bool), np.ones(n, dtype=bool)])
     need = isolation_need(k, n, total)
     observed_same = float(_same_side_counts(labels[None, :], graph)[0])

@@ -27,16 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 from monitor.drift import refcache
-from monitor.drift._validate import DEFAULT_MIN_SAMPLES, check_alpha, check_pair, subsample
-from monitor.drift.knn import (
-    DEFAULT_K,
-    _isolated_counts,
-    _normalised,
-    _permuted_counts,
-    isolation_need,
-    neighbour_graph,
-    split_neighbour_graph,
-)
+from monitor.drift._validate import DEFAULT_MIN_SAMPLES, check_alpha
+from monitor.drift.knn import DEFAULT_K, _isolated_counts, _normalised, _permuted_counts, isolation_need, prepared_graph
 from monitor.drift.mmd import sequential_exceedances, sequential_p_value
 from monitor.drift.null import null_moments, z_score
 from monitor.drift.registry import register
@@ -100,22 +92,13 @@ def knn_strat_test(
     """kNN isolated-count test with a within-cell (stratified) permutation null; drift when p <= alpha AND
     effect >= min_effect. Effect: the isolated count's excess over its stratified null mean, as a share of n."""
     check_alpha(alpha)
-    if k < 1:
-        raise ValueError(f"k must be positive, got {k}")
     if cell_size < 1:
         raise ValueError(f"cell_size must be positive, got {cell_size}")
-    if n_permutations < 1:
-        raise ValueError(f"n_permutations must be positive, got {n_permutations}")
-    if max_per_side < 2:
-        raise ValueError(f"max_per_side must be at least 2, got {max_per_side}")
-    ref, cur = check_pair(reference, current, kind="embedding", min_samples=min_samples)
     rng = np.random.default_rng(seed)
-    ref, cur = subsample(ref, max_per_side, rng), subsample(cur, max_per_side, rng)
+    ref, cur, k, graph = prepared_graph(reference, current, k=k, n_permutations=n_permutations,
+                                        max_per_side=max_per_side, min_samples=min_samples, rng=rng)
     m, n = ref.shape[0], cur.shape[0]
     total = m + n
-    k = min(k, total - 1)
-    graph = (split_neighbour_graph(ref, cur, k) if k <= m - 1
-             else neighbour_graph(np.concatenate([ref, cur]), k))
     xr, xc = _normalised(ref), _normalised(cur)
     anchors, ref_cell = reference_cells(xr, cell_size, seed)
     cells = np.concatenate([ref_cell, np.asarray((xc @ anchors.T).argmax(axis=1), dtype=np.int64)])

@@ -29,6 +29,7 @@ cluster, the effect is about eps/2 (like the classifier's AUC - 0.5).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -182,6 +183,32 @@ def prepared_graph(
     return ref, cur, k, graph
 
 
+def permutation_nulls(
+    draw: Callable[[int], np.ndarray], graph: np.ndarray, need: int, m: int, n: int, k: int, observed: float,
+    statistic: Statistic, alpha: float, n_permutations: int, sequential: bool,
+) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(same-side links, isolated current items) of up to `n_permutations` labellings from `draw(size)` ((size x N)
+    bool, n True each), and the sequential stop's h (None when not `sequential`): every kNN-graph test's null
+    (`knn` draws labellings uniformly, `knn_strat` within cells)."""
+    in_degree = np.bincount(graph.ravel(), minlength=m + n)
+    permuted_same: list[np.ndarray] = []
+    permuted_iso: list[np.ndarray] = []
+    done = reached = 0
+    h = sequential_exceedances(alpha, n_permutations) if sequential else None
+    while done < n_permutations:
+        size = min(_PERMS_PER_CHUNK, n_permutations - done)
+        same, iso = _permuted_counts(draw(size), graph, need, in_degree, m, n, k)
+        permuted_same.append(same)
+        permuted_iso.append(iso)
+        done += size
+        # Sequential stop (monitor/drift/mmd.py, `sequential_p_value`), after at least _SEQUENTIAL_MIN permutations
+        # so that the null's moments (the score) rest on as many as the calibration's block tests use.
+        reached += int(np.count_nonzero((iso if statistic == "isolated" else same) >= observed))
+        if h is not None and reached >= h and done >= _SEQUENTIAL_MIN:
+            break
+    return np.concatenate(permuted_same), np.concatenate(permuted_iso), h
+
+
 @register("knn", kind="embedding")
 def knn_test(
     reference: np.ndarray,
@@ -215,28 +242,15 @@ def knn_test(
     need = isolation_need(k, n, total)
     observed_same = float(_same_side_counts(labels[None, :], graph)[0])
     observed_iso = float(_isolated_counts(labels[None, :], graph, need)[0])
-    permuted: list[np.ndarray] = []
-    permuted_iso: list[np.ndarray] = []
-    in_degree = np.bincount(graph.ravel(), minlength=total)
-    done = reached = 0
     observed = observed_iso if statistic == "isolated" else observed_same
-    h = sequential_exceedances(alpha, n_permutations) if sequential else None
-    while done < n_permutations:
-        size = min(_PERMS_PER_CHUNK, n_permutations - done)
+
+    def draw(size: int) -> np.ndarray:
         keys = rng.random((size, total))
         # The m smallest keys of each row mark a uniformly random size-m 'reference' set.
-        perm_labels = keys > np.partition(keys, m - 1, axis=1)[:, m - 1 : m]
-        same, iso = _permuted_counts(perm_labels, graph, need, in_degree, m, n, k)
-        permuted.append(same)
-        permuted_iso.append(iso)
-        done += size
-        # Sequential stop (monitor/drift/mmd.py, `sequential_p_value`), after at least _SEQUENTIAL_MIN permutations
-        # so that the null's moments (the score) rest on as many as the calibration's block tests use.
-        reached += int(np.count_nonzero(iso >= observed if statistic == "isolated" else same >= observed))
-        if h is not None and reached >= h and done >= _SEQUENTIAL_MIN:
-            break
-    null_same = np.concatenate(permuted)
-    null_iso = np.concatenate(permuted_iso)
+        return keys > np.partition(keys, m - 1, axis=1)[:, m - 1 : m]
+
+    null_same, null_iso, h = permutation_nulls(draw, graph, need, m, n, k, observed, statistic, alpha,
+                                               n_permutations, sequential)
     null = null_iso if statistic == "isolated" else null_same
     p_value = sequential_p_value(observed, null, h)
     chance = (m * (m - 1) + n * (n - 1)) / (total * (total - 1))

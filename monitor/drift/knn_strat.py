@@ -28,14 +28,19 @@ import numpy as np
 
 from monitor.drift import refcache
 from monitor.drift._validate import DEFAULT_MIN_SAMPLES, check_alpha
-from monitor.drift.knn import DEFAULT_K, _isolated_counts, _normalised, _permuted_counts, isolation_need, prepared_graph
-from monitor.drift.mmd import sequential_exceedances, sequential_p_value
+from monitor.drift.knn import (
+    DEFAULT_K,
+    _isolated_counts,
+    _normalised,
+    isolation_need,
+    permutation_nulls,
+    prepared_graph,
+)
+from monitor.drift.mmd import sequential_p_value
 from monitor.drift.null import null_moments, z_score
 from monitor.drift.registry import register
 from monitor.drift.result import DriftResult
 
-_PERMS_PER_CHUNK = 100
-_SEQUENTIAL_MIN = 200
 DEFAULT_CELL_SIZE = 5
 """Reference rows per cell (m // cell_size cells). Chosen on CLINC150 (docs/drift.md, bench/knn_strat_constants.py)."""
 
@@ -105,20 +110,8 @@ def knn_strat_test(
     labels = np.concatenate([np.zeros(m, dtype=bool), np.ones(n, dtype=bool)])
     need = isolation_need(k, n, total)
     observed = float(_isolated_counts(labels[None, :], graph, need)[0])
-    in_degree = np.bincount(graph.ravel(), minlength=total)
-    permuted: list[np.ndarray] = []
-    done = reached = 0
-    h = sequential_exceedances(alpha, n_permutations) if sequential else None
-    while done < n_permutations:
-        size = min(_PERMS_PER_CHUNK, n_permutations - done)
-        perm_labels = stratified_labels(cells, labels, size, rng)
-        iso = _permuted_counts(perm_labels, graph, need, in_degree, m, n, k)[1]
-        permuted.append(iso)
-        done += size
-        reached += int(np.count_nonzero(iso >= observed))
-        if h is not None and reached >= h and done >= _SEQUENTIAL_MIN:
-            break
-    null = np.concatenate(permuted)
+    _, null, h = permutation_nulls(lambda size: stratified_labels(cells, labels, size, rng), graph, need, m, n, k,
+                                   observed, "isolated", alpha, n_permutations, sequential)
     p_value = sequential_p_value(observed, null, h)
     null_mean, null_sd, null_skew = null_moments(null)
     effect = (observed - null_mean) / n

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.cost_per_event import cpu_seconds
 from bench.ingest_load import bench_texts
 from monitor import migrations
 from monitor.db import make_engine
@@ -45,8 +46,7 @@ try:
         s.commit()
 
         def cpu() -> float:
-            f = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+            return cpu_seconds(int(backend))
         c0, w0 = cpu(), time.perf_counter()
         for b in batches:
             ingest_events(s, pid, b)

@@ -21,6 +21,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.cost_per_event import cpu_seconds
 from bench.ingest_load import bench_texts
 from monitor import migrations
 from monitor.db import utcnow
@@ -44,11 +45,6 @@ VARIANTS: dict[str, list[str]] = {
     "no_project_ts": ["DROP INDEX ix_events_project_ts"],
 }
 SIZE = 2000
-
-
-def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -83,11 +79,11 @@ def main() -> None:
             for v in chosen[b % len(chosen):] + chosen[:b % len(chosen)]:
                 conn = dbs[v][1]
                 table = f"events_p{now:%Y%m%d}" if v == "direct" else "events"
-                c0 = _cpu(backend[v])
+                c0 = cpu_seconds(backend[v])
                 assert _copy_insert(conn, table, _EVENT_COLUMNS, rows, ("project_id", "client_event_id"),
                                     keys[v]) == SIZE
                 conn.commit()
-                spent[v] += _cpu(backend[v]) - c0
+                spent[v] += cpu_seconds(backend[v]) - c0
         shape = "plain" if os.environ.get("DRIFTLOOP_PARTITION_INTERVAL") == "off" else "partitioned"
         print(f"{shape}, {batches} batches of {SIZE:,} per variant, load {os.getloadavg()[0]:.1f}; "
               "Postgres backend CPU per event:")

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.cost_per_event import cpu_seconds
 from bench.ingest_load import batch_template, bench_texts, fill
 from monitor import migrations
 from monitor.api.body import decode_content
@@ -70,8 +71,7 @@ def main() -> None:
             s.commit()
 
             def pg_cpu() -> float:
-                f = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
-                return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+                return cpu_seconds(int(backend))
 
             clock = time.process_time
             for body in bodies:

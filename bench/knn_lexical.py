@@ -199,6 +199,8 @@ def main() -> None:
     parser.add_argument("--cells", nargs="*", default=["quiet", "10% new", "20% new", "cyclic quiet, no repeats"])
     parser.add_argument("--calibrate", nargs="*", default=None,
                         help="configs calibrated in the cyclic cell (default: all given)")
+    parser.add_argument("--calibrate-all", action="store_true",
+                        help="calibrate (on the trial's reference) in every cell, not only the cyclic one")
     args = parser.parse_args()
     for c in args.configs:
         parse_config(c)
@@ -226,7 +228,7 @@ def main() -> None:
             for c in args.configs:
                 s = knn_score(src, ref, cur, c, seed=t)
                 scores[c].append(s)
-                if share is None and c in calibrate:
+                if (share is None or args.calibrate_all) and c in calibrate:
                     lam, _ = calibrated_lambda(
                         lambda r, b, sd, c=c, src=src: knn_score(src, r, b, c, sd, CALIBRATION_PERMUTATIONS),
                         ref, args.n, seed=t)

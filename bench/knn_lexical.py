@@ -212,7 +212,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     started = time.perf_counter()
     table: dict[str, dict[str, dict[str, float]]] = {}
-    shares = {"quiet": 0.0, "10% new": 0.1, "20% new": 0.2, "cyclic quiet, no repeats": None}
+    shares = {"quiet": 0.0, "5% new": 0.05, "10% new": 0.1, "20% new": 0.2, "cyclic quiet, no repeats": None}
     for cell in args.cells:
         share = shares[cell]
         scores: dict[str, list[float]] = {c: [] for c in args.configs}

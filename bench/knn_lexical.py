@@ -235,7 +235,9 @@ def main() -> None:
                     lams[c].append(lam)
                     flags[c].append(deflated_p(s, lam) <= 0.01)
             print(f"  {cell} {t + 1}/{args.trials} ({time.perf_counter() - started:.0f} s): "
-                  + ", ".join(f"{c} {scores[c][-1]:.2f}" for c in args.configs), file=sys.stderr, flush=True)
+                  + ", ".join(f"{c} {scores[c][-1]:.2f}" for c in args.configs)
+                  + "".join(f" | {c} λ {lams[c][-1]:.2f} flagged {flags[c][-1]}" for c in flags if flags[c]),
+                  file=sys.stderr, flush=True)
         table[cell] = {c: {"share_2.33": float(np.mean(np.array(scores[c]) >= 2.3263)),
                            "mean_score": float(np.mean(np.clip(scores[c], -40, 40)))} for c in args.configs}
         for c in flags:

@@ -189,6 +189,31 @@ def check_reproduces_knn(pool: IntentPool) -> None:
         raise SystemExit(f"config minilm does not reproduce knn_test: {got} vs {want}")
 
 
+def diagnose(pool: IntentPool, configs: list[str], trials: int, n: int, seed: int) -> None:
+    """Why a config does or does not help: on 10% new windows, the share of new-intent items isolated (all k
+    neighbours current), of known current items isolated (chance), and the share of neighbours of the same intent."""
+    rng = np.random.default_rng(seed)
+    acc: dict[str, list[list[float]]] = {c: [[], [], [], []] for c in configs}
+    for t in range(trials):
+        ref, cur = new_intent_rows(pool, n, 0.1, rng)
+        rows = np.concatenate([ref, cur])
+        current = np.r_[np.zeros(ref.size, bool), np.ones(cur.size, bool)]
+        is_new = np.isin(pool.intents[rows], sorted(set(pool.intents[cur]) - set(pool.intents[ref])))
+        for c in configs:
+            analyzer, w = parse_config(c)
+            graph = hybrid_graph(pool.vectors[rows], [pool.texts[i] for i in rows], analyzer, w, DEFAULT_K, t)
+            isolated = current[graph].sum(axis=1) == DEFAULT_K
+            same_intent = (pool.intents[rows][graph] == pool.intents[rows][:, None]).mean(axis=1)
+            for i, v in enumerate((isolated[is_new].mean(), isolated[current & ~is_new].mean(),
+                                   same_intent[is_new].mean(), same_intent[~is_new].mean())):
+                acc[c][i].append(float(v))
+    print(f"\n10% new, {trials} windows, {n} per side\n\n| config | new items isolated | known current items isolated"
+          " | new items' neighbours of their intent | known items' neighbours of their intent |")
+    print("|---|---:|---:|---:|---:|")
+    for c, values in acc.items():
+        print(f"| `{c}` | " + " | ".join(f"{np.mean(v):.3f}" for v in values) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="clinc150", choices=("clinc150", "hwu64"))
@@ -201,11 +226,16 @@ def main() -> None:
                         help="configs calibrated in the cyclic cell (default: all given)")
     parser.add_argument("--calibrate-all", action="store_true",
                         help="calibrate (on the trial's reference) in every cell, not only the cyclic one")
+    parser.add_argument("--diagnose", type=int, default=0, help="only print neighbour diagnostics on this many "
+                        "10%% new windows")
     args = parser.parse_args()
     for c in args.configs:
         parse_config(c)
     calibrate = args.configs if args.calibrate is None else args.calibrate
     pool = load_intent_pool(args.dataset)
+    if args.diagnose:
+        diagnose(pool, args.configs, args.diagnose, args.n, args.seed)
+        return
     check_reproduces_knn(pool)
     big = load_intent_pool("hwu64_full") if args.dataset == "hwu64" else pool
     n_ref_cyclic = 8 * args.n if args.dataset == "hwu64" else 3 * args.n // 2

@@ -4,7 +4,8 @@
 
 Each variant gets a fresh database migrated to head, then the SQL of `VARIANTS` below (an index dropped, made
 partial or BRIN, ...); `direct` keeps the schema and COPYs straight into today's partition instead of the parent
-(no tuple routing). Batches of 2,000 bench events (bench/ingest_load.py texts, `ingest_events`'s own write,
+(no tuple routing); `claim_all` claims every id in the keys table (DRIFTLOOP_PARTITION_CLAIM_ALL_IDS, the only
+way before revision 0017). Batches of 2,000 bench events (bench/ingest_load.py texts, `ingest_events`'s own write,
 `_copy_insert`, each batch committed) go to every database in turn, round-robin with the order rotated per
 batch, so table growth and the machine's load fall on all variants alike. The backend's utime+stime is read
 from /proc around each batch (the server must run on this machine; 10 ms ticks, so use 100+ batches).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -43,6 +45,8 @@ VARIANTS: dict[str, list[str]] = {
     "keys_ts_brin": ["DROP INDEX ix_event_keys_ts", "CREATE INDEX ix_event_keys_ts ON event_keys USING brin (ts)"],
     "no_metadata_gin": ["DROP INDEX ix_events_metadata"],
     "no_project_ts": ["DROP INDEX ix_events_project_ts"],
+    "no_keys_ts_index": ["DROP INDEX ix_event_keys_ts"],
+    "claim_all": [],  # the same schema; every id claimed in event_keys (DRIFTLOOP_PARTITION_CLAIM_ALL_IDS)
 }
 SIZE = 2000
 
@@ -70,18 +74,20 @@ def main() -> None:
                             model="smollm2-135m", model_version="v1", latency_ms=120.0, prompt_tokens=12,
                             completion_tokens=6, metadata={"locale": "en"}) for i in range(SIZE)]
         backend = {v: int(c.execute("SELECT pg_backend_pid()").fetchone()[0]) for v, (_, c) in dbs.items()}  # type: ignore[index]
-        keys = {v: "event_keys" if c.execute("SELECT count(*) FROM pg_partitioned_table").fetchone()[0] else None  # type: ignore[index]
-                for v, (_, c) in dbs.items()}
+        partitioned = {v: bool(c.execute("SELECT count(*) FROM pg_partitioned_table").fetchone()[0])  # type: ignore[index]
+                       for v, (_, c) in dbs.items()}
+        keys = {v: "event_keys" if partitioned[v] else None for v in dbs}
         spent = dict.fromkeys(chosen, 0.0)
         for b in range(batches):
             now = utcnow()
-            rows = [(1, f"e{b * SIZE + j}", now, now, *_event_row(1, e, now)[4:]) for j, e in enumerate(template)]
+            stamped = now - timedelta(milliseconds=5)  # the client's timestamp, as the SDK sends one
+            rows = [(1, f"e{b * SIZE + j}", stamped, now, *_event_row(1, e, now)[4:]) for j, e in enumerate(template)]
             for v in chosen[b % len(chosen):] + chosen[:b % len(chosen)]:
                 conn = dbs[v][1]
                 table = f"events_p{now:%Y%m%d}" if v == "direct" else "events"
                 c0 = cpu_seconds(backend[v])
                 assert _copy_insert(conn, table, _EVENT_COLUMNS, rows, ("project_id", "client_event_id"),
-                                    keys[v]) == SIZE
+                                    keys[v], claim_all_ids=v == "claim_all") == SIZE
                 conn.commit()
                 spent[v] += cpu_seconds(backend[v]) - c0
         shape = "plain" if os.environ.get("DRIFTLOOP_PARTITION_INTERVAL") == "off" else "partitioned"

@@ -114,7 +114,8 @@ def post_events(
     if events is None:
         events = _parse(EventBatch, request, body, "event", "events").events
     charge_items(request, len(events))
-    counts = ingest_events(session, project.id, redacted(request, project, "events", events))
+    counts = ingest_events(session, project.id, redacted(request, project, "events", events),
+                           claim_all_ids=_settings(request).partition_claim_all_ids)
     session.commit()
     return count_stored("event", counts)
 
@@ -134,6 +135,7 @@ def post_feedback(
 ) -> IngestResult:
     batch = _parse(FeedbackBatch, request, body, "feedback", "feedback")
     charge_items(request, len(batch.feedback))
-    counts = ingest_feedback(session, project.id, redacted(request, project, "feedback", batch.feedback))
+    counts = ingest_feedback(session, project.id, redacted(request, project, "feedback", batch.feedback),
+                             claim_all_ids=_settings(request).partition_claim_all_ids)
     session.commit()
     return count_stored("feedback", counts)

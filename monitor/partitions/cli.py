@@ -41,6 +41,7 @@ def convert(
         TYPICAL_MILLION,
         Copied,
         estimate_seconds,
+        repeated_client_ids,
         row_counts,
         to_partitioned,
         to_plain,
@@ -67,6 +68,13 @@ def convert(
     if partitioned == (target == "partitioned"):
         console.print(f"the tables are already {target}: nothing to do")
         return
+    if target == "plain":
+        with engine.connect() as conn:
+            repeated = repeated_client_ids(conn)
+        if repeated:
+            console.print(f"{repeated:,} client ids are stored more than once (resent with another timestamp in "
+                          "another partition): plain tables keep each id's first row, and the later ones are "
+                          "deleted with their embeddings and scores")
     estimate = estimate_seconds(rows)
     table = Table("table", "rows (estimate)", title=f"convert to {target}"
                   + (f" ({interval} ranges)" if target == "partitioned" else ""))

@@ -109,6 +109,9 @@ def _build(conn: Connection, spec: PartitionedTable, partitioned: bool) -> str:
     for name, cols in spec.unique:
         key = (*cols, spec.key) if partitioned else cols
         conn.exec_driver_sql(f"ALTER TABLE {new} ADD CONSTRAINT {name}_new UNIQUE ({', '.join(key)})")
+    if spec.local_unique is not None and not partitioned:  # partitioned: each partition's own (local_index_sql)
+        name, cols = spec.local_unique
+        conn.exec_driver_sql(f"ALTER TABLE {new} ADD CONSTRAINT {name}_new UNIQUE ({', '.join(cols)})")
     for name, how in spec.indexes:
         conn.exec_driver_sql(f"CREATE INDEX {name}_new ON {new} {how}")
     if spec.project_fk:
@@ -117,7 +120,7 @@ def _build(conn: Connection, spec: PartitionedTable, partitioned: bool) -> str:
     return new
 
 
-def _swap(conn: Connection, spec: PartitionedTable) -> None:
+def _swap(conn: Connection, spec: PartitionedTable, partitioned: bool) -> None:
     """Drop the live table (with its partitions, if any) and give the rebuilt one its name and its keys' and
     indexes' names. This is where the table is locked ACCESS EXCLUSIVE (reads wait too), until the commit."""
     new = _new(spec)
@@ -127,6 +130,9 @@ def _swap(conn: Connection, spec: PartitionedTable) -> None:
     conn.exec_driver_sql(f"ALTER TABLE {new} RENAME TO {spec.name}")
     conn.exec_driver_sql(f"ALTER TABLE {spec.name} RENAME CONSTRAINT {new}_pkey TO {spec.name}_pkey")
     for name, _ in spec.unique:
+        conn.exec_driver_sql(f"ALTER TABLE {spec.name} RENAME CONSTRAINT {name}_new TO {name}")
+    if spec.local_unique is not None and not partitioned:
+        name = spec.local_unique[0]
         conn.exec_driver_sql(f"ALTER TABLE {spec.name} RENAME CONSTRAINT {name}_new TO {name}")
     for name, _ in spec.indexes:
         conn.exec_driver_sql(f"ALTER INDEX {name}_new RENAME TO {name}")
@@ -219,7 +225,11 @@ def to_partitioned(conn: Connection, interval: Interval, ahead_days: int = 7,
                                  "ts" if spec.key == "event_ts" else spec.key, interval, ahead_days, now):
             conn.exec_driver_sql(f"CREATE TABLE {spec.partition_name(b.suffix())} PARTITION OF {new} "
                                  f"FOR VALUES FROM ('{b.lower.isoformat()}') TO ('{b.upper.isoformat()}')")
+            for sql in spec.local_index_sql(spec.partition_name(b.suffix())):
+                conn.exec_driver_sql(sql)
         conn.exec_driver_sql(f"CREATE TABLE {spec.default_partition} PARTITION OF {new} DEFAULT")
+        for sql in spec.local_index_sql(spec.default_partition):
+            conn.exec_driver_sql(sql)
         copied[spec.name] = _copy(conn, spec, select, progress)
         if spec.keys_table:
             client = KEY_COLUMNS[spec.keys_table]
@@ -232,8 +242,42 @@ def to_partitioned(conn: Connection, interval: Interval, ahead_days: int = 7,
     for child in _present(conn, EVENT_CHILDREN):
         conn.exec_driver_sql(f"ALTER TABLE {child} DROP CONSTRAINT IF EXISTS {child}_event_id_fkey")
     for spec in reversed(tables):  # children first: nothing else refers to them
-        _swap(conn, spec)
+        _swap(conn, spec, partitioned=True)
     return copied
+
+
+REPEATED = "repeated client ids dropped"
+
+
+def repeated_client_ids(conn: Connection) -> int:
+    """How many rows converting to plain would drop as later copies of a client id (one read of each table)."""
+    total = 0
+    for spec in _tables(conn):
+        if spec.local_unique is not None:
+            cols = ", ".join(spec.local_unique[1])
+            total += int(conn.exec_driver_sql(
+                f"SELECT count(*) - count(DISTINCT ({cols})) FROM {spec.name}").scalar_one())
+    return total
+
+
+def _drop_repeated_ids(conn: Connection, tables: list[PartitionedTable]) -> int:
+    """Partitioned storage keeps a client id unique within a partition (schema.py); an id resent with an explicit
+    timestamp in another partition is stored again there. The plain shape's key is the id alone: keep each id's
+    first stored row (lowest id) and delete the later ones, with what was derived from those events."""
+    dropped = 0
+    for spec in tables:
+        if spec.local_unique is None:
+            continue
+        cols = ", ".join(spec.local_unique[1])
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE _repeated_{spec.name} ON COMMIT DROP AS SELECT id FROM (SELECT id, row_number() "
+            f"OVER (PARTITION BY {cols} ORDER BY id) AS n FROM {spec.name}) r WHERE n > 1")
+        if spec.name == "events":
+            for child in _present(conn, EVENT_CHILDREN):
+                conn.exec_driver_sql(f"DELETE FROM {child} WHERE event_id IN (SELECT id FROM _repeated_events)")
+        dropped += conn.exec_driver_sql(
+            f"DELETE FROM {spec.name} WHERE id IN (SELECT id FROM _repeated_{spec.name})").rowcount
+    return dropped
 
 
 def to_plain(conn: Connection, progress: Progress = lambda _m: None,
@@ -243,11 +287,14 @@ def to_plain(conn: Connection, progress: Progress = lambda _m: None,
     _lock(conn, lock_timeout_ms)
     copied: dict[str, int] = {}
     tables = _tables(conn)
+    repeated = _drop_repeated_ids(conn, tables)
     for spec in tables:
         _build(conn, spec, partitioned=False)
         copied[spec.name] = _copy(conn, spec, f"SELECT o.* FROM {spec.name} o", progress)
+    if repeated:
+        copied[REPEATED] = repeated
     for spec in reversed(tables):
-        _swap(conn, spec)  # the partitioned table goes with its partitions
+        _swap(conn, spec, partitioned=False)  # the partitioned table goes with its partitions
         if spec.keys_table:
             conn.exec_driver_sql(f"DROP TABLE {spec.keys_table}")
     for child in _present(conn, EVENT_CHILDREN):

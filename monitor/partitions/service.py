@@ -86,6 +86,8 @@ def create_partition(session: Session, spec: PartitionedTable, bounds: Bounds) -
     waiting = session.execute(text(f"SELECT 1 FROM {default} WHERE {in_range} LIMIT 1")).first()
     if waiting is None:
         session.execute(text(f"CREATE TABLE {name} PARTITION OF {spec.name} {values}"))
+        for sql in spec.local_index_sql(name):  # the client id's key: Postgres copies only the parent's indexes
+            session.execute(text(sql))
         return 0
     # Postgres refuses a new range while DEFAULT holds rows of it: build the table beside, move, then attach.
     session.execute(text(f"CREATE TABLE {name} (LIKE {spec.name} INCLUDING DEFAULTS)"))
@@ -93,6 +95,8 @@ def create_partition(session: Session, spec: PartitionedTable, bounds: Bounds) -
         f"WITH moved AS (DELETE FROM {default} WHERE {in_range} RETURNING *) "
         f"INSERT INTO {name} SELECT * FROM moved").rowcount
     session.execute(text(f"ALTER TABLE {spec.name} ATTACH PARTITION {name} {values}"))
+    for sql in spec.local_index_sql(name):
+        session.execute(text(sql))
     return int(moved)
 
 

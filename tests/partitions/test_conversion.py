@@ -151,10 +151,19 @@ def test_a_populated_database_stays_plain_until_the_command_converts_it_both_way
             assert new_id > 12001
             conn.exec_driver_sql("DELETE FROM events WHERE id = %(i)s", {"i": new_id})
             conn.exec_driver_sql("DELETE FROM event_keys WHERE client_event_id = 'new'")
+            # 'e5' resent with another day's timestamp: stored again on partitioned storage, with an embedding
+            copy = conn.exec_driver_sql("INSERT INTO events (project_id, client_event_id, ts, received_at) "
+                                        "SELECT project_id, client_event_id, ts + interval '3 days', now() FROM events "
+                                        "WHERE client_event_id = 'e5' RETURNING id, ts").one()
+            conn.exec_driver_sql("INSERT INTO event_vectors (event_id, field, model_key, dim, vector, event_ts) "
+                                 "VALUES (%(i)s, 'prompt', 'm', 1, '\\x00', %(t)s)", {"i": copy[0], "t": copy[1]})
         engine.dispose()
 
+        dry = runner.invoke(cli_app, ["partitions", "convert", "--to", "plain", "--dry-run"])
+        assert dry.exit_code == 0 and "1 client ids are stored more than once" in dry.output, dry.output
         back = runner.invoke(cli_app, ["partitions", "convert", "--to", "plain", "--yes"])
         assert back.exit_code == 0, back.output
+        assert "1 repeated client ids dropped" in back.output  # the later copy, and its embedding: as before
         engine.dispose()
         with engine.connect() as conn:
             assert partitioned_tables(conn) == frozenset()
@@ -212,6 +221,55 @@ def test_the_migration_downgrade_converts_a_partitioned_database_back(scratch: s
         with engine.connect() as conn:
             assert partitioned_tables(conn) == frozenset()
             assert conn.exec_driver_sql("SELECT count(*) FROM events").scalar_one() == 50
+    finally:
+        engine.dispose()
+
+
+def _unique_keys(conn: object, table: str) -> dict[str, str]:
+    """Unique indexes of the table and of its partitions: name -> columns."""
+    rows = conn.exec_driver_sql(  # type: ignore[attr-defined]
+        "SELECT ic.relname, pg_get_indexdef(x.indexrelid) FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid "
+        "WHERE x.indisunique AND NOT x.indisprimary AND (x.indrelid = %(t)s::regclass OR x.indrelid IN "
+        "(SELECT inhrelid FROM pg_inherits WHERE inhparent = %(t)s::regclass))", {"t": table}).all()
+    return {name: definition.split("(", 1)[1].rstrip(")") for name, definition in rows}
+
+
+def test_0017_moves_the_client_id_key_into_each_partition_and_back(scratch: str) -> None:
+    migrations.upgrade(scratch)
+    engine = make_engine(scratch)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO projects (slug, name, config, created_at) VALUES ('a', 'a', '{}', now())")
+            # 'e1' twice, on two days: allowed since 0017 (the same id resent with another explicit timestamp)
+            conn.exec_driver_sql("INSERT INTO events (project_id, client_event_id, ts, received_at) "
+                                 "SELECT 1, 'e' || g, now() - g * interval '7 hours', now() "
+                                 "FROM generate_series(1, 20) g "
+                                 "UNION ALL SELECT 1, 'e1', now() - interval '3 days', now()")
+            conn.exec_driver_sql("INSERT INTO event_vectors (event_id, field, model_key, dim, vector, event_ts) "
+                                 "SELECT id, 'prompt', 'm', 1, '\\x00', ts FROM events")
+            head = _unique_keys(conn, "events")
+        assert head and all(k.endswith("_client_id_key") and v == "project_id, client_event_id"
+                            for k, v in head.items())
+        migrations.downgrade(scratch, "0016_partial_session_index")
+        engine.dispose()
+        with engine.connect() as conn:
+            before = _unique_keys(conn, "events")
+            assert before["uq_events_project_client_id"] == "project_id, client_event_id, ts"
+            assert not any(k.endswith("_client_id_key") for k in before)
+            assert conn.exec_driver_sql("SELECT count(*) FROM event_keys").scalar_one() == 20  # every id, once
+        migrations.upgrade(scratch)
+        engine.dispose()
+        with engine.connect() as conn:
+            assert _unique_keys(conn, "events") == head
+            assert conn.exec_driver_sql("SELECT count(*) FROM events").scalar_one() == 21
+        migrations.downgrade(scratch, "0013_judge")  # to plain: one row per client id, the first one kept
+        engine.dispose()
+        with engine.connect() as conn:
+            assert partitioned_tables(conn) == frozenset()
+            assert conn.exec_driver_sql("SELECT count(*) FROM events").scalar_one() == 20
+            assert conn.exec_driver_sql("SELECT ts > now() - interval '1 day' FROM events "
+                                        "WHERE client_event_id = 'e1'").scalar_one() is True  # the first stored
+            assert conn.exec_driver_sql("SELECT count(*) FROM event_vectors").scalar_one() == 20
     finally:
         engine.dispose()
 

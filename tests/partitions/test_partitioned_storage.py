@@ -1,5 +1,6 @@
 """Partitioned storage on a real Postgres: ranges are created ahead, an event of any time is stored (DEFAULT, then
-moved into its own range), a client id is stored once whichever partition its retries fall in, retention drops
+moved into its own range), a retry is stored once whichever partition it falls in (a client id is unique within a
+partition, and across them when the server assigned its timestamp or every id is claimed), retention drops
 whole expired ranges and keeps the rest, and the rows written in between keep working for the pipeline."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -93,35 +95,88 @@ def test_an_event_far_in_the_past_or_future_is_stored_then_moved_into_its_own_ra
         assert stored == [(past, "event_vectors_p19900301"), (future, "event_vectors_p21500701")]
 
 
-def test_a_client_id_is_stored_once_whichever_partition_its_retries_fall_in(
+def test_a_retry_is_stored_once_and_a_client_id_once_per_partition(part_factory: sessionmaker[Session]) -> None:
+    pid = _project(part_factory)
+    day1, day2 = NOW - timedelta(days=2), NOW - timedelta(days=1)
+    assert _ingest(part_factory, pid, [EventIn(event_id="a", timestamp=day1, prompt="x"),
+                                       EventIn(event_id="b", prompt="y"),
+                                       EventIn(event_id="d", timestamp=day1, prompt="w")]) == IngestCounts(3, 0)
+    # retries: the same client timestamp; a timestamp the server assigns anew; the same day at another time
+    again = [EventIn(event_id="a", timestamp=day1, prompt="x"), EventIn(event_id="b", prompt="y"),
+             EventIn(event_id="d", timestamp=day1 + timedelta(seconds=1), prompt="w"),
+             EventIn(event_id="c", timestamp=day2, prompt="z"), EventIn(event_id="c", timestamp=day2, prompt="z")]
+    assert _ingest(part_factory, pid, again) == IngestCounts(1, 4)
+    for client_id in "abcd":
+        assert len(_where(part_factory, pid, client_id)) == 1
+    # only the id whose timestamp the server assigned was claimed in the keys table
+    with part_factory() as s:
+        assert list(s.scalars(text("SELECT client_event_id FROM event_keys WHERE project_id = :p"), {"p": pid})) == [
+            "b"]
+    # an id resent with an explicit timestamp in another partition is a new row (docs/scaling.md, "Sixth round")
+    assert _ingest(part_factory, pid, [EventIn(event_id="a", timestamp=day2, prompt="x")]) == IngestCounts(1, 0)
+    assert sorted(_where(part_factory, pid, "a")) == sorted(
+        f"events_{bounds_of(d, 'day').suffix()}" for d in (day1, day2))
+    fb = [FeedbackIn(feedback_id="f", event_id="a", timestamp=day1, score=1.0)]
+    assert run_unit(part_factory, lambda s: ingest_feedback(s, pid, fb)) == IngestCounts(1, 0)
+    assert run_unit(part_factory, lambda s: ingest_feedback(s, pid, fb)) == IngestCounts(0, 1)
+    fb_day2 = [FeedbackIn(feedback_id="f", event_id="a", timestamp=day2, score=1.0)]
+    assert run_unit(part_factory, lambda s: ingest_feedback(s, pid, fb_day2)) == IngestCounts(1, 0)
+
+
+def test_claiming_every_id_keeps_an_id_once_whichever_partition_it_is_resent_to(
     part_factory: sessionmaker[Session],
 ) -> None:
     pid = _project(part_factory)
     day1, day2 = NOW - timedelta(days=2), NOW - timedelta(days=1)
-    assert _ingest(part_factory, pid, [EventIn(event_id="a", timestamp=day1, prompt="x"),
-                                       EventIn(event_id="b", prompt="y")]) == IngestCounts(2, 0)
-    # the same ids again: one with another day's timestamp, one whose timestamp the server assigns anew
+
+    def ingest(events: list[EventIn]) -> IngestCounts:
+        return run_unit(part_factory, lambda s: ingest_events(s, pid, events, claim_all_ids=True))
+
+    assert ingest([EventIn(event_id="a", timestamp=day1, prompt="x"), EventIn(event_id="b", prompt="y")]) == \
+        IngestCounts(2, 0)
     again = [EventIn(event_id="a", timestamp=day2, prompt="x"), EventIn(event_id="b", prompt="y"),
              EventIn(event_id="c", timestamp=day2, prompt="z"), EventIn(event_id="c", timestamp=day1, prompt="z")]
-    assert _ingest(part_factory, pid, again) == IngestCounts(1, 3)
+    assert ingest(again) == IngestCounts(1, 3)
     for client_id in "abc":
         assert len(_where(part_factory, pid, client_id)) == 1
     with part_factory() as s:
         assert s.scalar(select(Event.ts).where(Event.project_id == pid, Event.client_event_id == "a")) == day1
     fb = [FeedbackIn(feedback_id="f", event_id="a", timestamp=day1, score=1.0)]
-    assert run_unit(part_factory, lambda s: ingest_feedback(s, pid, fb)) == IngestCounts(1, 0)
     fb_retry = [FeedbackIn(feedback_id="f", event_id="a", timestamp=day2, score=1.0)]
-    assert run_unit(part_factory, lambda s: ingest_feedback(s, pid, fb_retry)) == IngestCounts(0, 1)
+    for batch, counts in ((fb, IngestCounts(1, 0)), (fb_retry, IngestCounts(0, 1))):
+        assert run_unit(part_factory, lambda s, b=batch: ingest_feedback(s, pid, b, claim_all_ids=True)) == counts  # type: ignore[misc]
 
 
-def test_concurrent_retries_with_server_timestamps_store_each_event_once(part_factory: sessionmaker[Session]) -> None:
+def test_every_partition_has_its_own_client_id_key(part_factory: sessionmaker[Session]) -> None:
+    """Postgres copies only the parent's indexes to a new partition: each way one is made must add the key."""
     pid = _project(part_factory)
-    batch = [EventIn(event_id=f"r{i}", prompt="p") for i in range(50)]  # no timestamps: each try gets its own
+    far = NOW + timedelta(days=400)
+    assert _ingest(part_factory, pid, [EventIn(event_id="far", timestamp=far, prompt="x")]) == IngestCounts(1, 0)
+    run_unit(part_factory, lambda s: upkeep(s, far, "day", 3))  # moves "far" out of DEFAULT into its own range
+    with part_factory() as s:
+        for name in ("events", "feedback"):
+            missing = list(s.scalars(text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = CAST(:t AS regclass) AND NOT EXISTS (SELECT 1 FROM pg_index x JOIN pg_class ic "
+                "ON ic.oid = x.indexrelid WHERE x.indrelid = i.inhrelid AND x.indisunique "
+                "AND ic.relname = c.relname || '_client_id_key')"), {"t": name}))
+            assert missing == [], name
+    assert _where(part_factory, pid, "far") == [f"events_{bounds_of(far, 'day').suffix()}"]
+    assert _ingest(part_factory, pid, [EventIn(event_id="far", timestamp=far + timedelta(seconds=5))]) == \
+        IngestCounts(0, 1)
+
+
+@pytest.mark.parametrize("stamped", [False, True], ids=["server-timestamps", "client-timestamps"])
+def test_concurrent_retries_store_each_event_once(part_factory: sessionmaker[Session], stamped: bool) -> None:
+    pid = _project(part_factory)
+    # without timestamps each try gets its own and the keys table decides; with them, the partition's own key
+    batch = [EventIn(event_id=f"r{i}", prompt="p", timestamp=NOW - timedelta(minutes=i) if stamped else None)
+             for i in range(50)]
     results: list[IngestCounts] = []
     first = part_factory()
     assert ingest_events(first, pid, batch) == IngestCounts(50, 0)  # not committed yet
     retry = threading.Thread(target=lambda: results.append(_ingest(part_factory, pid, batch)))
-    retry.start()  # it waits on the first one's claims of the client ids (or runs after it: same outcome)
+    retry.start()  # it waits on the first one's uncommitted ids (or runs after it: same outcome)
     first.commit()
     first.close()
     retry.join(timeout=60)
@@ -139,7 +194,9 @@ def test_retention_drops_whole_expired_ranges_and_deletes_only_the_rest(part_fac
         straddling_old, straddling_new = cutoff - timedelta(microseconds=1), cutoff
     run_unit(part_factory, lambda s: upkeep(s, old, "day", 40))  # ranges from `old` on, as beat made them
     stamps = {"old": old, "straddling-old": straddling_old, "straddling-new": straddling_new, "fresh": fresh}
-    _ingest(part_factory, pid, [EventIn(event_id=k, timestamp=v, prompt=k, response=k) for k, v in stamps.items()])
+    # every id claimed in the keys table, so that retention's purge of it shows
+    run_unit(part_factory, lambda s: ingest_events(s, pid, [EventIn(event_id=k, timestamp=v, prompt=k, response=k)
+                                                            for k, v in stamps.items()], claim_all_ids=True))
     run_unit(part_factory, lambda s: ingest_feedback(s, pid, [
         FeedbackIn(feedback_id=f"fb-{k}", event_id=k, timestamp=v, score=1.0) for k, v in stamps.items()]))
 

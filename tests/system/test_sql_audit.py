@@ -32,6 +32,8 @@ REVIEWED: dict[tuple[str, str], str] = {
     ("monitor/partitions/convert.py", "_initial_ranges"): _PARTITION_NAMES + "; the dates are bound parameters",
     ("monitor/partitions/convert.py", "to_partitioned"): _PARTITION_NAMES + _BOUNDS,
     ("monitor/partitions/convert.py", "to_plain"): _PARTITION_NAMES,
+    ("monitor/partitions/convert.py", "repeated_client_ids"): _PARTITION_NAMES,
+    ("monitor/partitions/convert.py", "_drop_repeated_ids"): _PARTITION_NAMES + " (children from EVENT_CHILDREN)",
     ("monitor/partitions/service.py", "create_partition"): _PARTITION_NAMES + _BOUNDS,
     ("monitor/partitions/service.py", "ensure_partitions"): _PARTITION_NAMES + "; the interval is a Literal setting",
     ("monitor/partitions/service.py", "partition_rows"): "a partition name read from the catalogue (pg_inherits)",

@@ -69,7 +69,8 @@ def post_traces(
         return Response(body, status_code=413, media_type=media)
     events = [EventIn.model_validate(e, context={"limits": limits}) for e in result.events]
     charge_items(request, len(events))
-    counts = ingest_events(session, project.id, redacted(request, project, "events", events))
+    counts = ingest_events(session, project.id, redacted(request, project, "events", events),
+                           claim_all_ids=settings.partition_claim_all_ids)
     session.commit()
     count_stored("event", counts)
     ITEMS.labels("event", "rejected").inc(result.rejected_spans)

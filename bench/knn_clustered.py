@@ -23,33 +23,25 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.score_table import run, window_args  # noqa: E402
+from bench.score_table import null_score, permutation_labels, run, window_args  # noqa: E402
 from monitor.drift.knn import DEFAULT_K, isolation_need, neighbour_graph  # noqa: E402
-from monitor.drift.null import normal_score, null_moments, tail_p, z_score  # noqa: E402
 
 PERMUTATIONS = 1000
-
-
-def _score(observed: float, null: np.ndarray) -> float:
-    mean, sd, skew = null_moments(null)
-    return normal_score(tail_p(z_score(observed, mean, sd), skew))
 
 
 def trial_scores(ref: np.ndarray, cur: np.ndarray, rs: list[int], seed: int) -> dict[str, float]:
     pooled = np.concatenate([ref, cur])
     m, n = ref.shape[0], cur.shape[0]
     total = m + n
-    keys = np.random.default_rng(seed).random((PERMUTATIONS, total))
-    perm = keys > np.partition(keys, m - 1, axis=1)[:, m - 1 : m]
-    labels = np.concatenate([np.r_[np.zeros(m, bool), np.ones(n, bool)][None], perm])  # row 0: observed
+    labels = permutation_labels(m, n, PERMUTATIONS, seed)  # row 0: observed
     graph = neighbour_graph(pooled, DEFAULT_K)
     need = isolation_need(DEFAULT_K, n, total)
     isolated = (np.count_nonzero(labels[:, graph], axis=2) >= need) & labels  # (1 + P) x N
-    out = {"knn k=6": _score(*_split(isolated.sum(axis=1).astype(float)))}
+    out = {"knn k=6": null_score(*_split(isolated.sum(axis=1).astype(float)))}
     isolated_neighbours = np.count_nonzero(isolated[:, graph], axis=2)
     for r in rs:
         stat = np.count_nonzero(isolated & (isolated_neighbours >= r), axis=1).astype(float)
-        out[f"isolated with >= {r} isolated neighbours"] = _score(*_split(stat))
+        out[f"isolated with >= {r} isolated neighbours"] = null_score(*_split(stat))
     return out
 
 

@@ -30,16 +30,11 @@ from scipy.stats import binom, norm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.score_table import null_score, permutation_labels  # noqa: E402
 from monitor.drift.calibration import load_intent_pool, new_intent_windows  # noqa: E402
 from monitor.drift.knn import isolation_need, neighbour_graph  # noqa: E402
-from monitor.drift.null import normal_score, null_moments, tail_p, z_score  # noqa: E402
 
 PERMUTATIONS = 1000
-
-
-def _score(observed: float, null: np.ndarray) -> float:
-    mean, sd, skew = null_moments(null)
-    return normal_score(tail_p(z_score(observed, mean, sd), skew))
 
 
 def trial_scores(ref: np.ndarray, cur: np.ndarray, ks: list[int], seed: int) -> dict[str, float]:
@@ -47,9 +42,7 @@ def trial_scores(ref: np.ndarray, cur: np.ndarray, ks: list[int], seed: int) -> 
     pooled = np.concatenate([ref, cur])
     m, n = ref.shape[0], cur.shape[0]
     total = m + n
-    keys = np.random.default_rng(seed).random((PERMUTATIONS, total))
-    perm = keys > np.partition(keys, m - 1, axis=1)[:, m - 1 : m]
-    labels = np.concatenate([np.r_[np.zeros(m, bool), np.ones(n, bool)][None], perm])
+    labels = permutation_labels(m, n, PERMUTATIONS, seed)  # row 0: observed
     cols = np.nonzero(labels)[1].reshape(labels.shape[0], n)
     q = (n - 1) / (total - 1)
     out: dict[str, float] = {}
@@ -60,14 +53,14 @@ def trial_scores(ref: np.ndarray, cur: np.ndarray, ks: list[int], seed: int) -> 
         counts = np.stack([(c >= j).sum(axis=1) for j in range(k + 1)], axis=1).astype(np.float64)
         for j in range(1, k + 1):
             if float(binom.sf(j - 1, k, q)) <= 0.3:
-                out[f"k={k} j={j}"] = _score(counts[0, j], counts[1:, j])
+                out[f"k={k} j={j}"] = null_score(counts[0, j], counts[1:, j])
         need = isolation_need(k, n, total)
-        out[f"k={k} j=need({need})"] = _score(counts[0, need], counts[1:, need])
+        out[f"k={k} j=need({need})"] = null_score(counts[0, need], counts[1:, need])
         mean, sd = counts.mean(axis=0), counts.std(axis=0, ddof=1)
         js = [j for j in range(1, k + 1) if float(binom.sf(j - 1, k, q)) <= 0.2 and sd[j] > 0 and mean[j] >= 2.0]
         if js:
             hc = ((counts[:, js] - mean[js]) / sd[js]).max(axis=1)
-            out[f"k={k} max over j"] = _score(hc[0], hc[1:])
+            out[f"k={k} max over j"] = null_score(hc[0], hc[1:])
     return out
 
 

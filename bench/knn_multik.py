@@ -27,17 +27,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.score_table import run, window_args  # noqa: E402
+from bench.score_table import null_score, permutation_labels, run, window_args  # noqa: E402
 from monitor.drift.knn import isolation_need, neighbour_graph  # noqa: E402
-from monitor.drift.null import normal_score, null_moments, tail_p, z_score  # noqa: E402
 
 PERMUTATIONS = 1000
 DEFAULT_SETS = ("6", "4,6,8", "3,6,12", "6,12", "4,8", "3,6", "6,9,12")
-
-
-def _score(observed: float, null: np.ndarray) -> float:
-    mean, sd, skew = null_moments(null)
-    return normal_score(tail_p(z_score(observed, mean, sd), skew))
 
 
 def sorted_graph(pooled: np.ndarray, k: int) -> np.ndarray:
@@ -52,9 +46,7 @@ def trial_scores(ref: np.ndarray, cur: np.ndarray, sets: list[tuple[int, ...]], 
     pooled = np.concatenate([ref, cur])
     m, n = ref.shape[0], cur.shape[0]
     total = m + n
-    keys = np.random.default_rng(seed).random((PERMUTATIONS, total))
-    perm = keys > np.partition(keys, m - 1, axis=1)[:, m - 1 : m]
-    labels = np.concatenate([np.r_[np.zeros(m, bool), np.ones(n, bool)][None], perm])  # row 0: observed
+    labels = permutation_labels(m, n, PERMUTATIONS, seed)  # row 0: observed
     cols = np.nonzero(labels)[1].reshape(labels.shape[0], n)
     ks = sorted({k for s in sets for k in s})
     graph = sorted_graph(pooled, max(ks))
@@ -69,7 +61,7 @@ def trial_scores(ref: np.ndarray, cur: np.ndarray, sets: list[tuple[int, ...]], 
     out: dict[str, float] = {}
     for s in sets:
         stat = np.max(np.stack([z[k] for k in s]), axis=0)
-        out[",".join(map(str, s))] = _score(stat[0], stat[1:])
+        out[",".join(map(str, s))] = null_score(stat[0], stat[1:])
     return out
 
 

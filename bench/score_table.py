@@ -25,8 +25,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from monitor.drift.calibration import load_intent_pool, new_intent_windows  # noqa: E402
+from monitor.drift.null import normal_score, null_moments, tail_p, z_score  # noqa: E402
 
 Scores = Callable[[np.ndarray, np.ndarray, int], dict[str, float]]
+
+
+def permutation_labels(m: int, n: int, permutations: int, seed: int) -> np.ndarray:
+    """(1 + permutations) x (m + n) side labels, True = current: row 0 the observed labelling (the reference
+    first), each other row a uniformly random one with n current rows."""
+    keys = np.random.default_rng(seed).random((permutations, m + n))
+    perm = keys > np.partition(keys, m - 1, axis=1)[:, m - 1 : m]
+    return np.concatenate([np.r_[np.zeros(m, bool), np.ones(n, bool)][None], perm])
+
+
+def null_score(observed: float, null: np.ndarray) -> float:
+    """The observed statistic's normal score against its permutation null (monitor/drift/null.py's rule)."""
+    mean, sd, skew = null_moments(null)
+    return normal_score(tail_p(z_score(observed, mean, sd), skew))
 
 
 def window_args(parser: argparse.ArgumentParser, *, trials: int, seed: int) -> None:

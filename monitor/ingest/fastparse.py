@@ -10,14 +10,15 @@ same body in a fraction of that time. It must never change what is accepted or h
   usual messages. A refused body therefore costs one fast failed attempt more, nothing else.
 - The checks that depend on settings are the schema's own: `metadata_json` (size and numbers) and the text length
   limit (`_check_text`'s comparison, read once per batch); timestamps are converted by pydantic's own `UtcTime`
-  validator, so accepted values are identical.
+  validator, so accepted values are identical, except epoch seconds, which `_epoch_seconds` converts exactly as
+  pydantic does without its per-value cost (~1 µs an event, a tenth of the route's CPU at 2,000-event batches).
 tests/ingest/test_fastparse.py compares both paths on valid and invalid bodies.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -75,6 +76,52 @@ def _too_deep(value: Any, depth: int = 0) -> bool:
     return False
 
 
+_SECONDS_UNTIL: Final = 2e10
+"""pydantic reads a number as seconds up to 2e10 and as milliseconds past it (left to pydantic)."""
+
+
+def _epoch_seconds(value: Any) -> datetime | None:
+    """A plain float or int of epoch seconds as the UTC datetime pydantic's `UtcTime` gives it; None for every other
+    value (strings, milliseconds, negatives, booleans, exact half-microsecond ties), which pydantic then converts.
+
+    `datetime.fromtimestamp` rounds the exact binary value to the microsecond, half to even; pydantic rounds half
+    up. They differ only on exact ties, and a float is an exact tie of half a microsecond only when it is an odd
+    multiple of 1/128 s (1/128 s = 7,812.5 µs; no other fraction with a power-of-two denominator lands on a half),
+    so those go to pydantic. Every value here is inside `UtcTime`'s range (1970 to 2603).
+    tests/ingest/test_fastparse.py compares both on random, tied and edge values."""
+    kind = type(value)
+    if kind is float:
+        if not 0.0 <= value < _SECONDS_UNTIL:
+            return None
+        scaled = value * 128.0  # exact: a power of two
+        if scaled.is_integer() and int(scaled) & 1:
+            return None
+    elif kind is not int or not 0 <= value < _SECONDS_UNTIL:
+        return None
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _times(values: list[Any]) -> list[datetime | None]:
+    """The batch's timestamps through `UtcTime`, epoch seconds on the fast path; ValidationError as pydantic's."""
+    out: list[datetime | None] = []
+    rest: list[int] = []
+    append, from_epoch = out.append, datetime.fromtimestamp
+    for i, v in enumerate(values):
+        # `_epoch_seconds`'s common case inline (a float of seconds, not a tie): a call per value costs a third.
+        if type(v) is float and 0.0 <= v < _SECONDS_UNTIL and not ((s := v * 128.0).is_integer() and int(s) & 1):
+            append(from_epoch(v, UTC))
+            continue
+        t = None if v is None else _epoch_seconds(v)
+        if t is None and v is not None:
+            rest.append(i)
+        append(t)
+    if rest:
+        converted = _TIMES.validate_python([values[i] for i in rest])
+        for i, t in zip(rest, converted, strict=True):
+            out[i] = t
+    return out
+
+
 def parse_events(raw: bytes, limits: Limits) -> list[FastEvent] | None:
     """The batch's events, checked exactly as `EventBatch` checks them; None when pydantic must decide."""
     if b"\\u" in raw and _ESCAPES.search(raw):
@@ -99,7 +146,7 @@ def parse_events(raw: bytes, limits: Limits) -> list[FastEvent] | None:
                 # Nesting deeper than _MAX_DEPTH takes more than 2 * _MAX_DEPTH brackets: only longer JSON is walked.
                 if len(dumped) > 2 * _MAX_DEPTH and _too_deep(e.metadata):
                     return None
-        times: list[datetime | None] = _TIMES.validate_python([e.timestamp for e in events])
+        times = _times([e.timestamp for e in events])
     except (ValueError, ValidationError, RecursionError):  # ValidationError is a ValueError too; RecursionError:
         return None  # metadata too deep for the JSON encoder (pydantic then refuses it)
     for e, ts in zip(events, times, strict=True):

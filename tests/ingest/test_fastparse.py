@@ -131,3 +131,30 @@ def test_deep_metadata_is_left_to_pydantic_past_the_depth_limit(levels: int) -> 
         assert fast is not None and fast == pydantic_result(raw, limits)
     else:
         assert fast is None
+
+
+def test_epoch_seconds_convert_exactly_as_pydantic() -> None:
+    """The fast conversion of epoch seconds (`_times`) gives pydantic's `UtcTime` value for every number, ties of
+    half a microsecond (odd multiples of 1/128 s, where the two roundings differ) and edges included; values it does
+    not take (strings, milliseconds, negatives, booleans) go to pydantic, and what pydantic refuses is refused."""
+    from pydantic import ValidationError
+
+    from monitor.ingest.fastparse import _TIMES, _times
+
+    rng = random.Random(16)
+    values: list[Any] = [rng.uniform(0, 2.1e10) for _ in range(20_000)]
+    values += [rng.uniform(1.6e9, 1.9e9) for _ in range(20_000)]
+    values += [rng.randrange(0, 2**40) / 128 for _ in range(10_000)]  # exact multiples of 1/128 s: ties and not
+    values += [rng.randrange(0, 2 * 10**10) for _ in range(2_000)]  # ints
+    edges = [0, 0.0, -0.0, 1 / 128, 3 / 128, 2e10, 2e10 - 1, 19_999_999_999.999996, 20_000_000_001, 1764800000.5,
+             1764800000.0078125, None, "2026-12-04T10:00:00+02:00", 1764800000123, 1764800000123.5]
+    values += edges
+    expected = _TIMES.validate_python(values)
+    assert _times(values) == expected
+    ties = [v for v in values if isinstance(v, float) and (v * 128).is_integer() and int(v * 128) % 2]
+    assert len(ties) > 4_000  # the rounding that differs was exercised
+    for refused in (-1, -0.5, True, "yesterday", 3e14 * 1000):
+        with pytest.raises(ValidationError):
+            _TIMES.validate_python([refused])
+        with pytest.raises(ValidationError):
+            _times([refused])

@@ -162,6 +162,17 @@ def collect(out: mp.Queue, procs: list[Any]) -> list[Any]:  # type: ignore[type-
     return results
 
 
+def checkpoints(db_url: str, *, now: bool = False) -> int:
+    """Checkpoints the server has started so far; with `now`, after one run first. Each timed phase starts right
+    after a checkpoint, so that neither pays for the other's writes: 600,000 events write most of `max_wal_size`
+    (1 GB by default), so a checkpoint could otherwise start inside either phase; the run says whether one did."""
+    with psycopg.connect(db_url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
+        if now:
+            conn.execute("CHECKPOINT")
+        row = conn.execute("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter").fetchone()
+    return int(row[0]) if row else 0
+
+
 def run(args: argparse.Namespace, extra_env: dict[str, str], pii_traffic: bool = False, label: str = "") -> float:
     """One measurement on a fresh database; returns sustained events/s."""
     if label:
@@ -178,10 +189,13 @@ def run(args: argparse.Namespace, extra_env: dict[str, str], pii_traffic: bool =
         bench_project = get_project(s, "bench").id
     load_at_start = os.getloadavg()[0]
     baselines: list[tuple[str, float]] = []
+    baseline_checkpoints = 0
     if not args.no_baseline:  # the same machine, database and minute as the collector run below
         project_id = bench_project  # in a table of its own, dropped afterwards
         per_batch = args.batch_size
+        baseline_checkpoints = checkpoints(db_url, now=True)
         baselines.append(("raw COPY, unique index only", copy_baseline(db_url, project_id, args.events, per_batch)))
+        baseline_checkpoints = checkpoints(db_url) - baseline_checkpoints
         if args.all_index_baseline:
             baselines.append(("raw COPY, every index and key of events",
                               copy_baseline(db_url, project_id, args.events, per_batch, all_indexes=True)))
@@ -216,12 +230,14 @@ def run(args: argparse.Namespace, extra_env: dict[str, str], pii_traffic: bool =
             procs = [ctx.Process(target=preencoded_producer, args=(url, key.key, per, i, args.batch_size, start_at,
                                                                    out, pii_traffic, not args.no_gzip))
                      for i in range(args.producers)]
+        checkpoints_before = checkpoints(db_url, now=True)
         cpu_before = tree_cpu(collector.pid)  # after start-up: only the requests' CPU is counted
         for p in procs:
             p.start()
         results = collect(out, procs)
         done = time.time()
         collector_cpu = tree_cpu(collector.pid) - cpu_before
+        checkpoints_during = checkpoints(db_url) - checkpoints_before
         with psycopg.connect(db_url.replace("postgresql+psycopg", "postgresql")) as conn:
             stored = conn.execute("SELECT count(*), count(DISTINCT client_event_id) FROM events").fetchone()
         assert stored is not None
@@ -240,14 +256,16 @@ def run(args: argparse.Namespace, extra_env: dict[str, str], pii_traffic: bool =
                   f"stored {stored[0]:,} ({stored[1]:,} distinct); requests retried after 429/503 "
                   f"{sum(r[3] for r in results)}; producers built bodies for {sum(r[4] for r in results):.2f} s")
         rate = total / elapsed
-        print(f"sustained throughput: {rate:,.0f} events/s over {elapsed:.1f} s (first send → committed rows)")
+        print(f"sustained throughput: {rate:,.0f} events/s over {elapsed:.1f} s (first send → committed rows; "
+              f"{checkpoints_during} checkpoint(s) started during it)")
         print(f"collector CPU: {collector_cpu / total * 1e6:.1f} µs per event (user + system, all its processes; "
               "much less sensitive to other jobs than events/s)")
         if args.producer == "sdk":
             print(f"log() overhead µs: p50 {np.percentile(timings, 50):.2f}  p99 {np.percentile(timings, 99):.2f}  "
                   f"p99.9 {np.percentile(timings, 99.9):.2f}  max {timings.max():.0f}")
         for label, copy_rate in baselines:
-            print(f"{label}: {copy_rate:,.0f} rows/s; collector = {rate / copy_rate:.1%} of it"
+            print(f"{label}: {copy_rate:,.0f} rows/s ({baseline_checkpoints} checkpoint(s) started during the first); "
+                  f"collector = {rate / copy_rate:.1%} of it"
                   + (" (target >= 50%)" if label.startswith("raw COPY, unique index") else ""))
         if stored[0] != total or stored[1] != total:
             raise SystemExit("FAILED: stored count differs from logged count")

@@ -1,0 +1,126 @@
+"""Onset probe (issue #16): each window of bench/quiet_month.py's simulator against the *trailing* hours of traffic.
+
+    python bench/onset_probe.py                          # trailing 12 windows (1 hour), 60 quiet windows
+    python bench/onset_probe.py --trailing 36 --quiet 60  # 3 hours
+
+Why: on the quiet month the pinned-day reference is compared with a 5-minute window whose hour has its own intent mix
+(the daily cycle, ±50%, and hourly noise), so λ must absorb the whole day's movement and a 15% new-intent shift from
+day 20 stays under it. A window differs from the hours just before it by far less of that cycle, while a shift that
+starts now is in the window and not in the trailing hours: an *onset* comparison, next to the reference one.
+
+What it measures, no decision rule yet: the normal score (`result_score`: the permutation null's Pearson III tail as
+a z) of `knn` and `mmd` at their defaults, for `all` and both fields, window against a uniform sample of up to
+`--max-reference` rows of the `--trailing` windows before it. Quiet windows are drawn from days 1-19.8 (seeded),
+the shifted ones are the first 14 from `--shift-day`. A score's mean and sd over quiet windows say how far the
+trailing comparison is from its own null (mean 0, sd 1 when nothing moves); the shifted rows how long the onset stays
+visible while the trailing hours fill with the new intents.
+
+How a threshold could be calibrated without live history: the same comparison on the *pinned reference day* (16
+evenly spaced windows of it, each against its own trailing windows of that day) gives a genomic-control λ per row,
+median(score²) / median(χ²₁), as the reference calibration does (monitor/drift/thresholds.py); the table prints it
+beside the λ the quiet live windows themselves show, and the share of windows whose score clears √λ · 2.33 with the
+reference day's λ. Results also go to bench/results/onset_probe_<T>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.quiet_month import WINDOWS_PER_DAY, Simulator  # noqa: E402
+from monitor.drift import get_detector  # noqa: E402
+from monitor.drift.calibration import load_intent_pool  # noqa: E402
+from monitor.drift.thresholds import result_score  # noqa: E402
+
+CHI2_MEDIAN = 0.4549364  # median of χ² with one degree of freedom
+
+FIELDS = ("prompt", "response")
+METHODS = ("knn", "mmd")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trailing", type=int, default=12, help="trailing windows (5 minutes each) compared with")
+    ap.add_argument("--quiet", type=int, default=60, help="quiet windows sampled from days 1-19.8")
+    ap.add_argument("--shifted", type=int, default=14, help="windows from the shift's start")
+    ap.add_argument("--max-reference", type=int, default=4000, help="trailing rows kept (uniform sample)")
+    ap.add_argument("--shift-day", type=float, default=20.0)
+    ap.add_argument("--shift", type=float, default=0.15)
+    ap.add_argument("--events", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=30, help="the simulator's seed (quiet_month's default)")
+    args = ap.parse_args()
+
+    pool = load_intent_pool("hwu64_full")
+    sim = Simulator(pool, segments=8, seed=args.seed)
+
+    def window(w: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exactly quiet_month's window w (`Run.calls`); w < 0: window 288 + w of its pinned reference day."""
+        if w < 0:
+            start = -1.0 + (WINDOWS_PER_DAY + w) / WINDOWS_PER_DAY
+            prompt, response, _ = sim.events(start, start + 1 / WINDOWS_PER_DAY, args.events, 0.0,
+                                             key=10**6 + WINDOWS_PER_DAY + w, side="reference")
+            return prompt, response
+        t0 = w / WINDOWS_PER_DAY
+        shift = args.shift if t0 >= args.shift_day else 0.0
+        n = int(np.random.default_rng([args.seed, w, 7]).poisson(args.events))
+        prompt, response, _ = sim.events(t0, t0 + 1 / WINDOWS_PER_DAY, n, shift, key=w)
+        return prompt, response
+
+    def scores(w: int) -> dict[str, float]:
+        key = w if w >= 0 else 10**7 - w  # seeds are non-negative; reference-day windows get their own
+        current = window(w)
+        trailing = [window(v) for v in range(w - args.trailing, w)]
+        out = {}
+        for i, field in enumerate(FIELDS):
+            rows = np.concatenate([t[i] for t in trailing])
+            if rows.size > args.max_reference:
+                keep = np.random.default_rng([args.seed, key, i]).choice(rows.size, args.max_reference, replace=False)
+                rows = rows[np.sort(keep)]
+            for method in METHODS:
+                res = get_detector(method)(pool.vectors[rows], pool.vectors[current[i]], alpha=0.01, seed=key,
+                                           min_effect=0.0)
+                out[f"{field}|{method}"] = round(float(result_score(res)), 3)
+        return out
+
+    first_shifted = round(args.shift_day * WINDOWS_PER_DAY)
+    quiet = np.random.default_rng(5).choice(np.arange(WINDOWS_PER_DAY, first_shifted - 60), args.quiet, replace=False)
+    started = time.process_time()
+    day = np.linspace(args.trailing, WINDOWS_PER_DAY - 1, 16).round().astype(int) - WINDOWS_PER_DAY
+    blocks = {int(w): scores(int(w)) for w in day}
+    shifted = {w: scores(w) for w in range(first_shifted, first_shifted + args.shifted)}
+    calm = {int(w): scores(int(w)) for w in quiet}
+    took = time.process_time() - started
+
+    print(f"\n## Onset: window vs the trailing {args.trailing} windows ({args.trailing * 5} minutes), `all`, "
+          f"{args.quiet} quiet windows, the first {args.shifted} from day {args.shift_day:g} ({args.shift:.0%} new "
+          f"intents); {took:.0f} CPU-s\n")
+    print("| row | quiet mean | quiet sd | quiet max | λ quiet | λ reference day | quiet flagged at λ ref | "
+          "shifted windows 1, 2, 3, ... | shifted flagged at λ ref |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|---:|")
+    for key in shifted[first_shifted]:
+        everything = np.array([s[key] for s in calm.values()])
+        q = everything[np.isfinite(everything)]  # a window with no isolated item at all scores -inf under `knn`
+        s = np.array([shifted[w][key] for w in sorted(shifted)])
+        lam_quiet = max(1.0, float(np.median(everything**2)) / CHI2_MEDIAN)
+        lam_ref = max(1.0, float(np.median(np.array([b[key] for b in blocks.values()]) ** 2)) / CHI2_MEDIAN)
+        bar = 2.33 * np.sqrt(lam_ref)
+        dropped = f" ({everything.size - q.size} at -inf left out)" if q.size < everything.size else ""
+        print(f"| {key}{dropped} | {q.mean():.2f} | {q.std():.2f} | {q.max():.2f} | {lam_quiet:.2f} | {lam_ref:.2f} | "
+              f"{int((q >= bar).sum())} of {q.size} | " + ", ".join(f"{v:.1f}" for v in s)
+              + f" | {int((s >= bar).sum())} of {s.size} |")
+    out = ROOT / "bench" / "results" / f"onset_probe_{args.trailing}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "quiet": calm, "shifted": shifted, "reference_day": blocks},
+                              indent=1))
+
+
+if __name__ == "__main__":
+    main()

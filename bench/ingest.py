@@ -222,7 +222,8 @@ def run(args: argparse.Namespace, extra_env: dict[str, str], pii_traffic: bool =
         total = per * args.producers
         ctx = mp.get_context("spawn")
         out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
-        start_at = time.time() + 3.0  # producers import and warm up first, then start together
+        # Producers import, build their bodies (~0.6 µs an event) and warm up first, then start together.
+        start_at = time.time() + 3.0 + args.events / 500_000
         if args.producer == "sdk":
             procs = [ctx.Process(target=producer, args=(url, key.key, per, i, args.batch_size, start_at, out, None,
                                                         pii_traffic)) for i in range(args.producers)]

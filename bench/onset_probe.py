@@ -2,6 +2,7 @@
 
     python bench/onset_probe.py                          # trailing 12 windows (1 hour), 60 quiet windows
     python bench/onset_probe.py --trailing 36 --quiet 60  # 3 hours
+    python bench/onset_probe.py --trailing 36 --methods knn --month 0 5774   # every window's scores, resumable
 
 Why: on the quiet month the pinned-day reference is compared with a 5-minute window whose hour has its own intent mix
 (the daily cycle, ±50%, and hourly noise), so λ must absorb the whole day's movement and a 15% new-intent shift from
@@ -15,8 +16,9 @@ the shifted ones are the first 14 from `--shift-day`. A score's mean and sd over
 trailing comparison is from its own null (mean 0, sd 1 when nothing moves); the shifted rows how long the onset stays
 visible while the trailing hours fill with the new intents.
 
-How a threshold could be calibrated without live history: the same comparison on the *pinned reference day* (16
-evenly spaced windows of it, each against its own trailing windows of that day) gives a genomic-control λ per row,
+How a threshold could be calibrated without live history: the same comparison on the *pinned reference day*
+(`--reference-blocks` evenly spaced windows of it, each against its own trailing windows of that day) gives a
+genomic-control λ per row,
 median(score²) / median(χ²₁), as the reference calibration does (monitor/drift/thresholds.py); the table prints it
 beside the λ the quiet live windows themselves show, and the share of windows whose score clears √λ · 2.33 with the
 reference day's λ. Results also go to bench/results/onset_probe_<T>.json.
@@ -28,6 +30,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +46,6 @@ from monitor.drift.thresholds import result_score  # noqa: E402
 CHI2_MEDIAN = 0.4549364  # median of χ² with one degree of freedom
 
 FIELDS = ("prompt", "response")
-METHODS = ("knn", "mmd")
 
 
 def main() -> None:
@@ -56,8 +58,16 @@ def main() -> None:
     ap.add_argument("--shift", type=float, default=0.15)
     ap.add_argument("--events", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=30, help="the simulator's seed (quiet_month's default)")
+    ap.add_argument("--reference-blocks", type=int, default=16,
+                    help="pinned-day windows compared with their trailing windows for λ (at most 288 - trailing)")
+    ap.add_argument("--methods", default="knn,mmd", help="comma-separated detectors")
+    ap.add_argument("--month", nargs=2, type=int, metavar=("FIRST", "END"),
+                    help="score every window in [FIRST, END) and the pinned day's windows instead, one JSON line each "
+                    "in bench/results/onset_month_<trailing>_<methods>.jsonl (resumed where it stopped), for judging "
+                    "an onset row beside quiet_month's checkpoint of the same windows")
     args = ap.parse_args()
 
+    methods = tuple(args.methods.split(","))
     pool = load_intent_pool("hwu64_full")
     sim = Simulator(pool, segments=8, seed=args.seed)
 
@@ -84,16 +94,20 @@ def main() -> None:
             if rows.size > args.max_reference:
                 keep = np.random.default_rng([args.seed, key, i]).choice(rows.size, args.max_reference, replace=False)
                 rows = rows[np.sort(keep)]
-            for method in METHODS:
+            for method in methods:
                 res = get_detector(method)(pool.vectors[rows], pool.vectors[current[i]], alpha=0.01, seed=key,
                                            min_effect=0.0)
                 out[f"{field}|{method}"] = round(float(result_score(res)), 3)
         return out
 
+    if args.month:
+        month(args, scores)
+        return
     first_shifted = round(args.shift_day * WINDOWS_PER_DAY)
     quiet = np.random.default_rng(5).choice(np.arange(WINDOWS_PER_DAY, first_shifted - 60), args.quiet, replace=False)
     started = time.process_time()
-    day = np.linspace(args.trailing, WINDOWS_PER_DAY - 1, 16).round().astype(int) - WINDOWS_PER_DAY
+    day = np.unique(np.linspace(args.trailing, WINDOWS_PER_DAY - 1, args.reference_blocks).round().astype(int))
+    day -= WINDOWS_PER_DAY
     blocks = {int(w): scores(int(w)) for w in day}
     shifted = {w: scores(w) for w in range(first_shifted, first_shifted + args.shifted)}
     calm = {int(w): scores(int(w)) for w in quiet}
@@ -116,10 +130,27 @@ def main() -> None:
         print(f"| {key}{dropped} | {q.mean():.2f} | {q.std():.2f} | {q.max():.2f} | {lam_quiet:.2f} | {lam_ref:.2f} | "
               f"{int((q >= bar).sum())} of {q.size} | " + ", ".join(f"{v:.1f}" for v in s)
               + f" | {int((s >= bar).sum())} of {s.size} |")
-    out = ROOT / "bench" / "results" / f"onset_probe_{args.trailing}.json"
+    out = ROOT / "bench" / "results" / f"onset_probe_{args.trailing}_{args.reference_blocks}_{args.quiet}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "quiet": calm, "shifted": shifted, "reference_day": blocks},
                               indent=1))
+
+
+def month(args: argparse.Namespace, scores: Callable[[int], dict[str, float]]) -> None:
+    """Every window of [FIRST, END) plus the pinned day's (negative indices: λ from the day, as above), appended to
+    a checkpoint as they finish; windows already in it are skipped."""
+    path = ROOT / "bench" / "results" / f"onset_month_{args.trailing}_{args.methods.replace(',', '+')}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = {json.loads(line)["w"] for line in path.read_text().splitlines()} if path.exists() else set()
+    first, end = args.month
+    todo = [w for w in [*range(args.trailing - WINDOWS_PER_DAY, 0), *range(first, end)] if w not in done]
+    started = time.perf_counter()
+    with path.open("a") as out:
+        for i, w in enumerate(todo):
+            out.write(json.dumps({"w": w, "scores": scores(w)}) + "\n")
+            out.flush()
+            print(f"window {w} ({i + 1}/{len(todo)}, {time.perf_counter() - started:.0f} s)", file=sys.stderr,
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def metadata_json(value: dict[str, Any], limits: Limits) -> bytes:
     if size > limits.max_metadata_bytes:
         raise ValueError(f"serializes to {size} bytes; the limit is {limits.max_metadata_bytes}")
     # NaN and Infinity serialize as null, integers past 64 bits as long digit runs: only then is a walk needed.
-    if _SUSPECT_NUMBER.search(dumped):
+    if b"null" in dumped or (len(dumped) > 20 and _LONG_DIGIT_RUN.search(dumped)):
         problem = _unstorable_number(value, "")
         if problem:
             raise ValueError(problem)
@@ -82,7 +82,10 @@ def metadata_json(value: dict[str, Any], limits: Limits) -> bytes:
     return dumped
 
 
-_SUSPECT_NUMBER = re.compile(rb"null|\d{19}")
+# Two tests, not the one alternation `null|\d{19}`: the regex engine has no literal to skip ahead to, and at 0.27 µs
+# for a small object it cost more than encoding it (0.1 µs); 0.19 now. 19 digits need more than 20 bytes of JSON
+# (`{"":` + digits + `}`).
+_LONG_DIGIT_RUN = re.compile(rb"\d{19}")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 

@@ -78,6 +78,10 @@ _SCALARS: Final = (bool, int, float)
 def _redact_all(privacy: ProjectPrivacy, kind: str, items: Sequence[M]) -> tuple[list[M], Counter[str]]:
     redactor = _redactor_factory(privacy)
     gate = redactor.may_hold_pii
+    # The gate's searches run here, in the loop, rather than through `gate`: one Python call less per text, which
+    # was most of the gate's cost on short prompts (bench traffic: 0.9 µs an event for 3.4 calls).
+    searches = redactor.gate_searches()
+    ascii_search, any_search = searches if searches is not None else (None, None)
     fields = TEXT_FIELDS[kind]
     out: list[M] = []
     for i, item in enumerate(items):
@@ -86,8 +90,15 @@ def _redact_all(privacy: ProjectPrivacy, kind: str, items: Sequence[M]) -> tuple
             value = getattr(item, name)
             # The gate ruling out the text (or every string of a flat metadata object) leaves it as it is, without
             # the calls `redactor.value` makes per string and the copy it makes of the object: most items.
-            if value is None or (type(value) is str and not gate(value)) or (
-                    type(value) is dict and _flat_and_clean(value, gate)):
+            if value is None:
+                continue
+            if type(value) is str:
+                if ascii_search is None or any_search is None:
+                    if not gate(value):
+                        continue
+                elif (ascii_search(value) if value.isascii() else any_search(value)) is None:
+                    continue
+            elif type(value) is dict and _flat_and_clean(value, gate):
                 continue
             try:
                 new = redactor.value(value, name)

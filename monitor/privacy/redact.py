@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -100,6 +100,9 @@ def gates(detectors: Sequence[Detector]) -> tuple[re.Pattern[str], re.Pattern[st
     return re.compile(f"[{body}]"), re.compile("[" + body.replace(r"\d", "0-9") + "]")
 
 
+Search = Callable[[str], "re.Match[str] | None"]
+
+
 class Redactor:
     """Applies one policy; counts what it found per detector in `counts` (for metrics)."""
 
@@ -108,6 +111,11 @@ class Redactor:
         self._active = policy.active
         self._gates = gates([d for d, _ in self._active])
         self.counts: Counter[str] = Counter()
+
+    def gate_searches(self) -> tuple[Search, Search] | None:
+        """The gate's two searches, for ASCII texts and for the others (a match or None), for a caller that runs
+        them in its own loop; None when there is no gate (every text then may hold PII)."""
+        return None if self._gates is None else (self._gates[1].search, self._gates[0].search)
 
     def may_hold_pii(self, text: str) -> bool:
         """False when no active detector could flag `text` (one scan of a character class); True otherwise."""

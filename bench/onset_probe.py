@@ -3,6 +3,7 @@
     python bench/onset_probe.py                          # trailing 12 windows (1 hour), 60 quiet windows
     python bench/onset_probe.py --trailing 36 --quiet 60  # 3 hours
     python bench/onset_probe.py --trailing 36 --methods knn --month 0 5774   # every window's scores, resumable
+    python bench/onset_probe.py --trailing 36 --methods knn --month-report      # judge what that checkpoint holds
 
 Why: on the quiet month the pinned-day reference is compared with a 5-minute window whose hour has its own intent mix
 (the daily cycle, ±50%, and hourly noise), so λ must absorb the whole day's movement and a 15% new-intent shift from
@@ -40,7 +41,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.quiet_month import WINDOWS_PER_DAY, Simulator  # noqa: E402
 from monitor.drift import get_detector  # noqa: E402
+from monitor.drift.budget import bh_decisions  # noqa: E402
 from monitor.drift.calibration import load_intent_pool  # noqa: E402
+from monitor.drift.null import deflated_p  # noqa: E402
 from monitor.drift.thresholds import result_score  # noqa: E402
 
 CHI2_MEDIAN = 0.4549364  # median of χ² with one degree of freedom
@@ -65,7 +68,15 @@ def main() -> None:
                     help="score every window in [FIRST, END) and the pinned day's windows instead, one JSON line each "
                     "in bench/results/onset_month_<trailing>_<methods>.jsonl (resumed where it stopped), for judging "
                     "an onset row beside quiet_month's checkpoint of the same windows")
+    ap.add_argument("--month-report", action="store_true",
+                    help="judge the --month checkpoint's onset rows alone: λ from the pinned day's windows or from the "
+                    "last day of windows' own scores, BH at --alpha over the rows, pages at --for-windows")
+    ap.add_argument("--alpha", type=float, default=0.01)
+    ap.add_argument("--for-windows", type=int, default=2)
     args = ap.parse_args()
+    if args.month_report:
+        month_report(args)
+        return
 
     methods = tuple(args.methods.split(","))
     pool = load_intent_pool("hwu64_full")
@@ -136,10 +147,68 @@ def main() -> None:
                               indent=1))
 
 
+def month_path(args: argparse.Namespace) -> Path:
+    return ROOT / "bench" / "results" / f"onset_month_{args.trailing}_{args.methods.replace(',', '+')}.jsonl"
+
+
+def month_report(args: argparse.Namespace) -> None:
+    """The onset rows alone, judged two ways from stored scores: λ from the pinned day's windows (fixed), or λ from the
+    scores of the live windows of the last day before each window (genomic control on the project's own history;
+    at least `--trailing` windows of it). BH at `--alpha` over the window's onset rows; a page is
+    `--for-windows` consecutive flagged windows (one rule over the rows). Not the pipeline's decision: there the rows
+    would join the window's whole BH family (36 rows at defaults on this simulator), which only makes them stricter."""
+    lines = [json.loads(line) for line in month_path(args).read_text().splitlines()]
+    scores = {int(row["w"]): row["scores"] for row in lines}
+    keys = sorted(next(iter(scores.values())))
+    day = [scores[w] for w in sorted(scores) if w < 0]
+    # A window whose trailing span reaches into the pinned day is left out: the simulator draws that day's queries
+    # from the other half of each intent's pool, so such a window is compared across the split (windows 0-16 all
+    # flagged), which live traffic never is.
+    live = sorted(w for w in scores if w >= args.trailing)
+    first_shifted = round(args.shift_day * WINDOWS_PER_DAY)
+
+    def lam(values: list[float]) -> float:
+        return max(1.0, float(np.median(np.square(values))) / CHI2_MEDIAN)
+
+    lam_day = {k: lam([d[k] for d in day]) for k in keys}
+    print(f"\n## Onset rows alone, trailing {args.trailing} windows; {len(day)} pinned-day windows, {len(live)} live "
+          f"windows ({live[0] if live else '-'}..{live[-1] if live else '-'}); BH at {args.alpha} over "
+          f"{len(keys)} rows, pages at {args.for_windows} consecutive flagged windows\n")
+    print("λ from the pinned day: " + ", ".join(f"{k} {v:.2f}" for k, v in lam_day.items()))
+    print("\n| λ source | quiet windows | flagged | false pages | per 30 days | shifted windows | first page after the "
+          "shift |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for source in ("pinned day", "last day's windows"):
+        flags: dict[int, bool] = {}
+        for w in live:
+            if source == "pinned day":
+                lams = lam_day
+            else:
+                history = [scores[v] for v in range(w - WINDOWS_PER_DAY, w) if v in scores]
+                if len(history) < args.trailing:
+                    continue  # too little history: the row would use its fallback
+                lams = {k: lam([h[k] for h in history if np.isfinite(h[k])]) for k in keys}
+            p = [deflated_p(scores[w][k], lams[k]) if np.isfinite(scores[w][k]) else 1.0 for k in keys]
+            flags[w] = bool(bh_decisions(p, args.alpha).any())
+        quiet = [w for w in flags if w < first_shifted]
+        shifted = [w for w in flags if w >= first_shifted]
+        pages, first_page, streak = 0, None, 0
+        for w in sorted(flags):
+            streak = streak + 1 if flags[w] else 0
+            if streak == args.for_windows:  # the rule fires
+                if w < first_shifted:
+                    pages += 1
+                elif first_page is None:
+                    first_page = w - first_shifted + 1
+        per_month = pages / max(len(quiet), 1) * 30 * WINDOWS_PER_DAY
+        print(f"| {source} | {len(quiet)} | {sum(flags[w] for w in quiet)} | {pages} | {per_month:.2f} | "
+              f"{len(shifted)} | {first_page or ('not paged' if shifted else '-')} |")
+
+
 def month(args: argparse.Namespace, scores: Callable[[int], dict[str, float]]) -> None:
     """Every window of [FIRST, END) plus the pinned day's (negative indices: λ from the day, as above), appended to
     a checkpoint as they finish; windows already in it are skipped."""
-    path = ROOT / "bench" / "results" / f"onset_month_{args.trailing}_{args.methods.replace(',', '+')}.jsonl"
+    path = month_path(args)
     path.parent.mkdir(parents=True, exist_ok=True)
     done = {json.loads(line)["w"] for line in path.read_text().splitlines()} if path.exists() else set()
     first, end = args.month

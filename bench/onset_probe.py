@@ -155,8 +155,9 @@ def month_report(args: argparse.Namespace) -> None:
     """The onset rows alone, judged two ways from stored scores: λ from the pinned day's windows (fixed), or λ from the
     scores of the live windows of the last day before each window (genomic control on the project's own history;
     at least `--trailing` windows of it). BH at `--alpha` over the window's onset rows; a page is
-    `--for-windows` consecutive flagged windows (one rule over the rows). Not the pipeline's decision: there the rows
-    would join the window's whole BH family (36 rows at defaults on this simulator), which only makes them stricter."""
+    `--for-windows` consecutive flagged windows (one rule over the rows); then the same joined to the default rows of
+    bench/quiet_month.py's checkpoint of those windows (one BH family of 36 + 2 rows, as the pipeline would judge
+    them), for the windows both checkpoints hold."""
     lines = [json.loads(line) for line in month_path(args).read_text().splitlines()]
     scores = {int(row["w"]): row["scores"] for row in lines}
     keys = sorted(next(iter(scores.values())))
@@ -178,9 +179,13 @@ def month_report(args: argparse.Namespace) -> None:
     print("\n| λ source | quiet windows | flagged | false pages | per 30 days | shifted windows | first page after the "
           "shift |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for source in ("pinned day", "last day's windows"):
+    defaults = default_rows(live)
+    for source, joined in (("pinned day", False), ("last day's windows", False), ("pinned day", True),
+                           ("last day's windows", True)):
         flags: dict[int, bool] = {}
         for w in live:
+            if joined and w not in defaults:
+                continue
             if source == "pinned day":
                 lams = lam_day
             else:
@@ -189,7 +194,7 @@ def month_report(args: argparse.Namespace) -> None:
                     continue  # too little history: the row would use its fallback
                 lams = {k: lam([h[k] for h in history if np.isfinite(h[k])]) for k in keys}
             p = [deflated_p(scores[w][k], lams[k]) if np.isfinite(scores[w][k]) else 1.0 for k in keys]
-            flags[w] = bool(bh_decisions(p, args.alpha).any())
+            flags[w] = bool(bh_decisions(p + (defaults[w] if joined else []), args.alpha).any())
         quiet = [w for w in flags if w < first_shifted]
         shifted = [w for w in flags if w >= first_shifted]
         pages, first_page, streak = 0, None, 0
@@ -201,8 +206,42 @@ def month_report(args: argparse.Namespace) -> None:
                 elif first_page is None:
                     first_page = w - first_shifted + 1
         per_month = pages / max(len(quiet), 1) * 30 * WINDOWS_PER_DAY
-        print(f"| {source} | {len(quiet)} | {sum(flags[w] for w in quiet)} | {pages} | {per_month:.2f} | "
+        label = f"{source}, in one BH family with the defaults' rows" if joined else f"{source}, onset rows alone"
+        print(f"| {label} | {len(quiet)} | {sum(flags[w] for w in quiet)} | {pages} | {per_month:.2f} | "
               f"{len(shifted)} | {first_page or ('not paged' if shifted else '-')} |")
+
+
+def default_rows(windows: list[int]) -> dict[int, list[float]]:
+    """The calibrated p-values of the default rows (`mmd` + `knn`, 9 segments x 2 fields) of each window that
+    bench/quiet_month.py's default run has checkpointed (its own calibrations and segment λ, as `--rejudge` judges
+    them), so the onset rows can be judged in the window's whole BH family, as the pipeline would."""
+    from bench.quiet_month import (
+        Calibration,
+        calibration_path,
+        checkpoint_path,
+        effective_calibrations,
+        parse_args,
+    )
+
+    month_args = parse_args(["--days", "30"])
+    path, cals = checkpoint_path(month_args), calibration_path(month_args)
+    if not path.exists() or not cals.exists():
+        return {}
+    own: dict[tuple[str, str], dict[str, Calibration]] = {}
+    for key, cal in json.loads(cals.read_text()).items():
+        label, field, method = key.split("|")
+        own.setdefault((label, field), {})[method] = Calibration.from_dict(cal)
+    eff = effective_calibrations(own)
+    wanted, out = set(windows), {}
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        if row.get("w") in wanted:
+            out[int(row["w"])] = [deflated_p(float(score), eff[(k.split("|")[0], k.split("|")[1])][k.split("|")[2]].lam)
+                                  for k, score in row["scores"].items()]
+    return out
 
 
 def month(args: argparse.Namespace, scores: Callable[[int], dict[str, float]]) -> None:

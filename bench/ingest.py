@@ -1,7 +1,7 @@
 """Ingestion throughput, producers → collector → Postgres, as a share of raw COPY measured in the same run.
 
     python bench/ingest.py [--events 240000] [--producers 3] [--collector-workers 2] [--batch-size 2000]
-                           [--producer preencoded|sdk] [--pii] [--no-baseline]
+                           [--producer preencoded|sdk] [--pii] [--no-baseline] [--repeat N]
 
 Starts a collector in its own process (`driftloop serve`) on a fresh Postgres database, then `--producers`
 processes send their share of events as fast as they can. `--producer preencoded` (the default) posts gzip
@@ -114,12 +114,23 @@ def main() -> None:
     ap.add_argument("--pii", action="store_true", help="redaction off vs on, same traffic, same run")
     ap.add_argument("--profile", metavar="FILE", help="record the collector with py-spy (on PATH) into FILE "
                     "(raw collapsed stacks, every collector process)")
+    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="N measurements in a row (each its own database, baseline and collector), then every share "
+                    "and their mean and median: single runs on two shared cores move by several points")
     args = ap.parse_args()
     if not args.pii:
-        run(args, {})
+        shares = []
+        for i in range(args.repeat):
+            rate, copy_rate = run(args, {}, label=f"run {i + 1} of {args.repeat}" if args.repeat > 1 else "")
+            if copy_rate:
+                shares.append(rate / copy_rate)
+        if len(shares) > 1:
+            print(f"\ncollector as a share of raw COPY over {len(shares)} runs: "
+                  + ", ".join(f"{x:.1%}" for x in shares)
+                  + f"; mean {np.mean(shares):.1%}, median {np.median(shares):.1%} (target >= 50%)")
         return
-    off = run(args, {"DRIFTLOOP_PII_REDACTION": "false"}, pii_traffic=True, label="PII redaction OFF")
-    on = run(args, {"DRIFTLOOP_PII_REDACTION": "true"}, pii_traffic=True, label="PII redaction ON")
+    off, _ = run(args, {"DRIFTLOOP_PII_REDACTION": "false"}, pii_traffic=True, label="PII redaction OFF")
+    on, _ = run(args, {"DRIFTLOOP_PII_REDACTION": "true"}, pii_traffic=True, label="PII redaction ON")
     print(f"redaction on keeps {on / off:.1%} of the throughput ({on:,.0f} vs {off:,.0f} events/s; target >= 70%)")
 
 
@@ -177,8 +188,9 @@ def checkpoints(db_url: str, *, now: bool = False) -> int:
     return int(row[0]) if row else 0
 
 
-def run(args: argparse.Namespace, extra_env: dict[str, str], pii_traffic: bool = False, label: str = "") -> float:
-    """One measurement on a fresh database; returns sustained events/s."""
+def run(args: argparse.Namespace, extra_env: dict[str, str], pii_traffic: bool = False,
+        label: str = "") -> tuple[float, float | None]:
+    """One measurement on a fresh database; returns sustained events/s and raw COPY rows/s (None without it)."""
     if label:
         print(f"--- {label}")
     name = f"driftloop_bench_ingest_{os.getpid()}"  # its own: two benches at once must not share a database
@@ -298,7 +310,7 @@ def run(args: argparse.Namespace, extra_env: dict[str, str], pii_traffic: bool =
             with psycopg.connect(db_url.replace("postgresql+psycopg", "postgresql")) as conn:
                 raw = conn.execute("SELECT count(*) FROM events WHERE prompt LIKE '%4111 1111%'").fetchone()
             print(f"events storing the raw card number: {raw[0] if raw else '?'}")
-        return rate
+        return rate, (baselines[0][1] if baselines else None)
     finally:
         if args.profile:  # stop the server under py-spy; py-spy then writes its file and exits
             with open(f"/proc/{collector.pid}/task/{collector.pid}/children") as f:

@@ -70,7 +70,8 @@ MIN_BLOCK = 30
 CALIBRATION_PERMUTATIONS = 200
 """Permutations per block-pair test: enough for the null's mean, sd and skewness (the score needs no tail)."""
 
-Source = Literal["reference_blocks", "fallback"]
+Source = Literal["reference_blocks", "fallback", "onset_history", "reference_lambda"]
+"""`onset_history` and `reference_lambda` are the onset row's (monitor/drift/onset.py)."""
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,9 @@ def _floor_text(details: dict[str, Any]) -> str:
     if cal.get("source") == "fallback":
         return f"floor {_fmt(cal.get('floor'))} (fallback: {cal.get('n_reference')} reference rows)"
     interval = cal.get("interval") or [None, None]
+    if cal.get("source") == "onset_history":  # an onset row: λ from the project's earlier onset scores
+        return (f"λ {_fmt(cal.get('lam'))} ({_fmt(interval[0])}-{_fmt(interval[1])}, onset_history; "
+                f"{cal.get('n_blocks')} earlier windows' onset scores; {cal.get('n_reference')} trailing rows)")
     text = (f"λ {_fmt(cal.get('lam'))} ({_fmt(interval[0])}-{_fmt(interval[1])}, {cal.get('source')}; "
             f"{cal.get('n_blocks')} blocks x {cal.get('block_size')} of {cal.get('n_reference')})")
     if cal.get("lam_from"):  # a segment row: its own λ or `all`'s carried to its size, whichever is larger

@@ -56,9 +56,17 @@ def test_calibration_is_stored_and_survives_a_recompute(session_maker: sessionma
         assert cal["n_reference"] == 400 and cal["n_blocks"] == 16 and cal["block_size"] == 50
         assert cal["lam"] >= 1.0 and cal["score_threshold"] >= 2.32 and "computed_at" in cal and "reason" in cal
         assert row.threshold == 0.01 and row.p_value is not None
-        # BH over the window's embedding rows (one segment, one field, two methods): flagged is the adjusted decision.
+        # BH over the window's embedding rows (one segment, one field, two methods, and the onset row against hour 0):
+        # flagged is the adjusted decision.
         window = [r for (m, t), r in rows.items() if t == T0 + timedelta(hours=1)]
-        assert len(window) == 2 and all(r.details["budget"]["family_size"] == 2 for r in window)
+        assert len(window) == 3 and all(r.details["budget"]["family_size"] == 3 for r in window)
+        # No onset history yet: the onset row borrows the reference's knn λ (conservative), and says so.
+        onset = rows[("drift.prompt.onset", T0 + timedelta(hours=1))]
+        onset_cal = onset.details["details"]["calibration"]
+        assert onset_cal["source"] == "reference_lambda" and onset_cal["lam"] == cal["lam"]
+        assert onset_cal["n_reference"] == 400 and "0 onset scores" in onset_cal["reason"]
+        assert onset.details["onset"] == {"trailing_seconds": 3 * 3600.0, "n_trailing": 400}
+        assert ("drift.prompt.onset", T0) in rows and rows[("drift.prompt.onset", T0)].status == "insufficient"
         adjusted = bh_adjust([r.details["p_calibrated"] for r in window])
         for r, adj in zip(window, adjusted, strict=True):
             assert r.details["p_adjusted"] == pytest.approx(adj) and r.flagged == (adj <= 0.01)

@@ -15,6 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.drift.budget import bh_adjust
+from monitor.drift.onset import DETECTOR as ONSET_DETECTOR
+from monitor.drift.onset import ONSET
 from monitor.drift.registry import get_detector
 from monitor.drift.result import DriftResult, InsufficientDataError
 from monitor.drift.thresholds import CALIBRATED_METHODS, Calibration, apply_calibration, with_segment_lambda
@@ -25,15 +27,19 @@ from monitor.pipeline.calibrations import reference_calibrations
 from monitor.pipeline.clusters import store_cluster_members
 from monitor.pipeline.config import ProjectConfig
 from monitor.pipeline.context import WindowContext
+from monitor.pipeline.onset import onset_calibration, onset_span, trailing_vectors
 from monitor.pipeline.ops import MetricPoint
 from monitor.pipeline.sampling import run_sample, sample_ids, stable_seed
 from monitor.pipeline.segments import ALL, segment_masks, segment_matches
 from monitor.pipeline.store import upsert_points
-from monitor.pipeline.vectors import ensure_vectors, load_vectors
+from monitor.pipeline.vectors import Encode, ensure_vectors, load_vectors
 from monitor.pipeline.window_data import WindowFrame, load_reference, load_window
 from monitor.settings import get_settings
 
 log = logging.getLogger(__name__)
+
+BUDGETED = (*CALIBRATED_METHODS, ONSET)
+"""Rows in a window's false-page budget (by the last part of the metric name)."""
 
 
 def _run_detector(cfg: ProjectConfig, method: str, a: np.ndarray, b: np.ndarray, seed: int,
@@ -56,7 +62,7 @@ def _budget(points: dict[str, list[MetricPoint]], cfg: ProjectConfig) -> list[tu
     `p_value` stays raw; `details.p_adjusted` holds the BH-adjusted calibrated p-value. Returns the
     (segment, index) of every row in the family."""
     family = [(label, i) for label, pts in points.items() for i, pt in enumerate(pts)
-              if pt.status == "ok" and pt.metric.split(".")[-1] in CALIBRATED_METHODS and pt.p_value is not None]
+              if pt.status == "ok" and pt.metric.split(".")[-1] in BUDGETED and pt.p_value is not None]
     if not family:
         return family
     raw = [points[label][i].details for label, i in family]
@@ -110,6 +116,30 @@ def _explain(session: Session, ctx: WindowContext, metric: str, ref: np.ndarray,
     return {"explanation": out}
 
 
+def _onset_point(session: Session, ctx: WindowContext, field: str, cur: np.ndarray | None,
+                 whole: dict[str, tuple[Calibration, str]], model_key: str, encode: Encode) -> MetricPoint:
+    """The window's `all` rows of `field` against a sample of the trailing span (monitor/drift/onset.py)."""
+    cfg, pid, need = ctx.config, ctx.project.id, ctx.config.drift_min_samples
+    metric = drift_metric_name(field, ONSET)
+    n_cur = 0 if cur is None else int(cur.shape[0])
+    if cur is None or n_cur < need:
+        return _insufficient(metric, 0, n_cur, need)
+    trail = trailing_vectors(session, cfg, project_id=pid, field=field, start=ctx.window_start, n_window=n_cur,
+                             model_key=model_key, encode=encode)
+    if trail.shape[0] < need:
+        return _insufficient(metric, int(trail.shape[0]), n_cur, need)
+    cal = onset_calibration(session, cfg, project_id=pid, field=field, start=ctx.window_start, window_size=n_cur,
+                            n_trailing=int(trail.shape[0]), reference=whole)
+    seed = stable_seed(pid, ALL, ctx.window_start.isoformat(), metric)
+    try:
+        result = _run_detector(cfg, ONSET_DETECTOR, trail, cur, seed, cal)
+    except InsufficientDataError as exc:
+        return MetricPoint(metric, "insufficient", n_cur, details={"reason": str(exc)})
+    span = onset_span(cfg)
+    return _point(metric, result, {"onset": {"trailing_seconds": span.total_seconds() if span else None,
+                                             "n_trailing": int(trail.shape[0])}})
+
+
 def _segment_sides(
     label: str, mask: np.ndarray, cur: WindowFrame, ref: WindowFrame
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -146,11 +176,14 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
             ensure_vectors(session, wanted, field, embedder.model_key, embedder.encode)
             ids, vecs = load_vectors(session, wanted, field, embedder.model_key)  # events with empty text have none
             whole: dict[str, tuple[Calibration, str]] = {}  # `all`'s calibrations of this field (`all` comes first)
+            whole_cur: np.ndarray | None = None  # `all`'s window rows of this field, for the onset row
             for label, (ref_sample, cur_sample) in samples.items():
                 ref_in = np.isin(ids, ref_sample)
                 a, a_ids = vecs[ref_in], ids[ref_in]  # in id (= arrival) order, which the calibration needs
                 cm = np.isin(ids, cur_sample)
                 b, b_ids = vecs[cm], ids[cm]
+                if label == ALL:
+                    whole_cur = b
                 cals: dict[str, tuple[Calibration, str]] = {}
                 if a.shape[0] >= need and b.shape[0] >= need:
                     cals = reference_calibrations(session, cfg, project_id=pid, segment=label, field=field,
@@ -182,11 +215,17 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
                     points[label].append(_point(metric, result))
                     if label == ALL and field == "prompt":
                         explain_inputs[len(points[label]) - 1] = (a, b, b_ids, seed)
+            if onset_span(cfg) is not None:
+                points[ALL].append(_onset_point(session, ctx, field, whole_cur, whole, embedder.model_key,
+                                                embedder.encode))
     else:
         for label in masks:
             for field in cfg.drift_fields:
                 for method in cfg.drift_methods:
                     points[label].append(_insufficient(drift_metric_name(field, method), len(ref), len(cur), need))
+        if onset_span(cfg) is not None:
+            for field in cfg.drift_fields:
+                points[ALL].append(_insufficient(drift_metric_name(field, ONSET), len(ref), len(cur), need))
 
     _budget(points, cfg)
     # Flagged prompt rows of the whole traffic say what grew (after the budget: flagged is its decision).

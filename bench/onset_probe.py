@@ -44,6 +44,7 @@ from monitor.drift import get_detector  # noqa: E402
 from monitor.drift.budget import bh_decisions  # noqa: E402
 from monitor.drift.calibration import load_intent_pool  # noqa: E402
 from monitor.drift.null import deflated_p  # noqa: E402
+from monitor.drift.onset import HISTORY_ROWS, MIN_HISTORY  # noqa: E402
 from monitor.drift.thresholds import result_score  # noqa: E402
 
 CHI2_MEDIAN = 0.4549364  # median of χ² with one degree of freedom
@@ -176,12 +177,15 @@ def month_report(args: argparse.Namespace) -> None:
           f"windows ({live[0] if live else '-'}..{live[-1] if live else '-'}); BH at {args.alpha} over "
           f"{len(keys)} rows, pages at {args.for_windows} consecutive flagged windows\n")
     print("λ from the pinned day: " + ", ".join(f"{k} {v:.2f}" for k, v in lam_day.items()))
+    borrowed = reference_knn_lambda()
+    print("λ borrowed while the history is short (the reference rows' `all` knn λ): "
+          + ", ".join(f"{k} {v:.2f}" for k, v in borrowed.items()))
     print("\n| λ source | quiet windows | flagged | false pages | per 30 days | shifted windows | first page after the "
           "shift |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     defaults = default_rows(live)
-    for source, joined in (("pinned day", False), ("last day's windows", False), ("pinned day", True),
-                           ("last day's windows", True)):
+    for source, joined in (("pinned day", False), ("history (the pipeline's rule)", False), ("pinned day", True),
+                           ("history (the pipeline's rule)", True)):
         flags: dict[int, bool] = {}
         for w in live:
             if joined and w not in defaults:
@@ -189,17 +193,28 @@ def month_report(args: argparse.Namespace) -> None:
             if source == "pinned day":
                 lams = lam_day
             else:
-                history = [scores[v] for v in range(w - WINDOWS_PER_DAY, w) if v in scores]
-                if len(history) < args.trailing:
-                    continue  # too little history: the row would use its fallback
-                lams = {k: lam([h[k] for h in history if np.isfinite(h[k])]) for k in keys}
+                # The pipeline's rule (monitor/drift/onset.py): genomic control over the finite scores of the last
+                # HISTORY_ROWS windows, once MIN_HISTORY exist; until then the reference rows' knn λ of the field.
+                history = [scores[v] for v in range(w - HISTORY_ROWS, w) if v in scores and v >= args.trailing]
+                lams = {}
+                for k in keys:
+                    finite = [h[k] for h in history if np.isfinite(h[k])]
+                    if len(finite) >= MIN_HISTORY:
+                        lams[k] = lam(finite)
+                    elif k.split("|")[0] in borrowed:
+                        lams[k] = borrowed[k.split("|")[0]]
+                if len(lams) < len(keys):
+                    continue  # no reference calibration to borrow from
             p = [deflated_p(scores[w][k], lams[k]) if np.isfinite(scores[w][k]) else 1.0 for k in keys]
             flags[w] = bool(bh_decisions(p + (defaults[w] if joined else []), args.alpha).any())
         quiet = [w for w in flags if w < first_shifted]
         shifted = [w for w in flags if w >= first_shifted]
         pages, first_page, streak = 0, None, 0
+        previous = None
         for w in sorted(flags):
-            streak = streak + 1 if flags[w] else 0
+            # Consecutive windows only: a gap (windows not in both checkpoints) ends a streak.
+            streak = streak + 1 if flags[w] and previous == w - 1 else int(flags[w])
+            previous = w
             if streak == args.for_windows:  # the rule fires
                 if w < first_shifted:
                     pages += 1
@@ -224,8 +239,13 @@ def default_rows(windows: list[int]) -> dict[int, list[float]]:
     )
 
     month_args = parse_args(["--days", "30"])
-    path, cals = checkpoint_path(month_args), calibration_path(month_args)
-    if not path.exists() or not cals.exists():
+    cals = calibration_path(month_args)
+    # The month's checkpoint, and any slices of it run on their own (`--start-day`, e.g. the shift's first windows
+    # while the month has not reached them): a window is a function of its index, so both hold the same rows.
+    month_path_ = checkpoint_path(month_args)
+    paths = [month_path_, *sorted(month_path_.parent.glob(month_path_.stem + "_start_day*.jsonl"))]
+    paths = [p for p in dict.fromkeys(paths) if p.exists()]
+    if not paths or not cals.exists():
         return {}
     own: dict[tuple[str, str], dict[str, Calibration]] = {}
     for key, cal in json.loads(cals.read_text()).items():
@@ -233,15 +253,29 @@ def default_rows(windows: list[int]) -> dict[int, list[float]]:
         own.setdefault((label, field), {})[method] = Calibration.from_dict(cal)
     eff = effective_calibrations(own)
     wanted, out = set(windows), {}
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            break
-        if row.get("w") in wanted:
-            out[int(row["w"])] = [deflated_p(float(score), eff[(k.split("|")[0], k.split("|")[1])][k.split("|")[2]].lam)
-                                  for k, score in row["scores"].items()]
+    for path in paths:
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            if row.get("w") in wanted:
+                out[int(row["w"])] = [deflated_p(float(score),
+                                                 eff[(k.split("|")[0], k.split("|")[1])][k.split("|")[2]].lam)
+                                      for k, score in row["scores"].items()]
     return out
+
+
+def reference_knn_lambda() -> dict[str, float]:
+    """`all`'s `knn` λ per field from quiet_month's calibrations: what the pipeline's onset row borrows while its
+    history is short (monitor/drift/onset.borrowed_calibration)."""
+    from bench.quiet_month import calibration_path, parse_args
+
+    cals = calibration_path(parse_args(["--days", "30"]))
+    if not cals.exists():
+        return {}
+    return {key.split("|")[1]: float(cal["lam"]) for key, cal in json.loads(cals.read_text()).items()
+            if key.startswith("all|") and key.endswith("|knn")}
 
 
 def month(args: argparse.Namespace, scores: Callable[[int], dict[str, float]]) -> None:

@@ -54,6 +54,7 @@ from monitor.drift.calibration import (  # noqa: E402
     load_intent_pool,
     new_intent_windows,
 )
+from monitor.drift.null import deflated_p  # noqa: E402
 from monitor.drift.thresholds import apply_calibration, calibrate_methods  # noqa: E402
 from monitor.pipeline.config import ProjectConfig  # noqa: E402
 
@@ -73,6 +74,8 @@ ROWS = (
     ("mmd", "old defaults (p<=0.01, effect>=0.05)"),
     ("mmd", "alpha 0.05, no floor"),
     ("evidently_model", "Evidently defaults"),
+    ("defaults + onset", "the onset row beside them (trailing quiet traffic, λ 1), BH at 0.01"),
+    ("onset", "knn vs trailing quiet traffic, λ 1, alpha 0.01"),
 )
 CALIBRATED = ("mmd", "knn", "classifier", "novelty", "knn_strat")
 
@@ -132,9 +135,53 @@ def cyclic_windows_distinct(pool: IntentPool, n_reference: int, n: int, rng: np.
     return pool.vectors[draw.reference], pool.vectors[draw.window], draw.reference_repeats
 
 
-def run_trial(ref: np.ndarray, cur: np.ndarray, seed: int, timings: dict[str, list[float]]) -> dict[str, object]:
+def windows_with_trailing(pool: IntentPool, *, n: int, share: float, rng: np.random.Generator,
+                          n_trailing: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`new_intent_windows`' reference and window (the same random draws, so the same windows), plus up to
+    `n_trailing` further rows of the usual intents that neither holds: the quiet hours before a sudden shift, what
+    the pipeline's onset row compares the window with (monitor/drift/onset.py)."""
+    new = rng.choice(pool.eligible_new_intents(), 10, replace=False)
+    is_new = np.isin(pool.intents, new)
+    base, other = rng.permutation(np.flatnonzero(~is_new)), np.flatnonzero(is_new)
+    k = round(share * n)
+    if 2 * n - k > base.size or k > other.size:
+        raise ValueError("the pool is too small for these window sizes")
+    ref = pool.vectors[base[:n]]
+    cur = np.concatenate([pool.vectors[base[n: 2 * n - k]], pool.vectors[rng.choice(other, k, replace=False)]])
+    trailing = pool.vectors[base[2 * n - k: 2 * n - k + n_trailing]]
+    return ref, cur[rng.permutation(n)], trailing
+
+
+def onset_p(trailing: np.ndarray, cur: np.ndarray, seed: int) -> float:
+    """The onset row's calibrated p on one field at λ 1: what its history's genomic control gives on stationary
+    traffic (the median's noise over 288 windows aside)."""
+    res = get_detector("knn")(trailing, cur, seed=seed, min_effect=0.0, alpha=0.01)
+    return deflated_p(thresholds.result_score(res), 1.0)
+
+
+def run_trial(ref: np.ndarray, cur: np.ndarray, seed: int, timings: dict[str, list[float]],
+              trailing: np.ndarray | None = None, defaults_only: bool = False) -> dict[str, object]:
     out: dict[str, object] = {}
     _block_memo.clear()
+    if trailing is not None:
+        start = time.perf_counter()
+        p_onset = onset_p(trailing, cur, seed)
+        timings["onset (knn vs trailing)"].append(time.perf_counter() - start)
+        out["onset|knn vs trailing quiet traffic, λ 1, alpha 0.01"] = p_onset <= 0.01
+    if defaults_only:
+        set_cals = calibrate_methods(ref, DEFAULT_METHODS, seed=seed, window_size=cur.shape[0], alpha=0.01)
+        p_set = []
+        for m in DEFAULT_METHODS:
+            res = get_detector(m)(ref, cur, seed=seed, min_effect=0.0, alpha=0.01)
+            judged = apply_calibration(res, set_cals[m], 0.01)
+            out[f"{m}|calibrated, alpha 0.01"] = judged.is_drift
+            out[f"lambda {m}"], out[f"effect {m}"] = set_cals[m].lam, float(res.effect_size or 0.0)
+            p_set.append(float(judged.details["p_calibrated"]))
+        out[f"defaults|{' + '.join(DEFAULT_METHODS)}, calibrated, BH at 0.01"] = bool(bh_decisions(p_set, 0.01).any())
+        if trailing is not None:
+            out["defaults + onset|the onset row beside them (trailing quiet traffic, λ 1), BH at 0.01"] = bool(
+                bh_decisions([*p_set, p_onset], 0.01).any())
+        return out
     start = time.perf_counter()
     cals = calibrate_methods(ref, ("mmd", "knn", "classifier"), seed=seed, window_size=cur.shape[0], alpha=0.01)
     timings["calibration (mmd, knn, classifier)"].append(time.perf_counter() - start)
@@ -171,6 +218,9 @@ def run_trial(ref: np.ndarray, cur: np.ndarray, seed: int, timings: dict[str, li
         out[label] = bool(bh_decisions(p_set, 0.01).any())
         if name == "defaults":
             out.update({f"lambda {m} (defaults)": set_cals[m].lam for m in methods})
+            if trailing is not None:
+                out["defaults + onset|the onset row beside them (trailing quiet traffic, λ 1), BH at 0.01"] = bool(
+                    bh_decisions([*p_set, p_onset], 0.01).any())
     start = time.perf_counter()
     out["evidently_model|Evidently defaults"] = get_detector("evidently_model")(ref, cur, seed=seed).is_drift
     timings["evidently_model"].append(time.perf_counter() - start)
@@ -187,6 +237,12 @@ def main() -> None:
     parser.add_argument("--reference-windows", type=int, default=8,
                         help=f"reference of the '{NO_REPEATS}' cell, in windows (8 with drift_calibration_blocks = 8 "
                         "makes the calibration blocks window-sized)")
+    parser.add_argument("--onset", type=int, default=0, metavar="ROWS",
+                        help="also judge the onset row: the window's knn test against ROWS further rows of the usual "
+                        "intents (the quiet hours before a sudden shift; at most what the pool has left, ~1,000 for "
+                        "hwu64 at 1,000 per side), alone and in one BH family with the defaults (share cells only)")
+    parser.add_argument("--defaults-only", action="store_true",
+                        help="compute only the default methods (and --onset): the other rows print as '-'")
     parser.add_argument("--cells", nargs="*", default=None,
                         help="run only these cells (e.g. 'cyclic quiet'); the stream of windows then differs")
     args = parser.parse_args()
@@ -199,6 +255,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     timings: dict[str, list[float]] = defaultdict(list)
     reference_repeats: list[int] = []
+    trailing_rows: list[int] = []
     table: dict[str, dict[str, float]] = {}
     started = time.perf_counter()
     for label, share, n in cells(args.n, args.small_n):
@@ -206,6 +263,7 @@ def main() -> None:
             continue
         outcomes = []
         for t in range(args.trials):
+            trailing = None
             if share is None:
                 ref, cur = cyclic_windows(pool, n, rng, seed=t)
             elif share < 0 and big is not None:
@@ -214,12 +272,18 @@ def main() -> None:
             elif share < 0:  # no big pool for this dataset: the old 1.5-window day (λ extrapolated, see docs)
                 ref, cur, repeats = cyclic_windows_distinct(pool, 3 * n // 2, n, rng, seed=t)
                 reference_repeats.append(repeats)
+            elif args.onset:
+                ref, cur, trailing = windows_with_trailing(pool, n=n, share=share, rng=rng, n_trailing=args.onset)
+                trailing_rows.append(trailing.shape[0])
             else:
                 ref, cur = new_intent_windows(pool, n_reference=n, n_current=n, share=share, rng=rng)
-            outcomes.append(run_trial(ref, cur, seed=t, timings=timings))
+            outcomes.append(run_trial(ref, cur, seed=t, timings=timings,
+                                      trailing=trailing if args.onset and share is not None and share >= 0 else None,
+                                      defaults_only=args.defaults_only))
             print(f"  {label}: trial {t + 1}/{args.trials} ({time.perf_counter() - started:.0f} s) flagged: "
                   + ", ".join(k for k, v in outcomes[-1].items() if "|" in k and v), file=sys.stderr, flush=True)
-        table[label] = {key: float(np.mean([o[key] for o in outcomes])) for key in outcomes[0]}
+        keys = dict.fromkeys(k for o in outcomes for k in o)
+        table[label] = {key: float(np.mean([o[key] for o in outcomes if key in o])) for key in keys}
         print(f"  {label}: " + ", ".join(f"{k.split('|')[0]} {v:.2f}" for k, v in table[label].items() if "|" in k),
               file=sys.stderr, flush=True)
         suffix = "_cells" if args.cells else ""
@@ -235,13 +299,21 @@ def main() -> None:
     print("|---|---|" + "---:|" * len(labels))
     for method, rule in ROWS:
         key = f"{method}|{rule}"
-        print(f"| `{method}` | {rule} | " + " | ".join(f"{table[c][key]:.2f}" for c in labels) + " |")
+        if not any(key in table[c] for c in labels):
+            continue
+        print(f"| `{method}` | {rule} | " + " | ".join(f"{table[c][key]:.2f}" if key in table[c] else "-"
+                                                     for c in labels) + " |")
     print("\nMean λ / mean effect size per cell:\n")
     print("| method | " + " | ".join(labels) + " |")
     print("|---|" + "---:|" * len(labels))
     for method in CALIBRATED:
+        if not any(f"lambda {method}" in table[c] for c in labels):
+            continue
         print(f"| `{method}` | " + " | ".join(
-            f"{table[c][f'lambda {method}']:.2f} / {table[c][f'effect {method}']:.3f}" for c in labels) + " |")
+            f"{table[c][f'lambda {method}']:.2f} / {table[c][f'effect {method}']:.3f}" if f"lambda {method}" in table[c]
+            else "-" for c in labels) + " |")
+    if trailing_rows:
+        print(f"\nOnset row: trailing rows per trial {min(trailing_rows)}-{max(trailing_rows)} (asked {args.onset}).")
     if reference_repeats:
         src = (f"{big_name} ({big.vectors.shape[0]:,} queries), a reference of {ref_windows} windows "
                f"({ref_windows * args.n:,} rows)") if big is not None else \

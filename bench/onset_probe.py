@@ -4,6 +4,7 @@
     python bench/onset_probe.py --trailing 36 --quiet 60  # 3 hours
     python bench/onset_probe.py --trailing 36 --methods knn --month 0 5774   # every window's scores, resumable
     python bench/onset_probe.py --trailing 36 --methods knn --month-report      # judge what that checkpoint holds
+    python bench/onset_probe.py --trailing 36 --methods knn --onsets 24   # 24 shift starts over a day: paged within 3?
 
 Why: on the quiet month the pinned-day reference is compared with a 5-minute window whose hour has its own intent mix
 (the daily cycle, ±50%, and hourly noise), so λ must absorb the whole day's movement and a 15% new-intent shift from
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -44,7 +46,7 @@ from monitor.drift import get_detector  # noqa: E402
 from monitor.drift.budget import bh_decisions  # noqa: E402
 from monitor.drift.calibration import load_intent_pool  # noqa: E402
 from monitor.drift.null import deflated_p  # noqa: E402
-from monitor.drift.onset import HISTORY_ROWS, MIN_HISTORY  # noqa: E402
+from monitor.drift.onset import FIELD_FLOOR, HISTORY_ROWS, MIN_HISTORY  # noqa: E402
 from monitor.drift.thresholds import result_score  # noqa: E402
 
 CHI2_MEDIAN = 0.4549364  # median of χ² with one degree of freedom
@@ -72,6 +74,14 @@ def main() -> None:
     ap.add_argument("--month-report", action="store_true",
                     help="judge the --month checkpoint's onset rows alone: λ from the pinned day's windows or from the "
                     "last day of windows' own scores, BH at --alpha over the rows, pages at --for-windows")
+    ap.add_argument("--onsets", type=int, metavar="N",
+                    help="N shift starts spread over the day from --shift-day (every 24/N hours): the first 3 windows "
+                    "of each scored against their trailing windows, judged as the pipeline's onset rows (λ from the "
+                    "--month checkpoint's last day before --shift-day) in a BH family with --family reference rows "
+                    "at p = 1 (their least helpful: a smaller p can only add discoveries); prints how many were paged "
+                    "within 3 windows")
+    ap.add_argument("--family", type=int, default=36,
+                    help="reference rows in the BH family for --onsets (quiet_month: 36)")
     ap.add_argument("--alpha", type=float, default=0.01)
     ap.add_argument("--for-windows", type=int, default=2)
     args = ap.parse_args()
@@ -83,7 +93,7 @@ def main() -> None:
     pool = load_intent_pool("hwu64_full")
     sim = Simulator(pool, segments=8, seed=args.seed)
 
-    def window(w: int) -> tuple[np.ndarray, np.ndarray]:
+    def window(w: int, shift_day: float = args.shift_day) -> tuple[np.ndarray, np.ndarray]:
         """Exactly quiet_month's window w (`Run.calls`); w < 0: window 288 + w of its pinned reference day."""
         if w < 0:
             start = -1.0 + (WINDOWS_PER_DAY + w) / WINDOWS_PER_DAY
@@ -91,15 +101,15 @@ def main() -> None:
                                              key=10**6 + WINDOWS_PER_DAY + w, side="reference")
             return prompt, response
         t0 = w / WINDOWS_PER_DAY
-        shift = args.shift if t0 >= args.shift_day else 0.0
+        shift = args.shift if t0 >= shift_day - 1e-9 else 0.0
         n = int(np.random.default_rng([args.seed, w, 7]).poisson(args.events))
         prompt, response, _ = sim.events(t0, t0 + 1 / WINDOWS_PER_DAY, n, shift, key=w)
         return prompt, response
 
-    def scores(w: int) -> dict[str, float]:
+    def scores(w: int, shift_day: float = args.shift_day) -> dict[str, float]:
         key = w if w >= 0 else 10**7 - w  # seeds are non-negative; reference-day windows get their own
-        current = window(w)
-        trailing = [window(v) for v in range(w - args.trailing, w)]
+        current = window(w, shift_day)
+        trailing = [window(v, shift_day) for v in range(w - args.trailing, w)]
         out = {}
         for i, field in enumerate(FIELDS):
             rows = np.concatenate([t[i] for t in trailing])
@@ -114,6 +124,9 @@ def main() -> None:
 
     if args.month:
         month(args, scores)
+        return
+    if args.onsets:
+        onsets(args, scores)
         return
     first_shifted = round(args.shift_day * WINDOWS_PER_DAY)
     quiet = np.random.default_rng(5).choice(np.arange(WINDOWS_PER_DAY, first_shifted - 60), args.quiet, replace=False)
@@ -152,6 +165,16 @@ def month_path(args: argparse.Namespace) -> Path:
     return ROOT / "bench" / "results" / f"onset_month_{args.trailing}_{args.methods.replace(',', '+')}.jsonl"
 
 
+COMBINED = "embeddings|onset"
+
+
+def with_combined(row: dict[str, float]) -> dict[str, float]:
+    """The window's scores plus the pipeline's one onset row over both fields (`combine_fields`: Stouffer's sum of
+    the fields' scores, each at least FIELD_FLOOR, / sqrt(#fields))."""
+    fields = [v for k, v in row.items() if k.endswith("|knn")]
+    return {**row, COMBINED: sum(max(FIELD_FLOOR, v) for v in fields) / math.sqrt(len(fields))}
+
+
 def month_report(args: argparse.Namespace) -> None:
     """The onset rows alone, judged two ways from stored scores: λ from the pinned day's windows (fixed), or λ from the
     scores of the live windows of the last day before each window (genomic control on the project's own history;
@@ -160,8 +183,8 @@ def month_report(args: argparse.Namespace) -> None:
     bench/quiet_month.py's checkpoint of those windows (one BH family of 36 + 2 rows, as the pipeline would judge
     them), for the windows both checkpoints hold."""
     lines = [json.loads(line) for line in month_path(args).read_text().splitlines()]
-    scores = {int(row["w"]): row["scores"] for row in lines}
-    keys = sorted(next(iter(scores.values())))
+    scores = {int(row["w"]): with_combined(row["scores"]) for row in lines}
+    keys = sorted(k for k in next(iter(scores.values())) if k != COMBINED)
     day = [scores[w] for w in sorted(scores) if w < 0]
     # A window whose trailing span reaches into the pinned day is left out: the simulator draws that day's queries
     # from the other half of each intent's pool, so such a window is compared across the split (windows 0-16 all
@@ -172,20 +195,24 @@ def month_report(args: argparse.Namespace) -> None:
     def lam(values: list[float]) -> float:
         return max(1.0, float(np.median(np.square(values))) / CHI2_MEDIAN)
 
-    lam_day = {k: lam([d[k] for d in day]) for k in keys}
+    lam_day = {k: lam([d[k] for d in day]) for k in [*keys, COMBINED]}
     print(f"\n## Onset rows alone, trailing {args.trailing} windows; {len(day)} pinned-day windows, {len(live)} live "
           f"windows ({live[0] if live else '-'}..{live[-1] if live else '-'}); BH at {args.alpha} over "
           f"{len(keys)} rows, pages at {args.for_windows} consecutive flagged windows\n")
     print("λ from the pinned day: " + ", ".join(f"{k} {v:.2f}" for k, v in lam_day.items()))
     borrowed = reference_knn_lambda()
+    if borrowed:
+        borrowed[COMBINED.split("|")[0]] = max(borrowed.values())
     print("λ borrowed while the history is short (the reference rows' `all` knn λ): "
           + ", ".join(f"{k} {v:.2f}" for k, v in borrowed.items()))
-    print("\n| λ source | quiet windows | flagged | false pages | per 30 days | shifted windows | first page after the "
-          "shift |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("\n| rows | λ source | quiet windows | flagged | false pages | per 30 days | shifted windows | first page "
+          "after the shift |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     defaults = default_rows(live)
-    for source, joined in (("pinned day", False), ("history (the pipeline's rule)", False), ("pinned day", True),
-                           ("history (the pipeline's rule)", True)):
+    for rows, source, joined in (("per field", "pinned day", False), ("per field", "history", False),
+                                 ("combined (the pipeline's)", "history", False), ("per field", "pinned day", True),
+                                 ("per field", "history", True), ("combined (the pipeline's)", "history", True)):
+        row_keys = [COMBINED] if rows.startswith("combined") else keys
         flags: dict[int, bool] = {}
         for w in live:
             if joined and w not in defaults:
@@ -194,18 +221,18 @@ def month_report(args: argparse.Namespace) -> None:
                 lams = lam_day
             else:
                 # The pipeline's rule (monitor/drift/onset.py): genomic control over the finite scores of the last
-                # HISTORY_ROWS windows, once MIN_HISTORY exist; until then the reference rows' knn λ of the field.
+                # HISTORY_ROWS windows, once MIN_HISTORY exist; until then the reference rows' knn λ.
                 history = [scores[v] for v in range(w - HISTORY_ROWS, w) if v in scores and v >= args.trailing]
                 lams = {}
-                for k in keys:
+                for k in row_keys:
                     finite = [h[k] for h in history if np.isfinite(h[k])]
                     if len(finite) >= MIN_HISTORY:
                         lams[k] = lam(finite)
                     elif k.split("|")[0] in borrowed:
                         lams[k] = borrowed[k.split("|")[0]]
-                if len(lams) < len(keys):
+                if len(lams) < len(row_keys):
                     continue  # no reference calibration to borrow from
-            p = [deflated_p(scores[w][k], lams[k]) if np.isfinite(scores[w][k]) else 1.0 for k in keys]
+            p = [deflated_p(scores[w][k], lams[k]) if np.isfinite(scores[w][k]) else 1.0 for k in row_keys]
             flags[w] = bool(bh_decisions(p + (defaults[w] if joined else []), args.alpha).any())
         quiet = [w for w in flags if w < first_shifted]
         shifted = [w for w in flags if w >= first_shifted]
@@ -222,8 +249,55 @@ def month_report(args: argparse.Namespace) -> None:
                     first_page = w - first_shifted + 1
         per_month = pages / max(len(quiet), 1) * 30 * WINDOWS_PER_DAY
         label = f"{source}, in one BH family with the defaults' rows" if joined else f"{source}, onset rows alone"
-        print(f"| {label} | {len(quiet)} | {sum(flags[w] for w in quiet)} | {pages} | {per_month:.2f} | "
+        print(f"| {rows} | {label} | {len(quiet)} | {sum(flags[w] for w in quiet)} | {pages} | {per_month:.2f} | "
               f"{len(shifted)} | {first_page or ('not paged' if shifted else '-')} |")
+
+
+def onsets(args: argparse.Namespace, scores: Callable[[int, float], dict[str, float]]) -> None:
+    """The shift started at `--onsets` different times of day: paged within 3 windows by the onset rows alone
+    (the reference rows at p = 1)? Judged both ways: the pipeline's one combined row (a family of 36 + 1) and one row
+    per field (36 + 2)."""
+    month_scores = {}
+    if month_path(args).exists():
+        month_scores = {int(r["w"]): with_combined(r["scores"])
+                        for r in map(json.loads, month_path(args).read_text().splitlines())}
+    first = round(args.shift_day * WINDOWS_PER_DAY)
+    history = [month_scores[v] for v in range(first - HISTORY_ROWS, first) if v in month_scores]
+    if len(history) < MIN_HISTORY:
+        raise SystemExit(f"--onsets needs the --month checkpoint's last day before --shift-day ({len(history)} of "
+                         f"windows {first - HISTORY_ROWS}..{first - 1} there): run --month {first - HISTORY_ROWS} "
+                         f"{first} first")
+    fields = sorted(k for k in history[0] if k != COMBINED)
+    lams = {k: max(1.0, float(np.median(np.square([h[k] for h in history if np.isfinite(h[k])]))) / CHI2_MEDIAN)
+            for k in [*fields, COMBINED]}
+    ways = {"combined": [COMBINED], "per field": fields}
+    print(f"\n## {args.onsets} onsets of {args.shift:.0%} new intents from day {args.shift_day:g}, one every "
+          f"{24 / args.onsets:g} hours; onset rows (trailing {args.trailing} windows) judged with the history λ of the "
+          f"day before ({', '.join(f'{k} {v:.2f}' for k, v in lams.items())}), BH at {args.alpha} with the "
+          f"{args.family} reference rows at p = 1, a page at {args.for_windows} consecutive flagged\n")
+    print("| onset (window) | hour | scores of windows 1, 2, 3 (prompt / response / combined) | flagged: combined | "
+          "paged at | flagged: per field | paged at |")
+    print("|---|---:|---|---|---:|---|---:|")
+    paged, started = dict.fromkeys(ways, 0), time.process_time()
+    for i in range(args.onsets):
+        w0 = first + round(i * WINDOWS_PER_DAY / args.onsets)
+        day = w0 / WINDOWS_PER_DAY
+        rows = [with_combined(scores(w, day)) for w in range(w0, w0 + 3)]
+        cells = []
+        for way, keys in ways.items():
+            flags = []
+            for row in rows:
+                p = [deflated_p(row[k], lams[k]) if np.isfinite(row[k]) else 1.0 for k in keys]
+                flags.append(bool(bh_decisions(p + [1.0] * args.family, args.alpha).any()))
+            at = next((j + 1 for j in range(args.for_windows - 1, 3)
+                       if all(flags[j - args.for_windows + 1: j + 1])), None)
+            paged[way] += at is not None
+            cells.append(f"{''.join('x' if f else '.' for f in flags)} | {at or 'not paged'}")
+        print(f"| {w0} | {(w0 % WINDOWS_PER_DAY) / 12:.1f} | "
+              + ", ".join(" / ".join(f"{r[k]:.1f}" for k in [*fields, COMBINED]) for r in rows)
+              + f" | {' | '.join(cells)} |")
+    print(f"\npaged within 3 windows: combined {paged['combined']} of {args.onsets}, per field {paged['per field']} of "
+          f"{args.onsets} ({time.process_time() - started:.0f} CPU-s)")
 
 
 def default_rows(windows: list[int]) -> dict[int, list[float]]:

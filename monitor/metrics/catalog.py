@@ -88,9 +88,9 @@ def _specs() -> list[MetricSpec]:
               MetricSpec("feedback.count", "feedback", "Feedback items on the window's events", "items")]
     specs += [MetricSpec(drift_metric_name(f, m), "drift", f"{m} drift of {f} embeddings vs the reference",
                          "statistic") for f in EMBEDDING_FIELDS for m in available("embedding")]
-    specs += [MetricSpec(drift_metric_name(f, "onset"), "drift", f"knn drift of {f} embeddings vs the trailing hours "
-                         "(segment all; drift_onset_seconds): a sudden onset the reference rows' daily-cycle λ hides",
-                         "statistic") for f in EMBEDDING_FIELDS]
+    specs.append(MetricSpec(drift_metric_name("embeddings", "onset"), "drift", "knn drift of the embedded fields "
+                            "(combined) vs the trailing hours (segment all; drift_onset_seconds): a sudden onset the "
+                            "reference rows' daily-cycle λ hides", "score"))
     specs += [MetricSpec(drift_metric_name(s, m), "drift", f"{m} drift of {s} vs the reference", "statistic")
               for s in SCALAR_SERIES for m in SCALAR_METHODS]
     for f in TOXICITY_FIELDS:

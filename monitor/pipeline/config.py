@@ -138,9 +138,10 @@ class ProjectConfig(BaseModel):
         20_000, ge=100, description="Larger sides are subsampled before anything is embedded: the reference in evenly "
         "spaced runs of consecutive events (the calibration needs window-like pieces), the window uniformly (seeded).")
     drift_onset_seconds: int | None = Field(
-        10_800, ge=300, le=7 * 86_400, description="The onset rows (`drift.<field>.onset`, segment `all`): each window "
-        "against a sample of this span of traffic just before it (rounded up to whole windows), `knn`, in the "
-        "window's false-page budget; catches a shift the reference rows' daily-cycle λ hides. None turns them off.")
+        10_800, ge=300, le=7 * 86_400, description="The onset row (`drift.embeddings.onset`, segment `all`): each "
+        "window against a sample of this span of traffic just before it (rounded up to whole windows), `knn` per "
+        "field, combined, in the window's false-page budget; catches a shift the reference rows' daily-cycle λ hides. "
+        "None turns it off.")
     safety_max_samples: int = Field(
         20_000, ge=100, description="Per segment, a larger window scores a seeded uniform sample of this many events "
         "for toxicity, sentiment and bias (a model scorer cannot keep up with every event).")

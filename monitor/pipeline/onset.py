@@ -1,4 +1,4 @@
-"""The onset rows of a window (`drift.<field>.onset`, segment `all`): the window against the trailing hours.
+"""The onset row of a window (`drift.embeddings.onset`, segment `all`): the window against the trailing hours.
 
 The rule is monitor/drift/onset.py's; this module finds the trailing events, samples and embeds them, and reads
 the project's earlier onset scores the row's λ is measured on. Everything is a function of the stored events and
@@ -19,11 +19,11 @@ from monitor.drift.onset import (
     HISTORY_DAYS,
     HISTORY_ROWS,
     ONSET,
+    SERIES,
     TRAILING_FACTOR,
     borrowed_calibration,
     finite_scores,
     history_calibration,
-    pick_reference,
 )
 from monitor.drift.thresholds import Calibration
 from monitor.metrics.catalog import drift_metric_name
@@ -53,12 +53,12 @@ def trailing_sample(session: Session, project_id: int, start: datetime, span: ti
     return sample_ids(ids, limit, stable_seed(project_id, "onset-sample"))
 
 
-def onset_history(session: Session, project_id: int, field: str, start: datetime) -> list[float | None]:
+def onset_history(session: Session, project_id: int, start: datetime) -> list[float | None]:
     """The stored onset scores of the windows before `start` (newest first, at most `HISTORY_ROWS`, within
     `HISTORY_DAYS`); None for a row whose score is not a number."""
     details = session.scalars(select(MetricValue.details).where(
         MetricValue.project_id == project_id, MetricValue.segment == ALL,
-        MetricValue.metric == drift_metric_name(field, ONSET), MetricValue.status == "ok",
+        MetricValue.metric == drift_metric_name(SERIES, ONSET), MetricValue.status == "ok",
         MetricValue.window_start < start, MetricValue.window_start >= start - timedelta(days=HISTORY_DAYS),
     ).order_by(MetricValue.window_start.desc()).limit(HISTORY_ROWS))
     out: list[float | None] = []
@@ -68,20 +68,19 @@ def onset_history(session: Session, project_id: int, field: str, start: datetime
     return out
 
 
-def onset_calibration(session: Session, cfg: ProjectConfig, *, project_id: int, field: str, start: datetime,
+def onset_calibration(session: Session, cfg: ProjectConfig, *, project_id: int, start: datetime,
                       window_size: int, n_trailing: int,
-                      reference: dict[str, tuple[Calibration, str]]) -> tuple[Calibration, str]:
+                      reference: tuple[Calibration, str] | None) -> tuple[Calibration, str]:
     """The row's calibration and its computed_at: from the history when it is long enough (derived at the
-    window's start from the rows before it), else borrowed from `all`'s reference calibrations of the field."""
-    history = onset_history(session, project_id, field, start)
+    window's start from the rows before it), else borrowed from a reference calibration of `all`."""
+    history = onset_history(session, project_id, start)
     cal = history_calibration(history, alpha=cfg.drift_alpha, window_size=window_size, n_trailing=n_trailing,
-                              seed=stable_seed(project_id, field, start.isoformat(), "onset-lambda"))
+                              seed=stable_seed(project_id, start.isoformat(), "onset-lambda"))
     if cal is not None:
         return cal, start.isoformat()
-    borrowed = pick_reference({m: c for m, (c, _) in reference.items()})
-    at = next((a for c, a in reference.values() if c is borrowed), start.isoformat())
-    return borrowed_calibration(borrowed, history=len(finite_scores(history)), alpha=cfg.drift_alpha,
-                                window_size=window_size, n_trailing=n_trailing), at
+    return borrowed_calibration(reference[0] if reference else None, history=len(finite_scores(history)),
+                                alpha=cfg.drift_alpha, window_size=window_size, n_trailing=n_trailing), (
+        reference[1] if reference else start.isoformat())
 
 
 def trailing_vectors(session: Session, cfg: ProjectConfig, *, project_id: int, field: str, start: datetime,

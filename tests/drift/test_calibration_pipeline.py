@@ -32,7 +32,8 @@ def _events(hour: int, n: int) -> list[EventIn]:
 
 def _drift_rows(s: Session, pid: int) -> dict[tuple[str, datetime], MetricValue]:
     rows = s.scalars(select(MetricValue).where(MetricValue.project_id == pid, MetricValue.segment == "all",
-                                               MetricValue.metric.like("drift.prompt.%")))
+                                               MetricValue.metric.like("drift.prompt.%")
+                                               | (MetricValue.metric == "drift.embeddings.onset")))
     return {(r.metric, r.window_start): r for r in rows}
 
 
@@ -61,12 +62,14 @@ def test_calibration_is_stored_and_survives_a_recompute(session_maker: sessionma
         window = [r for (m, t), r in rows.items() if t == T0 + timedelta(hours=1)]
         assert len(window) == 3 and all(r.details["budget"]["family_size"] == 3 for r in window)
         # No onset history yet: the onset row borrows the reference's knn λ (conservative), and says so.
-        onset = rows[("drift.prompt.onset", T0 + timedelta(hours=1))]
+        onset = rows[("drift.embeddings.onset", T0 + timedelta(hours=1))]
         onset_cal = onset.details["details"]["calibration"]
         assert onset_cal["source"] == "reference_lambda" and onset_cal["lam"] == cal["lam"]
         assert onset_cal["n_reference"] == 400 and "0 onset scores" in onset_cal["reason"]
-        assert onset.details["onset"] == {"trailing_seconds": 3 * 3600.0, "n_trailing": 400}
-        assert ("drift.prompt.onset", T0) in rows and rows[("drift.prompt.onset", T0)].status == "insufficient"
+        assert onset.details["onset"] == {"trailing_seconds": 3 * 3600.0, "fields": ["prompt"], "skipped": {}}
+        assert onset.details["details"]["fields"]["prompt"]["n_reference"] == 400  # all of hour 0
+        hour0 = rows[("drift.embeddings.onset", T0)]
+        assert hour0.status == "insufficient" and "trailing 0" in hour0.details["reason"]
         adjusted = bh_adjust([r.details["p_calibrated"] for r in window])
         for r, adj in zip(window, adjusted, strict=True):
             assert r.details["p_adjusted"] == pytest.approx(adj) and r.flagged == (adj <= 0.01)

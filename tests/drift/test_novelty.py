@@ -202,7 +202,7 @@ def test_novelty_through_the_pipeline_is_calibrated_budgeted_and_recomputed_iden
         assert cal["method"] == "novelty" and cal["source"] == "reference_blocks" and cal["n_reference"] == 400
         # mmd, novelty and the onset row (against hour 0; it borrows mmd's λ, the largest, with no knn to borrow)
         assert row.details["budget"]["family_size"] == 3 and row.p_value is not None
-        onset = rows[("drift.prompt.onset", hour1)].details["details"]["calibration"]
+        onset = rows[("drift.embeddings.onset", hour1)].details["details"]["calibration"]
         assert onset["source"] == "reference_lambda" and onset["lam"] == max(
             c.lam for c in s.scalars(select(DriftCalibration).where(DriftCalibration.project_id == pid)))
         assert {c.method for c in s.scalars(select(DriftCalibration).where(DriftCalibration.project_id == pid))} == {

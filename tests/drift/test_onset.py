@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from threadpoolctl import threadpool_limits
@@ -21,11 +22,14 @@ from monitor.demo.traffic import mixed
 from monitor.drift import get_detector
 from monitor.drift.null import inflation, required_score
 from monitor.drift.onset import (
+    FIELD_FLOOR,
     MIN_HISTORY,
     borrowed_calibration,
+    combine_fields,
     history_calibration,
     pick_reference,
 )
+from monitor.drift.result import DriftResult
 from monitor.drift.thresholds import Calibration, apply_calibration, result_score
 from monitor.ingest.service import ingest_events
 from monitor.pipeline.models import MetricValue
@@ -152,8 +156,9 @@ def test_short_history_borrows_the_reference_lambda_or_falls_back() -> None:
 
 
 def _window_events(w: int, n: int) -> list[EventIn]:
+    answers = mixed(QUIET, n, seed=10_000 + w)  # the demo has no answers: another query of the mix stands in
     return [EventIn(event_id=f"w{w}-{i}", timestamp=T0 + timedelta(minutes=5 * w, seconds=10 * i), prompt=text,
-                    latency_ms=100.0) for i, text in enumerate(mixed(QUIET, n, seed=w))]
+                    response=answers[i], latency_ms=100.0) for i, text in enumerate(mixed(QUIET, n, seed=w))]
 
 
 @pytest.mark.slow
@@ -165,7 +170,7 @@ def test_the_pipeline_measures_onset_lambda_on_its_own_history_once_it_has_enoug
     with session_maker() as s:
         project = get_or_create_project(s, unique_slug())
         project.config = {"window_seconds": 300, "reference": {"kind": "first_n", "n": 240}, "drift_min_samples": 20,
-                          "drift_fields": ["prompt"], "drift_methods": ["knn"], "drift_onset_seconds": 900}
+                          "drift_methods": ["knn"], "drift_onset_seconds": 900}
         ingest_events(s, project.id, [e for w in range(n_windows) for e in _window_events(w, 24)])
         s.commit()
         pid = project.id
@@ -175,7 +180,8 @@ def test_the_pipeline_measures_onset_lambda_on_its_own_history_once_it_has_enoug
 
     with session_maker() as s:
         rows = {r.window_start: r for r in s.scalars(select(MetricValue).where(
-            MetricValue.project_id == pid, MetricValue.segment == "all", MetricValue.metric == "drift.prompt.onset"))}
+            MetricValue.project_id == pid, MetricValue.segment == "all",
+            MetricValue.metric == "drift.embeddings.onset"))}
         assert rows[starts[0]].status == "insufficient"
         sources = [rows[t].details["details"]["calibration"]["source"] for t in starts[1:]]
         assert sources == ["reference_lambda"] * MIN_HISTORY + ["onset_history"]
@@ -183,12 +189,34 @@ def test_the_pipeline_measures_onset_lambda_on_its_own_history_once_it_has_enoug
         cal = last.details["details"]["calibration"]
         history = [rows[t].details["details"]["score"] for t in starts[1:-1]]
         assert cal["n_blocks"] == MIN_HISTORY and cal["lam"] == pytest.approx(max(1.0, inflation(history)))
-        assert last.details["onset"] == {"trailing_seconds": 900.0, "n_trailing": 72}  # 3 windows of 24
-        assert last.details["budget"]["family_size"] == 2  # knn against the reference, and the onset row
+        assert last.details["onset"] == {"trailing_seconds": 900.0, "fields": ["prompt", "response"], "skipped": {}}
+        fields = last.details["details"]["fields"]
+        assert fields["prompt"]["n_reference"] == fields["response"]["n_reference"] == 72  # 3 windows of 24
+        # One row over both fields: Stouffer's sum of their scores.
+        assert last.value == pytest.approx((fields["prompt"]["score"] + fields["response"]["score"]) / math.sqrt(2))
+        assert last.details["budget"]["family_size"] == 3  # knn on each field against the reference, and onset
         before = (last.value, last.p_value, last.flagged, last.details)
     process_window(pid, starts[-1], factory=session_maker, only=["drift"])
     with session_maker() as s:
         again = s.scalars(select(MetricValue).where(
-            MetricValue.project_id == pid, MetricValue.segment == "all", MetricValue.metric == "drift.prompt.onset",
+            MetricValue.project_id == pid, MetricValue.segment == "all", MetricValue.metric == "drift.embeddings.onset",
             MetricValue.window_start == starts[-1])).one()
         assert (again.value, again.p_value, again.flagged, again.details) == before
+
+
+def _scored(z: float, effect: float = 0.02) -> DriftResult:
+    return DriftResult(method="knn", statistic=10.0, p_value=0.5, threshold=0.01, is_drift=False, effect_size=effect,
+                       n_reference=4000, n_current=1000, details={"z": z, "null_skew": 0.0})
+
+
+def test_fields_combine_by_stouffer_with_a_floor_under_a_field_without_isolated_items() -> None:
+    both = combine_fields({"prompt": _scored(3.0), "response": _scored(2.0, 0.04)}, 0.01)
+    assert both.statistic == pytest.approx(5.0 / math.sqrt(2)) and result_score(both) == pytest.approx(5 / math.sqrt(2))
+    assert both.p_value == pytest.approx(float(norm.sf(5.0 / math.sqrt(2))))
+    assert both.effect_size == pytest.approx(0.03) and both.details["fields"]["response"]["score"] == pytest.approx(2.0)
+    one = combine_fields({"prompt": _scored(2.5)}, 0.01)
+    assert one.statistic == pytest.approx(2.5)
+    floored = combine_fields({"prompt": _scored(4.0), "response": _scored(-9.0)}, 0.01)
+    assert floored.statistic == pytest.approx((4.0 + FIELD_FLOOR) / math.sqrt(2))
+    with pytest.raises(ValueError):
+        combine_fields({}, 0.01)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from monitor.drift.budget import bh_adjust
 from monitor.drift.onset import DETECTOR as ONSET_DETECTOR
-from monitor.drift.onset import ONSET
+from monitor.drift.onset import ONSET, SERIES, combine_fields, pick_reference
 from monitor.drift.registry import get_detector
 from monitor.drift.result import DriftResult, InsufficientDataError
 from monitor.drift.thresholds import CALIBRATED_METHODS, Calibration, apply_calibration, with_segment_lambda
@@ -116,28 +116,47 @@ def _explain(session: Session, ctx: WindowContext, metric: str, ref: np.ndarray,
     return {"explanation": out}
 
 
-def _onset_point(session: Session, ctx: WindowContext, field: str, cur: np.ndarray | None,
-                 whole: dict[str, tuple[Calibration, str]], model_key: str, encode: Encode) -> MetricPoint:
-    """The window's `all` rows of `field` against a sample of the trailing span (monitor/drift/onset.py)."""
+def _onset_field(session: Session, ctx: WindowContext, field: str, cur: np.ndarray | None, model_key: str,
+                 encode: Encode) -> DriftResult | str:
+    """`knn` between the window's `all` rows of `field` and a sample of the trailing span; or why it cannot run."""
     cfg, pid, need = ctx.config, ctx.project.id, ctx.config.drift_min_samples
-    metric = drift_metric_name(field, ONSET)
     n_cur = 0 if cur is None else int(cur.shape[0])
     if cur is None or n_cur < need:
-        return _insufficient(metric, 0, n_cur, need)
+        return f"{field}: current {n_cur}; need {need}"
     trail = trailing_vectors(session, cfg, project_id=pid, field=field, start=ctx.window_start, n_window=n_cur,
                              model_key=model_key, encode=encode)
     if trail.shape[0] < need:
-        return _insufficient(metric, int(trail.shape[0]), n_cur, need)
-    cal = onset_calibration(session, cfg, project_id=pid, field=field, start=ctx.window_start, window_size=n_cur,
-                            n_trailing=int(trail.shape[0]), reference=whole)
-    seed = stable_seed(pid, ALL, ctx.window_start.isoformat(), metric)
+        return f"{field}: trailing {trail.shape[0]} in the {onset_span(cfg)} before the window; need {need}"
+    seed = stable_seed(pid, ALL, ctx.window_start.isoformat(), drift_metric_name(field, ONSET))
     try:
-        result = _run_detector(cfg, ONSET_DETECTOR, trail, cur, seed, cal)
+        return get_detector(ONSET_DETECTOR)(trail, cur, alpha=cfg.drift_alpha, seed=seed, min_effect=0.0)
     except InsufficientDataError as exc:
-        return MetricPoint(metric, "insufficient", n_cur, details={"reason": str(exc)})
+        return f"{field}: {exc}"
+
+
+def _onset_point(session: Session, ctx: WindowContext, results: dict[str, DriftResult | str],
+                 whole: dict[str, dict[str, tuple[Calibration, str]]]) -> MetricPoint:
+    """The window's onset row (monitor/drift/onset.py): the fields' tests combined, judged with λ from the
+    project's earlier onset rows (or, until there are enough, the reference rows' λ)."""
+    cfg = ctx.config
+    metric = drift_metric_name(SERIES, ONSET)
+    done = {f: r for f, r in results.items() if isinstance(r, DriftResult)}
+    if not done:
+        reasons = "; ".join(r for r in results.values() if isinstance(r, str))
+        return MetricPoint(metric, "insufficient", 0, details={"reason": reasons or "no embedded fields"})
+    combined = combine_fields(done, cfg.drift_alpha)
+    # What to borrow while the history is short: the largest λ of the fields' reference calibrations to borrow.
+    stamped = {id(c): (c, at) for cals in whole.values() for c, at in cals.values()}
+    picked = [c for cals in whole.values() if (c := pick_reference({m: c for m, (c, _) in cals.items()}))]
+    reference = stamped[id(max(picked, key=lambda c: (c.lam, c.method)))] if picked else None
+    cal = onset_calibration(session, cfg, project_id=ctx.project.id, start=ctx.window_start,
+                            window_size=combined.n_current, n_trailing=combined.n_reference, reference=reference)
+    judged = apply_calibration(combined, cal[0], cfg.drift_alpha)
+    judged.details["calibration"]["computed_at"] = cal[1]
     span = onset_span(cfg)
-    return _point(metric, result, {"onset": {"trailing_seconds": span.total_seconds() if span else None,
-                                             "n_trailing": int(trail.shape[0])}})
+    return _point(metric, judged, {"onset": {"trailing_seconds": span.total_seconds() if span else None,
+                                             "fields": sorted(done),
+                                             "skipped": {f: r for f, r in results.items() if isinstance(r, str)}}})
 
 
 def _segment_sides(
@@ -172,6 +191,8 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
                    for label, (seg_cur, seg_ref) in sides.items()}
         sampled_in_runs = {label: seg_ref.shape[0] > cfg.drift_max_samples for label, (_, seg_ref) in sides.items()}
         wanted = np.unique(np.concatenate([ids for pair in samples.values() for ids in pair])).tolist()
+        onset_results: dict[str, DriftResult | str] = {}
+        onset_cals: dict[str, dict[str, tuple[Calibration, str]]] = {}
         for field in cfg.drift_fields:
             ensure_vectors(session, wanted, field, embedder.model_key, embedder.encode)
             ids, vecs = load_vectors(session, wanted, field, embedder.model_key)  # events with empty text have none
@@ -216,16 +237,18 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
                     if label == ALL and field == "prompt":
                         explain_inputs[len(points[label]) - 1] = (a, b, b_ids, seed)
             if onset_span(cfg) is not None:
-                points[ALL].append(_onset_point(session, ctx, field, whole_cur, whole, embedder.model_key,
-                                                embedder.encode))
+                onset_results[field] = _onset_field(session, ctx, field, whole_cur, embedder.model_key,
+                                                    embedder.encode)
+                onset_cals[field] = whole
+        if onset_span(cfg) is not None:
+            points[ALL].append(_onset_point(session, ctx, onset_results, onset_cals))
     else:
         for label in masks:
             for field in cfg.drift_fields:
                 for method in cfg.drift_methods:
                     points[label].append(_insufficient(drift_metric_name(field, method), len(ref), len(cur), need))
         if onset_span(cfg) is not None:
-            for field in cfg.drift_fields:
-                points[ALL].append(_insufficient(drift_metric_name(field, ONSET), len(ref), len(cur), need))
+            points[ALL].append(_insufficient(drift_metric_name(SERIES, ONSET), len(ref), len(cur), need))
 
     _budget(points, cfg)
     # Flagged prompt rows of the whole traffic say what grew (after the budget: flagged is its decision).

@@ -164,6 +164,8 @@ def _why_not(name: str, cfg: ProjectConfig) -> str:
             return f"no evaluator named {parts[1]!r}: add one to `evaluators` (docs/evaluators.md)"
         if not named[parts[1]].enabled:
             return f"evaluator {parts[1]!r} is disabled"
+    if parts[0] == "drift" and parts[1] == "embeddings" and cfg.drift_onset_seconds is None:
+        return "drift_onset_seconds is null: set it (10800, 3 hours) to compute the onset row"
     if parts[0] == "drift" and parts[1] in EMBEDDING_FIELDS:
         if parts[1] not in cfg.drift_fields:
             return f"drift_fields is {cfg.drift_fields}: add {parts[1]!r} to compute it"

@@ -32,7 +32,10 @@ from monitor.drift.onset import (
 from monitor.drift.result import DriftResult
 from monitor.drift.thresholds import Calibration, apply_calibration, result_score
 from monitor.ingest.service import ingest_events
+from monitor.metrics.catalog import project_metrics
+from monitor.pipeline.config import ProjectConfig
 from monitor.pipeline.models import MetricValue
+from monitor.pipeline.onset import onset_span
 from monitor.projects.service import get_or_create_project
 from monitor.runner import process_window
 from monitor.schemas import EventIn
@@ -220,3 +223,14 @@ def test_fields_combine_by_stouffer_with_a_floor_under_a_field_without_isolated_
     assert floored.statistic == pytest.approx((4.0 + FIELD_FLOOR) / math.sqrt(2))
     with pytest.raises(ValueError):
         combine_fields({}, 0.01)
+
+
+def test_the_catalog_says_when_a_project_computes_the_onset_row() -> None:
+    on = {m.spec.name: m for m in project_metrics(ProjectConfig())}["drift.embeddings.onset"]
+    assert on.computed and on.spec.kind == "drift"
+    off = {m.spec.name: m for m in project_metrics(ProjectConfig(drift_onset_seconds=None))}["drift.embeddings.onset"]
+    assert not off.computed and "drift_onset_seconds" in off.note
+    # rounded up to whole windows
+    assert onset_span(ProjectConfig(window_seconds=3600, drift_onset_seconds=5400)) == timedelta(hours=2)
+    assert onset_span(ProjectConfig(window_seconds=86_400)) == timedelta(days=1)  # at least one window
+    assert onset_span(ProjectConfig(drift_onset_seconds=None)) is None

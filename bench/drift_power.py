@@ -241,13 +241,16 @@ def main() -> None:
                         help="also judge the onset row: the window's knn test against ROWS further rows of the usual "
                         "intents (the quiet hours before a sudden shift; at most what the pool has left, ~1,000 for "
                         "hwu64 at 1,000 per side), alone and in one BH family with the defaults (share cells only)")
+    parser.add_argument("--pool", default=None, metavar="NAME",
+                        help="draw the share cells from this intent pool instead of --dataset's extract (e.g. "
+                        "hwu64_full, 11,033 queries: room for --onset 4000, the pipeline's trailing sample)")
     parser.add_argument("--defaults-only", action="store_true",
                         help="compute only the default methods (and --onset): the other rows print as '-'")
     parser.add_argument("--cells", nargs="*", default=None,
                         help="run only these cells (e.g. 'cyclic quiet'); the stream of windows then differs")
     args = parser.parse_args()
 
-    pool = load_intent_pool(args.dataset)
+    pool = load_intent_pool(args.pool or args.dataset)
     # The no-repeats cell needs a pool large enough for a day of 8 windows plus one window without a shared query.
     big_name = NO_REPEATS_POOL[args.dataset]
     big = load_intent_pool(big_name) if big_name and (not args.cells or NO_REPEATS in args.cells) else None

@@ -53,6 +53,9 @@ DEMO_RULES = [
     {"name": "prompt-drift", "description": "What users ask moved away from the reference traffic.",
      "metric": "drift.prompt.mmd", "field": "flagged", "comparator": "==", "threshold": 1, "severity": "critical",
      "actions": [{"type": "webhook", "endpoints": ["demo-receiver"]}, {"type": "retrain"}]},
+    {"name": "sudden-shift", "description": "This hour differs from the hours just before it (the onset row).",
+     "metric": "drift.embeddings.onset", "field": "flagged", "comparator": "==", "threshold": 1, "severity": "warning",
+     "actions": [{"type": "webhook", "endpoints": ["demo-receiver"]}]},
     {"name": "rude-answers", "metric": "safety.profanity_rate.response", "comparator": ">", "threshold": 0.05,
      "severity": "warning", "actions": [{"type": "webhook", "endpoints": ["demo-receiver"]}]},
 ]

@@ -57,6 +57,7 @@ def test_demo_closes_the_loop_and_auto_approve_changes_the_served_version(tmp_pa
     # The alert: delivered to the local receiver, which verified its Standard Webhooks signature.
     assert values["alert_firing"] >= 1 and "prompt-drift" in values["alert_rules"]
     assert "rude-answers" in values["alert_rules"]  # on the abuse signal, safety.profanity_rate.response
+    assert "sudden-shift" in values["alert_rules"]  # the onset row: the shifted hours against the quiet ones before
     # Progress bars were fed by every long stage, the retraining one from the job's committed progress.
     assert bars["traffic"] == (200, 200) and bars["metrics"] == (6, 6) and bars["retrain"] == (100, 100)
 

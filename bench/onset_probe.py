@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -46,7 +45,7 @@ from monitor.drift import get_detector  # noqa: E402
 from monitor.drift.budget import bh_decisions  # noqa: E402
 from monitor.drift.calibration import load_intent_pool  # noqa: E402
 from monitor.drift.null import deflated_p  # noqa: E402
-from monitor.drift.onset import FIELD_FLOOR, HISTORY_ROWS, MIN_HISTORY  # noqa: E402
+from monitor.drift.onset import HISTORY_ROWS, MIN_HISTORY, combined_score  # noqa: E402
 from monitor.drift.thresholds import result_score  # noqa: E402
 
 CHI2_MEDIAN = 0.4549364  # median of χ² with one degree of freedom
@@ -168,11 +167,15 @@ def month_path(args: argparse.Namespace) -> Path:
 COMBINED = "embeddings|onset"
 
 
+def lam(values: list[float]) -> float:
+    """Genomic-control λ of normal scores, at least 1."""
+    return max(1.0, float(np.median(np.square(values))) / CHI2_MEDIAN)
+
+
 def with_combined(row: dict[str, float]) -> dict[str, float]:
     """The window's scores plus the pipeline's one onset row over both fields (`combine_fields`: Stouffer's sum of
-    the fields' scores, each at least FIELD_FLOOR, / sqrt(#fields))."""
-    fields = [v for k, v in row.items() if k.endswith("|knn")]
-    return {**row, COMBINED: sum(max(FIELD_FLOOR, v) for v in fields) / math.sqrt(len(fields))}
+    the fields' scores, each at least -4, / sqrt(#fields))."""
+    return {**row, COMBINED: combined_score([v for k, v in row.items() if k.endswith("|knn")])}
 
 
 def month_report(args: argparse.Namespace) -> None:
@@ -191,9 +194,6 @@ def month_report(args: argparse.Namespace) -> None:
     # flagged), which live traffic never is.
     live = sorted(w for w in scores if w >= args.trailing)
     first_shifted = round(args.shift_day * WINDOWS_PER_DAY)
-
-    def lam(values: list[float]) -> float:
-        return max(1.0, float(np.median(np.square(values))) / CHI2_MEDIAN)
 
     lam_day = {k: lam([d[k] for d in day]) for k in [*keys, COMBINED]}
     print(f"\n## Onset rows alone, trailing {args.trailing} windows; {len(day)} pinned-day windows, {len(live)} live "
@@ -268,8 +268,7 @@ def onsets(args: argparse.Namespace, scores: Callable[[int, float], dict[str, fl
                          f"windows {first - HISTORY_ROWS}..{first - 1} there): run --month {first - HISTORY_ROWS} "
                          f"{first} first")
     fields = sorted(k for k in history[0] if k != COMBINED)
-    lams = {k: max(1.0, float(np.median(np.square([h[k] for h in history if np.isfinite(h[k])]))) / CHI2_MEDIAN)
-            for k in [*fields, COMBINED]}
+    lams = {k: lam([h[k] for h in history if np.isfinite(h[k])]) for k in [*fields, COMBINED]}
     ways = {"combined": [COMBINED], "per field": fields}
     print(f"\n## {args.onsets} onsets of {args.shift:.0%} new intents from day {args.shift_day:g}, one every "
           f"{24 / args.onsets:g} hours; onset rows (trailing {args.trailing} windows) judged with the history λ of the "

@@ -99,6 +99,11 @@ def pick_reference(calibrations: dict[str, Calibration]) -> Calibration | None:
     return max(usable, key=lambda c: (c.lam, c.method)) if usable else None  # ties: by name, not by stored order
 
 
+def combined_score(scores: Sequence[float]) -> float:
+    """Stouffer's sum of the fields' normal scores / sqrt(#fields), each at least `FIELD_FLOOR`."""
+    return float(sum(max(FIELD_FLOOR, s) for s in scores) / math.sqrt(len(scores)))
+
+
 def combine_fields(results: Mapping[str, DriftResult], alpha: float) -> DriftResult:
     """One result over the fields' onset tests: Stouffer's sum of their normal scores / sqrt(#fields).
 
@@ -109,7 +114,7 @@ def combine_fields(results: Mapping[str, DriftResult], alpha: float) -> DriftRes
     if not results:
         raise ValueError("no field results to combine")
     scores = {f: max(FIELD_FLOOR, result_score(r)) for f, r in results.items()}
-    z = float(sum(scores.values()) / math.sqrt(len(scores)))
+    z = combined_score(list(scores.values()))
     p = float(norm.sf(z))
     effects = [r.effect_size for r in results.values() if r.effect_size is not None]
     fields = {f: {"score": scores[f], "statistic": r.statistic, "p_value": r.p_value, "effect_size": r.effect_size,

@@ -8,7 +8,6 @@ rows before the window, so a recompute of the same data writes the same row.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -32,9 +31,7 @@ from monitor.pipeline.config import ProjectConfig
 from monitor.pipeline.models import MetricValue
 from monitor.pipeline.sampling import sample_ids, stable_seed
 from monitor.pipeline.segments import ALL
-from monitor.pipeline.vectors import ensure_vectors, load_vectors
-
-Encode = Callable[[list[str]], np.ndarray]
+from monitor.pipeline.vectors import Encode, ensure_vectors, load_vectors
 
 
 def onset_span(cfg: ProjectConfig) -> timedelta | None:
@@ -45,12 +42,10 @@ def onset_span(cfg: ProjectConfig) -> timedelta | None:
     return timedelta(seconds=windows * cfg.window_seconds)
 
 
-def trailing_sample(session: Session, project_id: int, start: datetime, span: timedelta, limit: int) -> np.ndarray:
-    """Ids of a uniform sample (at most `limit`, seeded per event, so overlapping spans share their samples) of
-    the project's events in [start - span, start)."""
-    ids = np.fromiter(session.scalars(select(Event.id).where(
+def trailing_ids(session: Session, project_id: int, start: datetime, span: timedelta) -> np.ndarray:
+    """Ids of the project's events in [start - span, start): fetched once per window, sampled per field."""
+    return np.fromiter(session.scalars(select(Event.id).where(
         Event.project_id == project_id, Event.ts >= start - span, Event.ts < start)), dtype=np.int64)
-    return sample_ids(ids, limit, stable_seed(project_id, "onset-sample"))
 
 
 def onset_history(session: Session, project_id: int, start: datetime) -> list[float | None]:
@@ -83,15 +78,13 @@ def onset_calibration(session: Session, cfg: ProjectConfig, *, project_id: int, 
         reference[1] if reference else start.isoformat())
 
 
-def trailing_vectors(session: Session, cfg: ProjectConfig, *, project_id: int, field: str, start: datetime,
+def trailing_vectors(session: Session, cfg: ProjectConfig, *, project_id: int, field: str, trailing: np.ndarray,
                      n_window: int, model_key: str, encode: Encode) -> np.ndarray:
-    """Vectors of the trailing sample (`TRAILING_FACTOR` x the window's rows, at most `drift_max_samples`); the
-    sample's missing vectors are embedded and stored (usually none: the earlier windows embedded their events)."""
-    span = onset_span(cfg)
-    if span is None:
-        raise ValueError("the onset rows are off (drift_onset_seconds is None)")
+    """Vectors of a uniform sample of the `trailing` ids (`TRAILING_FACTOR` x the window's rows, at most
+    `drift_max_samples`; seeded per event, so overlapping spans share their samples); the sample's missing vectors
+    are embedded and stored (usually none: the earlier windows embedded their events)."""
     limit = min(TRAILING_FACTOR * n_window, cfg.drift_max_samples)
-    ids = trailing_sample(session, project_id, start, span, limit)
-    ensure_vectors(session, ids.tolist(), field, model_key, encode)
-    _, vecs = load_vectors(session, ids.tolist(), field, model_key)  # events with empty text have none
+    ids = sample_ids(trailing, limit, stable_seed(project_id, "onset-sample")).tolist()
+    ensure_vectors(session, ids, field, model_key, encode)
+    _, vecs = load_vectors(session, ids, field, model_key)  # events with empty text have none
     return vecs

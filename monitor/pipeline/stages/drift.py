@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from monitor.pipeline.calibrations import reference_calibrations
 from monitor.pipeline.clusters import store_cluster_members
 from monitor.pipeline.config import ProjectConfig
 from monitor.pipeline.context import WindowContext
-from monitor.pipeline.onset import onset_calibration, onset_span, trailing_vectors
+from monitor.pipeline.onset import onset_calibration, onset_span, trailing_ids, trailing_vectors
 from monitor.pipeline.ops import MetricPoint
 from monitor.pipeline.sampling import run_sample, sample_ids, stable_seed
 from monitor.pipeline.segments import ALL, segment_masks, segment_matches
@@ -116,17 +117,18 @@ def _explain(session: Session, ctx: WindowContext, metric: str, ref: np.ndarray,
     return {"explanation": out}
 
 
-def _onset_field(session: Session, ctx: WindowContext, field: str, cur: np.ndarray | None, model_key: str,
-                 encode: Encode) -> DriftResult | str:
-    """`knn` between the window's `all` rows of `field` and a sample of the trailing span; or why it cannot run."""
+def _onset_field(session: Session, ctx: WindowContext, field: str, cur: np.ndarray | None, trailing: np.ndarray,
+                 span: timedelta, model_key: str, encode: Encode) -> DriftResult | str:
+    """`knn` between the window's `all` rows of `field` and a sample of the `trailing` events (ids of the `span`
+    before the window); or why it cannot run."""
     cfg, pid, need = ctx.config, ctx.project.id, ctx.config.drift_min_samples
     n_cur = 0 if cur is None else int(cur.shape[0])
     if cur is None or n_cur < need:
         return f"{field}: current {n_cur}; need {need}"
-    trail = trailing_vectors(session, cfg, project_id=pid, field=field, start=ctx.window_start, n_window=n_cur,
+    trail = trailing_vectors(session, cfg, project_id=pid, field=field, trailing=trailing, n_window=n_cur,
                              model_key=model_key, encode=encode)
     if trail.shape[0] < need:
-        return f"{field}: trailing {trail.shape[0]} in the {onset_span(cfg)} before the window; need {need}"
+        return f"{field}: trailing {trail.shape[0]} in the {span} before the window; need {need}"
     seed = stable_seed(pid, ALL, ctx.window_start.isoformat(), drift_metric_name(field, ONSET))
     try:
         return get_detector(ONSET_DETECTOR)(trail, cur, alpha=cfg.drift_alpha, seed=seed, min_effect=0.0)
@@ -135,7 +137,7 @@ def _onset_field(session: Session, ctx: WindowContext, field: str, cur: np.ndarr
 
 
 def _onset_point(session: Session, ctx: WindowContext, results: dict[str, DriftResult | str],
-                 whole: dict[str, dict[str, tuple[Calibration, str]]]) -> MetricPoint:
+                 whole: dict[str, dict[str, tuple[Calibration, str]]], span: timedelta) -> MetricPoint:
     """The window's onset row (monitor/drift/onset.py): the fields' tests combined, judged with λ from the
     project's earlier onset rows (or, until there are enough, the reference rows' λ)."""
     cfg = ctx.config
@@ -145,16 +147,16 @@ def _onset_point(session: Session, ctx: WindowContext, results: dict[str, DriftR
         reasons = "; ".join(r for r in results.values() if isinstance(r, str))
         return MetricPoint(metric, "insufficient", 0, details={"reason": reasons or "no embedded fields"})
     combined = combine_fields(done, cfg.drift_alpha)
-    # What to borrow while the history is short: the largest λ of the fields' reference calibrations to borrow.
-    stamped = {id(c): (c, at) for cals in whole.values() for c, at in cals.values()}
-    picked = [c for cals in whole.values() if (c := pick_reference({m: c for m, (c, _) in cals.items()}))]
-    reference = stamped[id(max(picked, key=lambda c: (c.lam, c.method)))] if picked else None
+    # What to borrow while the history is short: the largest λ of the fields' reference calibrations to borrow
+    # (each with its computed_at; a field's calibrations are keyed by their method).
+    picked = [cals[c.method] for cals in whole.values()
+              if (c := pick_reference({m: cal for m, (cal, _) in cals.items()})) is not None]
+    reference = max(picked, key=lambda ca: (ca[0].lam, ca[0].method)) if picked else None
     cal = onset_calibration(session, cfg, project_id=ctx.project.id, start=ctx.window_start,
                             window_size=combined.n_current, n_trailing=combined.n_reference, reference=reference)
     judged = apply_calibration(combined, cal[0], cfg.drift_alpha)
     judged.details["calibration"]["computed_at"] = cal[1]
-    span = onset_span(cfg)
-    return _point(metric, judged, {"onset": {"trailing_seconds": span.total_seconds() if span else None,
+    return _point(metric, judged, {"onset": {"trailing_seconds": span.total_seconds(),
                                              "fields": sorted(done),
                                              "skipped": {f: r for f, r in results.items() if isinstance(r, str)}}})
 
@@ -176,6 +178,7 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
     sides = {label: _segment_sides(label, mask, cur, ref) for label, mask in masks.items()}
     points: dict[str, list[MetricPoint]] = {label: [] for label in masks}
     need = cfg.drift_min_samples
+    span = onset_span(cfg)  # the onset row's trailing span; None: the row is off
     explain_inputs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, int]] = {}
 
     if len(cur) >= need and len(ref) >= need:
@@ -193,6 +196,7 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
         wanted = np.unique(np.concatenate([ids for pair in samples.values() for ids in pair])).tolist()
         onset_results: dict[str, DriftResult | str] = {}
         onset_cals: dict[str, dict[str, tuple[Calibration, str]]] = {}
+        trailing = trailing_ids(session, pid, ctx.window_start, span) if span is not None else None
         for field in cfg.drift_fields:
             ensure_vectors(session, wanted, field, embedder.model_key, embedder.encode)
             ids, vecs = load_vectors(session, wanted, field, embedder.model_key)  # events with empty text have none
@@ -236,18 +240,18 @@ def compute_drift(session: Session, ctx: WindowContext) -> int:
                     points[label].append(_point(metric, result))
                     if label == ALL and field == "prompt":
                         explain_inputs[len(points[label]) - 1] = (a, b, b_ids, seed)
-            if onset_span(cfg) is not None:
-                onset_results[field] = _onset_field(session, ctx, field, whole_cur, embedder.model_key,
-                                                    embedder.encode)
+            if span is not None and trailing is not None:
+                onset_results[field] = _onset_field(session, ctx, field, whole_cur, trailing, span,
+                                                    embedder.model_key, embedder.encode)
                 onset_cals[field] = whole
-        if onset_span(cfg) is not None:
-            points[ALL].append(_onset_point(session, ctx, onset_results, onset_cals))
+        if span is not None:
+            points[ALL].append(_onset_point(session, ctx, onset_results, onset_cals, span))
     else:
         for label in masks:
             for field in cfg.drift_fields:
                 for method in cfg.drift_methods:
                     points[label].append(_insufficient(drift_metric_name(field, method), len(ref), len(cur), need))
-        if onset_span(cfg) is not None:
+        if span is not None:
             points[ALL].append(_insufficient(drift_metric_name(SERIES, ONSET), len(ref), len(cur), need))
 
     _budget(points, cfg)

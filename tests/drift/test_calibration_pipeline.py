@@ -75,17 +75,20 @@ def test_calibration_is_stored_and_survives_a_recompute(session_maker: sessionma
             assert r.details["p_adjusted"] == pytest.approx(adj) and r.flagged == (adj <= 0.01)
         stored = s.scalars(select(DriftCalibration).where(DriftCalibration.project_id == pid)).all()
         assert {c.method for c in stored} == {"mmd", "knn"}
-        by_method = {c.method: c for c in stored}
+        # Hours 0 and 1 differ in window size (400 and 100 events: buckets 512 and 128), so each method has one
+        # calibration per bucket; the row reads its own bucket's (not whichever the query returned last).
+        by_method = {c.method: c for c in stored if c.calibration["window_size"] == cal["window_size"]}
+        assert len(stored) == 4 and set(by_method) == {"mmd", "knn"}
         assert by_method["knn"].lam == cal["lam"] and by_method["knn"].n_reference == 400
         assert by_method["knn"].computed_at.isoformat() == cal["computed_at"]
         before = {k: (r.value, r.p_value, r.flagged, r.details) for k, r in rows.items()}
-        stored_before = {c.method: (c.reference_key, c.calibration, c.computed_at) for c in stored}
+        stored_before = {(c.method, c.reference_key): (c.calibration, c.computed_at) for c in stored}
 
     for hour in (0, 1):  # a recompute reads the stored calibration: same rows, same calibration row
         process_window(pid, T0 + timedelta(hours=hour), factory=session_maker, only=["drift"])
     with session_maker() as s:
         after = {k: (r.value, r.p_value, r.flagged, r.details) for k, r in _drift_rows(s, pid).items()}
-        stored_after = {c.method: (c.reference_key, c.calibration, c.computed_at)
+        stored_after = {(c.method, c.reference_key): (c.calibration, c.computed_at)
                         for c in s.scalars(select(DriftCalibration).where(DriftCalibration.project_id == pid))}
         s.execute(delete(DriftCalibration).where(DriftCalibration.project_id == pid))
         s.commit()
@@ -95,8 +98,8 @@ def test_calibration_is_stored_and_survives_a_recompute(session_maker: sessionma
         process_window(pid, T0 + timedelta(hours=hour), factory=session_maker, only=["drift"])
     with session_maker() as s:
         again = s.scalars(select(DriftCalibration).where(DriftCalibration.project_id == pid)).all()
-        assert {c.method: (c.reference_key, c.calibration) for c in again} == {
-            m: (k, c) for m, (k, c, _) in stored_before.items()}
+        assert {(c.method, c.reference_key): c.calibration for c in again} == {
+            key: c for key, (c, _) in stored_before.items()}
         recomputed = {k: (r.value, r.p_value, r.flagged) for k, r in _drift_rows(s, pid).items()}
     assert recomputed == {k: v[:3] for k, v in before.items()}
 

@@ -15,10 +15,20 @@ average without anything new. "cyclic quiet, no repeats" is the same cycle, for 
 are window-sized, and no query in both reference and window (CLINC150 keeps a
 1,500-event day from its extract). The last column repeats 40% at 300 events per side (reference too).
 
+The share cells (quiet, 10/20/40% new) draw from `--pool` (for hwu64 the 11,033-query `hwu64_full`, the whole
+public set: the 3,503-query extract cannot hold a reference, a window and the trailing sample the onset row needs).
+Each such trial also draws `--onset` rows (default 4x the window, the pipeline's trailing sample) of the usual
+intents that neither window holds: the quiet hours before the window.
+
 Rows (each trial computes every statistic once and applies each decision rule to it):
-- defaults: the default `drift_methods` (monitor/pipeline/config.py), each calibrated on the trial's reference
-  (monitor/drift/thresholds.py) together, as the pipeline does, Benjamini-Hochberg at 0.01 over the window's rows
-  (one segment, one field); the window is flagged when any row is;
+- defaults: what the pipeline decides at its defaults, one Benjamini-Hochberg family at 0.01 over the window's rows
+  (one segment, one field): the reference rows, the default `drift_methods` (monitor/pipeline/config.py), each
+  calibrated on the trial's reference (monitor/drift/thresholds.py) together, as the pipeline does, and the onset
+  row (monitor/drift/onset.py: `knn` between the window and the trailing sample, at λ 1 — what the onset history's
+  genomic control gives on stationary traffic; the quiet cell's own λ is printed). The window is flagged when any
+  row is. The cyclic cells simulate no trailing hours, so they show '-' here: their onset row is
+  bench/quiet_month.py's (a month of 5-minute windows whose mix moves with the hour);
+- reference rows: the same without the onset row (the pipeline with `drift_onset_seconds` null);
 - candidate method sets (`mmd + knn`, the defaults until 2026-12-05; `novelty` with `mmd` and/or `knn`; `knn_strat`
   with `mmd` and with `mmd + knn`), each
   calibrated as a set (the stationarity gate is shared within a set) and judged by BH at 0.01 the same way;
@@ -54,15 +64,21 @@ from monitor.drift.calibration import (  # noqa: E402
     load_intent_pool,
     new_intent_windows,
 )
-from monitor.drift.null import deflated_p  # noqa: E402
+from monitor.drift.null import deflated_p, inflation  # noqa: E402
+from monitor.drift.onset import TRAILING_FACTOR  # noqa: E402
 from monitor.drift.thresholds import apply_calibration, calibrate_methods  # noqa: E402
 from monitor.pipeline.config import ProjectConfig  # noqa: E402
 
 DEFAULT_METHODS = tuple(ProjectConfig().drift_methods)
 SETS = {" + ".join(s): s for s in (("mmd", "knn"), ("novelty", "mmd"), ("novelty", "knn"), ("novelty", "mmd", "knn"),
                                     ("mmd", "knn", "knn_strat"), ("mmd", "knn_strat"))}
+DEFAULTS = f"defaults|reference rows ({' + '.join(DEFAULT_METHODS)}) + onset row, BH at 0.01"
+REFERENCE_ROWS = f"reference rows|{' + '.join(DEFAULT_METHODS)}, calibrated, BH at 0.01"
+ONSET_ROW = f"onset row|knn vs the trailing {TRAILING_FACTOR}x window, λ 1, alpha 0.01"
 ROWS = (
-    ("defaults", f"{' + '.join(DEFAULT_METHODS)}, calibrated, BH at 0.01"),
+    tuple(DEFAULTS.split("|")),
+    tuple(REFERENCE_ROWS.split("|")),
+    tuple(ONSET_ROW.split("|")),
     *((name, "set, calibrated, BH at 0.01") for name in SETS),
     ("novelty", "calibrated, alpha 0.01"),
     ("novelty", "exact p <= 0.01, uncalibrated"),
@@ -74,8 +90,6 @@ ROWS = (
     ("mmd", "old defaults (p<=0.01, effect>=0.05)"),
     ("mmd", "alpha 0.05, no floor"),
     ("evidently_model", "Evidently defaults"),
-    ("defaults + onset", "the onset row beside them (trailing quiet traffic, λ 1), BH at 0.01"),
-    ("onset", "knn vs trailing quiet traffic, λ 1, alpha 0.01"),
 )
 CALIBRATED = ("mmd", "knn", "classifier", "novelty", "knn_strat")
 
@@ -107,6 +121,8 @@ def cells(n: int, small_n: int) -> list[tuple[str, float | None, int]]:
 NO_REPEATS = "cyclic quiet, no repeats"
 NO_REPEATS_POOL = {"hwu64": "hwu64_full", "clinc150": None}
 """The larger pool the no-repeats cell draws from (the dataset's own extract when there is none)."""
+SHARE_POOL = {"hwu64": "hwu64_full", "clinc150": "clinc150"}
+"""The pool the share cells draw from by default: the largest shipped one, room for the trailing sample."""
 ORDER = ("quiet", "cyclic quiet", "cyclic quiet, no repeats", "10% new", "20% new", "40% new")
 
 
@@ -152,22 +168,26 @@ def windows_with_trailing(pool: IntentPool, *, n: int, share: float, rng: np.ran
     return ref, cur[rng.permutation(n)], trailing
 
 
-def onset_p(trailing: np.ndarray, cur: np.ndarray, seed: int) -> float:
-    """The onset row's calibrated p on one field at λ 1: what its history's genomic control gives on stationary
-    traffic (the median's noise over 288 windows aside)."""
+def onset_score(trailing: np.ndarray, cur: np.ndarray, seed: int) -> float:
+    """The onset row's normal score on one field (knn, the window against the trailing sample)."""
     res = get_detector("knn")(trailing, cur, seed=seed, min_effect=0.0, alpha=0.01)
-    return deflated_p(thresholds.result_score(res), 1.0)
+    return float(thresholds.result_score(res))
 
 
 def run_trial(ref: np.ndarray, cur: np.ndarray, seed: int, timings: dict[str, list[float]],
               trailing: np.ndarray | None = None, defaults_only: bool = False) -> dict[str, object]:
     out: dict[str, object] = {}
     _block_memo.clear()
+    p_onset = 1.0
     if trailing is not None:
         start = time.perf_counter()
-        p_onset = onset_p(trailing, cur, seed)
+        score = onset_score(trailing, cur, seed)
         timings["onset (knn vs trailing)"].append(time.perf_counter() - start)
-        out["onset|knn vs trailing quiet traffic, λ 1, alpha 0.01"] = p_onset <= 0.01
+        # λ 1: what the onset history's genomic control gives on stationary traffic (the quiet cell's own λ, from
+        # these scores, is printed with the table).
+        p_onset = deflated_p(score, 1.0)
+        out["onset score"] = score
+        out[ONSET_ROW] = p_onset <= 0.01
     if defaults_only:
         set_cals = calibrate_methods(ref, DEFAULT_METHODS, seed=seed, window_size=cur.shape[0], alpha=0.01)
         p_set = []
@@ -177,10 +197,9 @@ def run_trial(ref: np.ndarray, cur: np.ndarray, seed: int, timings: dict[str, li
             out[f"{m}|calibrated, alpha 0.01"] = judged.is_drift
             out[f"lambda {m}"], out[f"effect {m}"] = set_cals[m].lam, float(res.effect_size or 0.0)
             p_set.append(float(judged.details["p_calibrated"]))
-        out[f"defaults|{' + '.join(DEFAULT_METHODS)}, calibrated, BH at 0.01"] = bool(bh_decisions(p_set, 0.01).any())
+        out[REFERENCE_ROWS] = bool(bh_decisions(p_set, 0.01).any())
         if trailing is not None:
-            out["defaults + onset|the onset row beside them (trailing quiet traffic, λ 1), BH at 0.01"] = bool(
-                bh_decisions([*p_set, p_onset], 0.01).any())
+            out[DEFAULTS] = bool(bh_decisions([*p_set, p_onset], 0.01).any())
         return out
     start = time.perf_counter()
     cals = calibrate_methods(ref, ("mmd", "knn", "classifier"), seed=seed, window_size=cur.shape[0], alpha=0.01)
@@ -213,14 +232,12 @@ def run_trial(ref: np.ndarray, cur: np.ndarray, seed: int, timings: dict[str, li
         # Calibrated as a set: the pipeline calibrates a project's methods together (one shared gate).
         set_cals = calibrate_methods(ref, methods, seed=seed, window_size=cur.shape[0], alpha=0.01)
         p_set = [float(apply_calibration(results[m], set_cals[m], 0.01).details["p_calibrated"]) for m in methods]
-        label = f"defaults|{' + '.join(DEFAULT_METHODS)}, calibrated, BH at 0.01" if name == "defaults" else \
-            f"{name}|set, calibrated, BH at 0.01"
+        label = REFERENCE_ROWS if name == "defaults" else f"{name}|set, calibrated, BH at 0.01"
         out[label] = bool(bh_decisions(p_set, 0.01).any())
         if name == "defaults":
             out.update({f"lambda {m} (defaults)": set_cals[m].lam for m in methods})
             if trailing is not None:
-                out["defaults + onset|the onset row beside them (trailing quiet traffic, λ 1), BH at 0.01"] = bool(
-                    bh_decisions([*p_set, p_onset], 0.01).any())
+                out[DEFAULTS] = bool(bh_decisions([*p_set, p_onset], 0.01).any())
     start = time.perf_counter()
     out["evidently_model|Evidently defaults"] = get_detector("evidently_model")(ref, cur, seed=seed).is_drift
     timings["evidently_model"].append(time.perf_counter() - start)
@@ -237,20 +254,20 @@ def main() -> None:
     parser.add_argument("--reference-windows", type=int, default=8,
                         help=f"reference of the '{NO_REPEATS}' cell, in windows (8 with drift_calibration_blocks = 8 "
                         "makes the calibration blocks window-sized)")
-    parser.add_argument("--onset", type=int, default=0, metavar="ROWS",
-                        help="also judge the onset row: the window's knn test against ROWS further rows of the usual "
-                        "intents (the quiet hours before a sudden shift; at most what the pool has left, ~1,000 for "
-                        "hwu64 at 1,000 per side), alone and in one BH family with the defaults (share cells only)")
+    parser.add_argument("--onset", type=int, default=None, metavar="ROWS",
+                        help=f"trailing rows for the onset row in the share cells (default {TRAILING_FACTOR}x the "
+                        "window, the pipeline's trailing sample; at most what the pool has left; 0 = no onset row, "
+                        "'defaults' then prints '-')")
     parser.add_argument("--pool", default=None, metavar="NAME",
-                        help="draw the share cells from this intent pool instead of --dataset's extract (e.g. "
-                        "hwu64_full, 11,033 queries: room for --onset 4000, the pipeline's trailing sample)")
+                        help="draw the share cells from this intent pool (default: hwu64_full for hwu64, 11,033 "
+                        "queries; the dataset's extract otherwise)")
     parser.add_argument("--defaults-only", action="store_true",
                         help="compute only the default methods (and --onset): the other rows print as '-'")
     parser.add_argument("--cells", nargs="*", default=None,
                         help="run only these cells (e.g. 'cyclic quiet'); the stream of windows then differs")
     args = parser.parse_args()
 
-    pool = load_intent_pool(args.pool or args.dataset)
+    pool = load_intent_pool(args.pool or SHARE_POOL[args.dataset])
     # The no-repeats cell needs a pool large enough for a day of 8 windows plus one window without a shared query.
     big_name = NO_REPEATS_POOL[args.dataset]
     big = load_intent_pool(big_name) if big_name and (not args.cells or NO_REPEATS in args.cells) else None
@@ -259,6 +276,7 @@ def main() -> None:
     timings: dict[str, list[float]] = defaultdict(list)
     reference_repeats: list[int] = []
     trailing_rows: list[int] = []
+    onset_lambdas: dict[str, float] = {}
     table: dict[str, dict[str, float]] = {}
     started = time.perf_counter()
     for label, share, n in cells(args.n, args.small_n):
@@ -275,17 +293,21 @@ def main() -> None:
             elif share < 0:  # no big pool for this dataset: the old 1.5-window day (λ extrapolated, see docs)
                 ref, cur, repeats = cyclic_windows_distinct(pool, 3 * n // 2, n, rng, seed=t)
                 reference_repeats.append(repeats)
-            elif args.onset:
-                ref, cur, trailing = windows_with_trailing(pool, n=n, share=share, rng=rng, n_trailing=args.onset)
+            elif args.onset != 0:
+                want = TRAILING_FACTOR * n if args.onset is None else args.onset
+                ref, cur, trailing = windows_with_trailing(pool, n=n, share=share, rng=rng, n_trailing=want)
                 trailing_rows.append(trailing.shape[0])
             else:
                 ref, cur = new_intent_windows(pool, n_reference=n, n_current=n, share=share, rng=rng)
             outcomes.append(run_trial(ref, cur, seed=t, timings=timings,
-                                      trailing=trailing if args.onset and share is not None and share >= 0 else None,
+                                      trailing=trailing,
                                       defaults_only=args.defaults_only))
             print(f"  {label}: trial {t + 1}/{args.trials} ({time.perf_counter() - started:.0f} s) flagged: "
                   + ", ".join(k for k, v in outcomes[-1].items() if "|" in k and v), file=sys.stderr, flush=True)
         keys = dict.fromkeys(k for o in outcomes for k in o)
+        scores = np.array([o["onset score"] for o in outcomes if "onset score" in o], dtype=float)
+        if scores.size:
+            onset_lambdas[label] = inflation(scores)
         table[label] = {key: float(np.mean([o[key] for o in outcomes if key in o])) for key in keys}
         print(f"  {label}: " + ", ".join(f"{k.split('|')[0]} {v:.2f}" for k, v in table[label].items() if "|" in k),
               file=sys.stderr, flush=True)
@@ -316,7 +338,11 @@ def main() -> None:
             f"{table[c][f'lambda {method}']:.2f} / {table[c][f'effect {method}']:.3f}" if f"lambda {method}" in table[c]
             else "-" for c in labels) + " |")
     if trailing_rows:
-        print(f"\nOnset row: trailing rows per trial {min(trailing_rows)}-{max(trailing_rows)} (asked {args.onset}).")
+        asked = f"{TRAILING_FACTOR}x the window" if args.onset is None else f"{args.onset}"
+        print(f"\nOnset row: trailing rows per trial {min(trailing_rows)}-{max(trailing_rows)} (asked {asked}); "
+              "genomic-control λ of its scores (median score² / 0.455) per cell: " + ", ".join(
+                  f"{c} {lam:.2f}" for c, lam in onset_lambdas.items()) + " (the quiet cell's is what the history "
+              "gives; the others include the shift).")
     if reference_repeats:
         src = (f"{big_name} ({big.vectors.shape[0]:,} queries), a reference of {ref_windows} windows "
                f"({ref_windows * args.n:,} rows)") if big is not None else \

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import gc
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -24,7 +23,7 @@ from monitor.api.errors import install_error_handlers, refuse_nul_in_parameters
 from monitor.api.header_limit import HeaderLimitMiddleware
 from monitor.api.openapi import build_openapi
 from monitor.api.ratelimit import build_rate_limiter
-from monitor.api.telemetry import LATENCY, REQUESTS
+from monitor.api.telemetry import RequestMetrics
 from monitor.db import make_engine, read_session_factory, session_factory
 from monitor.events import routes as event_routes
 from monitor.ingest import routes as ingest_routes
@@ -37,13 +36,6 @@ from monitor.ui.mount import install as mount_ui
 from monitor.webhooks import routes as webhook_routes
 from retrain import ui as retrain_ui
 from retrain.api import router as retrain_router
-
-
-def _route_name(request: Request) -> str:
-    # Label by route template, not raw path, so metrics cardinality stays bounded. The router records the
-    # matched route in the scope (routers included with a prefix are not flat in `app.routes`).
-    route = request.scope.get("route")
-    return str(getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched")
 
 
 @asynccontextmanager
@@ -116,18 +108,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None,
     app.add_middleware(WriteAdmission)  # non-ingest writes one at a time (issue #18: parsing on the loop)
     app.add_middleware(SmallBodies)  # 64 KiB for every route but ingestion (issue #18: hostile admin input)
 
-    @app.middleware("http")
-    async def _observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        start = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = _route_name(request)
-            REQUESTS.labels(route, request.method, str(status)).inc()
-            LATENCY.labels(route).observe(time.perf_counter() - start)
+    app.add_middleware(RequestMetrics)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

@@ -5,9 +5,10 @@ Every project route declares one of `IngestProject`, `ReaderProject` or `AdminPr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Header, HTTPException, Path, Request, status
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,22 +19,37 @@ from monitor.principals import Principal
 from monitor.projects.service import SCOPES, AuthenticatedKey, authenticate, grants, hash_key
 
 
-def _request_session(factory: sessionmaker[Session]) -> Iterator[Session]:
+def _release(session: Session) -> None:
+    session.rollback()
+    session.close()
+
+
+async def _release_off_loop(session: Session) -> None:
+    # Rolling back and returning the connection may talk to the database: in a worker thread, shielded so a
+    # client that went away cannot leak the connection, and on a limiter of its own (FastAPI does the same for
+    # sync generators) so a saturated thread pool whose threads wait for pool connections cannot keep the
+    # connections that would free them from being released.
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(_release, session, limiter=anyio.CapacityLimiter(1))
+
+
+# Async generators: opening a session does no I/O (the connection is checked out at its first query), so it is made
+# on the event loop; a sync generator cost two worker-thread hops per request, one in and one out. Each has its
+# own try/finally: an `async for` over a shared generator would leave that generator suspended when the route
+# raises, and its clean-up to the garbage collector.
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One session per request. Handlers commit once, at the end; anything else is rolled back here."""
+    factory: sessionmaker[Session] = request.app.state.session_factory
     session = factory()
     try:
         yield session
     finally:
-        session.rollback()
-        session.close()
+        await _release_off_loop(session)
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One session per request. Handlers commit once, at the end; anything else is rolled back here."""
-    factory: sessionmaker[Session] = request.app.state.session_factory
-    yield from _request_session(factory)
-
-
-def get_read_session(request: Request, primary: Annotated[Session, Depends(get_session)]) -> Iterator[Session]:
+async def get_read_session(request: Request,
+                           primary: Annotated[Session, Depends(get_session, scope="function")]
+                           ) -> AsyncIterator[Session]:
     """The session GET routes and UI pages read through: one on the read replica when DRIFTLOOP_READ_DATABASE_URL
     is set (it refuses writes), else the request's own primary session (no second connection). API keys and UI
     logins are still checked on the primary (`require_project` uses `get_session`), so a key revoked a moment ago
@@ -42,11 +58,18 @@ def get_read_session(request: Request, primary: Annotated[Session, Depends(get_s
     if factory is None:
         yield primary
         return
-    yield from _request_session(factory)
+    session = factory()
+    try:
+        yield session
+    finally:
+        await _release_off_loop(session)
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
-ReadSessionDep = Annotated[Session, Depends(get_read_session)]
+# Function-scoped: the session is rolled back and its connection returned after the route (and its response model)
+# ran and before the response is sent, so a client that has its answer never races the session's clean-up, and the
+# connection is back in the pool sooner.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 # A row id in a path: bounded to the database's 64-bit ids, so a huge number is a 422, not a database error.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
@@ -108,10 +131,11 @@ def charge_items(request: Request, n: int) -> None:
         limiter(request).check(identity, ITEMS, n)
 
 
-def _scope_check(scope: str) -> Callable[[AuthenticatedKey], Project]:
+def _scope_check(scope: str) -> Callable[[AuthenticatedKey], Awaitable[Project]]:
     # Checked after `require_project`, so refused requests still count against the key's rate limit: a leaked
     # key cannot probe the routes it lacks the scope for any faster than it can use its own.
-    def check(caller: Annotated[AuthenticatedKey, Depends(require_project)]) -> Project:
+    # async: it only reads the key already loaded, and a sync dependency costs a worker-thread hop per request.
+    async def check(caller: Annotated[AuthenticatedKey, Depends(require_project)]) -> Project:
         if not grants(caller.scopes, scope):
             held = ", ".join(caller.scopes) or "none"
             raise HTTPException(
@@ -127,10 +151,10 @@ def _scope_check(scope: str) -> Callable[[AuthenticatedKey], Project]:
 
 # One dependency function per scope: FastAPI caches a dependency's result per request by identity, and the
 # OpenAPI document finds the scope a route needs by looking its dependency up here (`scope_of`).
-_CHECKS: dict[str, Callable[[AuthenticatedKey], Project]] = {scope: _scope_check(scope) for scope in SCOPES}
+_CHECKS: dict[str, Callable[[AuthenticatedKey], Awaitable[Project]]] = {scope: _scope_check(scope) for scope in SCOPES}
 
 
-def require_scope(scope: str) -> Callable[[AuthenticatedKey], Project]:
+def require_scope(scope: str) -> Callable[[AuthenticatedKey], Awaitable[Project]]:
     """The dependency that lets a request through when its key holds `scope` (or one that implies it): 403 else."""
     try:
         return _CHECKS[scope]
@@ -143,7 +167,7 @@ def scope_of(call: object) -> str | None:
     return next((scope for scope, check in _CHECKS.items() if check is call), None)
 
 
-def key_principal(caller: Annotated[AuthenticatedKey, Depends(require_project)]) -> Principal:
+async def key_principal(caller: Annotated[AuthenticatedKey, Depends(require_project)]) -> Principal:
     """The authenticated key behind this request, for the audit log (never a label the body chose)."""
     return principals.api_key(caller.key_id, caller.key_name)
 

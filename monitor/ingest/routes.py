@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from monitor.api.body import M, decode_content, parse_batch, read_body
@@ -49,12 +50,14 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-async def _body(request: Request) -> bytes:
-    settings = _settings(request)
-    raw = await read_body(request, settings.max_body_bytes)
-    # Inflating up to max_body_bytes takes milliseconds of CPU: done in a worker thread, not on the event loop.
-    return await run_in_threadpool(decode_content, raw, request.headers.get("content-encoding"),
-                                   settings.max_body_bytes)
+async def _raw_body(request: Request) -> bytes:
+    return await read_body(request, _settings(request).max_body_bytes)
+
+
+def _inflated(request: Request, raw: bytes) -> bytes:
+    # Inflating up to max_body_bytes takes milliseconds of CPU: called in the route's worker thread, never on the
+    # event loop.
+    return decode_content(raw, request.headers.get("content-encoding"), _settings(request).max_body_bytes)
 
 
 def _limits(settings: Settings) -> Limits:
@@ -103,12 +106,19 @@ def count_stored(kind: str, counts: IngestCounts) -> IngestResult:
     openapi_extra=_body_schema("EventBatch"),
     summary="Store a batch of LLM call events (idempotent by event_id)",
 )
-def post_events(
+async def post_events(
     request: Request,
     session: SessionDep,
     project: IngestProject,
-    body: Annotated[bytes, Depends(_body)],
+    raw: Annotated[bytes, Depends(_raw_body)],
 ) -> IngestResult:
+    # Async with one worker-thread hop for the whole batch (inflate, parse, redact, write, commit): a sync route
+    # and a sync body dependency cost a hop each, and FastAPI serialises a sync route's result in another.
+    return await run_in_threadpool(_store_events, request, session, project, raw)
+
+
+def _store_events(request: Request, session: Session, project: Project, raw: bytes) -> IngestResult:
+    body = _inflated(request, raw)
     # msgspec for the bodies it can vouch for, the pydantic schema (and its error messages) for every other one.
     events: Sequence[EventIn | FastEvent] | None = parse_events(body, _limits(_settings(request)))
     if events is None:
@@ -127,13 +137,17 @@ def post_events(
     openapi_extra=_body_schema("FeedbackBatch"),
     summary="Store a batch of user feedback (idempotent by feedback_id; the event may arrive later)",
 )
-def post_feedback(
+async def post_feedback(
     request: Request,
     session: SessionDep,
     project: IngestProject,
-    body: Annotated[bytes, Depends(_body)],
+    raw: Annotated[bytes, Depends(_raw_body)],
 ) -> IngestResult:
-    batch = _parse(FeedbackBatch, request, body, "feedback", "feedback")
+    return await run_in_threadpool(_store_feedback, request, session, project, raw)
+
+
+def _store_feedback(request: Request, session: Session, project: Project, raw: bytes) -> IngestResult:
+    batch = _parse(FeedbackBatch, request, _inflated(request, raw), "feedback", "feedback")
     charge_items(request, len(batch.feedback))
     counts = ingest_feedback(session, project.id, redacted(request, project, "feedback", batch.feedback),
                              claim_all_ids=_settings(request).partition_claim_all_ids)

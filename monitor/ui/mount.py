@@ -7,12 +7,13 @@ own router, mounted at the collector app's entry point.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
 from starlette.responses import RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor.ui.render import OverviewSection, make_environment, render
 from monitor.ui.security import CsrfRejected, LoginRequired, PageError, login_url
@@ -68,13 +69,30 @@ def install(app: FastAPI) -> None:
     async def _report_unavailable(request: Request, exc: ReportUnavailable) -> Response:
         return error_page(request, exc.status_code, str(exc))
 
-    @app.middleware("http")
-    async def _ui_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        if request.url.path.startswith("/ui"):
-            for name, value in SECURITY_HEADERS.items():
-                response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(UiSecurityHeaders)
+
+
+class UiSecurityHeaders:
+    """ASGI middleware: `SECURITY_HEADERS` on every /ui response that does not set its own. Plain ASGI, so the
+    other routes (ingestion above all) pass straight through (BaseHTTPMiddleware cost every request a task group
+    and memory streams)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/ui"):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def error_page(request: Request, status_code: int, message: str) -> Response:

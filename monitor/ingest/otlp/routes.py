@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from monitor.api.body import read_body
 from monitor.api.deps import IngestProject, SessionDep, charge_items
@@ -23,6 +25,7 @@ from monitor.ingest.otlp import (
 )
 from monitor.ingest.routes import _limits, _settings, count_stored, redacted
 from monitor.ingest.service import ingest_events
+from monitor.models import Project
 from monitor.schemas import EventIn
 
 router = APIRouter(prefix="/v1", tags=["opentelemetry"])
@@ -48,9 +51,14 @@ async def _raw(request: Request) -> bytes:
         "application/json": {"schema": {"type": "object"}},
     }}},
 )
-def post_traces(
+async def post_traces(
     request: Request, session: SessionDep, project: IngestProject, raw: Annotated[bytes, Depends(_raw)]
 ) -> Response:
+    # One worker-thread hop for decoding, validating and storing the export (monitor/ingest/routes.py: why).
+    return await run_in_threadpool(_store_traces, request, session, project, raw)
+
+
+def _store_traces(request: Request, session: Session, project: Project, raw: bytes) -> Response:
     settings = _settings(request)
     content_type = request.headers.get("content-type")
     try:

@@ -73,7 +73,8 @@ def metadata_json(value: dict[str, Any], limits: Limits) -> bytes:
     if size > limits.max_metadata_bytes:
         raise ValueError(f"serializes to {size} bytes; the limit is {limits.max_metadata_bytes}")
     # NaN and Infinity serialize as null, integers past 64 bits as long digit runs: only then is a walk needed.
-    if b"null" in dumped or (len(dumped) > 20 and _LONG_DIGIT_RUN.search(dumped)):
+    # `find`, not `in`: bytes `in` first tries its operand as an int and formats a TypeError for every call.
+    if dumped.find(b"null") >= 0 or (len(dumped) > 20 and _LONG_DIGIT_RUN.search(dumped)):
         problem = _unstorable_number(value, "")
         if problem:
             raise ValueError(problem)

@@ -189,16 +189,21 @@ def around_at_signs(text: str) -> list[tuple[int, int]]:
 # `[A-Za-z]{2}\d\d`), 0.3-0.8 µs against 0.9-3.5. tests/privacy/test_gate.py compares each with its plain regex.
 _SEVEN_DIGIT_RUN_FAST: Final = re.compile(r"\d(?:[ ().-]*+\d){6}")
 _IBAN_GATE_FAST: Final = re.compile(r"\d\d(?<=[A-Za-z]{2}\d\d)")
+# And for ASCII texts (most), the same patterns with `\d` as [0-9]: identical on ASCII, and the engine's ASCII
+# digit test is a table lookup where the Unicode one is a call per character (2026-12-06, callgrind: ~1,100
+# instructions an event of bench traffic).
+_SEVEN_DIGIT_RUN_ASCII: Final = re.compile(_SEVEN_DIGIT_RUN_FAST.pattern, re.ASCII)
+_IBAN_GATE_ASCII: Final = re.compile(_IBAN_GATE_FAST.pattern, re.ASCII)
 
 
 def has_seven_digit_run(text: str) -> bool:
     """`_SEVEN_DIGIT_RUN.search(text)`: seven digits with nothing but [ ().-] between them."""
-    return _SEVEN_DIGIT_RUN_FAST.search(text) is not None
+    return (_SEVEN_DIGIT_RUN_ASCII if text.isascii() else _SEVEN_DIGIT_RUN_FAST).search(text) is not None
 
 
 def may_hold_iban(text: str) -> bool:
     """`_IBAN_GATE.search(text)`: two letters, then two digits."""
-    return _IBAN_GATE_FAST.search(text) is not None
+    return (_IBAN_GATE_ASCII if text.isascii() else _IBAN_GATE_FAST).search(text) is not None
 
 
 def _may_hold_key(text: str) -> bool:

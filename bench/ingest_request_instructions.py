@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.ingest_load import batch_template, bench_texts, fill
@@ -76,7 +78,6 @@ def main() -> None:
     try:
         migrations.upgrade(url)
         engine = make_engine(url)
-        from sqlalchemy.orm import Session
         with Session(engine) as s:
             key = create_key(s, "bench", scopes="ingest").key
             s.commit()

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.api.app import create_app
 from monitor.settings import Settings
 from monitor.ui.models import LoginAttempt, Operator, OperatorSession
+from monitor.ui.mount import SECURITY_HEADERS
 from tests.support.factories import make_key, unique_slug
 from tests.support.retrain import add_candidate
 from tests.support.ui_session import csrf_of, login_nonce, sign_in
@@ -162,3 +163,12 @@ def test_ui_pages_carry_security_headers(ui: TestClient) -> None:
     assert "script-src 'self'" in r.headers["content-security-policy"]
     assert r.headers["x-frame-options"] == "DENY" and r.headers["cache-control"] == "no-store"
     assert ui.get("/ui/static/style.css").status_code == 200
+
+
+def test_ui_responses_carry_the_security_headers_and_other_routes_do_not(client: TestClient, ui: TestClient) -> None:
+    for response in (client.get("/ui/login"), ui.get("/ui/"), client.get("/ui/p/nope/", follow_redirects=False)):
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers.get(name) == value, (response.url, name)
+    api = client.get("/healthz")
+    assert api.status_code == 200
+    assert not set(SECURITY_HEADERS) & {k.title() for k in api.headers}, api.headers

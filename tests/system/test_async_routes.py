@@ -2,8 +2,9 @@
 
 FastAPI runs a plain `def` route or dependency in a worker thread and an `async def` one on the event loop, where
 a database query, a large parse or a file read stalls every other request, `/healthz` included. This test lists
-every coroutine (`async def`, async generator) among the collector's route endpoints and their dependencies (followed through sub-dependencies)
-and compares it with the reviewed list below, each entry with the reason it may run on the loop. A new
+every coroutine (`async def`, async generator) among the collector's route endpoints and their dependencies
+(followed through sub-dependencies) and compares it with the reviewed list below, each entry with the reason it
+may run on the loop. A new
 `async def` route or dependency fails here until someone has looked at it: make it a `def`, move its blocking
 part into `run_blocking` / `run_in_threadpool`, or add it below saying why it only awaits."""
 

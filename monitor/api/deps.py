@@ -6,6 +6,7 @@ Every project route declares one of `IngestProject`, `ReaderProject` or `AdminPr
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 import anyio
@@ -33,18 +34,24 @@ async def _release_off_loop(session: Session) -> None:
         await anyio.to_thread.run_sync(_release, session, limiter=anyio.CapacityLimiter(1))
 
 
-# Async generators: opening a session does no I/O (the connection is checked out at its first query), so it is made
-# on the event loop; a sync generator cost two worker-thread hops per request, one in and one out. Each has its
-# own try/finally: an `async for` over a shared generator would leave that generator suspended when the route
-# raises, and its clean-up to the garbage collector.
-async def get_session(request: Request) -> AsyncIterator[Session]:
-    """One session per request. Handlers commit once, at the end; anything else is rolled back here."""
-    factory: sessionmaker[Session] = request.app.state.session_factory
+@asynccontextmanager
+async def _request_session(factory: sessionmaker[Session]) -> AsyncIterator[Session]:
     session = factory()
     try:
         yield session
     finally:
         await _release_off_loop(session)
+
+
+# Async generators: opening a session does no I/O (the connection is checked out at its first query), so it is made
+# on the event loop; a sync generator cost two worker-thread hops per request, one in and one out. Each enters the
+# shared context manager with `async with`, which hands an exception raised by the route on to its clean-up (an
+# `async for` over a shared generator would leave it suspended, its clean-up to the garbage collector).
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """One session per request. Handlers commit once, at the end; anything else is rolled back here."""
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    async with _request_session(factory) as session:
+        yield session
 
 
 async def get_read_session(request: Request,
@@ -58,11 +65,8 @@ async def get_read_session(request: Request,
     if factory is None:
         yield primary
         return
-    session = factory()
-    try:
+    async with _request_session(factory) as session:
         yield session
-    finally:
-        await _release_off_loop(session)
 
 
 # Function-scoped: the session is rolled back and its connection returned after the route (and its response model)

@@ -134,16 +134,17 @@ class Redactor:
 
     def find(self, text: str) -> list[tuple[int, int, Detector, str]]:
         """Non-overlapping (start, end, detector, action) spans, earlier detectors winning overlaps."""
+        gates: dict[Any, Any] = {}  # detectors share prefilters (three need digits): each runs once per text
         if self._prefilters is not None:
             # Most texts the gate lets through (a digit, a hyphen, a capital A) pass no detector's prefilter: they
-            # are answered after the prefilters alone, without the loop's per-detector bookkeeping below.
+            # are answered after the prefilters alone, without the loop's per-detector bookkeeping below. The
+            # answers are kept in `gates`, so the loop does not run a prefilter again.
             for prefilter in self._prefilters:
-                if prefilter(text):
+                if gates.setdefault(prefilter, prefilter(text)):
                     break
             else:
                 return []
         spans: list[tuple[int, int, Detector, str]] = []
-        gates: dict[Any, Any] = {}  # detectors share prefilters (three need digits): each runs once per text
         for detector, action in self._active:
             gate = detector.prefilter
             if gate is not None:
